@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,7 +25,8 @@ enum class I2SLayout : uint8_t {
   ARM_QK64,  // 64-element blocks, byte b = elems b,b+16,b+32,b+48 (MSB pair first)
   X86_1x4,   // rows in groups of 4: byte(group,col) = r0<<6|r1<<4|r2<<2|r3
 };
-const char *i2sLayoutName(I2SLayout l);
+const char *i2sLayoutName(I2SLayout l); // "x86-qk128", "arm-qk64", "x86-1x4"
+std::optional<I2SLayout> parseI2SLayout(std::string_view name); // inverse of i2sLayoutName
 
 // A ternary matrix in canonical form: weight(r, c) = codes[r*cols + c] *
 // scale of the block holding it. Blocks are `blockElems` consecutive
@@ -42,7 +45,9 @@ struct TernaryMatrix {
   }
 };
 
-// Byte sizes of the packed forms (same rules as ggml_types.h).
+// Byte sizes of the packed forms (same rules as ggml_types.h); 0 when the
+// shape cannot be stored (TQ: K not a multiple of 256; I2_S: M*K not a
+// multiple of 4 -- each I2_S layout adds its own block rule on unpack/pack).
 uint64_t tq2_0Bytes(uint64_t rows, uint64_t cols);
 uint64_t tq1_0Bytes(uint64_t rows, uint64_t cols);
 uint64_t i2sBytes(uint64_t rows, uint64_t cols);
