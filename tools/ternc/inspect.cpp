@@ -1,0 +1,270 @@
+#include "tools/ternc/inspect.h"
+
+#include <iomanip>
+#include <ostream>
+
+#include "fmt/format.h"
+#include "runtime/support/status.h"
+
+namespace tern::inspect {
+namespace {
+
+using nlohmann::json;
+
+json valueToJson(const gguf::Value &v) {
+  using gguf::ValueType;
+  switch (v.type) {
+  case ValueType::STRING:
+    return v.str;
+  case ValueType::BOOL:
+    return v.u != 0;
+  case ValueType::FLOAT32:
+  case ValueType::FLOAT64:
+    return v.f;
+  case ValueType::ARRAY: {
+    // Big arrays (vocabularies) are summarised, not dumped.
+    if (v.arr.size() > 16)
+      return json{{"array_of", gguf::valueTypeName(v.elemType)}, {"length", v.arr.size()}};
+    json a = json::array();
+    for (const auto &e : v.arr)
+      a.push_back(valueToJson(e));
+    return a;
+  }
+  default:
+    if (auto i = v.asInt())
+      return *i;
+    return v.u;
+  }
+}
+
+const char *kHparams[][2] = {
+    {"context_length", "context_length"},
+    {"embedding_length", "embedding_length"},
+    {"block_count", "block_count"},
+    {"feed_forward_length", "feed_forward_length"},
+    {"attention.head_count", "head_count"},
+    {"attention.head_count_kv", "head_count_kv"},
+    {"rope.dimension_count", "rope_dimension_count"},
+    {"rope.freq_base", "rope_freq_base"},
+    {"attention.layer_norm_rms_epsilon", "rms_norm_eps"},
+    {"vocab_size", "vocab_size"},
+};
+
+json tokenizerSummary(const gguf::File &f) {
+  json t = json::object();
+  if (auto m = f.getString("tokenizer.ggml.model"))
+    t["model"] = *m;
+  if (auto p = f.getString("tokenizer.ggml.pre"))
+    t["pre"] = *p;
+  if (const auto *toks = f.find("tokenizer.ggml.tokens"))
+    t["vocab_size"] = toks->arr.size();
+  if (const auto *mg = f.find("tokenizer.ggml.merges"))
+    t["merges"] = mg->arr.size();
+  if (f.find("tokenizer.ggml.scores"))
+    t["scores"] = true;
+  for (const char *k : {"bos", "eos", "eot", "eom", "unknown", "padding", "sep", "mask"}) {
+    if (auto id = f.getUInt(fmt::format("tokenizer.ggml.{}_token_id", k)))
+      t[fmt::format("{}_id", k)] = *id;
+  }
+  if (const auto *ab = f.find("tokenizer.ggml.add_bos_token"))
+    t["add_bos"] = ab->u != 0;
+  if (const auto *ab = f.find("tokenizer.ggml.add_eos_token"))
+    t["add_eos"] = ab->u != 0;
+  // Special (control) tokens, counted from token_type == 3.
+  if (const auto *tt = f.find("tokenizer.ggml.token_type")) {
+    uint64_t control = 0;
+    for (const auto &e : tt->arr)
+      if (e.asInt() == 3)
+        ++control;
+    t["control_tokens"] = control;
+  }
+  if (f.find("tokenizer.chat_template"))
+    t["chat_template"] = true;
+  return t;
+}
+
+} // namespace
+
+json report(const gguf::File &file, const formats::ModelMapping &mm) {
+  json r;
+  r["file"] = {{"path", file.path()},
+               {"gguf_version", file.version()},
+               {"size", file.fileSize()},
+               {"alignment", file.alignment()},
+               {"data_offset", file.dataOffset()},
+               {"tensor_count", file.tensors().size()},
+               {"metadata_count", file.metadata().size()}};
+  r["arch"] = mm.arch;
+  if (auto n = file.getString("general.name"))
+    r["name"] = *n;
+  if (mm.fileType) {
+    r["file_type"] = *mm.fileType;
+    r["file_type_name"] = mm.fileTypeName;
+  }
+  json hp = json::object();
+  for (const auto &[key, name] : kHparams) {
+    if (const auto *v = file.find(fmt::format("{}.{}", mm.arch, key)))
+      hp[name] = valueToJson(*v);
+  }
+  if (hp.contains("embedding_length") && hp.contains("head_count") &&
+      hp["head_count"].is_number_integer() && hp["head_count"].get<int64_t>() > 0)
+    hp["head_dim"] = hp["embedding_length"].get<int64_t>() / hp["head_count"].get<int64_t>();
+  if (formats::isSupportedArch(mm.arch))
+    hp["ffn_activation"] = mm.arch == "bitnet" ? "silu" : "relu2";
+  hp["tied_embeddings"] = file.findTensor("output.weight") == nullptr;
+  r["hparams"] = hp;
+  r["tokenizer"] = tokenizerSummary(file);
+
+  json md = json::object();
+  for (const auto &kv : file.metadata())
+    md[kv.key] = valueToJson(kv.value);
+  r["metadata"] = md;
+
+  json ts = json::array();
+  for (const auto &t : mm.tensors) {
+    json cands = json::array();
+    for (const auto *c : t.candidates)
+      cands.push_back(fmt::format("{} ({})", c->name, formats::namespaceName(c->ns)));
+    json e = {{"name", t.name},
+              {"shape", t.dims},
+              {"type_id", t.typeId},
+              {"ggml_type", t.candidates.size() == 1 ? t.candidates[0]->name : "ambiguous"},
+              {"candidates", cands},
+              {"format", t.resolved ? json(t.resolved->name) : json(nullptr)},
+              {"role", formats::roleName(t.role)},
+              {"bytes", t.bytes},
+              {"offset", t.offset},
+              {"file_offset", t.fileOffset},
+              {"ternary", t.ternary},
+              {"ok", t.ok},
+              {"reason", t.reason}};
+    if (t.layer >= 0)
+      e["layer"] = t.layer;
+    if (t.i2sLayout)
+      e["i2s_layout"] = formats::i2sLayoutName(*t.i2sLayout);
+    if (t.ternary && t.floatScale != 0)
+      e["scale"] = t.floatScale;
+    ts.push_back(e);
+  }
+  r["tensors"] = ts;
+  r["verdict"] = {{"accepted", mm.ok()}, {"errors", mm.errors}};
+  return r;
+}
+
+void printText(std::ostream &os, const json &r) {
+  const auto &f = r["file"];
+  os << fmt::format("file      {}  (GGUF v{}, {} bytes, alignment {}, {} tensors, {} keys)\n",
+                    f["path"].get<std::string>(), f["gguf_version"].get<uint32_t>(),
+                    f["size"].get<uint64_t>(), f["alignment"].get<uint64_t>(),
+                    f["tensor_count"].get<uint64_t>(), f["metadata_count"].get<uint64_t>());
+  os << fmt::format("arch      {}{}\n", r["arch"].get<std::string>(),
+                    r.contains("name") ? "  (" + r["name"].get<std::string>() + ")" : "");
+  if (r.contains("file_type"))
+    os << fmt::format("file type {} = {}\n", r["file_type"].get<uint64_t>(),
+                      r["file_type_name"].get<std::string>());
+  os << "hparams  ";
+  for (const auto &[k, v] : r["hparams"].items())
+    os << " " << k << "=" << v.dump();
+  os << "\ntokenizer";
+  for (const auto &[k, v] : r["tokenizer"].items())
+    os << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+  os << "\n\n";
+  os << fmt::format("{:<28} {:<14} {:>7} {:<8} {:<10} {:>10} {:>10}  {}\n", "tensor", "shape",
+                    "type id", "ggml", "format", "bytes", "offset", "verdict");
+  for (const auto &t : r["tensors"]) {
+    std::string shape = "[";
+    for (size_t k = 0; k < t["shape"].size(); ++k)
+      shape += (k ? "," : "") + std::to_string(t["shape"][k].get<uint64_t>());
+    shape += "]";
+    os << fmt::format("{:<28} {:<14} {:>7} {:<8} {:<10} {:>10} {:>10}  {}{}\n",
+                      t["name"].get<std::string>(), shape, t["type_id"].get<uint32_t>(),
+                      t["ggml_type"].get<std::string>(),
+                      t["format"].is_null() ? "?" : t["format"].get<std::string>(),
+                      t["bytes"].get<uint64_t>(), t["offset"].get<uint64_t>(),
+                      t["ok"].get<bool>() ? "ok: " : "REFUSED: ", t["reason"].get<std::string>());
+  }
+  const auto &v = r["verdict"];
+  if (v["accepted"].get<bool>()) {
+    os << "\nverdict   accepted: every tensor's format is pinned down and fits its role\n";
+  } else {
+    os << fmt::format("\nverdict   REFUSED ({} problems)\n", v["errors"].size());
+    for (const auto &e : v["errors"])
+      os << "  " << e.get<std::string>() << "\n";
+  }
+}
+
+static void usage(std::ostream &os) {
+  os << "usage: ternc inspect MODEL.gguf [--json] [--i2s-layout x86-qk128|arm-qk64|x86-1x4]\n"
+        "                     [--no-value-check]\n\n"
+        "Prints the file's arch, hyperparameters, tokenizer summary, a tensor table (name,\n"
+        "shape, ggml type, resolved format, bytes, offset) and the quant-mapping verdict\n"
+        "with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.\n\n"
+        "  --json             one JSON object on stdout instead of text\n"
+        "  --i2s-layout L     I2_S packing to assume (default x86-qk128, bitnet.cpp's x86)\n"
+        "  --no-value-check   do not scan float weights for ternary values\n";
+}
+
+int runInspectCommand(int argc, char **argv, std::ostream &out, std::ostream &err) {
+  Options opts;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(out);
+      return 0;
+    } else if (a == "--json") {
+      opts.json = true;
+    } else if (a == "--no-value-check") {
+      opts.mapping.checkFloatValues = false;
+    } else if (a == "--i2s-layout" || a.starts_with("--i2s-layout=")) {
+      std::string v;
+      if (a == "--i2s-layout") {
+        if (i + 1 >= argc) {
+          err << "ternc inspect: --i2s-layout needs a value\n";
+          return 2;
+        }
+        v = argv[++i];
+      } else {
+        v = std::string(a.substr(13));
+      }
+      auto l = formats::parseI2SLayout(v);
+      if (!l) {
+        err << "ternc inspect: unknown --i2s-layout '" << v
+            << "' (expected x86-qk128, arm-qk64 or x86-1x4)\n";
+        return 2;
+      }
+      opts.mapping.i2sLayout = *l;
+    } else if (!a.empty() && a[0] == '-') {
+      err << "ternc inspect: unknown flag '" << a << "' (see ternc inspect --help)\n";
+      return 2;
+    } else if (path.empty()) {
+      path = std::string(a);
+    } else {
+      err << "ternc inspect: more than one model given ('" << path << "', '" << a << "')\n";
+      return 2;
+    }
+  }
+  if (path.empty()) {
+    err << "ternc inspect: no model given\n";
+    usage(err);
+    return 2;
+  }
+  auto file = gguf::File::open(path);
+  if (!file.ok()) {
+    err << "ternc inspect: error: " << statusMessage(file.status()) << "\n";
+    return 1;
+  }
+  const formats::ModelMapping mm = formats::verifyMapping(**file, opts.mapping);
+  const json r = report(**file, mm);
+  if (opts.json)
+    out << r.dump(1) << "\n";
+  else
+    printText(out, r);
+  if (!mm.ok()) {
+    err << "ternc inspect: " << path << ": " << statusMessage(mm.status()) << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace tern::inspect

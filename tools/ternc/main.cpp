@@ -1,0 +1,50 @@
+// ternc: the ternary-model compiler. `ternc inspect` needs no MLIR;
+// `ternc compile` exists when the compiler is built.
+#include <cstring>
+#include <iostream>
+
+#include "tools/ternc/inspect.h"
+#ifdef TERN_HAVE_COMPILE_DRIVER
+#include "compiler/driver/Driver.h"
+#endif
+
+static void usage(std::ostream &os) {
+  os << "usage: ternc <command> [options]\n\n"
+        "commands:\n"
+        "  inspect MODEL.gguf [--json]     metadata, tensor table, quant-mapping verdict\n"
+#ifdef TERN_HAVE_COMPILE_DRIVER
+        "  compile MODEL.gguf -o OUT ...   compile a model (ternc compile --help)\n"
+#else
+        "  compile                         (not in this build: configured without the compiler)\n"
+#endif
+        "\n  ternc <command> --help for the command's options; ternc --version\n";
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!std::strcmp(cmd, "-h") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "help")) {
+    usage(std::cout);
+    return 0;
+  }
+  if (!std::strcmp(cmd, "--version")) {
+    std::cout << "ternc " << TERN_VERSION << "\n";
+    return 0;
+  }
+  if (!std::strcmp(cmd, "inspect"))
+    return tern::inspect::runInspectCommand(argc - 1, argv + 1, std::cout, std::cerr);
+  if (!std::strcmp(cmd, "compile")) {
+#ifdef TERN_HAVE_COMPILE_DRIVER
+    return tern::compiler::runCompileCommand(argc - 1, argv + 1);
+#else
+    std::cerr << "ternc: this build has no compiler (configured with TERN_BUILD_COMPILER=OFF)\n";
+    return 2;
+#endif
+  }
+  std::cerr << "ternc: unknown command '" << cmd << "'\n";
+  usage(std::cerr);
+  return 2;
+}
