@@ -1,0 +1,23 @@
+# -*- Python -*-
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "TERN"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = config.tern_obj_root
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py.in", "Inputs"]
+
+# %fixtures: ../shared/fixtures (read-only models made outside the project).
+config.substitutions.append(("%fixtures", os.path.join(config.tern_shared_dir, "fixtures")))
+
+llvm_config.use_default_substitutions()
+tools = ["tern-opt", "ternc", "tern-compile", "tern-synth", "tern-pack-check"]
+llvm_config.add_tool_substitutions(
+    [t for t in tools if os.path.exists(os.path.join(config.tern_tools_dir, t))],
+    [config.tern_tools_dir])
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.tern_tools_dir, append_path=True)
