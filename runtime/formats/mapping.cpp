@@ -31,14 +31,14 @@ std::optional<SizeRange> sizeRange(const TypeInfo &t, std::span<const uint64_t> 
   return SizeRange{*lo, (n + 3) / 4};
 }
 
-bool fits(const SizeRange &r, uint64_t extent, uint64_t alignment, bool last) {
+// The writer pads each tensor to the alignment; anything more means the size
+// we computed is not the size the writer used. Only the last tensor may be
+// followed by trailing bytes (`lenient`).
+bool fits(const SizeRange &r, uint64_t extent, uint64_t alignment, bool lenient) {
   if (extent < r.lo)
     return false;
-  // The writer pads each tensor to the alignment; anything more means the
-  // size we computed is not the size the writer used. The last tensor may be
-  // followed by trailing bytes.
   const uint64_t hiPadded = (r.hi + alignment - 1) / alignment * alignment;
-  return last || extent <= std::max(hiPadded, r.hi);
+  return lenient || extent <= std::max(hiPadded, r.hi);
 }
 
 const char *nsHintFromFileType(std::optional<uint64_t> ft) {
@@ -368,9 +368,14 @@ ModelMapping verifyMapping(const gguf::File &file, const MappingOptions &opts) {
       sizes.push_back(r->lo == r->hi ? fmt::format("{} needs {} bytes", c->name, r->lo)
                                      : fmt::format("{} needs {}..{} bytes", c->name, r->lo,
                                                    r->hi));
-      if (c->rule != SizeRule::None && fits(*r, ti.extent, file.alignment(), last))
+      if (c->rule != SizeRule::None && fits(*r, ti.extent, file.alignment(), false))
         fitting.push_back(c);
     }
+    if (fitting.empty() && last) // trailing bytes after the last tensor
+      for (const TypeInfo *c : m.candidates)
+        if (auto r = sizeRange(*c, ti.dims);
+            r && c->rule != SizeRule::None && fits(*r, ti.extent, file.alignment(), true))
+          fitting.push_back(c);
     std::string sizeWhy = fmt::format("{} bytes available; {}", ti.extent, [&] {
       std::string s;
       for (const auto &x : sizes)
