@@ -1,0 +1,527 @@
+#include "runtime/model/cli.h"
+
+#include <charconv>
+#include <functional>
+#include <chrono>
+#include <optional>
+#include <sstream>
+
+#include "fmt/format.h"
+#include "runtime/model/eval.h"
+#include "runtime/model/model.h"
+#include "runtime/support/status.h"
+#ifdef TERN_HAVE_TOKENIZER
+#include "runtime/tokenizer/tokenizer.h"
+#endif
+
+namespace tern::cli {
+
+namespace {
+
+using model::ActQuant;
+using model::ModelOptions;
+
+constexpr const char *kMainHelp = R"(tern: run ternary (BitNet b1.58) models
+
+usage: tern <command> [options]
+
+commands:
+  eval   evaluate prompts greedily and print per-step top-k probabilities
+  run    generate text greedily from a prompt
+  help   this text
+
+`tern <command> --help` describes each command's options.
+MODEL is a .gguf file (run by the scalar reference forward pass).
+)";
+
+constexpr const char *kCommonHelp = R"(
+model options:
+  -m, --model PATH        the model (also accepted as the first positional argument)
+  -t, --threads N         thread pool size (default 1; 0 = all cores)
+  -c, --ctx-size N        context length per session (default min(model's, 4096))
+      --act-quant MODE    token (per-token int8 activations, BitNet's math; default)
+                          or none (float activations against the ternary weights)
+      --kernel ref        kernel path (only the scalar reference exists today)
+      --kv-page-size N    KV positions per page (default 16)
+      --kv-pages N        KV pool size in pages (default: one full context)
+      --i2s-layout L      I2_S packing: x86 (default, QK=128), arm (QK=64), x86-1x4
+)";
+
+constexpr const char *kEvalHelp = R"(usage: tern eval MODEL (--prompt TEXT | --tokens IDS)... [options]
+
+Feeds each input, then takes N greedy steps; prints one JSON object per input
+in the shape of shared/fixtures/golden/*.json:
+  {"prompt", "tokens", "input", "steps": [{"token", "top": [[id, p], ...]}]}
+
+input (repeatable, one run each):
+  -p, --prompt TEXT       tokenize TEXT, add BOS as the model's metadata says
+      --tokens IDS        feed exactly these comma-separated ids (no BOS added)
+options:
+      --greedy N          greedy steps after the input (default 8)
+      --top K             probabilities listed per step (default 5)
+      --json              JSON output, one object per line (default: readable text)
+)";
+
+constexpr const char *kRunHelp = R"(usage: tern run MODEL -p TEXT [-n N] [options]
+
+Generates greedily (stops at end-of-generation or after N tokens), prints the
+text to stdout and prompt/generation speed in tokens/s to stderr.
+
+  -p, --prompt TEXT       the prompt (BOS added as the model's metadata says)
+      --tokens IDS        or: feed these comma-separated ids (no BOS added)
+  -n, --n-predict N       tokens to generate (default 64)
+      --seed N            accepted for llama.cpp compatibility; greedy decoding
+                          does not use it
+      --ignore-eos        keep generating past end-of-generation tokens
+)";
+
+struct Args {
+  std::vector<std::string> v;
+  size_t i = 0;
+  bool done() const { return i >= v.size(); }
+};
+
+struct Common {
+  std::string modelPath;
+  ModelOptions opts;
+};
+
+std::optional<std::string> splitEq(std::string &flag) {
+  if (flag.rfind("--", 0) == 0) {
+    size_t eq = flag.find('=');
+    if (eq != std::string::npos) {
+      std::string val = flag.substr(eq + 1);
+      flag.resize(eq);
+      return val;
+    }
+  }
+  return std::nullopt;
+}
+
+template <typename T> absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s,
+                                                 T lo, T hi) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+    return absl::InvalidArgumentError(fmt::format("{}: '{}' is not an integer", flag, s));
+  if (v < lo || v > hi)
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {} is out of range [{}, {}]", flag, v, lo, hi));
+  return v;
+}
+
+absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag, const std::string &s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.front() == ' ')
+      item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ')
+      item.pop_back();
+    absl::StatusOr<int32_t> id = parseInt<int32_t>(flag, item, 0, INT32_MAX);
+    if (!id.ok())
+      return id.status();
+    ids.push_back(*id);
+  }
+  if (ids.empty())
+    return absl::InvalidArgumentError(fmt::format("{}: no token ids given", flag));
+  return ids;
+}
+
+// Handles a flag shared by every command. Returns true if consumed.
+absl::StatusOr<bool> commonFlag(const std::string &flag, const std::function<absl::StatusOr<std::string>()> &value,
+                                Common &c) {
+  auto num = [&](auto &dst, auto lo, auto hi) -> absl::Status {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    auto n = parseInt<std::remove_reference_t<decltype(dst)>>(flag, *v, lo, hi);
+    if (!n.ok())
+      return n.status();
+    dst = *n;
+    return absl::OkStatus();
+  };
+  absl::Status st;
+  if (flag == "-m" || flag == "--model") {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    c.modelPath = *v;
+  } else if (flag == "-t" || flag == "--threads") {
+    st = num(c.opts.threads, 0, 1024);
+  } else if (flag == "-c" || flag == "--ctx-size") {
+    st = num(c.opts.contextLength, 1u, 1u << 24);
+  } else if (flag == "--kv-page-size") {
+    st = num(c.opts.pageSize, 1u, 1u << 16);
+  } else if (flag == "--kv-pages") {
+    st = num(c.opts.kvPages, 1u, 1u << 30);
+  } else if (flag == "--act-quant") {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    if (*v == "token" || *v == "per-token")
+      c.opts.actQuant = ActQuant::PerToken;
+    else if (*v == "none")
+      c.opts.actQuant = ActQuant::None;
+    else
+      return absl::InvalidArgumentError(
+          fmt::format("--act-quant: '{}' is not one of token, none", *v));
+  } else if (flag == "--kernel") {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    if (*v != "ref")
+      return absl::InvalidArgumentError(fmt::format(
+          "--kernel: '{}' is not available; this build has only the reference kernels (ref)", *v));
+  } else if (flag == "--i2s-layout") {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    if (*v == "x86")
+      c.opts.i2sLayout = formats::I2SLayout::X86_QK128;
+    else if (*v == "arm")
+      c.opts.i2sLayout = formats::I2SLayout::ARM_QK64;
+    else if (*v == "x86-1x4")
+      c.opts.i2sLayout = formats::I2SLayout::X86_1x4;
+    else
+      return absl::InvalidArgumentError(
+          fmt::format("--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
+  } else {
+    return false;
+  }
+  if (!st.ok())
+    return st;
+  return true;
+}
+
+// Generic parse loop: `specific` handles command flags (returns false if unknown).
+absl::Status parseArgs(Args &a, Common &c, bool &help,
+                       const std::function<absl::StatusOr<bool>(
+                           const std::string &, const std::function<absl::StatusOr<std::string>()> &)>
+                           &specific) {
+  while (!a.done()) {
+    std::string flag = a.v[a.i++];
+    if (flag == "-h" || flag == "--help") {
+      help = true;
+      return absl::OkStatus();
+    }
+    std::optional<std::string> inlineVal = splitEq(flag);
+    bool used = false;
+    auto value = [&]() -> absl::StatusOr<std::string> {
+      used = true;
+      if (inlineVal)
+        return *inlineVal;
+      if (a.done())
+        return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
+      return a.v[a.i++];
+    };
+    if (flag.size() > 1 && flag[0] == '-') {
+      absl::StatusOr<bool> r = commonFlag(flag, value, c);
+      if (!r.ok())
+        return r.status();
+      if (!*r) {
+        r = specific(flag, value);
+        if (!r.ok())
+          return r.status();
+        if (!*r)
+          return absl::InvalidArgumentError(fmt::format("unknown option '{}'", flag));
+      }
+      if (inlineVal && !used)
+        return absl::InvalidArgumentError(fmt::format("option '{}' takes no value", flag));
+    } else if (c.modelPath.empty()) {
+      c.modelPath = flag;
+    } else {
+      return absl::InvalidArgumentError(fmt::format("unexpected argument '{}'", flag));
+    }
+  }
+  if (c.modelPath.empty())
+    return absl::InvalidArgumentError("no model given (tern <command> MODEL ...)");
+  return absl::OkStatus();
+}
+
+struct Input {
+  std::optional<std::string> text;
+  std::vector<int32_t> ids;
+};
+
+#ifdef TERN_HAVE_TOKENIZER
+using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
+absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
+  if (!m.ggufFile())
+    return absl::UnimplementedError("this model source carries no tokenizer");
+  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
+  if (!t.ok())
+    return t.status();
+  return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
+}
+#endif
+
+int fail(std::ostream &err, const std::string &cmd, const absl::Status &s) {
+  err << "tern " << cmd << ": error: " << statusMessage(s) << "\n";
+  return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
+  Common c;
+  bool help = false, json = false;
+  int steps = 8, top = 5;
+  std::vector<Input> inputs;
+  absl::Status st = parseArgs(a, c, help, [&](const std::string &flag, const auto &value)
+                                              -> absl::StatusOr<bool> {
+    if (flag == "--json") {
+      json = true;
+    } else if (flag == "-p" || flag == "--prompt") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      inputs.push_back({*v, {}});
+    } else if (flag == "--tokens") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
+      if (!ids.ok())
+        return ids.status();
+      inputs.push_back({std::nullopt, std::move(*ids)});
+    } else if (flag == "--greedy" || flag == "-n") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 20);
+      if (!n.ok())
+        return n.status();
+      steps = *n;
+    } else if (flag == "--top" || flag == "--top-k") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 24);
+      if (!n.ok())
+        return n.status();
+      top = *n;
+    } else {
+      return false;
+    }
+    return true;
+  });
+  if (help) {
+    out << kEvalHelp << kCommonHelp;
+    return 0;
+  }
+  if (!st.ok())
+    return fail(err, "eval", st);
+  if (inputs.empty())
+    return fail(err, "eval", absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
+
+  absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+  if (!m.ok())
+    return fail(err, "eval", m.status());
+#ifdef TERN_HAVE_TOKENIZER
+  TokenizerPtr tok;
+#endif
+  for (Input &in : inputs) {
+    model::EvalResult r;
+    r.prompt = in.text;
+    if (in.text) {
+#ifdef TERN_HAVE_TOKENIZER
+      if (!tok) {
+        absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
+        if (!t.ok())
+          return fail(err, "eval", withContext(t.status(), "tokenizer"));
+        tok = std::move(*t);
+      }
+      r.tokens = tok->encode(*in.text, /*addSpecial=*/false);
+      r.input = tok->encode(*in.text, /*addSpecial=*/true);
+#else
+      return fail(err, "eval",
+                  absl::UnimplementedError("--prompt needs the tokenizer, which this build "
+                                           "lacks; use --tokens"));
+#endif
+    } else {
+      r.tokens = in.ids;
+      r.input = in.ids;
+    }
+    model::GreedyOptions go;
+    go.steps = steps;
+    go.topK = top;
+    absl::StatusOr<std::vector<model::EvalStep>> s = model::greedyEval(**m, r.input, go);
+    if (!s.ok())
+      return fail(err, "eval", s.status());
+    r.steps = std::move(*s);
+    if (json) {
+      out << model::toJson(r).dump() << "\n";
+    } else {
+      out << "input:";
+      for (int32_t id : r.input)
+        out << " " << id;
+      out << "\n";
+      for (size_t i = 0; i < r.steps.size(); ++i) {
+        out << fmt::format("step {}: pick {:>6}  top:", i, r.steps[i].token);
+        for (const auto &[id, p] : r.steps[i].top)
+          out << fmt::format(" {}={:.4f}", id, p);
+        out << "\n";
+      }
+    }
+  }
+  return 0;
+}
+
+int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
+  Common c;
+  bool help = false, ignoreEos = false;
+  int n = 64;
+  std::optional<Input> input;
+  absl::Status st = parseArgs(a, c, help, [&](const std::string &flag, const auto &value)
+                                              -> absl::StatusOr<bool> {
+    if (flag == "-p" || flag == "--prompt") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      input = Input{*v, {}};
+    } else if (flag == "--tokens") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
+      if (!ids.ok())
+        return ids.status();
+      input = Input{std::nullopt, std::move(*ids)};
+    } else if (flag == "-n" || flag == "--n-predict") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<int> k = parseInt<int>(flag, *v, 0, 1 << 24);
+      if (!k.ok())
+        return k.status();
+      n = *k;
+    } else if (flag == "--seed" || flag == "-s") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok())
+        return v.status();
+      absl::StatusOr<int64_t> k = parseInt<int64_t>(flag, *v, INT64_MIN, INT64_MAX);
+      if (!k.ok())
+        return k.status();
+    } else if (flag == "--ignore-eos") {
+      ignoreEos = true;
+    } else {
+      return false;
+    }
+    return true;
+  });
+  if (help) {
+    out << kRunHelp << kCommonHelp;
+    return 0;
+  }
+  if (!st.ok())
+    return fail(err, "run", st);
+  if (!input)
+    return fail(err, "run", absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
+  absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+  if (!m.ok())
+    return fail(err, "run", m.status());
+  const model::ModelConfig &cfg = (*m)->config();
+
+  std::vector<int32_t> ids = input->ids;
+#ifdef TERN_HAVE_TOKENIZER
+  TokenizerPtr tok;
+  {
+    absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
+    if (t.ok())
+      tok = std::move(*t);
+    else if (input->text)
+      return fail(err, "run", withContext(t.status(), "tokenizer"));
+  }
+  if (input->text)
+    ids = tok->encode(*input->text, /*addSpecial=*/true);
+  std::optional<tokenizer::StreamDecoder> stream;
+  if (tok)
+    stream.emplace(*tok);
+  auto isEog = [&](int32_t id) {
+    return tok ? tok->isEog(id) : (id == cfg.eosId || id == cfg.eotId);
+  };
+#else
+  if (input->text)
+    return fail(err, "run",
+                absl::UnimplementedError(
+                    "-p needs the tokenizer, which this build lacks; use --tokens"));
+  auto isEog = [&](int32_t id) { return id == cfg.eosId || id == cfg.eotId; };
+#endif
+  if (ids.empty())
+    return fail(err, "run", absl::InvalidArgumentError("the prompt tokenized to nothing"));
+  err << (*m)->describe() << "\n";
+
+  absl::StatusOr<std::unique_ptr<model::Session>> session = (*m)->newSession();
+  if (!session.ok())
+    return fail(err, "run", session.status());
+  std::vector<float> logits(cfg.nVocab);
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  if (absl::Status s = (*m)->decode(**session, ids, logits); !s.ok())
+    return fail(err, "run", s);
+  auto t1 = Clock::now();
+  if (input->text)
+    out << *input->text;
+  std::vector<int32_t> generated;
+  absl::Status stopped;
+  for (int i = 0; i < n; ++i) {
+    const int32_t next = model::argmax(logits);
+    generated.push_back(next);
+    if (!ignoreEos && isEog(next))
+      break;
+#ifdef TERN_HAVE_TOKENIZER
+    if (stream)
+      out << stream->push(next);
+    else
+      out << " " << next;
+#else
+    out << " " << next;
+#endif
+    out.flush();
+    if (i + 1 == n)
+      break;
+    if (absl::Status s = (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
+        !s.ok()) {
+      stopped = s;
+      break;
+    }
+  }
+#ifdef TERN_HAVE_TOKENIZER
+  if (stream)
+    out << stream->flush();
+#endif
+  out << "\n";
+  auto t2 = Clock::now();
+  const double prefill = std::chrono::duration<double>(t1 - t0).count();
+  const double gen = std::chrono::duration<double>(t2 - t1).count();
+  err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", ids.size(), prefill,
+                     ids.size() / std::max(prefill, 1e-9));
+  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated.size(), gen,
+                     generated.size() / std::max(gen, 1e-9));
+  if (!stopped.ok())
+    return fail(err, "run", stopped);
+  return 0;
+}
+
+} // namespace
+
+int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
+  if (args.empty()) {
+    err << kMainHelp;
+    return 2;
+  }
+  const std::string &cmd = args[0];
+  Args a{std::vector<std::string>(args.begin() + 1, args.end())};
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    out << kMainHelp;
+    return 0;
+  }
+  if (cmd == "eval")
+    return cmdEval(a, out, err);
+  if (cmd == "run")
+    return cmdRun(a, out, err);
+  err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
+  return 2;
+}
+
+} // namespace tern::cli

@@ -1,0 +1,96 @@
+// Tests of the `tern` command line: help, flag errors, eval JSON shape.
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "runtime/model/cli.h"
+
+namespace tern::cli {
+namespace {
+
+const std::string kTq2 = std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
+
+struct Result {
+  int rc;
+  std::string out, err;
+};
+
+Result run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  int rc = ternMain(args, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+TEST(Cli, HelpEverywhere) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"help"}, {"eval", "--help"}, {"run", "--help"}, {"eval", "-h"}}) {
+    Result r = run(args);
+    EXPECT_EQ(r.rc, 0) << args[0];
+    EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
+  }
+}
+
+TEST(Cli, BadFlagsFailWithAMessage) {
+  struct Case {
+    std::vector<std::string> args;
+    const char *mentions;
+  };
+  for (const Case &c : std::vector<Case>{
+           {{}, "usage"},
+           {{"frobnicate"}, "frobnicate"},
+           {{"eval", kTq2, "--tokens", "1,2", "--bogus"}, "--bogus"},
+           {{"eval", kTq2, "--tokens", "1,x"}, "--tokens"},
+           {{"eval", kTq2, "--tokens", "1", "--act-quant", "int4"}, "--act-quant"},
+           {{"eval", kTq2, "--tokens", "1", "--greedy"}, "--greedy"},
+           {{"eval", kTq2, "--tokens", "1", "-t", "-3"}, "-t"},
+           {{"eval", kTq2, "--tokens", "1", "--json=yes"}, "--json"},
+           {{"eval", kTq2, "--tokens", "1", "--kernel", "avx9"}, "--kernel"},
+           {{"eval", kTq2}, "--tokens"},
+           {{"eval", "--tokens", "1"}, "model"},
+           {{"eval", "/nonexistent.gguf", "--tokens", "1"}, "nonexistent"},
+           {{"eval", kTq2, "--tokens", "999"}, "999"},
+           {{"run", kTq2}, "-p"},
+           {{"run", kTq2, "--tokens", "1", "-n", "many"}, "-n"},
+       }) {
+    Result r = run(c.args);
+    std::string joined;
+    for (const auto &a : c.args)
+      joined += a + " ";
+    EXPECT_NE(r.rc, 0) << joined;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << joined << "\n" << r.err;
+  }
+}
+
+TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
+  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120", "--greedy", "3",
+                  "--top=4", "--json", "-t", "2", "--act-quant=token"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j["prompt"].is_null());
+    EXPECT_EQ(j["input"], j["tokens"]); // --tokens feeds exactly those ids
+    ASSERT_EQ(j["steps"].size(), 3u);
+    for (const auto &s : j["steps"]) {
+      ASSERT_EQ(s["top"].size(), 4u);
+      EXPECT_EQ(s["token"], s["top"][0][0]);
+      EXPECT_GE(s["top"][0][1].get<double>(), s["top"][1][1].get<double>());
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+  EXPECT_EQ(nlohmann::json::parse(r.out.substr(0, r.out.find('\n')))["input"],
+            nlohmann::json({354, 111, 150}));
+}
+
+TEST(Cli, RunGeneratesFromTokens) {
+  Result r = run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+}
+
+} // namespace
+} // namespace tern::cli
