@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install what is missing, build, generate a
+# small synthetic BitNet model (or take MODEL=path.gguf), inspect it, and run
+# it. Until the AOT code generator lands (issue: end to end), `tern run`
+# executes the model through the runtime's scalar reference path.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+cmake -G Ninja -S . -B build -DPython3_EXECUTABLE=/usr/bin/python3 \
+  -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit >/dev/null
+ninja -C build -j"${JOBS:-2}" ternc tern tern-synth
+
+model=${MODEL:-}
+if [ -z "$model" ]; then
+  mkdir -p out
+  model=out/demo-bitnet-b1.58.gguf
+  echo "== generating a synthetic bitnet-b1.58 model: $model"
+  ./build/bin/tern-synth --arch bitnet-b1.58 --hidden 512 --layers 4 --heads 8 --kv-heads 2 \
+    --ffn 1024 --format tq2_0 --seed 42 -o "$model"
+fi
+echo "== ternc inspect $model"
+./build/bin/ternc inspect "$model" | sed -n '1,12p;/verdict/,$p'
+echo "== tern run $model"
+./build/bin/tern run "$model" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}"
