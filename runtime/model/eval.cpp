@@ -76,16 +76,16 @@ absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model, std::span<const i
   return steps;
 }
 
-nlohmann::json toJson(const EvalResult &r) {
-  nlohmann::json j = nlohmann::json::object();
-  j["prompt"] = r.prompt ? nlohmann::json(*r.prompt) : nlohmann::json(nullptr);
+nlohmann::ordered_json toJson(const EvalResult &r) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  j["prompt"] = r.prompt ? nlohmann::ordered_json(*r.prompt) : nlohmann::ordered_json(nullptr);
   j["tokens"] = r.tokens;
   j["input"] = r.input;
-  nlohmann::json steps = nlohmann::json::array();
+  nlohmann::ordered_json steps = nlohmann::ordered_json::array();
   for (const EvalStep &s : r.steps) {
-    nlohmann::json top = nlohmann::json::array();
+    nlohmann::ordered_json top = nlohmann::ordered_json::array();
     for (const auto &[id, p] : s.top)
-      top.push_back(nlohmann::json::array({id, p}));
+      top.push_back(nlohmann::ordered_json::array({id, p}));
     steps.push_back({{"token", s.token}, {"top", top}});
   }
   j["steps"] = steps;

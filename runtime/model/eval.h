@@ -49,7 +49,8 @@ struct GreedyOptions {
 absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model, std::span<const int32_t> input,
                                                  const GreedyOptions &options);
 
-nlohmann::json toJson(const EvalResult &r);
+// Keys in the goldens' order: prompt, tokens, input, steps.
+nlohmann::ordered_json toJson(const EvalResult &r);
 absl::StatusOr<EvalResult> evalFromJson(const nlohmann::json &j);
 // A golden file: a JSON array of entries.
 absl::StatusOr<std::vector<EvalResult>> readGoldenFile(const std::string &path);

@@ -1,4 +1,5 @@
 // Tests of the `tern` command line: help, flag errors, eval JSON shape.
+#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -94,3 +95,40 @@ TEST(Cli, RunGeneratesFromTokens) {
 
 } // namespace
 } // namespace tern::cli
+
+#ifdef TERN_HAVE_TOKENIZER
+namespace tern::cli {
+namespace {
+
+// `tern eval --prompt` tokenizes like llama.cpp did for the goldens (BOS
+// from the metadata) and its greedy picks agree with the golden's.
+TEST(Cli, EvalPromptMatchesGoldenInputs) {
+  const std::string fixtures = std::string(TERN_SHARED_DIR) + "/fixtures";
+  std::ifstream in(fixtures + "/golden/tiny-bitnet-f16.json");
+  nlohmann::json golden = nlohmann::json::parse(in);
+  for (const auto &g : golden) {
+    Result r = run({"eval", fixtures + "/models/tiny-bitnet-f16.gguf", "--prompt",
+                    g["prompt"].get<std::string>(), "--greedy", "1", "--json", "--act-quant",
+                    "none"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["prompt"], g["prompt"]);
+    EXPECT_EQ(j["tokens"], g["tokens"]);
+    EXPECT_EQ(j["input"], g["input"]);
+    EXPECT_EQ(j["steps"][0]["token"], g["steps"][0]["token"]);
+    // Keys in the goldens' order.
+    EXPECT_EQ(r.out.rfind("{\"prompt\":", 0), 0u) << r.out;
+  }
+}
+
+TEST(Cli, RunPrintsPromptAndContinuation) {
+  Result r = run({"run", std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
+                  "-p", "once upon a time", "-n", "6", "-t", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("once upon a time", 0), 0u) << r.out;
+  EXPECT_GT(r.out.size(), std::string("once upon a time").size());
+}
+
+} // namespace
+} // namespace tern::cli
+#endif
