@@ -155,10 +155,10 @@ LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     kQuantum = 128;
     break;
   case KernelLayout::TL1:
-    kQuantum = 2;
+    kQuantum = 4; // two pairs per byte
     break;
   case KernelLayout::TL2:
-    kQuantum = 3;
+    kQuantum = 48; // 16 triples share a sign word
     break;
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:

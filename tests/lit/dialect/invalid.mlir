@@ -37,7 +37,7 @@ func.func @f() attributes {k = #tern.kernel<i2s, avx2, tile_m = 0, tile_k = 256>
 
 // -----
 
-// expected-error @+1 {{kernel layout tl2 needs tile_k to be a multiple of 3, got 256}}
+// expected-error @+1 {{kernel layout tl2 needs tile_k to be a multiple of 48, got 256}}
 func.func @f() attributes {k = #tern.kernel<tl2, avx2, tile_m = 32, tile_k = 256>} { return }
 
 // -----

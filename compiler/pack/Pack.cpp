@@ -1,0 +1,392 @@
+#include "compiler/pack/Pack.h"
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "fmt/format.h"
+
+namespace tern::compiler::pack {
+
+using ir::KernelLayout;
+
+namespace {
+
+uint64_t roundUp(uint64_t x, uint64_t m) { return (x + m - 1) / m * m; }
+
+bool isTq(KernelLayout l) { return l == KernelLayout::TQ1 || l == KernelLayout::TQ2; }
+
+uint64_t codeBytes(const PackParams &p, uint64_t rows, uint64_t cols) {
+  const uint64_t mp = roundUp(rows, p.tileM), kp = roundUp(cols, p.tileK);
+  switch (p.layout) {
+  case KernelLayout::I2S:
+  case KernelLayout::TL1:
+    return mp * kp / 4;
+  case KernelLayout::TL2: {
+    const uint64_t triples = kp / 3;
+    return mp * (triples / 2) + mp * (triples / 16) * 2;
+  }
+  case KernelLayout::TQ2:
+    return formats::tq2_0Bytes(rows, roundUp(cols, 256));
+  case KernelLayout::TQ1:
+    return formats::tq1_0Bytes(rows, roundUp(cols, 256));
+  default:
+    return 0;
+  }
+}
+
+absl::Status checkParams(const PackParams &p) {
+  if (p.tileM <= 0 || p.tileK <= 0)
+    return absl::InvalidArgumentError(fmt::format("tiles must be positive ({}x{})", p.tileM, p.tileK));
+  switch (p.layout) {
+  case KernelLayout::I2S:
+    if (p.tileK % 128)
+      return absl::InvalidArgumentError(fmt::format("i2s needs tile_k % 128 == 0, got {}", p.tileK));
+    break;
+  case KernelLayout::TL1:
+    if (p.tileK % 4)
+      return absl::InvalidArgumentError(fmt::format("tl1 needs tile_k % 4 == 0, got {}", p.tileK));
+    break;
+  case KernelLayout::TL2:
+    if (p.tileK % 48)
+      return absl::InvalidArgumentError(fmt::format("tl2 needs tile_k % 48 == 0 (16 triples), got {}", p.tileK));
+    break;
+  case KernelLayout::TQ1:
+  case KernelLayout::TQ2:
+    break;
+  default:
+    return absl::InvalidArgumentError(
+        fmt::format("layout {} is not a ternary layout", ir::stringifyKernelLayout(p.layout).str()));
+  }
+  return absl::OkStatus();
+}
+
+// Code of (r, c) with zero padding outside the matrix.
+struct Src {
+  const formats::TernaryMatrix &m;
+  int code(uint64_t r, uint64_t c) const {
+    return (r < m.rows && c < m.cols) ? m.codes[r * m.cols + c] : 0;
+  }
+};
+
+// One scale per segment, or an error naming the segment.
+absl::StatusOr<std::vector<float>> segmentScales(const formats::TernaryMatrix &m,
+                                                 std::span<const int64_t> segs) {
+  std::vector<float> out;
+  uint64_t row = 0;
+  for (size_t s = 0; s < segs.size(); ++s) {
+    float sc = m.scaleAt(row * m.cols);
+    for (uint64_t r = row; r < row + segs[s]; ++r)
+      for (uint64_t c = 0; c < m.cols; c += std::max<uint64_t>(1, std::min(m.blockElems, m.cols)))
+        if (m.scaleAt(r * m.cols + c) != sc)
+          return absl::InvalidArgumentError(fmt::format(
+              "segment {} has more than one scale ({} at row {}, {} at row {} col {}); this "
+              "layout stores one scale per matrix (use tq2 or tq1)",
+              s, sc, row, m.scaleAt(r * m.cols + c), r, c));
+    out.push_back(sc);
+    row += segs[s];
+  }
+  return out;
+}
+
+void writeScales(std::vector<uint8_t> &out, uint64_t codeSize, const std::vector<float> &scales) {
+  uint64_t at = roundUp(codeSize, 64);
+  out.resize(at + 4 * scales.size(), 0);
+  std::memcpy(out.data() + at, scales.data(), 4 * scales.size());
+}
+
+} // namespace
+
+uint64_t packedBytes(const PackParams &p, uint64_t rows, uint64_t cols, size_t segments) {
+  uint64_t c = codeBytes(p, rows, cols);
+  return isTq(p.layout) ? c : roundUp(c, 64) + 4 * segments;
+}
+
+uint64_t fnv1a(std::span<const uint8_t> bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m,
+                                                 std::span<const int64_t> segmentRows,
+                                                 const PackParams &p) {
+  if (absl::Status s = checkParams(p); !s.ok())
+    return s;
+  uint64_t total = 0;
+  for (int64_t r : segmentRows)
+    total += r;
+  if (total != m.rows || m.rows == 0 || m.cols == 0)
+    return absl::InvalidArgumentError(
+        fmt::format("segments cover {} rows, matrix has {}", total, m.rows));
+  if (m.codes.size() != m.rows * m.cols)
+    return absl::InvalidArgumentError("matrix codes do not match its shape");
+
+  if (isTq(p.layout)) {
+    // Pad K to a whole block, keep each block's scale.
+    formats::TernaryMatrix padded;
+    padded.rows = m.rows;
+    padded.cols = roundUp(m.cols, 256);
+    padded.blockElems = 256;
+    padded.codes.assign(padded.rows * padded.cols, 0);
+    padded.scales.resize(padded.rows * padded.cols / 256);
+    for (uint64_t r = 0; r < m.rows; ++r) {
+      for (uint64_t c = 0; c < m.cols; ++c)
+        padded.codes[r * padded.cols + c] = m.codes[r * m.cols + c];
+      for (uint64_t b = 0; b < padded.cols / 256; ++b) {
+        uint64_t c0 = b * 256, c1 = std::min<uint64_t>(m.cols, c0 + 256);
+        float sc = m.scaleAt(r * m.cols + c0);
+        for (uint64_t c = c0; c < c1; ++c)
+          if (m.scaleAt(r * m.cols + c) != sc)
+            return absl::InvalidArgumentError(fmt::format(
+                "row {} block {} mixes scales; TQ layouts need one scale per 256 weights", r, b));
+        padded.scales[r * (padded.cols / 256) + b] = sc;
+      }
+    }
+    return p.layout == KernelLayout::TQ2 ? formats::packTQ2_0(padded) : formats::packTQ1_0(padded);
+  }
+
+  absl::StatusOr<std::vector<float>> scales = segmentScales(m, segmentRows);
+  if (!scales.ok())
+    return scales.status();
+  const uint64_t mp = roundUp(m.rows, p.tileM), kp = roundUp(m.cols, p.tileK);
+  const uint64_t tm = p.tileM, tk = p.tileK;
+  const uint64_t codeSize = codeBytes(p, m.rows, m.cols);
+  std::vector<uint8_t> out(codeSize, 0);
+  Src src{m};
+  uint64_t o = 0;
+  for (uint64_t rt = 0; rt < mp / tm; ++rt) {
+    for (uint64_t kt = 0; kt < kp / tk; ++kt) {
+      const uint64_t r0 = rt * tm, c0 = kt * tk;
+      switch (p.layout) {
+      case KernelLayout::I2S:
+        for (uint64_t r = 0; r < tm; ++r)
+          for (uint64_t b = 0; b < tk / 128; ++b)
+            for (uint64_t j = 0; j < 32; ++j) {
+              uint8_t byte = 0;
+              for (uint64_t q = 0; q < 4; ++q)
+                byte |= uint8_t(src.code(r0 + r, c0 + b * 128 + j + 32 * q) + 1) << (6 - 2 * q);
+              out[o++] = byte;
+            }
+        break;
+      case KernelLayout::TL1:
+        for (uint64_t pp = 0; pp < tk / 4; ++pp)
+          for (uint64_t r = 0; r < tm; ++r) {
+            uint8_t byte = 0;
+            for (uint64_t h = 0; h < 2; ++h) {
+              uint64_t c = c0 + (2 * pp + h) * 2;
+              int idx = 3 * (src.code(r0 + r, c) + 1) + (src.code(r0 + r, c + 1) + 1);
+              byte |= uint8_t(idx) << (4 * h);
+            }
+            out[o++] = byte;
+          }
+        break;
+      case KernelLayout::TL2: {
+        const uint64_t triples = tk / 3;
+        auto tv = [&](uint64_t r, uint64_t t) {
+          uint64_t c = c0 + 3 * t;
+          return 9 * src.code(r0 + r, c) + 3 * src.code(r0 + r, c + 1) + src.code(r0 + r, c + 2);
+        };
+        for (uint64_t tp = 0; tp < triples / 2; ++tp)
+          for (uint64_t r = 0; r < tm; ++r) {
+            int a = tv(r, 2 * tp), b = tv(r, 2 * tp + 1);
+            out[o++] = uint8_t(std::abs(a) | (std::abs(b) << 4));
+          }
+        for (uint64_t g = 0; g < triples / 16; ++g)
+          for (uint64_t r = 0; r < tm; ++r) {
+            uint16_t bits = 0;
+            for (uint64_t i = 0; i < 16; ++i)
+              if (tv(r, 16 * g + i) < 0)
+                bits |= uint16_t(1u << (15 - i));
+            out[o++] = uint8_t(bits & 0xff);
+            out[o++] = uint8_t(bits >> 8);
+          }
+        break;
+      }
+      default:
+        break;
+      }
+    }
+  }
+  writeScales(out, codeSize, *scales);
+  return out;
+}
+
+absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes,
+                                                     uint64_t rows, uint64_t cols,
+                                                     std::span<const int64_t> segmentRows,
+                                                     const PackParams &p) {
+  if (absl::Status s = checkParams(p); !s.ok())
+    return s;
+  const uint64_t want = packedBytes(p, rows, cols, segmentRows.size());
+  if (bytes.size() != want)
+    return absl::InvalidArgumentError(
+        fmt::format("packed {} weight has {} bytes, expected {}",
+                    ir::stringifyKernelLayout(p.layout).str(), bytes.size(), want));
+  if (isTq(p.layout)) {
+    const uint64_t kp = roundUp(cols, 256);
+    auto padded = p.layout == KernelLayout::TQ2 ? formats::unpackTQ2_0(bytes, rows, kp)
+                                                : formats::unpackTQ1_0(bytes, rows, kp);
+    if (!padded.ok())
+      return padded.status();
+    formats::TernaryMatrix m;
+    m.rows = rows;
+    m.cols = cols;
+    m.blockElems = cols; // per-row scale when K is not a whole number of blocks
+    const bool blocks = cols % 256 == 0;
+    if (blocks)
+      m.blockElems = 256;
+    m.codes.resize(rows * cols);
+    for (uint64_t r = 0; r < rows; ++r)
+      for (uint64_t c = 0; c < cols; ++c)
+        m.codes[r * cols + c] = padded->codes[r * kp + c];
+    if (blocks)
+      m.scales = padded->scales;
+    else
+      for (uint64_t r = 0; r < rows; ++r)
+        m.scales.push_back(padded->scaleAt(r * kp));
+    return m;
+  }
+
+  const uint64_t mp = roundUp(rows, p.tileM), kp = roundUp(cols, p.tileK);
+  const uint64_t tm = p.tileM, tk = p.tileK;
+  formats::TernaryMatrix m;
+  m.rows = rows;
+  m.cols = cols;
+  m.blockElems = cols;
+  m.codes.assign(rows * cols, 0);
+  auto put = [&](uint64_t r, uint64_t c, int v) -> absl::Status {
+    if (r < rows && c < cols)
+      m.codes[r * cols + c] = int8_t(v);
+    else if (v != 0)
+      return absl::InvalidArgumentError(fmt::format("padding at row {} col {} is not zero", r, c));
+    return absl::OkStatus();
+  };
+  uint64_t o = 0;
+  for (uint64_t rt = 0; rt < mp / tm; ++rt) {
+    for (uint64_t kt = 0; kt < kp / tk; ++kt) {
+      const uint64_t r0 = rt * tm, c0 = kt * tk;
+      switch (p.layout) {
+      case KernelLayout::I2S:
+        for (uint64_t r = 0; r < tm; ++r)
+          for (uint64_t b = 0; b < tk / 128; ++b)
+            for (uint64_t j = 0; j < 32; ++j) {
+              uint8_t byte = bytes[o++];
+              for (uint64_t q = 0; q < 4; ++q) {
+                int code = (byte >> (6 - 2 * q)) & 3;
+                if (code == 3)
+                  return absl::InvalidArgumentError(fmt::format("code 3 at byte {}", o - 1));
+                if (auto s = put(r0 + r, c0 + b * 128 + j + 32 * q, code - 1); !s.ok())
+                  return s;
+              }
+            }
+        break;
+      case KernelLayout::TL1:
+        for (uint64_t pp = 0; pp < tk / 4; ++pp)
+          for (uint64_t r = 0; r < tm; ++r) {
+            uint8_t byte = bytes[o++];
+            for (uint64_t h = 0; h < 2; ++h) {
+              int idx = (byte >> (4 * h)) & 15;
+              if (idx > 8)
+                return absl::InvalidArgumentError(fmt::format("pair index {} at byte {}", idx, o - 1));
+              uint64_t c = c0 + (2 * pp + h) * 2;
+              if (auto s = put(r0 + r, c, idx / 3 - 1); !s.ok())
+                return s;
+              if (auto s = put(r0 + r, c + 1, idx % 3 - 1); !s.ok())
+                return s;
+            }
+          }
+        break;
+      case KernelLayout::TL2: {
+        const uint64_t triples = tk / 3;
+        std::vector<int> mag(tm * triples);
+        for (uint64_t tp = 0; tp < triples / 2; ++tp)
+          for (uint64_t r = 0; r < tm; ++r) {
+            uint8_t byte = bytes[o++];
+            mag[r * triples + 2 * tp] = byte & 15;
+            mag[r * triples + 2 * tp + 1] = byte >> 4;
+          }
+        for (uint64_t g = 0; g < triples / 16; ++g)
+          for (uint64_t r = 0; r < tm; ++r) {
+            uint16_t bits = uint16_t(bytes[o] | (bytes[o + 1] << 8));
+            o += 2;
+            for (uint64_t i = 0; i < 16; ++i) {
+              uint64_t t = 16 * g + i;
+              int v = mag[r * triples + t];
+              if (v > 13)
+                return absl::InvalidArgumentError(fmt::format("triple magnitude {} > 13", v));
+              if (bits & (1u << (15 - i)))
+                v = -v;
+              // v = 9a + 3b + c with a, b, c in {-1, 0, 1}: balanced ternary digits.
+              int digits[3];
+              int x = v;
+              for (int d = 2; d >= 0; --d) {
+                int rem = ((x % 3) + 3) % 3;
+                if (rem == 2)
+                  rem = -1;
+                digits[d] = rem;
+                x = (x - rem) / 3;
+              }
+              for (int d = 0; d < 3; ++d)
+                if (auto s = put(r0 + r, c0 + 3 * t + d, digits[d]); !s.ok())
+                  return s;
+            }
+          }
+        break;
+      }
+      default:
+        break;
+      }
+    }
+  }
+  const uint64_t at = roundUp(o, 64);
+  std::vector<float> segScales(segmentRows.size());
+  std::memcpy(segScales.data(), bytes.data() + at, 4 * segScales.size());
+  for (size_t s = 0; s < segmentRows.size(); ++s)
+    for (int64_t r = 0; r < segmentRows[s]; ++r)
+      m.scales.push_back(segScales[s]);
+  return m;
+}
+
+bool sameMatrix(const formats::TernaryMatrix &a, const formats::TernaryMatrix &b) {
+  if (a.rows != b.rows || a.cols != b.cols || a.codes != b.codes)
+    return false;
+  for (uint64_t i = 0; i < a.rows * a.cols; ++i)
+    if (a.codes[i] != 0 && a.scaleAt(i) != b.scaleAt(i))
+      return false;
+  return true;
+}
+
+absl::StatusOr<formats::TernaryMatrix> stackRows(std::span<const formats::TernaryMatrix> parts) {
+  formats::TernaryMatrix out;
+  if (parts.empty())
+    return absl::InvalidArgumentError("nothing to stack");
+  out.cols = parts[0].cols;
+  out.blockElems = out.cols;
+  for (const auto &p : parts) {
+    if (p.cols != out.cols)
+      return absl::InvalidArgumentError(
+          fmt::format("cannot stack matrices of {} and {} columns", out.cols, p.cols));
+    const bool perBlock = p.blockElems < p.cols;
+    if (perBlock) {
+      if (p.cols % p.blockElems != 0)
+        return absl::InvalidArgumentError("blocks straddle rows");
+      out.blockElems = std::min(out.blockElems, p.blockElems);
+    }
+  }
+  // Common scale granularity: the smallest block among the parts (all divide cols).
+  for (const auto &p : parts)
+    if (out.blockElems < p.cols && (p.blockElems % out.blockElems) != 0 && p.blockElems < p.cols)
+      return absl::InvalidArgumentError("parts have incompatible scale blocks");
+  for (const auto &p : parts) {
+    out.codes.insert(out.codes.end(), p.codes.begin(), p.codes.end());
+    for (uint64_t i = 0; i < p.rows * p.cols; i += out.blockElems)
+      out.scales.push_back(p.scaleAt(i));
+    out.rows += p.rows;
+  }
+  return out;
+}
+
+} // namespace tern::compiler::pack

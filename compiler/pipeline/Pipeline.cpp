@@ -1,0 +1,26 @@
+#include "compiler/pipeline/Pipeline.h"
+
+#include "passes/Passes.h"
+
+namespace tern::compiler {
+
+void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
+  tern::passes::VerifyQuantMappingPassOptions verify;
+  verify.source = opts.source;
+  pm.addPass(tern::passes::createVerifyQuantMappingPass(verify));
+  if (opts.fuse)
+    pm.addPass(tern::passes::createFusePass());
+  tern::passes::SelectKernelsPassOptions select;
+  select.target = opts.target;
+  select.kernel = opts.kernel;
+  select.explain = opts.explain;
+  pm.addPass(tern::passes::createSelectKernelsPass(select));
+  tern::passes::PackWeightsPassOptions pack;
+  pack.source = opts.source;
+  pack.out = opts.weightsOut;
+  pm.addPass(tern::passes::createPackWeightsPass(pack));
+  if (opts.lower)
+    pm.addPass(tern::passes::createLowerToKernelsPass());
+}
+
+} // namespace tern::compiler

@@ -1,0 +1,24 @@
+// The tern pass pipeline, built the same way by ternc and tern-opt.
+#pragma once
+
+#include <string>
+
+#include "mlir/Pass/PassManager.h"
+
+namespace tern::compiler {
+
+struct PipelineOptions {
+  std::string target = "avx2";  // TargetInfo name
+  std::string kernel = "auto";  // forced layout (select-kernels kernel=)
+  std::string source;           // GGUF override (default: module's tern.source)
+  std::string weightsOut;       // write the packed-weight blob here
+  bool fuse = true;
+  bool explain = false;
+  bool lower = true; // run tern-lower-to-kernels
+};
+
+// verify-quant-mapping -> fuse -> select-kernels -> pack-weights
+// [-> lower-to-kernels].
+void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts);
+
+} // namespace tern::compiler

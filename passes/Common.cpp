@@ -1,0 +1,63 @@
+#include "passes/Common.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace tern::ir;
+
+namespace tern::passes {
+
+std::string sourcePath(ModuleOp module, llvm::StringRef option) {
+  if (!option.empty())
+    return option.str();
+  if (auto s = module->getAttrOfType<StringAttr>("tern.source"))
+    return s.getValue().str();
+  return "";
+}
+
+formats::I2SLayout i2sLayoutOf(ModuleOp module) {
+  auto s = module->getAttrOfType<StringAttr>("tern.i2s_layout");
+  if (s && s.getValue() == "arm")
+    return formats::I2SLayout::ARM_QK64;
+  if (s && s.getValue() == "x86-1x4")
+    return formats::I2SLayout::X86_1x4;
+  return formats::I2SLayout::X86_QK128;
+}
+
+std::string shapeString(llvm::ArrayRef<int64_t> shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+std::string MatrixInfo::names() const {
+  std::string out;
+  for (WeightAttr w : weights)
+    out += (out.empty() ? "'" : ", '") + w.getName().str() + "'";
+  return out;
+}
+
+std::optional<MatrixInfo> matrixInfo(Operation *op) {
+  MatrixInfo info;
+  if (auto b = dyn_cast<BitLinearOp>(op)) {
+    info.weights.push_back(b.getWeight());
+  } else if (auto t = dyn_cast<TernaryMatmulOp>(op)) {
+    for (Attribute a : t.getWeights())
+      info.weights.push_back(cast<WeightAttr>(a));
+  } else if (auto h = dyn_cast<LmHeadOp>(op)) {
+    info.weights.push_back(h.getWeight());
+    info.ternaryRole = isTernaryFormat(h.getWeight().getFormat());
+  } else {
+    return std::nullopt;
+  }
+  for (WeightAttr w : info.weights)
+    info.rows += w.getRows();
+  info.cols = info.weights.front().getCols();
+  return info;
+}
+
+KernelAttr kernelOf(Operation *op) { return op->getAttrOfType<KernelAttr>("kernel"); }
+PackedAttr packedOf(Operation *op) { return op->getAttrOfType<PackedAttr>("packed"); }
+
+} // namespace tern::passes

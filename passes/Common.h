@@ -1,0 +1,30 @@
+// Helpers shared by the tern passes.
+#pragma once
+
+#include <string>
+
+#include "dialect/TernDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "runtime/formats/ternary.h"
+
+namespace tern::passes {
+
+// The pass option if set, else the module's tern.source attribute, else "".
+std::string sourcePath(mlir::ModuleOp module, llvm::StringRef option);
+// The module's tern.i2s_layout ("x86" by default).
+formats::I2SLayout i2sLayoutOf(mlir::ModuleOp module);
+std::string shapeString(llvm::ArrayRef<int64_t> shape);
+
+// Matrix operands of an op: its weights and whether they play a ternary role.
+struct MatrixInfo {
+  llvm::SmallVector<ir::WeightAttr> weights;
+  int64_t rows = 0, cols = 0;
+  bool ternaryRole = true;
+  std::string names() const;
+};
+// For bitlinear, ternary_matmul and lm_head; nullopt for other ops.
+std::optional<MatrixInfo> matrixInfo(mlir::Operation *op);
+ir::KernelAttr kernelOf(mlir::Operation *op);
+ir::PackedAttr packedOf(mlir::Operation *op);
+
+} // namespace tern::passes

@@ -1,0 +1,103 @@
+//===- Passes.td - tern passes -----------------------------*- tablegen -*-===//
+//
+// The tern pipeline, in the order buildTernPipeline runs it:
+//   tern-verify-quant-mapping -> tern-fuse -> tern-select-kernels
+//   -> tern-pack-weights -> tern-lower-to-kernels
+// Fusion runs before kernel selection so that a fused matrix ([sum M, K]:
+// q/k/v, gate/up) gets one kernel chosen for its real shape.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef TERN_PASSES_TD
+#define TERN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def VerifyQuantMappingPass : Pass<"tern-verify-quant-mapping", "mlir::ModuleOp"> {
+  let summary = "check every weight's storage format against its role and the source file";
+  let description = [{
+    Expects: graph-level tern IR whose weights name tensors of the module's
+    `tern.source` GGUF (or of `source=`). Guarantees: every weight's
+    recorded format, shape, offset and size agree with what the foundation
+    quant-mapping verifier (runtime/formats/mapping.h) resolves for that
+    tensor, and the format fits the op's role (ternary matrices in bitlinear,
+    f32 vectors in norms, ...). Refusals are errors attached to the op.
+    Without a source file only the role checks run.
+  }];
+  let options = [
+    Option<"source", "source", "std::string", /*default=*/"\"\"",
+           "GGUF file to check against (default: the module's tern.source)">,
+    Option<"requireSource", "require-source", "bool", /*default=*/"false",
+           "fail when no source file is known">,
+  ];
+}
+
+def FusePass : Pass<"tern-fuse", "mlir::ModuleOp"> {
+  let summary = "fuse rms_norm + activation quantization, q/k/v and gate/up matmuls";
+  let description = [{
+    Rewrites bitlinear ops into tern.quantize (or tern.rms_norm_quantize when
+    the input comes from an rms_norm whose only users are bitlinears) and
+    tern.ternary_matmul; bitlinears that read the same value with weights of
+    the same storage format and K become one ternary_matmul with several
+    weights (q/k/v as one matmul, gate/up as one matmul).
+    Expects: no kernel or packed attributes yet (run before selection).
+  }];
+  let options = [
+    Option<"fuseNorm", "norm-quant", "bool", "true", "fuse rms_norm with activation quantization">,
+    Option<"fuseMatmuls", "matmuls", "bool", "true", "fuse bitlinears sharing an input">,
+  ];
+  let dependentDialects = ["::tern::ir::TernDialect"];
+}
+
+def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
+  let summary = "choose a kernel layout and tiles per matrix for a target";
+  let description = [{
+    For every bitlinear, ternary_matmul and lm_head, asks the target's cost
+    model (compiler/target/TargetInfo.h) for the cheapest (layout, tile_m,
+    tile_k) for the matrix's shape and sets `kernel = #tern.kernel<...>`.
+    `kernel=` forces a layout (optionally tiles: `i2s:32x256`); a layout the
+    target cannot run is an error on the op. `explain` emits a remark per
+    matrix with the estimate of the winner and the runner-up.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", "\"avx2\"",
+           "avx2 | avx512_vnni | neon | neon_dotprod | cuda">,
+    Option<"kernel", "kernel", "std::string", "\"auto\"",
+           "auto, or a layout (i2s, tl1, tl2, tq2, tq1) with optional tiles (i2s:32x256)">,
+    Option<"explain", "explain", "bool", "false", "emit a remark explaining each choice">,
+  ];
+}
+
+def PackWeightsPass : Pass<"tern-pack-weights", "mlir::ModuleOp"> {
+  let summary = "repack every weight into its chosen kernel layout at compile time";
+  let description = [{
+    Expects: kernel attributes on every matrix op and a readable source GGUF.
+    Decodes each weight with the reference unpackers (runtime/formats),
+    repacks it into the kernel's layout (compiler/pack/Pack.h), checks
+    unpack(pack(w)) == w, appends the bytes to the packed-weight blob and
+    sets `packed = #tern.packed<layout, offset, bytes, checksum>`. `out=`
+    writes the blob to a file.
+  }];
+  let options = [
+    Option<"source", "source", "std::string", "\"\"",
+           "GGUF file to read (default: the module's tern.source)">,
+    Option<"out", "out", "std::string", "\"\"", "write the packed-weight blob here">,
+    Option<"verifyRoundTrip", "verify", "bool", "true", "check unpack(pack(w)) == w">,
+  ];
+}
+
+def LowerToKernelsPass : Pass<"tern-lower-to-kernels", "mlir::ModuleOp"> {
+  let summary = "lower tern graph ops to ukernel calls with static shapes and offsets";
+  let description = [{
+    Every graph-level op becomes a tern.ukernel_call whose callee names the
+    op, layout and ISA and whose static arguments hold every shape, tile and
+    weight offset. A conversion target makes every other tern op illegal:
+    an op that cannot be lowered (no kernel chosen, not packed) is an error.
+  }];
+  let options = [
+    Option<"requirePacked", "require-packed", "bool", "true",
+           "refuse matrices without a packed attribute">,
+  ];
+}
+
+#endif // TERN_PASSES_TD
