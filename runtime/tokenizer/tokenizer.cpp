@@ -902,14 +902,9 @@ void Tokenizer::encodeBpeFragment(std::string_view text,
       i = j;
     }
     if (i < text.size()) {
-      // An ill-formed byte: a pre-token of its own.
-      Utf8Step st = utf8Step(p + i, text.size() - i);
-      size_t bad = st.status == 1 ? 0 : 1;
-      (void)st;
-      if (bad) {
-        bpeWord(text.substr(i, 1), out);
-        ++i;
-      }
+      // The run stopped at an ill-formed byte: a pre-token of its own.
+      bpeWord(text.substr(i, 1), out);
+      ++i;
     }
   }
 }

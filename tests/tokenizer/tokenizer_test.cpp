@@ -449,6 +449,39 @@ absl::Status loadFrom(const gguf::Writer &w) {
   return Tokenizer::fromGGUF(**f).status();
 }
 
+TEST(PreTokenizers, ChunkBoundariesDecideMerges) {
+  // One merge "' s" -> "'s": it applies only where the pre-tokenizer keeps
+  // the apostrophe and the s in one chunk.
+  auto make = [](std::string pre) {
+    VocabData v;
+    v.model = "gpt2";
+    v.pre = pre;
+    v.tokens = byteLevelTokens();
+    v.tokens.push_back("'s");
+    v.merges = {"' s"};
+    auto t = Tokenizer::fromVocab(v);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return *std::move(t);
+  };
+  const std::vector<int32_t> split = {'i', 't', '\'', 's'}, merged = {'i', 't', 256};
+  // default: [\p{P}...]+ runs first and isolates the apostrophe.
+  EXPECT_EQ(make("default").encode("it's", false), split);
+  EXPECT_EQ(make("").encode("it's", false), split);
+  EXPECT_EQ(make("gpt2").encode("it's", false), merged);
+  EXPECT_EQ(make("gpt-2").encode("it's", false), merged);
+  EXPECT_EQ(make("llama-bpe").encode("it's", false), merged);
+  // LLaMA-3 matches contractions case-insensitively, GPT-2 does not.
+  EXPECT_EQ(make("llama-bpe").preTokenizer(), PreTokenizerKind::Llama3);
+  EXPECT_TRUE(make("llama-bpe").addBos());
+  EXPECT_FALSE(make("gpt2").addBos());
+}
+
+TEST_F(Llama3, CleanSpacesOption) {
+  auto ids = tok_->encode("Hello , world ' s end . Ok ?", false);
+  EXPECT_EQ(tok_->decode(ids), "Hello , world ' s end . Ok ?");
+  EXPECT_EQ(tok_->decode(ids, DecodeOptions{.cleanSpaces = true}), "Hello, world's end. Ok?");
+}
+
 TEST(Malformed, GoodBaselineLoads) {
   gguf::Writer w = goodBpeWriter();
   auto bytes = w.toBytes();
