@@ -5,7 +5,7 @@
 
 #include "tools/ternc/inspect.h"
 #ifdef TERN_HAVE_COMPILE_DRIVER
-#include "compiler/driver/Driver.h"
+#include "compiler/driver/CompileDriver.h"
 #endif
 
 static void usage(std::ostream &os) {
