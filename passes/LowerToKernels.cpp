@@ -224,7 +224,7 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addLegalDialect<func::FuncDialect>();
-    target.addLegalOp<UKernelCallOp>();
+    target.addLegalOp<UKernelCallOp, ModuleOp>();
     target.addIllegalDialect<TernDialect>();
     RewritePatternSet patterns(ctx);
     patterns.add<LowerEmbed, LowerNorm, LowerNormQuant, LowerQuant, LowerBitLinear, LowerMatmul,

@@ -21,3 +21,7 @@ llvm_config.add_tool_substitutions(
     [config.tern_tools_dir])
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.tern_tools_dir, append_path=True)
+
+# Tests that generate models need the synthetic-model generator.
+if os.path.exists(os.path.join(config.tern_tools_dir, "tern-synth")):
+    config.available_features.add("tern-synth")
