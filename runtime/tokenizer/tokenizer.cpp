@@ -7,8 +7,8 @@
 #include <cstring>
 #include <queue>
 
-#include <fmt/format.h>
 #include "runtime/gguf/gguf.h"
+#include <fmt/format.h>
 
 namespace tern::tokenizer {
 
@@ -277,17 +277,17 @@ struct Tokenizer::PreTok {
     for (const char *pat : patterns) {
       int err = 0;
       PCRE2_SIZE errOff = 0;
-      pcre2_code *code =
-          pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
-                        PCRE2_UTF | PCRE2_UCP, &err, &errOff, nullptr);
+      pcre2_code *code = pcre2_compile(
+          reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
+          PCRE2_UTF | PCRE2_UCP, &err, &errOff, nullptr);
       if (!code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
         return absl::InternalError(
             fmt::format("pre-tokenizer regex '{}' does not compile at "
-                            "offset {}: {}",
-                            pat, static_cast<int>(errOff),
-                            reinterpret_cast<const char *>(msg)));
+                        "offset {}: {}",
+                        pat, static_cast<int>(errOff),
+                        reinterpret_cast<const char *>(msg)));
       }
       pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // best effort
       pt->codes.emplace_back(code);
@@ -334,7 +334,9 @@ struct Tokenizer::PreTok {
 // Construction
 //===----------------------------------------------------------------------===//
 
-Tokenizer::Tokenizer() { std::fill(std::begin(byteToken_), std::end(byteToken_), -1); }
+Tokenizer::Tokenizer() {
+  std::fill(std::begin(byteToken_), std::end(byteToken_), -1);
+}
 Tokenizer::Tokenizer(Tokenizer &&) noexcept = default;
 Tokenizer &Tokenizer::operator=(Tokenizer &&) noexcept = default;
 Tokenizer::Tokenizer(const Tokenizer &) = default;
@@ -491,10 +493,10 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     std::string_view key;
     std::optional<bool> *dst;
   };
-  for (BoolKey k : {BoolKey{"tokenizer.ggml.add_bos_token", &v.addBos},
-                    BoolKey{"tokenizer.ggml.add_eos_token", &v.addEos},
-                    BoolKey{"tokenizer.ggml.add_space_prefix",
-                            &v.addSpacePrefix}}) {
+  for (BoolKey k :
+       {BoolKey{"tokenizer.ggml.add_bos_token", &v.addBos},
+        BoolKey{"tokenizer.ggml.add_eos_token", &v.addEos},
+        BoolKey{"tokenizer.ggml.add_space_prefix", &v.addSpacePrefix}}) {
     auto x = getBool(f, k.key);
     if (!x.ok())
       return x.status();
@@ -540,9 +542,9 @@ absl::Status Tokenizer::build(VocabData &v) {
     addBos_ = true;
     addSpacePrefix_ = true;
   } else {
-    return absl::UnimplementedError(
-        cat(kKeyModel, ": unsupported tokenizer model '", v.model,
-                     "' (supported: gpt2, llama)"));
+    return absl::UnimplementedError(cat(kKeyModel,
+                                        ": unsupported tokenizer model '",
+                                        v.model, "' (supported: gpt2, llama)"));
   }
   if (!patterns.empty()) {
     auto pt = PreTok::create(patterns);
@@ -558,13 +560,13 @@ absl::Status Tokenizer::build(VocabData &v) {
   if (n > static_cast<size_t>(INT32_MAX))
     return absl::InvalidArgumentError(cat(kKeyTokens, ": too many tokens"));
   if (!v.tokenTypes.empty() && v.tokenTypes.size() != n)
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: has {} entries but {} has {}", kKeyTypes, v.tokenTypes.size(),
-        kKeyTokens, n));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: has {} entries but {} has {}", kKeyTypes,
+                    v.tokenTypes.size(), kKeyTokens, n));
   if (!v.scores.empty() && v.scores.size() != n)
     return absl::InvalidArgumentError(
         fmt::format("{}: has {} entries but {} has {}", kKeyScores,
-                        v.scores.size(), kKeyTokens, n));
+                    v.scores.size(), kKeyTokens, n));
   tokens_ = std::move(v.tokens);
   types_.resize(n, TokenType::Normal);
   scores_.assign(n, 0.0f);
@@ -582,9 +584,9 @@ absl::Status Tokenizer::build(VocabData &v) {
     auto [it, inserted] =
         tokenToId_.emplace(tokens_[i], static_cast<int32_t>(i));
     if (!inserted)
-      return absl::InvalidArgumentError(fmt::format(
-          "{}[{}]: duplicate token '{}' (same text as token {})", kKeyTokens,
-          i, escape(tokens_[i]), it->second));
+      return absl::InvalidArgumentError(
+          fmt::format("{}[{}]: duplicate token '{}' (same text as token {})",
+                      kKeyTokens, i, escape(tokens_[i]), it->second));
   }
 
   // Special ids.
@@ -621,8 +623,8 @@ absl::Status Tokenizer::build(VocabData &v) {
 
   // End-of-generation set (llama.cpp's text heuristics included).
   static constexpr std::string_view kEotNames[] = {
-      "<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
-      "<|endoftext|>", "<EOT>"};
+      "<|eot_id|>",    "<|im_end|>",    "<|end|>",
+      "<end_of_turn>", "<|endoftext|>", "<EOT>"};
   if (eot_ < 0) {
     for (std::string_view name : kEotNames)
       if (auto it = tokenToId_.find(name); it != tokenToId_.end()) {
@@ -676,26 +678,25 @@ absl::Status Tokenizer::build(VocabData &v) {
       std::string_view mg = v.merges[i];
       size_t sp = mg.size() > 1 ? mg.find(' ', 1) : std::string_view::npos;
       if (sp == std::string_view::npos)
-        return absl::InvalidArgumentError(fmt::format(
-            "{}[{}]: '{}' is not two tokens separated by a space", kKeyMerges,
-            i, escape(mg)));
+        return absl::InvalidArgumentError(
+            fmt::format("{}[{}]: '{}' is not two tokens separated by a space",
+                        kKeyMerges, i, escape(mg)));
       std::string_view l = mg.substr(0, sp), r = mg.substr(sp + 1);
       auto li = tokenToId_.find(l), ri = tokenToId_.find(r);
       if (li == tokenToId_.end() || ri == tokenToId_.end())
         return absl::InvalidArgumentError(fmt::format(
             "{}[{}]: '{}' references unknown token '{}'", kKeyMerges, i,
-            escape(mg),
-            escape(li == tokenToId_.end() ? l : r)));
+            escape(mg), escape(li == tokenToId_.end() ? l : r)));
       joined.assign(l);
       joined.append(r);
       auto ji = tokenToId_.find(joined);
       if (ji == tokenToId_.end())
-        return absl::InvalidArgumentError(fmt::format(
-            "{}[{}]: '{}' merges into '{}', which is not a token", kKeyMerges,
-            i, escape(mg), escape(joined)));
-      uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(li->second))
-                      << 32) |
-                     static_cast<uint32_t>(ri->second);
+        return absl::InvalidArgumentError(
+            fmt::format("{}[{}]: '{}' merges into '{}', which is not a token",
+                        kKeyMerges, i, escape(mg), escape(joined)));
+      uint64_t key =
+          (static_cast<uint64_t>(static_cast<uint32_t>(li->second)) << 32) |
+          static_cast<uint32_t>(ri->second);
       // First occurrence wins (lowest rank), as llama.cpp's emplace.
       merges_.try_emplace(key, MergeInfo{static_cast<int32_t>(i), ji->second});
     }
@@ -844,7 +845,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool addSpecial,
     out.push_back(bos_);
   std::vector<Fragment> frags;
   partition(text, parseSpecial, frags);
-  bool prevSpecial = true; // SentencePiece: space prefix at start / after special
+  bool prevSpecial =
+      true; // SentencePiece: space prefix at start / after special
   for (const Fragment &f : frags) {
     if (f.isToken) {
       out.push_back(f.id);
@@ -909,7 +911,8 @@ void Tokenizer::encodeBpeFragment(std::string_view text,
   }
 }
 
-void Tokenizer::bpeWord(std::string_view word, std::vector<int32_t> &out) const {
+void Tokenizer::bpeWord(std::string_view word,
+                        std::vector<int32_t> &out) const {
   const size_t n = word.size();
   if (n == 0)
     return;
@@ -947,9 +950,9 @@ void Tokenizer::bpeWord(std::string_view word, std::vector<int32_t> &out) const 
   auto tryAdd = [&](int32_t l, int32_t r) {
     if (l < 0 || r < 0)
       return;
-    uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(syms[l].id))
-                    << 32) |
-                   static_cast<uint32_t>(syms[r].id);
+    uint64_t key =
+        (static_cast<uint64_t>(static_cast<uint32_t>(syms[l].id)) << 32) |
+        static_cast<uint32_t>(syms[r].id);
     auto it = merges_.find(key);
     if (it == merges_.end())
       return;

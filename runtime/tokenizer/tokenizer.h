@@ -47,12 +47,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <functional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -84,12 +84,14 @@ enum class PreTokenizerKind { Default, Gpt2, Llama3, None };
 // what tests (or other front ends) can fill in directly. Key names in errors
 // are the GGUF ones (tokenizer.ggml.*).
 struct VocabData {
-  std::string model = "gpt2";          // tokenizer.ggml.model: "gpt2" | "llama"
-  std::string pre;                     // tokenizer.ggml.pre ("" = default)
-  std::vector<std::string> tokens;     // tokenizer.ggml.tokens (required)
-  std::vector<int32_t> tokenTypes;     // tokenizer.ggml.token_type (empty: all normal)
-  std::vector<float> scores;           // tokenizer.ggml.scores (empty: all 0)
-  std::vector<std::string> merges;     // tokenizer.ggml.merges ("left right"; gpt2 only)
+  std::string model = "gpt2";      // tokenizer.ggml.model: "gpt2" | "llama"
+  std::string pre;                 // tokenizer.ggml.pre ("" = default)
+  std::vector<std::string> tokens; // tokenizer.ggml.tokens (required)
+  std::vector<int32_t>
+      tokenTypes;            // tokenizer.ggml.token_type (empty: all normal)
+  std::vector<float> scores; // tokenizer.ggml.scores (empty: all 0)
+  std::vector<std::string>
+      merges; // tokenizer.ggml.merges ("left right"; gpt2 only)
   // Special ids; nullopt = not given (model defaults apply: SentencePiece
   // uses bos 1, eos 2, unk 0 when the vocabulary is large enough).
   std::optional<int64_t> bos, eos, eot, eom, unk, pad;
@@ -119,7 +121,9 @@ struct SvHash {
 };
 struct SvEq {
   using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  bool operator()(std::string_view a, std::string_view b) const {
+    return a == b;
+  }
 };
 } // namespace detail
 
@@ -191,7 +195,8 @@ private:
   };
   void partition(std::string_view text, bool parseSpecial,
                  std::vector<Fragment> &out) const;
-  void encodeBpeFragment(std::string_view text, std::vector<int32_t> &out) const;
+  void encodeBpeFragment(std::string_view text,
+                         std::vector<int32_t> &out) const;
   void bpeWord(std::string_view word, std::vector<int32_t> &out) const;
   void encodeSpmFragment(std::string_view text, bool prefixSpace,
                          std::vector<int32_t> &out) const;
@@ -206,11 +211,12 @@ private:
   std::vector<TokenType> types_;
   std::vector<float> scores_;
   std::vector<std::string> pieces_; // decoded bytes (special tokens: "")
-  absl::flat_hash_map<std::string, int32_t, detail::SvHash, detail::SvEq> tokenToId_;
+  absl::flat_hash_map<std::string, int32_t, detail::SvHash, detail::SvEq>
+      tokenToId_;
   absl::flat_hash_map<uint64_t, MergeInfo> merges_; // (left<<32|right)
   std::vector<int32_t> specials_; // CONTROL/UNKNOWN/USER_DEFINED, longest first
   bool hasUserDefined_ = false;
-  int32_t byteToken_[256];        // gpt2: token of byte b; spm: <0xXX> or -1
+  int32_t byteToken_[256]; // gpt2: token of byte b; spm: <0xXX> or -1
   int32_t bos_ = -1, eos_ = -1, eot_ = -1, eom_ = -1, unk_ = -1, pad_ = -1;
   bool addBos_ = false, addEos_ = false, addSpacePrefix_ = false;
   absl::flat_hash_set<int32_t> eog_;

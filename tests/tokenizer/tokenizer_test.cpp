@@ -89,7 +89,8 @@ TEST_F(Llama3, Metadata) {
   EXPECT_EQ(tok_->tokenText(22691), "\xC4\xA0Hello"); // "ĠHello"
   EXPECT_EQ(tok_->tokenPiece(22691), " Hello");
   EXPECT_EQ(tok_->tokenPiece(128000), "");
-  EXPECT_EQ(tok_->tokenPiece(128000, /*renderSpecial=*/true), "<|begin_of_text|>");
+  EXPECT_EQ(tok_->tokenPiece(128000, /*renderSpecial=*/true),
+            "<|begin_of_text|>");
   EXPECT_EQ(tok_->tokenText(-1), "");
   EXPECT_EQ(tok_->tokenText(128256), "");
   // Loading must be well under a second (Release build; generous bound for
@@ -108,7 +109,8 @@ TEST_F(Llama3, GoldenIdsAndDetok) {
     auto got = tok_->encode(text, /*addSpecial=*/false);
     if (got != want)
       ++failures;
-    EXPECT_EQ(idsToString(got), idsToString(want)) << "text: " << c["text"].dump();
+    EXPECT_EQ(idsToString(got), idsToString(want))
+        << "text: " << c["text"].dump();
     EXPECT_EQ(tok_->decode(want), detok) << "text: " << c["text"].dump();
     // With BOS.
     auto withBos = tok_->encode(text, /*addSpecial=*/true);
@@ -221,18 +223,22 @@ TEST_F(Llama3, LongInputsAreFast) {
   auto a = tok_->encode(text, false);
   auto b = tok_->encode(word, false);
   auto c = tok_->encode(spaces + "x", false);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_EQ(tok_->decode(a), text);
   EXPECT_EQ(tok_->decode(b), word);
   EXPECT_EQ(tok_->decode(c), spaces + "x");
   EXPECT_LT(secs, 10.0);
-  std::printf("encoded %zu bytes in %.3f s\n", text.size() + word.size() + spaces.size(), secs);
+  std::printf("encoded %zu bytes in %.3f s\n",
+              text.size() + word.size() + spaces.size(), secs);
 }
 
 // The fixture models' vocabulary (pre = default) against their goldens.
 TEST(TinyVocab, GoldenPrompts) {
-  const char *models[] = {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16",
-                          "gqa-bitnet-tq2", "tiny-bitnet-i2s"};
+  const char *models[] = {"tiny-bitnet-tq2", "tiny-bitnet-tq1",
+                          "tiny-bitnet-f16", "gqa-bitnet-tq2",
+                          "tiny-bitnet-i2s"};
   for (const char *m : models) {
     SCOPED_TRACE(m);
     auto f = gguf::File::open(kShared + "/fixtures/models/" + m + ".gguf");
@@ -291,18 +297,30 @@ VocabData spmVocab() {
     v.scores.push_back(0);
   }
   const std::pair<const char *, float> normal[] = {
-      {"\xE2\x96\x81", -1},         {"h", -2},
-      {"e", -2},                    {"l", -2},
-      {"o", -2},                    {"w", -2},
-      {"r", -2},                    {"d", -2},
-      {"a", -2},                    {"b", -2},
-      {"c", -2},                    {"he", -3},
-      {"ll", -3},                   {"llo", -4},
-      {"hello", -5},                {"\xE2\x96\x81hello", -6},
-      {"\xE2\x96\x81w", -3},        {"or", -3},
-      {"\xE2\x96\x81wor", -4},      {"ld", -3},
-      {"\xE2\x96\x81world", -5},    {"ab", -9},
-      {"bc", -1},                   {"<user>", 0},
+      {"\xE2\x96\x81", -1},
+      {"h", -2},
+      {"e", -2},
+      {"l", -2},
+      {"o", -2},
+      {"w", -2},
+      {"r", -2},
+      {"d", -2},
+      {"a", -2},
+      {"b", -2},
+      {"c", -2},
+      {"he", -3},
+      {"ll", -3},
+      {"llo", -4},
+      {"hello", -5},
+      {"\xE2\x96\x81hello", -6},
+      {"\xE2\x96\x81w", -3},
+      {"or", -3},
+      {"\xE2\x96\x81wor", -4},
+      {"ld", -3},
+      {"\xE2\x96\x81world", -5},
+      {"ab", -9},
+      {"bc", -1},
+      {"<user>", 0},
   };
   for (auto [text, score] : normal) {
     v.tokens.push_back(text);
@@ -332,11 +350,13 @@ TEST(SentencePiece, EncodeDecode) {
   EXPECT_EQ(ids, (std::vector<int32_t>{1, idOf(*t, "\xE2\x96\x81hello"),
                                        idOf(*t, "\xE2\x96\x81world")}));
   EXPECT_EQ(t->decode(ids), "hello world");
-  EXPECT_EQ(t->decode(ids, DecodeOptions{.stripLeadingSpace = false}), " hello world");
+  EXPECT_EQ(t->decode(ids, DecodeOptions{.stripLeadingSpace = false}),
+            " hello world");
 
   // Highest score merges first: "bc" (-1) beats "ab" (-9).
   EXPECT_EQ(t->encode("abc", false),
-            (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "a"), idOf(*t, "bc")}));
+            (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "a"),
+                                  idOf(*t, "bc")}));
 
   // Byte fallback for characters with no token: "i" and the 3 bytes of "€".
   auto fb = t->encode("hi\xE2\x82\xAC", false);
@@ -350,7 +370,8 @@ TEST(SentencePiece, EncodeDecode) {
   std::vector<std::string> parts;
   for (int32_t id : fb)
     parts.push_back(sd.push(id));
-  EXPECT_EQ(parts, (std::vector<std::string>{"", "h", "i", "", "", "\xE2\x82\xAC"}));
+  EXPECT_EQ(parts,
+            (std::vector<std::string>{"", "h", "i", "", "", "\xE2\x82\xAC"}));
   EXPECT_EQ(sd.flush(), "");
 
   // Empty input: nothing (BOS only with addSpecial).
@@ -361,7 +382,8 @@ TEST(SentencePiece, EncodeDecode) {
   // gets the space prefix again (llama.cpp). Control tokens only with
   // parseSpecial.
   auto ud = t->encode("hello<user>hello", false);
-  EXPECT_EQ(ud, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81hello"), idOf(*t, "<user>"),
+  EXPECT_EQ(ud, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81hello"),
+                                      idOf(*t, "<user>"),
                                       idOf(*t, "\xE2\x96\x81hello")}));
   EXPECT_EQ(t->decode(ud), "hello<user> hello");
   auto ctl = t->encode("<s>hello", false, /*parseSpecial=*/true);
@@ -395,7 +417,8 @@ TEST(SentencePiece, FromGGUFMetadata) {
   EXPECT_FALSE(t->addBos());
   EXPECT_FALSE(t->addSpacePrefix());
   // No space prefix: "hello" is not "▁hello".
-  EXPECT_EQ(t->encode("hello", true), (std::vector<int32_t>{idOf(*t, "hello")}));
+  EXPECT_EQ(t->encode("hello", true),
+            (std::vector<int32_t>{idOf(*t, "hello")}));
   EXPECT_EQ(t->decode(t->encode(" hello world", false)), " hello world");
 }
 
@@ -408,7 +431,8 @@ std::vector<std::string> byteLevelTokens() {
   std::vector<std::string> toks;
   int n = 0;
   for (int b = 0; b < 256; ++b) {
-    bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    bool self =
+        (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
     uint32_t cp = self ? b : 256 + n++;
     std::string s;
     if (cp < 0x80) {
@@ -463,7 +487,8 @@ TEST(PreTokenizers, ChunkBoundariesDecideMerges) {
     EXPECT_TRUE(t.ok()) << t.status();
     return *std::move(t);
   };
-  const std::vector<int32_t> split = {'i', 't', '\'', 's'}, merged = {'i', 't', 256};
+  const std::vector<int32_t> split = {'i', 't', '\'', 's'},
+                             merged = {'i', 't', 256};
   // default: [\p{P}...]+ runs first and isolates the apostrophe.
   EXPECT_EQ(make("default").encode("it's", false), split);
   EXPECT_EQ(make("").encode("it's", false), split);
@@ -479,7 +504,8 @@ TEST(PreTokenizers, ChunkBoundariesDecideMerges) {
 TEST_F(Llama3, CleanSpacesOption) {
   auto ids = tok_->encode("Hello , world ' s end . Ok ?", false);
   EXPECT_EQ(tok_->decode(ids), "Hello , world ' s end . Ok ?");
-  EXPECT_EQ(tok_->decode(ids, DecodeOptions{.cleanSpaces = true}), "Hello, world's end. Ok?");
+  EXPECT_EQ(tok_->decode(ids, DecodeOptions{.cleanSpaces = true}),
+            "Hello, world's end. Ok?");
 }
 
 TEST(Malformed, GoodBaselineLoads) {
@@ -545,7 +571,8 @@ TEST(Malformed, Errors) {
   }
   {
     auto w = goodBpeWriter();
-    w.set("tokenizer.ggml.merges", gguf::val::strings({"b c"})); // "bc" is no token
+    w.set("tokenizer.ggml.merges",
+          gguf::val::strings({"b c"})); // "bc" is no token
     expectError(w, "tokenizer.ggml.merges[0]");
   }
   {
@@ -616,7 +643,8 @@ TEST(Malformed, FromVocabErrors) {
   s.scores.pop_back();
   auto r = Tokenizer::fromVocab(s);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(std::string(r.status().message()).find("tokenizer.ggml.scores"), std::string::npos);
+  EXPECT_NE(std::string(r.status().message()).find("tokenizer.ggml.scores"),
+            std::string::npos);
 }
 
 } // namespace
