@@ -1,0 +1,51 @@
+// Tests that tern-lower-to-kernels turns every graph op into a ukernel call
+// with static shapes, tiles and offsets, and refuses matrices without a
+// kernel or packed weight.
+// RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels | FileCheck %s
+
+// CHECK-LABEL: func.func @layer
+// CHECK: tern.ukernel_call "tern_uk_embed_f16"(%arg0) {static_args = {hidden = 256 : i64, vocab = 356 : i64, weight = "token_embd.weight", weight_bytes = 182272 : i64, weight_offset = 0 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_rms_norm_quantize_i8"({{.*}}) {static_args = {eps = 9.99999974E-6 : f32, n = 256 : i64, weight = "blk.0.attn_norm.weight", weight_bytes = 1024 : i64, weight_offset = 183296 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
+// CHECK: tern.ukernel_call "tern_uk_matmul_tl2_avx2"({{.*}}) {static_args = {k = 256 : i64, m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
+// CHECK: tern.ukernel_call "tern_uk_rope_neox_f32"({{.*}}) {static_args = {freq_base = 5.000000e+05 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_attention_gqa_f32"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
+// CHECK: tern.ukernel_call "tern_uk_quantize_i8"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK-NEXT: tern.ukernel_call "tern_uk_matmul_i2s_avx2"({{.*}}) {static_args = {k = 256 : i64, m = 256 : i64, packed_bytes = 16388 : i64, packed_offset = 30016 : i64, segments = 1 : i64, tile_k = 256 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_output.weight"
+// CHECK: tern.ukernel_call "tern_uk_add_f32"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_silu_mul_f32"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_relu2_mul_f32"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_rms_norm_f32"
+// CHECK: tern.ukernel_call "tern_uk_quantize_i8"
+// CHECK: tern.ukernel_call "tern_uk_lm_head_f16_avx2"({{.*}}) {static_args = {hidden = 256 : i64, packed_bytes = 182272 : i64, packed_offset = 46464 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 356 : i64, weight = "token_embd.weight"
+// CHECK-NOT: tern.{{(embed|rms_norm|bitlinear|rope|attention|add|lm_head|ternary_matmul|quantize) }}
+func.func @layer(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x356xf32> {
+  %h = tern.embed %tokens {weight = #tern.weight<"token_embd.weight", [356, 256], f16, offset = 0, bytes = 182272>} : tensor<?xi32> -> tensor<?x256xf32>
+  %q8, %s = tern.rms_norm_quantize %h {eps = 1.0e-5 : f32, weight = #tern.weight<"blk.0.attn_norm.weight", [256], f32, offset = 183296, bytes = 1024>} : tensor<?x256xf32> -> tensor<?x256xi8>, tensor<?xf32>
+  %qkv:3 = tern.ternary_matmul %q8, %s {kernel = #tern.kernel<tl2, avx2, tile_m = 32, tile_k = 96>, packed = #tern.packed<tl2, offset = 0, bytes = 30000, checksum = 1>, weights = [#tern.weight<"blk.0.attn_q.weight", [256, 256], tq2_0, offset = 184320, bytes = 16896>, #tern.weight<"blk.0.attn_k.weight", [128, 256], tq2_0, offset = 201216, bytes = 8448>, #tern.weight<"blk.0.attn_v.weight", [128, 256], tq2_0, offset = 209664, bytes = 8448>]} : tensor<?x256xi8>, tensor<?xf32> -> tensor<?x256xf32>, tensor<?x128xf32>, tensor<?x128xf32>
+  %qr = tern.rope %qkv#0, %pos {freq_base = 500000.0 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64} : tensor<?x256xf32>, tensor<?xi32>
+  %a = tern.attention %qr, %qkv#1, %qkv#2, %pos {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 0.125 : f32} : tensor<?x256xf32>, tensor<?x128xf32>, tensor<?x128xf32>, tensor<?xi32>
+  %o = tern.bitlinear %a {kernel = #tern.kernel<i2s, avx2, tile_m = 32, tile_k = 256>, packed = #tern.packed<i2s, offset = 30016, bytes = 16388, checksum = 2>, weight = #tern.weight<"blk.0.attn_output.weight", [256, 256], tq2_0, offset = 219136, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  %r = tern.add %h, %o : tensor<?x256xf32>
+  %g = tern.silu_mul %r, %o : tensor<?x256xf32>
+  %g2 = tern.relu2_mul %g, %o : tensor<?x256xf32>
+  %n = tern.rms_norm %g2 {eps = 1.0e-5 : f32, weight = #tern.weight<"output_norm.weight", [256], f32, offset = 182272, bytes = 1024>} : tensor<?x256xf32>
+  %q2, %s2 = tern.quantize %n : tensor<?x256xf32> -> tensor<?x256xi8>, tensor<?xf32>
+  %l = tern.lm_head %n {kernel = #tern.kernel<f16, avx2, tile_m = 16, tile_k = 256>, packed = #tern.packed<f16, offset = 46464, bytes = 182272, checksum = 3>, weight = #tern.weight<"token_embd.weight", [356, 256], f16, offset = 0, bytes = 182272>} : tensor<?x256xf32> -> tensor<?x356xf32>
+  return %l : tensor<?x356xf32>
+}
+
+// -----
+
+func.func @nokernel(%x: tensor<?x256xf32>) {
+  // expected-error @+1 {{'tern.bitlinear' op cannot be lowered: no kernel chosen (run tern-select-kernels)}}
+  %y = tern.bitlinear %x {weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq2_0, offset = 184320, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  return
+}
+
+// -----
+
+func.func @unpacked(%x: tensor<?x256xf32>) {
+  // expected-error @+1 {{'tern.bitlinear' op cannot be lowered: weight not packed (run tern-pack-weights)}}
+  %y = tern.bitlinear %x {kernel = #tern.kernel<i2s, avx2, tile_m = 32, tile_k = 256>, weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq2_0, offset = 184320, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  return
+}
