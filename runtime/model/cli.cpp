@@ -1,8 +1,8 @@
 #include "runtime/model/cli.h"
 
 #include <charconv>
-#include <functional>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <sstream>
 
@@ -47,7 +47,8 @@ model options:
       --i2s-layout L      I2_S packing: x86 (default, QK=128), arm (QK=64), x86-1x4
 )";
 
-constexpr const char *kEvalHelp = R"(usage: tern eval MODEL (--prompt TEXT | --tokens IDS)... [options]
+constexpr const char *kEvalHelp =
+    R"(usage: tern eval MODEL (--prompt TEXT | --tokens IDS)... [options]
 
 Feeds each input, then takes N greedy steps; prints one JSON object per input
 in the shape of shared/fixtures/golden/*.json:
@@ -62,7 +63,8 @@ options:
       --json              JSON output, one object per line (default: readable text)
 )";
 
-constexpr const char *kRunHelp = R"(usage: tern run MODEL -p TEXT [-n N] [options]
+constexpr const char *kRunHelp =
+    R"(usage: tern run MODEL -p TEXT [-n N] [options]
 
 Generates greedily (stops at end-of-generation or after N tokens), prints the
 text to stdout and prompt/generation speed in tokens/s to stderr.
@@ -98,19 +100,22 @@ std::optional<std::string> splitEq(std::string &flag) {
   return std::nullopt;
 }
 
-template <typename T> absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s,
-                                                 T lo, T hi) {
+template <typename T>
+absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s, T lo,
+                           T hi) {
   T v{};
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    return absl::InvalidArgumentError(fmt::format("{}: '{}' is not an integer", flag, s));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: '{}' is not an integer", flag, s));
   if (v < lo || v > hi)
     return absl::InvalidArgumentError(
         fmt::format("{}: {} is out of range [{}, {}]", flag, v, lo, hi));
   return v;
 }
 
-absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag, const std::string &s) {
+absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag,
+                                              const std::string &s) {
   std::vector<int32_t> ids;
   std::stringstream ss(s);
   std::string item;
@@ -125,13 +130,16 @@ absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag, const std
     ids.push_back(*id);
   }
   if (ids.empty())
-    return absl::InvalidArgumentError(fmt::format("{}: no token ids given", flag));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: no token ids given", flag));
   return ids;
 }
 
 // Handles a flag shared by every command. Returns true if consumed.
-absl::StatusOr<bool> commonFlag(const std::string &flag, const std::function<absl::StatusOr<std::string>()> &value,
-                                Common &c) {
+absl::StatusOr<bool>
+commonFlag(const std::string &flag,
+           const std::function<absl::StatusOr<std::string>()> &value,
+           Common &c) {
   auto num = [&](auto &dst, auto lo, auto hi) -> absl::Status {
     absl::StatusOr<std::string> v = value();
     if (!v.ok())
@@ -172,8 +180,10 @@ absl::StatusOr<bool> commonFlag(const std::string &flag, const std::function<abs
     if (!v.ok())
       return v.status();
     if (*v != "ref")
-      return absl::InvalidArgumentError(fmt::format(
-          "--kernel: '{}' is not available; this build has only the reference kernels (ref)", *v));
+      return absl::InvalidArgumentError(
+          fmt::format("--kernel: '{}' is not available; this build has only "
+                      "the reference kernels (ref)",
+                      *v));
   } else if (flag == "--i2s-layout") {
     absl::StatusOr<std::string> v = value();
     if (!v.ok())
@@ -185,8 +195,8 @@ absl::StatusOr<bool> commonFlag(const std::string &flag, const std::function<abs
     else if (*v == "x86-1x4")
       c.opts.i2sLayout = formats::I2SLayout::X86_1x4;
     else
-      return absl::InvalidArgumentError(
-          fmt::format("--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
+      return absl::InvalidArgumentError(fmt::format(
+          "--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
   } else {
     return false;
   }
@@ -195,11 +205,13 @@ absl::StatusOr<bool> commonFlag(const std::string &flag, const std::function<abs
   return true;
 }
 
-// Generic parse loop: `specific` handles command flags (returns false if unknown).
-absl::Status parseArgs(Args &a, Common &c, bool &help,
-                       const std::function<absl::StatusOr<bool>(
-                           const std::string &, const std::function<absl::StatusOr<std::string>()> &)>
-                           &specific) {
+// Generic parse loop: `specific` handles command flags (returns false if
+// unknown).
+absl::Status parseArgs(
+    Args &a, Common &c, bool &help,
+    const std::function<absl::StatusOr<bool>(
+        const std::string &,
+        const std::function<absl::StatusOr<std::string>()> &)> &specific) {
   while (!a.done()) {
     std::string flag = a.v[a.i++];
     if (flag == "-h" || flag == "--help") {
@@ -213,7 +225,8 @@ absl::Status parseArgs(Args &a, Common &c, bool &help,
       if (inlineVal)
         return *inlineVal;
       if (a.done())
-        return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
+        return absl::InvalidArgumentError(
+            fmt::format("{} needs a value", flag));
       return a.v[a.i++];
     };
     if (flag.size() > 1 && flag[0] == '-') {
@@ -225,18 +238,22 @@ absl::Status parseArgs(Args &a, Common &c, bool &help,
         if (!r.ok())
           return r.status();
         if (!*r)
-          return absl::InvalidArgumentError(fmt::format("unknown option '{}'", flag));
+          return absl::InvalidArgumentError(
+              fmt::format("unknown option '{}'", flag));
       }
       if (inlineVal && !used)
-        return absl::InvalidArgumentError(fmt::format("option '{}' takes no value", flag));
+        return absl::InvalidArgumentError(
+            fmt::format("option '{}' takes no value", flag));
     } else if (c.modelPath.empty()) {
       c.modelPath = flag;
     } else {
-      return absl::InvalidArgumentError(fmt::format("unexpected argument '{}'", flag));
+      return absl::InvalidArgumentError(
+          fmt::format("unexpected argument '{}'", flag));
     }
   }
   if (c.modelPath.empty())
-    return absl::InvalidArgumentError("no model given (tern <command> MODEL ...)");
+    return absl::InvalidArgumentError(
+        "no model given (tern <command> MODEL ...)");
   return absl::OkStatus();
 }
 
@@ -250,7 +267,8 @@ using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
 absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
   if (!m.ggufFile())
     return absl::UnimplementedError("this model source carries no tokenizer");
-  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
+  absl::StatusOr<tokenizer::Tokenizer> t =
+      tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
   if (!t.ok())
     return t.status();
   return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
@@ -267,44 +285,45 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   bool help = false, json = false;
   int steps = 8, top = 5;
   std::vector<Input> inputs;
-  absl::Status st = parseArgs(a, c, help, [&](const std::string &flag, const auto &value)
-                                              -> absl::StatusOr<bool> {
-    if (flag == "--json") {
-      json = true;
-    } else if (flag == "-p" || flag == "--prompt") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      inputs.push_back({*v, {}});
-    } else if (flag == "--tokens") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
-      if (!ids.ok())
-        return ids.status();
-      inputs.push_back({std::nullopt, std::move(*ids)});
-    } else if (flag == "--greedy" || flag == "-n") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 20);
-      if (!n.ok())
-        return n.status();
-      steps = *n;
-    } else if (flag == "--top" || flag == "--top-k") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 24);
-      if (!n.ok())
-        return n.status();
-      top = *n;
-    } else {
-      return false;
-    }
-    return true;
-  });
+  absl::Status st = parseArgs(
+      a, c, help,
+      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+        if (flag == "--json") {
+          json = true;
+        } else if (flag == "-p" || flag == "--prompt") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          inputs.push_back({*v, {}});
+        } else if (flag == "--tokens") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
+          if (!ids.ok())
+            return ids.status();
+          inputs.push_back({std::nullopt, std::move(*ids)});
+        } else if (flag == "--greedy" || flag == "-n") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 20);
+          if (!n.ok())
+            return n.status();
+          steps = *n;
+        } else if (flag == "--top" || flag == "--top-k") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 24);
+          if (!n.ok())
+            return n.status();
+          top = *n;
+        } else {
+          return false;
+        }
+        return true;
+      });
   if (help) {
     out << kEvalHelp << kCommonHelp;
     return 0;
@@ -312,9 +331,12 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   if (!st.ok())
     return fail(err, "eval", st);
   if (inputs.empty())
-    return fail(err, "eval", absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
+    return fail(
+        err, "eval",
+        absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
 
-  absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+  absl::StatusOr<std::unique_ptr<model::Model>> m =
+      model::openModel(c.modelPath, c.opts);
   if (!m.ok())
     return fail(err, "eval", m.status());
 #ifdef TERN_HAVE_TOKENIZER
@@ -335,8 +357,9 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
       r.input = tok->encode(*in.text, /*addSpecial=*/true);
 #else
       return fail(err, "eval",
-                  absl::UnimplementedError("--prompt needs the tokenizer, which this build "
-                                           "lacks; use --tokens"));
+                  absl::UnimplementedError(
+                      "--prompt needs the tokenizer, which this build "
+                      "lacks; use --tokens"));
 #endif
     } else {
       r.tokens = in.ids;
@@ -345,7 +368,8 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
     model::GreedyOptions go;
     go.steps = steps;
     go.topK = top;
-    absl::StatusOr<std::vector<model::EvalStep>> s = model::greedyEval(**m, r.input, go);
+    absl::StatusOr<std::vector<model::EvalStep>> s =
+        model::greedyEval(**m, r.input, go);
     if (!s.ok())
       return fail(err, "eval", s.status());
     r.steps = std::move(*s);
@@ -372,43 +396,45 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   bool help = false, ignoreEos = false;
   int n = 64;
   std::optional<Input> input;
-  absl::Status st = parseArgs(a, c, help, [&](const std::string &flag, const auto &value)
-                                              -> absl::StatusOr<bool> {
-    if (flag == "-p" || flag == "--prompt") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      input = Input{*v, {}};
-    } else if (flag == "--tokens") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
-      if (!ids.ok())
-        return ids.status();
-      input = Input{std::nullopt, std::move(*ids)};
-    } else if (flag == "-n" || flag == "--n-predict") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<int> k = parseInt<int>(flag, *v, 0, 1 << 24);
-      if (!k.ok())
-        return k.status();
-      n = *k;
-    } else if (flag == "--seed" || flag == "-s") {
-      absl::StatusOr<std::string> v = value();
-      if (!v.ok())
-        return v.status();
-      absl::StatusOr<int64_t> k = parseInt<int64_t>(flag, *v, INT64_MIN, INT64_MAX);
-      if (!k.ok())
-        return k.status();
-    } else if (flag == "--ignore-eos") {
-      ignoreEos = true;
-    } else {
-      return false;
-    }
-    return true;
-  });
+  absl::Status st = parseArgs(
+      a, c, help,
+      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+        if (flag == "-p" || flag == "--prompt") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          input = Input{*v, {}};
+        } else if (flag == "--tokens") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
+          if (!ids.ok())
+            return ids.status();
+          input = Input{std::nullopt, std::move(*ids)};
+        } else if (flag == "-n" || flag == "--n-predict") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<int> k = parseInt<int>(flag, *v, 0, 1 << 24);
+          if (!k.ok())
+            return k.status();
+          n = *k;
+        } else if (flag == "--seed" || flag == "-s") {
+          absl::StatusOr<std::string> v = value();
+          if (!v.ok())
+            return v.status();
+          absl::StatusOr<int64_t> k =
+              parseInt<int64_t>(flag, *v, INT64_MIN, INT64_MAX);
+          if (!k.ok())
+            return k.status();
+        } else if (flag == "--ignore-eos") {
+          ignoreEos = true;
+        } else {
+          return false;
+        }
+        return true;
+      });
   if (help) {
     out << kRunHelp << kCommonHelp;
     return 0;
@@ -416,8 +442,11 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   if (!st.ok())
     return fail(err, "run", st);
   if (!input)
-    return fail(err, "run", absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
-  absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+    return fail(
+        err, "run",
+        absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
+  absl::StatusOr<std::unique_ptr<model::Model>> m =
+      model::openModel(c.modelPath, c.opts);
   if (!m.ok())
     return fail(err, "run", m.status());
   const model::ModelConfig &cfg = (*m)->config();
@@ -442,13 +471,15 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   };
 #else
   if (input->text)
-    return fail(err, "run",
-                absl::UnimplementedError(
-                    "-p needs the tokenizer, which this build lacks; use --tokens"));
+    return fail(
+        err, "run",
+        absl::UnimplementedError(
+            "-p needs the tokenizer, which this build lacks; use --tokens"));
   auto isEog = [&](int32_t id) { return id == cfg.eosId || id == cfg.eotId; };
 #endif
   if (ids.empty())
-    return fail(err, "run", absl::InvalidArgumentError("the prompt tokenized to nothing"));
+    return fail(err, "run",
+                absl::InvalidArgumentError("the prompt tokenized to nothing"));
   err << (*m)->describe() << "\n";
 
   absl::StatusOr<std::unique_ptr<model::Session>> session = (*m)->newSession();
@@ -480,7 +511,8 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
     out.flush();
     if (i + 1 == n)
       break;
-    if (absl::Status s = (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
+    if (absl::Status s =
+            (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
         !s.ok()) {
       stopped = s;
       break;
@@ -494,9 +526,10 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   auto t2 = Clock::now();
   const double prefill = std::chrono::duration<double>(t1 - t0).count();
   const double gen = std::chrono::duration<double>(t2 - t1).count();
-  err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", ids.size(), prefill,
-                     ids.size() / std::max(prefill, 1e-9));
-  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated.size(), gen,
+  err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
+                     ids.size(), prefill, ids.size() / std::max(prefill, 1e-9));
+  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
+                     generated.size(), gen,
                      generated.size() / std::max(gen, 1e-9));
   if (!stopped.ok())
     return fail(err, "run", stopped);
@@ -505,7 +538,8 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
 
 } // namespace
 
-int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
+int ternMain(const std::vector<std::string> &args, std::ostream &out,
+             std::ostream &err) {
   if (args.empty()) {
     err << kMainHelp;
     return 2;

@@ -15,18 +15,18 @@ enum class FfnActivation : uint8_t { SiluGated, Relu2Gated };
 const char *ffnActivationName(FfnActivation a);
 
 struct ModelConfig {
-  std::string arch;        // general.architecture
-  std::string name;        // general.name (may be empty)
+  std::string arch; // general.architecture
+  std::string name; // general.name (may be empty)
   FfnActivation ffnAct = FfnActivation::SiluGated;
   uint32_t nVocab = 0;
-  uint32_t nEmbd = 0;      // hidden size
+  uint32_t nEmbd = 0; // hidden size
   uint32_t nLayer = 0;
   uint32_t nHead = 0;
   uint32_t nHeadKv = 0;
-  uint32_t headDim = 0;    // per head, for Q/K/V
-  uint32_t nFf = 0;        // FFN inner size
-  uint32_t nRot = 0;       // rotated dims per head (NEOX pairs i, i + nRot/2)
-  uint32_t nCtxTrain = 0;  // <arch>.context_length (0 if absent)
+  uint32_t headDim = 0;   // per head, for Q/K/V
+  uint32_t nFf = 0;       // FFN inner size
+  uint32_t nRot = 0;      // rotated dims per head (NEOX pairs i, i + nRot/2)
+  uint32_t nCtxTrain = 0; // <arch>.context_length (0 if absent)
   float rmsEps = 1e-5f;
   float ropeFreqBase = 10000.0f;
   int32_t bosId = -1;

@@ -5,7 +5,9 @@
 
 namespace tern::model {
 
-const char *actQuantName(ActQuant a) { return a == ActQuant::PerToken ? "token" : "none"; }
+const char *actQuantName(ActQuant a) {
+  return a == ActQuant::PerToken ? "token" : "none";
+}
 
 void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
   double ss = 0.0;
@@ -16,8 +18,8 @@ void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
     y[i] = x[i] * scale * w[i];
 }
 
-void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuant mode,
-                         BitLinearInput &out) {
+void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
+                         ActQuant mode, BitLinearInput &out) {
   out.mode = mode;
   out.tokens = tokens;
   out.cols = cols;
@@ -46,8 +48,10 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuan
   }
 }
 
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
-  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols, nb = w.blocksPerRow;
+void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y,
+               ThreadPool &pool) {
+  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols,
+                 nb = w.blocksPerRow;
   const uint32_t T = in.tokens;
   pool.parallelFor(rows, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
@@ -82,7 +86,8 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, Threa
 void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
   const uint32_t half = nRot / 2;
   for (uint32_t i = 0; i < half; ++i) {
-    const double theta = double(pos) * std::pow(double(freqBase), -2.0 * i / nRot);
+    const double theta =
+        double(pos) * std::pow(double(freqBase), -2.0 * i / nRot);
     const float c = static_cast<float>(std::cos(theta));
     const float s = static_cast<float>(std::sin(theta));
     const float x0 = v[i], x1 = v[i + half];
@@ -91,8 +96,8 @@ void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
   }
 }
 
-void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivation act,
-                     float *out) {
+void gatedActivation(const float *gate, const float *up, uint32_t n,
+                     FfnActivation act, float *out) {
   if (act == FfnActivation::SiluGated) {
     for (uint32_t i = 0; i < n; ++i)
       out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
@@ -104,7 +109,8 @@ void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivati
   }
 }
 
-void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool) {
+void lmHead(const DenseMatrix &head, const float *x, float *logits,
+            ThreadPool &pool) {
   pool.parallelFor(head.rows, [&](size_t v0, size_t v1) {
     for (size_t v = v0; v < v1; ++v)
       logits[v] = head.dotRow(static_cast<uint32_t>(v), x);

@@ -30,31 +30,32 @@ struct BitLinearInput {
   ActQuant mode = ActQuant::PerToken;
   uint32_t tokens = 0;
   uint32_t cols = 0;
-  std::vector<int8_t> q;     // PerToken: [tokens][cols]
-  std::vector<float> scale;  // PerToken: [tokens], s = 127 / max(|x|, 1e-5)
-  std::vector<float> x;      // None: [tokens][cols]
+  std::vector<int8_t> q;    // PerToken: [tokens][cols]
+  std::vector<float> scale; // PerToken: [tokens], s = 127 / max(|x|, 1e-5)
+  std::vector<float> x;     // None: [tokens][cols]
 };
 
 // s = 127 / max(|x|, 1e-5); q = clamp(round(x*s), -128, 127), round half
 // away from zero.
-void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuant mode,
-                         BitLinearInput &out);
+void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
+                         ActQuant mode, BitLinearInput &out);
 
 // y[t][r] for every token t and row r of w: per scale block the integer
 // (or float, mode None) dot product of codes and activations, times the
 // block scale, summed over blocks in order, then divided by the token's s.
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
-               ThreadPool &pool);
+void bitLinear(const TernaryLinear &w, const BitLinearInput &in,
+               float *y /*[tokens][rows]*/, ThreadPool &pool);
 
 // NEOX rotary embedding of one head vector in place: pairs (i, i + nRot/2)
 // for i < nRot/2, angle pos * base^(-2i/nRot); dims >= nRot untouched.
 void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase);
 
 // out[c] = act(gate[c]) * up[c]: SiLU (x / (1 + e^-x)) or squared ReLU.
-void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivation act,
-                     float *out);
+void gatedActivation(const float *gate, const float *up, uint32_t n,
+                     FfnActivation act, float *out);
 
 // logits[v] = dot(head row v, x), rows split over the pool.
-void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool);
+void lmHead(const DenseMatrix &head, const float *x, float *logits,
+            ThreadPool &pool);
 
 } // namespace tern::model

@@ -10,14 +10,16 @@ KvPool::KvPool(const KvPoolOptions &o) : opts_(o) {}
 
 absl::StatusOr<std::shared_ptr<KvPool>> KvPool::create(const KvPoolOptions &o) {
   if (o.nLayer == 0 || o.kvDim == 0 || o.pageSize == 0 || o.numPages == 0)
-    return absl::InvalidArgumentError(fmt::format(
-        "KV pool: layers ({}), kv dim ({}), page size ({}) and page count ({}) must be positive",
-        o.nLayer, o.kvDim, o.pageSize, o.numPages));
+    return absl::InvalidArgumentError(
+        fmt::format("KV pool: layers ({}), kv dim ({}), page size ({}) and "
+                    "page count ({}) must be positive",
+                    o.nLayer, o.kvDim, o.pageSize, o.numPages));
   const uint64_t pageFloats = 2ull * o.pageSize * o.kvDim;
   const uint64_t total = pageFloats * o.numPages;
   if (total > (1ull << 37)) // 512 GiB of f32: surely a mistake
     return absl::ResourceExhaustedError(
-        fmt::format("KV pool of {} pages x {} floats is too large", o.numPages, pageFloats));
+        fmt::format("KV pool of {} pages x {} floats is too large", o.numPages,
+                    pageFloats));
   std::shared_ptr<KvPool> pool(new KvPool(o));
   pool->pageFloats_ = pageFloats;
   pool->data_.reset(new (std::nothrow) float[total]());
@@ -43,7 +45,8 @@ absl::Status KvPool::allocate(uint32_t count, std::vector<uint32_t> &out) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (count > free_.size())
     return absl::ResourceExhaustedError(
-        fmt::format("KV cache pool exhausted: {} more pages needed, {} of {} free (page = {} "
+        fmt::format("KV cache pool exhausted: {} more pages needed, {} of {} "
+                    "free (page = {} "
                     "positions of one layer)",
                     count, free_.size(), opts_.numPages, opts_.pageSize));
   for (uint32_t i = 0; i < count; ++i) {
@@ -91,13 +94,17 @@ absl::Status KvSession::reserve(uint64_t positions) {
   const uint64_t perLayer = want - have;
   const uint64_t count = perLayer * tables_.size();
   if (count > pool_->totalPages())
-    return absl::ResourceExhaustedError(fmt::format(
-        "KV cache pool exhausted: {} positions need {} pages, the pool has {} in all", positions,
-        want * tables_.size(), pool_->totalPages()));
+    return absl::ResourceExhaustedError(
+        fmt::format("KV cache pool exhausted: {} positions need {} pages, the "
+                    "pool has {} in all",
+                    positions, want * tables_.size(), pool_->totalPages()));
   std::vector<uint32_t> got;
   got.reserve(count);
-  if (absl::Status s = pool_->allocate(static_cast<uint32_t>(count), got); !s.ok())
-    return absl::Status(s.code(), fmt::format("reserving {} positions: {}", positions, std::string(s.message())));
+  if (absl::Status s = pool_->allocate(static_cast<uint32_t>(count), got);
+      !s.ok())
+    return absl::Status(s.code(),
+                        fmt::format("reserving {} positions: {}", positions,
+                                    std::string(s.message())));
   size_t i = 0;
   for (std::vector<uint32_t> &t : tables_)
     for (uint64_t j = 0; j < perLayer; ++j)
@@ -107,12 +114,14 @@ absl::Status KvSession::reserve(uint64_t positions) {
 
 float *KvSession::k(uint32_t layer, uint64_t pos) {
   const uint32_t P = pool_->options().pageSize;
-  return pool_->pageK(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
+  return pool_->pageK(tables_[layer][pos / P]) +
+         (pos % P) * pool_->options().kvDim;
 }
 
 float *KvSession::v(uint32_t layer, uint64_t pos) {
   const uint32_t P = pool_->options().pageSize;
-  return pool_->pageV(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
+  return pool_->pageV(tables_[layer][pos / P]) +
+         (pos % P) * pool_->options().kvDim;
 }
 
 } // namespace tern::model

@@ -22,10 +22,10 @@ namespace tern::model {
 
 struct ModelOptions {
   ActQuant actQuant = ActQuant::PerToken;
-  int threads = 1;             // thread pool size (<= 0: all cores)
-  uint32_t contextLength = 0;  // positions per session; 0: min(model's, 4096)
-  uint32_t pageSize = 16;      // KV positions per page
-  uint32_t kvPages = 0;        // pool size in pages; 0: one full context
+  int threads = 1;            // thread pool size (<= 0: all cores)
+  uint32_t contextLength = 0; // positions per session; 0: min(model's, 4096)
+  uint32_t pageSize = 16;     // KV positions per page
+  uint32_t kvPages = 0;       // pool size in pages; 0: one full context
   formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128;
 };
 

@@ -21,11 +21,12 @@ namespace tern::model {
 
 // y[r] = sum_b scale[r][b] * sum_{c in block b} code[r][c] * x[c]
 struct TernaryLinear {
-  std::string name;          // GGUF tensor name
-  std::string storage;       // storage format it was decoded from ("TQ2_0", ...)
-  uint32_t rows = 0;         // output features (ne1)
-  uint32_t cols = 0;         // input features (ne0)
-  uint32_t blockCols = 0;    // columns sharing one scale inside a row (divides cols)
+  std::string name;    // GGUF tensor name
+  std::string storage; // storage format it was decoded from ("TQ2_0", ...)
+  uint32_t rows = 0;   // output features (ne1)
+  uint32_t cols = 0;   // input features (ne0)
+  uint32_t blockCols =
+      0; // columns sharing one scale inside a row (divides cols)
   uint32_t blocksPerRow = 0; // cols / blockCols
   std::vector<int8_t> codes; // [rows][cols]
   std::vector<float> scales; // [rows][blocksPerRow]
@@ -35,9 +36,9 @@ struct TernaryLinear {
 // which doubles as the tied lm_head). Points into the mapped GGUF.
 struct DenseMatrix {
   std::string name;
-  uint32_t rows = 0;   // ne1 (vocab for the embedding)
-  uint32_t cols = 0;   // ne0 (hidden)
-  bool isF16 = true;   // else F32
+  uint32_t rows = 0; // ne1 (vocab for the embedding)
+  uint32_t cols = 0; // ne0 (hidden)
+  bool isF16 = true; // else F32
   const uint8_t *data = nullptr;
 
   // Row r converted to f32.
@@ -58,19 +59,20 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  DenseMatrix tokEmbd;             // [nVocab x nEmbd]
-  DenseMatrix output;              // lm_head: output.weight, or tokEmbd when tied
+  DenseMatrix tokEmbd; // [nVocab x nEmbd]
+  DenseMatrix output;  // lm_head: output.weight, or tokEmbd when tied
   bool tiedOutput = true;
-  std::vector<float> outputNorm;   // [nEmbd]
+  std::vector<float> outputNorm; // [nEmbd]
   std::vector<LayerWeights> layers;
 };
 
 // Decodes one ternary weight tensor (TQ2_0, TQ1_0, I2_S x86 layout, or
 // F32/F16/BF16 holding ternary values) into canonical codes + scales.
-absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &file, const std::string &name,
-                                          uint64_t expectRows, uint64_t expectCols,
-                                          formats::I2SLayout i2sLayout,
-                                          const formats::ModelMapping *mapping = nullptr);
+absl::StatusOr<TernaryLinear>
+loadTernary(const gguf::File &file, const std::string &name,
+            uint64_t expectRows, uint64_t expectCols,
+            formats::I2SLayout i2sLayout,
+            const formats::ModelMapping *mapping = nullptr);
 
 // Loads every tensor the graph needs, checking names and shapes against the
 // config. Errors name the tensor (missing, wrong shape, wrong type, not

@@ -3,14 +3,15 @@
 #include <sstream>
 #include <string>
 
-#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/model/cli.h"
+#include "gtest/gtest.h"
 
 namespace tern::cli {
 namespace {
 
-const std::string kTq2 = std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
+const std::string kTq2 =
+    std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
 
 struct Result {
   int rc;
@@ -24,8 +25,11 @@ Result run(std::vector<std::string> args) {
 }
 
 TEST(Cli, HelpEverywhere) {
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"help"}, {"eval", "--help"}, {"run", "--help"}, {"eval", "-h"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--help"},
+                                                         {"help"},
+                                                         {"eval", "--help"},
+                                                         {"run", "--help"},
+                                                         {"eval", "-h"}}) {
     Result r = run(args);
     EXPECT_EQ(r.rc, 0) << args[0];
     EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
@@ -42,7 +46,8 @@ TEST(Cli, BadFlagsFailWithAMessage) {
            {{"frobnicate"}, "frobnicate"},
            {{"eval", kTq2, "--tokens", "1,2", "--bogus"}, "--bogus"},
            {{"eval", kTq2, "--tokens", "1,x"}, "--tokens"},
-           {{"eval", kTq2, "--tokens", "1", "--act-quant", "int4"}, "--act-quant"},
+           {{"eval", kTq2, "--tokens", "1", "--act-quant", "int4"},
+            "--act-quant"},
            {{"eval", kTq2, "--tokens", "1", "--greedy"}, "--greedy"},
            {{"eval", kTq2, "--tokens", "1", "-t", "-3"}, "-t"},
            {{"eval", kTq2, "--tokens", "1", "--json=yes"}, "--json"},
@@ -59,13 +64,15 @@ TEST(Cli, BadFlagsFailWithAMessage) {
     for (const auto &a : c.args)
       joined += a + " ";
     EXPECT_NE(r.rc, 0) << joined;
-    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << joined << "\n"
+                                                         << r.err;
   }
 }
 
 TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
-  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120", "--greedy", "3",
-                  "--top=4", "--json", "-t", "2", "--act-quant=token"});
+  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120",
+                  "--greedy", "3", "--top=4", "--json", "-t", "2",
+                  "--act-quant=token"});
   ASSERT_EQ(r.rc, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -88,7 +95,8 @@ TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
 }
 
 TEST(Cli, RunGeneratesFromTokens) {
-  Result r = run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
+  Result r =
+      run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
 }
@@ -107,9 +115,9 @@ TEST(Cli, EvalPromptMatchesGoldenInputs) {
   std::ifstream in(fixtures + "/golden/tiny-bitnet-f16.json");
   nlohmann::json golden = nlohmann::json::parse(in);
   for (const auto &g : golden) {
-    Result r = run({"eval", fixtures + "/models/tiny-bitnet-f16.gguf", "--prompt",
-                    g["prompt"].get<std::string>(), "--greedy", "1", "--json", "--act-quant",
-                    "none"});
+    Result r = run({"eval", fixtures + "/models/tiny-bitnet-f16.gguf",
+                    "--prompt", g["prompt"].get<std::string>(), "--greedy", "1",
+                    "--json", "--act-quant", "none"});
     ASSERT_EQ(r.rc, 0) << r.err;
     nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["prompt"], g["prompt"]);
@@ -122,8 +130,10 @@ TEST(Cli, EvalPromptMatchesGoldenInputs) {
 }
 
 TEST(Cli, RunPrintsPromptAndContinuation) {
-  Result r = run({"run", std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
-                  "-p", "once upon a time", "-n", "6", "-t", "2"});
+  Result r = run(
+      {"run",
+       std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
+       "-p", "once upon a time", "-n", "6", "-t", "2"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out.rfind("once upon a time", 0), 0u) << r.out;
   EXPECT_GT(r.out.size(), std::string("once upon a time").size());

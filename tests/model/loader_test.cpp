@@ -5,9 +5,9 @@
 #include <iterator>
 #include <string>
 
-#include "gtest/gtest.h"
 #include "runtime/model/reference_model.h"
 #include "runtime/support/status.h"
+#include "gtest/gtest.h"
 
 namespace tern::model {
 namespace {
@@ -20,7 +20,8 @@ std::vector<uint8_t> readAll(const std::string &path) {
 }
 
 // Replaces the first occurrence of `from` by `to` (same length).
-void patch(std::vector<uint8_t> &bytes, const std::string &from, const std::string &to) {
+void patch(std::vector<uint8_t> &bytes, const std::string &from,
+           const std::string &to) {
   ASSERT_EQ(from.size(), to.size());
   auto it = std::search(bytes.begin(), bytes.end(), from.begin(), from.end());
   ASSERT_NE(it, bytes.end()) << from;
@@ -28,7 +29,8 @@ void patch(std::vector<uint8_t> &bytes, const std::string &from, const std::stri
 }
 
 // Sets the u32 value of metadata key `key` (stored right after key and type).
-void patchU32(std::vector<uint8_t> &bytes, const std::string &key, uint32_t value) {
+void patchU32(std::vector<uint8_t> &bytes, const std::string &key,
+              uint32_t value) {
   auto it = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
   ASSERT_NE(it, bytes.end()) << key;
   uint8_t *p = &*it + key.size();
@@ -42,7 +44,8 @@ absl::Status load(const std::vector<uint8_t> &bytes) {
   auto f = gguf::File::fromBuffer(bytes);
   if (!f.ok())
     return f.status();
-  auto m = ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
+  auto m =
+      ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
   return m.status();
 }
 
@@ -52,14 +55,16 @@ TEST(Loader, ReadsHyperparametersAndFormats) {
     uint32_t embd, layers, heads, kv, ff;
     const char *storage;
   };
-  for (const Want &w : {Want{"tiny-bitnet-tq2.gguf", 256, 2, 4, 2, 512, "TQ2_0"},
-                        Want{"tiny-bitnet-tq1.gguf", 256, 2, 4, 2, 512, "TQ1_0"},
-                        Want{"tiny-bitnet-f16.gguf", 256, 2, 4, 2, 512, "F16"},
-                        Want{"tiny-bitnet-i2s.gguf", 256, 2, 4, 2, 512, "I2_S"},
-                        Want{"gqa-bitnet-tq2.gguf", 512, 3, 8, 2, 768, "TQ2_0"}}) {
+  for (const Want &w :
+       {Want{"tiny-bitnet-tq2.gguf", 256, 2, 4, 2, 512, "TQ2_0"},
+        Want{"tiny-bitnet-tq1.gguf", 256, 2, 4, 2, 512, "TQ1_0"},
+        Want{"tiny-bitnet-f16.gguf", 256, 2, 4, 2, 512, "F16"},
+        Want{"tiny-bitnet-i2s.gguf", 256, 2, 4, 2, 512, "I2_S"},
+        Want{"gqa-bitnet-tq2.gguf", 512, 3, 8, 2, 768, "TQ2_0"}}) {
     auto f = gguf::File::open(kModels + w.file);
     ASSERT_TRUE(f.ok()) << statusMessage(f.status());
-    auto m = ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
+    auto m = ReferenceModel::create(std::move(*f),
+                                    ModelOptions{.contextLength = 16});
     ASSERT_TRUE(m.ok()) << w.file << ": " << statusMessage(m.status());
     const ModelConfig &c = (*m)->config();
     EXPECT_EQ(c.arch, "bitnet");
@@ -91,7 +96,8 @@ TEST(Loader, MissingTensorIsNamed) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(statusMessage(st).find("blk.1.ffn_up.weight"), std::string::npos)
       << statusMessage(st);
-  EXPECT_NE(statusMessage(st).find("missing"), std::string::npos) << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("missing"), std::string::npos)
+      << statusMessage(st);
 }
 
 TEST(Loader, WrongShapeIsNamed) {
@@ -101,20 +107,24 @@ TEST(Loader, WrongShapeIsNamed) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(statusMessage(st).find("blk.0.ffn_gate.weight"), std::string::npos)
       << statusMessage(st);
-  EXPECT_NE(statusMessage(st).find("shape"), std::string::npos) << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("shape"), std::string::npos)
+      << statusMessage(st);
 }
 
 TEST(Loader, UnknownArchIsRefused) {
   std::vector<uint8_t> b = readAll(kModels + "tiny-bitnet-tq2.gguf");
-  patch(b, std::string("\x06\0\0\0\0\0\0\0bitnet", 14), std::string("\x06\0\0\0\0\0\0\0bitnex", 14));
+  patch(b, std::string("\x06\0\0\0\0\0\0\0bitnet", 14),
+        std::string("\x06\0\0\0\0\0\0\0bitnex", 14));
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(statusMessage(st).find("bitnex"), std::string::npos) << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("bitnex"), std::string::npos)
+      << statusMessage(st);
 }
 
 TEST(Loader, MissingKeyIsNamed) {
   std::vector<uint8_t> b = readAll(kModels + "tiny-bitnet-tq2.gguf");
-  patch(b, "bitnet.block_count", "bitnet.block_count"); // same length, different key
+  patch(b, "bitnet.block_count",
+        "bitnet.block_count"); // same length, different key
   patch(b, "bitnet.block_count", "bitnet.blocx_count");
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
