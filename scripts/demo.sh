@@ -20,6 +20,6 @@ if [ -z "$model" ]; then
     --ffn 1024 --format tq2_0 --seed 42 -o "$model"
 fi
 echo "== ternc inspect $model"
-./build/bin/ternc inspect "$model" | sed -n '1,12p;/verdict/,$p'
+./build/bin/ternc inspect "$model" | sed -n '1,6p;/^verdict/,$p'
 echo "== tern run $model"
 ./build/bin/tern run "$model" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}"
