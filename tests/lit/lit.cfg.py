@@ -15,7 +15,7 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py.in", "Inputs
 config.substitutions.append(("%fixtures", os.path.join(config.tern_shared_dir, "fixtures")))
 
 llvm_config.use_default_substitutions()
-tools = ["tern-opt", "ternc", "tern-compile", "tern-synth", "tern-pack-check"]
+tools = ["tern-opt", "ternc", "tern-synth", "tern-pack-check"]
 llvm_config.add_tool_substitutions(
     [t for t in tools if os.path.exists(os.path.join(config.tern_tools_dir, t))],
     [config.tern_tools_dir])
