@@ -1,0 +1,129 @@
+/* The ternc ABI: what the compiler's generated code, the ukernels and the
+ * runtime agree on. Plain C, shared by compiler and runtime (the runtime
+ * never includes compiler headers). Versioned like a schema: any change to a
+ * struct layout, an entry point or a ukernel signature bumps
+ * TERN_ABI_VERSION, and the runtime refuses code built for another version.
+ *
+ * Shapes in comments: [n] = tokens in the batch, dims are compile-time
+ * constants of the model.
+ */
+#ifndef TERN_ABI_H
+#define TERN_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TERN_ABI_VERSION 1u
+
+/* ---- parallelism: the runtime's thread pool, called back by ukernels ---- */
+
+/* Work on items [begin, end). */
+typedef void (*tern_range_fn)(void *arg, int64_t begin, int64_t end);
+/* Runs fn over [0, n) split into chunks of at least `grain` items across the
+ * pool and returns when all are done. Results must not depend on the split. */
+typedef void (*tern_parallel_for_fn)(void *pool, int64_t n, int64_t grain, tern_range_fn fn,
+                                     void *arg);
+
+/* ---- the paged KV cache ----
+ * One pool of pages; a page holds page_size positions of K and V for one
+ * layer: K[page_size][kv_dim] followed by V[page_size][kv_dim], f32.
+ * Position p of layer l lives in page page_tables[l][p / page_size], row
+ * p % page_size. The runtime guarantees pages exist for every position the
+ * call writes. */
+typedef struct tern_kv_view {
+  float *pool;                       /* base of the pool */
+  int64_t page_floats;               /* floats per page = 2 * page_size * kv_dim */
+  int64_t page_size;                 /* positions per page */
+  const int32_t *const *page_tables; /* [n_layer][max_ctx / page_size] page ids */
+} tern_kv_view;
+
+/* ---- the context every entry point and ukernel receives ---- */
+typedef struct tern_ctx {
+  uint32_t abi_version;       /* TERN_ABI_VERSION */
+  uint32_t reserved0;
+  const uint8_t *weights;     /* the artifact's weights section, 64-byte aligned */
+  uint8_t *scratch;           /* >= desc->scratch_per_token * n + desc->scratch_fixed bytes, 64-aligned */
+  tern_kv_view kv;
+  void *pool;                 /* passed back to parallel_for */
+  tern_parallel_for_fn parallel_for;
+} tern_ctx;
+
+/* ---- what the generated shared object exports ---- */
+
+/* Static facts of the compiled model (checked against the artifact's
+ * metadata before the first call). */
+typedef struct tern_model_desc {
+  uint32_t abi_version;
+  uint32_t act_quant;         /* 0: none (float activations), 1: per-token int8 */
+  int64_t hidden, n_layer, n_head, n_kv_head, head_dim, ffn, vocab, max_ctx;
+  int64_t max_batch;          /* most tokens one forward call takes */
+  int64_t scratch_per_token;  /* scratch bytes per token of the batch */
+  int64_t scratch_fixed;      /* plus this many */
+  int64_t weights_bytes;      /* size of the weights section the code expects */
+  const char *kernels;        /* JSON: the ukernel chosen for every op, as compiled */
+} tern_model_desc;
+
+/* `tern_model_describe` */
+typedef const tern_model_desc *(*tern_describe_fn)(void);
+
+/* `tern_model_forward`: runs tokens[0..n) at positions[0..n) (consecutive,
+ * after the positions already cached), appends their K/V to the cache and
+ * writes the logits of the LAST token to logits[vocab]. 0 on success;
+ * non-zero when n is 0 or above max_batch, or a position is >= max_ctx. */
+typedef int32_t (*tern_forward_fn)(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
+                                   const int32_t *positions, float *logits);
+
+#define TERN_SYM_DESCRIBE "tern_model_describe"
+#define TERN_SYM_FORWARD "tern_model_forward"
+
+/* ---- the .tern artifact file ----
+ * [header][section table][sections...], every section 64-byte aligned,
+ * little-endian. A section's hash is hash64 (FNV-1a 64) of its bytes. */
+#define TERN_ARTIFACT_MAGIC "TERNART\x01"  /* 8 bytes */
+#define TERN_ARTIFACT_FORMAT_VERSION 1u
+#define TERN_ARTIFACT_ALIGN 64u
+
+enum tern_section_kind {
+  TERN_SECTION_METADATA = 1,  /* JSON: hparams, target, act_quant, kernels per matrix, ... */
+  TERN_SECTION_TOKENIZER = 2, /* a GGUF holding only the source's tokenizer.* keys */
+  TERN_SECTION_WEIGHTS = 3,   /* packed weights + norms/embeddings the code reads */
+  TERN_SECTION_CODE = 4,      /* an ELF shared object exporting the entry points */
+};
+
+typedef struct tern_artifact_header {
+  char magic[8];                 /* TERN_ARTIFACT_MAGIC */
+  uint32_t format_version;       /* TERN_ARTIFACT_FORMAT_VERSION */
+  uint32_t header_bytes;         /* sizeof(tern_artifact_header) */
+  uint32_t abi_version;          /* TERN_ABI_VERSION of the code */
+  uint32_t section_count;
+  uint64_t section_table_offset; /* tern_artifact_section[section_count] */
+  uint64_t file_bytes;           /* total size */
+  char target_triple[64];        /* NUL-terminated, e.g. "x86_64-unknown-linux-gnu" */
+  char cpu[32];                  /* e.g. "x86-64-v3", "generic" */
+  char cpu_features[256];        /* required, comma-separated: "+avx2,+fma,+f16c" */
+  char compiler_version[32];     /* "ternc 0.1.0" */
+  uint64_t source_hash;          /* hash64 of the source GGUF file */
+  uint64_t source_bytes;         /* its size */
+  uint64_t header_hash;          /* hash64 of this header with header_hash = 0 */
+  uint8_t reserved[64];
+} tern_artifact_header;
+
+typedef struct tern_artifact_section {
+  uint32_t kind;   /* tern_section_kind */
+  uint32_t flags;  /* 0 */
+  uint64_t offset; /* from the start of the file, multiple of 64 */
+  uint64_t size;
+  uint64_t hash;   /* hash64 of the section's bytes */
+} tern_artifact_section;
+
+#ifdef __cplusplus
+} /* extern "C" */
+static_assert(sizeof(tern_artifact_header) == 8 + 4 * 4 + 8 + 8 + 64 + 32 + 256 + 32 + 8 * 3 + 64,
+              "artifact header layout");
+static_assert(sizeof(tern_artifact_section) == 32, "artifact section layout");
+#endif
+
+#endif /* TERN_ABI_H */

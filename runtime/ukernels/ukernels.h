@@ -1,0 +1,101 @@
+/* ternc ukernels: the C ABI every generated model calls.
+ *
+ * Written once per ISA family in C++ with intrinsics (one file per ISA),
+ * compiled both into the runtime library (tests, reference runs) and to LLVM
+ * bitcode that the compiler links into each model's module, so the static
+ * arguments below become constants after inlining. No libc beyond math, no
+ * globals, no allocation: all memory comes from the caller (ctx->scratch,
+ * ctx->weights, the KV pool).
+ *
+ * Naming: tern_uk_<op>[_<layout>][_f32act]_<isa>, isa in
+ * {ref, avx2, avx512_vnni, neon, neon_dotprod}. `ref` is the scalar twin of
+ * every fast kernel and exists for every op and layout. variants.def lists
+ * every (layout, activation, isa) matmul variant that is really implemented;
+ * the compiler calls only those (falling back to `ref` and saying so).
+ *
+ * Common arguments: ctx (for parallel_for and the KV cache), n = tokens in
+ * the batch. Row-major activations [n][dim]. Numerics: ../shared/DESIGN.md.
+ */
+#ifndef TERN_UKERNELS_H
+#define TERN_UKERNELS_H
+
+#include "runtime/abi/tern_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[t][:] = f16 row tokens[t] of table[vocab][hidden]. */
+void tern_uk_embed_f16_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
+                           const uint16_t *table, float *out, int64_t hidden, int64_t vocab);
+
+/* y = x / sqrt(mean(x^2) + eps) * w. */
+void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const float *w,
+                              float *y, int64_t dim, float eps);
+
+/* RMSNorm then per-token int8: qs[t] = 127 / max(max|y_t|, 1e-5),
+ * q = clamp(round_half_away(y * qs[t]), -128, 127). */
+void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x,
+                                      const float *w, int8_t *q, float *qs, int64_t dim,
+                                      float eps);
+void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q,
+                             float *qs, int64_t dim);
+
+/* Ternary matmul over a weight packed by compiler/pack (Pack.h documents
+ * the byte layouts; scales follow i2s/tl1/tl2 data at the next multiple of
+ * 64 bytes, one f32 per segment; TQ layouts carry per-block scales). Up to
+ * three row segments (fused q/k/v, gate/up): m = m0 + m1 + m2, unused
+ * segments are (NULL, 0). out_s[t][r] = (sum_c code[r][c] * q[t][c]) *
+ * scale / qs[t]   (int8 activations), or sum_c w[r][c] * x[t][c] (f32act).
+ */
+#define TERN_UK_MATMUL_I8_ARGS                                                                  \
+  const tern_ctx *ctx, int64_t n, const int8_t *q, const float *qs, const uint8_t *packed,      \
+      int64_t m, int64_t k, int64_t tile_m, int64_t tile_k, float *out0, int64_t m0,            \
+      float *out1, int64_t m1, float *out2, int64_t m2
+#define TERN_UK_MATMUL_F32_ARGS                                                                 \
+  const tern_ctx *ctx, int64_t n, const float *x, const uint8_t *packed, int64_t m, int64_t k,  \
+      int64_t tile_m, int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,         \
+      float *out2, int64_t m2
+
+#define TERN_UK_DECLARE_MATMUL(layout, isa)                                                     \
+  void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);                                 \
+  void tern_uk_matmul_##layout##_f32act_##isa(TERN_UK_MATMUL_F32_ARGS);
+TERN_UK_DECLARE_MATMUL(i2s, ref)
+TERN_UK_DECLARE_MATMUL(tl1, ref)
+TERN_UK_DECLARE_MATMUL(tl2, ref)
+TERN_UK_DECLARE_MATMUL(tq2, ref)
+TERN_UK_DECLARE_MATMUL(tq1, ref)
+
+/* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
+ * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */
+void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x,
+                               const int32_t *pos, float *y, int64_t n_heads, int64_t head_dim,
+                               int64_t rot_dim, float freq_base);
+
+/* Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of the
+ * paged cache at pos[t], then causal grouped-query attention of q[t] over
+ * positions 0..pos[t]: head h reads KV head h / (n_heads / n_kv_heads). */
+void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q,
+                                   const float *k, const float *v, const int32_t *pos,
+                                   float *out, int64_t layer, int64_t n_heads,
+                                   int64_t n_kv_heads, int64_t head_dim, float scale);
+
+void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b,
+                         float *out, int64_t dim);
+/* silu(gate) * up, and relu(gate)^2 * up. */
+void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
+                              const float *up, float *out, int64_t dim);
+void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
+                               const float *up, float *out, int64_t dim);
+
+/* logits[t][vocab] = x[t] . row of the f16 head (layout: compiler/pack's
+ * lm_head packing). */
+void tern_uk_lm_head_f16_ref(const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w,
+                             float *logits, int64_t hidden, int64_t vocab, int64_t tile_m,
+                             int64_t tile_k);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* TERN_UKERNELS_H */
