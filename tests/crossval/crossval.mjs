@@ -310,6 +310,6 @@ fs.writeFileSync(args.report, JSON.stringify(report, null, 1) + "\n");
 const S = report.summary;
 console.log(`crossval: ${failures === 0 ? "PASS" : "FAIL"}: models ${S.modelsOk}/${S.models} ok ` +
   `(max dp f16/none ${S.maxDeltaPF16None.toFixed(4)} tol 0.01, quantized ${S.maxDeltaPQuantToken.toFixed(4)} tol ${args.quantTol}, ` +
-  `${S.partings} allowed partings), tokenizer ${S.tokenizerStrings - S.tokenizerMismatches}/${S.tokenizerStrings} identical, ` +
+  `${S.partings} partings where the picks part), tokenizer ${S.tokenizerStrings - S.tokenizerMismatches}/${S.tokenizerStrings} identical, ` +
   `${S.seconds.toFixed(0)} s; report ${args.report}`);
 process.exit(failures === 0 ? 0 : 1);
