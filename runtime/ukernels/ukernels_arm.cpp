@@ -1,0 +1,2 @@
+// AArch64 ukernels (NEON, dotprod).
+#include "runtime/ukernels/common.h"

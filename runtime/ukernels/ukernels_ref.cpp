@@ -1,0 +1,300 @@
+// Scalar reference ukernels (`_ref`): the twin of every fast kernel and the
+// fallback for every op. Numerics follow runtime/model/kernels_ref exactly
+// (same rounding, same summation order, double where it uses double), so a
+// model built from these matches the reference forward pass.
+// No libc beyond libm (through __builtin_*), no globals, no allocation.
+#include "runtime/ukernels/common.h"
+
+using namespace tern_uk;
+
+namespace {
+
+TERN_UK_INLINE float fabs_f(float x) { return __builtin_fabsf(x); }
+TERN_UK_INLINE float max_f(float a, float b) { return a < b ? b : a; } // std::max order
+
+// Per-token int8 quantization of y[dim] (kernels_ref quantizeActivations).
+TERN_UK_INLINE void quantize_row(const float *y, int8_t *q, float *qs, int64_t dim) {
+  float amax = 0.0f;
+  for (int64_t c = 0; c < dim; ++c)
+    amax = max_f(amax, fabs_f(y[c]));
+  const float s = 127.0f / max_f(amax, 1e-5f);
+  *qs = s;
+  for (int64_t c = 0; c < dim; ++c) {
+    float v = __builtin_roundf(y[c] * s);
+    v = v < -128.0f ? -128.0f : (127.0f < v ? 127.0f : v);
+    q[c] = int8_t(v);
+  }
+}
+
+TERN_UK_INLINE float rms_scale(const float *x, int64_t dim, float eps) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < dim; ++i)
+    ss += double(x[i]) * x[i];
+  return float(1.0 / __builtin_sqrt(ss / double(dim) + eps));
+}
+
+template <Layout L, bool kF32> struct MatmulTask {
+  static void run(void *arg, int64_t begin, int64_t end) {
+    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
+    const int64_t r0 = begin * a.tm, r1 = min64(end * a.tm, a.m);
+    matmul_rows_scalar<kF32>(a, L, r0, r1);
+  }
+};
+
+template <Layout L>
+TERN_UK_INLINE void matmul_i8(const tern_ctx *ctx, int64_t n, const int8_t *q, const float *qs,
+                              const uint8_t *packed, int64_t m, int64_t k, int64_t tile_m,
+                              int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,
+                              float *out2, int64_t m2) {
+  MatmulArgs a;
+  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &MatmulTask<L, false>::run, &a);
+}
+
+template <Layout L>
+TERN_UK_INLINE void matmul_f32(const tern_ctx *ctx, int64_t n, const float *x,
+                               const uint8_t *packed, int64_t m, int64_t k, int64_t tile_m,
+                               int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,
+                               float *out2, int64_t m2) {
+  MatmulArgs a;
+  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.x = x;
+  run_parallel(ctx, a.mp / a.tm, &MatmulTask<L, true>::run, &a);
+}
+
+// ---- attention ----
+struct AttnArgs {
+  const tern_ctx *ctx;
+  const float *q;
+  const int32_t *pos;
+  float *out;
+  int64_t layer, n_heads, n_kv_heads, head_dim, kv_dim;
+  float scale;
+};
+
+TERN_UK_INLINE const float *kv_row(const tern_ctx *ctx, int64_t layer, int64_t p, int64_t kv_dim,
+                                   bool v) {
+  const tern_kv_view &kv = ctx->kv;
+  const int64_t page = kv.page_tables[layer][p / kv.page_size];
+  return kv.pool + page * kv.page_floats + (v ? kv.page_size * kv_dim : 0) +
+         (p % kv.page_size) * kv_dim;
+}
+
+TERN_UK_INLINE float attn_score(const AttnArgs &a, const float *qv, int64_t kvh, int64_t p) {
+  const float *kp = kv_row(a.ctx, a.layer, p, a.kv_dim, false) + kvh * a.head_dim;
+  float dot = 0.0f;
+  for (int64_t d = 0; d < a.head_dim; ++d)
+    dot += qv[d] * kp[d];
+  return dot * a.scale;
+}
+
+void attn_task(void *arg, int64_t begin, int64_t end) {
+  const AttnArgs &a = *static_cast<const AttnArgs *>(arg);
+  constexpr int64_t kCache = 2048; // scores kept on the stack; recomputed beyond
+  float scores[kCache];
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t qdim = a.n_heads * a.head_dim;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t t = i / a.n_heads, h = i % a.n_heads, kvh = h / group;
+    const int64_t np = int64_t(a.pos[t]) + 1;
+    const float *qv = a.q + t * qdim + h * a.head_dim;
+    float mx = -__builtin_inff();
+    for (int64_t p = 0; p < np; ++p) {
+      const float s = attn_score(a, qv, kvh, p);
+      if (p < kCache)
+        scores[p] = s;
+      mx = max_f(mx, s);
+    }
+    double sum = 0.0;
+    for (int64_t p = 0; p < np; ++p) {
+      const float s = p < kCache ? scores[p] : attn_score(a, qv, kvh, p);
+      const float e = __builtin_expf(s - mx);
+      if (p < kCache)
+        scores[p] = e;
+      sum += e;
+    }
+    const float inv = float(1.0 / sum);
+    float *o = a.out + t * qdim + h * a.head_dim;
+    for (int64_t d = 0; d < a.head_dim; ++d)
+      o[d] = 0.0f;
+    for (int64_t p = 0; p < np; ++p) {
+      const float e = p < kCache ? scores[p] : __builtin_expf(attn_score(a, qv, kvh, p) - mx);
+      const float *vp = kv_row(a.ctx, a.layer, p, a.kv_dim, true) + kvh * a.head_dim;
+      const float wgt = e * inv;
+      for (int64_t d = 0; d < a.head_dim; ++d)
+        o[d] += wgt * vp[d];
+    }
+  }
+}
+
+struct LmHeadArgs {
+  int64_t n;
+  const float *x;
+  const uint16_t *w;
+  float *logits;
+  int64_t hidden, vocab, rows_per_item;
+};
+
+void lm_head_task(void *arg, int64_t begin, int64_t end) {
+  const LmHeadArgs &a = *static_cast<const LmHeadArgs *>(arg);
+  const int64_t v0 = begin * a.rows_per_item, v1 = min64(end * a.rows_per_item, a.vocab);
+  for (int64_t v = v0; v < v1; ++v) {
+    const uint16_t *row = a.w + v * a.hidden;
+    for (int64_t t = 0; t < a.n; ++t) {
+      const float *xt = a.x + t * a.hidden;
+      float acc = 0.0f;
+      for (int64_t c = 0; c < a.hidden; ++c)
+        acc += f16_to_f32(row[c]) * xt[c];
+      a.logits[t * a.vocab + v] = acc;
+    }
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+void tern_uk_embed_f16_ref(const tern_ctx *, int64_t n, const int32_t *tokens,
+                           const uint16_t *table, float *out, int64_t hidden, int64_t vocab) {
+  for (int64_t t = 0; t < n; ++t) {
+    float *o = out + t * hidden;
+    const int64_t tok = tokens[t];
+    if (tok < 0 || tok >= vocab) { // the caller validates; never read outside the table
+      for (int64_t c = 0; c < hidden; ++c)
+        o[c] = 0.0f;
+      continue;
+    }
+    const uint16_t *row = table + tok * hidden;
+    for (int64_t c = 0; c < hidden; ++c)
+      o[c] = f16_to_f32(row[c]);
+  }
+}
+
+void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const float *w,
+                              float *y, int64_t dim, float eps) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float *xt = x + t * dim;
+    float *yt = y + t * dim;
+    const float s = rms_scale(xt, dim, eps);
+    for (int64_t i = 0; i < dim; ++i)
+      yt[i] = xt[i] * s * w[i];
+  }
+}
+
+void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x,
+                                      const float *w, int8_t *q, float *qs, int64_t dim,
+                                      float eps) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float *xt = x + t * dim;
+    const float s = rms_scale(xt, dim, eps);
+    // y is not stored: recomputed (same expression, same value) by the
+    // quantization pass, so no scratch is needed.
+    float amax = 0.0f;
+    for (int64_t i = 0; i < dim; ++i)
+      amax = max_f(amax, fabs_f(xt[i] * s * w[i]));
+    const float qsv = 127.0f / max_f(amax, 1e-5f);
+    qs[t] = qsv;
+    int8_t *qt = q + t * dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      float v = __builtin_roundf((xt[i] * s * w[i]) * qsv);
+      v = v < -128.0f ? -128.0f : (127.0f < v ? 127.0f : v);
+      qt[i] = int8_t(v);
+    }
+  }
+}
+
+void tern_uk_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, int8_t *q, float *qs,
+                             int64_t dim) {
+  for (int64_t t = 0; t < n; ++t)
+    quantize_row(x + t * dim, q + t * dim, qs + t, dim);
+}
+
+#define TERN_UK_DEFINE_REF_MATMUL(layout, L)                                                     \
+  void tern_uk_matmul_##layout##_ref(TERN_UK_MATMUL_I8_ARGS) {                                  \
+    matmul_i8<L>(ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);      \
+  }                                                                                              \
+  void tern_uk_matmul_##layout##_f32act_ref(TERN_UK_MATMUL_F32_ARGS) {                          \
+    matmul_f32<L>(ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);        \
+  }
+TERN_UK_DEFINE_REF_MATMUL(i2s, kI2S)
+TERN_UK_DEFINE_REF_MATMUL(tl1, kTL1)
+TERN_UK_DEFINE_REF_MATMUL(tl2, kTL2)
+TERN_UK_DEFINE_REF_MATMUL(tq2, kTQ2)
+TERN_UK_DEFINE_REF_MATMUL(tq1, kTQ1)
+#undef TERN_UK_DEFINE_REF_MATMUL
+
+void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, const int32_t *pos,
+                               float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
+                               float freq_base) {
+  const int64_t half = rot_dim / 2;
+  const int64_t dim = n_heads * head_dim;
+  for (int64_t t = 0; t < n; ++t) {
+    const double p = double(pos[t]);
+    // copy the unrotated dims when not in place
+    if (y != x)
+      for (int64_t h = 0; h < n_heads; ++h)
+        for (int64_t d = rot_dim; d < head_dim; ++d)
+          y[t * dim + h * head_dim + d] = x[t * dim + h * head_dim + d];
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta =
+          p * __builtin_pow(double(freq_base), -2.0 * double(i) / double(rot_dim));
+      const float c = float(__builtin_cos(theta));
+      const float s = float(__builtin_sin(theta));
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const float *v = x + t * dim + h * head_dim;
+        float *o = y + t * dim + h * head_dim;
+        const float x0 = v[i], x1 = v[i + half];
+        o[i] = x0 * c - x1 * s;
+        o[i + half] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q,
+                                   const float *k, const float *v, const int32_t *pos,
+                                   float *out, int64_t layer, int64_t n_heads,
+                                   int64_t n_kv_heads, int64_t head_dim, float scale) {
+  const int64_t kv_dim = n_kv_heads * head_dim;
+  for (int64_t t = 0; t < n; ++t) {
+    float *kd = const_cast<float *>(kv_row(ctx, layer, pos[t], kv_dim, false));
+    float *vd = const_cast<float *>(kv_row(ctx, layer, pos[t], kv_dim, true));
+    for (int64_t d = 0; d < kv_dim; ++d) {
+      kd[d] = k[t * kv_dim + d];
+      vd[d] = v[t * kv_dim + d];
+    }
+  }
+  AttnArgs a{ctx, q, pos, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
+  run_parallel(ctx, n * n_heads, &attn_task, &a);
+}
+
+void tern_uk_add_f32_ref(const tern_ctx *, int64_t n, const float *a, const float *b, float *out,
+                         int64_t dim) {
+  for (int64_t i = 0; i < n * dim; ++i)
+    out[i] = a[i] + b[i];
+}
+
+void tern_uk_silu_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, const float *up,
+                              float *out, int64_t dim) {
+  for (int64_t i = 0; i < n * dim; ++i)
+    out[i] = gate[i] / (1.0f + __builtin_expf(-gate[i])) * up[i];
+}
+
+void tern_uk_relu2_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, const float *up,
+                               float *out, int64_t dim) {
+  for (int64_t i = 0; i < n * dim; ++i) {
+    const float r = max_f(gate[i], 0.0f);
+    out[i] = r * r * up[i];
+  }
+}
+
+void tern_uk_lm_head_f16_ref(const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w,
+                             float *logits, int64_t hidden, int64_t vocab, int64_t tile_m,
+                             int64_t) {
+  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
+  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task, &a);
+}
+
+} // extern "C"
