@@ -1,0 +1,246 @@
+// Tests that every matmul ukernel variant in variants.def (the ones this
+// host can run) reads compiler/pack's real byte layouts: random ternary
+// matrices (one to three segments, M and K tails, several tiles) are packed
+// by the packer and multiplied; results are compared with runtime/model's
+// bitLinear (bit for bit where the summation order is the same, always for
+// int8 activations of i2s/tl1/tl2) and with plain double math.
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "compiler/pack/Pack.h"
+#include "gtest/gtest.h"
+#include "runtime/model/kernels_ref.h"
+#include "tests/ukernels/test_util.h"
+
+namespace tern::uktest {
+namespace {
+
+namespace pk = tern::compiler::pack;
+using ir::KernelLayout;
+using model::ActQuant;
+
+using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
+using MatmulF32 = void (*)(TERN_UK_MATMUL_F32_ARGS);
+
+struct Variant {
+  std::string layout, isa;
+  bool f32;
+  void *fn; // MatmulI8 or MatmulF32; null when this host's library lacks it
+};
+
+#define UK_PTR_ref(f) reinterpret_cast<void *>(&f)
+#if defined(__x86_64__)
+#define UK_PTR_avx2(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_avx512_vnni(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon(f) nullptr
+#define UK_PTR_neon_dotprod(f) nullptr
+#elif defined(__aarch64__)
+#define UK_PTR_avx2(f) nullptr
+#define UK_PTR_avx512_vnni(f) nullptr
+#define UK_PTR_neon(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon_dotprod(f) reinterpret_cast<void *>(&f)
+#else
+#define UK_PTR_avx2(f) nullptr
+#define UK_PTR_avx512_vnni(f) nullptr
+#define UK_PTR_neon(f) nullptr
+#define UK_PTR_neon_dotprod(f) nullptr
+#endif
+#define UK_FN_i8(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_##isa)
+#define UK_FN_f32(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_f32act_##isa)
+
+const std::vector<Variant> &variants() {
+  static const std::vector<Variant> v = {
+#define TERN_UK_VARIANT(layout, act, isa)                                                        \
+  Variant{#layout, #isa, std::string(#act) == "f32", UK_FN_##act(layout, isa)},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+  };
+  return v;
+}
+
+bool hostRuns(const std::string &isa) {
+  if (isa == "ref")
+    return true;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (isa == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  if (isa == "avx512_vnni")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#elif defined(__aarch64__)
+  if (isa == "neon")
+    return true;
+#endif
+  return false;
+}
+
+KernelLayout layoutOf(const std::string &s) {
+  if (s == "i2s")
+    return KernelLayout::I2S;
+  if (s == "tl1")
+    return KernelLayout::TL1;
+  if (s == "tl2")
+    return KernelLayout::TL2;
+  if (s == "tq2")
+    return KernelLayout::TQ2;
+  return KernelLayout::TQ1;
+}
+
+bool isTq(const std::string &s) { return s == "tq2" || s == "tq1"; }
+
+float halfRound(float f) { return formats::f16ToF32(formats::f32ToF16(f)); }
+
+// A random ternary matrix of `segs` stacked segments with the scale
+// structure the layout can store.
+formats::TernaryMatrix randomMatrix(std::mt19937 &rng, const std::string &layout,
+                                    const std::vector<int64_t> &segs, uint64_t cols) {
+  formats::TernaryMatrix m;
+  for (int64_t s : segs)
+    m.rows += s;
+  m.cols = cols;
+  m.codes.resize(m.rows * cols);
+  for (auto &c : m.codes)
+    c = int8_t(int(rng() % 3) - 1);
+  std::uniform_real_distribution<float> ud(0.25f, 2.0f);
+  if (isTq(layout)) {
+    m.blockElems = cols % 256 == 0 ? 256 : cols;
+    m.scales.resize(m.rows * cols / m.blockElems);
+    for (float &s : m.scales)
+      s = halfRound(ud(rng));
+  } else {
+    m.blockElems = cols; // per row, equal within a segment
+    uint64_t r = 0;
+    for (int64_t s : segs) {
+      const float sc = ud(rng);
+      for (int64_t i = 0; i < s; ++i, ++r)
+        m.scales.push_back(sc);
+    }
+  }
+  return m;
+}
+
+model::TernaryLinear toLinear(const formats::TernaryMatrix &m) {
+  model::TernaryLinear w;
+  w.rows = uint32_t(m.rows);
+  w.cols = uint32_t(m.cols);
+  w.blockCols = uint32_t(m.blockElems);
+  w.blocksPerRow = uint32_t(m.cols / m.blockElems);
+  w.codes = m.codes;
+  w.scales = m.scales;
+  return w;
+}
+
+struct Shape {
+  int64_t tileM, tileK;
+  std::vector<int64_t> segs;
+  uint64_t cols;
+};
+
+std::vector<Shape> shapesFor(const std::string &layout) {
+  if (layout == "i2s")
+    return {{32, 256, {64}, 256},        {16, 128, {40, 24, 24}, 384}, {64, 512, {100}, 700},
+            {16, 256, {37, 11}, 200},    {8, 128, {5}, 1000}};
+  if (layout == "tl1")
+    return {{16, 128, {64}, 256}, {32, 256, {40, 24, 24}, 384}, {16, 4, {37, 11}, 202},
+            {8, 64, {5}, 1000}};
+  if (layout == "tl2")
+    return {{16, 96, {64}, 288}, {32, 192, {40, 24, 24}, 384}, {8, 48, {37, 11}, 200},
+            {16, 240, {5}, 1000}};
+  return {{16, 256, {64}, 256}, {32, 256, {40, 24, 24}, 512}, {16, 256, {37, 11}, 200},
+          {4, 256, {5}, 1000}};
+}
+
+void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
+  formats::TernaryMatrix m = randomMatrix(rng, layout, sh.segs, sh.cols);
+  pk::PackParams p{layoutOf(layout), sh.tileM, sh.tileK};
+  absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(m, sh.segs, p);
+  ASSERT_TRUE(packed.ok()) << packed.status().message();
+  ASSERT_EQ(packed->size(), pk::packedBytes(p, m.rows, m.cols, sh.segs.size()));
+  const model::TernaryLinear lin = toLinear(m);
+  // Bit-exact with bitLinear when both sum the same blocks in the same order.
+  const bool sameBlocks = !isTq(layout) || sh.cols % 256 == 0;
+  model::ThreadPool refPool(1);
+  const int64_t M = int64_t(m.rows), K = int64_t(m.cols);
+  std::vector<int64_t> segs = sh.segs;
+  segs.resize(3, 0);
+
+  for (int64_t n : {1, 3, 9}) {
+    std::vector<float> x = randomFloats(rng, n * K);
+    for (bool f32 : {false, true}) {
+      model::BitLinearInput in;
+      model::quantizeActivations(x.data(), uint32_t(n), uint32_t(K),
+                                 f32 ? ActQuant::None : ActQuant::PerToken, in);
+      std::vector<float> want(n * M);
+      model::bitLinear(lin, in, want.data(), refPool);
+      for (const Variant &v : variants()) {
+        if (v.layout != layout || v.f32 != f32 || !v.fn || !hostRuns(v.isa))
+          continue;
+        for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
+          Ctx c(s);
+          std::vector<std::vector<float>> outs(3);
+          for (int i = 0; i < 3; ++i)
+            outs[i].assign(n * segs[i], NAN);
+          float *o[3] = {outs[0].data(), segs[1] ? outs[1].data() : nullptr,
+                         segs[2] ? outs[2].data() : nullptr};
+          if (f32)
+            reinterpret_cast<MatmulF32>(v.fn)(&c.ctx, n, x.data(), packed->data(), M, K, sh.tileM,
+                                              sh.tileK, o[0], segs[0], o[1], segs[1], o[2],
+                                              segs[2]);
+          else
+            reinterpret_cast<MatmulI8>(v.fn)(&c.ctx, n, in.q.data(), in.scale.data(),
+                                             packed->data(), M, K, sh.tileM, sh.tileK, o[0],
+                                             segs[0], o[1], segs[1], o[2], segs[2]);
+          const bool exact = sameBlocks && (!f32 || v.isa == "ref");
+          for (int64_t t = 0; t < n; ++t) {
+            int64_t r = 0;
+            for (int sg = 0; sg < 3; ++sg)
+              for (int64_t i = 0; i < segs[sg]; ++i, ++r) {
+                const float got = outs[sg][t * segs[sg] + i], ref = want[t * M + r];
+                double plain = 0.0;
+                for (int64_t col = 0; col < K; ++col)
+                  plain += double(m.codes[r * K + col]) * m.scaleAt(r * K + col) *
+                           (f32 ? double(x[t * K + col]) : in.q[t * K + col] / double(in.scale[t]));
+                const std::string where = layout + "_" + (f32 ? "f32act_" : "") + v.isa +
+                                          " tile " + std::to_string(sh.tileM) + "x" +
+                                          std::to_string(sh.tileK) + " K=" + std::to_string(K) +
+                                          " n=" + std::to_string(n) + " t=" +
+                                          std::to_string(t) + " row=" + std::to_string(r);
+                if (exact)
+                  ASSERT_TRUE(sameBits(got, ref)) << where << ": " << got << " vs " << ref;
+                else
+                  ASSERT_NEAR(got, ref, 1e-4 * (1.0 + std::fabs(ref))) << where;
+                ASSERT_NEAR(got, plain, 1e-3 * (1.0 + std::fabs(plain))) << where;
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+class UkernelMatmul : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(UkernelMatmul, EveryVariantMatchesBitLinear) {
+  std::mt19937 rng(11);
+  for (const Shape &sh : shapesFor(GetParam()))
+    runCase(GetParam(), sh, rng);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, UkernelMatmul,
+                         ::testing::Values("i2s", "tl1", "tl2", "tq2", "tq1"),
+                         [](const auto &info) { return info.param; });
+
+TEST(UkernelMatmulVariants, EveryListedVariantIsLinkedOnItsHost) {
+  int runnable = 0;
+  for (const Variant &v : variants())
+    if (v.fn && hostRuns(v.isa))
+      ++runnable;
+  EXPECT_GE(runnable, 10); // every ref at least
+}
+
+} // namespace
+} // namespace tern::uktest

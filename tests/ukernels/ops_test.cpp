@@ -1,0 +1,266 @@
+// Tests that every non-matmul `ref` ukernel matches runtime/model's
+// reference kernels bit for bit (same rounding, same summation order), for
+// any split of the work, on random data with tails.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/formats/ternary.h"
+#include "runtime/model/kernels_ref.h"
+#include "runtime/model/weights.h"
+#include "tests/ukernels/test_util.h"
+
+namespace tern::uktest {
+namespace {
+
+using model::ActQuant;
+
+std::vector<uint16_t> randomHalfs(std::mt19937 &rng, size_t n) {
+  std::vector<float> f = randomFloats(rng, n);
+  std::vector<uint16_t> h(n);
+  for (size_t i = 0; i < n; ++i)
+    h[i] = formats::f32ToF16(f[i]);
+  if (n > 4) { // a subnormal, a negative zero, a large value
+    h[1] = 0x0003;
+    h[2] = 0x8000;
+    h[3] = 0x7bff;
+  }
+  return h;
+}
+
+TEST(UkernelOps, EmbedMatchesDenseRow) {
+  std::mt19937 rng(1);
+  const int64_t vocab = 23, hidden = 37;
+  std::vector<uint16_t> table = randomHalfs(rng, vocab * hidden);
+  model::DenseMatrix dm;
+  dm.rows = vocab;
+  dm.cols = hidden;
+  dm.isF16 = true;
+  dm.data = reinterpret_cast<const uint8_t *>(table.data());
+  const std::vector<int32_t> tokens = {0, 22, 5, 0, 17};
+  std::vector<float> out(tokens.size() * hidden), want(hidden);
+  Ctx c;
+  tern_uk_embed_f16_ref(&c.ctx, tokens.size(), tokens.data(), table.data(), out.data(), hidden,
+                        vocab);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    dm.row(tokens[t], want.data());
+    for (int64_t i = 0; i < hidden; ++i)
+      ASSERT_TRUE(sameBits(out[t * hidden + i], want[i])) << t << "," << i;
+  }
+}
+
+TEST(UkernelOps, RmsNormMatchesReference) {
+  std::mt19937 rng(2);
+  for (int64_t dim : {1, 7, 256, 1000}) {
+    const int64_t n = 3;
+    std::vector<float> x = randomFloats(rng, n * dim, 3.0f), w = randomFloats(rng, dim);
+    std::vector<float> y(n * dim), want(dim);
+    tern_uk_rms_norm_f32_ref(nullptr, n, x.data(), w.data(), y.data(), dim, 1e-5f);
+    for (int64_t t = 0; t < n; ++t) {
+      model::rmsNorm(&x[t * dim], w.data(), uint32_t(dim), 1e-5f, want.data());
+      for (int64_t i = 0; i < dim; ++i)
+        ASSERT_TRUE(sameBits(y[t * dim + i], want[i])) << dim << " " << t << "," << i;
+    }
+  }
+}
+
+TEST(UkernelOps, RmsNormQuantizeMatchesReference) {
+  std::mt19937 rng(3);
+  for (int64_t dim : {1, 5, 256, 777}) {
+    const int64_t n = 4;
+    std::vector<float> x = randomFloats(rng, n * dim, 2.0f), w = randomFloats(rng, dim);
+    std::fill_n(x.begin() + dim, dim, 0.0f); // an all-zero token
+    std::vector<int8_t> q(n * dim);
+    std::vector<float> qs(n), y(n * dim);
+    tern_uk_rms_norm_quantize_i8_ref(nullptr, n, x.data(), w.data(), q.data(), qs.data(), dim,
+                                     1e-6f);
+    for (int64_t t = 0; t < n; ++t)
+      model::rmsNorm(&x[t * dim], w.data(), uint32_t(dim), 1e-6f, &y[t * dim]);
+    model::BitLinearInput in;
+    model::quantizeActivations(y.data(), uint32_t(n), uint32_t(dim), ActQuant::PerToken, in);
+    for (int64_t t = 0; t < n; ++t)
+      ASSERT_TRUE(sameBits(qs[t], in.scale[t])) << dim << " " << t;
+    ASSERT_EQ(q, in.q) << dim;
+  }
+}
+
+TEST(UkernelOps, QuantizeMatchesReference) {
+  std::mt19937 rng(4);
+  for (int64_t dim : {3, 64, 1001}) {
+    const int64_t n = 3;
+    std::vector<float> x = randomFloats(rng, n * dim, 5.0f);
+    x[0] = 0.5f; // exact halves round away from zero
+    std::vector<int8_t> q(n * dim);
+    std::vector<float> qs(n);
+    tern_uk_quantize_i8_ref(nullptr, n, x.data(), q.data(), qs.data(), dim);
+    model::BitLinearInput in;
+    model::quantizeActivations(x.data(), uint32_t(n), uint32_t(dim), ActQuant::PerToken, in);
+    for (int64_t t = 0; t < n; ++t)
+      ASSERT_TRUE(sameBits(qs[t], in.scale[t]));
+    ASSERT_EQ(q, in.q);
+  }
+}
+
+TEST(UkernelOps, RopeMatchesReferenceInPlaceAndNot) {
+  std::mt19937 rng(5);
+  const int64_t heads = 3;
+  for (int64_t headDim : {16, 64})
+    for (int64_t rot : {headDim, headDim / 2}) {
+      const std::vector<int32_t> pos = {0, 1, 7, 1000, 4095};
+      const int64_t n = pos.size(), dim = heads * headDim;
+      std::vector<float> x = randomFloats(rng, n * dim), y(n * dim), inPlace = x;
+      tern_uk_rope_neox_f32_ref(nullptr, n, x.data(), pos.data(), y.data(), heads, headDim, rot,
+                                500000.0f);
+      tern_uk_rope_neox_f32_ref(nullptr, n, inPlace.data(), pos.data(), inPlace.data(), heads,
+                                headDim, rot, 500000.0f);
+      std::vector<float> want = x;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t h = 0; h < heads; ++h)
+          model::ropeNeox(&want[t * dim + h * headDim], uint32_t(rot), uint64_t(pos[t]),
+                          500000.0f);
+      for (int64_t i = 0; i < n * dim; ++i) {
+        ASSERT_TRUE(sameBits(y[i], want[i])) << headDim << " " << rot << " " << i;
+        ASSERT_TRUE(sameBits(inPlace[i], want[i])) << i;
+      }
+    }
+}
+
+TEST(UkernelOps, ElementwiseMatchReference) {
+  std::mt19937 rng(6);
+  const int64_t n = 3, dim = 101;
+  std::vector<float> a = randomFloats(rng, n * dim, 4.0f), b = randomFloats(rng, n * dim);
+  std::vector<float> out(n * dim), want(n * dim);
+  tern_uk_add_f32_ref(nullptr, n, a.data(), b.data(), out.data(), dim);
+  for (int64_t i = 0; i < n * dim; ++i)
+    ASSERT_TRUE(sameBits(out[i], a[i] + b[i]));
+  tern_uk_silu_mul_f32_ref(nullptr, n, a.data(), b.data(), out.data(), dim);
+  model::gatedActivation(a.data(), b.data(), uint32_t(n * dim), model::FfnActivation::SiluGated,
+                         want.data());
+  for (int64_t i = 0; i < n * dim; ++i)
+    ASSERT_TRUE(sameBits(out[i], want[i])) << i;
+  tern_uk_relu2_mul_f32_ref(nullptr, n, a.data(), b.data(), out.data(), dim);
+  model::gatedActivation(a.data(), b.data(), uint32_t(n * dim), model::FfnActivation::Relu2Gated,
+                         want.data());
+  for (int64_t i = 0; i < n * dim; ++i)
+    ASSERT_TRUE(sameBits(out[i], want[i])) << i;
+}
+
+TEST(UkernelOps, LmHeadMatchesDotRowForAnySplit) {
+  std::mt19937 rng(7);
+  const int64_t vocab = 37, hidden = 100, n = 3;
+  std::vector<uint16_t> w = randomHalfs(rng, vocab * hidden);
+  std::vector<float> x = randomFloats(rng, n * hidden);
+  model::DenseMatrix dm;
+  dm.rows = vocab;
+  dm.cols = hidden;
+  dm.isF16 = true;
+  dm.data = reinterpret_cast<const uint8_t *>(w.data());
+  for (Split s : {Split::None, Split::Pool, Split::Reverse})
+    for (int64_t tileM : {16, 5, 64}) {
+      Ctx c(s);
+      std::vector<float> logits(n * vocab, -1.0f);
+      tern_uk_lm_head_f16_ref(&c.ctx, n, x.data(), w.data(), logits.data(), hidden, vocab, tileM,
+                              256);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t v = 0; v < vocab; ++v)
+          ASSERT_TRUE(sameBits(logits[t * vocab + v], dm.dotRow(uint32_t(v), &x[t * hidden])))
+              << t << "," << v;
+    }
+}
+
+// The reference forward pass's attention (reference_model.cpp) over
+// contiguous per-position K/V rows.
+void referenceAttention(const std::vector<std::vector<float>> &kc,
+                        const std::vector<std::vector<float>> &vc, const float *q, int64_t pos,
+                        int64_t nHeads, int64_t nKv, int64_t D, float scale, float *out) {
+  const int64_t group = nHeads / nKv;
+  for (int64_t hh = 0; hh < nHeads; ++hh) {
+    const int64_t kvh = hh / group, n = pos + 1;
+    const float *qv = q + hh * D;
+    std::vector<float> scores(n);
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n; ++p) {
+      const float *kp = kc[p].data() + kvh * D;
+      float dot = 0.0f;
+      for (int64_t d = 0; d < D; ++d)
+        dot += qv[d] * kp[d];
+      scores[p] = dot * scale;
+      mx = std::max(mx, scores[p]);
+    }
+    double sum = 0.0;
+    for (int64_t p = 0; p < n; ++p) {
+      scores[p] = std::exp(scores[p] - mx);
+      sum += scores[p];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    float *o = out + hh * D;
+    std::fill_n(o, D, 0.0f);
+    for (int64_t p = 0; p < n; ++p) {
+      const float *vp = vc[p].data() + kvh * D;
+      const float w = scores[p] * inv;
+      for (int64_t d = 0; d < D; ++d)
+        o[d] += w * vp[d];
+    }
+  }
+}
+
+TEST(UkernelOps, AttentionPagedMatchesReference) {
+  std::mt19937 rng(8);
+  const int64_t nLayer = 2, nHeads = 4, nKv = 2, D = 8, kvDim = nKv * D, pageSize = 3;
+  const int64_t maxCtx = 24, pagesPerLayer = maxCtx / pageSize;
+  const float scale = 1.0f / std::sqrt(float(D));
+  // Shuffled page ids shared out between the layers.
+  std::vector<int32_t> ids(nLayer * pagesPerLayer);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<const int32_t *> tables = {ids.data(), ids.data() + pagesPerLayer};
+  const int64_t pageFloats = 2 * pageSize * kvDim;
+  std::vector<float> pool(ids.size() * pageFloats, NAN);
+
+  for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
+    Ctx c(s);
+    c.ctx.kv.pool = pool.data();
+    c.ctx.kv.page_floats = pageFloats;
+    c.ctx.kv.page_size = pageSize;
+    c.ctx.kv.page_tables = tables.data();
+    const int64_t layer = 1;
+    std::vector<std::vector<float>> kc, vc;
+    // Prefill 7 tokens, then decode 1, then a batch of 4 (crossing pages).
+    int64_t pos0 = 0;
+    for (int64_t n : {7, 1, 4}) {
+      std::vector<float> q = randomFloats(rng, n * nHeads * D), k = randomFloats(rng, n * kvDim),
+                         v = randomFloats(rng, n * kvDim);
+      std::vector<int32_t> pos(n);
+      for (int64_t t = 0; t < n; ++t) {
+        pos[t] = int32_t(pos0 + t);
+        kc.emplace_back(k.begin() + t * kvDim, k.begin() + (t + 1) * kvDim);
+        vc.emplace_back(v.begin() + t * kvDim, v.begin() + (t + 1) * kvDim);
+      }
+      std::vector<float> out(n * nHeads * D), want(nHeads * D);
+      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(),
+                                    out.data(), layer, nHeads, nKv, D, scale);
+      for (int64_t t = 0; t < n; ++t) {
+        referenceAttention(kc, vc, &q[t * nHeads * D], pos0 + t, nHeads, nKv, D, scale,
+                           want.data());
+        for (int64_t i = 0; i < nHeads * D; ++i)
+          ASSERT_TRUE(sameBits(out[t * nHeads * D + i], want[i]))
+              << "n=" << n << " t=" << t << " i=" << i;
+      }
+      pos0 += n;
+    }
+    // The cache holds every position where tern_abi.h says it lives.
+    for (int64_t p = 0; p < pos0; ++p) {
+      const float *page = pool.data() + tables[1][p / pageSize] * pageFloats;
+      for (int64_t d = 0; d < kvDim; ++d) {
+        ASSERT_EQ(page[(p % pageSize) * kvDim + d], kc[p][d]);
+        ASSERT_EQ(page[pageSize * kvDim + (p % pageSize) * kvDim + d], vc[p][d]);
+      }
+    }
+  }
+}
+
+} // namespace
+} // namespace tern::uktest
