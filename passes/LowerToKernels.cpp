@@ -50,23 +50,54 @@ struct Args {
 
 int64_t width(Value v) { return cast<RankedTensorType>(v.getType()).getDimSize(1); }
 
-std::string matmulCallee(llvm::StringRef what, KernelAttr k) {
-  return ("tern_uk_" + what + "_" + stringifyKernelLayout(k.getLayout()) + "_" +
-          stringifyIsa(k.getIsa()))
-      .str();
+// Every (layout, act, isa) matmul variant the ukernels implement.
+bool hasVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa) {
+  static const char *const kVariants[][3] = {
+#define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+  };
+  for (const auto &v : kVariants)
+    if (layout == v[0] && act == v[1] && isa == v[2])
+      return true;
+  return false;
+}
+
+// How callees are named (runtime/ukernels/ukernels.h).
+struct Naming {
+  bool f32act = false; // --act-quant=none
+  bool ref = false;    // --kernel=ref
+};
+
+// tern_uk_matmul_<layout>[_f32act]_<isa>; `wanted` gets the name the
+// kernel choice asked for when the variant does not exist (then `_ref`).
+std::string matmulCallee(const Naming &nm, KernelAttr k, std::string &wanted) {
+  llvm::StringRef layout = stringifyKernelLayout(k.getLayout());
+  llvm::StringRef isa = stringifyIsa(k.getIsa());
+  std::string base = ("tern_uk_matmul_" + layout + (nm.f32act ? "_f32act" : "")).str();
+  if (nm.ref)
+    return base + "_ref";
+  if (hasVariant(layout, nm.f32act ? "f32" : "i8", isa))
+    return (base + "_" + isa).str();
+  wanted = (base + "_" + isa).str();
+  return base + "_ref";
 }
 
 template <typename Op>
 struct Lower : OpConversionPattern<Op> {
-  using OpConversionPattern<Op>::OpConversionPattern;
+  Lower(MLIRContext *ctx, Naming nm) : OpConversionPattern<Op>(ctx), nm(nm) {}
   using Adaptor = typename OpConversionPattern<Op>::OpAdaptor;
 
+  // Non-matmul ops have only the scalar `_ref` ukernel (ukernels.h).
   LogicalResult replace(Op op, ConversionPatternRewriter &rw, llvm::StringRef callee,
-                        ValueRange args, Args &a) const {
+                        ValueRange args, Args &a, llvm::StringRef wanted = "") const {
+    if (!wanted.empty())
+      a.s("fallback_from", wanted);
     rw.replaceOpWithNewOp<UKernelCallOp>(op, op->getResultTypes(), rw.getStringAttr(callee),
                                          args, a.dict());
     return success();
   }
+  Naming nm;
 };
 
 struct LowerEmbed : Lower<EmbedOp> {
@@ -76,7 +107,7 @@ struct LowerEmbed : Lower<EmbedOp> {
     Args a(op.getContext());
     a.i("vocab", op.getWeight().getRows()).i("hidden", op.getWeight().getCols()).weight(op.getWeight());
     std::string callee =
-        ("tern_uk_embed_" + stringifyWeightFormat(op.getWeight().getFormat())).str();
+        ("tern_uk_embed_" + stringifyWeightFormat(op.getWeight().getFormat()) + "_ref").str();
     return replace(op, rw, callee, ad.getOperands(), a);
   }
 };
@@ -87,7 +118,7 @@ struct LowerNorm : Lower<RmsNormOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput())).f("eps", op.getEpsAttr()).weight(op.getWeight());
-    return replace(op, rw, "tern_uk_rms_norm_f32", ad.getOperands(), a);
+    return replace(op, rw, "tern_uk_rms_norm_f32_ref", ad.getOperands(), a);
   }
 };
 
@@ -97,7 +128,7 @@ struct LowerNormQuant : Lower<RmsNormQuantizeOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput())).f("eps", op.getEpsAttr()).weight(op.getWeight());
-    return replace(op, rw, "tern_uk_rms_norm_quantize_i8", ad.getOperands(), a);
+    return replace(op, rw, "tern_uk_rms_norm_quantize_i8_ref", ad.getOperands(), a);
   }
 };
 
@@ -107,7 +138,7 @@ struct LowerQuant : Lower<QuantizeOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput()));
-    return replace(op, rw, "tern_uk_quantize_i8", ad.getOperands(), a);
+    return replace(op, rw, "tern_uk_quantize_i8_ref", ad.getOperands(), a);
   }
 };
 
@@ -118,18 +149,29 @@ struct LowerBitLinear : Lower<BitLinearOp> {
     KernelAttr k = op.getKernelAttr();
     if (!k)
       return rw.notifyMatchFailure(op, "no kernel chosen");
+    std::string wanted;
+    std::string callee = matmulCallee(nm, k, wanted);
+    if (nm.f32act) {
+      // Float activations: the matmul reads x itself.
+      Args a(op.getContext());
+      a.i("m", op.getWeight().getRows()).i("k", op.getWeight().getCols()).i("segments", 1);
+      a.i("m0", op.getWeight().getRows());
+      a.kernel(k, op.getPackedAttr()).weight(op.getWeight(), "weight0");
+      return replace(op, rw, callee, ad.getInput(), a, wanted);
+    }
     auto xType = cast<RankedTensorType>(op.getInput().getType());
     auto qType = RankedTensorType::get(xType.getShape(), rw.getI8Type());
     auto sType = RankedTensorType::get({xType.getDimSize(0)}, rw.getF32Type());
     Args qa(op.getContext());
     qa.i("n", xType.getDimSize(1));
     auto quant = UKernelCallOp::create(rw, op.getLoc(), TypeRange{qType, sType},
-                                       rw.getStringAttr("tern_uk_quantize_i8"),
+                                       rw.getStringAttr("tern_uk_quantize_i8_ref"),
                                        ValueRange{ad.getInput()}, qa.dict());
     Args a(op.getContext());
     a.i("m", op.getWeight().getRows()).i("k", op.getWeight().getCols()).i("segments", 1);
+    a.i("m0", op.getWeight().getRows());
     a.kernel(k, op.getPackedAttr()).weight(op.getWeight(), "weight0");
-    return replace(op, rw, matmulCallee("matmul", k), quant.getResults(), a);
+    return replace(op, rw, callee, quant.getResults(), a, wanted);
   }
 };
 
@@ -140,6 +182,11 @@ struct LowerMatmul : Lower<TernaryMatmulOp> {
     KernelAttr k = op.getKernelAttr();
     if (!k)
       return rw.notifyMatchFailure(op, "no kernel chosen");
+    if (nm.f32act)
+      return op.emitOpError() << "reads int8 activations but --act-quant=none was asked for "
+                                 "(run tern-fuse only with act-quant=token)";
+    std::string wanted;
+    std::string callee = matmulCallee(nm, k, wanted);
     Args a(op.getContext());
     a.i("m", op.getTotalRows()).i("k", width(op.getInput()));
     a.i("segments", op.getWeights().size()).kernel(k, op.getPackedAttr());
@@ -148,7 +195,7 @@ struct LowerMatmul : Lower<TernaryMatmulOp> {
       a.i(("m" + std::to_string(idx)), w.getRows());
       a.weight(w, "weight" + std::to_string(idx));
     }
-    return replace(op, rw, matmulCallee("matmul", k), ad.getOperands(), a);
+    return replace(op, rw, callee, ad.getOperands(), a, wanted);
   }
 };
 
@@ -159,7 +206,7 @@ struct LowerRope : Lower<RopeOp> {
     Args a(op.getContext());
     a.i("n_heads", op.getNHeads()).i("head_dim", op.getHeadDim()).i("rot_dim", op.getRotDim());
     a.f("freq_base", op.getFreqBaseAttr());
-    return replace(op, rw, "tern_uk_rope_neox_f32", ad.getOperands(), a);
+    return replace(op, rw, "tern_uk_rope_neox_f32_ref", ad.getOperands(), a);
   }
 };
 
@@ -170,14 +217,14 @@ struct LowerAttention : Lower<AttentionOp> {
     Args a(op.getContext());
     a.i("layer", op.getLayer()).i("n_heads", op.getNHeads()).i("n_kv_heads", op.getNKvHeads());
     a.i("head_dim", op.getHeadDim()).i("max_ctx", op.getMaxCtx()).f("scale", op.getScaleAttr());
-    return replace(op, rw, "tern_uk_attention_gqa_f32", ad.getOperands(), a);
+    return replace(op, rw, "tern_uk_attention_gqa_f32_ref", ad.getOperands(), a);
   }
 };
 
 template <typename Op>
 struct LowerElementwise : Lower<Op> {
-  LowerElementwise(MLIRContext *ctx, llvm::StringRef callee)
-      : Lower<Op>(ctx), callee(callee.str()) {}
+  LowerElementwise(MLIRContext *ctx, Naming nm, llvm::StringRef callee)
+      : Lower<Op>(ctx, nm), callee(callee.str()) {}
   LogicalResult matchAndRewrite(Op op, typename Lower<Op>::Adaptor ad,
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
@@ -197,7 +244,10 @@ struct LowerLmHead : Lower<LmHeadOp> {
     Args a(op.getContext());
     a.i("vocab", op.getWeight().getRows()).i("hidden", op.getWeight().getCols());
     a.kernel(k, op.getPackedAttr()).weight(op.getWeight());
-    return replace(op, rw, matmulCallee("lm_head", k), ad.getOperands(), a);
+    if (k.getLayout() != KernelLayout::F16)
+      return op.emitOpError() << "lm_head layout '" << stringifyKernelLayout(k.getLayout())
+                              << "' has no ukernel (only f16)";
+    return replace(op, rw, "tern_uk_lm_head_f16_ref", ad.getOperands(), a);
   }
 };
 
@@ -226,15 +276,36 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
     target.addLegalDialect<func::FuncDialect>();
     target.addLegalOp<UKernelCallOp, ModuleOp>();
     target.addIllegalDialect<TernDialect>();
+    Naming nm;
+    if (actQuant == "none")
+      nm.f32act = true;
+    else if (actQuant != "token") {
+      module.emitError() << "act-quant must be 'token' or 'none', not '" << actQuant << "'";
+      return signalPassFailure();
+    }
+    nm.ref = refKernels;
+    if (nm.f32act) {
+      bool quantized = false;
+      module.walk([&](Operation *op) {
+        if (isa<QuantizeOp, RmsNormQuantizeOp, TernaryMatmulOp>(op)) {
+          op->emitOpError() << "quantizes activations but act-quant=none was asked for "
+                               "(with act-quant=none, do not run tern-fuse)";
+          quantized = true;
+        }
+      });
+      if (quantized)
+        return signalPassFailure();
+    }
     RewritePatternSet patterns(ctx);
     patterns.add<LowerEmbed, LowerNorm, LowerNormQuant, LowerQuant, LowerBitLinear, LowerMatmul,
-                 LowerRope, LowerAttention, LowerLmHead>(ctx);
-    patterns.add<LowerElementwise<SiluMulOp>>(ctx, "tern_uk_silu_mul_f32");
-    patterns.add<LowerElementwise<Relu2MulOp>>(ctx, "tern_uk_relu2_mul_f32");
-    patterns.add<LowerElementwise<AddOp>>(ctx, "tern_uk_add_f32");
+                 LowerRope, LowerAttention, LowerLmHead>(ctx, nm);
+    patterns.add<LowerElementwise<SiluMulOp>>(ctx, nm, "tern_uk_silu_mul_f32_ref");
+    patterns.add<LowerElementwise<Relu2MulOp>>(ctx, nm, "tern_uk_relu2_mul_f32_ref");
+    patterns.add<LowerElementwise<AddOp>>(ctx, nm, "tern_uk_add_f32_ref");
     if (failed(applyFullConversion(module, target, std::move(patterns))))
       return signalPassFailure();
     module->setAttr("tern.level", StringAttr::get(ctx, "kernels"));
+    module->setAttr("tern.act_quant", StringAttr::get(ctx, actQuant));
   }
 };
 

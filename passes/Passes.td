@@ -97,7 +97,34 @@ def LowerToKernelsPass : Pass<"tern-lower-to-kernels", "mlir::ModuleOp"> {
   let options = [
     Option<"requirePacked", "require-packed", "bool", "true",
            "refuse matrices without a packed attribute">,
+    Option<"actQuant", "act-quant", "std::string", "\"token\"",
+           "token (int8 per-token activations) | none (f32act matmuls; run without tern-fuse)">,
+    Option<"refKernels", "ref", "bool", "false", "call the scalar `_ref` ukernel everywhere">,
   ];
+}
+
+def LowerToLLVMPass : Pass<"tern-lower-to-llvm", "mlir::ModuleOp"> {
+  let summary = "lower func @forward of ukernel calls to the ABI entry points in the LLVM dialect";
+  let description = [{
+    Expects: kernel-level IR (tern-lower-to-kernels): one func @forward whose
+    body is tern.ukernel_call ops and a return of the lm_head's logits.
+    Guarantees: an LLVM-dialect module with
+      i32 tern_model_forward(ptr ctx, i64 n, ptr tokens, ptr positions, ptr logits)
+      ptr tern_model_describe()   (returns the constant @tern_model_desc)
+    and external declarations of every ukernel called (runtime/ukernels).
+    Weights section: the packed blob (tern.packed_bytes) at offset 0, then
+    every non-packed tensor a call reads (norms, the embedding table) at
+    64-byte aligned offsets, in order of first use; the layout is recorded
+    as `tern.weights` (an array of dictionaries: name, source_offset, bytes, offset) and
+    `tern.weights_bytes`. Scratch: every activation value gets a slot of
+    width * element-bytes (rounded up to 64) per token, reused by liveness;
+    slot i starts at ctx->scratch + n * (sum of the per-token widths of
+    slots before i). The lm_head runs on the last token only.
+  }];
+  let options = [
+    Option<"maxBatch", "max-batch", "int64_t", "512", "most tokens one forward call takes">,
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
 #endif // TERN_PASSES_TD

@@ -15,10 +15,14 @@ struct PipelineOptions {
   bool fuse = true;
   bool explain = false;
   bool lower = true; // run tern-lower-to-kernels
+  std::string actQuant = "token"; // token | none (none skips tern-fuse)
+  bool refKernels = false;        // --kernel=ref: every callee `_ref`
+  bool lowerToLLVM = false;       // run tern-lower-to-llvm after lowering to kernels
+  int64_t maxBatch = 512;
 };
 
 // verify-quant-mapping -> fuse -> select-kernels -> pack-weights
-// [-> lower-to-kernels].
+// [-> lower-to-kernels [-> lower-to-llvm]]. act-quant=none skips fuse.
 void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts);
 
 } // namespace tern::compiler

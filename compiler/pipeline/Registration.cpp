@@ -3,6 +3,7 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "dialect/TernDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "passes/Passes.h"
 
@@ -19,13 +20,17 @@ struct TernPipelineCLOptions : mlir::PassPipelineOptions<TernPipelineCLOptions> 
   Option<bool> fuse{*this, "fuse", llvm::cl::desc("run tern-fuse"), llvm::cl::init(true)};
   Option<bool> lower{*this, "lower", llvm::cl::desc("run tern-lower-to-kernels"),
                      llvm::cl::init(true)};
+  Option<std::string> actQuant{*this, "act-quant", llvm::cl::desc("token | none"),
+                               llvm::cl::init("token")};
+  Option<bool> llvm{*this, "llvm", llvm::cl::desc("run tern-lower-to-llvm"),
+                    llvm::cl::init(false)};
   Option<bool> explain{*this, "explain", llvm::cl::desc("explain kernel choices"),
                        llvm::cl::init(false)};
 };
 } // namespace
 
 void registerTernDialects(mlir::DialectRegistry &registry) {
-  registry.insert<tern::ir::TernDialect, mlir::func::FuncDialect>();
+  registry.insert<tern::ir::TernDialect, mlir::func::FuncDialect, mlir::LLVM::LLVMDialect>();
 }
 
 void registerTernPasses() {
@@ -41,6 +46,9 @@ void registerTernPasses() {
         o.fuse = cl.fuse;
         o.lower = cl.lower;
         o.explain = cl.explain;
+        o.actQuant = cl.actQuant;
+        o.refKernels = cl.kernel == "ref";
+        o.lowerToLLVM = cl.llvm;
         buildTernPipeline(pm, o);
       });
 }

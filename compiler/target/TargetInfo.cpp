@@ -277,17 +277,75 @@ public:
 
 } // namespace
 
-const char *targetNames() { return "avx2, avx512_vnni, neon, neon_dotprod, cuda, native"; }
+const char *targetNames() {
+  return "avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, "
+         "cuda, native";
+}
+
+std::string MachineTarget::arch() const {
+  llvm::StringRef t(triple);
+  if (t.starts_with("x86_64"))
+    return "x86_64";
+  if (t.starts_with("aarch64"))
+    return "aarch64";
+  return "";
+}
+
+std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
+  MachineTarget m;
+  m.name = name.str();
+  const std::string x86 = "x86_64-unknown-linux-gnu", arm = "aarch64-unknown-linux-gnu";
+  const char *v3 = "+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse4.2,+xsave";
+  const char *v4 = "+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse4.2,+xsave,"
+                   "+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl";
+  if (name == "avx2" || name == "x86-64-v3" || name == "x86-64-avx2") {
+    m = {m.name, "avx2", x86, "x86-64-v3", "", v3};
+  } else if (name == "avx512_vnni" || name == "avx512" || name == "avx512-vnni") {
+    m = {m.name, "avx512_vnni", x86, "x86-64-v4", "+avx512vnni", std::string(v4) + ",+avx512vnni"};
+  } else if (name == "x86-64-v4") {
+    m = {m.name, "avx2", x86, "x86-64-v4", "", v4};
+  } else if (name == "neon" || name == "aarch64") {
+    m = {m.name, "neon", arm, "generic", "+neon", "+neon"};
+  } else if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod") {
+    m = {m.name, "neon_dotprod", arm, "generic", "+neon,+dotprod", "+neon,+dotprod"};
+  } else if (name == "cuda") {
+    m = {m.name, "cuda", "", "", "", ""};
+  } else if (name == "native") {
+    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+    std::string triple = llvm::sys::getProcessTriple();
+    m.cpu = llvm::sys::getHostCPUName().str();
+    std::vector<std::string> all;
+    for (const auto &kv : f)
+      if (kv.getValue())
+        all.push_back("+" + kv.getKey().str());
+    std::sort(all.begin(), all.end());
+    for (const std::string &x : all)
+      m.features += (m.features.empty() ? "" : ",") + x;
+    auto has = [&](const char *k) { return f.lookup(k); };
+    std::vector<const char *> key;
+    if (llvm::StringRef(triple).starts_with("aarch64")) {
+      m.triple = arm;
+      m.kernelTarget = has("dotprod") ? "neon_dotprod" : "neon";
+      key = {"neon", "dotprod", "i8mm", "sve"};
+    } else {
+      m.triple = x86;
+      m.kernelTarget = has("avx512f") && has("avx512vnni") ? "avx512_vnni" : "avx2";
+      key = {"avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl",
+             "avx512vnni", "avxvnni", "amx-int8"};
+    }
+    for (const char *k : key)
+      if (has(k))
+        m.headerFeatures += std::string(m.headerFeatures.empty() ? "" : ",") + "+" + k;
+  } else {
+    return std::nullopt;
+  }
+  return m;
+}
 
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name) {
-  if (name == "native") {
-    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
-    llvm::StringRef arch = llvm::sys::getProcessTriple();
-    if (arch.starts_with("aarch64"))
-      return std::make_unique<NeonTarget>(f.lookup("dotprod"));
-    if (f.lookup("avx512f") && f.lookup("avx512vnni"))
-      return std::make_unique<Avx512VnniTarget>();
-    return std::make_unique<Avx2Target>();
+  if (name == "native" || name == "x86-64-v3" || name == "x86-64-v4") {
+    std::optional<MachineTarget> m = resolveMachineTarget(name);
+    return createTargetInfo(m->kernelTarget);
   }
   if (name == "avx2" || name == "x86-64-avx2")
     return std::make_unique<Avx2Target>();

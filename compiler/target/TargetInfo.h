@@ -61,6 +61,26 @@ public:
   bool supports(ir::KernelLayout layout) const;
 };
 
+// What code generation needs for a --target name: the LLVM triple, CPU and
+// features, and the kernel target (TargetInfo name) whose ukernels it calls.
+//   avx2 | x86-64-v3          x86_64, cpu x86-64-v3, avx2 kernels
+//   avx512_vnni | avx512      x86_64, cpu x86-64-v4 +avx512vnni, avx512_vnni kernels
+//   x86-64-v4                 x86_64, cpu x86-64-v4 (no VNNI in v4), avx2 kernels
+//   neon | aarch64            aarch64, +neon
+//   neon_dotprod | aarch64-dotprod   aarch64, +neon,+dotprod
+//   native                    the host (getHostCPUName / getHostCPUFeatures)
+//   cuda                      no CPU code generation (kernels only)
+struct MachineTarget {
+  std::string name;         // as asked
+  std::string kernelTarget; // createTargetInfo name: avx2, avx512_vnni, neon, ...
+  std::string triple;       // empty for cuda
+  std::string cpu;
+  std::string features;       // for the TargetMachine (may be long for native)
+  std::string headerFeatures; // the ones the code may rely on, for the artifact header
+  std::string arch() const;   // "x86_64" | "aarch64" | ""
+};
+std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
+
 // "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda",
 // "native" (the host). Null for an unknown name.
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name);

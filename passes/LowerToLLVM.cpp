@@ -1,0 +1,493 @@
+// tern-lower-to-llvm: func @forward of tern.ukernel_call ops becomes the ABI
+// entry points (runtime/abi/tern_abi.h) in the LLVM dialect:
+//
+//   i32 tern_model_forward(const tern_ctx *ctx, i64 n, const i32 *tokens,
+//                          const i32 *positions, float *logits)
+//   const tern_model_desc *tern_model_describe(void)
+//
+// plus declarations of the ukernels called. Every shape, tile and weight
+// offset is a constant; only n (tokens in the batch) is dynamic.
+#include "passes/Passes.h"
+
+#include <map>
+#include <string>
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/Builders.h"
+
+namespace tern::passes {
+#define GEN_PASS_DEF_LOWERTOLLVMPASS
+#include "passes/Passes.h.inc"
+} // namespace tern::passes
+
+using namespace mlir;
+using namespace tern::ir;
+
+namespace {
+
+constexpr int64_t kAlign = 64;
+int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+// Byte offsets in tern_ctx (tern_abi.h, LP64).
+constexpr int64_t kCtxWeights = 8;
+constexpr int64_t kCtxScratch = 16;
+
+int64_t argInt(UKernelCallOp op, llvm::StringRef key, int64_t dflt = -1) {
+  if (auto a = dyn_cast_or_null<IntegerAttr>(op.getStaticArgs().get(key)))
+    return a.getInt();
+  return dflt;
+}
+FloatAttr argFloat(UKernelCallOp op, llvm::StringRef key) {
+  return dyn_cast_or_null<FloatAttr>(op.getStaticArgs().get(key));
+}
+llvm::StringRef argStr(UKernelCallOp op, llvm::StringRef key) {
+  if (auto a = dyn_cast_or_null<StringAttr>(op.getStaticArgs().get(key)))
+    return a.getValue();
+  return "";
+}
+
+// Per-token bytes of an activation value ([?, W] x elt, or [?] x elt).
+int64_t bytesPerToken(Value v) {
+  auto t = cast<RankedTensorType>(v.getType());
+  int64_t elems = t.getRank() == 2 ? t.getDimSize(1) : 1;
+  return elems * int64_t(t.getElementType().getIntOrFloatBitWidth() / 8);
+}
+
+enum class Kind { Embed, RmsNorm, RmsNormQuant, Quant, Matmul, MatmulF32, Rope, Attention,
+                  Binary, LmHead, Unknown };
+
+Kind kindOf(llvm::StringRef callee) {
+  if (callee.starts_with("tern_uk_embed_f16"))
+    return Kind::Embed;
+  if (callee.starts_with("tern_uk_rms_norm_quantize_i8"))
+    return Kind::RmsNormQuant;
+  if (callee.starts_with("tern_uk_rms_norm_f32"))
+    return Kind::RmsNorm;
+  if (callee.starts_with("tern_uk_quantize_i8"))
+    return Kind::Quant;
+  if (callee.starts_with("tern_uk_matmul_"))
+    return callee.contains("_f32act_") ? Kind::MatmulF32 : Kind::Matmul;
+  if (callee.starts_with("tern_uk_rope_neox_f32"))
+    return Kind::Rope;
+  if (callee.starts_with("tern_uk_attention_gqa_f32"))
+    return Kind::Attention;
+  if (callee.starts_with("tern_uk_add_f32") || callee.starts_with("tern_uk_silu_mul_f32") ||
+      callee.starts_with("tern_uk_relu2_mul_f32"))
+    return Kind::Binary;
+  if (callee.starts_with("tern_uk_lm_head_f16"))
+    return Kind::LmHead;
+  return Kind::Unknown;
+}
+
+struct LowerToLLVMPass : tern::passes::impl::LowerToLLVMPassBase<LowerToLLVMPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+};
+
+void LowerToLLVMPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  MLIRContext *ctx = &getContext();
+  auto fwd = module.lookupSymbol<func::FuncOp>("forward");
+  if (!fwd || fwd.getBody().getBlocks().size() != 1) {
+    module.emitError() << "tern-lower-to-llvm expects one single-block func @forward "
+                          "(run tern-lower-to-kernels first)";
+    return signalPassFailure();
+  }
+  Block &body = fwd.getBody().front();
+  if (fwd.getNumArguments() != 2) {
+    fwd.emitError() << "@forward must take (tokens, positions)";
+    return signalPassFailure();
+  }
+  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
+  if (!ret || ret.getNumOperands() != 1) {
+    fwd.emitError() << "@forward must return the logits";
+    return signalPassFailure();
+  }
+  Value logitsValue = ret.getOperand(0);
+
+  llvm::SmallVector<UKernelCallOp> calls;
+  for (Operation &op : body.without_terminator()) {
+    auto call = dyn_cast<UKernelCallOp>(op);
+    if (!call) {
+      op.emitOpError() << "cannot be lowered to LLVM: only tern.ukernel_call may appear in "
+                          "@forward (run tern-lower-to-kernels first)";
+      return signalPassFailure();
+    }
+    if (kindOf(call.getCallee()) == Kind::Unknown) {
+      call.emitOpError() << "calls '" << call.getCallee() << "', which is no known ukernel";
+      return signalPassFailure();
+    }
+    calls.push_back(call);
+  }
+  auto lmHead = logitsValue.getDefiningOp<UKernelCallOp>();
+  if (!lmHead || kindOf(lmHead.getCallee()) != Kind::LmHead) {
+    fwd.emitError() << "@forward must return the result of an lm_head ukernel";
+    return signalPassFailure();
+  }
+
+  // ---- weights section layout: packed blob, then the raw tensors read ----
+  int64_t packedBytes = 0;
+  if (auto a = module->getAttrOfType<IntegerAttr>("tern.packed_bytes"))
+    packedBytes = a.getInt();
+  int64_t dataOffset = 0;
+  if (auto a = module->getAttrOfType<IntegerAttr>("tern.data_offset"))
+    dataOffset = a.getInt();
+  int64_t cursor = alignUp(packedBytes);
+  llvm::StringMap<int64_t> rawOffset;
+  llvm::SmallVector<Attribute> layout;
+  Builder b0(ctx);
+  for (UKernelCallOp call : calls) {
+    if (argInt(call, "packed_offset") >= 0)
+      continue; // reads packed weights only
+    llvm::StringRef name = argStr(call, "weight");
+    if (name.empty())
+      continue;
+    int64_t src = argInt(call, "weight_offset"), bytes = argInt(call, "weight_bytes");
+    if (src < 0 || bytes <= 0) {
+      call.emitOpError() << "weight '" << name << "' has no weight_offset/weight_bytes";
+      return signalPassFailure();
+    }
+    auto [it, inserted] = rawOffset.try_emplace(name, cursor);
+    if (inserted) {
+      layout.push_back(b0.getDictionaryAttr({
+          b0.getNamedAttr("name", b0.getStringAttr(name)),
+          b0.getNamedAttr("source_offset", b0.getI64IntegerAttr(dataOffset + src)),
+          b0.getNamedAttr("bytes", b0.getI64IntegerAttr(bytes)),
+          b0.getNamedAttr("offset", b0.getI64IntegerAttr(cursor)),
+      }));
+      cursor = alignUp(cursor + bytes);
+    }
+    // Static args now name the weights-section offset; the GGUF one stays.
+    NamedAttrList args(call.getStaticArgs());
+    args.set("weight_source_offset", b0.getI64IntegerAttr(src));
+    args.set("weight_offset", b0.getI64IntegerAttr(it->second));
+    call.setStaticArgsAttr(args.getDictionary(ctx));
+  }
+  const int64_t weightsBytes = cursor;
+  module->setAttr("tern.weights", b0.getArrayAttr(layout));
+  module->setAttr("tern.weights_bytes", b0.getI64IntegerAttr(weightsBytes));
+
+  // ---- the kernel list (JSON) ----
+  llvm::json::Array kernels;
+  for (UKernelCallOp call : calls) {
+    llvm::json::Object o;
+    o["callee"] = call.getCallee().str();
+    llvm::json::Array ws;
+    for (llvm::StringRef key : {"weight", "weight0", "weight1", "weight2"})
+      if (!argStr(call, key).empty())
+        ws.push_back(argStr(call, key).str());
+    if (!ws.empty())
+      o["weights"] = std::move(ws);
+    for (llvm::StringRef key : {"m", "k", "tile_m", "tile_k", "layer"})
+      if (argInt(call, key) >= 0)
+        o[key] = argInt(call, key);
+    if (!argStr(call, "fallback_from").empty())
+      o["fallback_from"] = argStr(call, "fallback_from").str();
+    kernels.push_back(std::move(o));
+  }
+  std::string kernelsJson = llvm::formatv("{0}", llvm::json::Value(std::move(kernels))).str();
+  module->setAttr("tern.kernels_json", b0.getStringAttr(kernelsJson));
+
+  // ---- scratch planning: one slot per value, reused by liveness ----
+  llvm::DenseMap<Operation *, size_t> index;
+  for (auto [i, call] : llvm::enumerate(calls))
+    index[call] = i;
+  llvm::DenseMap<Value, size_t> lastUse;
+  for (UKernelCallOp call : calls)
+    for (Value v : call.getArgs())
+      lastUse[v] = index[call];
+  // The final norm feeding the lm_head runs on the last token only.
+  UKernelCallOp finalNorm = lmHead.getArgs()[0].getDefiningOp<UKernelCallOp>();
+  if (finalNorm && (kindOf(finalNorm.getCallee()) != Kind::RmsNorm ||
+                    !finalNorm.getResult(0).hasOneUse()))
+    finalNorm = nullptr;
+
+  struct Slot {
+    int64_t width; // bytes per token, multiple of 64
+    bool busy;
+  };
+  std::vector<Slot> slots;
+  llvm::DenseMap<Value, size_t> slotOf;
+  for (UKernelCallOp call : calls) {
+    size_t i = index[call];
+    for (Value r : call.getResults()) {
+      if (r == logitsValue)
+        continue;
+      int64_t w = alignUp(bytesPerToken(r));
+      size_t best = slots.size();
+      for (size_t s = 0; s < slots.size(); ++s)
+        if (!slots[s].busy && slots[s].width == w) {
+          best = s;
+          break;
+        }
+      if (best == slots.size())
+        slots.push_back({w, false});
+      slots[best].busy = true;
+      slotOf[r] = best;
+      if (r.use_empty())
+        slots[best].busy = false;
+    }
+    for (Value v : call.getArgs())
+      if (lastUse.lookup(v) == i && slotOf.count(v))
+        slots[slotOf[v]].busy = false;
+  }
+  std::vector<int64_t> slotPrefix(slots.size());
+  int64_t scratchPerToken = 0;
+  for (size_t s = 0; s < slots.size(); ++s) {
+    slotPrefix[s] = scratchPerToken;
+    scratchPerToken += slots[s].width;
+  }
+  const int64_t scratchFixed = 0;
+  module->setAttr("tern.scratch_per_token", b0.getI64IntegerAttr(scratchPerToken));
+  module->setAttr("tern.scratch_fixed", b0.getI64IntegerAttr(scratchFixed));
+  module->setAttr("tern.max_batch", b0.getI64IntegerAttr(maxBatch));
+
+  // ---- hyperparameters for the descriptor ----
+  auto hp = module->getAttrOfType<DictionaryAttr>("tern.hparams");
+  auto hpInt = [&](llvm::StringRef k) -> int64_t {
+    if (hp)
+      if (auto a = dyn_cast_or_null<IntegerAttr>(hp.get(k)))
+        return a.getInt();
+    return 0;
+  };
+  int64_t maxCtx = hpInt("context");
+  for (UKernelCallOp call : calls)
+    if (kindOf(call.getCallee()) == Kind::Attention && argInt(call, "max_ctx") > 0)
+      maxCtx = argInt(call, "max_ctx");
+  bool actQuant = true;
+  if (auto a = module->getAttrOfType<StringAttr>("tern.act_quant"))
+    actQuant = a.getValue() != "none";
+
+  // ---- emit ----
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = fwd.getLoc();
+  auto ptrTy = LLVM::LLVMPointerType::get(ctx);
+  auto i8 = b.getI8Type();
+  auto i32 = b.getI32Type();
+  auto i64 = b.getI64Type();
+  auto f32 = b.getF32Type();
+  auto voidTy = LLVM::LLVMVoidType::get(ctx);
+
+  // Ukernel declarations, with the C signature of ukernels.h.
+  llvm::StringMap<LLVM::LLVMFuncOp> decls;
+  auto declare = [&](UKernelCallOp call) -> LLVM::LLVMFuncOp {
+    llvm::StringRef name = call.getCallee();
+    if (auto it = decls.find(name); it != decls.end())
+      return it->second;
+    llvm::SmallVector<Type> a{ptrTy, i64};
+    switch (kindOf(name)) {
+    case Kind::Embed: a.append({ptrTy, ptrTy, ptrTy, i64, i64}); break;
+    case Kind::RmsNorm: a.append({ptrTy, ptrTy, ptrTy, i64, f32}); break;
+    case Kind::RmsNormQuant: a.append({ptrTy, ptrTy, ptrTy, ptrTy, i64, f32}); break;
+    case Kind::Quant: a.append({ptrTy, ptrTy, ptrTy, i64}); break;
+    case Kind::Matmul:
+      a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, ptrTy, i64, ptrTy, i64, ptrTy, i64});
+      break;
+    case Kind::MatmulF32:
+      a.append({ptrTy, ptrTy, i64, i64, i64, i64, ptrTy, i64, ptrTy, i64, ptrTy, i64});
+      break;
+    case Kind::Rope: a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, f32}); break;
+    case Kind::Attention:
+      a.append({ptrTy, ptrTy, ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, f32});
+      break;
+    case Kind::Binary: a.append({ptrTy, ptrTy, ptrTy, i64}); break;
+    case Kind::LmHead: a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, i64}); break;
+    case Kind::Unknown: break;
+    }
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto f = LLVM::LLVMFuncOp::create(b, loc, name, LLVM::LLVMFunctionType::get(voidTy, a));
+    decls[name] = f;
+    return f;
+  };
+
+  auto fnTy = LLVM::LLVMFunctionType::get(i32, {ptrTy, i64, ptrTy, ptrTy, ptrTy});
+  auto entry = LLVM::LLVMFuncOp::create(b, loc, "tern_model_forward", fnTy);
+  Block *eb = entry.addEntryBlock(b);
+  Block *loopHead = new Block(), *loopBody = new Block(), *run = new Block(),
+        *fail = new Block();
+  entry.getBody().push_back(loopHead);
+  entry.getBody().push_back(loopBody);
+  entry.getBody().push_back(run);
+  entry.getBody().push_back(fail);
+  loopHead->addArgument(i64, loc);
+  Value cctx = eb->getArgument(0), n = eb->getArgument(1), tokens = eb->getArgument(2),
+        positions = eb->getArgument(3), logits = eb->getArgument(4);
+
+  auto c64 = [&](int64_t v) -> Value { return LLVM::ConstantOp::create(b, loc, i64, v); };
+  auto gep = [&](Value base, Value off) -> Value {
+    return LLVM::GEPOp::create(b, loc, ptrTy, i8, base, ValueRange{off});
+  };
+
+  // entry: 1 <= n <= max_batch
+  b.setInsertionPointToEnd(eb);
+  Value nOk = LLVM::AndOp::create(
+      b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sge, n, c64(1)),
+      LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sle, n, c64(maxBatch)));
+  LLVM::CondBrOp::create(b, loc, nOk, loopHead, ValueRange{c64(0)}, fail, ValueRange{});
+  // loop: every position in [0, max_ctx)
+  b.setInsertionPointToEnd(loopHead);
+  Value iv = loopHead->getArgument(0);
+  LLVM::CondBrOp::create(b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::slt, iv, n),
+                         loopBody, ValueRange{}, run, ValueRange{});
+  b.setInsertionPointToEnd(loopBody);
+  Value pp = LLVM::GEPOp::create(b, loc, ptrTy, i32, positions, ValueRange{iv});
+  Value p = LLVM::LoadOp::create(b, loc, i32, pp);
+  Value bad = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::uge, p,
+                                   LLVM::ConstantOp::create(b, loc, i32, maxCtx));
+  Value next = LLVM::AddOp::create(b, loc, iv, c64(1));
+  LLVM::CondBrOp::create(b, loc, bad, fail, ValueRange{}, loopHead, ValueRange{next});
+  b.setInsertionPointToEnd(fail);
+  LLVM::ReturnOp::create(b, loc, ValueRange{LLVM::ConstantOp::create(b, loc, i32, 1)});
+
+  // run: the calls.
+  b.setInsertionPointToEnd(run);
+  Value weights = LLVM::LoadOp::create(b, loc, ptrTy, gep(cctx, c64(kCtxWeights)));
+  Value scratch = LLVM::LoadOp::create(b, loc, ptrTy, gep(cctx, c64(kCtxScratch)));
+  Value one = c64(1);
+  Value last = LLVM::SubOp::create(b, loc, n, one);
+  Value nullPtr = LLVM::ZeroOp::create(b, loc, ptrTy);
+  BlockArgument tokArg = body.getArgument(0), posArg = body.getArgument(1);
+
+  auto ptrOf = [&](Value v) -> Value {
+    if (v == tokArg)
+      return tokens;
+    if (v == posArg)
+      return positions;
+    if (v == logitsValue)
+      return logits;
+    size_t s = slotOf.lookup(v);
+    return gep(scratch, LLVM::MulOp::create(b, loc, n, c64(slotPrefix[s])));
+  };
+  auto lastRow = [&](Value v) -> Value {
+    return gep(ptrOf(v), LLVM::MulOp::create(b, loc, last, c64(bytesPerToken(v))));
+  };
+  auto weightPtr = [&](int64_t off) -> Value { return gep(weights, c64(off)); };
+  auto fconst = [&](FloatAttr a) -> Value {
+    return LLVM::ConstantOp::create(b, loc, f32, b.getF32FloatAttr(a ? a.getValueAsDouble() : 0));
+  };
+
+  for (UKernelCallOp call : calls) {
+    LLVM::LLVMFuncOp callee = declare(call);
+    llvm::SmallVector<Value> a{cctx, n};
+    auto in = [&](unsigned i) { return ptrOf(call.getArgs()[i]); };
+    auto out = [&](unsigned i) { return ptrOf(call.getResult(i)); };
+    switch (kindOf(call.getCallee())) {
+    case Kind::Embed:
+      a.append({in(0), weightPtr(argInt(call, "weight_offset")), out(0),
+                c64(argInt(call, "hidden")), c64(argInt(call, "vocab"))});
+      break;
+    case Kind::RmsNorm:
+      if (call == finalNorm)
+        a = {cctx, one, lastRow(call.getArgs()[0])};
+      else
+        a.push_back(in(0));
+      a.append({weightPtr(argInt(call, "weight_offset")), out(0), c64(argInt(call, "n")),
+                fconst(argFloat(call, "eps"))});
+      break;
+    case Kind::RmsNormQuant:
+      a.append({in(0), weightPtr(argInt(call, "weight_offset")), out(0), out(1),
+                c64(argInt(call, "n")), fconst(argFloat(call, "eps"))});
+      break;
+    case Kind::Quant:
+      a.append({in(0), out(0), out(1), c64(argInt(call, "n"))});
+      break;
+    case Kind::Matmul:
+    case Kind::MatmulF32: {
+      a.push_back(in(0));
+      if (kindOf(call.getCallee()) == Kind::Matmul)
+        a.push_back(in(1));
+      a.append({weightPtr(argInt(call, "packed_offset")), c64(argInt(call, "m")),
+                c64(argInt(call, "k")), c64(argInt(call, "tile_m")), c64(argInt(call, "tile_k"))});
+      for (unsigned s = 0; s < 3; ++s) {
+        if (s < call.getNumResults()) {
+          int64_t ms = argInt(call, ("m" + std::to_string(s)));
+          if (ms < 0)
+            ms = bytesPerToken(call.getResult(s)) / 4;
+          a.append({out(s), c64(ms)});
+        } else {
+          a.append({nullPtr, c64(0)});
+        }
+      }
+      break;
+    }
+    case Kind::Rope:
+      a.append({in(0), in(1), out(0), c64(argInt(call, "n_heads")), c64(argInt(call, "head_dim")),
+                c64(argInt(call, "rot_dim")), fconst(argFloat(call, "freq_base"))});
+      break;
+    case Kind::Attention:
+      a.append({in(0), in(1), in(2), in(3), out(0), c64(argInt(call, "layer")),
+                c64(argInt(call, "n_heads")), c64(argInt(call, "n_kv_heads")),
+                c64(argInt(call, "head_dim")), fconst(argFloat(call, "scale"))});
+      break;
+    case Kind::Binary:
+      a.append({in(0), in(1), out(0), c64(argInt(call, "n"))});
+      break;
+    case Kind::LmHead: {
+      Value x = call.getArgs()[0];
+      Value xp = finalNorm ? ptrOf(x) : lastRow(x); // the final norm wrote row 0
+      a = {cctx, one, xp, weightPtr(argInt(call, "packed_offset")), out(0),
+           c64(argInt(call, "hidden")), c64(argInt(call, "vocab")), c64(argInt(call, "tile_m")),
+           c64(argInt(call, "tile_k"))};
+      break;
+    }
+    case Kind::Unknown:
+      break;
+    }
+    if (a.size() != callee.getFunctionType().getNumParams()) {
+      call.emitOpError() << "static arguments do not fit the ukernel signature of '"
+                         << call.getCallee() << "'";
+      return signalPassFailure();
+    }
+    LLVM::CallOp::create(b, call.getLoc(), callee, a);
+  }
+  LLVM::ReturnOp::create(b, loc, ValueRange{LLVM::ConstantOp::create(b, loc, i32, 0)});
+
+  // ---- the descriptor ----
+  b.setInsertionPointToEnd(module.getBody());
+  std::string js = kernelsJson + std::string(1, '\0');
+  LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(i8, js.size()), /*isConstant=*/true,
+                         LLVM::Linkage::Internal, "tern_model_kernels", b.getStringAttr(js));
+  llvm::SmallVector<Type> fields{i32, i32};
+  for (int i = 0; i < 12; ++i)
+    fields.push_back(i64);
+  fields.push_back(ptrTy);
+  auto descTy = LLVM::LLVMStructType::getLiteral(ctx, fields);
+  auto desc = LLVM::GlobalOp::create(b, loc, descTy, /*isConstant=*/true, LLVM::Linkage::Internal,
+                                     "tern_model_desc", Attribute(), /*alignment=*/8);
+  {
+    OpBuilder::InsertionGuard g(b);
+    Block *init = b.createBlock(&desc.getInitializerRegion());
+    (void)init;
+    Value d = LLVM::UndefOp::create(b, loc, descTy);
+    int64_t pos = 0;
+    auto put = [&](Value v) {
+      int64_t idx[1] = {pos++};
+      d = LLVM::InsertValueOp::create(b, loc, d, v, idx);
+    };
+    put(LLVM::ConstantOp::create(b, loc, i32, 1)); // TERN_ABI_VERSION
+    put(LLVM::ConstantOp::create(b, loc, i32, actQuant ? 1 : 0));
+    for (int64_t v : {hpInt("hidden"), hpInt("layers"), hpInt("heads"), hpInt("kv_heads"),
+                      hpInt("head_dim"), hpInt("ffn"), hpInt("vocab"), maxCtx, int64_t(maxBatch),
+                      scratchPerToken, scratchFixed, weightsBytes})
+      put(LLVM::ConstantOp::create(b, loc, i64, v));
+    put(LLVM::AddressOfOp::create(b, loc, ptrTy, "tern_model_kernels"));
+    LLVM::ReturnOp::create(b, loc, ValueRange{d});
+  }
+  auto describe = LLVM::LLVMFuncOp::create(b, loc, "tern_model_describe",
+                                           LLVM::LLVMFunctionType::get(ptrTy, {}));
+  b.setInsertionPointToStart(describe.addEntryBlock(b));
+  LLVM::ReturnOp::create(b, loc,
+                         ValueRange{LLVM::AddressOfOp::create(b, loc, ptrTy, "tern_model_desc")});
+
+  fwd.erase();
+  module->setAttr("tern.level", StringAttr::get(ctx, "llvm"));
+}
+
+} // namespace
