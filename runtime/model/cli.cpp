@@ -41,6 +41,8 @@ model options:
   -c, --ctx-size N        context length per session (default min(model's, 4096))
       --act-quant MODE    token (per-token int8 activations, BitNet's math; default)
                           or none (float activations against the ternary weights)
+                          or q8k (llama.cpp-compatible, for cross-checking:
+                          ggml's Q8_K blocks of 256 and f16 KV cache)
       --kernel ref        kernel path (only the scalar reference exists today)
       --kv-page-size N    KV positions per page (default 16)
       --kv-pages N        KV pool size in pages (default: one full context)
@@ -172,9 +174,11 @@ commonFlag(const std::string &flag,
       c.opts.actQuant = ActQuant::PerToken;
     else if (*v == "none")
       c.opts.actQuant = ActQuant::None;
+    else if (*v == "q8k")
+      c.opts.actQuant = ActQuant::Q8K;
     else
       return absl::InvalidArgumentError(
-          fmt::format("--act-quant: '{}' is not one of token, none", *v));
+          fmt::format("--act-quant: '{}' is not one of token, none, q8k", *v));
   } else if (flag == "--kernel") {
     absl::StatusOr<std::string> v = value();
     if (!v.ok())

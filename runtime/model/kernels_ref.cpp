@@ -1,12 +1,81 @@
 #include "runtime/model/kernels_ref.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 
 namespace tern::model {
 
 const char *actQuantName(ActQuant a) {
-  return a == ActQuant::PerToken ? "token" : "none";
+  switch (a) {
+  case ActQuant::PerToken:
+    return "token";
+  case ActQuant::None:
+    return "none";
+  case ActQuant::Q8K:
+    return "q8k";
+  }
+  return "?";
+}
+
+float roundToF16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const uint32_t sign = u & 0x80000000u;
+  uint32_t a = u ^ sign;
+  if (a >= 0x7f800000u) // inf, nan
+    return x;
+  if (a >= 0x477ff000u) // >= 65520: rounds past the largest half, 65504
+    return std::bit_cast<float>(sign | 0x7f800000u);
+  if (a < 0x38800000u) { // below 2^-14: half subnormals, steps of 2^-24
+    // Scaling by a power of two is exact; nearbyint rounds half to even.
+    const float r = std::nearbyint(std::fabs(x) * 16777216.0f) / 16777216.0f;
+    return std::copysign(r, x);
+  }
+  // Normal: keep 10 of the 23 mantissa bits, round half to even.
+  a += 0x0fffu + ((a >> 13) & 1u);
+  a &= ~0x1fffu;
+  return std::bit_cast<float>(sign | a);
+}
+
+namespace {
+// ggml's nearest_int: round half to even via the 1.5*2^23 trick (|v| must
+// stay below 2^22).
+inline int nearestInt(float v) {
+  const float t = v + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &t, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+} // namespace
+
+void quantizeQ8K(const float *x, uint32_t n, int8_t *q, float *d) {
+  for (uint32_t b = 0; b < n / kQ8KBlock; ++b) {
+    const float *xb = x + uint64_t(b) * kQ8KBlock;
+    int8_t *qb = q + uint64_t(b) * kQ8KBlock;
+    float mx = 0.0f, amax = 0.0f;
+    for (uint32_t j = 0; j < kQ8KBlock; ++j) {
+      const float ax = std::fabs(xb[j]);
+      if (ax > amax) {
+        amax = ax;
+        mx = xb[j];
+      }
+    }
+    if (amax == 0.0f) {
+      d[b] = 0.0f;
+      std::fill_n(qb, kQ8KBlock, int8_t(0));
+      continue;
+    }
+    const float iscale = -127.0f / mx;
+    for (uint32_t j = 0; j < kQ8KBlock; ++j) {
+      qb[j] = static_cast<int8_t>(std::min(127, nearestInt(iscale * xb[j])));
+    }
+    d[b] = 1.0f / iscale;
+  }
+}
+
+bool bitLinearSupportsQ8K(const TernaryLinear &w) {
+  return w.cols % kQ8KBlock == 0 && w.blockCols % kQ8KBlock == 0;
 }
 
 void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
@@ -23,6 +92,16 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
   out.mode = mode;
   out.tokens = tokens;
   out.cols = cols;
+  if (mode == ActQuant::Q8K) {
+    out.x.clear();
+    out.q.resize(uint64_t(tokens) * cols);
+    const uint32_t nb = cols / kQ8KBlock;
+    out.scale.resize(uint64_t(tokens) * nb);
+    for (uint32_t t = 0; t < tokens; ++t)
+      quantizeQ8K(x + uint64_t(t) * cols, cols, out.q.data() + uint64_t(t) * cols,
+                  out.scale.data() + uint64_t(t) * nb);
+    return;
+  }
   if (mode == ActQuant::None) {
     out.x.assign(x, x + uint64_t(tokens) * cols);
     out.q.clear();
@@ -68,6 +147,17 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y,
             sum += static_cast<float>(acc) * sc[b];
           }
           y[uint64_t(t) * rows + r] = sum / in.scale[t];
+        } else if (in.mode == ActQuant::Q8K) {
+          const int8_t *q = in.q.data() + uint64_t(t) * cols;
+          const float *dx = in.scale.data() + uint64_t(t) * (cols / kQ8KBlock);
+          for (uint32_t b = 0; b < cols / kQ8KBlock; ++b) {
+            int32_t acc = 0;
+            for (uint32_t c = b * kQ8KBlock; c < (b + 1) * kQ8KBlock; ++c)
+              acc += int32_t(code[c]) * int32_t(q[c]);
+            const float d = dx[b] * sc[b * kQ8KBlock / bc];
+            sum += static_cast<float>(acc) * d;
+          }
+          y[uint64_t(t) * rows + r] = sum;
         } else {
           const float *x = in.x.data() + uint64_t(t) * cols;
           for (uint32_t b = 0; b < nb; ++b) {

@@ -19,6 +19,13 @@ namespace tern::model {
 enum class ActQuant : uint8_t {
   PerToken, // BitNet b1.58: int8 absmax per token, integer dot products
   None,     // float activations against the ternary weights
+  // llama.cpp-compatible, for cross-checking (BitNet's own math is
+  // PerToken): what ggml does for TQ1_0/TQ2_0 weights. Activations are
+  // quantized per 256-value block to Q8_K (ggml quantize_row_q8_K_ref),
+  // dot products are ggml's TQ x Q8_K ones, and the f16 roundings of
+  // llama.cpp's f16 tensors are emulated (K/V cache, Q and softmax weights
+  // against it, the lm_head input). Needs rows that are multiples of 256.
+  Q8K,
 };
 const char *actQuantName(ActQuant a);
 
@@ -32,8 +39,22 @@ struct BitLinearInput {
   uint32_t cols = 0;
   std::vector<int8_t> q;    // PerToken: [tokens][cols]
   std::vector<float> scale; // PerToken: [tokens], s = 127 / max(|x|, 1e-5)
+                            // Q8K: [tokens][cols/256], d = max / -127
   std::vector<float> x;     // None: [tokens][cols]
 };
+
+// Q8_K block size (ggml's QK_K).
+constexpr uint32_t kQ8KBlock = 256;
+
+// ggml's Q8_K quantization of n values (n a multiple of 256): per block, max
+// = the value of largest |x| (first one on ties, sign kept), iscale =
+// -127/max, q = min(127, round-half-even(iscale*x)), d = 1/iscale; an
+// all-zero block gets d = 0, q = 0.
+void quantizeQ8K(const float *x, uint32_t n, int8_t *q, float *d);
+
+// x rounded to the nearest IEEE half (ties to even), as a float; +-inf past
+// the half range.
+float roundToF16(float x);
 
 // s = 127 / max(|x|, 1e-5); q = clamp(round(x*s), -128, 127), round half
 // away from zero.
@@ -43,8 +64,15 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
 // y[t][r] for every token t and row r of w: per scale block the integer
 // (or float, mode None) dot product of codes and activations, times the
 // block scale, summed over blocks in order, then divided by the token's s.
+// Q8K: per 256-block, float(sum of code*q) * (d_x * weight scale), summed
+// over blocks in order (ggml_vec_dot_tq2_0_q8_K); the weight's scale
+// blocks must be multiples of 256 columns (bitLinearSupportsQ8K).
 void bitLinear(const TernaryLinear &w, const BitLinearInput &in,
                float *y /*[tokens][rows]*/, ThreadPool &pool);
+
+// Whether w's shape allows ActQuant::Q8K (cols and scale blocks multiples
+// of 256).
+bool bitLinearSupportsQ8K(const TernaryLinear &w);
 
 // NEOX rotary embedding of one head vector in place: pairs (i, i + nRot/2)
 // for i < nRot/2, angle pos * base^(-2i/nRot); dims >= nRot untouched.

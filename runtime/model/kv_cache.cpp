@@ -1,5 +1,6 @@
 #include "runtime/model/kv_cache.h"
 
+#include <algorithm>
 #include <new>
 
 #include "fmt/format.h"
@@ -22,7 +23,11 @@ absl::StatusOr<std::shared_ptr<KvPool>> KvPool::create(const KvPoolOptions &o) {
                     pageFloats));
   std::shared_ptr<KvPool> pool(new KvPool(o));
   pool->pageFloats_ = pageFloats;
-  pool->data_.reset(new (std::nothrow) float[total]());
+  float *data = static_cast<float *>(
+      ::operator new[](total * sizeof(float), std::align_val_t(64), std::nothrow));
+  if (data)
+    std::fill(data, data + total, 0.0f);
+  pool->data_.reset(data);
   if (!pool->data_)
     return absl::ResourceExhaustedError(
         fmt::format("cannot allocate a KV pool of {} MiB", total * 4 >> 20));

@@ -1,6 +1,8 @@
 // Paged KV cache: one pool of memory allocated once and cut into fixed-size
 // pages. A page holds `pageSize` token positions of K and V for one layer:
 //   page = { K[pageSize][kvDim], V[pageSize][kvDim] }  (f32)
+// exactly the tern_kv_view layout of runtime/abi/tern_abi.h (the compiled
+// code indexes this pool directly); the pool base is 64-byte aligned.
 // A session owns a page table per layer (logical page i -> pool page).
 // Running out of pages is an error for the request that needed them; it
 // never evicts another session's data.
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,7 +55,10 @@ private:
 
   KvPoolOptions opts_;
   uint64_t pageFloats_ = 0;
-  std::unique_ptr<float[]> data_;
+  struct AlignedDelete {
+    void operator()(float *p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<float[], AlignedDelete> data_; // 64-byte aligned (tern_abi.h)
   mutable std::mutex mutex_;
   std::vector<uint32_t> free_; // stack of free page ids
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 
@@ -62,6 +63,16 @@ ReferenceModel::create(std::unique_ptr<gguf::File> file,
   absl::StatusOr<std::shared_ptr<KvPool>> pool = KvPool::create(po);
   if (!pool.ok())
     return pool.status();
+  if (o.actQuant == ActQuant::Q8K)
+    for (const LayerWeights &l : m->weights_.layers)
+      for (const TernaryLinear *t :
+           {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown})
+        if (!bitLinearSupportsQ8K(*t))
+          return absl::InvalidArgumentError(fmt::format(
+              "--act-quant q8k needs ternary tensors whose rows and scale "
+              "blocks are multiples of {} values; {} has {} columns in "
+              "blocks of {}",
+              kQ8KBlock, t->name, t->cols, t->blockCols));
   m->pool_ = std::move(*pool);
   m->threads_ = std::make_unique<ThreadPool>(o.threads);
   o.threads = m->threads_->size();
@@ -137,6 +148,16 @@ absl::Status ReferenceModel::decode(Session &session,
                          x.data() + uint64_t(t) * E);
 
   const float attScale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Q8K (llama.cpp-compatible) also rounds what llama.cpp holds or feeds
+  // as f16: K and V in the cache, Q against K, the softmax weights against
+  // V, the lm_head's input.
+  const bool q8k = options_.actQuant == ActQuant::Q8K;
+  static const int emu = [] { const char *e = std::getenv("TERN_Q8K_EMU"); return e ? std::atoi(e) : 15; }();
+  const bool f16Kv = q8k && (emu & 1), f16Q = q8k && (emu & 2), f16P = q8k && (emu & 4), f16Head = q8k && (emu & 8);
+  auto f16 = [](float *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; ++i)
+      p[i] = roundToF16(p[i]);
+  };
   for (uint32_t li = 0; li < c.nLayer; ++li) {
     const LayerWeights &L = weights_.layers[li];
     // Attention block.
@@ -155,7 +176,13 @@ absl::Status ReferenceModel::decode(Session &session,
         ropeNeox(&k[uint64_t(t) * KV + hh * D], c.nRot, pos, c.ropeFreqBase);
       std::copy_n(&k[uint64_t(t) * KV], KV, s->kv.k(li, pos));
       std::copy_n(&v[uint64_t(t) * KV], KV, s->kv.v(li, pos));
+      if (f16Kv) {
+        f16(s->kv.k(li, pos), KV);
+        f16(s->kv.v(li, pos), KV);
+      }
     }
+    if (f16Q)
+      f16(q.data(), q.size());
     // One (token, head) pair per work item; each reads the cache through
     // the session's page table up to its own position (causal).
     pool.parallelFor(uint64_t(T) * c.nHead, [&](size_t i0, size_t i1) {
@@ -186,7 +213,7 @@ absl::Status ReferenceModel::decode(Session &session,
         std::fill_n(out, D, 0.0f);
         for (uint64_t p = 0; p < n; ++p) {
           const float *vp = s->kv.v(li, p) + kvh * D;
-          const float w = scores[p] * inv;
+          const float w = f16P ? roundToF16(scores[p] * inv) : scores[p] * inv;
           for (uint32_t d = 0; d < D; ++d)
             out[d] += w * vp[d];
         }
@@ -222,22 +249,15 @@ absl::Status ReferenceModel::decode(Session &session,
   std::vector<float> last(E);
   rmsNorm(&x[uint64_t(T - 1) * E], weights_.outputNorm.data(), E, c.rmsEps,
           last.data());
+  if (f16Head)
+    f16(last.data(), E);
   lmHead(weights_.output, last.data(), logits.data(), pool);
   s->pos = pos0 + T;
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Model>> openModel(const std::string &path,
-                                                 const ModelOptions &options) {
-  auto endsWith = [&](const char *suf) {
-    const size_t n = std::char_traits<char>::length(suf);
-    return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
-  };
-  if (endsWith(".tern"))
-    return absl::UnimplementedError(
-        fmt::format("{}: compiled .tern artifacts are not supported by this "
-                    "build yet; pass the .gguf",
-                    path));
+absl::StatusOr<std::unique_ptr<Model>>
+openReferenceModel(const std::string &path, const ModelOptions &options) {
   absl::StatusOr<std::unique_ptr<gguf::File>> file = gguf::File::open(path);
   if (!file.ok())
     return file.status();

@@ -1,0 +1,464 @@
+#include "runtime/exec/artifact_model.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <map>
+#include <new>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fmt/format.h"
+#include "runtime/model/reference_model.h"
+#include "runtime/support/status.h"
+
+namespace tern::exec {
+
+namespace {
+
+class ArtifactSession final : public model::Session {
+public:
+  ArtifactSession(std::shared_ptr<model::KvPool> pool, uint32_t nLayer, uint32_t tableLen)
+      : kv(std::move(pool)), tables(nLayer, std::vector<int32_t>(tableLen, -1)),
+        tablePtrs(nLayer) {
+    for (uint32_t l = 0; l < nLayer; ++l)
+      tablePtrs[l] = tables[l].data();
+  }
+  uint64_t position() const override { return pos; }
+
+  void syncTables() {
+    for (size_t l = 0; l < tables.size(); ++l) {
+      const std::vector<uint32_t> &t = kv.pageTable(uint32_t(l));
+      for (size_t i = 0; i < t.size() && i < tables[l].size(); ++i)
+        tables[l][i] = int32_t(t[i]);
+    }
+  }
+
+  model::KvSession kv;
+  std::vector<std::vector<int32_t>> tables; // [layer][logical page] for the ABI
+  std::vector<const int32_t *> tablePtrs;
+  uint64_t pos = 0;
+};
+
+thread_local bool tInParallel = false;
+
+// tern_parallel_for_fn over model::ThreadPool. Nested calls (a ukernel
+// calling parallel_for from inside a worker) run serially.
+void parallelFor(void *poolPtr, int64_t n, int64_t grain, tern_range_fn fn, void *arg) {
+  if (n <= 0)
+    return;
+  if (grain < 1)
+    grain = 1;
+  auto *pool = static_cast<model::ThreadPool *>(poolPtr);
+  const int64_t units = (n + grain - 1) / grain;
+  if (tInParallel || !pool || pool->size() <= 1 || units <= 1) {
+    fn(arg, 0, n);
+    return;
+  }
+  pool->parallelFor(size_t(units), [&](size_t ub, size_t ue) {
+    const bool was = tInParallel;
+    tInParallel = true;
+    const int64_t b = int64_t(ub) * grain;
+    const int64_t e = std::min<int64_t>(int64_t(ue) * grain, n);
+    if (b < e)
+      fn(arg, b, e);
+    tInParallel = was;
+  });
+}
+
+void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
+  if (j.is_string()) {
+    const std::string &s = j.get_ref<const std::string &>();
+    if (s.rfind("tern_uk_", 0) == 0)
+      ++out[s];
+  } else if (j.is_object() || j.is_array()) {
+    for (const auto &v : j)
+      collectKernels(v, out);
+  }
+}
+
+// A metadata integer: top-level or under "hparams", under any of `names`.
+std::optional<int64_t> metaInt(const nlohmann::json &m, std::initializer_list<const char *> names) {
+  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
+    if (!o || !o->is_object())
+      continue;
+    for (const char *n : names) {
+      auto it = o->find(n);
+      if (it != o->end() && it->is_number_integer())
+        return it->get<int64_t>();
+    }
+  }
+  return std::nullopt;
+}
+std::optional<double> metaNum(const nlohmann::json &m, std::initializer_list<const char *> names) {
+  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
+    if (!o || !o->is_object())
+      continue;
+    for (const char *n : names) {
+      auto it = o->find(n);
+      if (it != o->end() && it->is_number())
+        return it->get<double>();
+    }
+  }
+  return std::nullopt;
+}
+std::optional<std::string> metaStr(const nlohmann::json &m,
+                                   std::initializer_list<const char *> names) {
+  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
+    if (!o || !o->is_object())
+      continue;
+    for (const char *n : names) {
+      auto it = o->find(n);
+      if (it != o->end() && it->is_string())
+        return it->get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
+// Loads a shared object from memory. Returns the handle and how.
+absl::StatusOr<void *> loadCode(std::span<const uint8_t> code, std::string &via) {
+  auto writeAll = [&](int fd) -> bool {
+    size_t done = 0;
+    while (done < code.size()) {
+      ssize_t w = ::write(fd, code.data() + done, code.size() - done);
+      if (w < 0) {
+        if (errno == EINTR)
+          continue;
+        return false;
+      }
+      done += size_t(w);
+    }
+    return true;
+  };
+  std::string memfdError;
+  int fd = ::memfd_create("tern-code", MFD_CLOEXEC);
+  if (fd >= 0) {
+    if (writeAll(fd)) {
+      std::string p = fmt::format("/proc/self/fd/{}", fd);
+      void *h = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
+      ::close(fd);
+      if (h) {
+        via = "memfd";
+        return h;
+      }
+      const char *e = ::dlerror();
+      memfdError = e ? e : "dlopen failed";
+    } else {
+      memfdError = std::strerror(errno);
+      ::close(fd);
+    }
+  } else {
+    memfdError = fmt::format("memfd_create: {}", std::strerror(errno));
+  }
+  // Fallback: a temporary file.
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = fmt::format("{}/tern-code-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  int tfd = ::mkstemp(buf.data());
+  if (tfd < 0)
+    return absl::InternalError(fmt::format(
+        "cannot load the code section: memfd path failed ({}), and no temporary file: {}",
+        memfdError, std::strerror(errno)));
+  const bool ok = writeAll(tfd);
+  ::close(tfd);
+  void *h = ok ? ::dlopen(buf.data(), RTLD_NOW | RTLD_LOCAL) : nullptr;
+  std::string dlerr;
+  if (!h) {
+    const char *e = ::dlerror();
+    dlerr = e ? e : "write failed";
+  }
+  ::unlink(buf.data());
+  if (!h)
+    return absl::FailedPreconditionError(
+        fmt::format("cannot load the code section (dlopen): {} (memfd attempt: {})", dlerr,
+                    memfdError));
+  via = "tempfile";
+  return h;
+}
+
+} // namespace
+
+ArtifactModel::~ArtifactModel() {
+  kv_.reset();
+  if (scratch_)
+    ::operator delete[](scratch_, std::align_val_t(64));
+  if (dl_)
+    ::dlclose(dl_);
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactModel>>
+ArtifactModel::open(const std::string &path, const model::ModelOptions &options,
+                    const artifact::OpenOptions &openOptions) {
+  std::unique_ptr<ArtifactModel> m(new ArtifactModel());
+  m->options_ = options;
+  absl::StatusOr<std::unique_ptr<artifact::Artifact>> a = artifact::Artifact::open(path, openOptions);
+  if (!a.ok())
+    return a.status();
+  m->artifact_ = std::move(*a);
+  if (absl::Status s = m->load(openOptions); !s.ok())
+    return absl::Status(s.code(), fmt::format("{}: {}", path, statusMessage(s)));
+  return m;
+}
+
+absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
+  absl::StatusOr<void *> h = loadCode(artifact_->code(), loadedVia_);
+  if (!h.ok())
+    return h.status();
+  dl_ = *h;
+  auto describeFn = reinterpret_cast<tern_describe_fn>(::dlsym(dl_, TERN_SYM_DESCRIBE));
+  forward_ = reinterpret_cast<tern_forward_fn>(::dlsym(dl_, TERN_SYM_FORWARD));
+  if (!describeFn || !forward_)
+    return absl::FailedPreconditionError(
+        fmt::format("code section does not export {}", !describeFn ? TERN_SYM_DESCRIBE
+                                                                    : TERN_SYM_FORWARD));
+  desc_ = describeFn();
+  if (!desc_)
+    return absl::FailedPreconditionError("tern_model_describe returned NULL");
+  const tern_model_desc &d = *desc_;
+  if (d.abi_version != TERN_ABI_VERSION)
+    return absl::FailedPreconditionError(fmt::format(
+        "the code's desc->abi_version is {}, this runtime implements ABI {}", d.abi_version,
+        TERN_ABI_VERSION));
+  struct Dim {
+    const char *name;
+    int64_t v;
+    int64_t max;
+  };
+  for (const Dim &x : {Dim{"hidden", d.hidden, 1 << 20}, Dim{"n_layer", d.n_layer, 1 << 12},
+                       Dim{"n_head", d.n_head, 1 << 12}, Dim{"n_kv_head", d.n_kv_head, 1 << 12},
+                       Dim{"head_dim", d.head_dim, 1 << 14}, Dim{"ffn", d.ffn, 1 << 22},
+                       Dim{"vocab", d.vocab, 1 << 30}, Dim{"max_ctx", d.max_ctx, 1 << 24},
+                       Dim{"max_batch", d.max_batch, 1 << 20}})
+    if (x.v <= 0 || x.v > x.max)
+      return absl::FailedPreconditionError(
+          fmt::format("desc->{} = {} is out of range [1, {}]", x.name, x.v, x.max));
+  if (d.n_head % d.n_kv_head != 0)
+    return absl::FailedPreconditionError(
+        fmt::format("desc: n_head {} is not a multiple of n_kv_head {}", d.n_head, d.n_kv_head));
+  if (d.scratch_per_token < 0 || d.scratch_fixed < 0 || d.scratch_per_token > (1ll << 32) ||
+      d.scratch_fixed > (1ll << 36))
+    return absl::FailedPreconditionError(fmt::format(
+        "desc scratch sizes ({} per token + {}) are out of range", d.scratch_per_token,
+        d.scratch_fixed));
+  if (d.act_quant > 1)
+    return absl::FailedPreconditionError(fmt::format("desc->act_quant = {} is unknown", d.act_quant));
+  if (uint64_t(d.weights_bytes) != artifact_->weights().size())
+    return absl::FailedPreconditionError(fmt::format(
+        "desc->weights_bytes = {} but the weights section holds {} bytes", d.weights_bytes,
+        artifact_->weights().size()));
+  if (reinterpret_cast<uintptr_t>(artifact_->weights().data()) % TERN_ARTIFACT_ALIGN != 0)
+    return absl::InternalError("the weights section is not 64-byte aligned in memory");
+
+  // desc vs metadata.
+  const nlohmann::json &meta = artifact_->metadata();
+  struct Check {
+    std::initializer_list<const char *> names;
+    int64_t v;
+  };
+  const Check checks[] = {
+      {{"abi_version"}, int64_t(d.abi_version)},
+      {{"hidden", "n_embd"}, d.hidden},
+      {{"n_layer", "block_count"}, d.n_layer},
+      {{"n_head"}, d.n_head},
+      {{"n_kv_head", "n_head_kv"}, d.n_kv_head},
+      {{"head_dim"}, d.head_dim},
+      {{"ffn", "n_ff"}, d.ffn},
+      {{"vocab", "n_vocab"}, d.vocab},
+      {{"max_ctx"}, d.max_ctx},
+      {{"max_batch"}, d.max_batch},
+      {{"weights_bytes"}, d.weights_bytes},
+  };
+  for (const Check &c : checks) {
+    std::optional<int64_t> mv = metaInt(meta, c.names);
+    if (mv && *mv != c.v)
+      return absl::FailedPreconditionError(
+          fmt::format("metadata {} = {} but the code's desc says {}", *c.names.begin(), *mv, c.v));
+  }
+  if (std::optional<std::string> aq = metaStr(meta, {"act_quant"})) {
+    const uint32_t want = (*aq == "none") ? 0u : 1u;
+    if (want != d.act_quant)
+      return absl::FailedPreconditionError(fmt::format(
+          "metadata act_quant = \"{}\" but the code's desc->act_quant = {}", *aq, d.act_quant));
+  }
+
+  // Config for tools (tokenizer ids from the tokenizer section).
+  config_.arch = metaStr(meta, {"arch", "general.architecture"}).value_or("bitnet");
+  config_.name = metaStr(meta, {"name", "general.name"}).value_or("");
+  config_.ffnAct = (config_.arch == "bitnet") ? model::FfnActivation::SiluGated
+                                              : model::FfnActivation::Relu2Gated;
+  config_.nVocab = uint32_t(d.vocab);
+  config_.nEmbd = uint32_t(d.hidden);
+  config_.nLayer = uint32_t(d.n_layer);
+  config_.nHead = uint32_t(d.n_head);
+  config_.nHeadKv = uint32_t(d.n_kv_head);
+  config_.headDim = uint32_t(d.head_dim);
+  config_.nFf = uint32_t(d.ffn);
+  config_.nRot = uint32_t(metaInt(meta, {"n_rot"}).value_or(d.head_dim));
+  config_.nCtxTrain = uint32_t(d.max_ctx);
+  config_.rmsEps = float(metaNum(meta, {"rms_eps"}).value_or(1e-5));
+  config_.ropeFreqBase = float(metaNum(meta, {"rope_freq_base"}).value_or(10000.0));
+  const gguf::File &tok = artifact_->tokenizer();
+  auto id = [&](const char *k) -> int32_t {
+    std::optional<uint64_t> v = tok.getUInt(k);
+    return v && *v < uint64_t(d.vocab) ? int32_t(*v) : -1;
+  };
+  config_.bosId = id("tokenizer.ggml.bos_token_id");
+  config_.eosId = id("tokenizer.ggml.eos_token_id");
+  config_.eotId = id("tokenizer.ggml.eot_token_id");
+  options_.actQuant = d.act_quant ? model::ActQuant::PerToken : model::ActQuant::None;
+
+  // Kernels.
+  if (d.kernels) {
+    nlohmann::json kj = nlohmann::json::parse(d.kernels, nullptr, false);
+    std::map<std::string, int> use;
+    if (!kj.is_discarded())
+      collectKernels(kj, use);
+    kernelUse_.assign(use.begin(), use.end());
+  }
+  if (kernelUse_.empty()) {
+    std::map<std::string, int> use;
+    if (auto it = meta.find("kernels"); it != meta.end())
+      collectKernels(*it, use);
+    kernelUse_.assign(use.begin(), use.end());
+  }
+
+  // Context, threads, scratch, KV pool.
+  ctxLen_ = options_.contextLength
+                ? options_.contextLength
+                : uint32_t(std::min<int64_t>(d.max_ctx, 4096));
+  if (ctxLen_ > d.max_ctx)
+    return absl::InvalidArgumentError(fmt::format(
+        "--ctx-size {} exceeds the compiled max_ctx {}", ctxLen_, d.max_ctx));
+  options_.contextLength = ctxLen_;
+  threads_ = std::make_unique<model::ThreadPool>(options_.threads);
+  scratchBytes_ = size_t(d.scratch_per_token * d.max_batch + d.scratch_fixed);
+  scratchBytes_ = std::max<size_t>((scratchBytes_ + 63) / 64 * 64, 64);
+  scratch_ = static_cast<uint8_t *>(
+      ::operator new[](scratchBytes_, std::align_val_t(64), std::nothrow));
+  if (!scratch_)
+    return absl::ResourceExhaustedError(
+        fmt::format("cannot allocate {} MiB of scratch", scratchBytes_ >> 20));
+  std::memset(scratch_, 0, scratchBytes_);
+  model::KvPoolOptions ko;
+  ko.nLayer = uint32_t(d.n_layer);
+  ko.kvDim = uint32_t(d.n_kv_head * d.head_dim);
+  ko.pageSize = options_.pageSize ? options_.pageSize : 16;
+  const uint64_t perSeq = (uint64_t(ctxLen_) + ko.pageSize - 1) / ko.pageSize * ko.nLayer;
+  ko.numPages = options_.kvPages ? options_.kvPages : uint32_t(perSeq);
+  absl::StatusOr<std::shared_ptr<model::KvPool>> kv = model::KvPool::create(ko);
+  if (!kv.ok())
+    return kv.status();
+  kv_ = std::move(*kv);
+  return absl::OkStatus();
+}
+
+std::string ArtifactModel::kernelSummary() const {
+  if (kernelUse_.empty())
+    return "(the code lists no ukernels)";
+  std::string s;
+  for (const auto &[k, n] : kernelUse_)
+    s += fmt::format("{}{} x{}", s.empty() ? "" : ", ", k, n);
+  return s;
+}
+
+std::string ArtifactModel::describe() const {
+  const tern_model_desc &d = *desc_;
+  return fmt::format(
+      "{} ({}, {} layers, hidden {}, vocab {}): compiled artifact, {} / cpu {} [{}], {}, "
+      "act-quant {}, max_batch {}, {} threads; ukernels: {}",
+      artifact_->path(), config_.arch, d.n_layer, d.hidden, d.vocab, artifact_->targetTriple(),
+      artifact_->cpu(), artifact_->cpuFeatures(), artifact_->compilerVersion(),
+      d.act_quant ? "token" : "none", d.max_batch, threads_->size(), kernelSummary());
+}
+
+absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {
+  const uint32_t tableLen = uint32_t((uint64_t(desc_->max_ctx) + kv_->options().pageSize - 1) /
+                                     kv_->options().pageSize);
+  return std::unique_ptr<model::Session>(
+      new ArtifactSession(kv_, uint32_t(desc_->n_layer), tableLen));
+}
+
+absl::Status ArtifactModel::decode(model::Session &session, std::span<const int32_t> tokens,
+                                   std::span<float> logits) {
+  auto *s = dynamic_cast<ArtifactSession *>(&session);
+  if (!s || &s->kv.pool() != kv_.get())
+    return absl::InvalidArgumentError("decode: the session belongs to another model");
+  if (tokens.empty())
+    return absl::InvalidArgumentError("decode: no tokens");
+  if (logits.size() < size_t(desc_->vocab))
+    return absl::InvalidArgumentError(
+        fmt::format("decode: logits buffer holds {}, vocab is {}", logits.size(), desc_->vocab));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= desc_->vocab)
+      return absl::InvalidArgumentError(fmt::format(
+          "token id {} (input position {}) is outside the vocabulary [0, {})", tokens[i], i,
+          desc_->vocab));
+  const uint64_t end = s->pos + tokens.size();
+  if (end > ctxLen_)
+    return absl::ResourceExhaustedError(fmt::format(
+        "context full: {} positions cached + {} new > context length {}", s->pos, tokens.size(),
+        ctxLen_));
+  if (absl::Status st = s->kv.reserve(end); !st.ok())
+    return st;
+  s->syncTables();
+
+  tern_ctx ctx;
+  std::memset(&ctx, 0, sizeof ctx);
+  ctx.abi_version = TERN_ABI_VERSION;
+  ctx.weights = artifact_->weights().data();
+  ctx.scratch = scratch_;
+  ctx.kv.pool = kv_->pageK(0);
+  ctx.kv.page_floats = int64_t(2) * kv_->options().pageSize * kv_->options().kvDim;
+  ctx.kv.page_size = kv_->options().pageSize;
+  ctx.kv.page_tables = s->tablePtrs.data();
+  ctx.pool = threads_.get();
+  ctx.parallel_for = &parallelFor;
+
+  std::lock_guard<std::mutex> lock(forwardMutex_);
+  std::vector<int32_t> positions;
+  const int64_t maxB = desc_->max_batch;
+  for (size_t done = 0; done < tokens.size();) {
+    const int64_t n = std::min<int64_t>(maxB, int64_t(tokens.size() - done));
+    positions.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i)
+      positions[size_t(i)] = int32_t(s->pos + done + size_t(i));
+    ++forwardCalls_;
+    const int32_t rc = forward_(&ctx, n, tokens.data() + done, positions.data(), logits.data());
+    if (rc != 0)
+      return absl::InternalError(fmt::format(
+          "tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})", rc,
+          done, done + size_t(n), positions.front(), positions.back()));
+    done += size_t(n);
+  }
+  s->pos = end;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &path,
+                                                           const model::ModelOptions &options) {
+  auto endsWith = [&](const char *suf) {
+    const size_t n = std::char_traits<char>::length(suf);
+    return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
+  };
+  if (endsWith(".tern")) {
+    absl::StatusOr<std::unique_ptr<ArtifactModel>> m = ArtifactModel::open(path, options);
+    if (!m.ok())
+      return m.status();
+    return std::unique_ptr<model::Model>(std::move(*m));
+  }
+  return model::openReferenceModel(path, options);
+}
+
+} // namespace tern::exec
+
+namespace tern::model {
+absl::StatusOr<std::unique_ptr<Model>> openModel(const std::string &path,
+                                                 const ModelOptions &options) {
+  return exec::openAnyModel(path, options);
+}
+} // namespace tern::model

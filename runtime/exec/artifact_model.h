@@ -1,0 +1,81 @@
+// ArtifactModel: runs a compiled .tern artifact through model.h's
+// Model/Session interface.
+//
+// Loading: Artifact::open validates the file; the code section is loaded with
+// memfd_create + dlopen("/proc/self/fd/N") (fallback: a temporary file that
+// is unlinked right after dlopen); tern_model_describe / tern_model_forward
+// are resolved; the desc is checked against the metadata and the weights
+// section; then one scratch buffer, one paged KV pool (the layout of
+// tern_abi.h) and one thread pool are set up. decode() feeds chunks of at
+// most desc->max_batch tokens.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "runtime/abi/tern_abi.h"
+#include "runtime/artifact/artifact.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/model/model.h"
+#include "runtime/model/thread_pool.h"
+
+namespace tern::exec {
+
+class ArtifactModel final : public model::Model {
+public:
+  static absl::StatusOr<std::unique_ptr<ArtifactModel>>
+  open(const std::string &path, const model::ModelOptions &options,
+       const artifact::OpenOptions &openOptions = {});
+  ~ArtifactModel() override;
+
+  const model::ModelConfig &config() const override { return config_; }
+  const model::ModelOptions &options() const override { return options_; }
+  std::string describe() const override;
+  const gguf::File *ggufFile() const override { return &artifact_->tokenizer(); }
+  absl::StatusOr<std::unique_ptr<model::Session>> newSession() override;
+  absl::Status decode(model::Session &session, std::span<const int32_t> tokens,
+                      std::span<float> logits) override;
+
+  const artifact::Artifact &artifact() const { return *artifact_; }
+  const tern_model_desc &desc() const { return *desc_; }
+  // The ukernels the compiled code calls, from desc->kernels: name -> count
+  // of ops using it ("kernels that ran": every forward call runs them all).
+  const std::vector<std::pair<std::string, int>> &kernelUse() const { return kernelUse_; }
+  std::string kernelSummary() const;
+  // How the code section was loaded: "memfd" or "tempfile".
+  const std::string &loadedVia() const { return loadedVia_; }
+  uint64_t forwardCalls() const { return forwardCalls_.load(); }
+  model::KvPool &kvPool() { return *kv_; }
+  model::ThreadPool &threadPool() { return *threads_; }
+  uint32_t contextLength() const { return ctxLen_; }
+
+private:
+  ArtifactModel() = default;
+  absl::Status load(const artifact::OpenOptions &openOptions);
+
+  std::unique_ptr<artifact::Artifact> artifact_;
+  model::ModelOptions options_;
+  model::ModelConfig config_;
+  void *dl_ = nullptr;
+  std::string loadedVia_;
+  const tern_model_desc *desc_ = nullptr;
+  tern_forward_fn forward_ = nullptr;
+  std::vector<std::pair<std::string, int>> kernelUse_;
+  std::unique_ptr<model::ThreadPool> threads_;
+  std::shared_ptr<model::KvPool> kv_;
+  uint8_t *scratch_ = nullptr;
+  size_t scratchBytes_ = 0;
+  uint32_t ctxLen_ = 0;
+  std::mutex forwardMutex_; // one forward at a time (shared scratch)
+  std::atomic<uint64_t> forwardCalls_{0};
+};
+
+// Opens any model source: `.tern` -> ArtifactModel, otherwise the reference
+// forward pass over a GGUF (this is model::openModel's implementation).
+absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &path,
+                                                           const model::ModelOptions &options);
+
+} // namespace tern::exec

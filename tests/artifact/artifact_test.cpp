@@ -1,0 +1,448 @@
+#include <cstring>
+#include <elf.h>
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "runtime/artifact/artifact.h"
+#include "runtime/support/status.h"
+#include "tests/artifact/test_util.h"
+
+namespace tern::artifact {
+namespace {
+
+using testing::tinyFields;
+using testing::tinyWriter;
+
+// A 64-byte aligned copy (the reader runs on mappings, which are aligned).
+struct Buf {
+  explicit Buf(const std::vector<uint8_t> &b) : n(b.size()) {
+    p = static_cast<uint8_t *>(::operator new[](std::max<size_t>(n, 1), std::align_val_t(64)));
+    if (n)
+      std::memcpy(p, b.data(), n);
+  }
+  ~Buf() { ::operator delete[](p, std::align_val_t(64)); }
+  std::span<const uint8_t> span() const { return {p, n}; }
+  uint8_t *p;
+  size_t n;
+};
+
+absl::Status check(const std::vector<uint8_t> &b, const OpenOptions &o = {}) {
+  Buf buf(b);
+  return Artifact::fromBuffer(buf.span(), o).status();
+}
+
+std::vector<uint8_t> good() { return *tinyWriter(TINY_MODEL_SO).writeToBuffer(); }
+
+tern_artifact_header headerOf(const std::vector<uint8_t> &b) {
+  tern_artifact_header h;
+  std::memcpy(&h, b.data(), sizeof h);
+  return h;
+}
+std::vector<tern_artifact_section> tableOf(const std::vector<uint8_t> &b) {
+  tern_artifact_header h = headerOf(b);
+  std::vector<tern_artifact_section> t(h.section_count);
+  std::memcpy(t.data(), b.data() + h.section_table_offset, t.size() * sizeof(t[0]));
+  return t;
+}
+void putTable(std::vector<uint8_t> &b, const std::vector<tern_artifact_section> &t) {
+  std::memcpy(b.data() + headerOf(b).section_table_offset, t.data(), t.size() * sizeof(t[0]));
+}
+void putHeader(std::vector<uint8_t> &b, tern_artifact_header h, bool rehash = true) {
+  if (rehash)
+    h.header_hash = headerHash(h);
+  std::memcpy(b.data(), &h, sizeof h);
+}
+size_t indexOf(const std::vector<tern_artifact_section> &t, uint32_t kind) {
+  for (size_t i = 0; i < t.size(); ++i)
+    if (t[i].kind == kind)
+      return i;
+  return t.size();
+}
+
+#define EXPECT_ERR_HAS(st, text)                                                                   \
+  do {                                                                                             \
+    absl::Status _s = (st);                                                                        \
+    EXPECT_FALSE(_s.ok());                                                                         \
+    EXPECT_NE(statusMessage(_s).find(text), std::string::npos) << statusMessage(_s);               \
+  } while (0)
+
+TEST(Hash64, KnownValues) {
+  EXPECT_EQ(hash64({}), 0xcbf29ce484222325ull);
+  const uint8_t a[] = {'a'};
+  EXPECT_EQ(hash64(a), 0xaf63dc4c8601ec8cull);
+  const std::string s = "foobar";
+  EXPECT_EQ(hash64(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()), s.size())),
+            0x85944171f73967e8ull);
+  Hasher h;
+  h.update(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()), 3));
+  h.update(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()) + 3, 3));
+  EXPECT_EQ(h.value(), 0x85944171f73967e8ull);
+}
+
+TEST(Artifact, RoundTripThroughFile) {
+  const std::string path = ::testing::TempDir() + "/roundtrip.tern";
+  ASSERT_TRUE(tinyWriter(TINY_MODEL_SO).write(path).ok());
+  auto a = Artifact::open(path);
+  ASSERT_TRUE(a.ok()) << statusMessage(a.status());
+  const Artifact &art = **a;
+  EXPECT_EQ(art.targetTriple(), tinyFields().targetTriple);
+  EXPECT_EQ(art.cpu(), tinyFields().cpu);
+  EXPECT_EQ(art.cpuFeatures(), tinyFields().cpuFeatures);
+  EXPECT_EQ(art.compilerVersion(), "ternc-test 0.0.1");
+  EXPECT_EQ(art.header().source_hash, 0x1234u);
+  EXPECT_EQ(art.header().source_bytes, 999u);
+  EXPECT_EQ(art.header().abi_version, TERN_ABI_VERSION);
+  EXPECT_EQ(art.sections().size(), 4u);
+  for (const tern_artifact_section &s : art.sections())
+    EXPECT_EQ(s.offset % 64, 0u);
+  auto w = testing::tinyWeights();
+  ASSERT_EQ(art.weights().size(), w.size());
+  EXPECT_TRUE(std::equal(w.begin(), w.end(), art.weights().begin()));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(art.weights().data()) % 64, 0u);
+  auto code = testing::readFile(TINY_MODEL_SO);
+  ASSERT_EQ(art.code().size(), code.size());
+  EXPECT_TRUE(std::equal(code.begin(), code.end(), art.code().begin()));
+  EXPECT_EQ(art.metadata()["arch"], "bitnet-b1.58");
+  EXPECT_EQ(art.tokenizer().getUInt("tokenizer.ggml.bos_token_id"), 1u);
+  std::filesystem::remove(path);
+}
+
+TEST(Artifact, StreamedSectionEqualsBuffered) {
+  auto w = testing::tinyWeights(100000);
+  ArtifactWriter a(tinyFields()), b(tinyFields());
+  for (ArtifactWriter *x : {&a, &b}) {
+    x->addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+    x->addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  }
+  a.addSection(TERN_SECTION_WEIGHTS, std::span<const uint8_t>(w));
+  b.addSection(TERN_SECTION_WEIGHTS, w.size(), [&](const ArtifactWriter::Sink &sink) {
+    for (size_t i = 0; i < w.size(); i += 777)
+      if (absl::Status s = sink(std::span<const uint8_t>(w).subspan(i, std::min<size_t>(777, w.size() - i)));
+          !s.ok())
+        return s;
+    return absl::OkStatus();
+  });
+  auto code = testing::readFile(TINY_MODEL_SO);
+  a.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
+  b.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
+  auto ba = a.writeToBuffer(), bb = b.writeToBuffer();
+  ASSERT_TRUE(ba.ok() && bb.ok());
+  EXPECT_EQ(*ba, *bb);
+  EXPECT_TRUE(check(*ba).ok()) << statusMessage(check(*ba));
+  // Also through a file (pwrite path).
+  const std::string path = ::testing::TempDir() + "/streamed.tern";
+  ASSERT_TRUE(b.write(path).ok());
+  EXPECT_EQ(testing::readFile(path), *ba);
+  std::filesystem::remove(path);
+}
+
+TEST(Artifact, ProducerWritingTheWrongSizeIsAnError) {
+  ArtifactWriter w(tinyFields());
+  w.addSection(TERN_SECTION_WEIGHTS, 10, [](const ArtifactWriter::Sink &sink) {
+    const uint8_t b[5] = {};
+    return sink(b);
+  });
+  EXPECT_ERR_HAS(w.writeToBuffer().status(), "wrote 5 bytes, 10 declared");
+}
+
+TEST(Artifact, HeaderFieldTooLong) {
+  HeaderFields f = tinyFields();
+  f.cpu = std::string(40, 'x');
+  EXPECT_ERR_HAS(tinyWriter(TINY_MODEL_SO, f).writeToBuffer().status(), "cpu");
+}
+
+TEST(Artifact, ValidBufferParses) { EXPECT_TRUE(check(good()).ok()) << statusMessage(check(good())); }
+
+TEST(ArtifactCorrupt, TruncatedAtEverySectionBoundary) {
+  const auto b = good();
+  std::vector<size_t> cuts = {0, 1, 7, 8, 100, sizeof(tern_artifact_header) - 1,
+                              sizeof(tern_artifact_header)};
+  const tern_artifact_header h = headerOf(b);
+  cuts.push_back(h.section_table_offset + 16);
+  for (const tern_artifact_section &s : tableOf(b)) {
+    cuts.push_back(s.offset);
+    cuts.push_back(s.offset + 1);
+    cuts.push_back(s.offset + s.size / 2);
+    if (s.size)
+      cuts.push_back(s.offset + s.size - 1);
+  }
+  cuts.push_back(b.size() - 1);
+  for (size_t c : cuts) {
+    ASSERT_LT(c, b.size());
+    std::vector<uint8_t> t(b.begin(), b.begin() + c);
+    absl::Status s = check(t);
+    EXPECT_FALSE(s.ok()) << "truncated at " << c;
+  }
+  // Appended garbage is caught too (file_bytes).
+  std::vector<uint8_t> longer = b;
+  longer.push_back(0);
+  EXPECT_ERR_HAS(check(longer), "file_bytes");
+}
+
+TEST(ArtifactCorrupt, EveryHeaderByteFlipped) {
+  const auto b = good();
+  for (size_t i = 0; i < sizeof(tern_artifact_header); ++i) {
+    for (uint8_t mask : {uint8_t(0x01), uint8_t(0x80)}) {
+      std::vector<uint8_t> t = b;
+      t[i] ^= mask;
+      absl::Status s = check(t);
+      EXPECT_FALSE(s.ok()) << "byte " << i << " ^ " << int(mask);
+    }
+  }
+}
+
+TEST(ArtifactCorrupt, EveryTableByteFlippedIsCaughtOrHarmless) {
+  // The table is not covered by header_hash; each flip must give an error
+  // (offsets, kinds, sizes, hashes all cross-check). Never a crash.
+  const auto b = good();
+  const tern_artifact_header h = headerOf(b);
+  for (size_t i = h.section_table_offset;
+       i < h.section_table_offset + h.section_count * sizeof(tern_artifact_section); ++i) {
+    std::vector<uint8_t> t = b;
+    t[i] ^= 0x10;
+    EXPECT_FALSE(check(t).ok()) << "table byte " << i;
+  }
+}
+
+TEST(ArtifactCorrupt, BadMagicVersionHeaderBytes) {
+  auto b = good();
+  b[0] = 'X';
+  EXPECT_ERR_HAS(check(b), "magic");
+  b = good();
+  tern_artifact_header h = headerOf(b);
+  h.format_version = 2;
+  putHeader(b, h);
+  EXPECT_ERR_HAS(check(b), "format_version");
+  b = good();
+  h = headerOf(b);
+  h.header_bytes = 100;
+  putHeader(b, h);
+  EXPECT_ERR_HAS(check(b), "header_bytes");
+  b = good();
+  h = headerOf(b);
+  h.cpu[0] ^= 1;
+  putHeader(b, h, /*rehash=*/false);
+  EXPECT_ERR_HAS(check(b), "header_hash");
+}
+
+TEST(ArtifactCorrupt, UnknownAbi) {
+  HeaderFields f = tinyFields();
+  f.abiVersion = TERN_ABI_VERSION + 1;
+  auto b = tinyWriter(TINY_MODEL_SO, f).writeToBuffer();
+  ASSERT_TRUE(b.ok());
+  EXPECT_ERR_HAS(check(*b), "abi_version");
+}
+
+TEST(ArtifactCorrupt, BadSectionOffsetsAndOverlaps) {
+  const auto base = good();
+  const auto table = tableOf(base);
+  const size_t w = indexOf(table, TERN_SECTION_WEIGHTS), c = indexOf(table, TERN_SECTION_CODE),
+               m = indexOf(table, TERN_SECTION_METADATA);
+  {
+    auto b = base;
+    auto t = table;
+    t[w].offset += 8;
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "not a multiple of 64");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[c].offset = t[w].offset; // overlap
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "overlaps");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[m].offset = 0; // over the header
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "overlaps the header");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[c].size = base.size(); // past the end
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "past the end");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[c].offset = ~0ull & ~63ull; // huge, no overflow
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "past the end");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[w].kind = 9;
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "unknown section kind 9");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[w].kind = TERN_SECTION_CODE; // two code sections, no weights
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "second code section");
+  }
+  {
+    auto b = base;
+    auto t = table;
+    t[w].flags = 1;
+    putTable(b, t);
+    EXPECT_ERR_HAS(check(b), "flags");
+  }
+  {
+    auto b = base;
+    tern_artifact_header h = headerOf(b);
+    h.section_table_offset = b.size() - 8;
+    putHeader(b, h);
+    EXPECT_ERR_HAS(check(b), "section table");
+  }
+  {
+    auto b = base;
+    tern_artifact_header h = headerOf(b);
+    h.section_count = 1000;
+    putHeader(b, h);
+    EXPECT_ERR_HAS(check(b), "section_count");
+  }
+}
+
+TEST(ArtifactCorrupt, MissingSection) {
+  ArtifactWriter w(tinyFields());
+  w.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  w.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  w.addSection(TERN_SECTION_CODE, testing::readFile(TINY_MODEL_SO));
+  EXPECT_ERR_HAS(check(*w.writeToBuffer()), "required weights section is missing");
+}
+
+TEST(ArtifactCorrupt, HashMismatchInEverySection) {
+  const auto base = good();
+  for (const tern_artifact_section &s : tableOf(base)) {
+    auto b = base;
+    b[s.offset + s.size / 2] ^= 0x40;
+    absl::Status st = check(b);
+    EXPECT_ERR_HAS(st, "hash mismatch");
+    EXPECT_ERR_HAS(st, sectionKindName(s.kind));
+    if (s.kind == TERN_SECTION_WEIGHTS) {
+      OpenOptions o;
+      o.verifyWeightsHash = false;
+      EXPECT_TRUE(check(b, o).ok()) << "weights hash skipped on request";
+    }
+  }
+}
+
+TEST(ArtifactCorrupt, BadMetadataAndTokenizer) {
+  {
+    ArtifactWriter w(tinyFields());
+    w.addSection(TERN_SECTION_METADATA, std::string_view("{not json"));
+    w.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+    w.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+    w.addSection(TERN_SECTION_CODE, testing::readFile(TINY_MODEL_SO));
+    EXPECT_ERR_HAS(check(*w.writeToBuffer()), "metadata section");
+  }
+  {
+    ArtifactWriter w(tinyFields());
+    w.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+    w.addSection(TERN_SECTION_TOKENIZER, std::string_view("GGUFnope"));
+    w.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+    w.addSection(TERN_SECTION_CODE, testing::readFile(TINY_MODEL_SO));
+    EXPECT_ERR_HAS(check(*w.writeToBuffer()), "tokenizer section");
+  }
+}
+
+TEST(ArtifactCpu, MissingRequiredFeatureIsNamed) {
+  const char *candidates[] = {"amx-tile", "avx512vp2intersect", "avx512fp16", "xop",
+                              "fma4",     "sse4a",              "avx512vnni", "i8mm",
+                              "sve",      "dotprod"};
+  std::string missing;
+  for (const char *c : candidates) {
+    absl::StatusOr<bool> has = hostHasCpuFeature(c);
+    if (has.ok() && !*has) {
+      missing = c;
+      break;
+    }
+  }
+  if (missing.empty())
+    GTEST_SKIP() << "this host has every candidate feature";
+  HeaderFields f = tinyFields();
+  f.cpuFeatures += ",+" + missing;
+  auto b = tinyWriter(TINY_MODEL_SO, f).writeToBuffer();
+  ASSERT_TRUE(b.ok());
+  absl::Status s = check(*b);
+  EXPECT_ERR_HAS(s, "+" + missing);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  OpenOptions o;
+  o.checkCpuFeatures = false;
+  EXPECT_TRUE(check(*b, o).ok());
+}
+
+TEST(ArtifactCpu, UnknownFeatureIsAnErrorAndMinusIsIgnored) {
+  EXPECT_ERR_HAS(checkCpuFeatures("+sse2,+no-such-feature"), "no-such-feature");
+  EXPECT_TRUE(checkCpuFeatures("-no-such-feature").ok());
+  EXPECT_TRUE(checkCpuFeatures("").ok());
+#if defined(__x86_64__)
+  EXPECT_TRUE(checkCpuFeatures("+sse2, +cx8").ok());
+#endif
+}
+
+TEST(ArtifactCode, NotElf) {
+  ArtifactWriter w(tinyFields());
+  w.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  w.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  w.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+  w.addSection(TERN_SECTION_CODE, std::string(200, 'x'));
+  EXPECT_ERR_HAS(check(*w.writeToBuffer()), "not an ELF");
+  ArtifactWriter w2(tinyFields());
+  w2.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  w2.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  w2.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+  w2.addSection(TERN_SECTION_CODE, std::string("\x7f" "ELF"));
+  EXPECT_ERR_HAS(check(*w2.writeToBuffer()), "too small");
+}
+
+TEST(ArtifactCode, WrongMachine) {
+  auto code = testing::readFile(TINY_MODEL_SO);
+  Elf64_Ehdr e;
+  std::memcpy(&e, code.data(), sizeof e);
+  e.e_machine = hostElfMachine() == EM_AARCH64 ? EM_X86_64 : EM_AARCH64;
+  std::memcpy(code.data(), &e, sizeof e);
+  ArtifactWriter w(tinyFields());
+  w.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  w.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  w.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+  w.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
+  EXPECT_ERR_HAS(check(*w.writeToBuffer()), "e_machine");
+  // And the other way round: the good artifact for a machine we are not.
+  OpenOptions o;
+  o.elfMachine = EM_RISCV;
+  EXPECT_ERR_HAS(check(good(), o), "e_machine");
+}
+
+TEST(ArtifactCode, NotASharedObject) {
+  auto code = testing::readFile(TINY_MODEL_SO);
+  Elf64_Ehdr e;
+  std::memcpy(&e, code.data(), sizeof e);
+  e.e_type = ET_EXEC;
+  std::memcpy(code.data(), &e, sizeof e);
+  ArtifactWriter w(tinyFields());
+  w.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  w.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
+  w.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
+  w.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
+  EXPECT_ERR_HAS(check(*w.writeToBuffer()), "ET_DYN");
+}
+
+TEST(ArtifactOpen, MissingAndEmptyFiles) {
+  EXPECT_ERR_HAS(Artifact::open("/nonexistent/x.tern").status(), "/nonexistent/x.tern");
+  const std::string path = ::testing::TempDir() + "/empty.tern";
+  { std::ofstream f(path); }
+  EXPECT_ERR_HAS(Artifact::open(path).status(), "shorter than");
+  std::filesystem::remove(path);
+}
+
+} // namespace
+} // namespace tern::artifact
