@@ -66,6 +66,15 @@ TERN_UK_DECLARE_MATMUL(tl2, ref)
 TERN_UK_DECLARE_MATMUL(tq2, ref)
 TERN_UK_DECLARE_MATMUL(tq1, ref)
 
+/* Fast variants (variants.def says which exist). int8 activations only so
+ * far; bit-identical to their `ref` twin. */
+#define TERN_UK_DECLARE_MATMUL_I8(layout, isa)                                                  \
+  void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
+TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)        /* x86: avx2,fma,f16c */
+TERN_UK_DECLARE_MATMUL_I8(i2s, avx512_vnni) /* x86: + avx512f,bw,vl,vnni */
+TERN_UK_DECLARE_MATMUL_I8(i2s, neon)        /* aarch64 */
+TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
+
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */
 void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x,
@@ -90,9 +99,15 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
 
 /* logits[t][vocab] = x[t] . row of the f16 head (layout: compiler/pack's
  * lm_head packing). */
-void tern_uk_lm_head_f16_ref(const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w,
-                             float *logits, int64_t hidden, int64_t vocab, int64_t tile_m,
-                             int64_t tile_k);
+#define TERN_UK_LM_HEAD_ARGS                                                                    \
+  const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w, float *logits,             \
+      int64_t hidden, int64_t vocab, int64_t tile_m, int64_t tile_k
+void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS);
+/* Vectorised f16 heads (FMA / a different summation order: close to the
+ * ref, not bit-identical). variants.def lists them as TERN_UK_HEAD_VARIANT. */
+void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS);
+void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS);
+void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS);
 
 #ifdef __cplusplus
 } /* extern "C" */

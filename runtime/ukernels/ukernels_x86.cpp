@@ -1,2 +1,219 @@
-// x86 ukernels (AVX2, AVX-512 VNNI). Filled in below.
+// x86 ukernels: AVX2 (+FMA, F16C) and AVX-512 VNNI variants. Every function
+// carries its own target attribute, so one object / one bitcode module holds
+// every variant and the caller (generated code, or a test that checked
+// __builtin_cpu_supports) picks. Scalar twins: ukernels_ref.cpp.
+//
+// i2s int8 matmul: codes c = w + 1 in {0, 1, 2} are unsigned, activations q
+// signed, so c*q fits pmaddubsw / vpdpbusd (u8 x s8) and
+//   sum w*q = sum c*q - sum q            (the "offset trick", KERNELS.md).
+// Integer sums are exact, so the result is bit-identical to the ref.
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
 #include "runtime/ukernels/common.h"
+
+using namespace tern_uk;
+
+#define TERN_UK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TERN_UK_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace {
+
+// ---- i2s, int8 activations ----
+
+// The four column groups (j, j+32, j+64, j+96) of one 32-byte i2s block.
+#define TERN_UK_I2S_DECODE(p)                                                                    \
+  const __m256i raw_ = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));                 \
+  const __m256i m3_ = _mm256_set1_epi8(3);                                                       \
+  const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(raw_, 6), m3_);                          \
+  const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(raw_, 4), m3_);                          \
+  const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(raw_, 2), m3_);                          \
+  const __m256i c3 = _mm256_and_si256(raw_, m3_);
+
+#define TERN_UK_LOADQ(ptr) _mm256_loadu_si256(reinterpret_cast<const __m256i *>(ptr))
+
+TERN_UK_AVX2 TERN_UK_INLINE int32_t hsum_epi32_avx2(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+TERN_UK_VNNI TERN_UK_INLINE int32_t hsum_epi32_vnni(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Integer dot of row r's columns [kfull, k) (inside the last, partial
+// 128-block) with token t: scalar, like the ref.
+TERN_UK_INLINE int32_t i2s_tail(const MatmulArgs &a, int64_t r, int64_t kfull, const int8_t *qt) {
+  if (kfull >= a.k)
+    return 0;
+  int8_t w[128];
+  float bs;
+  decode_chunk(a, kI2S, r, kfull, 128, w, &bs);
+  int32_t acc = 0;
+  for (int64_t c = 0; c < a.k - kfull; ++c)
+    acc += int32_t(w[c]) * int32_t(qt[kfull + c]);
+  return acc;
+}
+
+TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
+  int32_t s = 0;
+  for (int64_t c = 0; c < len; ++c)
+    s += q[c];
+  return s;
+}
+
+// Rows of row tiles [begin, end), NT tokens at a time; BODY accumulates one
+// block (codes c0..c3, activations at qp) into acc[tt].
+#define TERN_UK_I2S_TILES(NAME, TARGET, ACC_BLOCK, HSUM)                                         \
+  template <int NT>                                                                              \
+  TARGET TERN_UK_INLINE void NAME##_rows(const MatmulArgs &a, int64_t rt, int64_t t0) {          \
+    const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;         \
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);                                    \
+    const int8_t *qt[NT];                                                                        \
+    int32_t sq[NT];                                                                              \
+    for (int tt = 0; tt < NT; ++tt) {                                                            \
+      qt[tt] = a.q + (t0 + tt) * a.k;                                                            \
+      sq[tt] = sum_q(qt[tt], kfull);                                                             \
+    }                                                                                            \
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;                                        \
+    for (int64_t r = r0; r < r1; ++r) {                                                          \
+      const uint8_t *row = tile + (r - r0) * (a.tk / 4);                                         \
+      __m256i acc[NT];                                                                           \
+      for (int tt = 0; tt < NT; ++tt)                                                            \
+        acc[tt] = _mm256_setzero_si256();                                                        \
+      for (int64_t gb = 0; gb < kfull / 128; ++gb) {                                             \
+        const uint8_t *p = row + (gb / bpt) * tbytes + (gb % bpt) * 32;                          \
+        TERN_UK_I2S_DECODE(p)                                                                    \
+        for (int tt = 0; tt < NT; ++tt) {                                                        \
+          const int8_t *qp = qt[tt] + gb * 128;                                                  \
+          ACC_BLOCK                                                                              \
+        }                                                                                        \
+      }                                                                                          \
+      const int seg = segment_of(a, r);                                                          \
+      for (int tt = 0; tt < NT; ++tt) {                                                          \
+        const int32_t tot = HSUM(acc[tt]) - sq[tt] + i2s_tail(a, r, kfull, qt[tt]);              \
+        store(a, seg, r, t0 + tt, float(tot) * a.scale[seg] / a.qs[t0 + tt]);                   \
+      }                                                                                          \
+    }                                                                                            \
+  }                                                                                              \
+  TARGET void NAME(void *arg, int64_t begin, int64_t end) {                                      \
+    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);                                 \
+    for (int64_t rt = begin; rt < end; ++rt) {                                                   \
+      int64_t t0 = 0;                                                                            \
+      for (; t0 + 4 <= a.n; t0 += 4)                                                             \
+        NAME##_rows<4>(a, rt, t0);                                                               \
+      switch (a.n - t0) {                                                                        \
+      case 3:                                                                                    \
+        NAME##_rows<3>(a, rt, t0);                                                               \
+        break;                                                                                   \
+      case 2:                                                                                    \
+        NAME##_rows<2>(a, rt, t0);                                                               \
+        break;                                                                                   \
+      case 1:                                                                                    \
+        NAME##_rows<1>(a, rt, t0);                                                               \
+        break;                                                                                   \
+      default:                                                                                   \
+        break;                                                                                   \
+      }                                                                                          \
+    }                                                                                            \
+  }
+
+// pmaddubsw: pairs of u8*s8 summed to i16 (|.| <= 2*2*128, four blocks
+// <= 2048: no saturation), then pmaddwd by ones to i32.
+#define TERN_UK_ACC_AVX2                                                                         \
+  __m256i s_ = _mm256_maddubs_epi16(c0, TERN_UK_LOADQ(qp));                                      \
+  s_ = _mm256_add_epi16(s_, _mm256_maddubs_epi16(c1, TERN_UK_LOADQ(qp + 32)));                   \
+  s_ = _mm256_add_epi16(s_, _mm256_maddubs_epi16(c2, TERN_UK_LOADQ(qp + 64)));                   \
+  s_ = _mm256_add_epi16(s_, _mm256_maddubs_epi16(c3, TERN_UK_LOADQ(qp + 96)));                   \
+  acc[tt] = _mm256_add_epi32(acc[tt], _mm256_madd_epi16(s_, _mm256_set1_epi16(1)));
+
+#define TERN_UK_ACC_VNNI                                                                         \
+  acc[tt] = _mm256_dpbusd_epi32(acc[tt], c0, TERN_UK_LOADQ(qp));                                 \
+  acc[tt] = _mm256_dpbusd_epi32(acc[tt], c1, TERN_UK_LOADQ(qp + 32));                            \
+  acc[tt] = _mm256_dpbusd_epi32(acc[tt], c2, TERN_UK_LOADQ(qp + 64));                            \
+  acc[tt] = _mm256_dpbusd_epi32(acc[tt], c3, TERN_UK_LOADQ(qp + 96));
+
+TERN_UK_I2S_TILES(i2s_tiles_avx2, TERN_UK_AVX2, TERN_UK_ACC_AVX2, hsum_epi32_avx2)
+TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnni)
+
+// ---- lm_head f16: F16C conversion, FMA accumulation (not bit-exact with
+// the ref's sequential sum; tests use a tolerance) ----
+struct LmHeadArgs {
+  int64_t n;
+  const float *x;
+  const uint16_t *w;
+  float *logits;
+  int64_t hidden, vocab, rows_per_item;
+};
+
+#define TERN_UK_LM_HEAD_TASK(NAME, TARGET)                                                       \
+  TARGET void NAME(void *arg, int64_t begin, int64_t end) {                                      \
+    const LmHeadArgs &a = *static_cast<const LmHeadArgs *>(arg);                                 \
+    const int64_t v0 = begin * a.rows_per_item, v1 = min64(end * a.rows_per_item, a.vocab);      \
+    const int64_t h16 = a.hidden / 16 * 16;                                                      \
+    for (int64_t v = v0; v < v1; ++v) {                                                          \
+      const uint16_t *row = a.w + v * a.hidden;                                                  \
+      for (int64_t t = 0; t < a.n; ++t) {                                                        \
+        const float *xt = a.x + t * a.hidden;                                                    \
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                               \
+        for (int64_t c = 0; c < h16; c += 16) {                                                  \
+          const __m256 w0 = _mm256_cvtph_ps(                                                     \
+              _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c)));                      \
+          const __m256 w1 = _mm256_cvtph_ps(                                                     \
+              _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c + 8)));                  \
+          s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt + c), s0);                                 \
+          s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + c + 8), s1);                             \
+        }                                                                                        \
+        s0 = _mm256_add_ps(s0, s1);                                                              \
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));         \
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                                  \
+        s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));                                              \
+        float acc = _mm_cvtss_f32(s);                                                            \
+        for (int64_t c = h16; c < a.hidden; ++c)                                                 \
+          acc += f16_to_f32(row[c]) * xt[c];                                                     \
+        a.logits[t * a.vocab + v] = acc;                                                         \
+      }                                                                                          \
+    }                                                                                            \
+  }
+
+TERN_UK_LM_HEAD_TASK(lm_head_task_avx2, TERN_UK_AVX2)
+TERN_UK_LM_HEAD_TASK(lm_head_task_vnni, TERN_UK_VNNI)
+
+} // namespace
+
+extern "C" {
+
+TERN_UK_AVX2 void tern_uk_matmul_i2s_avx2(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kI2S, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &i2s_tiles_avx2, &a);
+}
+
+TERN_UK_VNNI void tern_uk_matmul_i2s_avx512_vnni(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kI2S, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &i2s_tiles_vnni, &a);
+}
+
+TERN_UK_AVX2 void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {
+  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
+  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task_avx2, &a);
+}
+
+TERN_UK_VNNI void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
+  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
+  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task_vnni, &a);
+}
+
+} // extern "C"
+
+#endif // __x86_64__

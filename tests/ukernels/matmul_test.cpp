@@ -5,6 +5,7 @@
 // bitLinear (bit for bit where the summation order is the same, always for
 // int8 activations of i2s/tl1/tl2) and with plain double math.
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -237,8 +238,10 @@ INSTANTIATE_TEST_SUITE_P(Layouts, UkernelMatmul,
 TEST(UkernelMatmulVariants, EveryListedVariantIsLinkedOnItsHost) {
   int runnable = 0;
   for (const Variant &v : variants())
-    if (v.fn && hostRuns(v.isa))
+    if (v.fn && hostRuns(v.isa)) {
       ++runnable;
+      std::printf("runs: %s %s %s\n", v.layout.c_str(), v.f32 ? "f32" : "i8", v.isa.c_str());
+    }
   EXPECT_GE(runnable, 10); // every ref at least
 }
 

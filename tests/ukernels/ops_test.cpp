@@ -171,6 +171,42 @@ TEST(UkernelOps, LmHeadMatchesDotRowForAnySplit) {
     }
 }
 
+TEST(UkernelOps, FastLmHeadsAreCloseToRef) {
+  std::mt19937 rng(9);
+  using Fn = void (*)(TERN_UK_LM_HEAD_ARGS);
+  std::vector<std::pair<const char *, Fn>> fns;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    fns.push_back({"avx2", &tern_uk_lm_head_f16_avx2});
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    fns.push_back({"avx512_vnni", &tern_uk_lm_head_f16_avx512_vnni});
+#elif defined(__aarch64__)
+  fns.push_back({"neon", &tern_uk_lm_head_f16_neon});
+#endif
+  for (int64_t hidden : {16, 100, 256, 7})
+    for (const auto &[name, fn] : fns) {
+      const int64_t vocab = 29, n = 5;
+      std::vector<uint16_t> w = randomHalfs(rng, vocab * hidden);
+      std::vector<float> x = randomFloats(rng, n * hidden);
+      std::vector<float> want(n * vocab), got(n * vocab, NAN);
+      tern_uk_lm_head_f16_ref(nullptr, n, x.data(), w.data(), want.data(), hidden, vocab, 16, 256);
+      for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
+        Ctx c(s);
+        fn(&c.ctx, n, x.data(), w.data(), got.data(), hidden, vocab, 8, 256);
+        for (int64_t i = 0; i < n * vocab; ++i) {
+          double mag = 0.0; // sum of |terms| bounds the rounding difference
+          for (int64_t cc = 0; cc < hidden; ++cc)
+            mag += std::fabs(formats::f16ToF32(w[(i % vocab) * hidden + cc]) *
+                             x[(i / vocab) * hidden + cc]);
+          ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + mag)) << name << " hidden=" << hidden;
+        }
+      }
+    }
+}
+
 // The reference forward pass's attention (reference_model.cpp) over
 // contiguous per-position K/V rows.
 void referenceAttention(const std::vector<std::vector<float>> &kc,
