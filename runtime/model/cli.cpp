@@ -4,9 +4,13 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "fmt/format.h"
+#include "runtime/exec/artifact_model.h"
+#include "runtime/exec/compile_cache.h"
 #include "runtime/model/eval.h"
 #include "runtime/model/model.h"
 #include "runtime/support/status.h"
@@ -28,10 +32,14 @@ usage: tern <command> [options]
 commands:
   eval   evaluate prompts greedily and print per-step top-k probabilities
   run    generate text greedily from a prompt
+  bench  prompt-processing and decode speed (tokens/s)
   help   this text
 
 `tern <command> --help` describes each command's options.
-MODEL is a .gguf file (run by the scalar reference forward pass).
+MODEL is a compiled .tern artifact (see `ternc compile`), or a .gguf file:
+run by the scalar reference forward pass, or with --compile compiled by
+`ternc` into the artifact cache first ($XDG_CACHE_HOME/ternc) and run from
+there.
 )";
 
 constexpr const char *kCommonHelp = R"(
@@ -43,7 +51,14 @@ model options:
                           or none (float activations against the ternary weights)
                           or q8k (llama.cpp-compatible, for cross-checking:
                           ggml's Q8_K blocks of 256 and f16 KV cache)
-      --kernel ref        kernel path (only the scalar reference exists today)
+      --compile           .gguf only: compile with ternc into the artifact cache
+                          ($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;
+                          reused while the GGUF, target, flags and ternc version
+                          match) and run the compiled code
+      --reference         .gguf only: the scalar reference forward pass (default)
+      --target T          with --compile: ternc's --target (default native)
+      --kernel K          with --compile: ternc's --kernel (e.g. ref); without it
+                          only `ref` (the reference path) is accepted
       --kv-page-size N    KV positions per page (default 16)
       --kv-pages N        KV pool size in pages (default: one full context)
       --i2s-layout L      I2_S packing: x86 (default, QK=128), arm (QK=64), x86-1x4
@@ -88,6 +103,9 @@ struct Args {
 struct Common {
   std::string modelPath;
   ModelOptions opts;
+  bool compile = false, reference = false;
+  bool actQuantGiven = false, i2sGiven = false;
+  std::string kernel, target = "native", i2sName;
 };
 
 std::optional<std::string> splitEq(std::string &flag) {
@@ -170,6 +188,7 @@ commonFlag(const std::string &flag,
     absl::StatusOr<std::string> v = value();
     if (!v.ok())
       return v.status();
+    c.actQuantGiven = true;
     if (*v == "token" || *v == "per-token")
       c.opts.actQuant = ActQuant::PerToken;
     else if (*v == "none")
@@ -183,15 +202,22 @@ commonFlag(const std::string &flag,
     absl::StatusOr<std::string> v = value();
     if (!v.ok())
       return v.status();
-    if (*v != "ref")
-      return absl::InvalidArgumentError(
-          fmt::format("--kernel: '{}' is not available; this build has only "
-                      "the reference kernels (ref)",
-                      *v));
+    c.kernel = *v;
+  } else if (flag == "--compile") {
+    c.compile = true;
+  } else if (flag == "--reference") {
+    c.reference = true;
+  } else if (flag == "--target") {
+    absl::StatusOr<std::string> v = value();
+    if (!v.ok())
+      return v.status();
+    c.target = *v;
   } else if (flag == "--i2s-layout") {
     absl::StatusOr<std::string> v = value();
     if (!v.ok())
       return v.status();
+    c.i2sGiven = true;
+    c.i2sName = *v;
     if (*v == "x86")
       c.opts.i2sLayout = formats::I2SLayout::X86_QK128;
     else if (*v == "arm")
@@ -284,6 +310,50 @@ int fail(std::ostream &err, const std::string &cmd, const absl::Status &s) {
   return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
+bool endsWith(const std::string &s, const char *suf) {
+  const size_t n = std::char_traits<char>::length(suf);
+  return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
+}
+
+// Opens the model the flags ask for: a .tern as is; a .gguf on the
+// reference path, or (--compile) through ternc and the artifact cache.
+absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &err) {
+  if (c.compile && c.reference)
+    return absl::InvalidArgumentError("--compile and --reference exclude each other");
+  if (endsWith(c.modelPath, ".tern")) {
+    if (c.compile || c.reference)
+      return absl::InvalidArgumentError(
+          "--compile / --reference apply to a .gguf; this model is already compiled");
+    return model::openModel(c.modelPath, c.opts);
+  }
+  if (!c.compile) {
+    if (!c.kernel.empty() && c.kernel != "ref")
+      return absl::InvalidArgumentError(fmt::format(
+          "--kernel: '{}' needs --compile; the reference path runs only the reference "
+          "kernels (ref)",
+          c.kernel));
+    return model::openModel(c.modelPath, c.opts);
+  }
+  exec::CompileRequest req;
+  req.target = c.target;
+  req.kernel = c.kernel;
+  if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
+    req.actQuant = "none";
+  if (c.i2sGiven)
+    req.i2sLayout = c.i2sName;
+  absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
+  if (!path.ok())
+    return path.status();
+  return model::openModel(*path, c.opts);
+}
+
+// The ukernels the compiled code runs ("" for the reference path).
+std::string kernelsLine(const model::Model &m) {
+  if (auto *a = dynamic_cast<const exec::ArtifactModel *>(&m))
+    return a->kernelSummary();
+  return "";
+}
+
 int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   Common c;
   bool help = false, json = false;
@@ -339,8 +409,7 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
         err, "eval",
         absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
 
-  absl::StatusOr<std::unique_ptr<model::Model>> m =
-      model::openModel(c.modelPath, c.opts);
+  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "eval", m.status());
 #ifdef TERN_HAVE_TOKENIZER
@@ -449,8 +518,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
     return fail(
         err, "run",
         absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
-  absl::StatusOr<std::unique_ptr<model::Model>> m =
-      model::openModel(c.modelPath, c.opts);
+  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "run", m.status());
   const model::ModelConfig &cfg = (*m)->config();
@@ -535,8 +603,157 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
                      generated.size(), gen,
                      generated.size() / std::max(gen, 1e-9));
+  if (std::string k = kernelsLine(**m); !k.empty())
+    err << "ukernels run: " << k << "\n";
+  else
+    err << "ukernels run: none (scalar reference forward pass)\n";
   if (!stopped.ok())
     return fail(err, "run", stopped);
+  return 0;
+}
+
+constexpr const char *kBenchHelp =
+    R"(usage: tern bench MODEL [--json] [-p N] [-n N] [-r N] [options]
+
+Measures prompt processing (one N-token prompt into a fresh session) and
+decode (N single-token steps after it), best of R repetitions, as tokens/s.
+Token ids are deterministic (not a real text). Prints threads, machine and
+the ukernels the compiled code ran.
+
+  -p, --n-prompt N        prompt tokens (default 128, capped by the context)
+  -n, --n-gen N           decode steps (default 32)
+  -r, --repetitions N     repetitions, best kept (default 3)
+      --json              one JSON object
+)";
+
+std::string cpuModelName() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0 || line.rfind("Model", 0) == 0) {
+      size_t c = line.find(':');
+      if (c != std::string::npos) {
+        std::string v = line.substr(c + 1);
+        while (!v.empty() && v.front() == ' ')
+          v.erase(v.begin());
+        return v;
+      }
+    }
+  }
+  return "unknown";
+}
+
+int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
+  Common c;
+  bool help = false, json = false;
+  int nPrompt = 128, nGen = 32, reps = 3;
+  absl::Status st = parseArgs(
+      a, c, help,
+      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+        int *dst = nullptr;
+        if (flag == "--json") {
+          json = true;
+          return true;
+        }
+        if (flag == "-p" || flag == "--n-prompt")
+          dst = &nPrompt;
+        else if (flag == "-n" || flag == "--n-gen")
+          dst = &nGen;
+        else if (flag == "-r" || flag == "--repetitions")
+          dst = &reps;
+        else
+          return false;
+        absl::StatusOr<std::string> v = value();
+        if (!v.ok())
+          return v.status();
+        absl::StatusOr<int> k = parseInt<int>(flag, *v, dst == &reps ? 1 : 0, 1 << 20);
+        if (!k.ok())
+          return k.status();
+        *dst = *k;
+        return true;
+      });
+  if (help) {
+    out << kBenchHelp << kCommonHelp;
+    return 0;
+  }
+  if (!st.ok())
+    return fail(err, "bench", st);
+  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  if (!m.ok())
+    return fail(err, "bench", m.status());
+  const model::ModelConfig &cfg = (*m)->config();
+  const int64_t ctx = (*m)->options().contextLength
+                          ? (*m)->options().contextLength
+                          : std::min<uint32_t>(cfg.nCtxTrain ? cfg.nCtxTrain : 4096, 4096);
+  if (nPrompt + nGen > ctx) {
+    nPrompt = int(std::max<int64_t>(1, ctx - nGen));
+    if (nPrompt + nGen > ctx)
+      nGen = int(ctx - nPrompt);
+  }
+  std::vector<int32_t> prompt(size_t(std::max(nPrompt, 1)));
+  for (size_t i = 0; i < prompt.size(); ++i)
+    prompt[i] = int32_t((i * 7919 + 13) % cfg.nVocab);
+  std::vector<float> logits(cfg.nVocab);
+  using Clock = std::chrono::steady_clock;
+  double bestPp = 0, bestTg = 0;
+  for (int r = 0; r < reps; ++r) {
+    absl::StatusOr<std::unique_ptr<model::Session>> s = (*m)->newSession();
+    if (!s.ok())
+      return fail(err, "bench", s.status());
+    auto t0 = Clock::now();
+    if (absl::Status e = (*m)->decode(**s, prompt, logits); !e.ok())
+      return fail(err, "bench", e);
+    auto t1 = Clock::now();
+    for (int i = 0; i < nGen; ++i) {
+      const int32_t next = model::argmax(logits);
+      if (absl::Status e = (*m)->decode(**s, std::span<const int32_t>(&next, 1), logits); !e.ok())
+        return fail(err, "bench", e);
+    }
+    auto t2 = Clock::now();
+    const double pp = prompt.size() / std::max(1e-9, std::chrono::duration<double>(t1 - t0).count());
+    const double tg = nGen / std::max(1e-9, std::chrono::duration<double>(t2 - t1).count());
+    bestPp = std::max(bestPp, pp);
+    bestTg = std::max(bestTg, tg);
+  }
+  const int threads = (*m)->options().threads > 0
+                          ? (*m)->options().threads
+                          : int(std::thread::hardware_concurrency());
+  const std::string kernels = kernelsLine(**m);
+  auto *am = dynamic_cast<const exec::ArtifactModel *>(m->get());
+  if (json) {
+    nlohmann::ordered_json j;
+    j["model"] = c.modelPath;
+    j["path"] = am ? "compiled" : "reference";
+    if (am) {
+      j["target"] = am->artifact().targetTriple();
+      j["cpu"] = am->artifact().cpu();
+      j["cpu_features"] = am->artifact().cpuFeatures();
+      j["compiler"] = am->artifact().compilerVersion();
+      j["max_batch"] = am->desc().max_batch;
+      nlohmann::ordered_json k = nlohmann::ordered_json::object();
+      for (const auto &[name, n] : am->kernelUse())
+        k[name] = n;
+      j["kernels"] = k;
+    }
+    j["threads"] = threads;
+    j["machine"] = {{"cpu", cpuModelName()},
+                    {"hardware_threads", std::thread::hardware_concurrency()}};
+    j["n_prompt"] = prompt.size();
+    j["n_gen"] = nGen;
+    j["repetitions"] = reps;
+    j["pp_tokens_per_s"] = bestPp;
+    j["tg_tokens_per_s"] = bestTg;
+    out << j.dump() << "\n";
+  } else {
+    out << (*m)->describe() << "\n";
+    out << fmt::format("machine: {} ({} hardware threads), {} threads\n", cpuModelName(),
+                       std::thread::hardware_concurrency(), threads);
+    out << fmt::format("prompt processing: {} tokens: {:.2f} tokens/s (best of {})\n",
+                       prompt.size(), bestPp, reps);
+    out << fmt::format("decode: {} tokens: {:.2f} tokens/s (best of {})\n", nGen, bestTg, reps);
+    out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
+        << "\n";
+  }
   return 0;
 }
 
@@ -558,6 +775,8 @@ int ternMain(const std::vector<std::string> &args, std::ostream &out,
     return cmdEval(a, out, err);
   if (cmd == "run")
     return cmdRun(a, out, err);
+  if (cmd == "bench")
+    return cmdBench(a, out, err);
   err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
   return 2;
 }

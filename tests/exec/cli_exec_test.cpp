@@ -1,0 +1,132 @@
+// `tern eval/run/bench` on a .tern, and `--compile` through the artifact
+// cache with a stand-in ternc (a shell script copying a prebuilt artifact).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "runtime/exec/compile_cache.h"
+#include "runtime/model/cli.h"
+#include "runtime/support/status.h"
+#include "tests/artifact/test_util.h"
+
+namespace tern::cli {
+namespace {
+
+namespace fs = std::filesystem;
+namespace at = artifact::testing;
+
+struct Result {
+  int rc;
+  std::string out, err;
+};
+Result run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  int rc = ternMain(args, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+class CliExec : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("cli_exec_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    tern_ = (dir_ / "tiny.tern").string();
+    ASSERT_TRUE(at::tinyWriter(TINY_MODEL_SO).write(tern_).ok());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+  std::string tern_;
+};
+
+TEST_F(CliExec, EvalRunBenchOnArtifact) {
+  Result r = run({"eval", tern_, "--tokens", "1,2,3", "--json", "--greedy", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["steps"].size(), 3u);
+  r = run({"run", tern_, "--tokens", "1,2", "-n", "4", "--ignore-eos"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("ukernels run: tern_uk_lm_head_f16_ref x1, tern_uk_matmul_i2s_ref x2"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos);
+  r = run({"bench", tern_, "--json", "-p", "8", "-n", "4", "-r", "1", "-t", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["path"], "compiled");
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_GT(j["pp_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["tg_tokens_per_s"].get<double>(), 0);
+  EXPECT_EQ(j["kernels"]["tern_uk_matmul_i2s_ref"], 2);
+  r = run({"bench", tern_, "-p", "8", "-n", "4", "-r", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("decode"), std::string::npos);
+  r = run({"eval", tern_, "--tokens", "1", "--compile"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("already compiled"), std::string::npos) << r.err;
+}
+
+TEST_F(CliExec, CompileGoesThroughTheCache) {
+  // A stand-in ternc: prints a version, "compiles" by copying tiny.tern.
+  const fs::path fake = dir_ / "ternc";
+  const fs::path counter = dir_ / "calls";
+  {
+    std::ofstream f(fake);
+    f << "#!/bin/sh\n"
+         "if [ \"$1\" = --version ]; then echo 'ternc fake 1'; exit 0; fi\n"
+         "echo \"fake ternc: $*\" >&2\n"
+         "echo x >> '" << counter.string() << "'\n"
+         "out=\"\"; prev=\"\"\n"
+         "for a in \"$@\"; do if [ \"$prev\" = -o ]; then out=\"$a\"; fi; prev=\"$a\"; done\n"
+         "cp '" << tern_ << "' \"$out\"\n";
+  }
+  fs::permissions(fake, fs::perms::owner_all);
+  const fs::path gguf = dir_ / "model.gguf";
+  { std::ofstream(gguf) << "not really a gguf; the fake compiler ignores it"; }
+  ::setenv("TERNC", fake.c_str(), 1);
+  ::setenv("TERN_CACHE_DIR", (dir_ / "cache").c_str(), 1);
+  auto calls = [&] {
+    std::ifstream f(counter);
+    return std::count(std::istreambuf_iterator<char>(f), {}, 'x');
+  };
+  Result r = run({"eval", gguf.string(), "--compile", "--tokens", "1,2", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 1);
+  // (ternc's own output goes straight to the process's stderr.)
+  EXPECT_NE(r.err.find("tern: compiling:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--target native"), std::string::npos) << r.err;
+  r = run({"eval", gguf.string(), "--compile", "--tokens", "1,2", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 1) << "second run must reuse the cache";
+  EXPECT_NE(r.err.find("using cached"), std::string::npos) << r.err;
+  // Other flags, other key.
+  r = run({"eval", gguf.string(), "--compile", "--kernel", "ref", "--tokens", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 2);
+  EXPECT_NE(r.err.find("--kernel ref"), std::string::npos) << r.err;
+  // A changed GGUF is a new key.
+  { std::ofstream(gguf, std::ios::app) << "!"; }
+  r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 3);
+  // A corrupt cache entry is rebuilt.
+  for (const auto &e : fs::directory_iterator(dir_ / "cache")) {
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(3);
+    f.put('Z');
+  }
+  r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 4);
+  // A failing compiler is a clear error.
+  ::setenv("TERNC", "/bin/false", 1);
+  r = run({"eval", (dir_ / "other.gguf").string(), "--compile", "--tokens", "1"});
+  EXPECT_NE(r.rc, 0);
+  ::unsetenv("TERNC");
+  ::unsetenv("TERN_CACHE_DIR");
+}
+
+} // namespace
+} // namespace tern::cli
