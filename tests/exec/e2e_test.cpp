@@ -1,0 +1,209 @@
+// End to end: `ternc compile` every fixture model (native kernels and
+// --kernel=ref; tiny-bitnet-f16 also with --act-quant none) into the build
+// tree, run the artifact through ArtifactModel and compare with the
+// llama.cpp / bitnet.cpp goldens by the fixtures' rule (runtime/model/eval.h)
+// and tolerances (docs/reference-forward.md). Also a bitnet-b1.58 model from
+// tern-synth, compiled and compared against the reference forward pass.
+//
+// Built only with TERN_BUILD_COMPILER. A compiler that cannot produce an
+// artifact yet makes these tests FAIL with its output, never skip.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fmt/format.h"
+#include "gtest/gtest.h"
+#include "runtime/exec/artifact_model.h"
+#include "runtime/model/eval.h"
+#include "runtime/support/status.h"
+
+namespace tern::exec {
+namespace {
+
+namespace fs = std::filesystem;
+using model::ActQuant;
+using model::EvalResult;
+using model::EvalStep;
+
+const std::string kFixtures = std::string(TERN_SHARED_DIR) + "/fixtures";
+
+// Runs argv, output to `log`; returns the exit status.
+int runTool(const std::vector<std::string> &argv, const std::string &log) {
+  std::vector<char *> a;
+  for (const std::string &s : argv)
+    a.push_back(const_cast<char *>(s.c_str()));
+  a.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE *f = std::fopen(log.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+std::string tail(const std::string &path, size_t n = 3000) {
+  std::ifstream f(path);
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  return s.size() > n ? "..." + s.substr(s.size() - n) : s;
+}
+
+// Compiles `gguf` with ternc; fails the test (with ternc's output) if it
+// cannot.
+std::string compile(const std::string &gguf, const std::string &name,
+                    const std::vector<std::string> &flags) {
+  const fs::path dir = fs::path(TERN_E2E_DIR);
+  fs::create_directories(dir);
+  const std::string out = (dir / (name + ".tern")).string();
+  const std::string log = (dir / (name + ".log")).string();
+  std::vector<std::string> argv = {TERNC_PATH, "compile", gguf, "-o", out, "--target", "native"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  std::string cmd;
+  for (const std::string &s : argv)
+    cmd += s + " ";
+  fs::remove(out);
+  const int rc = runTool(argv, log);
+  EXPECT_EQ(rc, 0) << "ternc could not compile " << gguf << " to a .tern artifact.\n  command: "
+                   << cmd << "\n  output (" << log << "):\n"
+                   << tail(log);
+  if (rc != 0 || !fs::exists(out)) {
+    ADD_FAILURE() << "no artifact at " << out;
+    return "";
+  }
+  return out;
+}
+
+struct E2ECase {
+  const char *model;
+  bool refKernels;
+  ActQuant actQuant;
+  double tolerance, gap;
+};
+
+std::string caseName(const ::testing::TestParamInfo<E2ECase> &info) {
+  std::string n = fmt::format("{}_{}_{}", info.param.model,
+                              info.param.refKernels ? "ref" : "native",
+                              model::actQuantName(info.param.actQuant));
+  for (char &c : n)
+    if (!isalnum(static_cast<unsigned char>(c)))
+      c = '_';
+  return n;
+}
+
+class E2E : public ::testing::TestWithParam<E2ECase> {};
+
+TEST_P(E2E, CompiledMatchesGoldens) {
+  const E2ECase &c = GetParam();
+  std::vector<std::string> flags;
+  if (c.refKernels)
+    flags.push_back("--kernel=ref");
+  if (c.actQuant == ActQuant::None)
+    flags.insert(flags.end(), {"--act-quant", "none"});
+  const std::string tern = compile(fmt::format("{}/models/{}.gguf", kFixtures, c.model),
+                                   caseName({c, 0}), flags);
+  ASSERT_FALSE(tern.empty());
+  model::ModelOptions o;
+  o.threads = 2;
+  o.contextLength = 128;
+  auto m = ArtifactModel::open(tern, o);
+  ASSERT_TRUE(m.ok()) << statusMessage(m.status());
+  std::printf("  %s\n", (*m)->describe().c_str());
+  auto golden = model::readGoldenFile(fmt::format("{}/golden/{}.json", kFixtures, c.model));
+  ASSERT_TRUE(golden.ok()) << statusMessage(golden.status());
+  double worst = 0;
+  for (const EvalResult &g : *golden) {
+    std::vector<int32_t> forced;
+    for (const EvalStep &s : g.steps)
+      forced.push_back(s.token);
+    model::GreedyOptions go;
+    go.steps = int(g.steps.size());
+    go.keepProbs = true;
+    go.forced = forced;
+    auto steps = model::greedyEval(**m, g.input, go);
+    ASSERT_TRUE(steps.ok()) << statusMessage(steps.status());
+    model::GoldenComparison cmp = model::compareWithGolden(g, *steps, c.tolerance, c.gap);
+    worst = std::max(worst, cmp.maxDeltaP);
+    EXPECT_TRUE(cmp.ok) << c.model << " prompt '" << g.prompt.value_or("?") << "': " << cmp.detail;
+  }
+  std::printf("MEASURED e2e %s: max dp %.4f (tolerance %.2f)\n", caseName({c, 0}).c_str(), worst,
+              c.tolerance);
+  RecordProperty("max_delta_p", fmt::format("{:.5f}", worst));
+}
+
+std::vector<E2ECase> cases() {
+  std::vector<E2ECase> v;
+  for (bool ref : {false, true}) {
+    v.push_back({"tiny-bitnet-f16", ref, ActQuant::None, 0.01, 0.01});
+    v.push_back({"tiny-bitnet-i2s", ref, ActQuant::PerToken, 0.05, 0.03});
+    v.push_back({"tiny-bitnet-f16", ref, ActQuant::PerToken, 0.10, 0.05});
+    v.push_back({"tiny-bitnet-tq2", ref, ActQuant::PerToken, 0.10, 0.05});
+    v.push_back({"tiny-bitnet-tq1", ref, ActQuant::PerToken, 0.10, 0.05});
+    v.push_back({"gqa-bitnet-tq2", ref, ActQuant::PerToken, 0.10, 0.05});
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, E2E, ::testing::ValuesIn(cases()), caseName);
+
+// A bitnet-b1.58 (relu^2 FFN) model from tern-synth, I2_S: compiled vs the
+// reference forward pass on the same GGUF (same per-token scheme).
+TEST(E2ESynth, Bitnet158CompiledMatchesReference) {
+  const fs::path dir = fs::path(TERN_E2E_DIR);
+  fs::create_directories(dir);
+  const std::string gguf = (dir / "synth-b158-i2s.gguf").string();
+  const std::string log = (dir / "synth-b158-i2s.synth.log").string();
+  ASSERT_EQ(runTool({TERN_SYNTH_PATH, "--preset", "tiny", "--arch", "bitnet-b1.58", "--format",
+                     "i2_s", "--seed", "5", "-o", gguf},
+                    log),
+            0)
+      << tail(log);
+  for (bool ref : {false, true}) {
+    const std::string tern =
+        compile(gguf, ref ? "synth-b158-i2s_ref" : "synth-b158-i2s_native",
+                ref ? std::vector<std::string>{"--kernel=ref"} : std::vector<std::string>{});
+    ASSERT_FALSE(tern.empty());
+    model::ModelOptions o;
+    o.threads = 2;
+    o.contextLength = 128;
+    auto compiled = ArtifactModel::open(tern, o);
+    ASSERT_TRUE(compiled.ok()) << statusMessage(compiled.status());
+    auto reference = model::openReferenceModel(gguf, o);
+    ASSERT_TRUE(reference.ok()) << statusMessage(reference.status());
+    EXPECT_EQ((*compiled)->config().nVocab, (*reference)->config().nVocab);
+    double worst = 0;
+    for (std::vector<int32_t> input : {std::vector<int32_t>{354, 72, 101, 108, 108, 111},
+                                       std::vector<int32_t>{354, 1, 2, 3, 200, 17, 99, 300, 5}}) {
+      model::GreedyOptions go;
+      go.steps = 8;
+      go.keepProbs = true;
+      auto want = model::greedyEval(**reference, input, go);
+      ASSERT_TRUE(want.ok()) << statusMessage(want.status());
+      std::vector<int32_t> forced;
+      for (const EvalStep &s : *want)
+        forced.push_back(s.token);
+      go.forced = forced;
+      auto got = model::greedyEval(**compiled, input, go);
+      ASSERT_TRUE(got.ok()) << statusMessage(got.status());
+      EvalResult g;
+      g.input = input;
+      g.tokens = input;
+      g.steps = *want;
+      model::GoldenComparison cmp = model::compareWithGolden(g, *got, 0.05, 0.03);
+      worst = std::max(worst, cmp.maxDeltaP);
+      EXPECT_TRUE(cmp.ok) << (ref ? "ref" : "native") << ": " << cmp.detail;
+    }
+    std::printf("MEASURED e2e synth bitnet-b1.58 i2s %s vs reference: max dp %.5f\n",
+                ref ? "ref" : "native", worst);
+  }
+}
+
+} // namespace
+} // namespace tern::exec
