@@ -41,6 +41,7 @@ struct Args {
   }
   Args &kernel(KernelAttr k, PackedAttr p) {
     i("tile_m", k.getTileM()).i("tile_k", k.getTileK());
+    s("layout", stringifyKernelLayout(k.getLayout()));
     if (p)
       i("packed_offset", p.getOffset()).i("packed_bytes", p.getBytes());
     return *this;
@@ -59,6 +60,22 @@ bool hasVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa
   };
   for (const auto &v : kVariants)
     if (layout == v[0] && act == v[1] && isa == v[2])
+      return true;
+  return false;
+}
+
+// f16 LM head variants beyond ref (TERN_UK_HEAD_VARIANT in variants.def).
+bool hasHeadVariant(llvm::StringRef isa) {
+  static const char *const kHeads[] = {
+      "ref",
+#define TERN_UK_VARIANT(l, a, i)
+#define TERN_UK_HEAD_VARIANT(i) #i,
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_HEAD_VARIANT
+#undef TERN_UK_VARIANT
+  };
+  for (const char *h : kHeads)
+    if (isa == h)
       return true;
   return false;
 }
@@ -247,7 +264,15 @@ struct LowerLmHead : Lower<LmHeadOp> {
     if (k.getLayout() != KernelLayout::F16)
       return op.emitOpError() << "lm_head layout '" << stringifyKernelLayout(k.getLayout())
                               << "' has no ukernel (only f16)";
-    return replace(op, rw, "tern_uk_lm_head_f16_ref", ad.getOperands(), a);
+    llvm::StringRef isa = stringifyIsa(k.getIsa());
+    std::string wanted, callee = "tern_uk_lm_head_f16_ref";
+    if (!nm.ref) {
+      if (hasHeadVariant(isa))
+        callee = ("tern_uk_lm_head_f16_" + isa).str();
+      else
+        wanted = ("tern_uk_lm_head_f16_" + isa).str();
+    }
+    return replace(op, rw, callee, ad.getOperands(), a, wanted);
   }
 };
 

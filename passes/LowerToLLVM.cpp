@@ -186,6 +186,8 @@ void LowerToLLVMPass::runOnOperation() {
     for (llvm::StringRef key : {"m", "k", "tile_m", "tile_k", "layer"})
       if (argInt(call, key) >= 0)
         o[key] = argInt(call, key);
+    if (!argStr(call, "layout").empty())
+      o["layout"] = argStr(call, "layout").str();
     if (!argStr(call, "fallback_from").empty())
       o["fallback_from"] = argStr(call, "fallback_from").str();
     kernels.push_back(std::move(o));

@@ -1,13 +1,20 @@
 #include "compiler/driver/CompileDriver.h"
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "compiler/codegen/Codegen.h"
+#include "compiler/driver/ArtifactAssembly.h"
 #include "compiler/import/Importer.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/pipeline/Registration.h"
 #include "compiler/target/TargetInfo.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -15,6 +22,10 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+
+#ifndef TERN_COMPILER_VERSION
+#define TERN_COMPILER_VERSION "0.1.0"
+#endif
 
 namespace tern::compiler {
 
@@ -24,19 +35,35 @@ constexpr const char *kUsage = R"(usage: ternc compile MODEL.gguf [-o OUT] [opti
 
 Compiles a BitNet b1.58 GGUF model through the tern pipeline:
   import -> tern-verify-quant-mapping -> tern-fuse -> tern-select-kernels
-  -> tern-pack-weights -> tern-lower-to-kernels
+  -> tern-pack-weights -> tern-lower-to-kernels -> tern-lower-to-llvm
+  -> LLVM IR + ukernel bitcode -> O3 -> object -> ld.lld -shared -> artifact
 
 options:
-  -o OUT                 output file ('-' = stdout, the default for --emit)
-  --target T             avx2 | avx512_vnni | neon | neon_dotprod | cuda | native (default avx2)
-  --kernel K             force a ternary layout: auto | i2s | tl1 | tl2 | tq2 | tq1,
-                         optionally with tiles, e.g. i2s:32x256 (default auto)
+  -o OUT                 output file (the artifact; '-' = stdout, the default for --emit)
+  --target T             avx2 | x86-64-v3 | avx512_vnni | x86-64-v4 | neon | aarch64 |
+                         neon_dotprod | aarch64-dotprod | native | cuda (default avx2;
+                         cuda: --emit=import|tern|kernels only)
+  --kernel K             auto | ref (every ukernel the scalar `_ref` one) | a forced ternary
+                         layout i2s | tl1 | tl2 | tq2 | tq1, optionally with tiles,
+                         e.g. i2s:32x256 (default auto)
+  --act-quant A          token (int8 per-token activations, default) | none (float
+                         activations: f32act matmuls, no tern-fuse)
+  --max-batch N          most tokens one forward call takes (default 512)
+  --ukernels FILE        ukernel bitcode to link (default: the build's ukernels-<arch>.bc)
+  -O N                   LLVM optimization level 0..3 (default 3)
   --emit=E               import   the module as imported (graph level, no passes)
                          tern     graph level after verify, fuse, kernel selection, packing
                          kernels  ukernel calls with static shapes and offsets
+                         llvm-dialect  after tern-lower-to-llvm (MLIR LLVM dialect)
+                         llvm     LLVM IR, ukernels linked, internalized, optimized
+                         asm      assembly for the target
+                         obj      the object file
+                         so       the linked shared object
+                         (no --emit: write the .tern artifact to -o)
   --no-fuse              keep one bitlinear per matrix (skip tern-fuse)
   --explain              print why each kernel was chosen (remarks on stderr)
-  --weights-out FILE     write the packed-weight blob to FILE
+  --weights-out FILE     write the packed-weight blob (tern-pack-weights out=) to FILE
+  -q, --quiet            no progress lines on stderr
   --i2s-layout L         I2_S packing of the input: x86 (default) | arm | x86-1x4
   --max-context N        KV cache capacity (default: the model's context_length)
   --print-ir-after-all   print the IR after every pass (stderr)
@@ -55,10 +82,10 @@ int usageError(const std::string &msg) {
 } // namespace
 
 int runCompileCommand(int argc, char **argv) {
-  std::string model, out, emit;
+  std::string model, out, emit, ukernels, maxBatchText, optText;
   PipelineOptions popts;
   ImportOptions iopts;
-  bool printAfterAll = false, debugInfo = false;
+  bool printAfterAll = false, debugInfo = false, quiet = false;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
@@ -71,6 +98,10 @@ int runCompileCommand(int argc, char **argv) {
         a = a.substr(0, eq);
         hasInline = true;
       }
+    } else if (a.size() > 2 && a.rfind("-O", 0) == 0) {
+      value = a.substr(2);
+      a = "-O";
+      hasInline = true;
     }
     auto take = [&](std::string &dst) -> bool {
       if (hasInline) {
@@ -91,20 +122,40 @@ int runCompileCommand(int argc, char **argv) {
     } else if (a == "--target") {
       if (!take(popts.target))
         return usageError("--target needs a value");
-      if (!createTargetInfo(popts.target))
+      if (!createTargetInfo(popts.target) || !resolveMachineTarget(popts.target))
         return usageError("unknown --target '" + popts.target + "' (known: " + targetNames() + ")");
     } else if (a == "--kernel") {
       if (!take(popts.kernel))
         return usageError("--kernel needs a value");
+      popts.refKernels = popts.kernel == "ref";
+    } else if (a == "--act-quant") {
+      if (!take(popts.actQuant))
+        return usageError("--act-quant needs a value");
+      if (popts.actQuant != "token" && popts.actQuant != "none")
+        return usageError("--act-quant must be token or none");
+    } else if (a == "--max-batch") {
+      if (!take(maxBatchText) || llvm::StringRef(maxBatchText).getAsInteger(10, popts.maxBatch) ||
+          popts.maxBatch <= 0)
+        return usageError("--max-batch needs a positive integer");
+    } else if (a == "--ukernels") {
+      if (!take(ukernels))
+        return usageError("--ukernels needs a file");
+    } else if (a == "-O") {
+      if (!take(optText) || optText.size() != 1 || optText[0] < '0' || optText[0] > '3')
+        return usageError("-O needs 0, 1, 2 or 3");
     } else if (a == "--emit") {
       if (!take(emit))
         return usageError("--emit needs a value");
-      if (emit != "import" && emit != "tern" && emit != "kernels")
-        return usageError("unknown --emit '" + emit + "' (import, tern, kernels)");
+      if (emit != "import" && emit != "tern" && emit != "kernels" && emit != "llvm-dialect" &&
+          emit != "llvm" && emit != "asm" && emit != "obj" && emit != "so")
+        return usageError("unknown --emit '" + emit +
+                          "' (import, tern, kernels, llvm-dialect, llvm, asm, obj, so)");
     } else if (a == "--no-fuse") {
       popts.fuse = false;
     } else if (a == "--explain") {
       popts.explain = true;
+    } else if (a == "-q" || a == "--quiet") {
+      quiet = true;
     } else if (a == "--weights-out") {
       if (!take(popts.weightsOut))
         return usageError("--weights-out needs a file");
@@ -130,11 +181,29 @@ int runCompileCommand(int argc, char **argv) {
   }
   if (model.empty())
     return usageError("no model given");
-  if (emit.empty())
-    return usageError("the artifact writer is not part of this build yet; use --emit=import, "
-                      "--emit=tern or --emit=kernels");
+  const bool artifact = emit.empty();
+  const bool codegen = artifact || emit == "llvm" || emit == "asm" || emit == "obj" ||
+                       emit == "so";
+  const bool binaryOut = artifact || emit == "obj" || emit == "so";
+  if (artifact && (out.empty() || out == "-"))
+    return usageError("writing an artifact needs -o OUT.tern (or use --emit=...)");
   if (out.empty())
     out = "-";
+  std::optional<MachineTarget> machine = resolveMachineTarget(popts.target);
+  if (codegen && (!machine || machine->triple.empty()))
+    return usageError("--target " + popts.target + " has no CPU code generation; use " +
+                      "--emit=import, tern or kernels");
+  const int optLevel = optText.empty() ? 3 : optText[0] - '0';
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto tick = t0;
+  auto progress = [&](const char *step) {
+    auto now = std::chrono::steady_clock::now();
+    if (!quiet)
+      llvm::errs() << llvm::format("ternc: %-8s %7.2f s\n", step,
+                                   std::chrono::duration<double>(now - tick).count());
+    tick = now;
+  };
 
   mlir::DialectRegistry registry;
   registerTernDialects(registry);
@@ -146,29 +215,121 @@ int runCompileCommand(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> module = importGGUF(ctx, model, iopts);
   if (!module)
     return 1;
+  if (codegen)
+    progress("import");
+
+  // The packed blob goes to a temporary file unless --weights-out names one.
+  std::string blobPath = popts.weightsOut;
+  bool blobIsTemp = false;
+  if (artifact && blobPath.empty()) {
+    llvm::SmallString<128> tmp;
+    if (std::error_code ec = llvm::sys::fs::createTemporaryFile("tern-packed", "bin", tmp)) {
+      llvm::errs() << "ternc compile: cannot create a temporary file: " << ec.message() << "\n";
+      return 1;
+    }
+    blobPath = tmp.str().str();
+    popts.weightsOut = blobPath;
+    blobIsTemp = true;
+  }
+  struct RemoveTemp {
+    std::string path;
+    bool on;
+    ~RemoveTemp() {
+      if (on)
+        llvm::sys::fs::remove(path);
+    }
+  } removeBlob{blobPath, blobIsTemp};
+
   if (emit != "import") {
     mlir::PassManager pm(&ctx);
     if (printAfterAll)
       pm.enableIRPrinting([](mlir::Pass *, mlir::Operation *) { return false; },
                           [](mlir::Pass *, mlir::Operation *) { return true; },
                           /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
-    popts.lower = emit == "kernels";
+    popts.lower = emit != "tern";
+    popts.lowerToLLVM = emit != "tern" && emit != "kernels";
     buildTernPipeline(pm, popts);
     if (mlir::failed(pm.run(*module)))
       return 1;
+    if (codegen)
+      progress("passes");
   }
+
+  std::vector<uint8_t> bytes; // binary output, or text for llvm/asm
+  std::string text;
+  if (codegen) {
+    CodegenOptions copts;
+    copts.target = *machine;
+    copts.optLevel = optLevel;
+    copts.ukernelBitcode = ukernels.empty() ? defaultUkernelBitcode(machine->arch()) : ukernels;
+    llvm::LLVMContext llctx;
+    std::string err;
+    std::unique_ptr<llvm::Module> llm = buildLLVMModule(*module, llctx, copts, err);
+    if (!llm) {
+      llvm::errs() << "ternc compile: " << err << "\n";
+      return 1;
+    }
+    progress("optimize");
+    if (emit == "llvm") {
+      llvm::raw_string_ostream os(text);
+      llm->print(os, nullptr);
+    } else {
+      if (!emitMachineCode(*llm, *machine, emit == "asm", bytes, err)) {
+        llvm::errs() << "ternc compile: " << err << "\n";
+        return 1;
+      }
+      progress("codegen");
+      if (emit == "so" || artifact) {
+        std::vector<uint8_t> so;
+        if (!linkSharedObject(bytes, so, err)) {
+          llvm::errs() << "ternc compile: " << err << "\n";
+          return 1;
+        }
+        bytes = std::move(so);
+        progress("link");
+      }
+    }
+    if (artifact) {
+      ArtifactInputs in;
+      in.module = *module;
+      in.sourcePath = model;
+      if (auto src = (*module)->getAttrOfType<mlir::StringAttr>("tern.source"))
+        in.sourcePath = src.getValue().str();
+      in.packedBlobPath = blobPath;
+      in.target = *machine;
+      in.kernelOption = popts.kernel;
+      in.code = std::move(bytes);
+      in.compilerVersion = std::string("ternc ") + TERN_COMPILER_VERSION;
+      if (!writeArtifact(in, out, err)) {
+        llvm::errs() << "ternc compile: " << err << "\n";
+        return 1;
+      }
+      progress("write");
+      if (!quiet)
+        llvm::errs() << llvm::format("ternc: wrote %s (%.2f s total)\n", out.c_str(),
+                                     std::chrono::duration<double>(tick - t0).count());
+      return 0;
+    }
+  }
+
   std::string err;
   std::unique_ptr<llvm::ToolOutputFile> file = mlir::openOutputFile(out, &err);
   if (!file) {
     llvm::errs() << "ternc compile: cannot open '" << out << "': " << err << "\n";
     return 1;
   }
-  mlir::OpPrintingFlags flags;
-  flags.elideLargeElementsAttrs(16);
-  if (debugInfo)
-    flags.enableDebugInfo();
-  module->print(file->os(), flags);
-  file->os() << "\n";
+  if (binaryOut || emit == "asm") {
+    file->os().write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  } else if (emit == "llvm") {
+    file->os() << text;
+  } else {
+    mlir::OpPrintingFlags flags;
+    flags.elideLargeElementsAttrs(16);
+    if (debugInfo)
+      flags.enableDebugInfo();
+    module->print(file->os(), flags);
+    file->os() << "\n";
+  }
   file->keep();
   return 0;
 }

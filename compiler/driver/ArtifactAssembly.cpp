@@ -1,0 +1,227 @@
+#include "compiler/driver/ArtifactAssembly.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "nlohmann/json.hpp"
+#include "runtime/artifact/artifact.h"
+#include "runtime/gguf/gguf.h"
+#include "runtime/gguf/writer.h"
+
+namespace tern::compiler {
+
+namespace {
+
+nlohmann::json attrToJson(mlir::Attribute a) {
+  if (auto i = llvm::dyn_cast<mlir::IntegerAttr>(a))
+    return i.getInt();
+  if (auto f = llvm::dyn_cast<mlir::FloatAttr>(a))
+    return f.getValueAsDouble();
+  if (auto s = llvm::dyn_cast<mlir::StringAttr>(a))
+    return s.getValue().str();
+  if (auto b = llvm::dyn_cast<mlir::BoolAttr>(a))
+    return b.getValue();
+  if (auto d = llvm::dyn_cast<mlir::DictionaryAttr>(a)) {
+    nlohmann::json o = nlohmann::json::object();
+    for (mlir::NamedAttribute n : d)
+      o[n.getName().str()] = attrToJson(n.getValue());
+    return o;
+  }
+  if (auto arr = llvm::dyn_cast<mlir::ArrayAttr>(a)) {
+    nlohmann::json o = nlohmann::json::array();
+    for (mlir::Attribute e : arr)
+      o.push_back(attrToJson(e));
+    return o;
+  }
+  return nullptr;
+}
+
+int64_t intAttr(mlir::ModuleOp m, llvm::StringRef name) {
+  if (auto a = m->getAttrOfType<mlir::IntegerAttr>(name))
+    return a.getInt();
+  return -1;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+} // namespace
+
+bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::string &err) {
+  mlir::ModuleOp m = in.module;
+  auto src = gguf::File::open(in.sourcePath);
+  if (!src.ok()) {
+    err = "cannot open the source GGUF '" + in.sourcePath + "': " + src.status().ToString();
+    return false;
+  }
+  const gguf::File &file = **src;
+  uint64_t sourceBytes = 0;
+  auto sourceHash = artifact::hashFile(in.sourcePath, &sourceBytes);
+  if (!sourceHash.ok()) {
+    err = sourceHash.status().ToString();
+    return false;
+  }
+
+  // ---- weights ----
+  const int64_t packedBytes = std::max<int64_t>(0, intAttr(m, "tern.packed_bytes"));
+  const int64_t weightsBytes = intAttr(m, "tern.weights_bytes");
+  auto layout = m->getAttrOfType<mlir::ArrayAttr>("tern.weights");
+  if (weightsBytes < 0 || !layout) {
+    err = "the module has no weights layout (tern.weights): run tern-lower-to-llvm";
+    return false;
+  }
+  auto blob = llvm::MemoryBuffer::getFile(in.packedBlobPath, /*IsText=*/false,
+                                          /*RequiresNullTerminator=*/false);
+  if (!blob) {
+    err = "cannot read the packed weights '" + in.packedBlobPath + "': " +
+          blob.getError().message();
+    return false;
+  }
+  if (int64_t((*blob)->getBufferSize()) != packedBytes) {
+    err = "packed blob is " + std::to_string((*blob)->getBufferSize()) + " bytes, the module says " +
+          std::to_string(packedBytes);
+    return false;
+  }
+  struct Piece {
+    std::string name;
+    int64_t offset, bytes;
+    const uint8_t *data;
+  };
+  std::vector<Piece> pieces;
+  if (packedBytes > 0)
+    pieces.push_back({"<packed>", 0, packedBytes,
+                      reinterpret_cast<const uint8_t *>((*blob)->getBufferStart())});
+  for (mlir::Attribute a : layout) {
+    auto d = llvm::cast<mlir::DictionaryAttr>(a);
+    std::string name = llvm::cast<mlir::StringAttr>(d.get("name")).getValue().str();
+    int64_t off = llvm::cast<mlir::IntegerAttr>(d.get("offset")).getInt();
+    int64_t bytes = llvm::cast<mlir::IntegerAttr>(d.get("bytes")).getInt();
+    int64_t srcOff = llvm::cast<mlir::IntegerAttr>(d.get("source_offset")).getInt();
+    const gguf::TensorInfo *t = file.findTensor(name);
+    if (!t || int64_t(file.dataOffset() + t->offset) != srcOff || int64_t(t->extent) < bytes) {
+      err = "tensor '" + name + "' is not where the module says in '" + in.sourcePath + "'";
+      return false;
+    }
+    pieces.push_back({name, off, bytes, t->data});
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece &a, const Piece &b) { return a.offset < b.offset; });
+  for (size_t i = 0; i < pieces.size(); ++i)
+    if (pieces[i].offset % TERN_ARTIFACT_ALIGN ||
+        pieces[i].offset + pieces[i].bytes > (i + 1 < pieces.size() ? pieces[i + 1].offset
+                                                                    : weightsBytes)) {
+      err = "weights layout overlaps or is misaligned at '" + pieces[i].name + "'";
+      return false;
+    }
+
+  // ---- tokenizer: the source's tokenizer.* keys + general.architecture ----
+  gguf::Writer tok;
+  if (const gguf::Value *arch = file.find("general.architecture"))
+    tok.set("general.architecture", *arch);
+  for (const gguf::KeyValue &kv : file.metadata())
+    if (llvm::StringRef(kv.key).starts_with("tokenizer."))
+      tok.set(kv.key, kv.value);
+  auto tokBytes = tok.toBytes();
+  if (!tokBytes.ok()) {
+    err = "tokenizer section: " + tokBytes.status().ToString();
+    return false;
+  }
+
+  // ---- metadata ----
+  nlohmann::json meta = nlohmann::json::object();
+  meta["format"] = "tern-artifact";
+  meta["abi_version"] = TERN_ABI_VERSION;
+  meta["compiler_version"] = in.compilerVersion;
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.arch"))
+    meta["arch"] = a.getValue().str();
+  if (auto hp = m->getAttrOfType<mlir::DictionaryAttr>("tern.hparams"))
+    meta["hparams"] = attrToJson(hp);
+  std::string actQuant = "token";
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.act_quant"))
+    actQuant = a.getValue().str();
+  meta["act_quant"] = actQuant;
+  meta["target"] = {{"name", in.target.name},
+                    {"kernel_target", in.target.kernelTarget},
+                    {"triple", in.target.triple},
+                    {"cpu", in.target.cpu},
+                    {"features", in.target.headerFeatures},
+                    {"llvm_features", in.target.features}};
+  meta["kernel_option"] = in.kernelOption;
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.i2s_layout"))
+    meta["i2s_layout"] = a.getValue().str();
+  meta["source"] = {{"file", llvm::sys::path::filename(in.sourcePath).str()},
+                    {"bytes", sourceBytes},
+                    {"hash64", hex64(*sourceHash)}};
+  meta["max_batch"] = intAttr(m, "tern.max_batch");
+  meta["scratch_per_token"] = intAttr(m, "tern.scratch_per_token");
+  meta["scratch_fixed"] = intAttr(m, "tern.scratch_fixed");
+  nlohmann::json kernels = nlohmann::json::array();
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.kernels_json")) {
+    kernels = nlohmann::json::parse(a.getValue().str(), nullptr, /*allow_exceptions=*/false);
+    if (kernels.is_discarded())
+      kernels = nlohmann::json::array();
+  }
+  nlohmann::json matrices = nlohmann::json::array();
+  for (const nlohmann::json &k : kernels)
+    if (k.contains("layout"))
+      matrices.push_back(k);
+  meta["kernels"] = kernels;
+  meta["matrices"] = matrices;
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const Piece &p : pieces)
+    tensors.push_back({{"name", p.name}, {"offset", p.offset}, {"bytes", p.bytes}});
+  meta["weights"] = {{"bytes", weightsBytes}, {"packed_bytes", packedBytes}, {"tensors", tensors}};
+  meta["code"] = {{"bytes", in.code.size()}, {"entry_points", {TERN_SYM_FORWARD, TERN_SYM_DESCRIBE}}};
+  std::string metaText = meta.dump(1);
+
+  artifact::HeaderFields h;
+  h.targetTriple = in.target.triple;
+  h.cpu = in.target.cpu;
+  h.cpuFeatures = in.target.headerFeatures;
+  h.compilerVersion = in.compilerVersion;
+  h.sourceHash = *sourceHash;
+  h.sourceBytes = sourceBytes;
+  artifact::ArtifactWriter w(h);
+  w.addSection(TERN_SECTION_METADATA, std::string_view(metaText));
+  w.addSection(TERN_SECTION_TOKENIZER, std::move(*tokBytes));
+  w.addSection(TERN_SECTION_WEIGHTS, uint64_t(weightsBytes),
+               [&](const artifact::ArtifactWriter::Sink &write) -> absl::Status {
+                 static const uint8_t zeros[TERN_ARTIFACT_ALIGN] = {};
+                 int64_t at = 0;
+                 for (const Piece &p : pieces) {
+                   while (at < p.offset) {
+                     int64_t pad = std::min<int64_t>(p.offset - at, TERN_ARTIFACT_ALIGN);
+                     if (absl::Status s = write({zeros, size_t(pad)}); !s.ok())
+                       return s;
+                     at += pad;
+                   }
+                   for (int64_t o = 0; o < p.bytes; o += (1 << 24)) {
+                     int64_t len = std::min<int64_t>(p.bytes - o, 1 << 24);
+                     if (absl::Status s = write({p.data + o, size_t(len)}); !s.ok())
+                       return s;
+                   }
+                   at += p.bytes;
+                 }
+                 while (at < weightsBytes) {
+                   int64_t pad = std::min<int64_t>(weightsBytes - at, TERN_ARTIFACT_ALIGN);
+                   if (absl::Status s = write({zeros, size_t(pad)}); !s.ok())
+                     return s;
+                   at += pad;
+                 }
+                 return absl::OkStatus();
+               });
+  w.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(in.code));
+  if (absl::Status s = w.write(outPath); !s.ok()) {
+    err = "writing '" + outPath + "': " + s.ToString();
+    return false;
+  }
+  return true;
+}
+
+} // namespace tern::compiler
