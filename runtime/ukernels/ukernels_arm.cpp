@@ -16,7 +16,7 @@ using namespace tern_uk;
 #if defined(__clang__)
 #define TERN_UK_DOTPROD __attribute__((target("dotprod")))
 #else
-#define TERN_UK_DOTPROD __attribute__((target("+dotprod")))
+#define TERN_UK_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 #define TERN_UK_NEON
 

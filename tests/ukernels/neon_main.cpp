@@ -1,0 +1,147 @@
+// Standalone AArch64 check of the NEON ukernels against their ref twins,
+// cross-compiled with the ukernel sources and run under qemu-aarch64 (ctest
+// ukernels_neon_qemu). No gtest/absl: weights are packed here following
+// compiler/pack/Pack.h's i2s layout. Exit status 0 when every case matches.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "runtime/ukernels/ukernels.h"
+
+namespace {
+
+int failures = 0;
+
+// Pack.h i2s: for rt, kt, r, 128-block b: 32 bytes, byte j = c[j]<<6 |
+// c[j+32]<<4 | c[j+64]<<2 | c[j+96], c = w + 1, zero padding; then one f32
+// per segment at the next multiple of 64 bytes.
+std::vector<uint8_t> packI2S(const std::vector<int8_t> &w, int64_t m, int64_t k, int64_t tm,
+                             int64_t tk, const std::vector<float> &segScales) {
+  const int64_t mp = (m + tm - 1) / tm * tm, kp = (k + tk - 1) / tk * tk;
+  auto code = [&](int64_t r, int64_t c) { return (r < m && c < k) ? w[r * k + c] : 0; };
+  std::vector<uint8_t> out;
+  for (int64_t rt = 0; rt < mp / tm; ++rt)
+    for (int64_t kt = 0; kt < kp / tk; ++kt)
+      for (int64_t r = 0; r < tm; ++r)
+        for (int64_t b = 0; b < tk / 128; ++b)
+          for (int64_t j = 0; j < 32; ++j) {
+            uint8_t byte = 0;
+            for (int q = 0; q < 4; ++q)
+              byte |= uint8_t(code(rt * tm + r, kt * tk + b * 128 + j + 32 * q) + 1) << (6 - 2 * q);
+            out.push_back(byte);
+          }
+  out.resize((out.size() + 63) / 64 * 64 + 4 * segScales.size(), 0);
+  std::memcpy(out.data() + out.size() - 4 * segScales.size(), segScales.data(),
+              4 * segScales.size());
+  return out;
+}
+
+bool sameBits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
+
+using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
+
+void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> segs, int64_t k,
+              int64_t n) {
+  int64_t m = 0;
+  for (int64_t s : segs)
+    m += s;
+  std::vector<int8_t> w(m * k);
+  for (auto &v : w)
+    v = int8_t(int(rng() % 3) - 1);
+  std::vector<float> scales;
+  for (size_t i = 0; i < segs.size(); ++i)
+    scales.push_back(0.5f + float(rng() % 100) / 64.0f);
+  std::vector<uint8_t> packed = packI2S(w, m, k, tm, tk, scales);
+  std::vector<int8_t> q(n * k);
+  for (auto &v : q)
+    v = int8_t(int(rng() % 256) - 128);
+  std::vector<float> qs(n);
+  for (auto &v : qs)
+    v = 1.0f + float(rng() % 1000) / 10.0f;
+  segs.resize(3, 0);
+  auto run = [&](MatmulI8 fn, std::vector<std::vector<float>> &o) {
+    o.assign(3, {});
+    for (int i = 0; i < 3; ++i)
+      o[i].assign(n * segs[i], NAN);
+    fn(nullptr, n, q.data(), qs.data(), packed.data(), m, k, tm, tk, o[0].data(), segs[0],
+       segs[1] ? o[1].data() : nullptr, segs[1], segs[2] ? o[2].data() : nullptr, segs[2]);
+  };
+  std::vector<std::vector<float>> want, got;
+  run(&tern_uk_matmul_i2s_ref, want);
+  // The ref against plain integer math first.
+  for (int64_t t = 0; t < n; ++t) {
+    int64_t r = 0;
+    for (int s = 0; s < 3; ++s)
+      for (int64_t i = 0; i < segs[s]; ++i, ++r) {
+        int32_t acc = 0;
+        for (int64_t c = 0; c < k; ++c)
+          acc += int32_t(w[r * k + c]) * q[t * k + c];
+        const float plain = float(acc) * scales[s] / qs[t];
+        if (!sameBits(plain, want[s][t * segs[s] + i])) {
+          std::printf("FAIL ref i2s tile %ldx%ld K=%ld row %ld: %g vs %g\n", long(tm), long(tk),
+                      long(k), long(r), want[s][t * segs[s] + i], plain);
+          ++failures;
+          return;
+        }
+      }
+  }
+  const struct {
+    const char *name;
+    MatmulI8 fn;
+  } fast[] = {{"neon", &tern_uk_matmul_i2s_neon}, {"neon_dotprod", &tern_uk_matmul_i2s_neon_dotprod}};
+  for (const auto &f : fast) {
+    run(f.fn, got);
+    for (int s = 0; s < 3; ++s)
+      for (size_t i = 0; i < got[s].size(); ++i)
+        if (!sameBits(got[s][i], want[s][i])) {
+          std::printf("FAIL i2s_%s tile %ldx%ld K=%ld n=%ld seg %d item %zu: %g vs %g\n", f.name,
+                      long(tm), long(tk), long(k), long(n), s, i, got[s][i], want[s][i]);
+          ++failures;
+          return;
+        }
+  }
+}
+
+void checkLmHead(std::mt19937 &rng, int64_t hidden, int64_t vocab, int64_t n) {
+  std::normal_distribution<float> nd;
+  std::vector<uint16_t> w(vocab * hidden);
+  for (auto &h : w) // finite halves with small exponents
+    h = uint16_t((rng() & 0x83ff) | ((12 + rng() % 6) << 10));
+  std::vector<float> x(n * hidden);
+  for (auto &v : x)
+    v = nd(rng);
+  std::vector<float> want(n * vocab), got(n * vocab);
+  tern_uk_lm_head_f16_ref(nullptr, n, x.data(), w.data(), want.data(), hidden, vocab, 16, 256);
+  tern_uk_lm_head_f16_neon(nullptr, n, x.data(), w.data(), got.data(), hidden, vocab, 16, 256);
+  for (int64_t i = 0; i < n * vocab; ++i)
+    if (std::fabs(got[i] - want[i]) > 1e-4f * (1.0f + std::fabs(want[i])) * std::sqrt(float(hidden))) {
+      std::printf("FAIL lm_head_f16_neon hidden=%ld item %ld: %g vs %g\n", long(hidden), long(i),
+                  got[i], want[i]);
+      ++failures;
+      return;
+    }
+}
+
+} // namespace
+
+int main() {
+  std::mt19937 rng(42);
+  int cases = 0;
+  for (int64_t n : {1, 3, 4, 9}) {
+    checkI2S(rng, 32, 256, {64}, 256, n);
+    checkI2S(rng, 16, 128, {40, 24, 24}, 384, n);
+    checkI2S(rng, 64, 512, {100}, 700, n);
+    checkI2S(rng, 16, 256, {37, 11}, 200, n);
+    checkI2S(rng, 8, 128, {5}, 1000, n);
+    checkI2S(rng, 4, 128, {3}, 100, n); // K below one block: tail only
+    cases += 6;
+  }
+  for (int64_t hidden : {8, 100, 256, 7}) {
+    checkLmHead(rng, hidden, 31, 3);
+    ++cases;
+  }
+  std::printf("%d cases, %d failures\n", cases, failures);
+  return failures ? 1 : 0;
+}
