@@ -2,21 +2,30 @@
 // with static shapes, tiles and offsets, and refuses matrices without a
 // kernel or packed weight.
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels | FileCheck %s
+// RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels=ref | FileCheck %s --check-prefix=REF
+// Callees are only variants listed in runtime/ukernels/variants.def (tl2 has
+// no avx2 variant: `_ref`, recorded as fallback_from); ref=1 makes every
+// callee `_ref`.
+// REF-LABEL: func.func @layer
+// REF: "tern_uk_matmul_tl2_ref"
+// REF-NOT: fallback_from
+// REF: "tern_uk_matmul_i2s_ref"
+// REF: "tern_uk_lm_head_f16_ref"
 
 // CHECK-LABEL: func.func @layer
-// CHECK: tern.ukernel_call "tern_uk_embed_f16"(%arg0) {static_args = {hidden = 256 : i64, vocab = 356 : i64, weight = "token_embd.weight", weight_bytes = 182272 : i64, weight_offset = 0 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_rms_norm_quantize_i8"({{.*}}) {static_args = {eps = 9.99999974E-6 : f32, n = 256 : i64, weight = "blk.0.attn_norm.weight", weight_bytes = 1024 : i64, weight_offset = 183296 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
-// CHECK: tern.ukernel_call "tern_uk_matmul_tl2_avx2"({{.*}}) {static_args = {k = 256 : i64, m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
-// CHECK: tern.ukernel_call "tern_uk_rope_neox_f32"({{.*}}) {static_args = {freq_base = 5.000000e+05 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_attention_gqa_f32"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
-// CHECK: tern.ukernel_call "tern_uk_quantize_i8"({{.*}}) {static_args = {n = 256 : i64}}
-// CHECK-NEXT: tern.ukernel_call "tern_uk_matmul_i2s_avx2"({{.*}}) {static_args = {k = 256 : i64, m = 256 : i64, packed_bytes = 16388 : i64, packed_offset = 30016 : i64, segments = 1 : i64, tile_k = 256 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_output.weight"
-// CHECK: tern.ukernel_call "tern_uk_add_f32"({{.*}}) {static_args = {n = 256 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_silu_mul_f32"({{.*}}) {static_args = {n = 256 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_relu2_mul_f32"({{.*}}) {static_args = {n = 256 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_rms_norm_f32"
-// CHECK: tern.ukernel_call "tern_uk_quantize_i8"
-// CHECK: tern.ukernel_call "tern_uk_lm_head_f16_avx2"({{.*}}) {static_args = {hidden = 256 : i64, packed_bytes = 182272 : i64, packed_offset = 46464 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 356 : i64, weight = "token_embd.weight"
+// CHECK: tern.ukernel_call "tern_uk_embed_f16_ref"(%arg0) {static_args = {hidden = 256 : i64, vocab = 356 : i64, weight = "token_embd.weight", weight_bytes = 182272 : i64, weight_offset = 0 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_rms_norm_quantize_i8_ref"({{.*}}) {static_args = {eps = 9.99999974E-6 : f32, n = 256 : i64, weight = "blk.0.attn_norm.weight", weight_bytes = 1024 : i64, weight_offset = 183296 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
+// CHECK: tern.ukernel_call "tern_uk_matmul_tl2_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_matmul_tl2_avx2", k = 256 : i64, layout = "tl2", m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
+// CHECK: tern.ukernel_call "tern_uk_rope_neox_f32_ref"({{.*}}) {static_args = {freq_base = 5.000000e+05 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_attention_gqa_f32_ref"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
+// CHECK: tern.ukernel_call "tern_uk_quantize_i8_ref"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK-NEXT: tern.ukernel_call "tern_uk_matmul_i2s_avx2"({{.*}}) {static_args = {k = 256 : i64, layout = "i2s", m = 256 : i64, m0 = 256 : i64, packed_bytes = 16388 : i64, packed_offset = 30016 : i64, segments = 1 : i64, tile_k = 256 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_output.weight"
+// CHECK: tern.ukernel_call "tern_uk_add_f32_ref"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_silu_mul_f32_ref"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_relu2_mul_f32_ref"({{.*}}) {static_args = {n = 256 : i64}}
+// CHECK: tern.ukernel_call "tern_uk_rms_norm_f32_ref"
+// CHECK: tern.ukernel_call "tern_uk_quantize_i8_ref"
+// CHECK: tern.ukernel_call "tern_uk_lm_head_f16_avx2"({{.*}}) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 182272 : i64, packed_offset = 46464 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 356 : i64, weight = "token_embd.weight"
 // CHECK-NOT: tern.{{(embed|rms_norm|bitlinear|rope|attention|add|lm_head|ternary_matmul|quantize) }}
 func.func @layer(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x356xf32> {
   %h = tern.embed %tokens {weight = #tern.weight<"token_embd.weight", [356, 256], f16, offset = 0, bytes = 182272>} : tensor<?xi32> -> tensor<?x256xf32>
