@@ -25,3 +25,9 @@ llvm_config.with_environment("PATH", config.tern_tools_dir, append_path=True)
 # Tests that generate models need the synthetic-model generator.
 if os.path.exists(os.path.join(config.tern_tools_dir, "tern-synth")):
     config.available_features.add("tern-synth")
+
+# Code generation tests link the ukernel bitcode (target tern_ukernels_bc).
+if config.tern_ukernel_bc_dir and all(
+        os.path.exists(os.path.join(config.tern_ukernel_bc_dir, "ukernels-%s.bc" % a))
+        for a in ("x86_64", "aarch64")):
+    config.available_features.add("ukernels-bc")

@@ -1,0 +1,71 @@
+// Tests tern-lower-to-llvm on a small kernel-level module: the ABI entry
+// points, argument order of each ukernel, constant weight offsets (packed
+// blob first, then the raw tensors the code reads, 64-byte aligned), scratch
+// slots (n * prefix; x, q, qs, y, z live together, the final norm reuses
+// x's slot: 3 x 1024 + 256 + 64 bytes per token), the lm_head on the last token only, the descriptor.
+// RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-llvm=max-batch=64 | FileCheck %s
+
+// CHECK: module attributes {{{.*}}tern.level = "llvm", tern.max_batch = 64 : i64
+// CHECK-SAME: tern.scratch_fixed = 0 : i64, tern.scratch_per_token = 3392 : i64
+// CHECK-SAME: tern.weights = [{bytes = 8192 : i64, name = "token_embd.weight", offset = 4032 : i64, source_offset = 1000 : i64}, {bytes = 1024 : i64, name = "output_norm.weight", offset = 12224 : i64, source_offset = 9192 : i64}]
+// CHECK-SAME: tern.weights_bytes = 13248 : i64
+// CHECK-DAG: llvm.func @tern_uk_embed_f16_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64)
+// CHECK-DAG: llvm.func @tern_uk_matmul_i2s_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, !llvm.ptr, i64, !llvm.ptr, i64, !llvm.ptr, i64)
+// CHECK-LABEL: llvm.func @tern_model_forward(%arg0: !llvm.ptr, %arg1: i64, %arg2: !llvm.ptr, %arg3: !llvm.ptr, %arg4: !llvm.ptr) -> i32
+// CHECK: llvm.icmp "sle" %arg1
+// CHECK: llvm.mlir.constant(128 : i32)
+// CHECK: llvm.icmp "uge"
+// CHECK: %[[LAST:.*]] = llvm.sub %arg1
+// CHECK: llvm.mlir.constant(4032 : i64)
+// CHECK: llvm.call @tern_uk_embed_f16_ref(%arg0, %arg1, %arg2
+// CHECK: llvm.call @tern_uk_rms_norm_quantize_i8_ref(%arg0, %arg1
+// CHECK: llvm.call @tern_uk_matmul_i2s_ref(%arg0, %arg1
+// CHECK: llvm.call @tern_uk_add_f32_ref
+// CHECK: llvm.mul %[[LAST]]
+// The final norm and the head run on one token (n - 1).
+// CHECK: llvm.call @tern_uk_rms_norm_f32_ref(%arg0, %{{.*}}, %{{.*}}
+// CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %{{.*}}, %{{.*}}, %{{.*}}, %arg4
+// CHECK: llvm.return
+// CHECK: llvm.mlir.global internal constant @tern_model_kernels("[{\22callee\22:\22tern_uk_embed_f16_ref\22
+// CHECK: llvm.mlir.global internal constant @tern_model_desc()
+// CHECK: llvm.func @tern_model_describe() -> !llvm.ptr
+// CHECK-NOT: func.func
+
+module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 4000 : i64, tern.act_quant = "token",
+                   tern.hparams = {context = 128 : i64, ffn = 512 : i64, head_dim = 64 : i64, heads = 4 : i64, hidden = 256 : i64, kv_heads = 2 : i64, layers = 1 : i64, vocab = 16 : i64}} {
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+    %x = tern.ukernel_call "tern_uk_embed_f16_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
+    %q:2 = tern.ukernel_call "tern_uk_rms_norm_quantize_i8_ref"(%x) {static_args = {eps = 1.0e-5 : f32, n = 256 : i64, weight = "output_norm.weight", weight_bytes = 1024 : i64, weight_offset = 8192 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
+    %y = tern.ukernel_call "tern_uk_matmul_i2s_ref"(%q#0, %q#1) {static_args = {k = 256 : i64, layout = "i2s", m = 256 : i64, m0 = 256 : i64, packed_bytes = 4000 : i64, packed_offset = 0 : i64, segments = 1 : i64, tile_k = 256 : i64, tile_m = 32 : i64, weight0 = "w"}} : (tensor<?x256xi8>, tensor<?xf32>) -> tensor<?x256xf32>
+    %z = tern.ukernel_call "tern_uk_add_f32_ref"(%x, %y) {static_args = {n = 256 : i64}} : (tensor<?x256xf32>, tensor<?x256xf32>) -> tensor<?x256xf32>
+    %n = tern.ukernel_call "tern_uk_rms_norm_f32_ref"(%z) {static_args = {eps = 1.0e-5 : f32, n = 256 : i64, weight = "output_norm.weight", weight_bytes = 1024 : i64, weight_offset = 8192 : i64}} : (tensor<?x256xf32>) -> tensor<?x256xf32>
+    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%n) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
+    return %l : tensor<?x16xf32>
+  }
+}
+
+// -----
+
+// expected-error @+1 {{tern-lower-to-llvm expects one single-block func @forward}}
+module {
+}
+
+// -----
+
+module {
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+    // expected-error @+1 {{calls 'tern_uk_frobnicate_ref', which is no known ukernel}}
+    %x = tern.ukernel_call "tern_uk_frobnicate_ref"(%tok) {static_args = {}} : (tensor<?xi32>) -> tensor<?x16xf32>
+    return %x : tensor<?x16xf32>
+  }
+}
+
+// -----
+
+module {
+  // expected-error @+1 {{@forward must return the result of an lm_head ukernel}}
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x256xf32> {
+    %x = tern.ukernel_call "tern_uk_embed_f16_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
+    return %x : tensor<?x256xf32>
+  }
+}
