@@ -74,6 +74,8 @@ TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)        /* x86: avx2,fma,f16c */
 TERN_UK_DECLARE_MATMUL_I8(i2s, avx512_vnni) /* x86: + avx512f,bw,vl,vnni */
 TERN_UK_DECLARE_MATMUL_I8(i2s, neon)        /* aarch64 */
 TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
+TERN_UK_DECLARE_MATMUL_I8(tl1, neon)        /* aarch64, tile_m % 16 == 0 (else ref rows) */
+TERN_UK_DECLARE_MATMUL_I8(tl1, neon_dotprod)
 
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */

@@ -133,6 +133,112 @@ TERN_UK_INLINE int32_t i2s_tail(const MatmulArgs &a, int64_t r, int64_t kfull, c
 TERN_UK_I2S_TILES(i2s_tiles_neon, TERN_UK_NEON, TERN_UK_ACC_NEON)
 TERN_UK_I2S_TILES(i2s_tiles_dot, TERN_UK_DOTPROD, TERN_UK_ACC_DOT)
 
+// ---- tl1, int8 activations ----
+// 16 consecutive bytes of a (row tile, K tile) are 16 rows x 4 columns: the
+// low nibble indexes pair (c, c+1), the high one (c+2, c+3). tbl turns the
+// nibbles into weights, zips make each 32-bit lane one row's 4 weights, and a
+// broadcast of q[c..c+3] gives sdot (or smull + sadalp) one row per lane.
+// Needs tile_m % 16 == 0 (the compiler's tl1 tiles are); else the ref rows.
+TERN_UK_INLINE int8x16_t tl1_q4(const int8_t *qt, int64_t col, int64_t k) {
+  uint32_t v = 0;
+  if (col + 4 <= k) {
+    __builtin_memcpy(&v, qt + col, 4);
+  } else {
+    for (int64_t i = 0; i < 4 && col + i < k; ++i)
+      v |= uint32_t(uint8_t(qt[col + i])) << (8 * i);
+  }
+  return vreinterpretq_s8_u32(vdupq_n_u32(v));
+}
+
+#define TERN_UK_TL1_TILES(NAME, TARGET, DOT, MAXNT)                                              \
+  template <int NT>                                                                              \
+  TARGET TERN_UK_INLINE void NAME##_rows(const MatmulArgs &a, int64_t rt, int64_t t0) {          \
+    constexpr int kAcc = DOT ? 4 : 8;                                                            \
+    const int64_t tbytes = a.tm * a.tk / 4;                                                      \
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;                                        \
+    const int8_t t0v[16] = {-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};                  \
+    const int8_t t1v[16] = {-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0};                  \
+    const int8x16_t T0 = vld1q_s8(t0v), T1 = vld1q_s8(t1v);                                      \
+    const uint8x16_t m15 = vdupq_n_u8(15);                                                       \
+    const int8_t *qt[NT];                                                                        \
+    for (int tt = 0; tt < NT; ++tt)                                                              \
+      qt[tt] = a.q + (t0 + tt) * a.k;                                                            \
+    for (int64_t g = 0; g < a.tm / 16; ++g) {                                                    \
+      const int64_t rbase = rt * a.tm + 16 * g;                                                  \
+      if (rbase >= a.m)                                                                          \
+        break;                                                                                   \
+      int32x4_t acc[NT][kAcc];                                                                   \
+      for (int tt = 0; tt < NT; ++tt)                                                            \
+        for (int i = 0; i < kAcc; ++i)                                                           \
+          acc[tt][i] = vdupq_n_s32(0);                                                           \
+      for (int64_t kt = 0; kt < a.nkt; ++kt) {                                                   \
+        const uint8_t *base = tile + kt * tbytes + 16 * g;                                       \
+        for (int64_t pp = 0; pp < a.tk / 4; ++pp) {                                              \
+          const int64_t col = kt * a.tk + 4 * pp;                                                \
+          if (col >= a.k)                                                                        \
+            break;                                                                               \
+          const uint8x16_t b = vld1q_u8(base + pp * a.tm);                                       \
+          const uint8x16_t lo = vandq_u8(b, m15), hi = vshrq_n_u8(b, 4);                         \
+          const int8x16_t w0 = vqtbl1q_s8(T0, lo), w1 = vqtbl1q_s8(T1, lo);                      \
+          const int8x16_t w2 = vqtbl1q_s8(T0, hi), w3 = vqtbl1q_s8(T1, hi);                      \
+          const int16x8_t z01 = vreinterpretq_s16_s8(vzip1q_s8(w0, w1));                         \
+          const int16x8_t z01h = vreinterpretq_s16_s8(vzip2q_s8(w0, w1));                        \
+          const int16x8_t z23 = vreinterpretq_s16_s8(vzip1q_s8(w2, w3));                         \
+          const int16x8_t z23h = vreinterpretq_s16_s8(vzip2q_s8(w2, w3));                        \
+          const int8x16_t R[4] = {vreinterpretq_s8_s16(vzip1q_s16(z01, z23)),                    \
+                                  vreinterpretq_s8_s16(vzip2q_s16(z01, z23)),                    \
+                                  vreinterpretq_s8_s16(vzip1q_s16(z01h, z23h)),                  \
+                                  vreinterpretq_s8_s16(vzip2q_s16(z01h, z23h))};                 \
+          for (int tt = 0; tt < NT; ++tt) {                                                      \
+            const int8x16_t Q = tl1_q4(qt[tt], col, a.k);                                        \
+            TERN_UK_TL1_ACC_##DOT                                                                \
+          }                                                                                      \
+        }                                                                                        \
+      }                                                                                          \
+      for (int tt = 0; tt < NT; ++tt)                                                            \
+        for (int i = 0; i < 4; ++i) {                                                            \
+          int32_t lanes[4];                                                                      \
+          vst1q_s32(lanes, TERN_UK_TL1_ROWS_##DOT);                                              \
+          for (int l = 0; l < 4; ++l) {                                                          \
+            const int64_t r = rbase + 4 * i + l;                                                 \
+            if (r < a.m) {                                                                       \
+              const int seg = segment_of(a, r);                                                  \
+              store(a, seg, r, t0 + tt, float(lanes[l]) * a.scale[seg] / a.qs[t0 + tt]);         \
+            }                                                                                    \
+          }                                                                                      \
+        }                                                                                        \
+    }                                                                                            \
+  }                                                                                              \
+  TARGET void NAME(void *arg, int64_t begin, int64_t end) {                                      \
+    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);                                 \
+    for (int64_t rt = begin; rt < end; ++rt) {                                                   \
+      if (a.tm % 16) {                                                                           \
+        matmul_rows_scalar<false>(a, kTL1, rt * a.tm, min64((rt + 1) * a.tm, a.m));              \
+        continue;                                                                                \
+      }                                                                                          \
+      int64_t t0 = 0;                                                                            \
+      for (; t0 + MAXNT <= a.n; t0 += MAXNT)                                                     \
+        NAME##_rows<MAXNT>(a, rt, t0);                                                           \
+      for (; t0 < a.n; ++t0)                                                                     \
+        NAME##_rows<1>(a, rt, t0);                                                               \
+    }                                                                                            \
+  }
+
+#define TERN_UK_TL1_ACC_1                                                                        \
+  for (int i = 0; i < 4; ++i)                                                                    \
+    acc[tt][i] = vdotq_s32(acc[tt][i], R[i], Q);
+#define TERN_UK_TL1_ROWS_1 acc[tt][i]
+// |w*q| <= 128, pairs summed to i16 then widened every step: no overflow.
+#define TERN_UK_TL1_ACC_0                                                                        \
+  for (int i = 0; i < 4; ++i) {                                                                  \
+    acc[tt][2 * i] = vpadalq_s16(acc[tt][2 * i], vmull_s8(vget_low_s8(R[i]), vget_low_s8(Q)));   \
+    acc[tt][2 * i + 1] = vpadalq_s16(acc[tt][2 * i + 1], vmull_high_s8(R[i], Q));                \
+  }
+#define TERN_UK_TL1_ROWS_0 vpaddq_s32(acc[tt][2 * i], acc[tt][2 * i + 1])
+
+TERN_UK_TL1_TILES(tl1_tiles_neon, TERN_UK_NEON, 0, 2)
+TERN_UK_TL1_TILES(tl1_tiles_dot, TERN_UK_DOTPROD, 1, 4)
+
 // ---- lm_head f16 (vector f32 sums: close to the ref, not bit-exact) ----
 struct LmHeadArgs {
   int64_t n;
@@ -182,6 +288,22 @@ TERN_UK_DOTPROD void tern_uk_matmul_i2s_neon_dotprod(TERN_UK_MATMUL_I8_ARGS) {
   a.q = q;
   a.qs = qs;
   run_parallel(ctx, a.mp / a.tm, &i2s_tiles_dot, &a);
+}
+
+void tern_uk_matmul_tl1_neon(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kTL1, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &tl1_tiles_neon, &a);
+}
+
+TERN_UK_DOTPROD void tern_uk_matmul_tl1_neon_dotprod(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kTL1, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &tl1_tiles_dot, &a);
 }
 
 void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {

@@ -38,11 +38,33 @@ std::vector<uint8_t> packI2S(const std::vector<int8_t> &w, int64_t m, int64_t k,
   return out;
 }
 
+// Pack.h tl1: for rt, kt, each group p of 4 columns, r: byte = idx(c, c+1) |
+// idx(c+2, c+3) << 4, idx = 3 (w0 + 1) + (w1 + 1); zero padding; scales as i2s.
+std::vector<uint8_t> packTL1(const std::vector<int8_t> &w, int64_t m, int64_t k, int64_t tm,
+                             int64_t tk, const std::vector<float> &segScales) {
+  const int64_t mp = (m + tm - 1) / tm * tm, kp = (k + tk - 1) / tk * tk;
+  auto code = [&](int64_t r, int64_t c) { return (r < m && c < k) ? w[r * k + c] : 0; };
+  std::vector<uint8_t> out;
+  for (int64_t rt = 0; rt < mp / tm; ++rt)
+    for (int64_t kt = 0; kt < kp / tk; ++kt)
+      for (int64_t p = 0; p < tk / 4; ++p)
+        for (int64_t r = 0; r < tm; ++r) {
+          const int64_t row = rt * tm + r, c = kt * tk + 4 * p;
+          const int lo = 3 * (code(row, c) + 1) + code(row, c + 1) + 1;
+          const int hi = 3 * (code(row, c + 2) + 1) + code(row, c + 3) + 1;
+          out.push_back(uint8_t(lo | hi << 4));
+        }
+  out.resize((out.size() + 63) / 64 * 64 + 4 * segScales.size(), 0);
+  std::memcpy(out.data() + out.size() - 4 * segScales.size(), segScales.data(),
+              4 * segScales.size());
+  return out;
+}
+
 bool sameBits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
 
 using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
 
-void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> segs, int64_t k,
+void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vector<int64_t> segs, int64_t k,
               int64_t n) {
   int64_t m = 0;
   for (int64_t s : segs)
@@ -53,7 +75,8 @@ void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> se
   std::vector<float> scales;
   for (size_t i = 0; i < segs.size(); ++i)
     scales.push_back(0.5f + float(rng() % 100) / 64.0f);
-  std::vector<uint8_t> packed = packI2S(w, m, k, tm, tk, scales);
+  std::vector<uint8_t> packed =
+      tl1 ? packTL1(w, m, k, tm, tk, scales) : packI2S(w, m, k, tm, tk, scales);
   std::vector<int8_t> q(n * k);
   for (auto &v : q)
     v = int8_t(int(rng() % 256) - 128);
@@ -69,7 +92,8 @@ void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> se
        segs[1] ? o[1].data() : nullptr, segs[1], segs[2] ? o[2].data() : nullptr, segs[2]);
   };
   std::vector<std::vector<float>> want, got;
-  run(&tern_uk_matmul_i2s_ref, want);
+  run(tl1 ? &tern_uk_matmul_tl1_ref : &tern_uk_matmul_i2s_ref, want);
+  const char *lay = tl1 ? "tl1" : "i2s";
   // The ref against plain integer math first.
   for (int64_t t = 0; t < n; ++t) {
     int64_t r = 0;
@@ -80,7 +104,7 @@ void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> se
           acc += int32_t(w[r * k + c]) * q[t * k + c];
         const float plain = float(acc) * scales[s] / qs[t];
         if (!sameBits(plain, want[s][t * segs[s] + i])) {
-          std::printf("FAIL ref i2s tile %ldx%ld K=%ld row %ld: %g vs %g\n", long(tm), long(tk),
+          std::printf("FAIL ref %s tile %ldx%ld K=%ld row %ld: %g vs %g\n", lay, long(tm), long(tk),
                       long(k), long(r), want[s][t * segs[s] + i], plain);
           ++failures;
           return;
@@ -90,14 +114,18 @@ void checkI2S(std::mt19937 &rng, int64_t tm, int64_t tk, std::vector<int64_t> se
   const struct {
     const char *name;
     MatmulI8 fn;
-  } fast[] = {{"neon", &tern_uk_matmul_i2s_neon}, {"neon_dotprod", &tern_uk_matmul_i2s_neon_dotprod}};
-  for (const auto &f : fast) {
+  } fast[] = {{"neon", &tern_uk_matmul_i2s_neon},
+              {"neon_dotprod", &tern_uk_matmul_i2s_neon_dotprod},
+              {"neon", &tern_uk_matmul_tl1_neon},
+              {"neon_dotprod", &tern_uk_matmul_tl1_neon_dotprod}};
+  for (int fi = tl1 ? 2 : 0; fi < (tl1 ? 4 : 2); ++fi) {
+    const auto &f = fast[fi];
     run(f.fn, got);
     for (int s = 0; s < 3; ++s)
       for (size_t i = 0; i < got[s].size(); ++i)
         if (!sameBits(got[s][i], want[s][i])) {
-          std::printf("FAIL i2s_%s tile %ldx%ld K=%ld n=%ld seg %d item %zu: %g vs %g\n", f.name,
-                      long(tm), long(tk), long(k), long(n), s, i, got[s][i], want[s][i]);
+          std::printf("FAIL %s_%s tile %ldx%ld K=%ld n=%ld seg %d item %zu: %g vs %g\n", f.name,
+                      lay, long(tm), long(tk), long(k), long(n), s, i, got[s][i], want[s][i]);
           ++failures;
           return;
         }
@@ -130,13 +158,18 @@ int main() {
   std::mt19937 rng(42);
   int cases = 0;
   for (int64_t n : {1, 3, 4, 9}) {
-    checkI2S(rng, 32, 256, {64}, 256, n);
-    checkI2S(rng, 16, 128, {40, 24, 24}, 384, n);
-    checkI2S(rng, 64, 512, {100}, 700, n);
-    checkI2S(rng, 16, 256, {37, 11}, 200, n);
-    checkI2S(rng, 8, 128, {5}, 1000, n);
-    checkI2S(rng, 4, 128, {3}, 100, n); // K below one block: tail only
-    cases += 6;
+    checkMatmul(rng, false, 32, 256, {64}, 256, n);
+    checkMatmul(rng, false, 16, 128, {40, 24, 24}, 384, n);
+    checkMatmul(rng, false, 64, 512, {100}, 700, n);
+    checkMatmul(rng, false, 16, 256, {37, 11}, 200, n);
+    checkMatmul(rng, false, 8, 128, {5}, 1000, n);
+    checkMatmul(rng, false, 4, 128, {3}, 100, n); // K below one block: tail only
+    checkMatmul(rng, true, 64, 256, {256, 128, 128}, 256, n); // the compiler's q/k/v tiles
+    checkMatmul(rng, true, 16, 128, {40, 24, 24}, 384, n);
+    checkMatmul(rng, true, 32, 8, {37, 11}, 202, n); // K tail inside a 4-column group
+    checkMatmul(rng, true, 16, 256, {5}, 1000, n);
+    checkMatmul(rng, true, 8, 64, {21}, 100, n); // tile_m % 16 != 0: ref rows
+    cases += 11;
   }
   for (int64_t hidden : {8, 100, 256, 7}) {
     checkLmHead(rng, hidden, 31, 3);
