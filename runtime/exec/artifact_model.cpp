@@ -263,9 +263,9 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   const Check checks[] = {
       {{"abi_version"}, int64_t(d.abi_version)},
       {{"hidden", "n_embd"}, d.hidden},
-      {{"n_layer", "block_count"}, d.n_layer},
-      {{"n_head"}, d.n_head},
-      {{"n_kv_head", "n_head_kv"}, d.n_kv_head},
+      {{"n_layer", "layers", "block_count"}, d.n_layer},
+      {{"n_head", "heads"}, d.n_head},
+      {{"n_kv_head", "kv_heads", "n_head_kv"}, d.n_kv_head},
       {{"head_dim"}, d.head_dim},
       {{"ffn", "n_ff"}, d.ffn},
       {{"vocab", "n_vocab"}, d.vocab},
@@ -289,8 +289,12 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   // Config for tools (tokenizer ids from the tokenizer section).
   config_.arch = metaStr(meta, {"arch", "general.architecture"}).value_or("bitnet");
   config_.name = metaStr(meta, {"name", "general.name"}).value_or("");
-  config_.ffnAct = (config_.arch == "bitnet") ? model::FfnActivation::SiluGated
-                                              : model::FfnActivation::Relu2Gated;
+  if (std::optional<std::string> fa = metaStr(meta, {"ffn_act"}))
+    config_.ffnAct = *fa == "silu" ? model::FfnActivation::SiluGated
+                                   : model::FfnActivation::Relu2Gated;
+  else
+    config_.ffnAct = (config_.arch == "bitnet") ? model::FfnActivation::SiluGated
+                                                : model::FfnActivation::Relu2Gated;
   config_.nVocab = uint32_t(d.vocab);
   config_.nEmbd = uint32_t(d.hidden);
   config_.nLayer = uint32_t(d.n_layer);
