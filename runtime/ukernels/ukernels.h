@@ -66,8 +66,8 @@ TERN_UK_DECLARE_MATMUL(tl2, ref)
 TERN_UK_DECLARE_MATMUL(tq2, ref)
 TERN_UK_DECLARE_MATMUL(tq1, ref)
 
-/* Fast variants (variants.def says which exist). int8 activations only so
- * far; bit-identical to their `ref` twin. */
+/* Fast variants (variants.def says which exist). int8 ones are
+ * bit-identical to their `ref` twin. */
 #define TERN_UK_DECLARE_MATMUL_I8(layout, isa)                                                  \
   void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
 TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)        /* x86: avx2,fma,f16c */
@@ -76,6 +76,10 @@ TERN_UK_DECLARE_MATMUL_I8(i2s, neon)        /* aarch64 */
 TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
 TERN_UK_DECLARE_MATMUL_I8(tl1, neon)        /* aarch64, tile_m % 16 == 0 (else ref rows) */
 TERN_UK_DECLARE_MATMUL_I8(tl1, neon_dotprod)
+/* f32 activations: FMA with lane-wise partial sums (close to ref, not
+ * bit-identical). */
+void tern_uk_matmul_i2s_f32act_avx2(TERN_UK_MATMUL_F32_ARGS);
+void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS);
 
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */

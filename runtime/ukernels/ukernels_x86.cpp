@@ -141,6 +141,69 @@ TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
 TERN_UK_I2S_TILES(i2s_tiles_avx2, TERN_UK_AVX2, TERN_UK_ACC_AVX2, hsum_epi32_avx2)
 TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnni)
 
+// ---- i2s, f32 activations: weights as -1/0/+1 floats, FMA (exact product,
+// lane-wise sums: close to the ref's sequential sum, not bit-identical) ----
+#define TERN_UK_I2S_F32_TILES(NAME, TARGET)                                                      \
+  template <int NT>                                                                              \
+  TARGET TERN_UK_INLINE void NAME##_rows(const MatmulArgs &a, int64_t rt, int64_t t0) {          \
+    const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;         \
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);                                    \
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;                                        \
+    const __m256i one8 = _mm256_set1_epi8(1);                                                    \
+    for (int64_t r = r0; r < r1; ++r) {                                                          \
+      const uint8_t *row = tile + (r - r0) * (a.tk / 4);                                         \
+      __m256 acc[NT][2];                                                                         \
+      for (int tt = 0; tt < NT; ++tt)                                                            \
+        acc[tt][0] = acc[tt][1] = _mm256_setzero_ps();                                           \
+      for (int64_t gb = 0; gb < kfull / 128; ++gb) {                                             \
+        const uint8_t *p = row + (gb / bpt) * tbytes + (gb % bpt) * 32;                          \
+        TERN_UK_I2S_DECODE(p)                                                                    \
+        const __m256i wv[4] = {_mm256_sub_epi8(c0, one8), _mm256_sub_epi8(c1, one8),             \
+                               _mm256_sub_epi8(c2, one8), _mm256_sub_epi8(c3, one8)};            \
+        for (int g = 0; g < 4; ++g)                                                              \
+          for (int h = 0; h < 4; ++h) {                                                          \
+            const __m128i w16 = h < 2 ? _mm256_castsi256_si128(wv[g])                            \
+                                      : _mm256_extracti128_si256(wv[g], 1);                      \
+            const __m256 wf = _mm256_cvtepi32_ps(                                                \
+                _mm256_cvtepi8_epi32((h & 1) ? _mm_srli_si128(w16, 8) : w16));                   \
+            const int64_t col = gb * 128 + 32 * g + 8 * h;                                       \
+            for (int tt = 0; tt < NT; ++tt)                                                      \
+              acc[tt][h & 1] = _mm256_fmadd_ps(                                                  \
+                  wf, _mm256_loadu_ps(a.x + (t0 + tt) * a.k + col), acc[tt][h & 1]);             \
+          }                                                                                      \
+      }                                                                                          \
+      int8_t wt[128];                                                                            \
+      float bs;                                                                                  \
+      if (kfull < a.k)                                                                           \
+        decode_chunk(a, kI2S, r, kfull, 128, wt, &bs);                                           \
+      const int seg = segment_of(a, r);                                                          \
+      for (int tt = 0; tt < NT; ++tt) {                                                          \
+        const __m256 v = _mm256_add_ps(acc[tt][0], acc[tt][1]);                                  \
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));           \
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                                  \
+        s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));                                              \
+        float sum = _mm_cvtss_f32(s);                                                            \
+        const float *xt = a.x + (t0 + tt) * a.k;                                                 \
+        for (int64_t c = kfull; c < a.k; ++c)                                                    \
+          sum += float(wt[c - kfull]) * xt[c];                                                   \
+        store(a, seg, r, t0 + tt, sum * a.scale[seg]);                                           \
+      }                                                                                          \
+    }                                                                                            \
+  }                                                                                              \
+  TARGET void NAME(void *arg, int64_t begin, int64_t end) {                                      \
+    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);                                 \
+    for (int64_t rt = begin; rt < end; ++rt) {                                                   \
+      int64_t t0 = 0;                                                                            \
+      for (; t0 + 4 <= a.n; t0 += 4)                                                             \
+        NAME##_rows<4>(a, rt, t0);                                                               \
+      for (; t0 < a.n; ++t0)                                                                     \
+        NAME##_rows<1>(a, rt, t0);                                                               \
+    }                                                                                            \
+  }
+
+TERN_UK_I2S_F32_TILES(i2s_f32_tiles_avx2, TERN_UK_AVX2)
+TERN_UK_I2S_F32_TILES(i2s_f32_tiles_vnni, TERN_UK_VNNI)
+
 // ---- lm_head f16: F16C conversion, FMA accumulation (not bit-exact with
 // the ref's sequential sum; tests use a tolerance) ----
 struct LmHeadArgs {
@@ -202,6 +265,20 @@ TERN_UK_VNNI void tern_uk_matmul_i2s_avx512_vnni(TERN_UK_MATMUL_I8_ARGS) {
   a.q = q;
   a.qs = qs;
   run_parallel(ctx, a.mp / a.tm, &i2s_tiles_vnni, &a);
+}
+
+TERN_UK_AVX2 void tern_uk_matmul_i2s_f32act_avx2(TERN_UK_MATMUL_F32_ARGS) {
+  MatmulArgs a;
+  init_args(a, kI2S, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.x = x;
+  run_parallel(ctx, a.mp / a.tm, &i2s_f32_tiles_avx2, &a);
+}
+
+TERN_UK_VNNI void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS) {
+  MatmulArgs a;
+  init_args(a, kI2S, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.x = x;
+  run_parallel(ctx, a.mp / a.tm, &i2s_f32_tiles_vnni, &a);
 }
 
 TERN_UK_AVX2 void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {
