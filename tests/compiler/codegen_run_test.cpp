@@ -1,0 +1,216 @@
+// End-to-end test of the compiler's code generation, independent of the
+// executor: `ternc compile` each fixture model into an artifact for the host,
+// open it with the runtime's artifact reader, dlopen the code section, call
+// tern_model_forward with a minimal context (serial parallel_for, a paged
+// KV pool) and compare with the golden fixtures (../shared/fixtures/golden)
+// within the tolerances of ../shared/fixtures/README.md.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "runtime/abi/tern_abi.h"
+#include "runtime/artifact/artifact.h"
+
+namespace {
+
+void serialFor(void *, int64_t n, int64_t, tern_range_fn fn, void *arg) { fn(arg, 0, n); }
+
+struct Loaded {
+  std::unique_ptr<tern::artifact::Artifact> art;
+  void *so = nullptr;
+  tern_forward_fn forward = nullptr;
+  const tern_model_desc *desc = nullptr;
+  ~Loaded() {
+    if (so)
+      dlclose(so);
+  }
+};
+
+// Unique per call: dlopen of a path already loaded returns the old handle.
+std::string tempPath(const std::string &stem) {
+  static int counter = 0;
+  return ::testing::TempDir() + "/" + stem + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter++);
+}
+
+void compileAndLoad(const std::string &model, const std::string &flags, Loaded &out) {
+  std::string base = tempPath("model");
+  std::string tern = base + ".tern";
+  std::string cmd = std::string(TERNC_PATH) + " compile -q " + model + " -o " + tern + " " + flags;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto art = tern::artifact::Artifact::open(tern);
+  ASSERT_TRUE(art.ok()) << art.status();
+  out.art = std::move(*art);
+  std::remove(tern.c_str());
+  std::string so = base + ".so";
+  {
+    std::ofstream f(so, std::ios::binary);
+    auto code = out.art->code();
+    f.write(reinterpret_cast<const char *>(code.data()), std::streamsize(code.size()));
+  }
+  out.so = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::remove(so.c_str());
+  ASSERT_NE(out.so, nullptr) << dlerror();
+  out.forward = reinterpret_cast<tern_forward_fn>(dlsym(out.so, TERN_SYM_FORWARD));
+  auto describe = reinterpret_cast<tern_describe_fn>(dlsym(out.so, TERN_SYM_DESCRIBE));
+  ASSERT_NE(out.forward, nullptr);
+  ASSERT_NE(describe, nullptr);
+  out.desc = describe();
+  ASSERT_EQ(out.desc->abi_version, TERN_ABI_VERSION);
+  ASSERT_EQ(uint64_t(out.desc->weights_bytes), out.art->weights().size());
+}
+
+struct Session {
+  int64_t pageSize = 16, ctx = 64;
+  std::vector<float> pool;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<const int32_t *> tablePtrs;
+  float *scratch = nullptr;
+  tern_ctx c{};
+  Session(const tern_model_desc &d, const uint8_t *weights) {
+    int64_t kvDim = d.n_kv_head * d.head_dim, perLayer = ctx / pageSize;
+    pool.assign(size_t(d.n_layer * perLayer * 2 * pageSize * kvDim), 0.f);
+    for (int64_t l = 0; l < d.n_layer; ++l) {
+      tables.emplace_back();
+      for (int64_t p = 0; p < perLayer; ++p) // pages of a layer in reverse order
+        tables.back().push_back(int32_t(l * perLayer + (perLayer - 1 - p)));
+    }
+    for (auto &t : tables)
+      tablePtrs.push_back(t.data());
+    scratch = static_cast<float *>(
+        std::aligned_alloc(64, size_t(d.scratch_per_token * ctx + d.scratch_fixed + 64)));
+    c.abi_version = TERN_ABI_VERSION;
+    c.weights = weights;
+    c.scratch = reinterpret_cast<uint8_t *>(scratch);
+    c.kv = {pool.data(), 2 * pageSize * kvDim, pageSize, tablePtrs.data()};
+    c.parallel_for = serialFor;
+  }
+  ~Session() { std::free(scratch); }
+};
+
+// Feeds `input`, then takes greedy steps; calls `onStep` with the
+// probabilities of each step (softmax of the logits).
+std::vector<int> greedy(Loaded &m, const std::vector<int> &input, int steps,
+                        const std::function<bool(int, const std::vector<double> &)> &onStep = {}) {
+  Session s(*m.desc, m.art->weights().data());
+  std::vector<int32_t> toks(input.begin(), input.end()), pos;
+  for (size_t i = 0; i < toks.size(); ++i)
+    pos.push_back(int32_t(i));
+  std::vector<float> logits(size_t(m.desc->vocab));
+  std::vector<int> out;
+  EXPECT_EQ(m.forward(&s.c, int64_t(toks.size()), toks.data(), pos.data(), logits.data()), 0);
+  for (int step = 0; step < steps; ++step) {
+    int best = 0;
+    for (int v = 1; v < m.desc->vocab; ++v)
+      if (logits[size_t(v)] > logits[size_t(best)])
+        best = v;
+    std::vector<double> p(logits.size());
+    double sum = 0;
+    for (size_t v = 0; v < p.size(); ++v)
+      sum += p[v] = std::exp(double(logits[v]) - double(logits[size_t(best)]));
+    for (double &x : p)
+      x /= sum;
+    out.push_back(best);
+    if (onStep && !onStep(step, p))
+      break;
+    int32_t t = best, ps = int32_t(input.size()) + step;
+    EXPECT_EQ(m.forward(&s.c, 1, &t, &ps, logits.data()), 0);
+  }
+  return out;
+}
+
+struct Case {
+  std::string model, flags;
+  double dp, gap; // tolerances of ../shared/fixtures/README.md
+};
+void PrintTo(const Case &c, std::ostream *os) { *os << c.model << " " << c.flags; }
+
+class CodegenRun : public ::testing::TestWithParam<Case> {};
+
+// The fixtures' rule: the largest difference over the golden's top-5
+// probabilities stays within dp, compared up to the first step where the
+// greedy picks part; a parted pick is an error only where the golden's top
+// two differ by more than gap.
+TEST_P(CodegenRun, MatchesGoldenWithinTolerance) {
+  const Case &c = GetParam();
+  std::string dir = std::string(TERN_SHARED_DIR) + "/fixtures";
+  std::ifstream g(dir + "/golden/" + c.model + ".json");
+  ASSERT_TRUE(g) << "no golden file for " << c.model;
+  nlohmann::json golden = nlohmann::json::parse(g);
+  Loaded m;
+  ASSERT_NO_FATAL_FAILURE(compileAndLoad(dir + "/models/" + c.model + ".gguf", c.flags, m));
+  double worst = 0;
+  for (const auto &run : golden) {
+    std::vector<int> input = run["input"].get<std::vector<int>>();
+    const auto &steps = run["steps"];
+    greedy(m, input, int(steps.size()), [&](int step, const std::vector<double> &p) {
+      const auto &st = steps[size_t(step)];
+      const auto &top = st["top"];
+      for (const auto &pair : top) {
+        double d = std::fabs(p[pair[0].get<size_t>()] - pair[1].get<double>());
+        worst = std::max(worst, d);
+        EXPECT_LE(d, c.dp) << run["prompt"] << " step " << step << " token " << pair[0];
+      }
+      int mine = int(std::max_element(p.begin(), p.end()) - p.begin());
+      if (mine == st["token"].get<int>())
+        return true;
+      double margin = top[0][1].get<double>() - top[1][1].get<double>();
+      EXPECT_LE(margin, c.gap) << run["prompt"] << " step " << step << ": picked " << mine
+                               << ", golden " << st["token"];
+      return false;
+    });
+  }
+  RecordProperty("max_dp", std::to_string(worst));
+  std::printf("%s %s: max dp %.4f\n", c.model.c_str(), c.flags.c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, CodegenRun,
+    ::testing::Values(Case{"tiny-bitnet-tq2", "--target native", 0.10, 0.05},
+                      Case{"tiny-bitnet-tq1", "--target native", 0.10, 0.05},
+                      Case{"tiny-bitnet-i2s", "--target native", 0.05, 0.03},
+                      Case{"tiny-bitnet-f16", "--target native", 0.10, 0.05},
+                      Case{"tiny-bitnet-f16", "--target native --act-quant none", 0.01, 0.01},
+                      Case{"gqa-bitnet-tq2", "--target native", 0.10, 0.05},
+                      Case{"tiny-bitnet-tq2", "--target native --kernel ref", 0.10, 0.05}));
+
+TEST(CodegenRun, RefusesBadBatchesAndPositions) {
+  Loaded m;
+  ASSERT_NO_FATAL_FAILURE(compileAndLoad(std::string(TERN_SHARED_DIR) +
+                                             "/fixtures/models/tiny-bitnet-tq2.gguf",
+                                         "--target native --max-batch 4", m));
+  EXPECT_EQ(m.desc->max_batch, 4);
+  Session s(*m.desc, m.art->weights().data());
+  std::vector<float> logits(size_t(m.desc->vocab));
+  int32_t toks[5] = {1, 2, 3, 4, 5}, pos[5] = {0, 1, 2, 3, 4};
+  EXPECT_NE(m.forward(&s.c, 0, toks, pos, logits.data()), 0);
+  EXPECT_NE(m.forward(&s.c, 5, toks, pos, logits.data()), 0);
+  int32_t far = int32_t(m.desc->max_ctx);
+  EXPECT_NE(m.forward(&s.c, 1, toks, &far, logits.data()), 0);
+  EXPECT_EQ(m.forward(&s.c, 4, toks, pos, logits.data()), 0);
+}
+
+TEST(CodegenRun, ActQuantNoneAndRefKernelsRun) {
+  std::string model = std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
+  Loaded a, b;
+  ASSERT_NO_FATAL_FAILURE(compileAndLoad(model, "--target native --act-quant none", a));
+  ASSERT_NO_FATAL_FAILURE(compileAndLoad(model, "--target native --kernel ref", b));
+  EXPECT_EQ(a.desc->act_quant, 0u);
+  EXPECT_EQ(b.desc->act_quant, 1u);
+  std::string kernels = b.desc->kernels;
+  EXPECT_EQ(kernels.find("_avx"), std::string::npos) << kernels;
+  EXPECT_EQ(greedy(b, {354, 111, 110, 99}, 4).size(), 4u);
+  EXPECT_EQ(greedy(a, {354, 111, 110, 99}, 4).size(), 4u);
+}
+
+} // namespace
