@@ -60,16 +60,25 @@ TERN_UK_INLINE int32_t i2s_tail(const MatmulArgs &a, int64_t r, int64_t kfull, c
   return acc;
 }
 
-TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
-  int32_t s = 0;
-  for (int64_t c = 0; c < len; ++c)
-    s += q[c];
-  return s;
-}
+// sum of q[0, len), len a multiple of 128: pmaddubsw by 1 (u8) pairs to
+// i16, pmaddwd by 1 to i32.
+#define TERN_UK_SUM_Q(NAME, TARGET, HSUM)                                                        \
+  TARGET TERN_UK_INLINE int32_t NAME(const int8_t *q, int64_t len) {                             \
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);                    \
+    __m256i acc = _mm256_setzero_si256();                                                        \
+    for (int64_t c = 0; c < len; c += 64) {                                                      \
+      __m256i s = _mm256_maddubs_epi16(ones8, TERN_UK_LOADQ(q + c));                             \
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(ones8, TERN_UK_LOADQ(q + c + 32)));           \
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones16));                                 \
+    }                                                                                            \
+    return HSUM(acc);                                                                            \
+  }
+TERN_UK_SUM_Q(sum_q_avx2, TERN_UK_AVX2, hsum_epi32_avx2)
+TERN_UK_SUM_Q(sum_q_vnni, TERN_UK_VNNI, hsum_epi32_vnni)
 
 // Rows of row tiles [begin, end), NT tokens at a time; BODY accumulates one
 // block (codes c0..c3, activations at qp) into acc[tt].
-#define TERN_UK_I2S_TILES(NAME, TARGET, ACC_BLOCK, HSUM)                                         \
+#define TERN_UK_I2S_TILES(NAME, TARGET, ACC_BLOCK, HSUM, SUMQ)                                         \
   template <int NT>                                                                              \
   TARGET TERN_UK_INLINE void NAME##_rows(const MatmulArgs &a, int64_t rt, int64_t t0) {          \
     const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;         \
@@ -78,7 +87,7 @@ TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
     int32_t sq[NT];                                                                              \
     for (int tt = 0; tt < NT; ++tt) {                                                            \
       qt[tt] = a.q + (t0 + tt) * a.k;                                                            \
-      sq[tt] = sum_q(qt[tt], kfull);                                                             \
+      sq[tt] = SUMQ(qt[tt], kfull);                                                             \
     }                                                                                            \
     const uint8_t *tile = a.packed + rt * a.nkt * tbytes;                                        \
     for (int64_t r = r0; r < r1; ++r) {                                                          \
@@ -138,8 +147,8 @@ TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
   acc[tt] = _mm256_dpbusd_epi32(acc[tt], c2, TERN_UK_LOADQ(qp + 64));                            \
   acc[tt] = _mm256_dpbusd_epi32(acc[tt], c3, TERN_UK_LOADQ(qp + 96));
 
-TERN_UK_I2S_TILES(i2s_tiles_avx2, TERN_UK_AVX2, TERN_UK_ACC_AVX2, hsum_epi32_avx2)
-TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnni)
+TERN_UK_I2S_TILES(i2s_tiles_avx2, TERN_UK_AVX2, TERN_UK_ACC_AVX2, hsum_epi32_avx2, sum_q_avx2)
+TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnni, sum_q_vnni)
 
 // ---- i2s, f32 activations: weights as -1/0/+1 floats, FMA (exact product,
 // lane-wise sums: close to the ref's sequential sum, not bit-identical) ----
