@@ -74,7 +74,17 @@ void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
     const std::string &s = j.get_ref<const std::string &>();
     if (s.rfind("tern_uk_", 0) == 0)
       ++out[s];
-  } else if (j.is_object() || j.is_array()) {
+  } else if (j.is_object()) {
+    // ternc's records: {"callee": "tern_uk_...", "fallback_from": "...", ...}:
+    // only the callee runs.
+    if (auto c = j.find("callee"); c != j.end() && c->is_string()) {
+      collectKernels(*c, out);
+      return;
+    }
+    for (const auto &[k, v] : j.items())
+      if (k != "fallback_from")
+        collectKernels(v, out);
+  } else if (j.is_array()) {
     for (const auto &v : j)
       collectKernels(v, out);
   }
