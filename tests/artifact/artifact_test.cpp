@@ -205,6 +205,60 @@ TEST(ArtifactCorrupt, EveryTableByteFlippedIsCaughtOrHarmless) {
   }
 }
 
+TEST(ArtifactCorrupt, EveryByteOfTheFileFlipped) {
+  // Every byte is covered by the header hash, the table's cross-checks or a
+  // section hash, except the zero padding between sections.
+  const auto b = good();
+  const auto table = tableOf(b);
+  auto isPadding = [&](size_t i) {
+    if (i < headerOf(b).section_table_offset + table.size() * sizeof(tern_artifact_section))
+      return false;
+    for (const tern_artifact_section &s : table)
+      if (i >= s.offset && i < s.offset + s.size)
+        return false;
+    return true;
+  };
+  size_t caught = 0, padding = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    std::vector<uint8_t> t = b;
+    t[i] ^= 0x5a;
+    const bool ok = check(t).ok();
+    if (isPadding(i)) {
+      ++padding;
+      continue;
+    }
+    EXPECT_FALSE(ok) << "flipping byte " << i << " went unnoticed";
+    caught += !ok;
+  }
+  EXPECT_GT(caught, b.size() / 2);
+  EXPECT_LT(padding, 4u * 64u);
+}
+
+TEST(ArtifactCorrupt, RandomMutationsNeverCrash) {
+  const auto b = good();
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto rnd = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  int rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::vector<uint8_t> t = b;
+    const int edits = 1 + int(rnd() % 8);
+    for (int e = 0; e < edits; ++e) {
+      // Bias toward the header and table, where parsing happens.
+      const size_t span = (rnd() & 1) ? 1024 : t.size();
+      t[rnd() % std::min(span, t.size())] = uint8_t(rnd());
+    }
+    if (rnd() % 4 == 0)
+      t.resize(rnd() % t.size());
+    rejected += !check(t).ok();
+  }
+  EXPECT_GT(rejected, 2500);
+}
+
 TEST(ArtifactCorrupt, BadMagicVersionHeaderBytes) {
   auto b = good();
   b[0] = 'X';

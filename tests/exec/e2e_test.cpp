@@ -10,12 +10,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fmt/format.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/exec/artifact_model.h"
+#include "runtime/model/cli.h"
 #include "runtime/model/eval.h"
 #include "runtime/support/status.h"
 
@@ -203,6 +206,42 @@ TEST(E2ESynth, Bitnet158CompiledMatchesReference) {
     std::printf("MEASURED e2e synth bitnet-b1.58 i2s %s vs reference: max dp %.5f\n",
                 ref ? "ref" : "native", worst);
   }
+}
+
+// `tern eval MODEL.gguf --compile`: ternc as a subprocess into the cache,
+// then the compiled code; same picks as the reference path.
+TEST(E2ECli, EvalGgufWithCompileGoesThroughTheCache) {
+  const fs::path cache = fs::path(TERN_E2E_DIR) / "cache";
+  fs::remove_all(cache);
+  ::setenv("TERNC", TERNC_PATH, 1);
+  ::setenv("TERN_CACHE_DIR", cache.c_str(), 1);
+  const std::string gguf = kFixtures + "/models/tiny-bitnet-tq2.gguf";
+  auto eval = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"eval", gguf, "--tokens", "354,111,110,97", "--json",
+                                     "--greedy", "6"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::ostringstream out, err;
+    const int rc = cli::ternMain(args, out, err);
+    EXPECT_EQ(rc, 0) << err.str();
+    return std::make_pair(out.str(), err.str());
+  };
+  auto [refOut, refErr] = eval({"--reference"});
+  auto [c1Out, c1Err] = eval({"--compile"});
+  EXPECT_NE(c1Err.find("tern: cached"), std::string::npos) << c1Err;
+  auto [c2Out, c2Err] = eval({"--compile"});
+  EXPECT_NE(c2Err.find("using cached"), std::string::npos) << c2Err;
+  EXPECT_EQ(c1Out, c2Out);
+  nlohmann::json r = nlohmann::json::parse(refOut, nullptr, false),
+                 c = nlohmann::json::parse(c1Out, nullptr, false);
+  ASSERT_FALSE(r.is_discarded() || c.is_discarded()) << refOut << c1Out;
+  ASSERT_EQ(r["steps"].size(), c["steps"].size());
+  for (size_t i = 0; i < r["steps"].size(); ++i) {
+    EXPECT_EQ(r["steps"][i]["token"], c["steps"][i]["token"]) << "step " << i;
+    EXPECT_NEAR(r["steps"][i]["top"][0][1].get<double>(), c["steps"][i]["top"][0][1].get<double>(),
+                0.05);
+  }
+  ::unsetenv("TERNC");
+  ::unsetenv("TERN_CACHE_DIR");
 }
 
 } // namespace
