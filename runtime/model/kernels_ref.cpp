@@ -87,6 +87,17 @@ void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
     y[i] = x[i] * scale * w[i];
 }
 
+void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps,
+                 float *y) {
+  double ss = 0.0;
+  for (uint32_t i = 0; i < n; ++i)
+    ss += double(x[i] * x[i]);
+  const float mean = static_cast<float>(ss / n);
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (uint32_t i = 0; i < n; ++i)
+    y[i] = x[i] * scale * w[i];
+}
+
 void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
                          ActQuant mode, BitLinearInput &out) {
   out.mode = mode;
@@ -183,6 +194,19 @@ void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
     const float x0 = v[i], x1 = v[i + half];
     v[i] = x0 * c - x1 * s;
     v[i + half] = x0 * s + x1 * c;
+  }
+}
+
+void ropeNeoxGgml(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
+  const uint32_t half = nRot / 2;
+  const float thetaScale = std::pow(freqBase, -2.0f / float(nRot));
+  float theta = static_cast<float>(pos);
+  for (uint32_t i = 0; i < half; ++i) {
+    const float c = std::cos(theta), s = std::sin(theta);
+    const float x0 = v[i], x1 = v[i + half];
+    v[i] = x0 * c - x1 * s;
+    v[i + half] = x0 * s + x1 * c;
+    theta *= thetaScale;
   }
 }
 

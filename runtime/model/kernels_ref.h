@@ -6,6 +6,8 @@
 // thread count.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -31,6 +33,11 @@ const char *actQuantName(ActQuant a);
 
 // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] (sum of squares in double).
 void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y);
+
+// rmsNorm as ggml computes it (the q8k mode's): float squares summed in
+// double, mean and 1/sqrtf(mean + eps) in float, (x * scale) * w.
+void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps,
+                 float *y);
 
 // Activations of n tokens, prepared for BitLinear.
 struct BitLinearInput {
@@ -74,9 +81,58 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in,
 // of 256).
 bool bitLinearSupportsQ8K(const TernaryLinear &w);
 
+// Query rows per tile of llama.cpp's tiled CPU flash attention: batches of
+// fewer rows take its one-row path (flashAttnOneRowF16).
+constexpr uint32_t kFlashTileQ = 64;
+
+// One query row of llama.cpp's CPU flash attention with an f16 KV cache
+// (ggml's flash_attn_ext one-chunk path), keys and values given already
+// rounded to f16: q is rounded to f16; per position p in order, s =
+// dot(q, k_p) * scale; online softmax with the running max M and sum S in
+// float and the unnormalised output accumulated in f16 (a new max rescales
+// it by expf(M_old - M), then acc = f16(fma(v_p, expf(s - M), acc)));
+// out = acc * (1 / S).
+template <class KAt, class VAt>
+void flashAttnOneRowF16(const float *q, uint32_t D, uint64_t n, float scale,
+                        KAt kAt, VAt vAt, float *out) {
+  std::vector<float> qh(q, q + D);
+  for (float &v : qh)
+    v = roundToF16(v);
+  float M = -INFINITY, S = 0.0f;
+  std::fill_n(out, D, 0.0f);
+  for (uint64_t p = 0; p < n; ++p) {
+    const float *kp = kAt(p);
+    float dot = 0.0f;
+    for (uint32_t d = 0; d < D; ++d)
+      dot += qh[d] * kp[d];
+    const float sc = dot * scale;
+    float ms = 1.0f, vs = 1.0f;
+    if (sc > M) {
+      const float mOld = M;
+      M = sc;
+      ms = std::exp(mOld - M);
+      for (uint32_t d = 0; d < D; ++d)
+        out[d] = roundToF16(out[d] * ms);
+    } else {
+      vs = std::exp(sc - M);
+    }
+    const float *vp = vAt(p);
+    for (uint32_t d = 0; d < D; ++d)
+      out[d] = roundToF16(std::fma(vp[d], vs, out[d]));
+    S = S * ms + vs;
+  }
+  const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+  for (uint32_t d = 0; d < D; ++d)
+    out[d] *= inv;
+}
+
 // NEOX rotary embedding of one head vector in place: pairs (i, i + nRot/2)
 // for i < nRot/2, angle pos * base^(-2i/nRot); dims >= nRot untouched.
 void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase);
+
+// ropeNeox as ggml computes it (the q8k mode's): angles in float, theta_0 =
+// pos, theta_{i+1} = theta_i * powf(base, -2/nRot), cosf/sinf.
+void ropeNeoxGgml(float *v, uint32_t nRot, uint64_t pos, float freqBase);
 
 // out[c] = act(gate[c]) * up[c]: SiLU (x / (1 + e^-x)) or squared ReLU.
 void gatedActivation(const float *gate, const float *up, uint32_t n,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <mutex>
 #include <set>
 
@@ -148,12 +147,15 @@ absl::Status ReferenceModel::decode(Session &session,
                          x.data() + uint64_t(t) * E);
 
   const float attScale = 1.0f / std::sqrt(static_cast<float>(D));
-  // Q8K (llama.cpp-compatible) also rounds what llama.cpp holds or feeds
-  // as f16: K and V in the cache, Q against K, the softmax weights against
-  // V, the lm_head's input.
+  // Q8K (llama.cpp-compatible, for cross-checking) also follows llama.cpp's
+  // CPU arithmetic around the ternary matmuls: K and V cached as f16, its
+  // flash attention (one-row path, f16 accumulator) for batches under
+  // kFlashTileQ rows, ggml's float rope and rms norm, the lm_head's input
+  // rounded to f16. docs/reference-forward.md, "act-quant q8k".
   const bool q8k = options_.actQuant == ActQuant::Q8K;
-  static const int emu = [] { const char *e = std::getenv("TERN_Q8K_EMU"); return e ? std::atoi(e) : 15; }();
-  const bool f16Kv = q8k && (emu & 1), f16Q = q8k && (emu & 2), f16P = q8k && (emu & 4), f16Head = q8k && (emu & 8);
+  const bool faOneChunk = q8k && T < kFlashTileQ;
+  auto norm = q8k ? rmsNormGgml : rmsNorm;
+  auto rope = q8k ? ropeNeoxGgml : ropeNeox;
   auto f16 = [](float *p, uint64_t n) {
     for (uint64_t i = 0; i < n; ++i)
       p[i] = roundToF16(p[i]);
@@ -162,7 +164,7 @@ absl::Status ReferenceModel::decode(Session &session,
     const LayerWeights &L = weights_.layers[li];
     // Attention block.
     for (uint32_t t = 0; t < T; ++t)
-      rmsNorm(&x[uint64_t(t) * E], L.attnNorm.data(), E, c.rmsEps,
+      norm(&x[uint64_t(t) * E], L.attnNorm.data(), E, c.rmsEps,
               &xn[uint64_t(t) * E]);
     quantizeActivations(xn.data(), T, E, options_.actQuant, in);
     bitLinear(L.wq, in, q.data(), pool);
@@ -171,18 +173,16 @@ absl::Status ReferenceModel::decode(Session &session,
     for (uint32_t t = 0; t < T; ++t) {
       const uint64_t pos = pos0 + t;
       for (uint32_t hh = 0; hh < c.nHead; ++hh)
-        ropeNeox(&q[uint64_t(t) * Q + hh * D], c.nRot, pos, c.ropeFreqBase);
+        rope(&q[uint64_t(t) * Q + hh * D], c.nRot, pos, c.ropeFreqBase);
       for (uint32_t hh = 0; hh < c.nHeadKv; ++hh)
-        ropeNeox(&k[uint64_t(t) * KV + hh * D], c.nRot, pos, c.ropeFreqBase);
+        rope(&k[uint64_t(t) * KV + hh * D], c.nRot, pos, c.ropeFreqBase);
       std::copy_n(&k[uint64_t(t) * KV], KV, s->kv.k(li, pos));
       std::copy_n(&v[uint64_t(t) * KV], KV, s->kv.v(li, pos));
-      if (f16Kv) {
+      if (q8k) {
         f16(s->kv.k(li, pos), KV);
         f16(s->kv.v(li, pos), KV);
       }
     }
-    if (f16Q)
-      f16(q.data(), q.size());
     // One (token, head) pair per work item; each reads the cache through
     // the session's page table up to its own position (causal).
     pool.parallelFor(uint64_t(T) * c.nHead, [&](size_t i0, size_t i1) {
@@ -193,6 +193,14 @@ absl::Status ReferenceModel::decode(Session &session,
         const uint32_t kvh = hh / group;
         const uint64_t n = pos0 + t + 1;
         const float *qv = &q[uint64_t(t) * Q + hh * D];
+        float *out = &att[uint64_t(t) * Q + hh * D];
+        if (faOneChunk) {
+          flashAttnOneRowF16(
+              qv, D, n, attScale,
+              [&](uint64_t p) { return s->kv.k(li, p) + kvh * D; },
+              [&](uint64_t p) { return s->kv.v(li, p) + kvh * D; }, out);
+          continue;
+        }
         scores.resize(n);
         float mx = -INFINITY;
         for (uint64_t p = 0; p < n; ++p) {
@@ -209,18 +217,17 @@ absl::Status ReferenceModel::decode(Session &session,
           sum += scores[p];
         }
         const float inv = static_cast<float>(1.0 / sum);
-        float *out = &att[uint64_t(t) * Q + hh * D];
         std::fill_n(out, D, 0.0f);
         for (uint64_t p = 0; p < n; ++p) {
           const float *vp = s->kv.v(li, p) + kvh * D;
-          const float w = f16P ? roundToF16(scores[p] * inv) : scores[p] * inv;
+          const float w = scores[p] * inv;
           for (uint32_t d = 0; d < D; ++d)
             out[d] += w * vp[d];
         }
       }
     });
     for (uint32_t t = 0; t < T; ++t)
-      rmsNorm(&att[uint64_t(t) * Q], L.attnSubNorm.data(), Q, c.rmsEps,
+      norm(&att[uint64_t(t) * Q], L.attnSubNorm.data(), Q, c.rmsEps,
               &attn[uint64_t(t) * Q]);
     quantizeActivations(attn.data(), T, Q, options_.actQuant, in);
     bitLinear(L.wo, in, o.data(), pool);
@@ -229,7 +236,7 @@ absl::Status ReferenceModel::decode(Session &session,
 
     // FFN block.
     for (uint32_t t = 0; t < T; ++t)
-      rmsNorm(&x[uint64_t(t) * E], L.ffnNorm.data(), E, c.rmsEps,
+      norm(&x[uint64_t(t) * E], L.ffnNorm.data(), E, c.rmsEps,
               &xn[uint64_t(t) * E]);
     quantizeActivations(xn.data(), T, E, options_.actQuant, in);
     bitLinear(L.wGate, in, g.data(), pool);
@@ -237,7 +244,7 @@ absl::Status ReferenceModel::decode(Session &session,
     for (uint32_t t = 0; t < T; ++t) {
       gatedActivation(&g[uint64_t(t) * F], &u[uint64_t(t) * F], F, c.ffnAct,
                       &h[uint64_t(t) * F]);
-      rmsNorm(&h[uint64_t(t) * F], L.ffnSubNorm.data(), F, c.rmsEps,
+      norm(&h[uint64_t(t) * F], L.ffnSubNorm.data(), F, c.rmsEps,
               &g[uint64_t(t) * F]);
     }
     quantizeActivations(g.data(), T, F, options_.actQuant, in);
@@ -247,9 +254,9 @@ absl::Status ReferenceModel::decode(Session &session,
   }
 
   std::vector<float> last(E);
-  rmsNorm(&x[uint64_t(T - 1) * E], weights_.outputNorm.data(), E, c.rmsEps,
+  norm(&x[uint64_t(T - 1) * E], weights_.outputNorm.data(), E, c.rmsEps,
           last.data());
-  if (f16Head)
+  if (q8k)
     f16(last.data(), E);
   lmHead(weights_.output, last.data(), logits.data(), pool);
   s->pos = pos0 + T;

@@ -58,6 +58,147 @@ TEST(Kernels, BitLinearMatchesFloatMathPerBlock) {
   }
 }
 
+TEST(Kernels, QuantizeQ8KHandComputed) {
+  // Block 0: max = -127 (largest |x|), so iscale = -127/max = 1 exactly and
+  // q = round-half-even(x): 2.5 -> 2, 3.5 -> 4, -0.5 -> 0, 126.5 -> 126.
+  // Block 1: max = +2 -> iscale = -63.5, d = 1/iscale; -1 -> 63.5 -> 64,
+  // 0.25 -> -15.875 -> -16; the max itself -> -127. Block 2: ties in |x|
+  // keep the first (+5): iscale = -25.4, +5 -> -127, -5 -> 127.
+  // Block 3: all zero -> d = 0, q = 0.
+  std::vector<float> x(4 * kQ8KBlock, 0.0f);
+  x[0] = 2.5f;
+  x[1] = 3.5f;
+  x[2] = -0.5f;
+  x[3] = 126.5f;
+  x[4] = -127.0f;
+  x[5] = 1.0f;
+  x[kQ8KBlock + 0] = -1.0f;
+  x[kQ8KBlock + 1] = 0.25f;
+  x[kQ8KBlock + 2] = 2.0f;
+  x[2 * kQ8KBlock + 7] = 5.0f;
+  x[2 * kQ8KBlock + 9] = -5.0f;
+  x[2 * kQ8KBlock + 10] = 1.0f;
+  std::vector<int8_t> q(x.size(), 99);
+  float d[4];
+  quantizeQ8K(x.data(), static_cast<uint32_t>(x.size()), q.data(), d);
+  EXPECT_EQ(d[0], 1.0f);
+  EXPECT_EQ(q[0], 2);
+  EXPECT_EQ(q[1], 4);
+  EXPECT_EQ(q[2], 0);
+  EXPECT_EQ(q[3], 126);
+  EXPECT_EQ(q[4], -127);
+  EXPECT_EQ(q[5], 1);
+  EXPECT_EQ(q[6], 0);
+  EXPECT_EQ(d[1], 1.0f / (-127.0f / 2.0f));
+  EXPECT_EQ(q[kQ8KBlock + 0], 64);
+  EXPECT_EQ(q[kQ8KBlock + 1], -16);
+  EXPECT_EQ(q[kQ8KBlock + 2], -127);
+  EXPECT_EQ(d[2], 1.0f / (-127.0f / 5.0f));
+  EXPECT_EQ(q[2 * kQ8KBlock + 7], -127);
+  EXPECT_EQ(q[2 * kQ8KBlock + 9], 127);
+  EXPECT_EQ(q[2 * kQ8KBlock + 10], -25); // -25.4
+  EXPECT_EQ(d[3], 0.0f);
+  for (uint32_t j = 0; j < kQ8KBlock; ++j)
+    EXPECT_EQ(q[3 * kQ8KBlock + j], 0);
+}
+
+TEST(Kernels, RoundToF16TiesToEven) {
+  EXPECT_EQ(roundToF16(1.0f), 1.0f);
+  EXPECT_EQ(roundToF16(1.0f + 0x1p-11f), 1.0f);             // tie -> even
+  EXPECT_EQ(roundToF16(1.0f + 3 * 0x1p-11f), 1.0f + 0x1p-9f); // tie -> even
+  EXPECT_EQ(roundToF16(1.0f + 0x1p-11f + 0x1p-20f), 1.0f + 0x1p-10f);
+  EXPECT_EQ(roundToF16(-0.1f), -0.0999755859375f);
+  EXPECT_EQ(roundToF16(65504.0f), 65504.0f);
+  EXPECT_EQ(roundToF16(65519.0f), 65504.0f);
+  EXPECT_TRUE(std::isinf(roundToF16(65520.0f)));
+  EXPECT_EQ(roundToF16(0x1p-24f), 0x1p-24f); // smallest subnormal
+  EXPECT_EQ(roundToF16(0x1p-25f), 0.0f);     // tie -> even (0)
+  EXPECT_EQ(roundToF16(3 * 0x1p-25f), 0x1p-23f);
+  EXPECT_EQ(roundToF16(0x1p-14f + 0x1p-25f), 0x1p-14f);
+}
+
+TEST(Kernels, BitLinearQ8KMatchesFloatMath) {
+  std::mt19937 rng(5);
+  TernaryLinear w;
+  w.rows = 7;
+  w.cols = 768;
+  w.blockCols = 256;
+  w.blocksPerRow = 3;
+  w.codes.resize(w.rows * w.cols);
+  w.scales.resize(w.rows * 3);
+  for (auto &c : w.codes)
+    c = static_cast<int8_t>(int(rng() % 3) - 1);
+  for (auto &s : w.scales)
+    s = 0.5f + (rng() % 100) / 100.0f;
+  ASSERT_TRUE(bitLinearSupportsQ8K(w));
+  std::normal_distribution<float> nd;
+  const uint32_t T = 3;
+  std::vector<float> x(T * w.cols);
+  for (float &v : x)
+    v = nd(rng);
+  ThreadPool pool(2);
+  BitLinearInput in;
+  quantizeActivations(x.data(), T, w.cols, ActQuant::Q8K, in);
+  ASSERT_EQ(in.scale.size(), T * 3);
+  std::vector<float> y(T * w.rows);
+  bitLinear(w, in, y.data(), pool);
+  for (uint32_t t = 0; t < T; ++t)
+    for (uint32_t r = 0; r < w.rows; ++r) {
+      // Same quantized values in double: only float rounding apart.
+      double deq = 0.0, exact = 0.0, mag = 0.0;
+      for (uint32_t c = 0; c < w.cols; ++c) {
+        const double wc = w.codes[r * w.cols + c] * double(w.scales[r * 3 + c / 256]);
+        deq += in.q[t * w.cols + c] * double(in.scale[t * 3 + c / 256]) * wc;
+        exact += x[t * w.cols + c] * wc;
+        mag += std::fabs(x[t * w.cols + c] * wc);
+      }
+      EXPECT_NEAR(y[t * w.rows + r], deq, 1e-5 * (1 + mag));
+      // Against float activations: Q8_K's error, half a step (max/127) per
+      // value at most.
+      EXPECT_NEAR(y[t * w.rows + r], exact, 0.02 * mag);
+    }
+  TernaryLinear odd = w;
+  odd.blockCols = 128;
+  EXPECT_FALSE(bitLinearSupportsQ8K(odd));
+}
+
+TEST(Kernels, FlashAttnOneRowF16MatchesSoftmaxAttention) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  const uint32_t D = 64;
+  const uint64_t n = 37;
+  std::vector<float> q(D), k(n * D), v(n * D);
+  for (float &e : q)
+    e = nd(rng);
+  for (float &e : k)
+    e = roundToF16(nd(rng));
+  for (float &e : v)
+    e = roundToF16(nd(rng));
+  const float scale = 0.125f;
+  std::vector<float> out(D);
+  flashAttnOneRowF16(
+      q.data(), D, n, scale, [&](uint64_t p) { return &k[p * D]; },
+      [&](uint64_t p) { return &v[p * D]; }, out.data());
+  std::vector<double> w(n);
+  double mx = -1e300, sum = 0.0;
+  for (uint64_t p = 0; p < n; ++p) {
+    double s = 0.0;
+    for (uint32_t d = 0; d < D; ++d)
+      s += double(q[d]) * k[p * D + d];
+    w[p] = s * scale;
+    mx = std::max(mx, w[p]);
+  }
+  for (double &e : w)
+    sum += (e = std::exp(e - mx));
+  for (uint32_t d = 0; d < D; ++d) {
+    double want = 0.0;
+    for (uint64_t p = 0; p < n; ++p)
+      want += w[p] / sum * v[p * D + d];
+    // f16 accumulator and f16 q: a few half ulps of the running sum.
+    EXPECT_NEAR(out[d], want, 5e-3 * (1 + std::fabs(want)));
+  }
+}
+
 TEST(Kernels, RopeNeoxRotatesHalves) {
   std::vector<float> v = {1, 2, 3, 4, 5, 6, 7, 8};
   std::vector<float> v0 = v;
