@@ -69,6 +69,18 @@ TEST(Cli, BadFlagsFailWithAMessage) {
   }
 }
 
+TEST(Cli, ActQuantQ8K) {
+  Result h = run({"eval", "--help"});
+  EXPECT_NE(h.out.find("q8k"), std::string::npos) << h.out;
+  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--greedy", "2",
+                  "--json", "--act-quant", "q8k"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("\"steps\""), std::string::npos) << r.out;
+  Result bad = run({"eval", kTq2, "--tokens", "1", "--act-quant", "q8"});
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("q8k"), std::string::npos) << bad.err;
+}
+
 TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
   Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120",
                   "--greedy", "3", "--top=4", "--json", "-t", "2",
