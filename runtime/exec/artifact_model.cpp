@@ -148,14 +148,31 @@ absl::StatusOr<void *> loadCode(std::span<const uint8_t> code, std::string &via)
   int fd = ::memfd_create("tern-code", MFD_CLOEXEC);
   if (fd >= 0) {
     if (writeAll(fd)) {
+      // glibc matches an already loaded object by its name before opening
+      // the file: "/proc/self/fd/N" of an earlier artifact whose code is
+      // still loaded (another live model, or a NODELETE object) would hand
+      // back THAT code. Move to an fd number whose path names nothing loaded.
       std::string p = fmt::format("/proc/self/fd/{}", fd);
-      void *h = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
-      ::close(fd);
+      for (int tries = 0; tries < 256; ++tries) {
+        void *old = ::dlopen(p.c_str(), RTLD_NOW | RTLD_NOLOAD);
+        if (!old)
+          break;
+        ::dlclose(old);
+        int nfd = ::fcntl(fd, F_DUPFD_CLOEXEC, fd + 1);
+        ::close(fd);
+        fd = nfd;
+        if (fd < 0)
+          break;
+        p = fmt::format("/proc/self/fd/{}", fd);
+      }
+      void *h = fd >= 0 ? ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL) : nullptr;
+      if (fd >= 0)
+        ::close(fd);
       if (h) {
         via = "memfd";
         return h;
       }
-      const char *e = ::dlerror();
+      const char *e = fd >= 0 ? ::dlerror() : nullptr;
       memfdError = e ? e : "dlopen failed";
     } else {
       memfdError = std::strerror(errno);

@@ -114,6 +114,26 @@ TEST_F(ExecTest, ChunksPagesAndLogits) {
   }
 }
 
+TEST_F(ExecTest, TwoLiveModelsGetTheirOwnCode) {
+  // The second memfd reuses the first one's fd number: the loader must not
+  // hand back the first model's still-loaded code under the same
+  // "/proc/self/fd/N" name.
+  auto a = ArtifactModel::open(write("live_a"), {});
+  ASSERT_TRUE(a.ok()) << statusMessage(a.status());
+  auto b = ArtifactModel::open(write("live_b", TINY_MODEL_B1_SO), {});
+  ASSERT_TRUE(b.ok()) << statusMessage(b.status());
+  EXPECT_EQ((*a)->desc().max_batch, 4);
+  EXPECT_EQ((*b)->desc().max_batch, 1);
+  std::vector<float> logits(32);
+  std::vector<int32_t> prompt = {1, 2, 3, 4, 5};
+  auto sa = (*a)->newSession();
+  auto sb = (*b)->newSession();
+  ASSERT_TRUE((*a)->decode(**sa, prompt, logits).ok());
+  ASSERT_TRUE((*b)->decode(**sb, prompt, logits).ok());
+  EXPECT_EQ((*a)->forwardCalls(), 2u);
+  EXPECT_EQ((*b)->forwardCalls(), 5u);
+}
+
 TEST_F(ExecTest, MaxBatchOneFeedsTokenByToken) {
   auto m = ArtifactModel::open(write("b1", TINY_MODEL_B1_SO), {});
   ASSERT_TRUE(m.ok()) << statusMessage(m.status());
