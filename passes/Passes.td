@@ -2,7 +2,8 @@
 //
 // The tern pipeline, in the order buildTernPipeline runs it:
 //   tern-verify-quant-mapping -> tern-fuse -> tern-select-kernels
-//   -> tern-pack-weights -> tern-lower-to-kernels
+//   -> tern-pack-weights -> tern-lower-to-kernels -> tern-lower-to-llvm
+// (then compiler/codegen: LLVM IR + ukernel bitcode -> object -> .so).
 // Fusion runs before kernel selection so that a fused matrix ([sum M, K]:
 // q/k/v, gate/up) gets one kernel chosen for its real shape.
 //

@@ -194,6 +194,8 @@ int runCompileCommand(int argc, char **argv) {
     return usageError("--target " + popts.target + " has no CPU code generation; use " +
                       "--emit=import, tern or kernels");
   const int optLevel = optText.empty() ? 3 : optText[0] - '0';
+  if (machine && machine->refOnly)
+    popts.refKernels = true; // the host cannot run any ISA ukernel
 
   auto t0 = std::chrono::steady_clock::now();
   auto tick = t0;

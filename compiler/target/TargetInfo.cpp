@@ -326,10 +326,12 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     if (llvm::StringRef(triple).starts_with("aarch64")) {
       m.triple = arm;
       m.kernelTarget = has("dotprod") ? "neon_dotprod" : "neon";
+      m.refOnly = !has("neon");
       key = {"neon", "dotprod", "i8mm", "sve"};
     } else {
       m.triple = x86;
       m.kernelTarget = has("avx512f") && has("avx512vnni") ? "avx512_vnni" : "avx2";
+      m.refOnly = !(has("avx2") && has("fma") && has("f16c"));
       key = {"avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl",
              "avx512vnni", "avxvnni", "amx-int8"};
     }

@@ -77,6 +77,9 @@ struct MachineTarget {
   std::string cpu;
   std::string features;       // for the TargetMachine (may be long for native)
   std::string headerFeatures; // the ones the code may rely on, for the artifact header
+  // native on an x86 host without AVX2/FMA (or an arm host without NEON):
+  // no ISA ukernel may run there, so every callee must be `_ref`.
+  bool refOnly = false;
   std::string arch() const;   // "x86_64" | "aarch64" | ""
 };
 std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);

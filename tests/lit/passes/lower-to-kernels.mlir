@@ -3,9 +3,9 @@
 // kernel or packed weight.
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels | FileCheck %s
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels=ref | FileCheck %s --check-prefix=REF
-// Callees are only variants listed in runtime/ukernels/variants.def (tl2 has
-// no avx2 variant: `_ref`, recorded as fallback_from); ref=1 makes every
-// callee `_ref`.
+// Callees are only variants listed in runtime/ukernels/variants.def (a
+// missing one becomes `_ref`, recorded as fallback_from: see @fallback);
+// ref=1 makes every callee `_ref`.
 // REF-LABEL: func.func @layer
 // REF: "tern_uk_matmul_tl2_ref"
 // REF-NOT: fallback_from
@@ -15,7 +15,7 @@
 // CHECK-LABEL: func.func @layer
 // CHECK: tern.ukernel_call "tern_uk_embed_f16_ref"(%arg0) {static_args = {hidden = 256 : i64, vocab = 356 : i64, weight = "token_embd.weight", weight_bytes = 182272 : i64, weight_offset = 0 : i64}}
 // CHECK: tern.ukernel_call "tern_uk_rms_norm_quantize_i8_ref"({{.*}}) {static_args = {eps = 9.99999974E-6 : f32, n = 256 : i64, weight = "blk.0.attn_norm.weight", weight_bytes = 1024 : i64, weight_offset = 183296 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
-// CHECK: tern.ukernel_call "tern_uk_matmul_tl2_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_matmul_tl2_avx2", k = 256 : i64, layout = "tl2", m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
+// CHECK: tern.ukernel_call "tern_uk_matmul_tl2_{{(avx2|ref)}}"({{.*}}) {static_args = {{{(fallback_from = "tern_uk_matmul_tl2_avx2", )?}}k = 256 : i64, layout = "tl2", m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
 // CHECK: tern.ukernel_call "tern_uk_rope_neox_f32_ref"({{.*}}) {static_args = {freq_base = 5.000000e+05 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64}}
 // CHECK: tern.ukernel_call "tern_uk_attention_gqa_f32_ref"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
 // CHECK: tern.ukernel_call "tern_uk_quantize_i8_ref"({{.*}}) {static_args = {n = 256 : i64}}
@@ -57,4 +57,16 @@ func.func @unpacked(%x: tensor<?x256xf32>) {
   // expected-error @+1 {{'tern.bitlinear' op cannot be lowered: weight not packed (run tern-pack-weights)}}
   %y = tern.bitlinear %x {kernel = #tern.kernel<i2s, avx2, tile_m = 32, tile_k = 256>, weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq2_0, offset = 184320, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
   return
+}
+
+// -----
+
+// No CPU ukernel is ever listed for the cuda ISA: the matmul falls back to
+// `_ref` and says what it wanted.
+// CHECK-LABEL: func.func @fallback
+// CHECK: "tern_uk_quantize_i8_ref"
+// CHECK: "tern_uk_matmul_tq1_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_matmul_tq1_cuda", k = 256 : i64, layout = "tq1"
+func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
+  %y = tern.bitlinear %x {kernel = #tern.kernel<tq1, cuda, tile_m = 32, tile_k = 256>, packed = #tern.packed<tq1, offset = 0, bytes = 13824, checksum = 2>, weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq1_0, offset = 0, bytes = 13824>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  return %y : tensor<?x256xf32>
 }
