@@ -13,6 +13,7 @@
 #include "runtime/exec/compile_cache.h"
 #include "runtime/model/eval.h"
 #include "runtime/model/model.h"
+#include "runtime/model/thread_pool.h"
 #include "runtime/support/status.h"
 #ifdef TERN_HAVE_TOKENIZER
 #include "runtime/tokenizer/tokenizer.h"
@@ -617,8 +618,10 @@ constexpr const char *kBenchHelp =
 
 Measures prompt processing (one N-token prompt into a fresh session) and
 decode (N single-token steps after it), best of R repetitions, as tokens/s.
-Token ids are deterministic (not a real text). Prints threads, machine and
-the ukernels the compiled code ran.
+Token ids are deterministic (not a real text). Prints threads, machine, the
+ukernels the compiled code ran, and decode's weight traffic (weights section
+bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
+summing a 256 MiB buffer with the same thread count).
 
   -p, --n-prompt N        prompt tokens (default 128, capped by the context)
   -n, --n-gen N           decode steps (default 32)
@@ -641,6 +644,42 @@ std::string cpuModelName() {
     }
   }
   return "unknown";
+}
+
+// Read bandwidth of this machine with `threads` threads: best of 3 passes
+// summing a 256 MiB buffer (GB/s).
+double measureReadBandwidth(int threads) {
+  const size_t n = (256u << 20) / sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buf(new (std::nothrow) uint64_t[n]);
+  if (!buf)
+    return 0;
+  for (size_t i = 0; i < n; ++i)
+    buf[i] = i;
+  model::ThreadPool pool(threads);
+  double best = 0;
+  std::vector<uint64_t> sums(size_t(pool.size()) * 8 + 64);
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    const size_t chunks = 64;
+    pool.parallelFor(chunks, [&](size_t b, size_t e) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (size_t c = b; c < e; ++c) {
+        const uint64_t *p = buf.get() + c * (n / chunks);
+        for (size_t i = 0; i < n / chunks; i += 4) {
+          s0 += p[i];
+          s1 += p[i + 1];
+          s2 += p[i + 2];
+          s3 += p[i + 3];
+        }
+      }
+      sums[b] = s0 + s1 + s2 + s3;
+    });
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, double(n * sizeof(uint64_t)) / std::max(dt, 1e-9) / 1e9);
+  }
+  volatile uint64_t sink = sums[0];
+  (void)sink;
+  return best;
 }
 
 int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
@@ -720,6 +759,11 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
                           : int(std::thread::hardware_concurrency());
   const std::string kernels = kernelsLine(**m);
   auto *am = dynamic_cast<const exec::ArtifactModel *>(m->get());
+  // Decode reads every weight once per token: effective weight bandwidth vs
+  // what this machine reads (DESIGN.md, performance model).
+  const double bw = measureReadBandwidth(threads);
+  const double weightBytes = am ? double(am->artifact().weights().size()) : 0.0;
+  const double decodeGbps = weightBytes * bestTg / 1e9;
   if (json) {
     nlohmann::ordered_json j;
     j["model"] = c.modelPath;
@@ -743,6 +787,12 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
     j["repetitions"] = reps;
     j["pp_tokens_per_s"] = bestPp;
     j["tg_tokens_per_s"] = bestTg;
+    j["read_bandwidth_gbps"] = bw;
+    if (am) {
+      j["weights_bytes"] = am->artifact().weights().size();
+      j["decode_weight_gbps"] = decodeGbps;
+      j["decode_bandwidth_fraction"] = bw > 0 ? decodeGbps / bw : 0.0;
+    }
     out << j.dump() << "\n";
   } else {
     out << (*m)->describe() << "\n";
@@ -751,6 +801,13 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
     out << fmt::format("prompt processing: {} tokens: {:.2f} tokens/s (best of {})\n",
                        prompt.size(), bestPp, reps);
     out << fmt::format("decode: {} tokens: {:.2f} tokens/s (best of {})\n", nGen, bestTg, reps);
+    if (am)
+      out << fmt::format("decode reads {:.1f} MB of weights per token: {:.2f} GB/s, {:.0f}% of "
+                         "the measured {:.2f} GB/s read bandwidth ({} threads)\n",
+                         weightBytes / 1e6, decodeGbps, bw > 0 ? 100.0 * decodeGbps / bw : 0.0,
+                         bw, threads);
+    else
+      out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
         << "\n";
   }
