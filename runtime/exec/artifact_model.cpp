@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <functional>
 #include <fcntl.h>
 #include <map>
 #include <new>
@@ -356,6 +357,29 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     if (auto it = meta.find("kernels"); it != meta.end())
       collectKernels(*it, use);
     kernelUse_.assign(use.begin(), use.end());
+  }
+  {
+    std::map<std::string, int> fb;
+    std::function<void(const nlohmann::json &)> walk = [&](const nlohmann::json &j) {
+      if (j.is_object()) {
+        auto c = j.find("callee"), f = j.find("fallback_from");
+        if (c != j.end() && f != j.end() && c->is_string() && f->is_string())
+          ++fb[f->get<std::string>() + " -> " + c->get<std::string>()];
+        else
+          for (const auto &v : j)
+            walk(v);
+      } else if (j.is_array()) {
+        for (const auto &v : j)
+          walk(v);
+      }
+    };
+    nlohmann::json kj = d.kernels ? nlohmann::json::parse(d.kernels, nullptr, false)
+                                  : nlohmann::json();
+    walk(kj.is_discarded() ? nlohmann::json() : kj);
+    if (fb.empty())
+      if (auto it = meta.find("kernels"); it != meta.end())
+        walk(*it);
+    fallbacks_.assign(fb.begin(), fb.end());
   }
 
   // Context, threads, scratch, KV pool.

@@ -45,6 +45,9 @@ public:
   // of ops using it ("kernels that ran": every forward call runs them all).
   const std::vector<std::pair<std::string, int>> &kernelUse() const { return kernelUse_; }
   std::string kernelSummary() const;
+  // Ops compiled to a scalar fallback because the fast variant does not
+  // exist (ternc's "fallback_from" records): "wanted -> ran" -> count.
+  const std::vector<std::pair<std::string, int>> &fallbacks() const { return fallbacks_; }
   // How the code section was loaded: "memfd" or "tempfile".
   const std::string &loadedVia() const { return loadedVia_; }
   uint64_t forwardCalls() const { return forwardCalls_.load(); }
@@ -64,6 +67,7 @@ private:
   const tern_model_desc *desc_ = nullptr;
   tern_forward_fn forward_ = nullptr;
   std::vector<std::pair<std::string, int>> kernelUse_;
+  std::vector<std::pair<std::string, int>> fallbacks_;
   std::unique_ptr<model::ThreadPool> threads_;
   std::shared_ptr<model::KvPool> kv_;
   uint8_t *scratch_ = nullptr;

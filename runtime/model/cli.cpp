@@ -348,6 +348,17 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
   return model::openModel(*path, c.opts);
 }
 
+// Scalar fallbacks compiled in place of a missing fast ukernel (a warning).
+void warnFallbacks(const model::Model &m, std::ostream &err) {
+  auto *a = dynamic_cast<const exec::ArtifactModel *>(&m);
+  if (!a)
+    return;
+  for (const auto &[what, n] : a->fallbacks())
+    err << fmt::format("note: {} op(s) run a scalar fallback: {} (no fast variant of that "
+                       "layout for this target; expect it to be slow)\n",
+                       n, what);
+}
+
 // The ukernels the compiled code runs ("" for the reference path).
 std::string kernelsLine(const model::Model &m) {
   if (auto *a = dynamic_cast<const exec::ArtifactModel *>(&m))
@@ -604,8 +615,10 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
                      generated.size(), gen,
                      generated.size() / std::max(gen, 1e-9));
-  if (std::string k = kernelsLine(**m); !k.empty())
+  if (std::string k = kernelsLine(**m); !k.empty()) {
     err << "ukernels run: " << k << "\n";
+    warnFallbacks(**m, err);
+  }
   else
     err << "ukernels run: none (scalar reference forward pass)\n";
   if (!stopped.ok())
@@ -778,6 +791,10 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
       for (const auto &[name, n] : am->kernelUse())
         k[name] = n;
       j["kernels"] = k;
+      nlohmann::ordered_json fb = nlohmann::ordered_json::object();
+      for (const auto &[what, n] : am->fallbacks())
+        fb[what] = n;
+      j["fallbacks"] = fb;
     }
     j["threads"] = threads;
     j["machine"] = {{"cpu", cpuModelName()},
@@ -810,6 +827,7 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
       out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
         << "\n";
+    warnFallbacks(**m, out);
   }
   return 0;
 }
