@@ -139,6 +139,13 @@ void LowerToLLVMPass::runOnOperation() {
     dataOffset = a.getInt();
   int64_t cursor = alignUp(packedBytes);
   llvm::StringMap<int64_t> rawOffset;
+  // A tied f16 head is packed as the GGUF's bytes (tern-pack-weights'
+  // packDense): the embedding reads the same bytes there, not a copy.
+  for (UKernelCallOp call : calls)
+    if (kindOf(call.getCallee()) == Kind::LmHead && argStr(call, "layout") == "f16" &&
+        !argStr(call, "weight").empty() && argInt(call, "packed_offset") >= 0 &&
+        argInt(call, "packed_bytes") == argInt(call, "weight_bytes"))
+      rawOffset[argStr(call, "weight")] = argInt(call, "packed_offset");
   llvm::SmallVector<Attribute> layout;
   Builder b0(ctx);
   for (UKernelCallOp call : calls) {
@@ -153,6 +160,12 @@ void LowerToLLVMPass::runOnOperation() {
       return signalPassFailure();
     }
     auto [it, inserted] = rawOffset.try_emplace(name, cursor);
+    if (!inserted && argInt(call, "weight_bytes") > 0 && it->second < alignUp(packedBytes) &&
+        kindOf(call.getCallee()) != Kind::Embed) {
+      call.emitOpError() << "weight '" << name << "' is shared with a packed head, which only "
+                            "the f16 embedding may read";
+      return signalPassFailure();
+    }
     if (inserted) {
       layout.push_back(b0.getDictionaryAttr({
           b0.getNamedAttr("name", b0.getStringAttr(name)),

@@ -69,3 +69,21 @@ module {
     return %x : tensor<?x256xf32>
   }
 }
+
+// -----
+
+// A tied f16 head is packed as the GGUF's bytes: the embedding reads them
+// there (offset 128 in the blob) instead of a second copy.
+// CHECK-LABEL: module attributes
+// CHECK-SAME: tern.weights = [], tern.weights_bytes = 8320 : i64
+// CHECK: llvm.mlir.constant(128 : i64)
+// CHECK-NEXT: llvm.getelementptr
+// CHECK: llvm.call @tern_uk_embed_f16_ref
+module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8320 : i64,
+                   tern.hparams = {context = 100 : i64, hidden = 256 : i64, vocab = 16 : i64}} {
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+    %x = tern.ukernel_call "tern_uk_embed_f16_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
+    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%x) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 128 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
+    return %l : tensor<?x16xf32>
+  }
+}
