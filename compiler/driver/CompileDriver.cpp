@@ -67,6 +67,7 @@ options:
   --i2s-layout L         I2_S packing of the input: x86 (default) | arm | x86-1x4
   --max-context N        KV cache capacity (default: the model's context_length)
   --print-ir-after-all   print the IR after every pass (stderr)
+  --mlir-timing          time every pass (report on stderr)
   --mlir-print-debuginfo print locations (tensor names) in the output
   -h, --help             this text
 
@@ -85,7 +86,7 @@ int runCompileCommand(int argc, char **argv) {
   std::string model, out, emit, ukernels, maxBatchText, optText;
   PipelineOptions popts;
   ImportOptions iopts;
-  bool printAfterAll = false, debugInfo = false, quiet = false;
+  bool printAfterAll = false, debugInfo = false, quiet = false, timing = false;
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
@@ -169,6 +170,8 @@ int runCompileCommand(int argc, char **argv) {
         return usageError("--max-context needs a positive integer");
     } else if (a == "--print-ir-after-all" || a == "--mlir-print-ir-after-all") {
       printAfterAll = true;
+    } else if (a == "--mlir-timing" || a == "--timing") {
+      timing = true;
     } else if (a == "--mlir-print-debuginfo") {
       debugInfo = true;
     } else if (!a.empty() && a[0] == '-' && a != "-") {
@@ -248,6 +251,8 @@ int runCompileCommand(int argc, char **argv) {
       pm.enableIRPrinting([](mlir::Pass *, mlir::Operation *) { return false; },
                           [](mlir::Pass *, mlir::Operation *) { return true; },
                           /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
+    if (timing)
+      pm.enableTiming();
     popts.lower = emit != "tern";
     popts.lowerToLLVM = emit != "tern" && emit != "kernels";
     buildTernPipeline(pm, popts);
