@@ -76,6 +76,8 @@ TERN_UK_DECLARE_MATMUL_I8(i2s, neon)        /* aarch64 */
 TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
 TERN_UK_DECLARE_MATMUL_I8(tl1, neon)        /* aarch64, tile_m % 16 == 0 (else ref rows) */
 TERN_UK_DECLARE_MATMUL_I8(tl1, neon_dotprod)
+TERN_UK_DECLARE_MATMUL_I8(tl2, avx2)        /* x86, tile_m % 16 == 0 (else ref rows) */
+TERN_UK_DECLARE_MATMUL_I8(tl2, avx512_vnni)
 /* f32 activations: FMA with lane-wise partial sums (close to ref, not
  * bit-identical). */
 void tern_uk_matmul_i2s_f32act_avx2(TERN_UK_MATMUL_F32_ARGS);

@@ -213,6 +213,109 @@ TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnn
 TERN_UK_I2S_F32_TILES(i2s_f32_tiles_avx2, TERN_UK_AVX2)
 TERN_UK_I2S_F32_TILES(i2s_f32_tiles_vnni, TERN_UK_VNNI)
 
+// ---- tl2, int8 activations ----
+// Consecutive bytes of a (row tile, K tile) are consecutive rows, so 16 rows
+// go in one vector. Per token and triple t a 14-entry table T_t[m] = d0 q0 +
+// d1 q1 + d2 q2 (digits of m = 9 d0 + 3 d1 + d2, |T| <= 384) is built as low
+// and high byte halves; pshufb looks both up by the magnitude nibbles, and the
+// row's sign bit (shifted to bit 15, arithmetic shift) negates. Sums of one
+// 16-triple sign group stay in i16 (<= 6144), then widen to i32 per row.
+// Needs tile_m % 16 == 0 and tile_m <= 1024, else the ref rows.
+#define TERN_UK_TL2_TILES(NAME, TARGET)                                                          \
+  TARGET TERN_UK_INLINE void NAME##_tables(const int8_t *qt, int64_t k, int64_t col0,            \
+                                          int64_t ntri, uint8_t *tab) {                          \
+    const __m256i D0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);        \
+    const __m256i D1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);     \
+    const __m256i D2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);    \
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, \
+                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15); \
+    for (int64_t t = 0; t < ntri; ++t) {                                                         \
+      const int64_t c = col0 + 3 * t;                                                            \
+      const int16_t q0 = c < k ? qt[c] : 0, q1 = c + 1 < k ? qt[c + 1] : 0,                      \
+                    q2 = c + 2 < k ? qt[c + 2] : 0;                                              \
+      __m256i v = _mm256_sign_epi16(_mm256_set1_epi16(q0), D0);                                  \
+      v = _mm256_add_epi16(v, _mm256_sign_epi16(_mm256_set1_epi16(q1), D1));                     \
+      v = _mm256_add_epi16(v, _mm256_sign_epi16(_mm256_set1_epi16(q2), D2));                     \
+      v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, split), 0xd8);                         \
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(tab + 32 * t), v);                         \
+    }                                                                                            \
+  }                                                                                              \
+  TARGET TERN_UK_INLINE __m256i NAME##_look(const uint8_t *tab, __m128i idx) {                   \
+    const __m128i lo = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(tab)), \
+                                        idx);                                                    \
+    const __m128i hi = _mm_shuffle_epi8(                                                         \
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(tab + 16)), idx);                      \
+    return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));               \
+  }                                                                                              \
+  TARGET void NAME(void *arg, int64_t begin, int64_t end) {                                      \
+    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);                                 \
+    constexpr int64_t kChunkGroups = 32;                                                         \
+    uint8_t tab[kChunkGroups * 16 * 32];                                                         \
+    int32_t acc[1024];                                                                           \
+    const int64_t tri = a.tk / 3, ngroups = tri / 16, tbytes = tile_bytes(kTL2, a.tm, a.tk);     \
+    const __m128i m15 = _mm_set1_epi8(15);                                                       \
+    for (int64_t rt = begin; rt < end; ++rt) {                                                   \
+      const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);                                  \
+      if (a.tm % 16 || a.tm > 1024) {                                                            \
+        matmul_rows_scalar<false>(a, kTL2, r0, r1);                                              \
+        continue;                                                                                \
+      }                                                                                          \
+      const int64_t nrg = (r1 - r0 + 15) / 16;                                                   \
+      for (int64_t t = 0; t < a.n; ++t) {                                                        \
+        const int8_t *qt = a.q + t * a.k;                                                        \
+        for (int64_t i = 0; i < nrg * 16; ++i)                                                   \
+          acc[i] = 0;                                                                            \
+        for (int64_t kt = 0; kt < a.nkt; ++kt) {                                                 \
+          const uint8_t *base = a.packed + (rt * a.nkt + kt) * tbytes;                           \
+          const uint8_t *signs = base + a.tm * (tri / 2);                                        \
+          for (int64_t g0 = 0; g0 < ngroups; g0 += kChunkGroups) {                               \
+            const int64_t col0 = kt * a.tk + g0 * 48;                                            \
+            if (col0 >= a.k)                                                                     \
+              break;                                                                             \
+            const int64_t ng = min64(kChunkGroups, ngroups - g0);                                \
+            NAME##_tables(qt, a.k, col0, ng * 16, tab);                                          \
+            for (int64_t rg = 0; rg < nrg; ++rg) {                                               \
+              __m256i lo32 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(acc + 16 * rg)); \
+              __m256i hi32 =                                                                     \
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i *>(acc + 16 * rg + 8));      \
+              for (int64_t g = 0; g < ng; ++g) {                                                 \
+                const __m256i sw = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(         \
+                    signs + ((g0 + g) * a.tm + 16 * rg) * 2));                                   \
+                __m256i s16 = _mm256_setzero_si256();                                            \
+                for (int tp = 0; tp < 8; ++tp) {                                                 \
+                  const __m128i mg = _mm_loadu_si128(reinterpret_cast<const __m128i *>(          \
+                      base + ((g0 + g) * 8 + tp) * a.tm + 16 * rg));                             \
+                  const __m128i ilo = _mm_and_si128(mg, m15);                                    \
+                  const __m128i ihi = _mm_and_si128(_mm_srli_epi16(mg, 4), m15);                 \
+                  const uint8_t *tb = tab + (g * 16 + 2 * tp) * 32;                              \
+                  const __m256i v0 = NAME##_look(tb, ilo), v1 = NAME##_look(tb + 32, ihi);       \
+                  const __m256i n0 = _mm256_srai_epi16(                                          \
+                      _mm256_sll_epi16(sw, _mm_cvtsi32_si128(2 * tp)), 15);                      \
+                  const __m256i n1 = _mm256_srai_epi16(                                          \
+                      _mm256_sll_epi16(sw, _mm_cvtsi32_si128(2 * tp + 1)), 15);                  \
+                  s16 = _mm256_add_epi16(s16, _mm256_sub_epi16(_mm256_xor_si256(v0, n0), n0));   \
+                  s16 = _mm256_add_epi16(s16, _mm256_sub_epi16(_mm256_xor_si256(v1, n1), n1));   \
+                }                                                                                \
+                lo32 = _mm256_add_epi32(lo32, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16))); \
+                hi32 = _mm256_add_epi32(hi32,                                                    \
+                                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16, 1))); \
+              }                                                                                  \
+              _mm256_storeu_si256(reinterpret_cast<__m256i *>(acc + 16 * rg), lo32);             \
+              _mm256_storeu_si256(reinterpret_cast<__m256i *>(acc + 16 * rg + 8), hi32);         \
+            }                                                                                    \
+          }                                                                                      \
+        }                                                                                        \
+        for (int64_t r = r0; r < r1; ++r) {                                                      \
+          const int seg = segment_of(a, r);                                                      \
+          store(a, seg, r, t, float(acc[r - r0]) * a.scale[seg] / a.qs[t]);                      \
+        }                                                                                        \
+      }                                                                                          \
+    }                                                                                            \
+  }
+
+TERN_UK_TL2_TILES(tl2_tiles_avx2, TERN_UK_AVX2)
+TERN_UK_TL2_TILES(tl2_tiles_vnni, TERN_UK_VNNI)
+
 // ---- lm_head f16: F16C conversion, FMA accumulation (not bit-exact with
 // the ref's sequential sum; tests use a tolerance) ----
 struct LmHeadArgs {
@@ -288,6 +391,22 @@ TERN_UK_VNNI void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS)
   init_args(a, kI2S, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.x = x;
   run_parallel(ctx, a.mp / a.tm, &i2s_f32_tiles_vnni, &a);
+}
+
+TERN_UK_AVX2 void tern_uk_matmul_tl2_avx2(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kTL2, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &tl2_tiles_avx2, &a);
+}
+
+TERN_UK_VNNI void tern_uk_matmul_tl2_avx512_vnni(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, kTL2, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, &tl2_tiles_vnni, &a);
 }
 
 TERN_UK_AVX2 void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {

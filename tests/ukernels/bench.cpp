@@ -65,6 +65,40 @@ void shapes(benchmark::internal::Benchmark *b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
+// tl2 with tile_k = 240: random magnitudes 0..13 and signs.
+void runTl2(benchmark::State &st, MatmulI8 fn) {
+  const int64_t m = st.range(0), k = st.range(1), n = st.range(2), tm = 32, tk = 240;
+  const int64_t kp = (k + tk - 1) / tk * tk, tri = tk / 3;
+  const int64_t tbytes = tm * (tri / 2) + tm * (tri / 16) * 2;
+  const int64_t codeBytes = (m / tm) * (kp / tk) * tbytes;
+  std::mt19937 rng(2);
+  Data d = make(false, 0, 0, n);
+  d.packed.resize((codeBytes + 63) / 64 * 64 + 4);
+  for (int64_t i = 0; i < codeBytes; ++i)
+    d.packed[i] = uint8_t(rng() % 14 | (rng() % 14) << 4);
+  d.q.resize(n * k);
+  for (auto &v : d.q)
+    v = int8_t(int(rng() % 256) - 128);
+  d.out.resize(n * m);
+  for (auto _ : st) {
+    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m,
+       nullptr, 0, nullptr, 0);
+    benchmark::DoNotOptimize(d.out.data());
+  }
+  st.counters["Gweights/s"] =
+      benchmark::Counter(double(m) * k * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+void BM_tl2_ref(benchmark::State &st) { runTl2(st, &tern_uk_matmul_tl2_ref); }
+BENCHMARK(BM_tl2_ref)->Apply(shapes);
+#if defined(__x86_64__)
+void BM_tl2_avx2(benchmark::State &st) {
+  if (!__builtin_cpu_supports("avx2"))
+    return st.SkipWithError("no avx2");
+  runTl2(st, &tern_uk_matmul_tl2_avx2);
+}
+BENCHMARK(BM_tl2_avx2)->Apply(shapes);
+#endif
+
 void BM_i2s_ref(benchmark::State &st) { runMatmul(st, &tern_uk_matmul_i2s_ref, false, 32); }
 BENCHMARK(BM_i2s_ref)->Apply(shapes);
 void BM_tl1_ref(benchmark::State &st) { runMatmul(st, &tern_uk_matmul_tl1_ref, true, 64); }

@@ -55,7 +55,9 @@ const std::vector<Variant> &variants() {
   static const std::vector<Variant> v = {
 #define TERN_UK_VARIANT(layout, act, isa)                                                        \
   Variant{#layout, #isa, std::string(#act) == "f32", UK_FN_##act(layout, isa)},
+#define TERN_UK_PENDING_VARIANT(layout, act, isa) TERN_UK_VARIANT(layout, act, isa)
 #include "runtime/ukernels/variants.def"
+#undef TERN_UK_PENDING_VARIANT
 #undef TERN_UK_VARIANT
   };
   return v;
@@ -149,8 +151,8 @@ std::vector<Shape> shapesFor(const std::string &layout) {
     return {{16, 128, {64}, 256}, {32, 256, {40, 24, 24}, 384}, {16, 4, {37, 11}, 202},
             {8, 64, {5}, 1000}};
   if (layout == "tl2")
-    return {{16, 96, {64}, 288}, {32, 192, {40, 24, 24}, 384}, {8, 48, {37, 11}, 200},
-            {16, 240, {5}, 1000}};
+    return {{16, 96, {64}, 288},   {32, 192, {40, 24, 24}, 384}, {8, 48, {37, 11}, 200},
+            {16, 240, {5}, 1000}, {32, 1584, {40}, 1700}, {64, 96, {256, 128, 128}, 256}};
   return {{16, 256, {64}, 256}, {32, 256, {40, 24, 24}, 512}, {16, 256, {37, 11}, 200},
           {4, 256, {5}, 1000}};
 }
