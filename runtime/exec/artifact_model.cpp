@@ -10,6 +10,7 @@
 #include <map>
 #include <new>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fmt/format.h"
@@ -234,6 +235,21 @@ ArtifactModel::open(const std::string &path, const model::ModelOptions &options,
 }
 
 absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
+#if defined(__x86_64__)
+  // Linux hands out AMX tile state only on request (arch_prctl); code
+  // compiled to rely on AMX would otherwise die of SIGILL.
+  {
+    const std::string f = artifact_->cpuFeatures();
+    if (f.find("+amx-") != std::string::npos) {
+      constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+      if (::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+        return absl::FailedPreconditionError(fmt::format(
+            "the code requires AMX ({}) but the kernel refused AMX tile state "
+            "(arch_prctl ARCH_REQ_XCOMP_PERM: {})",
+            f, std::strerror(errno)));
+    }
+  }
+#endif
   absl::StatusOr<void *> h = loadCode(artifact_->code(), loadedVia_);
   if (!h.ok())
     return h.status();

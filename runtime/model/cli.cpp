@@ -325,7 +325,14 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
     if (c.compile || c.reference)
       return absl::InvalidArgumentError(
           "--compile / --reference apply to a .gguf; this model is already compiled");
-    return model::openModel(c.modelPath, c.opts);
+    absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+    if (m.ok() && c.actQuantGiven && (*m)->options().actQuant != c.opts.actQuant)
+      return absl::InvalidArgumentError(fmt::format(
+          "--act-quant {}: {} was compiled with --act-quant {} (activation quantization is "
+          "fixed at compile time; recompile with ternc compile --act-quant {})",
+          model::actQuantName(c.opts.actQuant), c.modelPath,
+          model::actQuantName((*m)->options().actQuant), model::actQuantName(c.opts.actQuant)));
+    return m;
   }
   if (!c.compile) {
     if (!c.kernel.empty() && c.kernel != "ref")

@@ -63,6 +63,11 @@ TEST_F(CliExec, EvalRunBenchOnArtifact) {
   r = run({"bench", tern_, "-p", "8", "-n", "4", "-r", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("decode"), std::string::npos);
+  r = run({"eval", tern_, "--tokens", "1", "--act-quant", "none"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("compiled with --act-quant token"), std::string::npos) << r.err;
+  r = run({"eval", tern_, "--tokens", "1", "--act-quant", "token"});
+  EXPECT_EQ(r.rc, 0) << r.err;
   r = run({"eval", tern_, "--tokens", "1", "--compile"});
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("already compiled"), std::string::npos) << r.err;
