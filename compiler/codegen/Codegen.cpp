@@ -201,8 +201,20 @@ bool emitMachineCode(llvm::Module &m, const MachineTarget &target, bool asmText,
   return true;
 }
 
-bool linkSharedObject(const std::vector<uint8_t> &object, std::vector<uint8_t> &so,
-                      std::string &err) {
+static std::string findLibm(const std::string &arch) {
+  if (arch.empty())
+    return "";
+  for (std::string dir : {"/lib/" + arch + "-linux-gnu", "/usr/lib/" + arch + "-linux-gnu",
+                          "/usr/" + arch + "-linux-gnu/lib"}) {
+    std::string p = dir + "/libm.so.6";
+    if (llvm::sys::fs::exists(p))
+      return p;
+  }
+  return "";
+}
+
+bool linkSharedObject(const std::vector<uint8_t> &object, const std::string &arch,
+                      std::vector<uint8_t> &so, std::string &err) {
   llvm::SmallString<128> objPath, soPath;
   if (std::error_code ec = llvm::sys::fs::createTemporaryFile("tern-model", "o", objPath)) {
     err = "cannot create a temporary file: " + ec.message();
@@ -240,9 +252,12 @@ bool linkSharedObject(const std::vector<uint8_t> &object, std::vector<uint8_t> &
     }
     lld = *found;
   }
+  std::string libm = findLibm(arch);
   llvm::SmallVector<llvm::StringRef> args{lld,         "-shared",     "-o", soPath,
                                           "-z",        "noexecstack", "-z", "now",
                                           "--build-id=none", "-O2", objPath};
+  if (!libm.empty())
+    args.append({"--as-needed", libm});
   std::string msg;
   int rc = llvm::sys::ExecuteAndWait(lld, args, std::nullopt, {}, 0, 0, &msg);
   if (rc != 0) {

@@ -37,9 +37,12 @@ std::unique_ptr<llvm::Module> buildLLVMModule(mlir::ModuleOp module, llvm::LLVMC
 bool emitMachineCode(llvm::Module &m, const MachineTarget &target, bool asmText,
                      std::vector<uint8_t> &out, std::string &err);
 
-// `ld.lld -shared` of one object into a shared object. Undefined symbols
-// (libm, memcpy) stay undefined and are resolved when the runtime dlopens it.
-bool linkSharedObject(const std::vector<uint8_t> &object, std::vector<uint8_t> &so,
-                      std::string &err);
+// `ld.lld -shared` of one object into a shared object. libm.so.6 of the
+// target's arch is added with --as-needed when one is found (host libdirs,
+// /usr/<arch>-linux-gnu/lib for cross targets), so the object records
+// DT_NEEDED libm only if the code calls libm; without one, libm and libc
+// symbols (memcpy) stay undefined and are resolved when the runtime dlopens it.
+bool linkSharedObject(const std::vector<uint8_t> &object, const std::string &arch,
+                      std::vector<uint8_t> &so, std::string &err);
 
 } // namespace tern::compiler

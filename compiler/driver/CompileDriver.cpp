@@ -288,7 +288,7 @@ int runCompileCommand(int argc, char **argv) {
       progress("codegen");
       if (emit == "so" || artifact) {
         std::vector<uint8_t> so;
-        if (!linkSharedObject(bytes, so, err)) {
+        if (!linkSharedObject(bytes, machine->arch(), so, err)) {
           llvm::errs() << "ternc compile: " << err << "\n";
           return 1;
         }
