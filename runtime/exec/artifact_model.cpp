@@ -517,7 +517,9 @@ absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &pa
     return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
   };
   if (endsWith(".tern")) {
-    absl::StatusOr<std::unique_ptr<ArtifactModel>> m = ArtifactModel::open(path, options);
+    artifact::OpenOptions oo;
+    oo.verifyWeightsHash = options.verifyWeightsHash;
+    absl::StatusOr<std::unique_ptr<ArtifactModel>> m = ArtifactModel::open(path, options, oo);
     if (!m.ok())
       return m.status();
     return std::unique_ptr<model::Model>(std::move(*m));

@@ -57,6 +57,8 @@ model options:
                           reused while the GGUF, target, flags and ternc version
                           match) and run the compiled code
       --reference         .gguf only: the scalar reference forward pass (default)
+      --no-verify-weights .tern only: skip hashing the weights section on open
+                          (every other check still runs)
       --target T          with --compile: ternc's --target (default native)
       --kernel K          with --compile: ternc's --kernel (e.g. ref); without it
                           only `ref` (the reference path) is accepted
@@ -204,6 +206,8 @@ commonFlag(const std::string &flag,
     if (!v.ok())
       return v.status();
     c.kernel = *v;
+  } else if (flag == "--no-verify-weights") {
+    c.opts.verifyWeightsHash = false;
   } else if (flag == "--compile") {
     c.compile = true;
   } else if (flag == "--reference") {

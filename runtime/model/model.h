@@ -27,6 +27,7 @@ struct ModelOptions {
   uint32_t pageSize = 16;     // KV positions per page
   uint32_t kvPages = 0;       // pool size in pages; 0: one full context
   formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128;
+  bool verifyWeightsHash = true; // .tern: hash the weights section on open
 };
 
 class Session {

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/artifact/artifact.h"
 #include "runtime/exec/compile_cache.h"
 #include "runtime/model/cli.h"
 #include "runtime/support/status.h"
@@ -71,6 +72,36 @@ TEST_F(CliExec, EvalRunBenchOnArtifact) {
   r = run({"eval", tern_, "--tokens", "1", "--compile"});
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.err.find("already compiled"), std::string::npos) << r.err;
+}
+
+TEST_F(CliExec, NoVerifyWeightsSkipsOnlyTheWeightsHash) {
+  auto a = artifact::Artifact::open(tern_);
+  ASSERT_TRUE(a.ok());
+  uint64_t weightsAt = 0, codeAt = 0;
+  for (const tern_artifact_section &s : (*a)->sections()) {
+    if (s.kind == TERN_SECTION_WEIGHTS)
+      weightsAt = s.offset;
+    if (s.kind == TERN_SECTION_CODE)
+      codeAt = s.offset;
+  }
+  a->reset();
+  auto corrupt = [&](uint64_t at, const std::string &name) {
+    const std::string path = (dir_ / name).string();
+    fs::copy_file(tern_, path);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(at + 8));
+    f.put('\x7e');
+    return path;
+  };
+  const std::string w = corrupt(weightsAt, "w.tern"), c = corrupt(codeAt, "c.tern");
+  Result r = run({"eval", w, "--tokens", "1"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("weights"), std::string::npos) << r.err;
+  r = run({"eval", w, "--tokens", "1", "--no-verify-weights"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = run({"eval", c, "--tokens", "1", "--no-verify-weights"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("code"), std::string::npos) << r.err;
 }
 
 TEST_F(CliExec, CompileGoesThroughTheCache) {

@@ -132,7 +132,7 @@ TEST(Loader, MissingKeyIsNamed) {
       << statusMessage(st);
 }
 
-TEST(Loader, TernArtifactNotYetSupported) {
+TEST(Loader, MissingFilesAreErrorsNamingThePath) {
   auto m = openModel("/nonexistent/model.tern", {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(statusMessage(m.status()).find(".tern"), std::string::npos);
