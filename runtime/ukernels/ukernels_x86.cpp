@@ -148,7 +148,97 @@ TERN_UK_SUM_Q(sum_q_vnni, TERN_UK_VNNI, hsum_epi32_vnni)
   acc[tt] = _mm256_dpbusd_epi32(acc[tt], c3, TERN_UK_LOADQ(qp + 96));
 
 TERN_UK_I2S_TILES(i2s_tiles_avx2, TERN_UK_AVX2, TERN_UK_ACC_AVX2, hsum_epi32_avx2, sum_q_avx2)
-TERN_UK_I2S_TILES(i2s_tiles_vnni, TERN_UK_VNNI, TERN_UK_ACC_VNNI, hsum_epi32_vnni, sum_q_vnni)
+
+// AVX-512: two rows per zmm (row r in the low 256 bits, r + 1 in the high),
+// activations broadcast to both halves, so one decode and one vpdpbusd serve
+// two rows. An odd last row of a tile takes the 256-bit path.
+template <int NT>
+TERN_UK_VNNI TERN_UK_INLINE void i2s_vnni512_rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+  const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;
+  const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m), rstride = a.tk / 4;
+  const int8_t *qt[NT];
+  int32_t sq[NT];
+  for (int tt = 0; tt < NT; ++tt) {
+    qt[tt] = a.q + (t0 + tt) * a.k;
+    sq[tt] = sum_q_vnni(qt[tt], kfull);
+  }
+  const uint8_t *tile = a.packed + rt * a.nkt * tbytes;
+  const __m512i m3 = _mm512_set1_epi8(3);
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t *row = tile + (r - r0) * rstride;
+    __m512i acc[NT];
+    for (int tt = 0; tt < NT; ++tt)
+      acc[tt] = _mm512_setzero_si512();
+    for (int64_t gb = 0; gb < kfull / 128; ++gb) {
+      const uint8_t *p = row + (gb / bpt) * tbytes + (gb % bpt) * 32;
+      const __m512i raw = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + rstride)), 1);
+      const __m512i c0 = _mm512_and_si512(_mm512_srli_epi16(raw, 6), m3);
+      const __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m3);
+      const __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(raw, 2), m3);
+      const __m512i c3 = _mm512_and_si512(raw, m3);
+      for (int tt = 0; tt < NT; ++tt) {
+        const int8_t *qp = qt[tt] + gb * 128;
+        acc[tt] = _mm512_dpbusd_epi32(acc[tt], c0, _mm512_broadcast_i64x4(TERN_UK_LOADQ(qp)));
+        acc[tt] = _mm512_dpbusd_epi32(acc[tt], c1, _mm512_broadcast_i64x4(TERN_UK_LOADQ(qp + 32)));
+        acc[tt] = _mm512_dpbusd_epi32(acc[tt], c2, _mm512_broadcast_i64x4(TERN_UK_LOADQ(qp + 64)));
+        acc[tt] = _mm512_dpbusd_epi32(acc[tt], c3, _mm512_broadcast_i64x4(TERN_UK_LOADQ(qp + 96)));
+      }
+    }
+    const int segA = segment_of(a, r), segB = segment_of(a, r + 1);
+    for (int tt = 0; tt < NT; ++tt) {
+      const int32_t totA = hsum_epi32_vnni(_mm512_castsi512_si256(acc[tt])) - sq[tt] +
+                           i2s_tail(a, r, kfull, qt[tt]);
+      const int32_t totB = hsum_epi32_vnni(_mm512_extracti64x4_epi64(acc[tt], 1)) - sq[tt] +
+                           i2s_tail(a, r + 1, kfull, qt[tt]);
+      store(a, segA, r, t0 + tt, float(totA) * a.scale[segA] / a.qs[t0 + tt]);
+      store(a, segB, r + 1, t0 + tt, float(totB) * a.scale[segB] / a.qs[t0 + tt]);
+    }
+  }
+  if (r < r1) { // odd last row
+    const uint8_t *row = tile + (r - r0) * rstride;
+    __m256i acc[NT];
+    for (int tt = 0; tt < NT; ++tt)
+      acc[tt] = _mm256_setzero_si256();
+    for (int64_t gb = 0; gb < kfull / 128; ++gb) {
+      const uint8_t *p = row + (gb / bpt) * tbytes + (gb % bpt) * 32;
+      TERN_UK_I2S_DECODE(p)
+      for (int tt = 0; tt < NT; ++tt) {
+        const int8_t *qp = qt[tt] + gb * 128;
+        TERN_UK_ACC_VNNI
+      }
+    }
+    const int seg = segment_of(a, r);
+    for (int tt = 0; tt < NT; ++tt) {
+      const int32_t tot = hsum_epi32_vnni(acc[tt]) - sq[tt] + i2s_tail(a, r, kfull, qt[tt]);
+      store(a, seg, r, t0 + tt, float(tot) * a.scale[seg] / a.qs[t0 + tt]);
+    }
+  }
+}
+
+TERN_UK_VNNI void i2s_tiles_vnni(void *arg, int64_t begin, int64_t end) {
+  const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
+  for (int64_t rt = begin; rt < end; ++rt) {
+    int64_t t0 = 0;
+    for (; t0 + 4 <= a.n; t0 += 4)
+      i2s_vnni512_rows<4>(a, rt, t0);
+    switch (a.n - t0) {
+    case 3:
+      i2s_vnni512_rows<3>(a, rt, t0);
+      break;
+    case 2:
+      i2s_vnni512_rows<2>(a, rt, t0);
+      break;
+    case 1:
+      i2s_vnni512_rows<1>(a, rt, t0);
+      break;
+    default:
+      break;
+    }
+  }
+}
 
 // ---- i2s, f32 activations: weights as -1/0/+1 floats, FMA (exact product,
 // lane-wise sums: close to the ref's sequential sum, not bit-identical) ----
