@@ -60,4 +60,16 @@ std::optional<MatrixInfo> matrixInfo(Operation *op) {
 KernelAttr kernelOf(Operation *op) { return op->getAttrOfType<KernelAttr>("kernel"); }
 PackedAttr packedOf(Operation *op) { return op->getAttrOfType<PackedAttr>("packed"); }
 
+bool hasUkernelVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa) {
+  static const char *const kVariants[][3] = {
+#define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+  };
+  for (const auto &v : kVariants)
+    if (layout == v[0] && act == v[1] && isa == v[2])
+      return true;
+  return false;
+}
+
 } // namespace tern::passes

@@ -27,4 +27,8 @@ std::optional<MatrixInfo> matrixInfo(mlir::Operation *op);
 ir::KernelAttr kernelOf(mlir::Operation *op);
 ir::PackedAttr packedOf(mlir::Operation *op);
 
+// Whether runtime/ukernels implements the matmul variant (variants.def):
+// layout "i2s"..., act "i8" or "f32", isa "avx2"... ("ref" always exists).
+bool hasUkernelVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa);
+
 } // namespace tern::passes

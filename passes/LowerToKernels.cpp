@@ -51,19 +51,6 @@ struct Args {
 
 int64_t width(Value v) { return cast<RankedTensorType>(v.getType()).getDimSize(1); }
 
-// Every (layout, act, isa) matmul variant the ukernels implement.
-bool hasVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa) {
-  static const char *const kVariants[][3] = {
-#define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},
-#include "runtime/ukernels/variants.def"
-#undef TERN_UK_VARIANT
-  };
-  for (const auto &v : kVariants)
-    if (layout == v[0] && act == v[1] && isa == v[2])
-      return true;
-  return false;
-}
-
 // f16 LM head variants beyond ref (TERN_UK_HEAD_VARIANT in variants.def).
 bool hasHeadVariant(llvm::StringRef isa) {
   static const char *const kHeads[] = {
@@ -94,7 +81,7 @@ std::string matmulCallee(const Naming &nm, KernelAttr k, std::string &wanted) {
   std::string base = ("tern_uk_matmul_" + layout + (nm.f32act ? "_f32act" : "")).str();
   if (nm.ref)
     return base + "_ref";
-  if (hasVariant(layout, nm.f32act ? "f32" : "i8", isa))
+  if (tern::passes::hasUkernelVariant(layout, nm.f32act ? "f32" : "i8", isa))
     return (base + "_" + isa).str();
   wanted = (base + "_" + isa).str();
   return base + "_ref";

@@ -100,7 +100,18 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
             }
         }
       } else {
-        choice = cands.front();
+        // The cost model ranks layouts as if every one had a kernel for this
+        // ISA; prefer the best one that really has a fast ukernel (a layout
+        // with only its scalar `_ref` twin would be far slower than ranked).
+        for (const KernelEstimate &e : cands)
+          if (!info->ternaryRole ||
+              tern::passes::hasUkernelVariant(stringifyKernelLayout(e.layout), "i8",
+                                              stringifyIsa(ti->isa()))) {
+            choice = e;
+            break;
+          }
+        if (!choice)
+          choice = cands.front();
       }
       auto attr = KernelAttr::getChecked([&] { return op->emitOpError(); }, &getContext(),
                                          choice->layout, ti->isa(), choice->tileM,
@@ -117,6 +128,9 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
           << choice->describe();
         if (forced->layout && info->ternaryRole)
           d << " (forced)";
+        else if (choice->layout != cands.front().layout)
+          d << " (the cost model ranks " << stringifyKernelLayout(cands.front().layout)
+            << " first, but it has only the scalar ukernel on " << ti->name() << ")";
         for (const KernelEstimate &e : cands)
           if (e.layout != choice->layout) {
             d << "; best other layout " << e.describe() << llvm::formatv(" (+{0:f0}%)",

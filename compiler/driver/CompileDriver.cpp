@@ -18,7 +18,9 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/SourceMgr.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
@@ -214,6 +216,10 @@ int runCompileCommand(int argc, char **argv) {
   registerTernDialects(registry);
   mlir::MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Without a handler MLIR prints errors only; --explain's remarks (and
+  // warnings, notes) must reach stderr too.
+  llvm::SourceMgr diagSources;
+  mlir::SourceMgrDiagnosticHandler diagHandler(diagSources, &ctx);
   if (printAfterAll)
     ctx.disableMultithreading();
 
