@@ -175,7 +175,10 @@ public:
     case KernelLayout::I2S:
       return 48; // unpack 2-bit codes + vpmaddubsw, 2 ports
     case KernelLayout::TL2:
-      return 96; // one pshufb covers 32 triples
+      // One pshufb covers 32 triples in theory; our tl2_avx2 ukernel measured
+      // about half of i2s_avx2's throughput (docs/codegen.md, tern bench on a
+      // 2560-hidden model: prefill 99 vs 199 tok/s, decode 67 vs 88).
+      return 24;
     case KernelLayout::TQ2:
       return 40;
     case KernelLayout::TQ1:
