@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is missing, build, generate a
 # small synthetic BitNet model (or take MODEL=path.gguf), inspect it, and run
-# it. Until the AOT code generator lands (issue: end to end), `tern run`
-# executes the model through the runtime's scalar reference path.
+# it: compile it ahead of time to a .tern artifact and run the generated
+# code, printing the kernels that ran and tokens/s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
 cmake -G Ninja -S . -B build -DPython3_EXECUTABLE=/usr/bin/python3 \
   -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit >/dev/null
-ninja -C build -j"${JOBS:-2}" ternc tern tern-synth
+ninja -C build -j"${JOBS:-2}" ternc tern tern-synth tern_ukernels_bc
 
 model=${MODEL:-}
 if [ -z "$model" ]; then
@@ -21,5 +21,8 @@ if [ -z "$model" ]; then
 fi
 echo "== ternc inspect $model"
 ./build/bin/ternc inspect "$model" | sed -n '1,6p;/^verdict/,$p'
-echo "== tern run $model"
-./build/bin/tern run "$model" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}"
+artifact=${model%.gguf}.tern
+echo "== ternc compile $model -o $artifact --target ${TARGET:-native}"
+./build/bin/ternc compile "$model" -o "$artifact" --target "${TARGET:-native}"
+echo "== tern run $artifact"
+./build/bin/tern run "$artifact" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}"
