@@ -37,10 +37,10 @@ commands:
   help   this text
 
 `tern <command> --help` describes each command's options.
-MODEL is a compiled .tern artifact (see `ternc compile`), or a .gguf file:
-run by the scalar reference forward pass, or with --compile compiled by
-`ternc` into the artifact cache first ($XDG_CACHE_HOME/ternc) and run from
-there.
+MODEL is a compiled .tern artifact (see `ternc compile`), or a .gguf file,
+which is compiled by `ternc` into the artifact cache first ($XDG_CACHE_HOME/
+ternc) and run from there; where no ternc is found (a runtime-only install),
+or with --reference, a .gguf runs on the scalar reference forward pass.
 )";
 
 constexpr const char *kCommonHelp = R"(
@@ -55,13 +55,16 @@ model options:
       --compile           .gguf only: compile with ternc into the artifact cache
                           ($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;
                           reused while the GGUF, target, flags and ternc version
-                          match) and run the compiled code
-      --reference         .gguf only: the scalar reference forward pass (default)
+                          match) and run the compiled code (the default when a
+                          ternc is found: $TERNC, next to tern, or on $PATH);
+                          with --compile a missing ternc is an error
+      --reference         .gguf only: the scalar reference forward pass (the
+                          default without ternc, and always for --act-quant q8k)
       --no-verify-weights .tern only: skip hashing the weights section on open
                           (every other check still runs)
       --target T          with --compile: ternc's --target (default native)
-      --kernel K          with --compile: ternc's --kernel (e.g. ref); without it
-                          only `ref` (the reference path) is accepted
+      --kernel K          when compiling: ternc's --kernel (e.g. ref); on the
+                          reference path only `ref` is accepted
       --kv-page-size N    KV positions per page (default 16)
       --kv-pages N        KV pool size in pages (default: one full context)
       --i2s-layout L      I2_S packing: x86 (default, QK=128), arm (QK=64), x86-1x4
@@ -338,7 +341,21 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
           model::actQuantName((*m)->options().actQuant), model::actQuantName(c.opts.actQuant)));
     return m;
   }
-  if (!c.compile) {
+  bool compile = c.compile;
+  if (c.opts.actQuant == ActQuant::Q8K) {
+    if (c.compile)
+      return absl::InvalidArgumentError(
+          "--act-quant q8k exists only on the reference path (llama.cpp-compatible "
+          "cross-checking); it cannot be compiled");
+  } else if (!c.compile && !c.reference) {
+    // `tern run MODEL.gguf` compiles into the cache first (DESIGN.md), where
+    // a compiler is installed; a runtime-only install runs the reference.
+    compile = exec::findTernc().ok();
+    if (!compile)
+      err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running "
+          << c.modelPath << " on the scalar reference forward pass\n";
+  }
+  if (!compile) {
     if (!c.kernel.empty() && c.kernel != "ref")
       return absl::InvalidArgumentError(fmt::format(
           "--kernel: '{}' needs --compile; the reference path runs only the reference "
