@@ -187,7 +187,8 @@ void printText(std::ostream &os, const json &r) {
   if (v["accepted"].get<bool>()) {
     os << "\nverdict   accepted: every tensor's format is pinned down and fits its role\n";
   } else {
-    os << fmt::format("\nverdict   REFUSED ({} problems)\n", v["errors"].size());
+    os << fmt::format("\nverdict   REFUSED ({} problem{})\n", v["errors"].size(),
+                      v["errors"].size() == 1 ? "" : "s");
     for (const auto &e : v["errors"])
       os << "  " << e.get<std::string>() << "\n";
   }

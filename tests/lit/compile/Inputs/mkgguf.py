@@ -1,7 +1,9 @@
 """Writes small, deliberately broken GGUF files for importer error tests.
 
-usage: mkgguf.py KIND OUT   (KIND: unknown-arch | missing-tensor | bad-shape)
-A 1-layer bitnet model, hidden 256, FFN 256, 4/2 heads, F32 weights of zeros.
+usage: mkgguf.py KIND OUT   (KIND: unknown-arch | missing-tensor | bad-shape |
+                             non-ternary)
+A 1-layer bitnet model, hidden 256, FFN 256, 4/2 heads, F32 weights of zeros
+(non-ternary: blk.0.attn_q.weight holds a ramp of distinct values instead).
 """
 import struct
 import sys
@@ -36,7 +38,9 @@ buf = struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv))
 for k, t, v in kv:
     buf += s(k) + struct.pack("<I", t) + (s(v) if t == 8 else struct.pack("<I", v))
 off = 0
+offsets = {}
 for n, d in tensors:
+    offsets[n] = off
     buf += s(n) + struct.pack("<I", len(d)) + b"".join(struct.pack("<Q", x) for x in d)
     buf += struct.pack("<IQ", 0, off)
     size = 4
@@ -44,5 +48,10 @@ for n, d in tensors:
         size *= x
     off += (size + 31) // 32 * 32
 buf += b"\0" * ((32 - len(buf) % 32) % 32)
-buf += b"\0" * off
+data = bytearray(off)
+if kind == "non-ternary":
+    start = offsets["blk.0.attn_q.weight"]
+    for i in range(H * NH * HD):
+        struct.pack_into("<f", data, start + 4 * i, 0.001 * (i % 7) - 0.003)
+buf += bytes(data)
 open(out, "wb").write(buf)
