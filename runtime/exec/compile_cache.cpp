@@ -140,7 +140,13 @@ absl::StatusOr<std::string> compileToCache(const std::string &ggufPath,
   if (!req.i2sLayout.empty())
     flags.insert(flags.end(), {"--i2s-layout", req.i2sLayout});
   flags.insert(flags.end(), req.extraArgs.begin(), req.extraArgs.end());
-  std::string keyText = fmt::format("{:016x}|{}|{}", *h, bytes, *version);
+  // The compiler's identity: its version line (which names the ukernel
+  // bitcode it links) and the hash of the executable itself, so that a
+  // rebuilt ternc never reuses artifacts made by an older build.
+  absl::StatusOr<uint64_t> terncHash = artifact::hashFile(*ternc);
+  if (!terncHash.ok())
+    return terncHash.status();
+  std::string keyText = fmt::format("{:016x}|{}|{}|{:016x}", *h, bytes, *version, *terncHash);
   for (const std::string &f : flags)
     keyText += "|" + f;
   const uint64_t key = artifact::hash64(

@@ -156,6 +156,12 @@ TEST_F(CliExec, CompileGoesThroughTheCache) {
   r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(calls(), 4);
+  // A rebuilt compiler (same --version line, other executable) never reuses
+  // the artifacts of the old one.
+  { std::ofstream(fake, std::ios::app) << "# rebuilt\n"; }
+  r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(calls(), 5) << r.err;
   // A failing compiler is a clear error.
   ::setenv("TERNC", "/bin/false", 1);
   r = run({"eval", (dir_ / "other.gguf").string(), "--compile", "--tokens", "1"});

@@ -6,6 +6,7 @@
 #include "tools/ternc/inspect.h"
 #ifdef TERN_HAVE_COMPILE_DRIVER
 #include "compiler/driver/CompileDriver.h"
+#include "runtime/artifact/artifact.h"
 #endif
 
 static void usage(std::ostream &os) {
@@ -31,7 +32,19 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!std::strcmp(cmd, "--version")) {
-    std::cout << "ternc " << TERN_VERSION << "\n";
+    std::cout << "ternc " << TERN_VERSION;
+#if defined(TERN_HAVE_COMPILE_DRIVER) && defined(TERN_UKERNEL_BC_DIR)
+    // The ukernel bitcode is linked into every model at compile time, so it
+    // is part of what this compiler is (tern's artifact cache keys on this
+    // line): a rebuilt ukernel library must not reuse stale artifacts.
+    for (const char *arch : {"x86_64", "aarch64"}) {
+      auto h = tern::artifact::hashFile(std::string(TERN_UKERNEL_BC_DIR) + "/ukernels-" + arch +
+                                        ".bc");
+      if (h.ok())
+        std::cout << " ukernels-" << arch << "=" << std::hex << *h << std::dec;
+    }
+#endif
+    std::cout << "\n";
     return 0;
   }
   if (!std::strcmp(cmd, "inspect"))
