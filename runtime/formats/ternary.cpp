@@ -211,11 +211,18 @@ uint64_t i2sBytes(uint64_t rows, uint64_t cols) {
 // ---------------------------------------------------------------------------
 // TQ2_0
 
-absl::StatusOr<TernaryMatrix> unpackTQ2_0(std::span<const uint8_t> bytes, uint64_t rows,
-                                          uint64_t cols) {
-  if (auto s = checkTQShape("TQ2_0", rows, cols); !s.ok())
+namespace {
+// The frame both TQ unpackers share: shape and size checks, one f16 scale
+// per 256-block at byte `scaleAt` of each `blockBytes` block, and
+// `decode(b, blk, out)` for the block's 256 codes (it may refuse a block).
+template <typename DecodeBlock>
+absl::StatusOr<TernaryMatrix> unpackTQ(const char *name, std::span<const uint8_t> bytes,
+                                       uint64_t rows, uint64_t cols, uint64_t expectBytes,
+                                       uint64_t blockBytes, uint64_t scaleAt,
+                                       DecodeBlock decode) {
+  if (auto s = checkTQShape(name, rows, cols); !s.ok())
     return s;
-  if (auto s = checkSize("TQ2_0", bytes.size(), tq2_0Bytes(rows, cols), rows, cols); !s.ok())
+  if (auto s = checkSize(name, bytes.size(), expectBytes, rows, cols); !s.ok())
     return s;
   const uint64_t nblocks = rows * cols / kQK;
   TernaryMatrix m;
@@ -225,28 +232,40 @@ absl::StatusOr<TernaryMatrix> unpackTQ2_0(std::span<const uint8_t> bytes, uint64
   m.codes.resize(rows * cols);
   m.scales.resize(nblocks);
   for (uint64_t b = 0; b < nblocks; ++b) {
-    const uint8_t *blk = bytes.data() + b * kTQ2Bytes;
-    float d = f16ToF32(loadU16(blk + 64));
+    const uint8_t *blk = bytes.data() + b * blockBytes;
+    float d = f16ToF32(loadU16(blk + scaleAt));
     if (!std::isfinite(d))
-      return badScale("TQ2_0", b, b * kTQ2Bytes + 64, d);
+      return badScale(name, b, b * blockBytes + scaleAt, d);
     m.scales[b] = d;
-    int8_t *out = m.codes.data() + b * kQK;
-    for (int c = 0; c < 2; ++c)
-      for (int mm = 0; mm < 32; ++mm) {
-        uint8_t q = blk[c * 32 + mm];
-        for (int l = 0; l < 4; ++l) {
-          int code = (q >> (2 * l)) & 3;
-          uint64_t e = uint64_t(c) * 128 + l * 32 + mm;
-          if (code == 3)
-            return absl::InvalidArgumentError(fmt::format(
-                "TQ2_0: code 3 (not ternary) for element {} (row {}, col {}) at byte offset {}",
-                b * kQK + e, (b * kQK + e) / cols, (b * kQK + e) % cols,
-                b * kTQ2Bytes + c * 32 + mm));
-          out[e] = int8_t(code - 1);
-        }
-      }
+    if (absl::Status s = decode(b, blk, m.codes.data() + b * kQK); !s.ok())
+      return s;
   }
   return m;
+}
+} // namespace
+
+absl::StatusOr<TernaryMatrix> unpackTQ2_0(std::span<const uint8_t> bytes, uint64_t rows,
+                                          uint64_t cols) {
+  return unpackTQ(
+      "TQ2_0", bytes, rows, cols, tq2_0Bytes(rows, cols), kTQ2Bytes, 64,
+      [&](uint64_t b, const uint8_t *blk, int8_t *out) -> absl::Status {
+        for (int c = 0; c < 2; ++c)
+          for (int mm = 0; mm < 32; ++mm) {
+            uint8_t q = blk[c * 32 + mm];
+            for (int l = 0; l < 4; ++l) {
+              int code = (q >> (2 * l)) & 3;
+              uint64_t e = uint64_t(c) * 128 + l * 32 + mm;
+              if (code == 3)
+                return absl::InvalidArgumentError(fmt::format(
+                    "TQ2_0: code 3 (not ternary) for element {} (row {}, col {}) at byte "
+                    "offset {}",
+                    b * kQK + e, (b * kQK + e) / cols, (b * kQK + e) % cols,
+                    b * kTQ2Bytes + c * 32 + mm));
+              out[e] = int8_t(code - 1);
+            }
+          }
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<std::vector<uint8_t>> packTQ2_0(const TernaryMatrix &m) {
@@ -290,35 +309,19 @@ inline uint8_t tq1Byte(uint32_t v) { // v in 0..242
 
 absl::StatusOr<TernaryMatrix> unpackTQ1_0(std::span<const uint8_t> bytes, uint64_t rows,
                                           uint64_t cols) {
-  if (auto s = checkTQShape("TQ1_0", rows, cols); !s.ok())
-    return s;
-  if (auto s = checkSize("TQ1_0", bytes.size(), tq1_0Bytes(rows, cols), rows, cols); !s.ok())
-    return s;
-  const uint64_t nblocks = rows * cols / kQK;
-  TernaryMatrix m;
-  m.rows = rows;
-  m.cols = cols;
-  m.blockElems = kQK;
-  m.codes.resize(rows * cols);
-  m.scales.resize(nblocks);
-  for (uint64_t b = 0; b < nblocks; ++b) {
-    const uint8_t *blk = bytes.data() + b * kTQ1Bytes;
-    float d = f16ToF32(loadU16(blk + 52));
-    if (!std::isfinite(d))
-      return badScale("TQ1_0", b, b * kTQ1Bytes + 52, d);
-    m.scales[b] = d;
-    int8_t *out = m.codes.data() + b * kQK;
-    for (int n = 0; n < 5; ++n)
-      for (int mm = 0; mm < 32; ++mm)
-        out[mm + 32 * n] = int8_t(tq1Digit(blk[mm], n) - 1);
-    for (int n = 0; n < 5; ++n)
-      for (int mm = 0; mm < 16; ++mm)
-        out[160 + mm + 16 * n] = int8_t(tq1Digit(blk[32 + mm], n) - 1);
-    for (int n = 0; n < 4; ++n)
-      for (int j = 0; j < 4; ++j)
-        out[240 + j + 4 * n] = int8_t(tq1Digit(blk[48 + j], n) - 1);
-  }
-  return m;
+  return unpackTQ("TQ1_0", bytes, rows, cols, tq1_0Bytes(rows, cols), kTQ1Bytes, 52,
+                  [](uint64_t, const uint8_t *blk, int8_t *out) -> absl::Status {
+                    for (int n = 0; n < 5; ++n)
+                      for (int mm = 0; mm < 32; ++mm)
+                        out[mm + 32 * n] = int8_t(tq1Digit(blk[mm], n) - 1);
+                    for (int n = 0; n < 5; ++n)
+                      for (int mm = 0; mm < 16; ++mm)
+                        out[160 + mm + 16 * n] = int8_t(tq1Digit(blk[32 + mm], n) - 1);
+                    for (int n = 0; n < 4; ++n)
+                      for (int j = 0; j < 4; ++j)
+                        out[240 + j + 4 * n] = int8_t(tq1Digit(blk[48 + j], n) - 1);
+                    return absl::OkStatus();
+                  });
 }
 
 absl::StatusOr<std::vector<uint8_t>> packTQ1_0(const TernaryMatrix &m) {
