@@ -161,20 +161,29 @@ absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag,
   return ids;
 }
 
+// Reads an integer flag's value into dst (parsed as T, range-checked).
+template <typename T, typename Dst>
+absl::Status intFlag(const std::string &flag,
+                     const std::function<absl::StatusOr<std::string>()> &value, Dst &dst,
+                     T lo, T hi) {
+  absl::StatusOr<std::string> v = value();
+  if (!v.ok())
+    return v.status();
+  absl::StatusOr<T> n = parseInt<T>(flag, *v, lo, hi);
+  if (!n.ok())
+    return n.status();
+  dst = *n;
+  return absl::OkStatus();
+}
+
 // Handles a flag shared by every command. Returns true if consumed.
 absl::StatusOr<bool>
 commonFlag(const std::string &flag,
            const std::function<absl::StatusOr<std::string>()> &value,
            Common &c) {
   auto num = [&](auto &dst, auto lo, auto hi) -> absl::Status {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    auto n = parseInt<std::remove_reference_t<decltype(dst)>>(flag, *v, lo, hi);
-    if (!n.ok())
-      return n.status();
-    dst = *n;
-    return absl::OkStatus();
+    using T = std::remove_reference_t<decltype(dst)>;
+    return intFlag<T>(flag, value, dst, T(lo), T(hi));
   };
   absl::Status st;
   if (flag == "-m" || flag == "--model") {
@@ -418,21 +427,11 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
             return ids.status();
           inputs.push_back({std::nullopt, std::move(*ids)});
         } else if (flag == "--greedy" || flag == "-n") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 20);
-          if (!n.ok())
-            return n.status();
-          steps = *n;
+          if (absl::Status st = intFlag<int>(flag, value, steps, 0, 1 << 20); !st.ok())
+            return st;
         } else if (flag == "--top" || flag == "--top-k") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<int> n = parseInt<int>(flag, *v, 0, 1 << 24);
-          if (!n.ok())
-            return n.status();
-          top = *n;
+          if (absl::Status st = intFlag<int>(flag, value, top, 0, 1 << 24); !st.ok())
+            return st;
         } else {
           return false;
         }
@@ -526,21 +525,13 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
             return ids.status();
           input = Input{std::nullopt, std::move(*ids)};
         } else if (flag == "-n" || flag == "--n-predict") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<int> k = parseInt<int>(flag, *v, 0, 1 << 24);
-          if (!k.ok())
-            return k.status();
-          n = *k;
+          if (absl::Status st = intFlag<int>(flag, value, n, 0, 1 << 24); !st.ok())
+            return st;
         } else if (flag == "--seed" || flag == "-s") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<int64_t> k =
-              parseInt<int64_t>(flag, *v, INT64_MIN, INT64_MAX);
-          if (!k.ok())
-            return k.status();
+          int64_t seed = 0; // accepted; greedy decoding does not use it yet
+          if (absl::Status st = intFlag<int64_t>(flag, value, seed, INT64_MIN, INT64_MAX);
+              !st.ok())
+            return st;
         } else if (flag == "--ignore-eos") {
           ignoreEos = true;
         } else {
@@ -743,13 +734,9 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
           dst = &reps;
         else
           return false;
-        absl::StatusOr<std::string> v = value();
-        if (!v.ok())
-          return v.status();
-        absl::StatusOr<int> k = parseInt<int>(flag, *v, dst == &reps ? 1 : 0, 1 << 20);
-        if (!k.ok())
-          return k.status();
-        *dst = *k;
+        if (absl::Status st = intFlag<int>(flag, value, *dst, dst == &reps ? 1 : 0, 1 << 20);
+            !st.ok())
+          return st;
         return true;
       });
   if (help) {
