@@ -196,22 +196,27 @@ size_t validPrefixLen(std::string_view s) {
   return st.status == 1 ? st.len : 0;
 }
 
+// End of the longest well-formed UTF-8 run of p[0, n) that starts at i.
+size_t wellFormedRunEnd(const unsigned char *p, size_t n, size_t i) {
+  while (i < n) {
+    if (p[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    Utf8Step st = utf8Step(p + i, n - i);
+    if (st.status != 1)
+      break;
+    i += st.len;
+  }
+  return i;
+}
+
 size_t sanitize(std::string_view s, std::string &out, bool holdIncomplete) {
   const auto *p = reinterpret_cast<const unsigned char *>(s.data());
   size_t i = 0;
   while (i < s.size()) {
     size_t runStart = i;
-    // Fast path over ASCII / valid runs.
-    while (i < s.size()) {
-      if (p[i] < 0x80) {
-        ++i;
-        continue;
-      }
-      Utf8Step st = utf8Step(p + i, s.size() - i);
-      if (st.status != 1)
-        break;
-      i += st.len;
-    }
+    i = wellFormedRunEnd(p, s.size(), i); // fast path over ASCII / valid runs
     out.append(s.substr(runStart, i - runStart));
     if (i >= s.size())
       break;
@@ -883,18 +888,7 @@ void Tokenizer::encodeBpeFragment(std::string_view text,
   const auto *p = reinterpret_cast<const unsigned char *>(text.data());
   size_t i = 0;
   while (i < text.size()) {
-    // Longest well-formed run starting at i.
-    size_t j = i;
-    while (j < text.size()) {
-      if (p[j] < 0x80) {
-        ++j;
-        continue;
-      }
-      Utf8Step st = utf8Step(p + j, text.size() - j);
-      if (st.status != 1)
-        break;
-      j += st.len;
-    }
+    size_t j = utf8::wellFormedRunEnd(p, text.size(), i);
     if (j > i) {
       std::string_view seg = text.substr(i, j - i);
       chunks.clear();
