@@ -1,23 +1,17 @@
-// ternc: the ternary-model compiler. `ternc inspect` needs no MLIR;
-// `ternc compile` exists when the compiler is built.
+// ternc: the ternary-model compiler (built with TERN_BUILD_COMPILER only;
+// the inspect library behind `ternc inspect` needs no MLIR).
 #include <cstring>
 #include <iostream>
 
 #include "tools/ternc/inspect.h"
-#ifdef TERN_HAVE_COMPILE_DRIVER
 #include "compiler/driver/CompileDriver.h"
 #include "runtime/artifact/artifact.h"
-#endif
 
 static void usage(std::ostream &os) {
   os << "usage: ternc <command> [options]\n\n"
         "commands:\n"
         "  inspect MODEL.gguf [--json]     metadata, tensor table, quant-mapping verdict\n"
-#ifdef TERN_HAVE_COMPILE_DRIVER
         "  compile MODEL.gguf -o OUT ...   compile a model (ternc compile --help)\n"
-#else
-        "  compile                         (not in this build: configured without the compiler)\n"
-#endif
         "\n  ternc <command> --help for the command's options; ternc --version\n";
 }
 
@@ -33,7 +27,7 @@ int main(int argc, char **argv) {
   }
   if (!std::strcmp(cmd, "--version")) {
     std::cout << "ternc " << TERN_VERSION;
-#if defined(TERN_HAVE_COMPILE_DRIVER) && defined(TERN_UKERNEL_BC_DIR)
+#ifdef TERN_UKERNEL_BC_DIR
     // The ukernel bitcode is linked into every model at compile time, so it
     // is part of what this compiler is (tern's artifact cache keys on this
     // line): a rebuilt ukernel library must not reuse stale artifacts.
@@ -49,14 +43,8 @@ int main(int argc, char **argv) {
   }
   if (!std::strcmp(cmd, "inspect"))
     return tern::inspect::runInspectCommand(argc - 1, argv + 1, std::cout, std::cerr);
-  if (!std::strcmp(cmd, "compile")) {
-#ifdef TERN_HAVE_COMPILE_DRIVER
+  if (!std::strcmp(cmd, "compile"))
     return tern::compiler::runCompileCommand(argc - 1, argv + 1);
-#else
-    std::cerr << "ternc: this build has no compiler (configured with TERN_BUILD_COMPILER=OFF)\n";
-    return 2;
-#endif
-  }
   std::cerr << "ternc: unknown command '" << cmd << "'\n";
   usage(std::cerr);
   return 2;
