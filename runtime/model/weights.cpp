@@ -179,22 +179,12 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
                       tm->resolved->name, tm->reason));
     switch (tm->resolved->format) {
     case formats::Format::F32:
-      typeId = kF32;
-      break;
     case formats::Format::F16:
-      typeId = kF16;
-      break;
     case formats::Format::BF16:
-      typeId = kBF16;
-      break;
     case formats::Format::TQ1_0:
-      typeId = kTQ1_0;
-      break;
     case formats::Format::TQ2_0:
-      typeId = kTQ2_0;
       break;
     case formats::Format::I2_S:
-      typeId = kI2_S;
       if (tm->i2sLayout)
         i2sLayout = *tm->i2sLayout;
       break;
@@ -204,6 +194,7 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
                       "does not decode",
                       name, tm->resolved->name));
     }
+    typeId = tm->resolved->id; // the table's id of the format the mapping chose
   }
   switch (typeId) {
   case kTQ2_0: {
