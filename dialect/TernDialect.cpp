@@ -1,8 +1,8 @@
 #include "dialect/TernDialect.h"
 
-#include "llvm/ADT/TypeSwitch.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace tern::ir;
@@ -116,9 +116,9 @@ std::optional<uint64_t> formatByteSize(WeightFormat f, llvm::ArrayRef<int64_t> s
 // Attribute verifiers
 //===----------------------------------------------------------------------===//
 
-LogicalResult WeightAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                 StringRef name, ArrayRef<int64_t> shape,
-                                 WeightFormat format, uint64_t offset, uint64_t bytes) {
+LogicalResult WeightAttr::verify(function_ref<InFlightDiagnostic()> emitError, StringRef name,
+                                 ArrayRef<int64_t> shape, WeightFormat format, uint64_t offset,
+                                 uint64_t bytes) {
   if (name.empty())
     return emitError() << "weight has an empty name";
   if (shape.empty() || shape.size() > 2)
@@ -143,8 +143,8 @@ LogicalResult WeightAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
-LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                 KernelLayout layout, Isa isa, int64_t tileM, int64_t tileK) {
+LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError, KernelLayout layout,
+                                 Isa isa, int64_t tileM, int64_t tileK) {
   if (tileM <= 0 || tileK <= 0)
     return emitError() << "kernel tiles must be positive, got tile_m = " << tileM
                        << ", tile_k = " << tileK;

@@ -35,21 +35,19 @@ LogicalResult checkMatrix(Operation *op, WeightAttr w, StringRef role) {
   return success();
 }
 
-LogicalResult checkKernel(Operation *op, WeightFormat format, KernelAttr kernel,
-                          bool ternaryRole) {
+LogicalResult checkKernel(Operation *op, WeightFormat format, KernelAttr kernel, bool ternaryRole) {
   if (!kernel)
     return success();
   if (ternaryRole != isTernaryLayout(kernel.getLayout()))
     return op->emitOpError() << "kernel layout " << stringifyKernelLayout(kernel.getLayout())
-                             << " cannot serve a "
-                             << (ternaryRole ? "ternary" : "non-ternary") << " matrix";
+                             << " cannot serve a " << (ternaryRole ? "ternary" : "non-ternary")
+                             << " matrix";
   if (!ternaryRole) {
     // Dense kernels read the stored format as is (or f16 from f32/bf16).
     bool ok = (kernel.getLayout() == KernelLayout::Q8_0) == (format == WeightFormat::Q8_0);
     if (!ok)
       return op->emitOpError() << "kernel layout " << stringifyKernelLayout(kernel.getLayout())
-                               << " cannot read a " << stringifyWeightFormat(format)
-                               << " weight";
+                               << " cannot read a " << stringifyWeightFormat(format) << " weight";
   }
   return success();
 }
@@ -114,8 +112,7 @@ LogicalResult BitLinearOp::verify() {
     return failure();
   if (!ternaryCapable(w.getFormat()))
     return emitOpError() << "bitlinear weight '" << w.getName() << "' in "
-                         << stringifyWeightFormat(w.getFormat())
-                         << " cannot hold ternary values";
+                         << stringifyWeightFormat(w.getFormat()) << " cannot hold ternary values";
   int64_t k, m;
   if (failed(staticWidth(*this, getInput(), "input", k)) ||
       failed(staticWidth(*this, getResult(), "result", m)))
@@ -144,8 +141,7 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "input width " << width << " is not n_heads * head_dim = " << nh
                          << " * " << hd;
   if (rd <= 0 || rd > hd || rd % 2 != 0)
-    return emitOpError() << "rot_dim " << rd << " must be even and in (0, head_dim = " << hd
-                         << "]";
+    return emitOpError() << "rot_dim " << rd << " must be even and in (0, head_dim = " << hd << "]";
   if (!(getFreqBase().convertToFloat() > 0.0f))
     return emitOpError() << "freq_base must be positive";
   if (!sameTokens(getInput(), getPositions()))
@@ -171,11 +167,9 @@ LogicalResult AttentionOp::verify() {
   if (qw != nh * hd)
     return emitOpError() << "query width " << qw << " is not n_heads * head_dim = " << nh * hd;
   if (kw != nkv * hd)
-    return emitOpError() << "key width " << kw << " is not n_kv_heads * head_dim = "
-                         << nkv * hd;
+    return emitOpError() << "key width " << kw << " is not n_kv_heads * head_dim = " << nkv * hd;
   if (vw != nkv * hd)
-    return emitOpError() << "value width " << vw << " is not n_kv_heads * head_dim = "
-                         << nkv * hd;
+    return emitOpError() << "value width " << vw << " is not n_kv_heads * head_dim = " << nkv * hd;
   if (!sameTokens(getQuery(), getKey()) || !sameTokens(getQuery(), getValue()) ||
       !sameTokens(getQuery(), getPositions()))
     return emitOpError() << "query, key, value and positions token counts differ";
@@ -193,8 +187,8 @@ LogicalResult LmHeadOp::verify() {
       failed(staticWidth(*this, getResult(), "result", v)))
     return failure();
   if (h != w.getCols())
-    return emitOpError() << "input width " << h << " does not match hidden size "
-                         << w.getCols() << " of '" << w.getName() << "'";
+    return emitOpError() << "input width " << h << " does not match hidden size " << w.getCols()
+                         << " of '" << w.getName() << "'";
   if (v != w.getRows())
     return emitOpError() << "result width " << v << " does not match vocabulary size "
                          << w.getRows() << " of '" << w.getName() << "'";
@@ -248,8 +242,8 @@ LogicalResult TernaryMatmulOp::verify() {
   if (weights.empty())
     return emitOpError() << "needs at least one weight";
   if (weights.size() != getResults().size())
-    return emitOpError() << "has " << weights.size() << " weights but "
-                         << getResults().size() << " results";
+    return emitOpError() << "has " << weights.size() << " weights but " << getResults().size()
+                         << " results";
   int64_t k;
   if (failed(staticWidth(*this, getInput(), "input", k)))
     return failure();
@@ -262,11 +256,10 @@ LogicalResult TernaryMatmulOp::verify() {
       return failure();
     if (!ternaryCapable(w.getFormat()))
       return emitOpError() << "weight '" << w.getName() << "' in "
-                           << stringifyWeightFormat(w.getFormat())
-                           << " cannot hold ternary values";
+                           << stringifyWeightFormat(w.getFormat()) << " cannot hold ternary values";
     if (format && *format != w.getFormat())
-      return emitOpError() << "weights must share one storage format, '" << w.getName()
-                           << "' is " << stringifyWeightFormat(w.getFormat());
+      return emitOpError() << "weights must share one storage format, '" << w.getName() << "' is "
+                           << stringifyWeightFormat(w.getFormat());
     format = w.getFormat();
     if (w.getCols() != k)
       return emitOpError() << "input width " << k << " does not match K = " << w.getCols()

@@ -2,8 +2,8 @@
 // matmul. Bitlinears become quantize (or rms_norm_quantize) + ternary_matmul.
 #include "passes/Passes.h"
 
-#include "llvm/ADT/MapVector.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_FUSEPASS
@@ -39,9 +39,8 @@ struct FusePass : tern::passes::impl::FusePassBase<FusePass> {
       auto sType = RankedTensorType::get({xType.getDimSize(0)}, b.getF32Type());
       Value q, s;
       auto norm = x.getDefiningOp<RmsNormOp>();
-      bool onlyBitlinears = llvm::all_of(x.getUsers(), [](Operation *u) {
-        return isa<BitLinearOp>(u);
-      });
+      bool onlyBitlinears =
+          llvm::all_of(x.getUsers(), [](Operation *u) { return isa<BitLinearOp>(u); });
       llvm::SmallVector<Location> locs;
       for (BitLinearOp op : ops)
         locs.push_back(op.getLoc());

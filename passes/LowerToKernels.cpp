@@ -87,8 +87,7 @@ std::string matmulCallee(const Naming &nm, KernelAttr k, std::string &wanted) {
   return base + "_ref";
 }
 
-template <typename Op>
-struct Lower : OpConversionPattern<Op> {
+template <typename Op> struct Lower : OpConversionPattern<Op> {
   Lower(MLIRContext *ctx, Naming nm) : OpConversionPattern<Op>(ctx), nm(nm) {}
   using Adaptor = typename OpConversionPattern<Op>::OpAdaptor;
 
@@ -97,8 +96,8 @@ struct Lower : OpConversionPattern<Op> {
                         ValueRange args, Args &a, llvm::StringRef wanted = "") const {
     if (!wanted.empty())
       a.s("fallback_from", wanted);
-    rw.replaceOpWithNewOp<UKernelCallOp>(op, op->getResultTypes(), rw.getStringAttr(callee),
-                                         args, a.dict());
+    rw.replaceOpWithNewOp<UKernelCallOp>(op, op->getResultTypes(), rw.getStringAttr(callee), args,
+                                         a.dict());
     return success();
   }
   Naming nm;
@@ -109,7 +108,9 @@ struct LowerEmbed : Lower<EmbedOp> {
   LogicalResult matchAndRewrite(EmbedOp op, OpAdaptor ad,
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
-    a.i("vocab", op.getWeight().getRows()).i("hidden", op.getWeight().getCols()).weight(op.getWeight());
+    a.i("vocab", op.getWeight().getRows())
+        .i("hidden", op.getWeight().getCols())
+        .weight(op.getWeight());
     std::string callee =
         ("tern_uk_embed_" + stringifyWeightFormat(op.getWeight().getFormat()) + "_ref").str();
     return replace(op, rw, callee, ad.getOperands(), a);
@@ -225,8 +226,7 @@ struct LowerAttention : Lower<AttentionOp> {
   }
 };
 
-template <typename Op>
-struct LowerElementwise : Lower<Op> {
+template <typename Op> struct LowerElementwise : Lower<Op> {
   LowerElementwise(MLIRContext *ctx, Naming nm, llvm::StringRef callee)
       : Lower<Op>(ctx, nm), callee(callee.str()) {}
   LogicalResult matchAndRewrite(Op op, typename Lower<Op>::Adaptor ad,

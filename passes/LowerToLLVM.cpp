@@ -12,12 +12,12 @@
 #include <map>
 #include <string>
 
-#include "llvm/ADT/StringMap.h"
-#include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/JSON.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_LOWERTOLLVMPASS
@@ -57,8 +57,19 @@ int64_t bytesPerToken(Value v) {
   return elems * int64_t(t.getElementType().getIntOrFloatBitWidth() / 8);
 }
 
-enum class Kind { Embed, RmsNorm, RmsNormQuant, Quant, Matmul, MatmulF32, Rope, Attention,
-                  Binary, LmHead, Unknown };
+enum class Kind {
+  Embed,
+  RmsNorm,
+  RmsNormQuant,
+  Quant,
+  Matmul,
+  MatmulF32,
+  Rope,
+  Attention,
+  Binary,
+  LmHead,
+  Unknown
+};
 
 Kind kindOf(llvm::StringRef callee) {
   if (callee.starts_with("tern_uk_embed_f16"))
@@ -162,7 +173,8 @@ void LowerToLLVMPass::runOnOperation() {
     auto [it, inserted] = rawOffset.try_emplace(name, cursor);
     if (!inserted && argInt(call, "weight_bytes") > 0 && it->second < alignUp(packedBytes) &&
         kindOf(call.getCallee()) != Kind::Embed) {
-      call.emitOpError() << "weight '" << name << "' is shared with a packed head, which only "
+      call.emitOpError() << "weight '" << name
+                         << "' is shared with a packed head, which only "
                             "the f16 embedding may read";
       return signalPassFailure();
     }
@@ -218,8 +230,8 @@ void LowerToLLVMPass::runOnOperation() {
       lastUse[v] = index[call];
   // The final norm feeding the lm_head runs on the last token only.
   UKernelCallOp finalNorm = lmHead.getArgs()[0].getDefiningOp<UKernelCallOp>();
-  if (finalNorm && (kindOf(finalNorm.getCallee()) != Kind::RmsNorm ||
-                    !finalNorm.getResult(0).hasOneUse()))
+  if (finalNorm &&
+      (kindOf(finalNorm.getCallee()) != Kind::RmsNorm || !finalNorm.getResult(0).hasOneUse()))
     finalNorm = nullptr;
 
   struct Slot {
@@ -297,23 +309,38 @@ void LowerToLLVMPass::runOnOperation() {
       return it->second;
     llvm::SmallVector<Type> a{ptrTy, i64};
     switch (kindOf(name)) {
-    case Kind::Embed: a.append({ptrTy, ptrTy, ptrTy, i64, i64}); break;
-    case Kind::RmsNorm: a.append({ptrTy, ptrTy, ptrTy, i64, f32}); break;
-    case Kind::RmsNormQuant: a.append({ptrTy, ptrTy, ptrTy, ptrTy, i64, f32}); break;
-    case Kind::Quant: a.append({ptrTy, ptrTy, ptrTy, i64}); break;
+    case Kind::Embed:
+      a.append({ptrTy, ptrTy, ptrTy, i64, i64});
+      break;
+    case Kind::RmsNorm:
+      a.append({ptrTy, ptrTy, ptrTy, i64, f32});
+      break;
+    case Kind::RmsNormQuant:
+      a.append({ptrTy, ptrTy, ptrTy, ptrTy, i64, f32});
+      break;
+    case Kind::Quant:
+      a.append({ptrTy, ptrTy, ptrTy, i64});
+      break;
     case Kind::Matmul:
       a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, ptrTy, i64, ptrTy, i64, ptrTy, i64});
       break;
     case Kind::MatmulF32:
       a.append({ptrTy, ptrTy, i64, i64, i64, i64, ptrTy, i64, ptrTy, i64, ptrTy, i64});
       break;
-    case Kind::Rope: a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, f32}); break;
+    case Kind::Rope:
+      a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, f32});
+      break;
     case Kind::Attention:
       a.append({ptrTy, ptrTy, ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, f32});
       break;
-    case Kind::Binary: a.append({ptrTy, ptrTy, ptrTy, i64}); break;
-    case Kind::LmHead: a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, i64}); break;
-    case Kind::Unknown: break;
+    case Kind::Binary:
+      a.append({ptrTy, ptrTy, ptrTy, i64});
+      break;
+    case Kind::LmHead:
+      a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, i64});
+      break;
+    case Kind::Unknown:
+      break;
     }
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPointToStart(module.getBody());
@@ -325,8 +352,7 @@ void LowerToLLVMPass::runOnOperation() {
   auto fnTy = LLVM::LLVMFunctionType::get(i32, {ptrTy, i64, ptrTy, ptrTy, ptrTy});
   auto entry = LLVM::LLVMFuncOp::create(b, loc, "tern_model_forward", fnTy);
   Block *eb = entry.addEntryBlock(b);
-  Block *loopHead = new Block(), *loopBody = new Block(), *run = new Block(),
-        *fail = new Block();
+  Block *loopHead = new Block(), *loopBody = new Block(), *run = new Block(), *fail = new Block();
   entry.getBody().push_back(loopHead);
   entry.getBody().push_back(loopBody);
   entry.getBody().push_back(run);
@@ -342,9 +368,9 @@ void LowerToLLVMPass::runOnOperation() {
 
   // entry: 1 <= n <= max_batch
   b.setInsertionPointToEnd(eb);
-  Value nOk = LLVM::AndOp::create(
-      b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sge, n, c64(1)),
-      LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sle, n, c64(maxBatch)));
+  Value nOk =
+      LLVM::AndOp::create(b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sge, n, c64(1)),
+                          LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sle, n, c64(maxBatch)));
   LLVM::CondBrOp::create(b, loc, nOk, loopHead, ValueRange{c64(0)}, fail, ValueRange{});
   // loop: every position in [0, max_ctx)
   b.setInsertionPointToEnd(loopHead);
@@ -447,8 +473,14 @@ void LowerToLLVMPass::runOnOperation() {
     case Kind::LmHead: {
       Value x = call.getArgs()[0];
       Value xp = finalNorm ? ptrOf(x) : lastRow(x); // the final norm wrote row 0
-      a = {cctx, one, xp, weightPtr(argInt(call, "packed_offset")), out(0),
-           c64(argInt(call, "hidden")), c64(argInt(call, "vocab")), c64(argInt(call, "tile_m")),
+      a = {cctx,
+           one,
+           xp,
+           weightPtr(argInt(call, "packed_offset")),
+           out(0),
+           c64(argInt(call, "hidden")),
+           c64(argInt(call, "vocab")),
+           c64(argInt(call, "tile_m")),
            c64(argInt(call, "tile_k"))};
       break;
     }

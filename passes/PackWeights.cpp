@@ -33,7 +33,8 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
   absl::StatusOr<std::span<const uint8_t>> bytesOf(WeightAttr w) {
     uint64_t begin = file->dataOffset() + w.getOffset();
     if (begin + w.getBytes() > file->fileSize())
-      return absl::OutOfRangeError("weight '" + w.getName().str() + "' runs past the end of the file");
+      return absl::OutOfRangeError("weight '" + w.getName().str() +
+                                   "' runs past the end of the file");
     return file->bytes().subspan(begin, w.getBytes());
   }
 
@@ -137,8 +138,7 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
           auto back = pk::unpackTernary(*packed, stacked->rows, stacked->cols, segs, params);
           if (!back.ok() || !pk::sameMatrix(*back, *stacked)) {
             op->emitOpError() << "packing " << info->names() << " into "
-                              << stringifyKernelLayout(kernel.getLayout())
-                              << " does not round-trip"
+                              << stringifyKernelLayout(kernel.getLayout()) << " does not round-trip"
                               << (back.ok() ? "" : ": " + std::string(back.status().message()));
             ok = false;
             return;

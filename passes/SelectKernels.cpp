@@ -3,9 +3,9 @@
 #include "passes/Passes.h"
 
 #include "compiler/target/TargetInfo.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "mlir/IR/Builders.h"
 #include "passes/Common.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_SELECTKERNELSPASS
@@ -35,8 +35,7 @@ std::optional<Forced> parseForced(llvm::StringRef s) {
     return std::nullopt;
   if (!tiles.empty()) {
     auto [m, k] = tiles.split('x');
-    if (m.getAsInteger(10, f.tileM) || k.getAsInteger(10, f.tileK) || f.tileM <= 0 ||
-        f.tileK <= 0)
+    if (m.getAsInteger(10, f.tileM) || k.getAsInteger(10, f.tileK) || f.tileM <= 0 || f.tileK <= 0)
       return std::nullopt;
   }
   return f;
@@ -49,8 +48,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
     ModuleOp module = getOperation();
     std::unique_ptr<TargetInfo> ti = tern::compiler::createTargetInfo(target);
     if (!ti) {
-      module.emitError() << "unknown target '" << target << "' (known: "
-                         << tern::compiler::targetNames() << ")";
+      module.emitError() << "unknown target '" << target
+                         << "' (known: " << tern::compiler::targetNames() << ")";
       return signalPassFailure();
     }
     std::optional<Forced> forced = parseForced(kernel);
@@ -90,8 +89,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
           return;
         }
         if (forced->tileM) {
-          choice = ti->estimate(*forced->layout, info->rows, info->cols, forced->tileM,
-                                forced->tileK);
+          choice =
+              ti->estimate(*forced->layout, info->rows, info->cols, forced->tileM, forced->tileK);
         } else {
           for (const KernelEstimate &e : cands)
             if (e.layout == *forced->layout) {
@@ -114,8 +113,7 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
           choice = cands.front();
       }
       auto attr = KernelAttr::getChecked([&] { return op->emitOpError(); }, &getContext(),
-                                         choice->layout, ti->isa(), choice->tileM,
-                                         choice->tileK);
+                                         choice->layout, ti->isa(), choice->tileM, choice->tileK);
       if (!attr) {
         ok = false;
         return;
@@ -123,9 +121,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       op->setAttr("kernel", attr);
       if (explain) {
         InFlightDiagnostic d = op->emitRemark();
-        d << "kernel for " << info->names() << " ["
-          << info->rows << "x" << info->cols << "] on " << ti->name() << ": "
-          << choice->describe();
+        d << "kernel for " << info->names() << " [" << info->rows << "x" << info->cols << "] on "
+          << ti->name() << ": " << choice->describe();
         if (forced->layout && info->ternaryRole)
           d << " (forced)";
         else if (choice->layout != cands.front().layout)
@@ -133,9 +130,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
             << " first, but it has only the scalar ukernel on " << ti->name() << ")";
         for (const KernelEstimate &e : cands)
           if (e.layout != choice->layout) {
-            d << "; best other layout " << e.describe() << llvm::formatv(" (+{0:f0}%)",
-                                                                    (e.score / choice->score - 1) * 100)
-                                                              .str();
+            d << "; best other layout " << e.describe()
+              << llvm::formatv(" (+{0:f0}%)", (e.score / choice->score - 1) * 100).str();
             break;
           }
       }

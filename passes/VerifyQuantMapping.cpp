@@ -2,10 +2,10 @@
 // with what the foundation verifier (runtime/formats/mapping.h) resolves.
 #include "passes/Passes.h"
 
-#include "llvm/ADT/TypeSwitch.h"
 #include "passes/Common.h"
 #include "runtime/formats/mapping.h"
 #include "runtime/gguf/gguf.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_VERIFYQUANTMAPPINGPASS
@@ -79,8 +79,8 @@ struct VerifyQuantMappingPass
     auto check = [&](Operation *op, WeightAttr w, Want want) {
       fmts::TensorRole role = fmts::roleOf(w.getName().str());
       if (!roleFits(role, want)) {
-        op->emitOpError() << "weight '" << w.getName() << "' has role "
-                          << fmts::roleName(role) << ", but this op needs " << wantName(want);
+        op->emitOpError() << "weight '" << w.getName() << "' has role " << fmts::roleName(role)
+                          << ", but this op needs " << wantName(want);
         ok = false;
         return;
       }
@@ -97,14 +97,13 @@ struct VerifyQuantMappingPass
         return;
       const fmts::TensorMapping *t = mapping.find(w.getName().str());
       if (!t) {
-        op->emitOpError() << "weight '" << w.getName() << "' is not a tensor of '" << path
-                          << "'";
+        op->emitOpError() << "weight '" << w.getName() << "' is not a tensor of '" << path << "'";
         ok = false;
         return;
       }
       if (!t->resolved) {
-        op->emitOpError() << "quant mapping cannot resolve '" << w.getName()
-                          << "' (type id " << t->typeId << "): " << t->reason;
+        op->emitOpError() << "quant mapping cannot resolve '" << w.getName() << "' (type id "
+                          << t->typeId << "): " << t->reason;
         ok = false;
         return;
       }
@@ -121,9 +120,9 @@ struct VerifyQuantMappingPass
                           << "(GGUF dims reversed: " << tern::passes::shapeString(shape) << ")";
         ok = false;
       } else if (t->offset != w.getOffset() || t->bytes != w.getBytes()) {
-        op->emitOpError() << "weight '" << w.getName() << "' is at offset " << w.getOffset()
-                          << " (" << w.getBytes() << " bytes) in the IR but at offset "
-                          << t->offset << " (" << t->bytes << " bytes) in the file";
+        op->emitOpError() << "weight '" << w.getName() << "' is at offset " << w.getOffset() << " ("
+                          << w.getBytes() << " bytes) in the IR but at offset " << t->offset << " ("
+                          << t->bytes << " bytes) in the file";
         ok = false;
       } else if (!t->ok) {
         op->emitOpError() << "quant mapping refuses '" << w.getName() << "': " << t->reason;

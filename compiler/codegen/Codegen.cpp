@@ -2,6 +2,10 @@
 
 #include <mutex>
 
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Verifier.h"
@@ -18,10 +22,6 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Triple.h"
 #include "llvm/Transforms/IPO/Internalize.h"
-#include "mlir/IR/BuiltinOps.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Export.h"
 
 #ifndef TERN_UKERNEL_BC_DIR
 #define TERN_UKERNEL_BC_DIR ""
@@ -114,14 +114,13 @@ std::unique_ptr<llvm::Module> buildLLVMModule(mlir::ModuleOp module, llvm::LLVMC
     llvm::Expected<std::unique_ptr<llvm::Module>> uk =
         llvm::parseBitcodeFile((*buf)->getMemBufferRef(), ctx);
     if (!uk) {
-      err = "bad ukernel bitcode '" + opts.ukernelBitcode +
-            "': " + llvm::toString(uk.takeError());
+      err = "bad ukernel bitcode '" + opts.ukernelBitcode + "': " + llvm::toString(uk.takeError());
       return nullptr;
     }
     llvm::Triple ukTriple = (*uk)->getTargetTriple();
     if (ukTriple.getArch() != llvm::Triple(opts.target.triple).getArch()) {
-      err = "ukernel bitcode '" + opts.ukernelBitcode + "' is for " + ukTriple.str() +
-            ", not " + opts.target.triple;
+      err = "ukernel bitcode '" + opts.ukernelBitcode + "' is for " + ukTriple.str() + ", not " +
+            opts.target.triple;
       return nullptr;
     }
     (*uk)->setTargetTriple(m->getTargetTriple());
@@ -253,9 +252,9 @@ bool linkSharedObject(const std::vector<uint8_t> &object, const std::string &arc
     lld = *found;
   }
   std::string libm = findLibm(arch);
-  llvm::SmallVector<llvm::StringRef> args{lld,         "-shared",     "-o", soPath,
-                                          "-z",        "noexecstack", "-z", "now",
-                                          "--build-id=none", "-O2", objPath};
+  llvm::SmallVector<llvm::StringRef> args{
+      lld,   "-shared",         "-o",  soPath, "-z", "noexecstack", "-z",
+      "now", "--build-id=none", "-O2", objPath};
   if (!libm.empty())
     args.append({"--as-needed", libm});
   std::string msg;

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "compiler/target/TargetInfo.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
-#include "mlir/IR/BuiltinOps.h"
 
 namespace tern::compiler {
 

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "nlohmann/json.hpp"
 #include "runtime/artifact/artifact.h"
 #include "runtime/gguf/gguf.h"
 #include "runtime/gguf/writer.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 
 namespace tern::compiler {
 
@@ -79,13 +79,13 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
   auto blob = llvm::MemoryBuffer::getFile(in.packedBlobPath, /*IsText=*/false,
                                           /*RequiresNullTerminator=*/false);
   if (!blob) {
-    err = "cannot read the packed weights '" + in.packedBlobPath + "': " +
-          blob.getError().message();
+    err =
+        "cannot read the packed weights '" + in.packedBlobPath + "': " + blob.getError().message();
     return false;
   }
   if (int64_t((*blob)->getBufferSize()) != packedBytes) {
-    err = "packed blob is " + std::to_string((*blob)->getBufferSize()) + " bytes, the module says " +
-          std::to_string(packedBytes);
+    err = "packed blob is " + std::to_string((*blob)->getBufferSize()) +
+          " bytes, the module says " + std::to_string(packedBytes);
     return false;
   }
   struct Piece {
@@ -95,8 +95,8 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
   };
   std::vector<Piece> pieces;
   if (packedBytes > 0)
-    pieces.push_back({"<packed>", 0, packedBytes,
-                      reinterpret_cast<const uint8_t *>((*blob)->getBufferStart())});
+    pieces.push_back(
+        {"<packed>", 0, packedBytes, reinterpret_cast<const uint8_t *>((*blob)->getBufferStart())});
   for (mlir::Attribute a : layout) {
     auto d = llvm::cast<mlir::DictionaryAttr>(a);
     std::string name = llvm::cast<mlir::StringAttr>(d.get("name")).getValue().str();
@@ -114,8 +114,8 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
             [](const Piece &a, const Piece &b) { return a.offset < b.offset; });
   for (size_t i = 0; i < pieces.size(); ++i)
     if (pieces[i].offset % TERN_ARTIFACT_ALIGN ||
-        pieces[i].offset + pieces[i].bytes > (i + 1 < pieces.size() ? pieces[i + 1].offset
-                                                                    : weightsBytes)) {
+        pieces[i].offset + pieces[i].bytes >
+            (i + 1 < pieces.size() ? pieces[i + 1].offset : weightsBytes)) {
       err = "weights layout overlaps or is misaligned at '" + pieces[i].name + "'";
       return false;
     }
@@ -177,7 +177,8 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
   for (const Piece &p : pieces)
     tensors.push_back({{"name", p.name}, {"offset", p.offset}, {"bytes", p.bytes}});
   meta["weights"] = {{"bytes", weightsBytes}, {"packed_bytes", packedBytes}, {"tensors", tensors}};
-  meta["code"] = {{"bytes", in.code.size()}, {"entry_points", {TERN_SYM_FORWARD, TERN_SYM_DESCRIBE}}};
+  meta["code"] = {{"bytes", in.code.size()},
+                  {"entry_points", {TERN_SYM_FORWARD, TERN_SYM_DESCRIBE}}};
   std::string metaText = meta.dump(1);
 
   artifact::HeaderFields h;

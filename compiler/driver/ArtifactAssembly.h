@@ -29,8 +29,8 @@ struct ArtifactInputs {
   std::string sourcePath;     // the GGUF
   std::string packedBlobPath; // tern-pack-weights out=
   MachineTarget target;
-  std::string kernelOption;   // --kernel as given
-  std::vector<uint8_t> code;  // the shared object
+  std::string kernelOption;  // --kernel as given
+  std::vector<uint8_t> code; // the shared object
   std::string compilerVersion;
 };
 

@@ -11,19 +11,19 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/pipeline/Registration.h"
 #include "compiler/target/TargetInfo.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Format.h"
-#include "llvm/IR/LLVMContext.h"
-#include "llvm/IR/Module.h"
-#include "llvm/Support/ToolOutputFile.h"
-#include "llvm/Support/raw_ostream.h"
-#include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "llvm/Support/SourceMgr.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
 
 #ifndef TERN_COMPILER_VERSION
 #define TERN_COMPILER_VERSION "0.1.0"
@@ -187,8 +187,7 @@ int runCompileCommand(int argc, char **argv) {
   if (model.empty())
     return usageError("no model given");
   const bool artifact = emit.empty();
-  const bool codegen = artifact || emit == "llvm" || emit == "asm" || emit == "obj" ||
-                       emit == "so";
+  const bool codegen = artifact || emit == "llvm" || emit == "asm" || emit == "obj" || emit == "so";
   const bool binaryOut = artifact || emit == "obj" || emit == "so";
   if (artifact && (out.empty() || out == "-"))
     return usageError("writing an artifact needs -o OUT.tern (or use --emit=...)");

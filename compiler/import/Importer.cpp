@@ -4,13 +4,13 @@
 #include <optional>
 
 #include "dialect/TernDialect.h"
-#include "llvm/ADT/StringMap.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "runtime/formats/mapping.h"
 #include "runtime/gguf/gguf.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 using tern::ir::WeightAttr;
@@ -60,8 +60,7 @@ struct Hparams {
 class Importer {
 public:
   Importer(MLIRContext &ctx, const std::string &path, const ImportOptions &opts)
-      : ctx(ctx), path(path), opts(opts), b(&ctx),
-        fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)) {}
+      : ctx(ctx), path(path), opts(opts), b(&ctx), fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)) {}
 
   OwningOpRef<ModuleOp> run();
 
@@ -263,10 +262,9 @@ OwningOpRef<ModuleOp> Importer::run() {
                            i64(hp.rotDim), b.getF32FloatAttr(hp.freqBase));
     k = ir::RopeOp::create(b, loc(p + "rope_k"), k, pos, i64(hp.kvHeads), i64(hp.headDim),
                            i64(hp.rotDim), b.getF32FloatAttr(hp.freqBase));
-    Value att = ir::AttentionOp::create(b, loc(p + "attention"), act(qDim), q, k, v, pos,
-                                        i64(l), i64(hp.heads), i64(hp.kvHeads),
-                                        i64(hp.headDim), i64(hp.context),
-                                        b.getF32FloatAttr(attnScale));
+    Value att = ir::AttentionOp::create(b, loc(p + "attention"), act(qDim), q, k, v, pos, i64(l),
+                                        i64(hp.heads), i64(hp.kvHeads), i64(hp.headDim),
+                                        i64(hp.context), b.getF32FloatAttr(attnScale));
     att = norm(att, p + "attn_sub_norm.weight", qDim);
     Value o = att ? linear(att, p + "attn_output.weight", hp.hidden, qDim) : nullptr;
     if (!o)
@@ -292,8 +290,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   auto headW = w(headName, {hp.vocab, hp.hidden});
   if (!headW)
     return nullptr;
-  Value logits = ir::LmHeadOp::create(b, loc(headName), act(hp.vocab), x, *headW, nullptr,
-                                      nullptr);
+  Value logits = ir::LmHeadOp::create(b, loc(headName), act(hp.vocab), x, *headW, nullptr, nullptr);
   func::ReturnOp::create(b, fileLoc, logits);
 
   if (failed(verify(module)))

@@ -36,11 +36,13 @@ uint64_t codeBytes(const PackParams &p, uint64_t rows, uint64_t cols) {
 
 absl::Status checkParams(const PackParams &p) {
   if (p.tileM <= 0 || p.tileK <= 0)
-    return absl::InvalidArgumentError(fmt::format("tiles must be positive ({}x{})", p.tileM, p.tileK));
+    return absl::InvalidArgumentError(
+        fmt::format("tiles must be positive ({}x{})", p.tileM, p.tileK));
   switch (p.layout) {
   case KernelLayout::I2S:
     if (p.tileK % 128)
-      return absl::InvalidArgumentError(fmt::format("i2s needs tile_k % 128 == 0, got {}", p.tileK));
+      return absl::InvalidArgumentError(
+          fmt::format("i2s needs tile_k % 128 == 0, got {}", p.tileK));
     break;
   case KernelLayout::TL1:
     if (p.tileK % 4)
@@ -48,14 +50,15 @@ absl::Status checkParams(const PackParams &p) {
     break;
   case KernelLayout::TL2:
     if (p.tileK % 48)
-      return absl::InvalidArgumentError(fmt::format("tl2 needs tile_k % 48 == 0 (16 triples), got {}", p.tileK));
+      return absl::InvalidArgumentError(
+          fmt::format("tl2 needs tile_k % 48 == 0 (16 triples), got {}", p.tileK));
     break;
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:
     break;
   default:
-    return absl::InvalidArgumentError(
-        fmt::format("layout {} is not a ternary layout", ir::stringifyKernelLayout(p.layout).str()));
+    return absl::InvalidArgumentError(fmt::format("layout {} is not a ternary layout",
+                                                  ir::stringifyKernelLayout(p.layout).str()));
   }
   return absl::OkStatus();
 }
@@ -214,17 +217,17 @@ absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m
   return out;
 }
 
-absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes,
-                                                     uint64_t rows, uint64_t cols,
+absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes, uint64_t rows,
+                                                     uint64_t cols,
                                                      std::span<const int64_t> segmentRows,
                                                      const PackParams &p) {
   if (absl::Status s = checkParams(p); !s.ok())
     return s;
   const uint64_t want = packedBytes(p, rows, cols, segmentRows.size());
   if (bytes.size() != want)
-    return absl::InvalidArgumentError(
-        fmt::format("packed {} weight has {} bytes, expected {}",
-                    ir::stringifyKernelLayout(p.layout).str(), bytes.size(), want));
+    return absl::InvalidArgumentError(fmt::format("packed {} weight has {} bytes, expected {}",
+                                                  ir::stringifyKernelLayout(p.layout).str(),
+                                                  bytes.size(), want));
   if (isTq(p.layout)) {
     const uint64_t kp = roundUp(cols, 256);
     auto padded = p.layout == KernelLayout::TQ2 ? formats::unpackTQ2_0(bytes, rows, kp)
@@ -290,7 +293,8 @@ absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> by
             for (uint64_t h = 0; h < 2; ++h) {
               int idx = (byte >> (4 * h)) & 15;
               if (idx > 8)
-                return absl::InvalidArgumentError(fmt::format("pair index {} at byte {}", idx, o - 1));
+                return absl::InvalidArgumentError(
+                    fmt::format("pair index {} at byte {}", idx, o - 1));
               uint64_t c = c0 + (2 * pp + h) * 2;
               if (auto s = put(r0 + r, c, idx / 3 - 1); !s.ok())
                 return s;

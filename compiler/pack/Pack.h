@@ -49,8 +49,8 @@ absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m
 
 // Inverse of packTernary. The result has one scale per row (blockElems ==
 // cols) for i2s/tl1/tl2, per 256-block for TQ layouts.
-absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes,
-                                                     uint64_t rows, uint64_t cols,
+absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes, uint64_t rows,
+                                                     uint64_t cols,
                                                      std::span<const int64_t> segmentRows,
                                                      const PackParams &p);
 

@@ -8,13 +8,13 @@
 namespace tern::compiler {
 
 struct PipelineOptions {
-  std::string target = "avx2";  // TargetInfo name
-  std::string kernel = "auto";  // forced layout (select-kernels kernel=)
-  std::string source;           // GGUF override (default: module's tern.source)
-  std::string weightsOut;       // write the packed-weight blob here
+  std::string target = "avx2"; // TargetInfo name
+  std::string kernel = "auto"; // forced layout (select-kernels kernel=)
+  std::string source;          // GGUF override (default: module's tern.source)
+  std::string weightsOut;      // write the packed-weight blob here
   bool fuse = true;
   bool explain = false;
-  bool lower = true; // run tern-lower-to-kernels
+  bool lower = true;              // run tern-lower-to-kernels
   std::string actQuant = "token"; // token | none (none skips tern-fuse)
   bool refKernels = false;        // --kernel=ref: every callee `_ref`
   bool lowerToLLVM = false;       // run tern-lower-to-llvm after lowering to kernels

@@ -22,8 +22,7 @@ struct TernPipelineCLOptions : mlir::PassPipelineOptions<TernPipelineCLOptions> 
                      llvm::cl::init(true)};
   Option<std::string> actQuant{*this, "act-quant", llvm::cl::desc("token | none"),
                                llvm::cl::init("token")};
-  Option<bool> llvm{*this, "llvm", llvm::cl::desc("run tern-lower-to-llvm"),
-                    llvm::cl::init(false)};
+  Option<bool> llvm{*this, "llvm", llvm::cl::desc("run tern-lower-to-llvm"), llvm::cl::init(false)};
   Option<bool> explain{*this, "explain", llvm::cl::desc("explain kernel choices"),
                        llvm::cl::init(false)};
 };

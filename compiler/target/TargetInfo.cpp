@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/TargetParser/Host.h"
 
 namespace tern::compiler {
@@ -245,6 +245,7 @@ public:
       return 8;
     }
   }
+
 private:
   bool dotprod;
 };
@@ -253,7 +254,7 @@ class CudaTarget : public TargetInfo {
 public:
   Isa isa() const override { return Isa::CUDA; }
   int vectorBits() const override { return 1024; } // a warp of 32-bit lanes
-  int cores() const override { return 132; }        // SMs
+  int cores() const override { return 132; }       // SMs
   double clockGHz() const override { return 1.7; }
   int64_t l1Bytes() const override { return 228 << 10; } // shared memory per SM
   int64_t l2Bytes() const override { return 50 << 20; }
@@ -335,8 +336,8 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
       m.triple = x86;
       m.kernelTarget = has("avx512f") && has("avx512vnni") ? "avx512_vnni" : "avx2";
       m.refOnly = !(has("avx2") && has("fma") && has("f16c"));
-      key = {"avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl",
-             "avx512vnni", "avxvnni", "amx-int8"};
+      key = {"avx",      "avx2",     "fma",        "f16c",    "bmi2",    "avx512f",
+             "avx512bw", "avx512vl", "avx512vnni", "avxvnni", "amx-int8"};
     }
     for (const char *k : key)
       if (has(k))

@@ -21,12 +21,12 @@ namespace tern::compiler {
 struct KernelEstimate {
   ir::KernelLayout layout;
   int64_t tileM = 0, tileK = 0;
-  double decodeUs = 0;    // one token
-  double prefillUs = 0;   // per token, in a batch of kPrefillTokens
-  double memoryUs = 0;    // weight bytes / bandwidth (decode)
-  double computeUs = 0;   // arithmetic of one decode step
+  double decodeUs = 0;       // one token
+  double prefillUs = 0;      // per token, in a batch of kPrefillTokens
+  double memoryUs = 0;       // weight bytes / bandwidth (decode)
+  double computeUs = 0;      // arithmetic of one decode step
   double paddedFraction = 0; // weights added by M/K padding to whole tiles
-  double score = 0;       // what the choice minimises
+  double score = 0;          // what the choice minimises
   std::string describe() const;
 };
 
@@ -38,7 +38,7 @@ public:
   virtual ir::Isa isa() const = 0;
   llvm::StringRef name() const { return ir::stringifyIsa(isa()); }
   virtual int vectorBits() const = 0;
-  virtual int cores() const = 0;       // threads the kernel is split over
+  virtual int cores() const = 0; // threads the kernel is split over
   virtual double clockGHz() const = 0;
   virtual int64_t l1Bytes() const = 0; // per core
   virtual int64_t l2Bytes() const = 0; // per core
@@ -80,7 +80,7 @@ struct MachineTarget {
   // native on an x86 host without AVX2/FMA (or an arm host without NEON):
   // no ISA ukernel may run there, so every callee must be `_ref`.
   bool refOnly = false;
-  std::string arch() const;   // "x86_64" | "aarch64" | ""
+  std::string arch() const; // "x86_64" | "aarch64" | ""
 };
 std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
 

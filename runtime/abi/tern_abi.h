@@ -42,12 +42,12 @@ typedef struct tern_kv_view {
 
 /* ---- the context every entry point and ukernel receives ---- */
 typedef struct tern_ctx {
-  uint32_t abi_version;       /* TERN_ABI_VERSION */
+  uint32_t abi_version; /* TERN_ABI_VERSION */
   uint32_t reserved0;
-  const uint8_t *weights;     /* the artifact's weights section, 64-byte aligned */
-  uint8_t *scratch;           /* >= desc->scratch_per_token * n + desc->scratch_fixed bytes, 64-aligned */
+  const uint8_t *weights; /* the artifact's weights section, 64-byte aligned */
+  uint8_t *scratch; /* >= desc->scratch_per_token * n + desc->scratch_fixed bytes, 64-aligned */
   tern_kv_view kv;
-  void *pool;                 /* passed back to parallel_for */
+  void *pool; /* passed back to parallel_for */
   tern_parallel_for_fn parallel_for;
 } tern_ctx;
 
@@ -57,13 +57,13 @@ typedef struct tern_ctx {
  * metadata before the first call). */
 typedef struct tern_model_desc {
   uint32_t abi_version;
-  uint32_t act_quant;         /* 0: none (float activations), 1: per-token int8 */
+  uint32_t act_quant; /* 0: none (float activations), 1: per-token int8 */
   int64_t hidden, n_layer, n_head, n_kv_head, head_dim, ffn, vocab, max_ctx;
-  int64_t max_batch;          /* most tokens one forward call takes */
-  int64_t scratch_per_token;  /* scratch bytes per token of the batch */
-  int64_t scratch_fixed;      /* plus this many */
-  int64_t weights_bytes;      /* size of the weights section the code expects */
-  const char *kernels;        /* JSON: the ukernel chosen for every op, as compiled */
+  int64_t max_batch;         /* most tokens one forward call takes */
+  int64_t scratch_per_token; /* scratch bytes per token of the batch */
+  int64_t scratch_fixed;     /* plus this many */
+  int64_t weights_bytes;     /* size of the weights section the code expects */
+  const char *kernels;       /* JSON: the ukernel chosen for every op, as compiled */
 } tern_model_desc;
 
 /* `tern_model_describe` */
@@ -82,7 +82,7 @@ typedef int32_t (*tern_forward_fn)(const tern_ctx *ctx, int64_t n, const int32_t
 /* ---- the .tern artifact file ----
  * [header][section table][sections...], every section 64-byte aligned,
  * little-endian. A section's hash is hash64 (FNV-1a 64) of its bytes. */
-#define TERN_ARTIFACT_MAGIC "TERNART\x01"  /* 8 bytes */
+#define TERN_ARTIFACT_MAGIC "TERNART\x01" /* 8 bytes */
 #define TERN_ARTIFACT_FORMAT_VERSION 1u
 #define TERN_ARTIFACT_ALIGN 64u
 
@@ -94,10 +94,10 @@ enum tern_section_kind {
 };
 
 typedef struct tern_artifact_header {
-  char magic[8];                 /* TERN_ARTIFACT_MAGIC */
-  uint32_t format_version;       /* TERN_ARTIFACT_FORMAT_VERSION */
-  uint32_t header_bytes;         /* sizeof(tern_artifact_header) */
-  uint32_t abi_version;          /* TERN_ABI_VERSION of the code */
+  char magic[8];           /* TERN_ARTIFACT_MAGIC */
+  uint32_t format_version; /* TERN_ARTIFACT_FORMAT_VERSION */
+  uint32_t header_bytes;   /* sizeof(tern_artifact_header) */
+  uint32_t abi_version;    /* TERN_ABI_VERSION of the code */
   uint32_t section_count;
   uint64_t section_table_offset; /* tern_artifact_section[section_count] */
   uint64_t file_bytes;           /* total size */
@@ -116,7 +116,7 @@ typedef struct tern_artifact_section {
   uint32_t flags;  /* 0 */
   uint64_t offset; /* from the start of the file, multiple of 64 */
   uint64_t size;
-  uint64_t hash;   /* hash64 of the section's bytes */
+  uint64_t hash; /* hash64 of the section's bytes */
 } tern_artifact_section;
 
 #ifdef __cplusplus

@@ -211,9 +211,9 @@ absl::Status checkCpuFeatures(std::string_view features) {
       item.remove_prefix(1);
     absl::StatusOr<bool> has = hostHasCpuFeature(item);
     if (!has.ok())
-      return absl::FailedPreconditionError(fmt::format(
-          "required CPU feature '+{}' (header field cpu_features): {}", item,
-          std::string(has.status().message())));
+      return absl::FailedPreconditionError(
+          fmt::format("required CPU feature '+{}' (header field cpu_features): {}", item,
+                      std::string(has.status().message())));
     if (!*has)
       return absl::FailedPreconditionError(fmt::format(
           "this CPU lacks the required feature '+{}' (header field cpu_features = \"{}\"); "
@@ -254,8 +254,7 @@ const char *machineName(uint16_t m) {
 }
 } // namespace
 
-absl::Status checkElfSharedObject(std::span<const uint8_t> code, uint16_t machine,
-                                  uint64_t off) {
+absl::Status checkElfSharedObject(std::span<const uint8_t> code, uint16_t machine, uint64_t off) {
   if (code.size() < sizeof(Elf64_Ehdr))
     return absl::InvalidArgumentError(fmt::format(
         "code section at byte {}: {} bytes is too small for an ELF header", off, code.size()));
@@ -265,26 +264,26 @@ absl::Status checkElfSharedObject(std::span<const uint8_t> code, uint16_t machin
     return absl::InvalidArgumentError(
         fmt::format("code section at byte {}: not an ELF file (bad e_ident magic)", off));
   if (e.e_ident[EI_CLASS] != ELFCLASS64)
-    return absl::InvalidArgumentError(fmt::format(
-        "code section at byte {}: e_ident[EI_CLASS] = {}, expected ELFCLASS64", off + EI_CLASS,
-        e.e_ident[EI_CLASS]));
+    return absl::InvalidArgumentError(
+        fmt::format("code section at byte {}: e_ident[EI_CLASS] = {}, expected ELFCLASS64",
+                    off + EI_CLASS, e.e_ident[EI_CLASS]));
   if (e.e_ident[EI_DATA] != ELFDATA2LSB)
-    return absl::InvalidArgumentError(fmt::format(
-        "code section at byte {}: e_ident[EI_DATA] = {}, expected little-endian", off + EI_DATA,
-        e.e_ident[EI_DATA]));
+    return absl::InvalidArgumentError(
+        fmt::format("code section at byte {}: e_ident[EI_DATA] = {}, expected little-endian",
+                    off + EI_DATA, e.e_ident[EI_DATA]));
   if (e.e_type != ET_DYN)
-    return absl::InvalidArgumentError(fmt::format(
-        "code section at byte {}: e_type = {}, expected ET_DYN (a shared object)",
-        off + offsetof(Elf64_Ehdr, e_type), e.e_type));
+    return absl::InvalidArgumentError(
+        fmt::format("code section at byte {}: e_type = {}, expected ET_DYN (a shared object)",
+                    off + offsetof(Elf64_Ehdr, e_type), e.e_type));
   if (e.e_machine != machine)
-    return absl::FailedPreconditionError(fmt::format(
-        "code section at byte {}: e_machine = {} ({}), this machine runs {} ({})",
-        off + offsetof(Elf64_Ehdr, e_machine), e.e_machine, machineName(e.e_machine), machine,
-        machineName(machine)));
+    return absl::FailedPreconditionError(
+        fmt::format("code section at byte {}: e_machine = {} ({}), this machine runs {} ({})",
+                    off + offsetof(Elf64_Ehdr, e_machine), e.e_machine, machineName(e.e_machine),
+                    machine, machineName(machine)));
   if (e.e_shoff > code.size() || e.e_phoff > code.size())
     return absl::InvalidArgumentError(fmt::format(
-        "code section at byte {}: ELF program/section header offsets point past its {} bytes",
-        off, code.size()));
+        "code section at byte {}: ELF program/section header offsets point past its {} bytes", off,
+        code.size()));
   return absl::OkStatus();
 }
 

@@ -21,9 +21,9 @@ absl::Status bad(const std::string &where, const std::string &msg) {
 // A NUL-terminated header string field.
 absl::Status checkString(const char *field, size_t cap, const char *name, size_t offset) {
   if (std::memchr(field, 0, cap) == nullptr)
-    return absl::InvalidArgumentError(fmt::format(
-        "artifact header field {} (byte {}) is not NUL-terminated within its {} bytes", name,
-        offset, cap));
+    return absl::InvalidArgumentError(
+        fmt::format("artifact header field {} (byte {}) is not NUL-terminated within its {} bytes",
+                    name, offset, cap));
   return absl::OkStatus();
 }
 
@@ -95,10 +95,10 @@ absl::Status Artifact::validate(const OpenOptions &options) {
     return absl::InvalidArgumentError(
         "bad magic at byte 0: not a .tern artifact (expected \"TERNART\\x01\")");
   if (h.format_version != TERN_ARTIFACT_FORMAT_VERSION)
-    return absl::InvalidArgumentError(fmt::format(
-        "header field format_version (byte {}) is {}; this runtime reads version {}",
-        offsetof(tern_artifact_header, format_version), h.format_version,
-        TERN_ARTIFACT_FORMAT_VERSION));
+    return absl::InvalidArgumentError(
+        fmt::format("header field format_version (byte {}) is {}; this runtime reads version {}",
+                    offsetof(tern_artifact_header, format_version), h.format_version,
+                    TERN_ARTIFACT_FORMAT_VERSION));
   if (h.header_bytes != sizeof(tern_artifact_header))
     return absl::InvalidArgumentError(
         fmt::format("header field header_bytes (byte {}) is {}, expected {}",
@@ -124,17 +124,16 @@ absl::Status Artifact::validate(const OpenOptions &options) {
                                    offsetof(tern_artifact_header, target_triple));
       !s.ok())
     return s;
-  if (absl::Status s =
-          checkString(h.cpu, sizeof h.cpu, "cpu", offsetof(tern_artifact_header, cpu));
+  if (absl::Status s = checkString(h.cpu, sizeof h.cpu, "cpu", offsetof(tern_artifact_header, cpu));
       !s.ok())
     return s;
   if (absl::Status s = checkString(h.cpu_features, sizeof h.cpu_features, "cpu_features",
                                    offsetof(tern_artifact_header, cpu_features));
       !s.ok())
     return s;
-  if (absl::Status s = checkString(h.compiler_version, sizeof h.compiler_version,
-                                   "compiler_version",
-                                   offsetof(tern_artifact_header, compiler_version));
+  if (absl::Status s =
+          checkString(h.compiler_version, sizeof h.compiler_version, "compiler_version",
+                      offsetof(tern_artifact_header, compiler_version));
       !s.ok())
     return s;
 
@@ -159,8 +158,8 @@ absl::Status Artifact::validate(const OpenOptions &options) {
   for (uint32_t i = 0; i < h.section_count; ++i) {
     const tern_artifact_section &s = table_[i];
     const uint64_t entryOff = h.section_table_offset + uint64_t(i) * sizeof(tern_artifact_section);
-    const std::string where =
-        fmt::format("section {} ({}, table entry at byte {})", i, sectionKindName(s.kind), entryOff);
+    const std::string where = fmt::format("section {} ({}, table entry at byte {})", i,
+                                          sectionKindName(s.kind), entryOff);
     if (s.kind < TERN_SECTION_METADATA || s.kind > TERN_SECTION_CODE)
       return bad(where, fmt::format("unknown section kind {}", s.kind));
     if (seen[s.kind] >= 0)
@@ -170,8 +169,8 @@ absl::Status Artifact::validate(const OpenOptions &options) {
     if (s.flags != 0)
       return bad(where, fmt::format("flags = {:#x}, expected 0", s.flags));
     if (s.offset % TERN_ARTIFACT_ALIGN != 0)
-      return bad(where, fmt::format("offset {} is not a multiple of {}", s.offset,
-                                    TERN_ARTIFACT_ALIGN));
+      return bad(where,
+                 fmt::format("offset {} is not a multiple of {}", s.offset, TERN_ARTIFACT_ALIGN));
     if (s.offset < tableEnd)
       return bad(where, fmt::format("offset {} overlaps the header or section table (which end "
                                     "at byte {})",
@@ -217,9 +216,9 @@ absl::Status Artifact::validate(const OpenOptions &options) {
     std::span<const uint8_t> m = metadataBytes();
     metadata_ = nlohmann::json::parse(m.begin(), m.end(), nullptr, /*allow_exceptions=*/false);
     if (metadata_.is_discarded() || !metadata_.is_object())
-      return absl::InvalidArgumentError(fmt::format(
-          "metadata section (byte {}) is not a JSON object",
-          table_[seen[TERN_SECTION_METADATA]].offset));
+      return absl::InvalidArgumentError(
+          fmt::format("metadata section (byte {}) is not a JSON object",
+                      table_[seen[TERN_SECTION_METADATA]].offset));
   }
   {
     absl::StatusOr<std::unique_ptr<gguf::File>> t = gguf::File::fromBuffer(tokenizerBytes());
@@ -230,9 +229,9 @@ absl::Status Artifact::validate(const OpenOptions &options) {
                                       std::string(t.status().message())));
     tokenizer_ = std::move(*t);
   }
-  if (absl::Status s = checkElfSharedObject(
-          code(), options.elfMachine ? options.elfMachine : hostElfMachine(),
-          table_[seen[TERN_SECTION_CODE]].offset);
+  if (absl::Status s =
+          checkElfSharedObject(code(), options.elfMachine ? options.elfMachine : hostElfMachine(),
+                               table_[seen[TERN_SECTION_CODE]].offset);
       !s.ok())
     return s;
   if (options.checkCpuFeatures)

@@ -106,7 +106,8 @@ absl::Status copyField(char *dst, size_t cap, const std::string &v, const char *
         fmt::format("artifact header field {} ('{}') is {} bytes; at most {} fit", field, v,
                     v.size(), cap - 1));
   if (v.find('\0') != std::string::npos)
-    return absl::InvalidArgumentError(fmt::format("artifact header field {} contains a NUL", field));
+    return absl::InvalidArgumentError(
+        fmt::format("artifact header field {} contains a NUL", field));
   std::memset(dst, 0, cap);
   std::memcpy(dst, v.data(), v.size());
   return absl::OkStatus();
@@ -114,9 +115,9 @@ absl::Status copyField(char *dst, size_t cap, const std::string &v, const char *
 
 } // namespace
 
-absl::Status ArtifactWriter::emit(
-    const std::function<absl::Status(uint64_t, std::span<const uint8_t>)> &out,
-    uint64_t &fileBytes) const {
+absl::Status
+ArtifactWriter::emit(const std::function<absl::Status(uint64_t, std::span<const uint8_t>)> &out,
+                     uint64_t &fileBytes) const {
   tern_artifact_header h;
   std::memset(&h, 0, sizeof h);
   std::memcpy(h.magic, TERN_ARTIFACT_MAGIC, 8);
@@ -125,8 +126,8 @@ absl::Status ArtifactWriter::emit(
   h.abi_version = fields_.abiVersion;
   h.section_count = static_cast<uint32_t>(sections_.size());
   h.section_table_offset = sizeof(tern_artifact_header);
-  if (absl::Status s = copyField(h.target_triple, sizeof h.target_triple, fields_.targetTriple,
-                                 "target_triple");
+  if (absl::Status s =
+          copyField(h.target_triple, sizeof h.target_triple, fields_.targetTriple, "target_triple");
       !s.ok())
     return s;
   if (absl::Status s = copyField(h.cpu, sizeof h.cpu, fields_.cpu, "cpu"); !s.ok())
@@ -158,8 +159,8 @@ absl::Status ArtifactWriter::emit(
       Sink sink = [&](std::span<const uint8_t> chunk) -> absl::Status {
         if (written + chunk.size() > s.size)
           return absl::InvalidArgumentError(
-              fmt::format("section {} ({}): the producer wrote more than the declared {} bytes",
-                          i, sectionKindName(s.kind), s.size));
+              fmt::format("section {} ({}): the producer wrote more than the declared {} bytes", i,
+                          sectionKindName(s.kind), s.size));
         hasher.update(chunk);
         absl::Status st = out(off + written, chunk);
         written += chunk.size();
@@ -188,9 +189,10 @@ absl::Status ArtifactWriter::emit(
   h.file_bytes = cursor;
   h.header_hash = headerHash(h);
   if (!table.empty())
-    if (absl::Status st = out(h.section_table_offset,
-                              std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(table.data()),
-                                                       table.size() * sizeof(table[0])));
+    if (absl::Status st =
+            out(h.section_table_offset,
+                std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(table.data()),
+                                         table.size() * sizeof(table[0])));
         !st.ok())
       return st;
   if (absl::Status st =

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
-#include <functional>
 #include <fcntl.h>
+#include <functional>
 #include <map>
 #include <new>
 #include <sys/mman.h>
@@ -24,8 +24,7 @@ namespace {
 class ArtifactSession final : public model::Session {
 public:
   ArtifactSession(std::shared_ptr<model::KvPool> pool, uint32_t nLayer, uint32_t tableLen)
-      : kv(std::move(pool)), tables(nLayer, std::vector<int32_t>(tableLen, -1)),
-        tablePtrs(nLayer) {
+      : kv(std::move(pool)), tables(nLayer, std::vector<int32_t>(tableLen, -1)), tablePtrs(nLayer) {
     for (uint32_t l = 0; l < nLayer; ++l)
       tablePtrs[l] = tables[l].data();
   }
@@ -203,9 +202,8 @@ absl::StatusOr<void *> loadCode(std::span<const uint8_t> code, std::string &via)
   }
   ::unlink(buf.data());
   if (!h)
-    return absl::FailedPreconditionError(
-        fmt::format("cannot load the code section (dlopen): {} (memfd attempt: {})", dlerr,
-                    memfdError));
+    return absl::FailedPreconditionError(fmt::format(
+        "cannot load the code section (dlopen): {} (memfd attempt: {})", dlerr, memfdError));
   via = "tempfile";
   return h;
 }
@@ -225,7 +223,8 @@ ArtifactModel::open(const std::string &path, const model::ModelOptions &options,
                     const artifact::OpenOptions &openOptions) {
   std::unique_ptr<ArtifactModel> m(new ArtifactModel());
   m->options_ = options;
-  absl::StatusOr<std::unique_ptr<artifact::Artifact>> a = artifact::Artifact::open(path, openOptions);
+  absl::StatusOr<std::unique_ptr<artifact::Artifact>> a =
+      artifact::Artifact::open(path, openOptions);
   if (!a.ok())
     return a.status();
   m->artifact_ = std::move(*a);
@@ -243,10 +242,10 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     if (f.find("+amx-") != std::string::npos) {
       constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
       if (::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
-        return absl::FailedPreconditionError(fmt::format(
-            "the code requires AMX ({}) but the kernel refused AMX tile state "
-            "(arch_prctl ARCH_REQ_XCOMP_PERM: {})",
-            f, std::strerror(errno)));
+        return absl::FailedPreconditionError(
+            fmt::format("the code requires AMX ({}) but the kernel refused AMX tile state "
+                        "(arch_prctl ARCH_REQ_XCOMP_PERM: {})",
+                        f, std::strerror(errno)));
     }
   }
 #endif
@@ -257,17 +256,16 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   auto describeFn = reinterpret_cast<tern_describe_fn>(::dlsym(dl_, TERN_SYM_DESCRIBE));
   forward_ = reinterpret_cast<tern_forward_fn>(::dlsym(dl_, TERN_SYM_FORWARD));
   if (!describeFn || !forward_)
-    return absl::FailedPreconditionError(
-        fmt::format("code section does not export {}", !describeFn ? TERN_SYM_DESCRIBE
-                                                                    : TERN_SYM_FORWARD));
+    return absl::FailedPreconditionError(fmt::format(
+        "code section does not export {}", !describeFn ? TERN_SYM_DESCRIBE : TERN_SYM_FORWARD));
   desc_ = describeFn();
   if (!desc_)
     return absl::FailedPreconditionError("tern_model_describe returned NULL");
   const tern_model_desc &d = *desc_;
   if (d.abi_version != TERN_ABI_VERSION)
-    return absl::FailedPreconditionError(fmt::format(
-        "the code's desc->abi_version is {}, this runtime implements ABI {}", d.abi_version,
-        TERN_ABI_VERSION));
+    return absl::FailedPreconditionError(
+        fmt::format("the code's desc->abi_version is {}, this runtime implements ABI {}",
+                    d.abi_version, TERN_ABI_VERSION));
   struct Dim {
     const char *name;
     int64_t v;
@@ -286,15 +284,16 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
         fmt::format("desc: n_head {} is not a multiple of n_kv_head {}", d.n_head, d.n_kv_head));
   if (d.scratch_per_token < 0 || d.scratch_fixed < 0 || d.scratch_per_token > (1ll << 32) ||
       d.scratch_fixed > (1ll << 36))
-    return absl::FailedPreconditionError(fmt::format(
-        "desc scratch sizes ({} per token + {}) are out of range", d.scratch_per_token,
-        d.scratch_fixed));
+    return absl::FailedPreconditionError(
+        fmt::format("desc scratch sizes ({} per token + {}) are out of range", d.scratch_per_token,
+                    d.scratch_fixed));
   if (d.act_quant > 1)
-    return absl::FailedPreconditionError(fmt::format("desc->act_quant = {} is unknown", d.act_quant));
+    return absl::FailedPreconditionError(
+        fmt::format("desc->act_quant = {} is unknown", d.act_quant));
   if (uint64_t(d.weights_bytes) != artifact_->weights().size())
-    return absl::FailedPreconditionError(fmt::format(
-        "desc->weights_bytes = {} but the weights section holds {} bytes", d.weights_bytes,
-        artifact_->weights().size()));
+    return absl::FailedPreconditionError(
+        fmt::format("desc->weights_bytes = {} but the weights section holds {} bytes",
+                    d.weights_bytes, artifact_->weights().size()));
   if (reinterpret_cast<uintptr_t>(artifact_->weights().data()) % TERN_ARTIFACT_ALIGN != 0)
     return absl::InternalError("the weights section is not 64-byte aligned in memory");
 
@@ -334,8 +333,8 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   config_.arch = metaStr(meta, {"arch", "general.architecture"}).value_or("bitnet");
   config_.name = metaStr(meta, {"name", "general.name"}).value_or("");
   if (std::optional<std::string> fa = metaStr(meta, {"ffn_act"}))
-    config_.ffnAct = *fa == "silu" ? model::FfnActivation::SiluGated
-                                   : model::FfnActivation::Relu2Gated;
+    config_.ffnAct =
+        *fa == "silu" ? model::FfnActivation::SiluGated : model::FfnActivation::Relu2Gated;
   else
     config_.ffnAct = (config_.arch == "bitnet") ? model::FfnActivation::SiluGated
                                                 : model::FfnActivation::Relu2Gated;
@@ -389,8 +388,8 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
           walk(v);
       }
     };
-    nlohmann::json kj = d.kernels ? nlohmann::json::parse(d.kernels, nullptr, false)
-                                  : nlohmann::json();
+    nlohmann::json kj =
+        d.kernels ? nlohmann::json::parse(d.kernels, nullptr, false) : nlohmann::json();
     walk(kj.is_discarded() ? nlohmann::json() : kj);
     if (fb.empty())
       if (auto it = meta.find("kernels"); it != meta.end())
@@ -399,18 +398,17 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   }
 
   // Context, threads, scratch, KV pool.
-  ctxLen_ = options_.contextLength
-                ? options_.contextLength
-                : uint32_t(std::min<int64_t>(d.max_ctx, 4096));
+  ctxLen_ = options_.contextLength ? options_.contextLength
+                                   : uint32_t(std::min<int64_t>(d.max_ctx, 4096));
   if (ctxLen_ > d.max_ctx)
-    return absl::InvalidArgumentError(fmt::format(
-        "--ctx-size {} exceeds the compiled max_ctx {}", ctxLen_, d.max_ctx));
+    return absl::InvalidArgumentError(
+        fmt::format("--ctx-size {} exceeds the compiled max_ctx {}", ctxLen_, d.max_ctx));
   options_.contextLength = ctxLen_;
   threads_ = std::make_unique<model::ThreadPool>(options_.threads);
   scratchBytes_ = size_t(d.scratch_per_token * d.max_batch + d.scratch_fixed);
   scratchBytes_ = std::max<size_t>((scratchBytes_ + 63) / 64 * 64, 64);
-  scratch_ = static_cast<uint8_t *>(
-      ::operator new[](scratchBytes_, std::align_val_t(64), std::nothrow));
+  scratch_ =
+      static_cast<uint8_t *>(::operator new[](scratchBytes_, std::align_val_t(64), std::nothrow));
   if (!scratch_)
     return absl::ResourceExhaustedError(
         fmt::format("cannot allocate {} MiB of scratch", scratchBytes_ >> 20));
@@ -448,8 +446,8 @@ std::string ArtifactModel::describe() const {
 }
 
 absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {
-  const uint32_t tableLen = uint32_t((uint64_t(desc_->max_ctx) + kv_->options().pageSize - 1) /
-                                     kv_->options().pageSize);
+  const uint32_t tableLen =
+      uint32_t((uint64_t(desc_->max_ctx) + kv_->options().pageSize - 1) / kv_->options().pageSize);
   return std::unique_ptr<model::Session>(
       new ArtifactSession(kv_, uint32_t(desc_->n_layer), tableLen));
 }
@@ -466,14 +464,14 @@ absl::Status ArtifactModel::decode(model::Session &session, std::span<const int3
         fmt::format("decode: logits buffer holds {}, vocab is {}", logits.size(), desc_->vocab));
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= desc_->vocab)
-      return absl::InvalidArgumentError(fmt::format(
-          "token id {} (input position {}) is outside the vocabulary [0, {})", tokens[i], i,
-          desc_->vocab));
+      return absl::InvalidArgumentError(
+          fmt::format("token id {} (input position {}) is outside the vocabulary [0, {})",
+                      tokens[i], i, desc_->vocab));
   const uint64_t end = s->pos + tokens.size();
   if (end > ctxLen_)
-    return absl::ResourceExhaustedError(fmt::format(
-        "context full: {} positions cached + {} new > context length {}", s->pos, tokens.size(),
-        ctxLen_));
+    return absl::ResourceExhaustedError(
+        fmt::format("context full: {} positions cached + {} new > context length {}", s->pos,
+                    tokens.size(), ctxLen_));
   if (absl::Status st = s->kv.reserve(end); !st.ok())
     return st;
   s->syncTables();
@@ -501,9 +499,9 @@ absl::Status ArtifactModel::decode(model::Session &session, std::span<const int3
     ++forwardCalls_;
     const int32_t rc = forward_(&ctx, n, tokens.data() + done, positions.data(), logits.data());
     if (rc != 0)
-      return absl::InternalError(fmt::format(
-          "tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})", rc,
-          done, done + size_t(n), positions.front(), positions.back()));
+      return absl::InternalError(
+          fmt::format("tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})",
+                      rc, done, done + size_t(n), positions.front(), positions.back()));
     done += size_t(n);
   }
   s->pos = end;

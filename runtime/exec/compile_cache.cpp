@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fcntl.h>
+#include <filesystem>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,8 +120,8 @@ absl::StatusOr<std::string> terncVersion(const std::string &ternc) {
 
 } // namespace
 
-absl::StatusOr<std::string> compileToCache(const std::string &ggufPath,
-                                           const CompileRequest &req, std::ostream &log) {
+absl::StatusOr<std::string> compileToCache(const std::string &ggufPath, const CompileRequest &req,
+                                           std::ostream &log) {
   absl::StatusOr<std::string> ternc = findTernc();
   if (!ternc.ok())
     return ternc.status();

@@ -19,9 +19,9 @@ namespace tern::exec {
 
 struct CompileRequest {
   std::string target = "native";
-  std::string kernel;        // "" (ternc's default) or e.g. "ref"
-  std::string actQuant;      // "" (token, the default) or "none"
-  std::string i2sLayout;     // "" or x86 / arm / x86-1x4
+  std::string kernel;    // "" (ternc's default) or e.g. "ref"
+  std::string actQuant;  // "" (token, the default) or "none"
+  std::string i2sLayout; // "" or x86 / arm / x86-1x4
   std::vector<std::string> extraArgs;
 };
 

@@ -23,13 +23,42 @@ const char *namespaceName(Namespace ns);
 
 // The storage formats ternc knows, independent of the id that names them.
 enum class Format : uint8_t {
-  F32, F16, BF16, F64, I8, I16, I32, I64,
-  Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1,
-  Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
-  IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M,
-  TQ1_0, TQ2_0,
+  F32,
+  F16,
+  BF16,
+  F64,
+  I8,
+  I16,
+  I32,
+  I64,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q8_0,
+  Q8_1,
+  Q2_K,
+  Q3_K,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+  Q8_K,
+  IQ2_XXS,
+  IQ2_XS,
+  IQ3_XXS,
+  IQ1_S,
+  IQ4_NL,
+  IQ3_S,
+  IQ2_S,
+  IQ4_XS,
+  IQ1_M,
+  TQ1_0,
+  TQ2_0,
   MXFP4,
-  I2_S, I8_S, TL1, TL2,
+  I2_S,
+  I8_S,
+  TL1,
+  TL2,
 };
 
 enum class SizeRule : uint8_t {
@@ -43,13 +72,13 @@ enum class SizeRule : uint8_t {
 struct TypeInfo {
   uint32_t id;
   Format format;
-  const char *name;     // ggml's spelling, e.g. "TQ2_0"
+  const char *name; // ggml's spelling, e.g. "TQ2_0"
   Namespace ns;
-  uint32_t blockElems;  // weights per block (1 for plain types)
-  uint32_t blockBytes;  // bytes per block
+  uint32_t blockElems; // weights per block (1 for plain types)
+  uint32_t blockBytes; // bytes per block
   SizeRule rule;
-  bool ternaryNative;   // a ternary storage format (TQ*, I2_S, TL*)
-  bool isFloat;         // F32/F16/BF16/F64
+  bool ternaryNative; // a ternary storage format (TQ*, I2_S, TL*)
+  bool isFloat;       // F32/F16/BF16/F64
 };
 
 // Every entry, in id order.

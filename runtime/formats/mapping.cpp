@@ -107,8 +107,8 @@ void judgeRole(TensorMapping &m, const gguf::TensorInfo &ti, const MappingOption
   const TypeInfo &t = *m.resolved;
   if (isTernaryRole(m.role)) {
     if (ti.dims.size() != 2) {
-      m.reason = fmt::format("{} must be a 2-D matrix, has shape {}", roleName(m.role),
-                             ti.shapeString());
+      m.reason =
+          fmt::format("{} must be a 2-D matrix, has shape {}", roleName(m.role), ti.shapeString());
       return;
     }
     switch (t.format) {
@@ -153,8 +153,8 @@ void judgeRole(TensorMapping &m, const gguf::TensorInfo &ti, const MappingOption
   case TensorRole::Output:
     if (t.format == Format::F16 || t.format == Format::F32 || t.format == Format::BF16) {
       m.ok = true;
-      m.reason = fmt::format("{} {}", t.name,
-                             m.role == TensorRole::Output ? "lm_head" : "embedding");
+      m.reason =
+          fmt::format("{} {}", t.name, m.role == TensorRole::Output ? "lm_head" : "embedding");
     } else {
       m.reason = fmt::format("{} for {}: only F32/F16/BF16 embeddings and heads are supported",
                              t.name, m.name);
@@ -366,8 +366,7 @@ ModelMapping verifyMapping(const gguf::File &file, const MappingOptions &opts) {
         continue;
       }
       sizes.push_back(r->lo == r->hi ? fmt::format("{} needs {} bytes", c->name, r->lo)
-                                     : fmt::format("{} needs {}..{} bytes", c->name, r->lo,
-                                                   r->hi));
+                                     : fmt::format("{} needs {}..{} bytes", c->name, r->lo, r->hi));
       if (c->rule != SizeRule::None && fits(*r, ti.extent, file.alignment(), false))
         fitting.push_back(c);
     }
@@ -415,8 +414,8 @@ ModelMapping verifyMapping(const gguf::File &file, const MappingOptions &opts) {
                              ti.typeId, candidateList(fitting), sizeWhy, mm.arch);
     }
     if (!m.ok)
-      mm.errors.push_back(fmt::format("tensor '{}' (at byte {}): {}", m.name, m.fileOffset,
-                                      m.reason));
+      mm.errors.push_back(
+          fmt::format("tensor '{}' (at byte {}): {}", m.name, m.fileOffset, m.reason));
     mm.tensors.push_back(std::move(m));
   }
   return mm;

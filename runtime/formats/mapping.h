@@ -24,9 +24,9 @@
 namespace tern::formats {
 
 enum class TensorRole : uint8_t {
-  TokenEmbd,   // token_embd.weight (also the lm_head when there is no output.weight)
-  Output,      // output.weight (lm_head)
-  Norm,        // *_norm.weight (attn_norm, ffn_norm, attn_sub_norm, ffn_sub_norm, output_norm)
+  TokenEmbd, // token_embd.weight (also the lm_head when there is no output.weight)
+  Output,    // output.weight (lm_head)
+  Norm,      // *_norm.weight (attn_norm, ffn_norm, attn_sub_norm, ffn_sub_norm, output_norm)
   AttnQ,
   AttnK,
   AttnV,
@@ -58,9 +58,9 @@ struct TensorMapping {
   std::vector<const TypeInfo *> candidates; // every table entry for typeId
   const TypeInfo *resolved = nullptr;       // the format chosen, if any
   uint64_t bytes = 0;                       // byte size in the resolved format
-  bool ternary = false;   // values are ternary (native format or checked float)
-  float floatScale = 0;   // the s of {-s,0,+s} for ternary-in-float tensors
-  std::optional<I2SLayout> i2sLayout; // assumed I2_S packing
+  bool ternary = false;                     // values are ternary (native format or checked float)
+  float floatScale = 0;                     // the s of {-s,0,+s} for ternary-in-float tensors
+  std::optional<I2SLayout> i2sLayout;       // assumed I2_S packing
   bool ok = false;
   std::string reason; // why this format, or why refused
 };

@@ -15,10 +15,10 @@
 namespace tern::formats {
 namespace {
 
-constexpr uint64_t kQK = 256;           // TQ block size
-constexpr uint64_t kTQ2Bytes = 66;      // qs[64] + f16 d
-constexpr uint64_t kTQ1Bytes = 54;      // qs[48] + qh[4] + f16 d
-constexpr uint64_t kI2SPad = 32;        // f32 scale + 28 bytes
+constexpr uint64_t kQK = 256;      // TQ block size
+constexpr uint64_t kTQ2Bytes = 66; // qs[64] + f16 d
+constexpr uint64_t kTQ1Bytes = 54; // qs[48] + qh[4] + f16 d
+constexpr uint64_t kI2SPad = 32;   // f32 scale + 28 bytes
 
 uint16_t loadU16(const uint8_t *p) { return uint16_t(p[0]) | uint16_t(p[1]) << 8; }
 void storeU16(uint8_t *p, uint16_t v) {
@@ -48,8 +48,8 @@ absl::Status checkTQShape(const char *fmtName, uint64_t rows, uint64_t cols) {
 absl::Status checkSize(const char *fmtName, size_t have, uint64_t want, uint64_t rows,
                        uint64_t cols) {
   if (have != want)
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: shape [K={}, M={}] needs {} bytes, got {}", fmtName, cols, rows, want, have));
+    return absl::InvalidArgumentError(fmt::format("{}: shape [K={}, M={}] needs {} bytes, got {}",
+                                                  fmtName, cols, rows, want, have));
   return absl::OkStatus();
 }
 
@@ -59,21 +59,20 @@ absl::Status checkMatrix(const char *fmtName, const TernaryMatrix &m) {
     return s;
   const uint64_t n = m.rows * m.cols;
   if (m.codes.size() != n)
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: matrix [{}x{}] has {} codes, expected {}", fmtName, m.rows, m.cols, m.codes.size(), n));
+    return absl::InvalidArgumentError(fmt::format("{}: matrix [{}x{}] has {} codes, expected {}",
+                                                  fmtName, m.rows, m.cols, m.codes.size(), n));
   if (m.blockElems == 0 || n % m.blockElems != 0)
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: blockElems={} does not divide the {} elements", fmtName, m.blockElems, n));
-  if (m.scales.size() != n / m.blockElems)
     return absl::InvalidArgumentError(
-        fmt::format("{}: {} scales for {} blocks of {}", fmtName, m.scales.size(),
-                    n / m.blockElems, m.blockElems));
+        fmt::format("{}: blockElems={} does not divide the {} elements", fmtName, m.blockElems, n));
+  if (m.scales.size() != n / m.blockElems)
+    return absl::InvalidArgumentError(fmt::format("{}: {} scales for {} blocks of {}", fmtName,
+                                                  m.scales.size(), n / m.blockElems, m.blockElems));
   for (uint64_t i = 0; i < n; ++i) {
     int8_t c = m.codes[i];
     if (c < -1 || c > 1)
       return absl::InvalidArgumentError(
-          fmt::format("{}: code {} at element {} (row {}, col {}) is not in {{-1, 0, +1}}",
-                      fmtName, int(c), i, i / m.cols, i % m.cols));
+          fmt::format("{}: code {} at element {} (row {}, col {}) is not in {{-1, 0, +1}}", fmtName,
+                      int(c), i, i / m.cols, i % m.cols));
   }
   for (size_t b = 0; b < m.scales.size(); ++b)
     if (!std::isfinite(m.scales[b]))
@@ -149,7 +148,7 @@ uint16_t f32ToF16(float f) {
     return sign;
   // subnormal: value = m * 2^-24 with m = round(|f| * 2^24)
   uint32_t man = (absx & 0x7fffff) | 0x800000; // 24-bit significand, value man * 2^(exp-23)
-  int shift = -exp - 1;                         // to reach units of 2^-24: (exp-23)+24 = exp+1
+  int shift = -exp - 1;                        // to reach units of 2^-24: (exp-23)+24 = exp+1
   // m = man >> (-(exp+1)) with rounding; -(exp+1) in [14, 24]
   uint32_t m = man >> shift;
   uint32_t rest = man & ((1u << shift) - 1);
@@ -218,8 +217,7 @@ namespace {
 template <typename DecodeBlock>
 absl::StatusOr<TernaryMatrix> unpackTQ(const char *name, std::span<const uint8_t> bytes,
                                        uint64_t rows, uint64_t cols, uint64_t expectBytes,
-                                       uint64_t blockBytes, uint64_t scaleAt,
-                                       DecodeBlock decode) {
+                                       uint64_t blockBytes, uint64_t scaleAt, DecodeBlock decode) {
   if (auto s = checkTQShape(name, rows, cols); !s.ok())
     return s;
   if (auto s = checkSize(name, bytes.size(), expectBytes, rows, cols); !s.ok())
@@ -481,9 +479,9 @@ absl::StatusOr<TernaryMatrix> ternaryFrom(const char *typeName, std::span<const 
     return s;
   const uint64_t n = rows * cols;
   if (values.size() != n)
-    return absl::InvalidArgumentError(fmt::format(
-        "{}: shape [K={}, M={}] has {} elements, got {} values", typeName, cols, rows, n,
-        values.size()));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: shape [K={}, M={}] has {} elements, got {} values", typeName, cols, rows,
+                    n, values.size()));
   // Find the scale: the magnitude of the first non-zero element.
   uint64_t first = n;
   for (uint64_t i = 0; i < n; ++i) {

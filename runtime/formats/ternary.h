@@ -21,7 +21,8 @@ uint16_t f32ToBf16(float f);
 
 // I2_S packing depends on the machine that quantized the file (FORMATS.md).
 enum class I2SLayout : uint8_t {
-  X86_QK128, // on-disk default: 128-element blocks, byte b = elems b,b+32,b+64,b+96 (MSB pair first)
+  X86_QK128, // on-disk default: 128-element blocks, byte b = elems b,b+32,b+64,b+96 (MSB pair
+             // first)
   ARM_QK64,  // 64-element blocks, byte b = elems b,b+16,b+32,b+48 (MSB pair first)
   X86_1x4,   // rows in groups of 4: byte(group,col) = r0<<6|r1<<4|r2<<2|r3
 };
@@ -40,9 +41,7 @@ struct TernaryMatrix {
   std::vector<float> scales; // [rows*cols / blockElems]
 
   float scaleAt(uint64_t flatIndex) const { return scales[flatIndex / blockElems]; }
-  float weight(uint64_t r, uint64_t c) const {
-    return codes[r * cols + c] * scaleAt(r * cols + c);
-  }
+  float weight(uint64_t r, uint64_t c) const { return codes[r * cols + c] * scaleAt(r * cols + c); }
 };
 
 // Byte sizes of the packed forms (same rules as ggml_types.h); 0 when the

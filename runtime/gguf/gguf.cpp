@@ -82,8 +82,8 @@ public:
     if (auto s = read(len, fmt::format("length of {}", what)); !s.ok())
       return s;
     if (len > maxLen)
-      return err(at, fmt::format("{}: string length {} exceeds the limit of {} bytes", what, len,
-                                 maxLen));
+      return err(
+          at, fmt::format("{}: string length {} exceeds the limit of {} bytes", what, len, maxLen));
     if (len > remaining())
       return err(at, fmt::format("{}: string length {} runs past the end of the file ({} bytes "
                                  "left)",
@@ -174,8 +174,8 @@ absl::Status readValue(Cursor &c, ValueType type, Value &v, const std::string &k
   case ValueType::ARRAY: {
     const uint64_t at = c.pos();
     if (depth >= limits.maxArrayDepth)
-      return err(at, fmt::format("key '{}': arrays nested deeper than {}", key,
-                                 limits.maxArrayDepth));
+      return err(at,
+                 fmt::format("key '{}': arrays nested deeper than {}", key, limits.maxArrayDepth));
     uint32_t et = 0;
     uint64_t n = 0;
     if (auto s = c.read(et, fmt::format("array type of key '{}'", key)); !s.ok())
@@ -199,16 +199,16 @@ absl::Status readValue(Cursor &c, ValueType type, Value &v, const std::string &k
     return absl::OkStatus();
   }
   }
-  return err(c.pos(), fmt::format("key '{}': unknown value type {}", key,
-                                  static_cast<uint32_t>(type)));
+  return err(c.pos(),
+             fmt::format("key '{}': unknown value type {}", key, static_cast<uint32_t>(type)));
 }
 
 } // namespace
 
 const char *valueTypeName(ValueType t) {
-  static const char *kNames[] = {"uint8", "int8",   "uint16", "int16", "uint32",
-                                 "int32", "float32", "bool",  "string", "array",
-                                 "uint64", "int64",  "float64"};
+  static const char *kNames[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                 "int32",  "float32", "bool",   "string", "array",
+                                 "uint64", "int64",   "float64"};
   const auto i = static_cast<uint32_t>(t);
   return i < 13 ? kNames[i] : "unknown";
 }
@@ -312,7 +312,7 @@ absl::StatusOr<std::unique_ptr<File>> File::open(const std::string &path, const 
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return absl::NotFoundError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return absl::InvalidArgumentError(fmt::format("{}: not a regular file", path));
@@ -337,7 +337,7 @@ absl::StatusOr<std::unique_ptr<File>> File::open(const std::string &path, const 
 }
 
 absl::StatusOr<std::unique_ptr<File>> File::fromBuffer(std::span<const uint8_t> bytes,
-                                                        const Limits &limits) {
+                                                       const Limits &limits) {
   std::unique_ptr<File> f(new File());
   f->path_ = "<buffer>";
   f->bytes_ = bytes;
@@ -373,8 +373,8 @@ absl::Status File::parse(const Limits &limits) {
     return err(8, fmt::format("tensor count {} is absurd for a file of {} bytes", nTensors,
                               bytes_.size()));
   if (nKv > limits.maxKeys || nKv > c.remaining() / 13)
-    return err(16, fmt::format("metadata key/value count {} is absurd for a file of {} bytes",
-                               nKv, bytes_.size()));
+    return err(16, fmt::format("metadata key/value count {} is absurd for a file of {} bytes", nKv,
+                               bytes_.size()));
 
   std::unordered_set<std::string> keys;
   kvs_.reserve(nKv);
@@ -409,8 +409,8 @@ absl::Status File::parse(const Limits &limits) {
     }();
     auto v = a->asUInt();
     if (a->type != ValueType::UINT32 || !v)
-      return err(at, fmt::format("key 'general.alignment' must be uint32, is {}",
-                                 valueTypeName(a->type)));
+      return err(
+          at, fmt::format("key 'general.alignment' must be uint32, is {}", valueTypeName(a->type)));
     if (*v == 0 || (*v & (*v - 1)) != 0)
       return err(at, fmt::format("key 'general.alignment' = {} is not a power of two", *v));
     alignment_ = *v;
@@ -442,8 +442,8 @@ absl::Status File::parse(const Limits &limits) {
       if (auto s = c.read(dim, fmt::format("dimension {} of tensor '{}'", d, ti.name)); !s.ok())
         return s;
       if (dim == 0 || dim > limits.maxDim)
-        return err(at, fmt::format("tensor '{}': dimension {} = {} is out of range", ti.name, d,
-                                   dim));
+        return err(at,
+                   fmt::format("tensor '{}': dimension {} = {} is out of range", ti.name, d, dim));
       if (nElem > UINT64_MAX / dim || nElem * dim > (1ull << 50))
         return err(at, fmt::format("tensor '{}': element count overflows", ti.name));
       nElem *= dim;

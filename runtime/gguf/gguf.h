@@ -46,10 +46,10 @@ bool isValidValueType(uint32_t t);
 // their element type and elements (arrays may nest).
 struct Value {
   ValueType type = ValueType::UINT8;
-  uint64_t u = 0;  // UINT8..UINT64, BOOL
-  int64_t i = 0;   // INT8..INT64
-  double f = 0.0;  // FLOAT32, FLOAT64
-  std::string str; // STRING
+  uint64_t u = 0;                        // UINT8..UINT64, BOOL
+  int64_t i = 0;                         // INT8..INT64
+  double f = 0.0;                        // FLOAT32, FLOAT64
+  std::string str;                       // STRING
   ValueType elemType = ValueType::UINT8; // ARRAY
   std::vector<Value> arr;                // ARRAY
 
@@ -94,8 +94,8 @@ struct TensorInfo {
 struct Limits {
   uint64_t maxTensors = 1u << 20;
   uint64_t maxKeys = 1u << 20;
-  uint64_t maxStringBytes = 1u << 26;   // 64 MiB
-  uint64_t maxArrayElems = 1u << 26;    // 64 Mi elements
+  uint64_t maxStringBytes = 1u << 26; // 64 MiB
+  uint64_t maxArrayElems = 1u << 26;  // 64 Mi elements
   uint32_t maxArrayDepth = 8;
   uint64_t maxDim = 1ull << 40;
 };
@@ -106,8 +106,8 @@ public:
   static absl::StatusOr<std::unique_ptr<File>> open(const std::string &path,
                                                     const Limits &limits = {});
   // Parses a caller-owned buffer (must outlive the File). Used by fuzzers.
-  static absl::StatusOr<std::unique_ptr<File>>
-  fromBuffer(std::span<const uint8_t> bytes, const Limits &limits = {});
+  static absl::StatusOr<std::unique_ptr<File>> fromBuffer(std::span<const uint8_t> bytes,
+                                                          const Limits &limits = {});
   ~File();
   File(const File &) = delete;
   File &operator=(const File &) = delete;

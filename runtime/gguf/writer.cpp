@@ -135,8 +135,7 @@ ByteWriter &ByteWriter::zeros(uint64_t n) {
   b_.insert(b_.end(), n, 0);
   return *this;
 }
-ByteWriter &ByteWriter::header(uint32_t version, uint64_t nTensors, uint64_t nKv,
-                               uint32_t magic) {
+ByteWriter &ByteWriter::header(uint32_t version, uint64_t nTensors, uint64_t nKv, uint32_t magic) {
   return u32(magic).u32(version).u64(nTensors).u64(nKv);
 }
 
@@ -215,14 +214,13 @@ void ByteWriter::patchU64(size_t at, uint64_t v) {
 namespace {
 uint64_t alignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-absl::Status checkValue(const std::string &key, const Value &v, std::string_view path,
-                        int depth) {
+absl::Status checkValue(const std::string &key, const Value &v, std::string_view path, int depth) {
   if (depth > 8)
     return absl::InvalidArgumentError(
         fmt::format("metadata key '{}': arrays nested deeper than 8", key));
   if (!isValidValueType(uint32_t(v.type)))
-    return absl::InvalidArgumentError(fmt::format("metadata key '{}'{}: invalid value type {}",
-                                                  key, path, uint32_t(v.type)));
+    return absl::InvalidArgumentError(
+        fmt::format("metadata key '{}'{}: invalid value type {}", key, path, uint32_t(v.type)));
   if (v.type != ValueType::ARRAY)
     return absl::OkStatus();
   if (!isValidValueType(uint32_t(v.elemType)))
@@ -231,8 +229,8 @@ absl::Status checkValue(const std::string &key, const Value &v, std::string_view
   for (size_t i = 0; i < v.arr.size(); ++i) {
     if (v.arr[i].type != v.elemType)
       return absl::InvalidArgumentError(
-          fmt::format("metadata key '{}'{}[{}]: element of type {} in an array of {}", key, path,
-                      i, uint32_t(v.arr[i].type), uint32_t(v.elemType)));
+          fmt::format("metadata key '{}'{}[{}]: element of type {} in an array of {}", key, path, i,
+                      uint32_t(v.arr[i].type), uint32_t(v.elemType)));
     if (v.elemType == ValueType::ARRAY)
       if (auto s = checkValue(key, v.arr[i], fmt::format("{}[{}]", path, i), depth + 1); !s.ok())
         return s;
@@ -315,9 +313,9 @@ absl::Status Writer::checkNewTensor(const std::string &name, const std::vector<u
   std::string shape;
   for (size_t i = 0; i < dims.size(); ++i)
     shape += fmt::format("{}{}", i ? ", " : "", dims[i]);
-  return absl::InvalidArgumentError(fmt::format(
-      "tensor '{}' [{}] type id {}: {} data bytes match no interpretation ({})", name, shape,
-      typeId, byteSize, sizes));
+  return absl::InvalidArgumentError(
+      fmt::format("tensor '{}' [{}] type id {}: {} data bytes match no interpretation ({})", name,
+                  shape, typeId, byteSize, sizes));
 }
 
 absl::Status Writer::addTensor(std::string name, std::vector<uint64_t> dims, uint32_t typeId,

@@ -111,8 +111,8 @@ public:
   ByteWriter &tensorInfo(std::string_view name, std::span<const uint64_t> dims, uint32_t typeId,
                          uint64_t offset);
   // Same with an explicit n_dims that may disagree with dims.size().
-  ByteWriter &tensorInfoRaw(std::string_view name, uint32_t nDims,
-                            std::span<const uint64_t> dims, uint32_t typeId, uint64_t offset);
+  ByteWriter &tensorInfoRaw(std::string_view name, uint32_t nDims, std::span<const uint64_t> dims,
+                            uint32_t typeId, uint64_t offset);
   // Appends `fill` bytes until size() is a multiple of `alignment` (> 0).
   ByteWriter &padTo(uint64_t alignment, uint8_t fill = 0);
   // Overwrite bytes already written (at + width must be <= size()).
@@ -169,7 +169,7 @@ public:
     uint64_t dataOffset = 0;                 // aligned start of the data section
     std::vector<uint64_t> tensorOffsets;     // relative to dataOffset
     std::vector<uint64_t> tensorSizes;
-    uint64_t fileSize = 0;                   // before Tamper::truncateAt
+    uint64_t fileSize = 0; // before Tamper::truncateAt
   };
   absl::StatusOr<Layout> layout() const;
 
@@ -182,19 +182,19 @@ public:
   // offset leaves the other offsets and the data where they would be.
   struct TensorTamper {
     std::optional<std::string> name;
-    std::optional<uint32_t> nDims;              // stored n_dims
-    std::optional<std::vector<uint64_t>> dims;  // stored dims (count = its size)
+    std::optional<uint32_t> nDims;             // stored n_dims
+    std::optional<std::vector<uint64_t>> dims; // stored dims (count = its size)
     std::optional<uint32_t> typeId;
-    std::optional<uint64_t> offset;             // relative to the data section
+    std::optional<uint64_t> offset; // relative to the data section
   };
   struct Tamper {
     std::optional<uint32_t> magic;
     std::optional<uint32_t> version;
-    std::optional<uint64_t> tensorCount; // stored count only
-    std::optional<uint64_t> kvCount;     // stored count only
+    std::optional<uint64_t> tensorCount;    // stored count only
+    std::optional<uint64_t> kvCount;        // stored count only
     std::map<size_t, TensorTamper> tensors; // by tensor index
-    std::optional<uint64_t> truncateAt;  // cut the output to this many bytes
-    bool padAfterLastTensor = true;      // ggml pads the file end to the alignment
+    std::optional<uint64_t> truncateAt;     // cut the output to this many bytes
+    bool padAfterLastTensor = true;         // ggml pads the file end to the alignment
     // Bytes appended after everything (after padding, before truncation).
     std::vector<uint8_t> trailing;
   };

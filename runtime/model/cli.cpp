@@ -2,9 +2,9 @@
 
 #include <charconv>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <optional>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -127,21 +127,18 @@ std::optional<std::string> splitEq(std::string &flag) {
 }
 
 template <typename T>
-absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s, T lo,
-                           T hi) {
+absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s, T lo, T hi) {
   T v{};
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    return absl::InvalidArgumentError(
-        fmt::format("{}: '{}' is not an integer", flag, s));
+    return absl::InvalidArgumentError(fmt::format("{}: '{}' is not an integer", flag, s));
   if (v < lo || v > hi)
     return absl::InvalidArgumentError(
         fmt::format("{}: {} is out of range [{}, {}]", flag, v, lo, hi));
   return v;
 }
 
-absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag,
-                                              const std::string &s) {
+absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag, const std::string &s) {
   std::vector<int32_t> ids;
   std::stringstream ss(s);
   std::string item;
@@ -156,16 +153,15 @@ absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag,
     ids.push_back(*id);
   }
   if (ids.empty())
-    return absl::InvalidArgumentError(
-        fmt::format("{}: no token ids given", flag));
+    return absl::InvalidArgumentError(fmt::format("{}: no token ids given", flag));
   return ids;
 }
 
 // Reads an integer flag's value into dst (parsed as T, range-checked).
 template <typename T, typename Dst>
 absl::Status intFlag(const std::string &flag,
-                     const std::function<absl::StatusOr<std::string>()> &value, Dst &dst,
-                     T lo, T hi) {
+                     const std::function<absl::StatusOr<std::string>()> &value, Dst &dst, T lo,
+                     T hi) {
   absl::StatusOr<std::string> v = value();
   if (!v.ok())
     return v.status();
@@ -177,10 +173,9 @@ absl::Status intFlag(const std::string &flag,
 }
 
 // Handles a flag shared by every command. Returns true if consumed.
-absl::StatusOr<bool>
-commonFlag(const std::string &flag,
-           const std::function<absl::StatusOr<std::string>()> &value,
-           Common &c) {
+absl::StatusOr<bool> commonFlag(const std::string &flag,
+                                const std::function<absl::StatusOr<std::string>()> &value,
+                                Common &c) {
   auto num = [&](auto &dst, auto lo, auto hi) -> absl::Status {
     using T = std::remove_reference_t<decltype(dst)>;
     return intFlag<T>(flag, value, dst, T(lo), T(hi));
@@ -242,8 +237,8 @@ commonFlag(const std::string &flag,
     else if (*v == "x86-1x4")
       c.opts.i2sLayout = formats::I2SLayout::X86_1x4;
     else
-      return absl::InvalidArgumentError(fmt::format(
-          "--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
+      return absl::InvalidArgumentError(
+          fmt::format("--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
   } else {
     return false;
   }
@@ -257,8 +252,7 @@ commonFlag(const std::string &flag,
 absl::Status parseArgs(
     Args &a, Common &c, bool &help,
     const std::function<absl::StatusOr<bool>(
-        const std::string &,
-        const std::function<absl::StatusOr<std::string>()> &)> &specific) {
+        const std::string &, const std::function<absl::StatusOr<std::string>()> &)> &specific) {
   while (!a.done()) {
     std::string flag = a.v[a.i++];
     if (flag == "-h" || flag == "--help") {
@@ -272,8 +266,7 @@ absl::Status parseArgs(
       if (inlineVal)
         return *inlineVal;
       if (a.done())
-        return absl::InvalidArgumentError(
-            fmt::format("{} needs a value", flag));
+        return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
       return a.v[a.i++];
     };
     if (flag.size() > 1 && flag[0] == '-') {
@@ -285,22 +278,18 @@ absl::Status parseArgs(
         if (!r.ok())
           return r.status();
         if (!*r)
-          return absl::InvalidArgumentError(
-              fmt::format("unknown option '{}'", flag));
+          return absl::InvalidArgumentError(fmt::format("unknown option '{}'", flag));
       }
       if (inlineVal && !used)
-        return absl::InvalidArgumentError(
-            fmt::format("option '{}' takes no value", flag));
+        return absl::InvalidArgumentError(fmt::format("option '{}' takes no value", flag));
     } else if (c.modelPath.empty()) {
       c.modelPath = flag;
     } else {
-      return absl::InvalidArgumentError(
-          fmt::format("unexpected argument '{}'", flag));
+      return absl::InvalidArgumentError(fmt::format("unexpected argument '{}'", flag));
     }
   }
   if (c.modelPath.empty())
-    return absl::InvalidArgumentError(
-        "no model given (tern <command> MODEL ...)");
+    return absl::InvalidArgumentError("no model given (tern <command> MODEL ...)");
   return absl::OkStatus();
 }
 
@@ -314,8 +303,7 @@ using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
 absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
   if (!m.ggufFile())
     return absl::UnimplementedError("this model source carries no tokenizer");
-  absl::StatusOr<tokenizer::Tokenizer> t =
-      tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
+  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
   if (!t.ok())
     return t.status();
   return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
@@ -361,15 +349,15 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
     // a compiler is installed; a runtime-only install runs the reference.
     compile = exec::findTernc().ok();
     if (!compile)
-      err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running "
-          << c.modelPath << " on the scalar reference forward pass\n";
+      err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running " << c.modelPath
+          << " on the scalar reference forward pass\n";
   }
   if (!compile) {
     if (!c.kernel.empty() && c.kernel != "ref")
-      return absl::InvalidArgumentError(fmt::format(
-          "--kernel: '{}' needs --compile; the reference path runs only the reference "
-          "kernels (ref)",
-          c.kernel));
+      return absl::InvalidArgumentError(
+          fmt::format("--kernel: '{}' needs --compile; the reference path runs only the reference "
+                      "kernels (ref)",
+                      c.kernel));
     return model::openModel(c.modelPath, c.opts);
   }
   exec::CompileRequest req;
@@ -409,8 +397,7 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   int steps = 8, top = 5;
   std::vector<Input> inputs;
   absl::Status st = parseArgs(
-      a, c, help,
-      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
         if (flag == "--json") {
           json = true;
         } else if (flag == "-p" || flag == "--prompt") {
@@ -444,9 +431,7 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   if (!st.ok())
     return fail(err, "eval", st);
   if (inputs.empty())
-    return fail(
-        err, "eval",
-        absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
+    return fail(err, "eval", absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
 
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
@@ -469,9 +454,8 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
       r.input = tok->encode(*in.text, /*addSpecial=*/true);
 #else
       return fail(err, "eval",
-                  absl::UnimplementedError(
-                      "--prompt needs the tokenizer, which this build "
-                      "lacks; use --tokens"));
+                  absl::UnimplementedError("--prompt needs the tokenizer, which this build "
+                                           "lacks; use --tokens"));
 #endif
     } else {
       r.tokens = in.ids;
@@ -480,8 +464,7 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
     model::GreedyOptions go;
     go.steps = steps;
     go.topK = top;
-    absl::StatusOr<std::vector<model::EvalStep>> s =
-        model::greedyEval(**m, r.input, go);
+    absl::StatusOr<std::vector<model::EvalStep>> s = model::greedyEval(**m, r.input, go);
     if (!s.ok())
       return fail(err, "eval", s.status());
     r.steps = std::move(*s);
@@ -509,8 +492,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   int n = 64;
   std::optional<Input> input;
   absl::Status st = parseArgs(
-      a, c, help,
-      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
         if (flag == "-p" || flag == "--prompt") {
           absl::StatusOr<std::string> v = value();
           if (!v.ok())
@@ -529,8 +511,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
             return st;
         } else if (flag == "--seed" || flag == "-s") {
           int64_t seed = 0; // accepted; greedy decoding does not use it yet
-          if (absl::Status st = intFlag<int64_t>(flag, value, seed, INT64_MIN, INT64_MAX);
-              !st.ok())
+          if (absl::Status st = intFlag<int64_t>(flag, value, seed, INT64_MIN, INT64_MAX); !st.ok())
             return st;
         } else if (flag == "--ignore-eos") {
           ignoreEos = true;
@@ -546,9 +527,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   if (!st.ok())
     return fail(err, "run", st);
   if (!input)
-    return fail(
-        err, "run",
-        absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
+    return fail(err, "run", absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "run", m.status());
@@ -576,13 +555,11 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   if (input->text)
     return fail(
         err, "run",
-        absl::UnimplementedError(
-            "-p needs the tokenizer, which this build lacks; use --tokens"));
+        absl::UnimplementedError("-p needs the tokenizer, which this build lacks; use --tokens"));
   auto isEog = [&](int32_t id) { return id == cfg.eosId || id == cfg.eotId; };
 #endif
   if (ids.empty())
-    return fail(err, "run",
-                absl::InvalidArgumentError("the prompt tokenized to nothing"));
+    return fail(err, "run", absl::InvalidArgumentError("the prompt tokenized to nothing"));
   err << (*m)->describe() << "\n";
 
   absl::StatusOr<std::unique_ptr<model::Session>> session = (*m)->newSession();
@@ -614,8 +591,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
     out.flush();
     if (i + 1 == n)
       break;
-    if (absl::Status s =
-            (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
+    if (absl::Status s = (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
         !s.ok()) {
       stopped = s;
       break;
@@ -629,16 +605,14 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   auto t2 = Clock::now();
   const double prefill = std::chrono::duration<double>(t1 - t0).count();
   const double gen = std::chrono::duration<double>(t2 - t1).count();
-  err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
-                     ids.size(), prefill, ids.size() / std::max(prefill, 1e-9));
-  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n",
-                     generated.size(), gen,
+  err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", ids.size(), prefill,
+                     ids.size() / std::max(prefill, 1e-9));
+  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated.size(), gen,
                      generated.size() / std::max(gen, 1e-9));
   if (std::string k = kernelsLine(**m); !k.empty()) {
     err << "ukernels run: " << k << "\n";
     warnFallbacks(**m, err);
-  }
-  else
+  } else
     err << "ukernels run: none (scalar reference forward pass)\n";
   if (!stopped.ok())
     return fail(err, "run", stopped);
@@ -719,8 +693,7 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
   bool help = false, json = false;
   int nPrompt = 128, nGen = 32, reps = 3;
   absl::Status st = parseArgs(
-      a, c, help,
-      [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
+      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
         int *dst = nullptr;
         if (flag == "--json") {
           json = true;
@@ -777,14 +750,14 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
         return fail(err, "bench", e);
     }
     auto t2 = Clock::now();
-    const double pp = prompt.size() / std::max(1e-9, std::chrono::duration<double>(t1 - t0).count());
+    const double pp =
+        prompt.size() / std::max(1e-9, std::chrono::duration<double>(t1 - t0).count());
     const double tg = nGen / std::max(1e-9, std::chrono::duration<double>(t2 - t1).count());
     bestPp = std::max(bestPp, pp);
     bestTg = std::max(bestTg, tg);
   }
-  const int threads = (*m)->options().threads > 0
-                          ? (*m)->options().threads
-                          : int(std::thread::hardware_concurrency());
+  const int threads = (*m)->options().threads > 0 ? (*m)->options().threads
+                                                  : int(std::thread::hardware_concurrency());
   const std::string kernels = kernelsLine(**m);
   auto *am = dynamic_cast<const exec::ArtifactModel *>(m->get());
   // Decode reads every weight once per token: effective weight bandwidth vs
@@ -836,8 +809,8 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
     if (am)
       out << fmt::format("decode reads {:.1f} MB of weights per token: {:.2f} GB/s, {:.0f}% of "
                          "the measured {:.2f} GB/s read bandwidth ({} threads)\n",
-                         weightBytes / 1e6, decodeGbps, bw > 0 ? 100.0 * decodeGbps / bw : 0.0,
-                         bw, threads);
+                         weightBytes / 1e6, decodeGbps, bw > 0 ? 100.0 * decodeGbps / bw : 0.0, bw,
+                         threads);
     else
       out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
@@ -849,8 +822,7 @@ int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
 
 } // namespace
 
-int ternMain(const std::vector<std::string> &args, std::ostream &out,
-             std::ostream &err) {
+int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
   if (args.empty()) {
     err << kMainHelp;
     return 2;

@@ -10,7 +10,6 @@ namespace tern::cli {
 
 // Runs `tern <args...>` (args excludes argv[0]); returns the exit code.
 // Results go to `out`, diagnostics and timings to `err`.
-int ternMain(const std::vector<std::string> &args, std::ostream &out,
-             std::ostream &err);
+int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err);
 
 } // namespace tern::cli

@@ -19,20 +19,17 @@ const char *ffnActivationName(FfnActivation a) {
 
 namespace {
 
-absl::StatusOr<uint32_t> requireU32(const gguf::File &f,
-                                    const std::string &key) {
+absl::StatusOr<uint32_t> requireU32(const gguf::File &f, const std::string &key) {
   std::optional<uint64_t> v = f.getUInt(key);
   if (!v)
-    return absl::InvalidArgumentError(fmt::format(
-        "GGUF key '{}' is missing or not an unsigned integer", key));
-  if (*v == 0 || *v > (1u << 30))
     return absl::InvalidArgumentError(
-        fmt::format("GGUF key '{}' = {} is out of range", key, *v));
+        fmt::format("GGUF key '{}' is missing or not an unsigned integer", key));
+  if (*v == 0 || *v > (1u << 30))
+    return absl::InvalidArgumentError(fmt::format("GGUF key '{}' = {} is out of range", key, *v));
   return static_cast<uint32_t>(*v);
 }
 
-uint32_t optionalU32(const gguf::File &f, const std::string &key,
-                     uint32_t dflt) {
+uint32_t optionalU32(const gguf::File &f, const std::string &key, uint32_t dflt) {
   std::optional<uint64_t> v = f.getUInt(key);
   return v && *v <= (1u << 30) ? static_cast<uint32_t>(*v) : dflt;
 }
@@ -48,8 +45,7 @@ absl::StatusOr<ModelConfig> readModelConfig(const gguf::File &f) {
   ModelConfig c;
   std::optional<std::string> arch = f.getString("general.architecture");
   if (!arch)
-    return absl::InvalidArgumentError(
-        "GGUF key 'general.architecture' is missing");
+    return absl::InvalidArgumentError("GGUF key 'general.architecture' is missing");
   c.arch = *arch;
   if (c.arch == "bitnet")
     c.ffnAct = FfnActivation::SiluGated;
@@ -84,14 +80,13 @@ absl::StatusOr<ModelConfig> readModelConfig(const gguf::File &f) {
                     p, c.nHeadKv, c.nHead));
   if (c.nEmbd % c.nHead != 0 && !f.getUInt(p + "attention.key_length"))
     return absl::InvalidArgumentError(
-        fmt::format("embedding_length {} is not a multiple of head_count {}",
-                    c.nEmbd, c.nHead));
+        fmt::format("embedding_length {} is not a multiple of head_count {}", c.nEmbd, c.nHead));
   c.headDim = optionalU32(f, p + "attention.key_length", c.nEmbd / c.nHead);
   uint32_t valueLen = optionalU32(f, p + "attention.value_length", c.headDim);
   if (valueLen != c.headDim)
-    return absl::UnimplementedError(fmt::format(
-        "GGUF key '{}attention.value_length' = {} differs from key_length {}",
-        p, valueLen, c.headDim));
+    return absl::UnimplementedError(
+        fmt::format("GGUF key '{}attention.value_length' = {} differs from key_length {}", p,
+                    valueLen, c.headDim));
   c.nRot = optionalU32(f, p + "rope.dimension_count", c.headDim);
   if (c.nRot == 0 || c.nRot > c.headDim || c.nRot % 2 != 0)
     return absl::InvalidArgumentError(
@@ -100,21 +95,19 @@ absl::StatusOr<ModelConfig> readModelConfig(const gguf::File &f) {
                     p, c.nRot, c.headDim));
   c.nCtxTrain = optionalU32(f, p + "context_length", 0);
 
-  std::optional<double> eps =
-      f.getFloat(p + "attention.layer_norm_rms_epsilon");
+  std::optional<double> eps = f.getFloat(p + "attention.layer_norm_rms_epsilon");
   if (!eps)
-    return absl::InvalidArgumentError(fmt::format(
-        "GGUF key '{}attention.layer_norm_rms_epsilon' is missing", p));
+    return absl::InvalidArgumentError(
+        fmt::format("GGUF key '{}attention.layer_norm_rms_epsilon' is missing", p));
   if (!(*eps > 0.0 && *eps < 1.0))
-    return absl::InvalidArgumentError(fmt::format(
-        "GGUF key '{}attention.layer_norm_rms_epsilon' = {} is out of range", p,
-        *eps));
+    return absl::InvalidArgumentError(
+        fmt::format("GGUF key '{}attention.layer_norm_rms_epsilon' = {} is out of range", p, *eps));
   c.rmsEps = static_cast<float>(*eps);
   std::optional<double> base = f.getFloat(p + "rope.freq_base");
   if (base) {
     if (!(*base > 0.0 && std::isfinite(*base)))
-      return absl::InvalidArgumentError(fmt::format(
-          "GGUF key '{}rope.freq_base' = {} is out of range", p, *base));
+      return absl::InvalidArgumentError(
+          fmt::format("GGUF key '{}rope.freq_base' = {} is out of range", p, *base));
     c.ropeFreqBase = static_cast<float>(*base);
   }
 
@@ -122,8 +115,7 @@ absl::StatusOr<ModelConfig> readModelConfig(const gguf::File &f) {
   // against the tensor by the weight loader either way).
   c.nVocab = optionalU32(f, p + "vocab_size", 0);
   if (c.nVocab == 0) {
-    if (const gguf::TensorInfo *t = f.findTensor("token_embd.weight");
-        t && t->dims.size() == 2)
+    if (const gguf::TensorInfo *t = f.findTensor("token_embd.weight"); t && t->dims.size() == 2)
       c.nVocab = static_cast<uint32_t>(t->dims[1]);
   }
   if (c.nVocab == 0)

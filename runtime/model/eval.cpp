@@ -29,16 +29,14 @@ int32_t argmax(std::span<const float> logits) {
   return best;
 }
 
-std::vector<std::pair<int32_t, double>> topK(std::span<const double> probs,
-                                             int k) {
+std::vector<std::pair<int32_t, double>> topK(std::span<const double> probs, int k) {
   std::vector<int32_t> ids(probs.size());
   for (size_t i = 0; i < ids.size(); ++i)
     ids[i] = static_cast<int32_t>(i);
   const size_t n = std::min<size_t>(std::max(k, 0), ids.size());
-  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
-                    [&](int32_t a, int32_t b) {
-                      return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
-                    });
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
+    return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
+  });
   std::vector<std::pair<int32_t, double>> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i)
@@ -46,14 +44,13 @@ std::vector<std::pair<int32_t, double>> topK(std::span<const double> probs,
   return out;
 }
 
-absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model,
-                                                 std::span<const int32_t> input,
+absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model, std::span<const int32_t> input,
                                                  const GreedyOptions &o) {
   if (input.empty())
     return absl::InvalidArgumentError("eval: the input holds no tokens");
   if (!o.forced.empty() && o.forced.size() < size_t(std::max(o.steps - 1, 0)))
-    return absl::InvalidArgumentError(fmt::format(
-        "eval: {} forced picks for {} steps", o.forced.size(), o.steps));
+    return absl::InvalidArgumentError(
+        fmt::format("eval: {} forced picks for {} steps", o.forced.size(), o.steps));
   absl::StatusOr<std::unique_ptr<Session>> session = model.newSession();
   if (!session.ok())
     return session.status();
@@ -72,8 +69,7 @@ absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model,
     steps.push_back(std::move(st));
     if (i + 1 == o.steps)
       break;
-    if (absl::Status s =
-            model.decode(**session, std::span<const int32_t>(&next, 1), logits);
+    if (absl::Status s = model.decode(**session, std::span<const int32_t>(&next, 1), logits);
         !s.ok())
       return s;
   }
@@ -82,8 +78,7 @@ absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model,
 
 nlohmann::ordered_json toJson(const EvalResult &r) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  j["prompt"] = r.prompt ? nlohmann::ordered_json(*r.prompt)
-                         : nlohmann::ordered_json(nullptr);
+  j["prompt"] = r.prompt ? nlohmann::ordered_json(*r.prompt) : nlohmann::ordered_json(nullptr);
   j["tokens"] = r.tokens;
   j["input"] = r.input;
   nlohmann::ordered_json steps = nlohmann::ordered_json::array();
@@ -117,44 +112,38 @@ absl::StatusOr<EvalResult> evalFromJson(const nlohmann::json &j) {
   }
 }
 
-absl::StatusOr<std::vector<EvalResult>>
-readGoldenFile(const std::string &path) {
+absl::StatusOr<std::vector<EvalResult>> readGoldenFile(const std::string &path) {
   std::ifstream in(path);
   if (!in)
     return absl::NotFoundError(fmt::format("cannot open golden file {}", path));
-  nlohmann::json j =
-      nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_array())
-    return absl::InvalidArgumentError(
-        fmt::format("{}: not a JSON array", path));
+    return absl::InvalidArgumentError(fmt::format("{}: not a JSON array", path));
   std::vector<EvalResult> out;
   for (size_t i = 0; i < j.size(); ++i) {
     absl::StatusOr<EvalResult> r = evalFromJson(j[i]);
     if (!r.ok())
-      return absl::InvalidArgumentError(fmt::format(
-          "{} entry {}: {}", path, i, std::string(r.status().message())));
+      return absl::InvalidArgumentError(
+          fmt::format("{} entry {}: {}", path, i, std::string(r.status().message())));
     out.push_back(std::move(*r));
   }
   return out;
 }
 
-GoldenComparison compareWithGolden(const EvalResult &golden,
-                                   std::span<const EvalStep> ours,
+GoldenComparison compareWithGolden(const EvalResult &golden, std::span<const EvalStep> ours,
                                    double tolerance, double gap) {
   GoldenComparison c;
   const size_t n = std::min(golden.steps.size(), ours.size());
   if (ours.size() < golden.steps.size()) {
     c.ok = false;
-    c.detail = fmt::format("{} steps computed, golden has {}", ours.size(),
-                           golden.steps.size());
+    c.detail = fmt::format("{} steps computed, golden has {}", ours.size(), golden.steps.size());
   }
   for (size_t i = 0; i < n; ++i) {
     const EvalStep &g = golden.steps[i];
     const EvalStep &o = ours[i];
     double d = 0.0;
     for (const auto &[id, p] : g.top) {
-      const double mine =
-          (id >= 0 && size_t(id) < o.probs.size()) ? o.probs[id] : 0.0;
+      const double mine = (id >= 0 && size_t(id) < o.probs.size()) ? o.probs[id] : 0.0;
       d = std::max(d, std::fabs(mine - p));
     }
     ++c.comparedSteps;
@@ -164,22 +153,20 @@ GoldenComparison compareWithGolden(const EvalResult &golden,
     }
     if (o.token != g.token) {
       c.partedStep = static_cast<int>(i);
-      c.partedMargin =
-          g.top.size() >= 2 ? g.top[0].second - g.top[1].second : 1.0;
+      c.partedMargin = g.top.size() >= 2 ? g.top[0].second - g.top[1].second : 1.0;
       if (c.partedMargin > gap) {
         c.ok = false;
-        c.detail += fmt::format(
-            "step {}: picked {} but golden picked {} with a margin {:.4f} > "
-            "gap {}; ",
-            i, o.token, g.token, c.partedMargin, gap);
+        c.detail += fmt::format("step {}: picked {} but golden picked {} with a margin {:.4f} > "
+                                "gap {}; ",
+                                i, o.token, g.token, c.partedMargin, gap);
       }
       break;
     }
   }
   if (c.maxDeltaP > tolerance) {
     c.ok = false;
-    c.detail += fmt::format("max Δp {:.4f} at step {} exceeds {}; ",
-                            c.maxDeltaP, c.maxDeltaStep, tolerance);
+    c.detail += fmt::format("max Δp {:.4f} at step {} exceeds {}; ", c.maxDeltaP, c.maxDeltaStep,
+                            tolerance);
   }
   return c;
 }

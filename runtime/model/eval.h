@@ -19,13 +19,13 @@ namespace tern::model {
 struct EvalStep {
   int32_t token = -1;                          // greedy pick
   std::vector<std::pair<int32_t, double>> top; // best k (id, probability)
-  std::vector<double> probs; // full distribution (when asked for)
+  std::vector<double> probs;                   // full distribution (when asked for)
 };
 
 struct EvalResult {
   std::optional<std::string> prompt; // absent when fed ids directly
   std::vector<int32_t> tokens;       // prompt ids without BOS
-  std::vector<int32_t> input; // what was fed (BOS + tokens, or the given ids)
+  std::vector<int32_t> input;        // what was fed (BOS + tokens, or the given ids)
   std::vector<EvalStep> steps;
 };
 
@@ -34,8 +34,7 @@ std::vector<double> softmax(std::span<const float> logits);
 // Highest logit; the lowest id wins ties.
 int32_t argmax(std::span<const float> logits);
 // The k most probable ids, by probability descending then id ascending.
-std::vector<std::pair<int32_t, double>> topK(std::span<const double> probs,
-                                             int k);
+std::vector<std::pair<int32_t, double>> topK(std::span<const double> probs, int k);
 
 struct GreedyOptions {
   int steps = 8;
@@ -47,8 +46,7 @@ struct GreedyOptions {
 };
 
 // Feeds `input` to a fresh session, then `steps` greedy steps.
-absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model,
-                                                 std::span<const int32_t> input,
+absl::StatusOr<std::vector<EvalStep>> greedyEval(Model &model, std::span<const int32_t> input,
                                                  const GreedyOptions &options);
 
 // Keys in the goldens' order: prompt, tokens, input, steps.
@@ -63,8 +61,8 @@ struct GoldenComparison {
   int comparedSteps = 0;   // steps 0..partedStep (inclusive) or all
   int partedStep = -1;     // first step whose greedy picks differ, -1 if none
   double partedMargin = 0; // golden's top1 - top2 at the parted step
-  bool ok = true;     // Δp within tolerance and any parting allowed by the gap
-  std::string detail; // human-readable summary of a failure
+  bool ok = true;          // Δp within tolerance and any parting allowed by the gap
+  std::string detail;      // human-readable summary of a failure
 };
 
 // The fixtures' rule: Δp at a step = max over the golden's top-5 ids of
@@ -72,8 +70,7 @@ struct GoldenComparison {
 // first step whose picks differ; that parting is an error only where the
 // golden's top two differ by more than `gap`. `ours` must hold full
 // distributions (GreedyOptions::keepProbs).
-GoldenComparison compareWithGolden(const EvalResult &golden,
-                                   std::span<const EvalStep> ours,
+GoldenComparison compareWithGolden(const EvalResult &golden, std::span<const EvalStep> ours,
                                    double tolerance, double gap);
 
 } // namespace tern::model

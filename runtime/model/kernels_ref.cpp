@@ -87,8 +87,7 @@ void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
     y[i] = x[i] * scale * w[i];
 }
 
-void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps,
-                 float *y) {
+void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps, float *y) {
   double ss = 0.0;
   for (uint32_t i = 0; i < n; ++i)
     ss += double(x[i] * x[i]);
@@ -98,8 +97,8 @@ void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps,
     y[i] = x[i] * scale * w[i];
 }
 
-void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
-                         ActQuant mode, BitLinearInput &out) {
+void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuant mode,
+                         BitLinearInput &out) {
   out.mode = mode;
   out.tokens = tokens;
   out.cols = cols;
@@ -138,10 +137,8 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
   }
 }
 
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y,
-               ThreadPool &pool) {
-  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols,
-                 nb = w.blocksPerRow;
+void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
+  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols, nb = w.blocksPerRow;
   const uint32_t T = in.tokens;
   pool.parallelFor(rows, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
@@ -187,8 +184,7 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y,
 void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
   const uint32_t half = nRot / 2;
   for (uint32_t i = 0; i < half; ++i) {
-    const double theta =
-        double(pos) * std::pow(double(freqBase), -2.0 * i / nRot);
+    const double theta = double(pos) * std::pow(double(freqBase), -2.0 * i / nRot);
     const float c = static_cast<float>(std::cos(theta));
     const float s = static_cast<float>(std::sin(theta));
     const float x0 = v[i], x1 = v[i + half];
@@ -210,8 +206,8 @@ void ropeNeoxGgml(float *v, uint32_t nRot, uint64_t pos, float freqBase) {
   }
 }
 
-void gatedActivation(const float *gate, const float *up, uint32_t n,
-                     FfnActivation act, float *out) {
+void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivation act,
+                     float *out) {
   if (act == FfnActivation::SiluGated) {
     for (uint32_t i = 0; i < n; ++i)
       out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
@@ -223,8 +219,7 @@ void gatedActivation(const float *gate, const float *up, uint32_t n,
   }
 }
 
-void lmHead(const DenseMatrix &head, const float *x, float *logits,
-            ThreadPool &pool) {
+void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool) {
   pool.parallelFor(head.rows, [&](size_t v0, size_t v1) {
     for (size_t v = v0; v < v1; ++v)
       logits[v] = head.dotRow(static_cast<uint32_t>(v), x);

@@ -36,8 +36,7 @@ void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y);
 
 // rmsNorm as ggml computes it (the q8k mode's): float squares summed in
 // double, mean and 1/sqrtf(mean + eps) in float, (x * scale) * w.
-void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps,
-                 float *y);
+void rmsNormGgml(const float *x, const float *w, uint32_t n, float eps, float *y);
 
 // Activations of n tokens, prepared for BitLinear.
 struct BitLinearInput {
@@ -65,8 +64,8 @@ float roundToF16(float x);
 
 // s = 127 / max(|x|, 1e-5); q = clamp(round(x*s), -128, 127), round half
 // away from zero.
-void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
-                         ActQuant mode, BitLinearInput &out);
+void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuant mode,
+                         BitLinearInput &out);
 
 // y[t][r] for every token t and row r of w: per scale block the integer
 // (or float, mode None) dot product of codes and activations, times the
@@ -74,8 +73,8 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols,
 // Q8K: per 256-block, float(sum of code*q) * (d_x * weight scale), summed
 // over blocks in order (ggml_vec_dot_tq2_0_q8_K); the weight's scale
 // blocks must be multiples of 256 columns (bitLinearSupportsQ8K).
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in,
-               float *y /*[tokens][rows]*/, ThreadPool &pool);
+void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
+               ThreadPool &pool);
 
 // Whether w's shape allows ActQuant::Q8K (cols and scale blocks multiples
 // of 256).
@@ -93,8 +92,8 @@ constexpr uint32_t kFlashTileQ = 64;
 // it by expf(M_old - M), then acc = f16(fma(v_p, expf(s - M), acc)));
 // out = acc * (1 / S).
 template <class KAt, class VAt>
-void flashAttnOneRowF16(const float *q, uint32_t D, uint64_t n, float scale,
-                        KAt kAt, VAt vAt, float *out) {
+void flashAttnOneRowF16(const float *q, uint32_t D, uint64_t n, float scale, KAt kAt, VAt vAt,
+                        float *out) {
   std::vector<float> qh(q, q + D);
   for (float &v : qh)
     v = roundToF16(v);
@@ -135,11 +134,9 @@ void ropeNeox(float *v, uint32_t nRot, uint64_t pos, float freqBase);
 void ropeNeoxGgml(float *v, uint32_t nRot, uint64_t pos, float freqBase);
 
 // out[c] = act(gate[c]) * up[c]: SiLU (x / (1 + e^-x)) or squared ReLU.
-void gatedActivation(const float *gate, const float *up, uint32_t n,
-                     FfnActivation act, float *out);
+void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivation act, float *out);
 
 // logits[v] = dot(head row v, x), rows split over the pool.
-void lmHead(const DenseMatrix &head, const float *x, float *logits,
-            ThreadPool &pool);
+void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool);
 
 } // namespace tern::model

@@ -19,8 +19,7 @@ absl::StatusOr<std::shared_ptr<KvPool>> KvPool::create(const KvPoolOptions &o) {
   const uint64_t total = pageFloats * o.numPages;
   if (total > (1ull << 37)) // 512 GiB of f32: surely a mistake
     return absl::ResourceExhaustedError(
-        fmt::format("KV pool of {} pages x {} floats is too large", o.numPages,
-                    pageFloats));
+        fmt::format("KV pool of {} pages x {} floats is too large", o.numPages, pageFloats));
   std::shared_ptr<KvPool> pool(new KvPool(o));
   pool->pageFloats_ = pageFloats;
   float *data = static_cast<float *>(
@@ -105,11 +104,9 @@ absl::Status KvSession::reserve(uint64_t positions) {
                     positions, want * tables_.size(), pool_->totalPages()));
   std::vector<uint32_t> got;
   got.reserve(count);
-  if (absl::Status s = pool_->allocate(static_cast<uint32_t>(count), got);
-      !s.ok())
-    return absl::Status(s.code(),
-                        fmt::format("reserving {} positions: {}", positions,
-                                    std::string(s.message())));
+  if (absl::Status s = pool_->allocate(static_cast<uint32_t>(count), got); !s.ok())
+    return absl::Status(
+        s.code(), fmt::format("reserving {} positions: {}", positions, std::string(s.message())));
   size_t i = 0;
   for (std::vector<uint32_t> &t : tables_)
     for (uint64_t j = 0; j < perLayer; ++j)
@@ -119,14 +116,12 @@ absl::Status KvSession::reserve(uint64_t positions) {
 
 float *KvSession::k(uint32_t layer, uint64_t pos) {
   const uint32_t P = pool_->options().pageSize;
-  return pool_->pageK(tables_[layer][pos / P]) +
-         (pos % P) * pool_->options().kvDim;
+  return pool_->pageK(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
 }
 
 float *KvSession::v(uint32_t layer, uint64_t pos) {
   const uint32_t P = pool_->options().pageSize;
-  return pool_->pageV(tables_[layer][pos / P]) +
-         (pos % P) * pool_->options().kvDim;
+  return pool_->pageV(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
 }
 
 } // namespace tern::model

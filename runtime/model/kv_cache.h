@@ -30,8 +30,7 @@ class KvSession;
 
 class KvPool {
 public:
-  static absl::StatusOr<std::shared_ptr<KvPool>>
-  create(const KvPoolOptions &options);
+  static absl::StatusOr<std::shared_ptr<KvPool>> create(const KvPoolOptions &options);
 
   const KvPoolOptions &options() const { return opts_; }
   uint32_t freePages() const;
@@ -39,12 +38,8 @@ public:
   // Pages one session needs for `positions` positions (all layers).
   uint64_t pagesFor(uint64_t positions) const;
 
-  float *pageK(uint32_t page) {
-    return data_.get() + uint64_t(page) * pageFloats_;
-  }
-  float *pageV(uint32_t page) {
-    return pageK(page) + uint64_t(opts_.pageSize) * opts_.kvDim;
-  }
+  float *pageK(uint32_t page) { return data_.get() + uint64_t(page) * pageFloats_; }
+  float *pageV(uint32_t page) { return pageK(page) + uint64_t(opts_.pageSize) * opts_.kvDim; }
 
 private:
   friend class KvSession;
@@ -79,9 +74,7 @@ public:
 
   uint64_t capacity() const; // positions backed by pages
   uint32_t pagesHeld() const;
-  const std::vector<uint32_t> &pageTable(uint32_t layer) const {
-    return tables_[layer];
-  }
+  const std::vector<uint32_t> &pageTable(uint32_t layer) const { return tables_[layer]; }
 
   // K/V rows of `layer` at position `pos` (must be < capacity()).
   float *k(uint32_t layer, uint64_t pos);

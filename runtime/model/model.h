@@ -63,7 +63,7 @@ public:
 absl::StatusOr<std::unique_ptr<Model>> openModel(const std::string &path,
                                                  const ModelOptions &options);
 // The reference forward pass over a GGUF (defined in tern_model).
-absl::StatusOr<std::unique_ptr<Model>>
-openReferenceModel(const std::string &path, const ModelOptions &options);
+absl::StatusOr<std::unique_ptr<Model>> openReferenceModel(const std::string &path,
+                                                          const ModelOptions &options);
 
 } // namespace tern::model

@@ -14,8 +14,8 @@ namespace tern::model {
 class ReferenceModel final : public Model {
 public:
   // Takes ownership of the opened file (weights point into its mapping).
-  static absl::StatusOr<std::unique_ptr<ReferenceModel>>
-  create(std::unique_ptr<gguf::File> file, const ModelOptions &options);
+  static absl::StatusOr<std::unique_ptr<ReferenceModel>> create(std::unique_ptr<gguf::File> file,
+                                                                const ModelOptions &options);
 
   const ModelConfig &config() const override { return config_; }
   const ModelOptions &options() const override { return options_; }

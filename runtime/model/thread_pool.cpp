@@ -12,8 +12,7 @@ inline void chunk(size_t n, size_t parts, size_t part, size_t &b, size_t &e) {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0)
-    threads =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < threads; ++i)
     workers_.emplace_back([this, i] { workerLoop(static_cast<size_t>(i)); });
 }
@@ -54,8 +53,7 @@ void ThreadPool::workerLoop(size_t index) {
   }
 }
 
-void ThreadPool::parallelFor(size_t n,
-                             const std::function<void(size_t, size_t)> &fn) {
+void ThreadPool::parallelFor(size_t n, const std::function<void(size_t, size_t)> &fn) {
   if (n == 0)
     return;
   if (workers_.empty() || n == 1) {

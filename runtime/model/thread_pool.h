@@ -26,8 +26,7 @@ public:
 
   // Runs fn(begin, end) over chunks covering [0, n); the calling thread takes
   // part. Calls are serialised (one parallelFor at a time per pool).
-  void parallelFor(size_t n,
-                   const std::function<void(size_t begin, size_t end)> &fn);
+  void parallelFor(size_t n, const std::function<void(size_t begin, size_t end)> &fn);
 
 private:
   void workerLoop(size_t index);

@@ -14,16 +14,13 @@ namespace {
 
 // GGML type ids this loader understands (the quant-mapping verifier will
 // take this decision over once it lands).
-constexpr uint32_t kF32 = 0, kF16 = 1, kBF16 = 30, kTQ1_0 = 34, kTQ2_0 = 35,
-                   kI2_S = 36;
+constexpr uint32_t kF32 = 0, kF16 = 1, kBF16 = 30, kTQ1_0 = 34, kTQ2_0 = 35, kI2_S = 36;
 
-absl::StatusOr<const gguf::TensorInfo *>
-findShaped(const gguf::File &f, const std::string &name,
-           std::vector<uint64_t> dims) {
+absl::StatusOr<const gguf::TensorInfo *> findShaped(const gguf::File &f, const std::string &name,
+                                                    std::vector<uint64_t> dims) {
   const gguf::TensorInfo *t = f.findTensor(name);
   if (!t)
-    return absl::NotFoundError(
-        fmt::format("tensor '{}' is missing from {}", name, f.path()));
+    return absl::NotFoundError(fmt::format("tensor '{}' is missing from {}", name, f.path()));
   std::vector<uint64_t> have = t->dims;
   while (have.size() > dims.size() && have.back() == 1)
     have.pop_back();
@@ -32,23 +29,22 @@ findShaped(const gguf::File &f, const std::string &name,
     for (size_t i = 0; i < dims.size(); ++i)
       want += fmt::format("{}{}", i ? ", " : "", dims[i]);
     want += "]";
-    return absl::InvalidArgumentError(fmt::format(
-        "tensor '{}' has shape {}, expected {}", name, t->shapeString(), want));
+    return absl::InvalidArgumentError(
+        fmt::format("tensor '{}' has shape {}, expected {}", name, t->shapeString(), want));
   }
   return t;
 }
 
-absl::Status needBytes(const gguf::TensorInfo &t, uint64_t bytes,
-                       const char *fmtName) {
+absl::Status needBytes(const gguf::TensorInfo &t, uint64_t bytes, const char *fmtName) {
   if (t.extent < bytes || t.data == nullptr)
-    return absl::InvalidArgumentError(fmt::format(
-        "tensor '{}' ({} {}) needs {} bytes but only {} are available", t.name,
-        fmtName, t.shapeString(), bytes, t.extent));
+    return absl::InvalidArgumentError(
+        fmt::format("tensor '{}' ({} {}) needs {} bytes but only {} are available", t.name, fmtName,
+                    t.shapeString(), bytes, t.extent));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<float>>
-loadVector(const gguf::File &f, const std::string &name, uint64_t n) {
+absl::StatusOr<std::vector<float>> loadVector(const gguf::File &f, const std::string &name,
+                                              uint64_t n) {
   absl::StatusOr<const gguf::TensorInfo *> t = findShaped(f, name, {n});
   if (!t.ok())
     return t.status();
@@ -68,17 +64,14 @@ loadVector(const gguf::File &f, const std::string &name, uint64_t n) {
     }
   } else {
     return absl::InvalidArgumentError(fmt::format(
-        "tensor '{}' has type id {}; a norm weight must be F32, F16 or BF16",
-        name, ti.typeId));
+        "tensor '{}' has type id {}; a norm weight must be F32, F16 or BF16", name, ti.typeId));
   }
   return out;
 }
 
-absl::StatusOr<DenseMatrix> loadDense(const gguf::File &f,
-                                      const std::string &name, uint64_t rows,
+absl::StatusOr<DenseMatrix> loadDense(const gguf::File &f, const std::string &name, uint64_t rows,
                                       uint64_t cols) {
-  absl::StatusOr<const gguf::TensorInfo *> t =
-      findShaped(f, name, {cols, rows});
+  absl::StatusOr<const gguf::TensorInfo *> t = findShaped(f, name, {cols, rows});
   if (!t.ok())
     return t.status();
   const gguf::TensorInfo &ti = **t;
@@ -96,8 +89,7 @@ absl::StatusOr<DenseMatrix> loadDense(const gguf::File &f,
                     "embeddings/lm_head only as F16 or "
                     "F32",
                     name, ti.typeId));
-  if (absl::Status s = needBytes(ti, rows * cols * (m.isF16 ? 2 : 4),
-                                 m.isF16 ? "F16" : "F32");
+  if (absl::Status s = needBytes(ti, rows * cols * (m.isF16 ? 2 : 4), m.isF16 ? "F16" : "F32");
       !s.ok())
     return s;
   m.data = ti.data;
@@ -152,12 +144,11 @@ float DenseMatrix::dotRow(uint32_t r, const float *x) const {
   return acc;
 }
 
-absl::StatusOr<TernaryLinear>
-loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
-            uint64_t cols, formats::I2SLayout i2sLayout,
-            const formats::ModelMapping *mapping) {
-  absl::StatusOr<const gguf::TensorInfo *> t =
-      findShaped(f, name, {cols, rows});
+absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &f, const std::string &name,
+                                          uint64_t rows, uint64_t cols,
+                                          formats::I2SLayout i2sLayout,
+                                          const formats::ModelMapping *mapping) {
+  absl::StatusOr<const gguf::TensorInfo *> t = findShaped(f, name, {cols, rows});
   if (!t.ok())
     return t.status();
   const gguf::TensorInfo &ti = **t;
@@ -174,9 +165,8 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
           fmt::format("tensor '{}': quant mapping refused it: {}", name,
                       tm ? tm->reason : std::string("not in the mapping")));
     if (!tm->ternary && !tm->resolved->isFloat)
-      return absl::InvalidArgumentError(
-          fmt::format("tensor '{}' is {} but not ternary: {}", name,
-                      tm->resolved->name, tm->reason));
+      return absl::InvalidArgumentError(fmt::format("tensor '{}' is {} but not ternary: {}", name,
+                                                    tm->resolved->name, tm->reason));
     switch (tm->resolved->format) {
     case formats::Format::F32:
     case formats::Format::F16:
@@ -254,8 +244,7 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
   }
   if (!m.ok())
     return absl::Status(m.status().code(),
-                        fmt::format("tensor '{}': {}", name,
-                                    std::string(m.status().message())));
+                        fmt::format("tensor '{}': {}", name, std::string(m.status().message())));
 
   TernaryLinear w;
   w.name = name;
@@ -264,21 +253,19 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
   w.cols = static_cast<uint32_t>(cols);
   const uint64_t be = m->blockElems;
   if (be == 0 || m->codes.size() != n || m->scales.size() * be != n)
-    return absl::InternalError(fmt::format(
-        "tensor '{}': decoder returned an inconsistent matrix", name));
+    return absl::InternalError(
+        fmt::format("tensor '{}': decoder returned an inconsistent matrix", name));
   // Normalise to per-row blocks: a block either divides a row or spans whole
   // rows.
   if (be >= cols) {
     if (be % cols != 0)
       return absl::UnimplementedError(fmt::format(
-          "tensor '{}': scale blocks of {} elements straddle rows of {}", name,
-          be, cols));
+          "tensor '{}': scale blocks of {} elements straddle rows of {}", name, be, cols));
     w.blockCols = w.cols;
   } else {
     if (cols % be != 0)
       return absl::UnimplementedError(fmt::format(
-          "tensor '{}': scale blocks of {} elements do not divide rows of {}",
-          name, be, cols));
+          "tensor '{}': scale blocks of {} elements do not divide rows of {}", name, be, cols));
     w.blockCols = static_cast<uint32_t>(be);
   }
   w.blocksPerRow = w.cols / w.blockCols;
@@ -290,8 +277,7 @@ loadTernary(const gguf::File &f, const std::string &name, uint64_t rows,
   return w;
 }
 
-absl::StatusOr<ModelWeights> loadModelWeights(const gguf::File &f,
-                                              const ModelConfig &c,
+absl::StatusOr<ModelWeights> loadModelWeights(const gguf::File &f, const ModelConfig &c,
                                               formats::I2SLayout i2sLayout) {
   ModelWeights w;
   formats::MappingOptions mo;
@@ -302,12 +288,12 @@ absl::StatusOr<ModelWeights> loadModelWeights(const gguf::File &f,
   if (!mapping.ok())
     return absl::InvalidArgumentError(
         fmt::format("{}: quant mapping: {}", f.path(), mapping.errors.front()));
-#define TERN_ASSIGN(lhs, expr)                                                 \
-  do {                                                                         \
-    auto _r = (expr);                                                          \
-    if (!_r.ok())                                                              \
-      return _r.status();                                                      \
-    lhs = std::move(*_r);                                                      \
+#define TERN_ASSIGN(lhs, expr)                                                                     \
+  do {                                                                                             \
+    auto _r = (expr);                                                                              \
+    if (!_r.ok())                                                                                  \
+      return _r.status();                                                                          \
+    lhs = std::move(*_r);                                                                          \
   } while (0)
   TERN_ASSIGN(w.tokEmbd, loadDense(f, "token_embd.weight", c.nVocab, c.nEmbd));
   if (f.findTensor("output.weight")) {
@@ -323,24 +309,19 @@ absl::StatusOr<ModelWeights> loadModelWeights(const gguf::File &f,
     LayerWeights &l = w.layers[i];
     const std::string p = fmt::format("blk.{}.", i);
     TERN_ASSIGN(l.attnNorm, loadVector(f, p + "attn_norm.weight", c.nEmbd));
-    TERN_ASSIGN(l.wq, loadTernary(f, p + "attn_q.weight", c.qDim(), c.nEmbd,
-                                  i2sLayout, &mapping));
-    TERN_ASSIGN(l.wk, loadTernary(f, p + "attn_k.weight", c.kvDim(), c.nEmbd,
-                                  i2sLayout, &mapping));
-    TERN_ASSIGN(l.wv, loadTernary(f, p + "attn_v.weight", c.kvDim(), c.nEmbd,
-                                  i2sLayout, &mapping));
-    TERN_ASSIGN(l.attnSubNorm,
-                loadVector(f, p + "attn_sub_norm.weight", c.qDim()));
-    TERN_ASSIGN(l.wo, loadTernary(f, p + "attn_output.weight", c.nEmbd,
-                                  c.qDim(), i2sLayout, &mapping));
+    TERN_ASSIGN(l.wq, loadTernary(f, p + "attn_q.weight", c.qDim(), c.nEmbd, i2sLayout, &mapping));
+    TERN_ASSIGN(l.wk, loadTernary(f, p + "attn_k.weight", c.kvDim(), c.nEmbd, i2sLayout, &mapping));
+    TERN_ASSIGN(l.wv, loadTernary(f, p + "attn_v.weight", c.kvDim(), c.nEmbd, i2sLayout, &mapping));
+    TERN_ASSIGN(l.attnSubNorm, loadVector(f, p + "attn_sub_norm.weight", c.qDim()));
+    TERN_ASSIGN(l.wo,
+                loadTernary(f, p + "attn_output.weight", c.nEmbd, c.qDim(), i2sLayout, &mapping));
     TERN_ASSIGN(l.ffnNorm, loadVector(f, p + "ffn_norm.weight", c.nEmbd));
-    TERN_ASSIGN(l.wGate, loadTernary(f, p + "ffn_gate.weight", c.nFf, c.nEmbd,
-                                     i2sLayout, &mapping));
-    TERN_ASSIGN(l.wUp, loadTernary(f, p + "ffn_up.weight", c.nFf, c.nEmbd,
-                                   i2sLayout, &mapping));
+    TERN_ASSIGN(l.wGate,
+                loadTernary(f, p + "ffn_gate.weight", c.nFf, c.nEmbd, i2sLayout, &mapping));
+    TERN_ASSIGN(l.wUp, loadTernary(f, p + "ffn_up.weight", c.nFf, c.nEmbd, i2sLayout, &mapping));
     TERN_ASSIGN(l.ffnSubNorm, loadVector(f, p + "ffn_sub_norm.weight", c.nFf));
-    TERN_ASSIGN(l.wDown, loadTernary(f, p + "ffn_down.weight", c.nEmbd, c.nFf,
-                                     i2sLayout, &mapping));
+    TERN_ASSIGN(l.wDown,
+                loadTernary(f, p + "ffn_down.weight", c.nEmbd, c.nFf, i2sLayout, &mapping));
   }
 #undef TERN_ASSIGN
   return w;

@@ -21,12 +21,11 @@ namespace tern::model {
 
 // y[r] = sum_b scale[r][b] * sum_{c in block b} code[r][c] * x[c]
 struct TernaryLinear {
-  std::string name;    // GGUF tensor name
-  std::string storage; // storage format it was decoded from ("TQ2_0", ...)
-  uint32_t rows = 0;   // output features (ne1)
-  uint32_t cols = 0;   // input features (ne0)
-  uint32_t blockCols =
-      0; // columns sharing one scale inside a row (divides cols)
+  std::string name;          // GGUF tensor name
+  std::string storage;       // storage format it was decoded from ("TQ2_0", ...)
+  uint32_t rows = 0;         // output features (ne1)
+  uint32_t cols = 0;         // input features (ne0)
+  uint32_t blockCols = 0;    // columns sharing one scale inside a row (divides cols)
   uint32_t blocksPerRow = 0; // cols / blockCols
   std::vector<int8_t> codes; // [rows][cols]
   std::vector<float> scales; // [rows][blocksPerRow]
@@ -68,11 +67,10 @@ struct ModelWeights {
 
 // Decodes one ternary weight tensor (TQ2_0, TQ1_0, I2_S x86 layout, or
 // F32/F16/BF16 holding ternary values) into canonical codes + scales.
-absl::StatusOr<TernaryLinear>
-loadTernary(const gguf::File &file, const std::string &name,
-            uint64_t expectRows, uint64_t expectCols,
-            formats::I2SLayout i2sLayout,
-            const formats::ModelMapping *mapping = nullptr);
+absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &file, const std::string &name,
+                                          uint64_t expectRows, uint64_t expectCols,
+                                          formats::I2SLayout i2sLayout,
+                                          const formats::ModelMapping *mapping = nullptr);
 
 // Loads every tensor the graph needs, checking names and shapes against the
 // config. Errors name the tensor (missing, wrong shape, wrong type, not

@@ -111,8 +111,7 @@ uint32_t decodeValid(const unsigned char *p, size_t len) {
   case 3:
     return ((p[0] & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
   default:
-    return ((p[0] & 0x07) << 18) | ((p[1] & 0x3F) << 12) |
-           ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+    return ((p[0] & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
   }
 }
 
@@ -128,8 +127,7 @@ struct ByteMap {
     std::fill(std::begin(cpToByte), std::end(cpToByte), int16_t(-1));
     uint32_t n = 0;
     for (int b = 0; b < 256; ++b) {
-      bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) ||
-                  (b >= 0xAE && b <= 0xFF);
+      bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       byteToCp[b] = self ? b : 256 + n++;
       appendUtf8(byteToCp[b], byteToUtf8[b]);
       cpToByte[byteToCp[b]] = static_cast<int16_t>(b);
@@ -191,8 +189,7 @@ namespace utf8 {
 size_t validPrefixLen(std::string_view s) {
   if (s.empty())
     return 0;
-  Utf8Step st =
-      utf8Step(reinterpret_cast<const unsigned char *>(s.data()), s.size());
+  Utf8Step st = utf8Step(reinterpret_cast<const unsigned char *>(s.data()), s.size());
   return st.status == 1 ? st.len : 0;
 }
 
@@ -243,24 +240,22 @@ namespace {
 
 // llama.cpp's whitespace set (unicode_cpt_flags::is_whitespace), used instead
 // of PCRE2's \s (which also matches U+180E).
-#define TERN_WS                                                                \
-  "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}"          \
+#define TERN_WS                                                                                    \
+  "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}"                              \
   "\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
-const char *const kGpt2Regex =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" TERN_WS
-    "\\p{L}\\p{N}]+|[" TERN_WS "]+(?![^" TERN_WS "])";
+const char *const kGpt2Regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" TERN_WS
+                               "\\p{L}\\p{N}]+|[" TERN_WS "]+(?![^" TERN_WS "])";
 
 // (?i:...) spelled as llama.cpp does ('[sS] ...) so that caseless matching
 // cannot pull in U+017F and friends.
-const char *const kLlama3Regex =
-    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-    "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
-    "|\\p{N}{1,3}"
-    "| ?[^" TERN_WS "\\p{L}\\p{N}]+[\\r\\n]*"
-    "|[" TERN_WS "]*[\\r\\n]+"
-    "|[" TERN_WS "]+(?![^" TERN_WS "])"
-    "|[" TERN_WS "]+";
+const char *const kLlama3Regex = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+                                 "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+                                 "|\\p{N}{1,3}"
+                                 "| ?[^" TERN_WS "\\p{L}\\p{N}]+[\\r\\n]*"
+                                 "|[" TERN_WS "]*[\\r\\n]+"
+                                 "|[" TERN_WS "]+(?![^" TERN_WS "])"
+                                 "|[" TERN_WS "]+";
 
 #undef TERN_WS
 
@@ -282,17 +277,15 @@ struct Tokenizer::PreTok {
     for (const char *pat : patterns) {
       int err = 0;
       PCRE2_SIZE errOff = 0;
-      pcre2_code *code = pcre2_compile(
-          reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
-          PCRE2_UTF | PCRE2_UCP, &err, &errOff, nullptr);
+      pcre2_code *code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_UCP, &err, &errOff, nullptr);
       if (!code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return absl::InternalError(
-            fmt::format("pre-tokenizer regex '{}' does not compile at "
-                        "offset {}: {}",
-                        pat, static_cast<int>(errOff),
-                        reinterpret_cast<const char *>(msg)));
+        return absl::InternalError(fmt::format("pre-tokenizer regex '{}' does not compile at "
+                                               "offset {}: {}",
+                                               pat, static_cast<int>(errOff),
+                                               reinterpret_cast<const char *>(msg)));
       }
       pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // best effort
       pt->codes.emplace_back(code);
@@ -310,8 +303,7 @@ struct Tokenizer::PreTok {
         auto subj = reinterpret_cast<PCRE2_SPTR>(seg.data() + off);
         size_t pos = 0, gap = 0;
         while (pos < len) {
-          int rc = pcre2_match(code.get(), subj, len, pos, PCRE2_NO_UTF_CHECK,
-                               md, nullptr);
+          int rc = pcre2_match(code.get(), subj, len, pos, PCRE2_NO_UTF_CHECK, md, nullptr);
           if (rc < 0) // no match, or a resource limit: the rest is one chunk
             break;
           PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -339,9 +331,7 @@ struct Tokenizer::PreTok {
 // Construction
 //===----------------------------------------------------------------------===//
 
-Tokenizer::Tokenizer() {
-  std::fill(std::begin(byteToken_), std::end(byteToken_), -1);
-}
+Tokenizer::Tokenizer() { std::fill(std::begin(byteToken_), std::end(byteToken_), -1); }
 Tokenizer::Tokenizer(Tokenizer &&) noexcept = default;
 Tokenizer &Tokenizer::operator=(Tokenizer &&) noexcept = default;
 Tokenizer::Tokenizer(const Tokenizer &) = default;
@@ -359,21 +349,18 @@ constexpr std::string_view kKeyMerges = "tokenizer.ggml.merges";
 
 bool isIntType(gguf::ValueType t) {
   using T = gguf::ValueType;
-  return t == T::UINT8 || t == T::INT8 || t == T::UINT16 || t == T::INT16 ||
-         t == T::UINT32 || t == T::INT32 || t == T::UINT64 || t == T::INT64;
+  return t == T::UINT8 || t == T::INT8 || t == T::UINT16 || t == T::INT16 || t == T::UINT32 ||
+         t == T::INT32 || t == T::UINT64 || t == T::INT64;
 }
 
-absl::Status typeError(std::string_view key, std::string_view want,
-                       const gguf::Value &v) {
+absl::Status typeError(std::string_view key, std::string_view want, const gguf::Value &v) {
   std::string got = gguf::valueTypeName(v.type);
   if (v.type == gguf::ValueType::ARRAY)
     got = cat("array of ", gguf::valueTypeName(v.elemType));
-  return absl::InvalidArgumentError(
-      cat(key, ": expected ", want, ", found ", got));
+  return absl::InvalidArgumentError(cat(key, ": expected ", want, ", found ", got));
 }
 
-absl::StatusOr<std::optional<std::string>> getStr(const gguf::File &f,
-                                                  std::string_view key) {
+absl::StatusOr<std::optional<std::string>> getStr(const gguf::File &f, std::string_view key) {
   const gguf::Value *v = f.find(key);
   if (!v)
     return std::optional<std::string>();
@@ -382,8 +369,7 @@ absl::StatusOr<std::optional<std::string>> getStr(const gguf::File &f,
   return std::optional<std::string>(v->str);
 }
 
-absl::StatusOr<std::optional<int64_t>> getInt(const gguf::File &f,
-                                              std::string_view key) {
+absl::StatusOr<std::optional<int64_t>> getInt(const gguf::File &f, std::string_view key) {
   const gguf::Value *v = f.find(key);
   if (!v)
     return std::optional<int64_t>();
@@ -391,12 +377,10 @@ absl::StatusOr<std::optional<int64_t>> getInt(const gguf::File &f,
     return typeError(key, "an integer", *v);
   if (auto i = v->asInt())
     return std::optional<int64_t>(*i);
-  return absl::InvalidArgumentError(
-      cat(key, ": value ", v->toString(), " is out of range"));
+  return absl::InvalidArgumentError(cat(key, ": value ", v->toString(), " is out of range"));
 }
 
-absl::StatusOr<std::optional<bool>> getBool(const gguf::File &f,
-                                            std::string_view key) {
+absl::StatusOr<std::optional<bool>> getBool(const gguf::File &f, std::string_view key) {
   const gguf::Value *v = f.find(key);
   if (!v)
     return std::optional<bool>();
@@ -409,9 +393,7 @@ absl::StatusOr<std::optional<bool>> getBool(const gguf::File &f,
   return typeError(key, "a bool", *v);
 }
 
-const gguf::Value *findArray(const gguf::File &f, std::string_view key) {
-  return f.find(key);
-}
+const gguf::Value *findArray(const gguf::File &f, std::string_view key) { return f.find(key); }
 
 } // namespace
 
@@ -422,8 +404,7 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     if (!m.ok())
       return m.status();
     if (!m->has_value())
-      return absl::NotFoundError(
-          cat(kKeyModel, ": missing (the file has no tokenizer)"));
+      return absl::NotFoundError(cat(kKeyModel, ": missing (the file has no tokenizer)"));
     v.model = **m;
   }
   {
@@ -437,8 +418,7 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     const gguf::Value *a = findArray(f, kKeyTokens);
     if (!a)
       return absl::NotFoundError(cat(kKeyTokens, ": missing"));
-    if (a->type != gguf::ValueType::ARRAY ||
-        a->elemType != gguf::ValueType::STRING)
+    if (a->type != gguf::ValueType::ARRAY || a->elemType != gguf::ValueType::STRING)
       return typeError(kKeyTokens, "an array of strings", *a);
     v.tokens.reserve(a->arr.size());
     for (const auto &e : a->arr) {
@@ -454,23 +434,21 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     for (size_t i = 0; i < a->arr.size(); ++i) {
       auto x = a->arr[i].asInt();
       if (!x || *x < INT32_MIN || *x > INT32_MAX)
-        return absl::InvalidArgumentError(fmt::format(
-            "{}[{}]: value out of range", kKeyTypes, static_cast<int64_t>(i)));
+        return absl::InvalidArgumentError(
+            fmt::format("{}[{}]: value out of range", kKeyTypes, static_cast<int64_t>(i)));
       v.tokenTypes.push_back(static_cast<int32_t>(*x));
     }
   }
   if (const gguf::Value *a = findArray(f, kKeyScores)) {
     if (a->type != gguf::ValueType::ARRAY ||
-        !(a->elemType == gguf::ValueType::FLOAT32 ||
-          a->elemType == gguf::ValueType::FLOAT64))
+        !(a->elemType == gguf::ValueType::FLOAT32 || a->elemType == gguf::ValueType::FLOAT64))
       return typeError(kKeyScores, "an array of floats", *a);
     v.scores.reserve(a->arr.size());
     for (const auto &e : a->arr)
       v.scores.push_back(static_cast<float>(e.asDouble().value_or(0.0)));
   }
   if (const gguf::Value *a = findArray(f, kKeyMerges)) {
-    if (a->type != gguf::ValueType::ARRAY ||
-        a->elemType != gguf::ValueType::STRING)
+    if (a->type != gguf::ValueType::ARRAY || a->elemType != gguf::ValueType::STRING)
       return typeError(kKeyMerges, "an array of strings", *a);
     v.merges.reserve(a->arr.size());
     for (const auto &e : a->arr) {
@@ -483,12 +461,11 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     std::string_view key;
     std::optional<int64_t> *dst;
   };
-  for (IdKey k : {IdKey{"tokenizer.ggml.bos_token_id", &v.bos},
-                  IdKey{"tokenizer.ggml.eos_token_id", &v.eos},
-                  IdKey{"tokenizer.ggml.eot_token_id", &v.eot},
-                  IdKey{"tokenizer.ggml.eom_token_id", &v.eom},
-                  IdKey{"tokenizer.ggml.unknown_token_id", &v.unk},
-                  IdKey{"tokenizer.ggml.padding_token_id", &v.pad}}) {
+  for (IdKey k :
+       {IdKey{"tokenizer.ggml.bos_token_id", &v.bos}, IdKey{"tokenizer.ggml.eos_token_id", &v.eos},
+        IdKey{"tokenizer.ggml.eot_token_id", &v.eot}, IdKey{"tokenizer.ggml.eom_token_id", &v.eom},
+        IdKey{"tokenizer.ggml.unknown_token_id", &v.unk},
+        IdKey{"tokenizer.ggml.padding_token_id", &v.pad}}) {
     auto x = getInt(f, k.key);
     if (!x.ok())
       return x.status();
@@ -498,10 +475,9 @@ absl::StatusOr<Tokenizer> Tokenizer::fromGGUF(const gguf::File &f) {
     std::string_view key;
     std::optional<bool> *dst;
   };
-  for (BoolKey k :
-       {BoolKey{"tokenizer.ggml.add_bos_token", &v.addBos},
-        BoolKey{"tokenizer.ggml.add_eos_token", &v.addEos},
-        BoolKey{"tokenizer.ggml.add_space_prefix", &v.addSpacePrefix}}) {
+  for (BoolKey k : {BoolKey{"tokenizer.ggml.add_bos_token", &v.addBos},
+                    BoolKey{"tokenizer.ggml.add_eos_token", &v.addEos},
+                    BoolKey{"tokenizer.ggml.add_space_prefix", &v.addSpacePrefix}}) {
     auto x = getBool(f, k.key);
     if (!x.ok())
       return x.status();
@@ -524,22 +500,21 @@ absl::Status Tokenizer::build(VocabData &v) {
     kind_ = VocabKind::BytePairGpt2;
     if (v.pre.empty() || v.pre == "default") {
       pre_ = PreTokenizerKind::Default;
-      patterns = {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2Regex, "\\p{N}+",
-                  "[0-9][0-9][0-9]"};
+      patterns = {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2Regex, "\\p{N}+", "[0-9][0-9][0-9]"};
     } else if (v.pre == "gpt2" || v.pre == "gpt-2") {
       pre_ = PreTokenizerKind::Gpt2;
       patterns = {kGpt2Regex};
-    } else if (v.pre == "llama-bpe" || v.pre == "llama3" ||
-               v.pre == "llama-v3" || v.pre == "falcon3") {
+    } else if (v.pre == "llama-bpe" || v.pre == "llama3" || v.pre == "llama-v3" ||
+               v.pre == "falcon3") {
       pre_ = PreTokenizerKind::Llama3;
       patterns = {kLlama3Regex};
       ignoreMerges_ = true;
       addBos_ = true;
     } else {
-      return absl::UnimplementedError(cat(
-          kKeyPre, ": unsupported pre-tokenizer '", v.pre,
-          "' (supported: default, gpt2, gpt-2, llama-bpe, llama3, llama-v3, "
-          "falcon3)"));
+      return absl::UnimplementedError(
+          cat(kKeyPre, ": unsupported pre-tokenizer '", v.pre,
+              "' (supported: default, gpt2, gpt-2, llama-bpe, llama3, llama-v3, "
+              "falcon3)"));
     }
   } else if (v.model == "llama") {
     kind_ = VocabKind::SentencePiece;
@@ -547,9 +522,8 @@ absl::Status Tokenizer::build(VocabData &v) {
     addBos_ = true;
     addSpacePrefix_ = true;
   } else {
-    return absl::UnimplementedError(cat(kKeyModel,
-                                        ": unsupported tokenizer model '",
-                                        v.model, "' (supported: gpt2, llama)"));
+    return absl::UnimplementedError(
+        cat(kKeyModel, ": unsupported tokenizer model '", v.model, "' (supported: gpt2, llama)"));
   }
   if (!patterns.empty()) {
     auto pt = PreTok::create(patterns);
@@ -565,13 +539,11 @@ absl::Status Tokenizer::build(VocabData &v) {
   if (n > static_cast<size_t>(INT32_MAX))
     return absl::InvalidArgumentError(cat(kKeyTokens, ": too many tokens"));
   if (!v.tokenTypes.empty() && v.tokenTypes.size() != n)
-    return absl::InvalidArgumentError(
-        fmt::format("{}: has {} entries but {} has {}", kKeyTypes,
-                    v.tokenTypes.size(), kKeyTokens, n));
+    return absl::InvalidArgumentError(fmt::format("{}: has {} entries but {} has {}", kKeyTypes,
+                                                  v.tokenTypes.size(), kKeyTokens, n));
   if (!v.scores.empty() && v.scores.size() != n)
-    return absl::InvalidArgumentError(
-        fmt::format("{}: has {} entries but {} has {}", kKeyScores,
-                    v.scores.size(), kKeyTokens, n));
+    return absl::InvalidArgumentError(fmt::format("{}: has {} entries but {} has {}", kKeyScores,
+                                                  v.scores.size(), kKeyTokens, n));
   tokens_ = std::move(v.tokens);
   types_.resize(n, TokenType::Normal);
   scores_.assign(n, 0.0f);
@@ -579,31 +551,29 @@ absl::Status Tokenizer::build(VocabData &v) {
     scores_ = std::move(v.scores);
   for (size_t i = 0; i < v.tokenTypes.size(); ++i) {
     int32_t ty = v.tokenTypes[i];
-    types_[i] = (ty >= 0 && ty <= 6) ? static_cast<TokenType>(ty)
-                                     : TokenType::Undefined;
+    types_[i] = (ty >= 0 && ty <= 6) ? static_cast<TokenType>(ty) : TokenType::Undefined;
   }
   tokenToId_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     if (tokens_[i].empty()) // as llama.cpp: keep the vocabulary addressable
       tokens_[i] = cat("[EMPTY_", i, "]");
-    auto [it, inserted] =
-        tokenToId_.emplace(tokens_[i], static_cast<int32_t>(i));
+    auto [it, inserted] = tokenToId_.emplace(tokens_[i], static_cast<int32_t>(i));
     if (!inserted)
       return absl::InvalidArgumentError(
-          fmt::format("{}[{}]: duplicate token '{}' (same text as token {})",
-                      kKeyTokens, i, escape(tokens_[i]), it->second));
+          fmt::format("{}[{}]: duplicate token '{}' (same text as token {})", kKeyTokens, i,
+                      escape(tokens_[i]), it->second));
   }
 
   // Special ids.
-  auto checkId = [&](std::string_view key, const std::optional<int64_t> &in,
-                     int32_t dflt, int32_t &out) -> absl::Status {
+  auto checkId = [&](std::string_view key, const std::optional<int64_t> &in, int32_t dflt,
+                     int32_t &out) -> absl::Status {
     if (!in) {
       out = (dflt >= 0 && static_cast<size_t>(dflt) < n) ? dflt : -1;
       return absl::OkStatus();
     }
     if (*in < 0 || static_cast<uint64_t>(*in) >= n)
-      return absl::OutOfRangeError(fmt::format(
-          "{}: id {} is out of range (vocabulary has {} tokens)", key, *in, n));
+      return absl::OutOfRangeError(
+          fmt::format("{}: id {} is out of range (vocabulary has {} tokens)", key, *in, n));
     out = static_cast<int32_t>(*in);
     return absl::OkStatus();
   };
@@ -613,8 +583,7 @@ absl::Status Tokenizer::build(VocabData &v) {
         std::tuple{"tokenizer.ggml.eos_token_id", &v.eos, spm ? 2 : -1, &eos_},
         std::tuple{"tokenizer.ggml.eot_token_id", &v.eot, -1, &eot_},
         std::tuple{"tokenizer.ggml.eom_token_id", &v.eom, -1, &eom_},
-        std::tuple{"tokenizer.ggml.unknown_token_id", &v.unk, spm ? 0 : -1,
-                   &unk_},
+        std::tuple{"tokenizer.ggml.unknown_token_id", &v.unk, spm ? 0 : -1, &unk_},
         std::tuple{"tokenizer.ggml.padding_token_id", &v.pad, -1, &pad_}}) {
     if (absl::Status s = checkId(key, *in, dflt, *out); !s.ok())
       return s;
@@ -627,9 +596,8 @@ absl::Status Tokenizer::build(VocabData &v) {
     addSpacePrefix_ = *v.addSpacePrefix;
 
   // End-of-generation set (llama.cpp's text heuristics included).
-  static constexpr std::string_view kEotNames[] = {
-      "<|eot_id|>",    "<|im_end|>",    "<|end|>",
-      "<end_of_turn>", "<|endoftext|>", "<EOT>"};
+  static constexpr std::string_view kEotNames[] = {"<|eot_id|>",    "<|im_end|>",    "<|end|>",
+                                                   "<end_of_turn>", "<|endoftext|>", "<EOT>"};
   if (eot_ < 0) {
     for (std::string_view name : kEotNames)
       if (auto it = tokenToId_.find(name); it != tokenToId_.end()) {
@@ -654,16 +622,13 @@ absl::Status Tokenizer::build(VocabData &v) {
   // Special-token cache, longest text first.
   for (size_t i = 0; i < n; ++i) {
     TokenType ty = types_[i];
-    if (ty == TokenType::Control || ty == TokenType::UserDefined ||
-        ty == TokenType::Unknown)
+    if (ty == TokenType::Control || ty == TokenType::UserDefined || ty == TokenType::Unknown)
       specials_.push_back(static_cast<int32_t>(i));
     if (ty == TokenType::UserDefined)
       hasUserDefined_ = true;
   }
   std::stable_sort(specials_.begin(), specials_.end(),
-                   [&](int32_t a, int32_t b) {
-                     return tokens_[a].size() > tokens_[b].size();
-                   });
+                   [&](int32_t a, int32_t b) { return tokens_[a].size() > tokens_[b].size(); });
 
   // Byte tokens and merges.
   if (kind_ == VocabKind::BytePairGpt2) {
@@ -671,10 +636,10 @@ absl::Status Tokenizer::build(VocabData &v) {
     for (int b = 0; b < 256; ++b) {
       auto it = tokenToId_.find(m.byteToUtf8[b]);
       if (it == tokenToId_.end())
-        return absl::InvalidArgumentError(fmt::format(
-            "{}: byte-level BPE vocabulary has no token for byte 0x{:02X} "
-            "('{}')",
-            kKeyTokens, b, m.byteToUtf8[b]));
+        return absl::InvalidArgumentError(
+            fmt::format("{}: byte-level BPE vocabulary has no token for byte 0x{:02X} "
+                        "('{}')",
+                        kKeyTokens, b, m.byteToUtf8[b]));
       byteToken_[b] = it->second;
     }
     merges_.reserve(v.merges.size());
@@ -683,25 +648,23 @@ absl::Status Tokenizer::build(VocabData &v) {
       std::string_view mg = v.merges[i];
       size_t sp = mg.size() > 1 ? mg.find(' ', 1) : std::string_view::npos;
       if (sp == std::string_view::npos)
-        return absl::InvalidArgumentError(
-            fmt::format("{}[{}]: '{}' is not two tokens separated by a space",
-                        kKeyMerges, i, escape(mg)));
+        return absl::InvalidArgumentError(fmt::format(
+            "{}[{}]: '{}' is not two tokens separated by a space", kKeyMerges, i, escape(mg)));
       std::string_view l = mg.substr(0, sp), r = mg.substr(sp + 1);
       auto li = tokenToId_.find(l), ri = tokenToId_.find(r);
       if (li == tokenToId_.end() || ri == tokenToId_.end())
-        return absl::InvalidArgumentError(fmt::format(
-            "{}[{}]: '{}' references unknown token '{}'", kKeyMerges, i,
-            escape(mg), escape(li == tokenToId_.end() ? l : r)));
+        return absl::InvalidArgumentError(fmt::format("{}[{}]: '{}' references unknown token '{}'",
+                                                      kKeyMerges, i, escape(mg),
+                                                      escape(li == tokenToId_.end() ? l : r)));
       joined.assign(l);
       joined.append(r);
       auto ji = tokenToId_.find(joined);
       if (ji == tokenToId_.end())
         return absl::InvalidArgumentError(
-            fmt::format("{}[{}]: '{}' merges into '{}', which is not a token",
-                        kKeyMerges, i, escape(mg), escape(joined)));
-      uint64_t key =
-          (static_cast<uint64_t>(static_cast<uint32_t>(li->second)) << 32) |
-          static_cast<uint32_t>(ri->second);
+            fmt::format("{}[{}]: '{}' merges into '{}', which is not a token", kKeyMerges, i,
+                        escape(mg), escape(joined)));
+      uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(li->second)) << 32) |
+                     static_cast<uint32_t>(ri->second);
       // First occurrence wins (lowest rank), as llama.cpp's emplace.
       merges_.try_emplace(key, MergeInfo{static_cast<int32_t>(i), ji->second});
     }
@@ -738,8 +701,7 @@ absl::Status Tokenizer::build(VocabData &v) {
       pieces_[i] = text;
       break;
     case TokenType::Byte:
-      if (spm && text.size() == 6 && text.starts_with("<0x") &&
-          text.back() == '>') {
+      if (spm && text.size() == 6 && text.starts_with("<0x") && text.back() == '>') {
         unsigned val = 0;
         bool ok = true;
         for (int k = 3; k < 5; ++k) {
@@ -778,8 +740,7 @@ std::string_view Tokenizer::tokenText(int32_t id) const {
 std::string_view Tokenizer::tokenPiece(int32_t id, bool renderSpecial) const {
   if (id < 0 || static_cast<size_t>(id) >= tokens_.size())
     return {};
-  if (renderSpecial &&
-      (types_[id] == TokenType::Control || types_[id] == TokenType::Unknown))
+  if (renderSpecial && (types_[id] == TokenType::Control || types_[id] == TokenType::Unknown))
     return tokens_[id];
   return pieces_[id];
 }
@@ -850,8 +811,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool addSpecial,
     out.push_back(bos_);
   std::vector<Fragment> frags;
   partition(text, parseSpecial, frags);
-  bool prevSpecial =
-      true; // SentencePiece: space prefix at start / after special
+  bool prevSpecial = true; // SentencePiece: space prefix at start / after special
   for (const Fragment &f : frags) {
     if (f.isToken) {
       out.push_back(f.id);
@@ -880,10 +840,8 @@ std::string Tokenizer::toByteLevel(std::string_view raw) const {
   return s;
 }
 
-void Tokenizer::encodeBpeFragment(std::string_view text,
-                                  std::vector<int32_t> &out) const {
-  std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(
-      pcre2_match_data_create(1, nullptr));
+void Tokenizer::encodeBpeFragment(std::string_view text, std::vector<int32_t> &out) const {
+  std::unique_ptr<pcre2_match_data, MatchDataDeleter> md(pcre2_match_data_create(1, nullptr));
   std::vector<std::pair<size_t, size_t>> chunks;
   const auto *p = reinterpret_cast<const unsigned char *>(text.data());
   size_t i = 0;
@@ -905,8 +863,7 @@ void Tokenizer::encodeBpeFragment(std::string_view text,
   }
 }
 
-void Tokenizer::bpeWord(std::string_view word,
-                        std::vector<int32_t> &out) const {
+void Tokenizer::bpeWord(std::string_view word, std::vector<int32_t> &out) const {
   const size_t n = word.size();
   if (n == 0)
     return;
@@ -934,19 +891,16 @@ void Tokenizer::bpeWord(std::string_view word,
   };
   std::vector<Sym> syms(n);
   for (size_t k = 0; k < n; ++k)
-    syms[k] = {byteToken_[static_cast<unsigned char>(word[k])],
-               static_cast<int32_t>(k) - 1,
+    syms[k] = {byteToken_[static_cast<unsigned char>(word[k])], static_cast<int32_t>(k) - 1,
                k + 1 < n ? static_cast<int32_t>(k + 1) : -1, true};
   std::vector<Bigram> storage;
   storage.reserve(n);
-  std::priority_queue<Bigram, std::vector<Bigram>, Cmp> q(Cmp{},
-                                                          std::move(storage));
+  std::priority_queue<Bigram, std::vector<Bigram>, Cmp> q(Cmp{}, std::move(storage));
   auto tryAdd = [&](int32_t l, int32_t r) {
     if (l < 0 || r < 0)
       return;
-    uint64_t key =
-        (static_cast<uint64_t>(static_cast<uint32_t>(syms[l].id)) << 32) |
-        static_cast<uint32_t>(syms[r].id);
+    uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(syms[l].id)) << 32) |
+                   static_cast<uint32_t>(syms[r].id);
     auto it = merges_.find(key);
     if (it == merges_.end())
       return;
@@ -959,8 +913,7 @@ void Tokenizer::bpeWord(std::string_view word,
     q.pop();
     Sym &L = syms[b.left];
     Sym &R = syms[b.right];
-    if (!L.alive || !R.alive || L.next != b.right || L.id != b.lid ||
-        R.id != b.rid)
+    if (!L.alive || !R.alive || L.next != b.right || L.id != b.lid || R.id != b.rid)
       continue;
     L.id = b.result;
     L.next = R.next;
@@ -1080,8 +1033,7 @@ std::string cleanSpaces(const std::string &in) {
   b.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     char x = a[i];
-    if (i > 0 && x == '\'' && i + 1 < a.size() && a[i - 1] == ' ' &&
-        a[i + 1] == ' ') {
+    if (i > 0 && x == '\'' && i + 1 < a.size() && a[i - 1] == ' ' && a[i + 1] == ' ') {
       if (!b.empty())
         b.pop_back();
       b += x;
@@ -1111,11 +1063,9 @@ std::string cleanSpaces(const std::string &in) {
 
 } // namespace
 
-std::string Tokenizer::decode(std::span<const int32_t> ids,
-                              const DecodeOptions &opts) const {
+std::string Tokenizer::decode(std::span<const int32_t> ids, const DecodeOptions &opts) const {
   std::string out;
-  bool strip = opts.stripLeadingSpace && addSpacePrefix_ &&
-               kind_ == VocabKind::SentencePiece;
+  bool strip = opts.stripLeadingSpace && addSpacePrefix_ && kind_ == VocabKind::SentencePiece;
   for (int32_t id : ids) {
     std::string_view piece = tokenPiece(id, opts.renderSpecial);
     if (piece.empty())
@@ -1130,8 +1080,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids,
   return out;
 }
 
-StreamDecoder::StreamDecoder(const Tokenizer &tok, DecodeOptions opts)
-    : tok_(&tok), opts_(opts) {
+StreamDecoder::StreamDecoder(const Tokenizer &tok, DecodeOptions opts) : tok_(&tok), opts_(opts) {
   opts_.cleanSpaces = false; // needs look-ahead; not applied when streaming
 }
 

@@ -87,11 +87,9 @@ struct VocabData {
   std::string model = "gpt2";      // tokenizer.ggml.model: "gpt2" | "llama"
   std::string pre;                 // tokenizer.ggml.pre ("" = default)
   std::vector<std::string> tokens; // tokenizer.ggml.tokens (required)
-  std::vector<int32_t>
-      tokenTypes;            // tokenizer.ggml.token_type (empty: all normal)
-  std::vector<float> scores; // tokenizer.ggml.scores (empty: all 0)
-  std::vector<std::string>
-      merges; // tokenizer.ggml.merges ("left right"; gpt2 only)
+  std::vector<int32_t> tokenTypes; // tokenizer.ggml.token_type (empty: all normal)
+  std::vector<float> scores;       // tokenizer.ggml.scores (empty: all 0)
+  std::vector<std::string> merges; // tokenizer.ggml.merges ("left right"; gpt2 only)
   // Special ids; nullopt = not given (model defaults apply: SentencePiece
   // uses bos 1, eos 2, unk 0 when the vocabulary is large enough).
   std::optional<int64_t> bos, eos, eot, eom, unk, pad;
@@ -115,15 +113,11 @@ namespace detail {
 // std::string_view lookups without building a string.
 struct SvHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const {
-    return std::hash<std::string_view>{}(s);
-  }
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 struct SvEq {
   using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const {
-    return a == b;
-  }
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 } // namespace detail
 
@@ -149,8 +143,7 @@ public:
                               bool parseSpecial = false) const;
 
   // Concatenated pieces of `ids` (raw bytes). Ids out of range are skipped.
-  std::string decode(std::span<const int32_t> ids,
-                     const DecodeOptions &opts = {}) const;
+  std::string decode(std::span<const int32_t> ids, const DecodeOptions &opts = {}) const;
 
   // The vocabulary entry as stored in GGUF (e.g. "Ġthe", "▁the", "<0x0A>").
   // Empty for ids out of range.
@@ -193,13 +186,10 @@ private:
     int32_t rank;
     int32_t result;
   };
-  void partition(std::string_view text, bool parseSpecial,
-                 std::vector<Fragment> &out) const;
-  void encodeBpeFragment(std::string_view text,
-                         std::vector<int32_t> &out) const;
+  void partition(std::string_view text, bool parseSpecial, std::vector<Fragment> &out) const;
+  void encodeBpeFragment(std::string_view text, std::vector<int32_t> &out) const;
   void bpeWord(std::string_view word, std::vector<int32_t> &out) const;
-  void encodeSpmFragment(std::string_view text, bool prefixSpace,
-                         std::vector<int32_t> &out) const;
+  void encodeSpmFragment(std::string_view text, bool prefixSpace, std::vector<int32_t> &out) const;
   void emitSpmByte(uint8_t b, std::vector<int32_t> &out) const;
   std::string toByteLevel(std::string_view raw) const;
   absl::Status build(VocabData &v);
@@ -211,10 +201,9 @@ private:
   std::vector<TokenType> types_;
   std::vector<float> scores_;
   std::vector<std::string> pieces_; // decoded bytes (special tokens: "")
-  absl::flat_hash_map<std::string, int32_t, detail::SvHash, detail::SvEq>
-      tokenToId_;
+  absl::flat_hash_map<std::string, int32_t, detail::SvHash, detail::SvEq> tokenToId_;
   absl::flat_hash_map<uint64_t, MergeInfo> merges_; // (left<<32|right)
-  std::vector<int32_t> specials_; // CONTROL/UNKNOWN/USER_DEFINED, longest first
+  std::vector<int32_t> specials_;                   // CONTROL/UNKNOWN/USER_DEFINED, longest first
   bool hasUserDefined_ = false;
   int32_t byteToken_[256]; // gpt2: token of byte b; spm: <0xXX> or -1
   int32_t bos_ = -1, eos_ = -1, eot_ = -1, eom_ = -1, unk_ = -1, pad_ = -1;

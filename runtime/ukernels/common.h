@@ -47,9 +47,9 @@ TERN_UK_INLINE float load_f32(const uint8_t *p) {
 struct MatmulArgs {
   const tern_ctx *ctx;
   int64_t n;
-  const int8_t *q;   // [n][k] (int8 path)
-  const float *qs;   // [n]
-  const float *x;    // [n][k] (f32 path)
+  const int8_t *q; // [n][k] (int8 path)
+  const float *qs; // [n]
+  const float *x;  // [n][k] (f32 path)
   const uint8_t *packed;
   int64_t m, k, tm, tk;
   int64_t mp, kp, nkt; // padded M, K and K tiles
@@ -68,7 +68,8 @@ TERN_UK_INLINE int64_t tile_bytes(Layout l, int64_t tm, int64_t tk) {
   return tm * tk / 4;
 }
 
-TERN_UK_INLINE int64_t code_bytes(Layout l, int64_t mp, int64_t kp, int64_t m, int64_t tm, int64_t tk) {
+TERN_UK_INLINE int64_t code_bytes(Layout l, int64_t mp, int64_t kp, int64_t m, int64_t tm,
+                                  int64_t tk) {
   if (l == kTQ2)
     return m * (kp / 256) * 66;
   if (l == kTQ1)
@@ -122,7 +123,8 @@ TERN_UK_INLINE void store(const MatmulArgs &a, int seg, int64_t r, int64_t t, fl
 }
 
 // Runs fn over [0, n_items) on the pool when there is one.
-TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_range_fn fn, void *arg) {
+TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_range_fn fn,
+                                 void *arg) {
   if (n_items <= 0)
     return;
   if (ctx && ctx->parallel_for && n_items > 1)
@@ -137,7 +139,9 @@ TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_rang
 
 // Chunk sizes: i2s one 128-block, tl1 128 columns (or the tile's rest),
 // tl2 one 16-triple sign group, TQ one 256-block.
-TERN_UK_INLINE int64_t chunk_cols(Layout l) { return l == kTL2 ? 48 : (l == kTQ2 || l == kTQ1) ? 256 : 128; }
+TERN_UK_INLINE int64_t chunk_cols(Layout l) {
+  return l == kTL2 ? 48 : (l == kTQ2 || l == kTQ1) ? 256 : 128;
+}
 
 TERN_UK_INLINE void decode_chunk(const MatmulArgs &a, Layout l, int64_t r, int64_t col, int64_t len,
                                  int8_t *w, float *block_scale) {

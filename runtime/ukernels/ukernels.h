@@ -36,10 +36,9 @@ void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, co
 /* RMSNorm then per-token int8: qs[t] = 127 / max(max|y_t|, 1e-5),
  * q = clamp(round_half_away(y * qs[t]), -128, 127). */
 void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x,
-                                      const float *w, int8_t *q, float *qs, int64_t dim,
-                                      float eps);
-void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q,
-                             float *qs, int64_t dim);
+                                      const float *w, int8_t *q, float *qs, int64_t dim, float eps);
+void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q, float *qs,
+                             int64_t dim);
 
 /* Ternary matmul over a weight packed by compiler/pack (Pack.h documents
  * the byte layouts; scales follow i2s/tl1/tl2 data at the next multiple of
@@ -48,17 +47,17 @@ void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int
  * segments are (NULL, 0). out_s[t][r] = (sum_c code[r][c] * q[t][c]) *
  * scale / qs[t]   (int8 activations), or sum_c w[r][c] * x[t][c] (f32act).
  */
-#define TERN_UK_MATMUL_I8_ARGS                                                                  \
-  const tern_ctx *ctx, int64_t n, const int8_t *q, const float *qs, const uint8_t *packed,      \
-      int64_t m, int64_t k, int64_t tile_m, int64_t tile_k, float *out0, int64_t m0,            \
-      float *out1, int64_t m1, float *out2, int64_t m2
-#define TERN_UK_MATMUL_F32_ARGS                                                                 \
-  const tern_ctx *ctx, int64_t n, const float *x, const uint8_t *packed, int64_t m, int64_t k,  \
-      int64_t tile_m, int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,         \
+#define TERN_UK_MATMUL_I8_ARGS                                                                     \
+  const tern_ctx *ctx, int64_t n, const int8_t *q, const float *qs, const uint8_t *packed,         \
+      int64_t m, int64_t k, int64_t tile_m, int64_t tile_k, float *out0, int64_t m0, float *out1,  \
+      int64_t m1, float *out2, int64_t m2
+#define TERN_UK_MATMUL_F32_ARGS                                                                    \
+  const tern_ctx *ctx, int64_t n, const float *x, const uint8_t *packed, int64_t m, int64_t k,     \
+      int64_t tile_m, int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,            \
       float *out2, int64_t m2
 
-#define TERN_UK_DECLARE_MATMUL(layout, isa)                                                     \
-  void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);                                 \
+#define TERN_UK_DECLARE_MATMUL(layout, isa)                                                        \
+  void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);                                    \
   void tern_uk_matmul_##layout##_f32act_##isa(TERN_UK_MATMUL_F32_ARGS);
 TERN_UK_DECLARE_MATMUL(i2s, ref)
 TERN_UK_DECLARE_MATMUL(tl1, ref)
@@ -68,15 +67,15 @@ TERN_UK_DECLARE_MATMUL(tq1, ref)
 
 /* Fast variants (variants.def says which exist). int8 ones are
  * bit-identical to their `ref` twin. */
-#define TERN_UK_DECLARE_MATMUL_I8(layout, isa)                                                  \
+#define TERN_UK_DECLARE_MATMUL_I8(layout, isa)                                                     \
   void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
-TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)        /* x86: avx2,fma,f16c */
-TERN_UK_DECLARE_MATMUL_I8(i2s, avx512_vnni) /* x86: + avx512f,bw,vl,vnni */
-TERN_UK_DECLARE_MATMUL_I8(i2s, neon)        /* aarch64 */
+TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)         /* x86: avx2,fma,f16c */
+TERN_UK_DECLARE_MATMUL_I8(i2s, avx512_vnni)  /* x86: + avx512f,bw,vl,vnni */
+TERN_UK_DECLARE_MATMUL_I8(i2s, neon)         /* aarch64 */
 TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
-TERN_UK_DECLARE_MATMUL_I8(tl1, neon)        /* aarch64, tile_m % 16 == 0 (else ref rows) */
+TERN_UK_DECLARE_MATMUL_I8(tl1, neon)         /* aarch64, tile_m % 16 == 0 (else ref rows) */
 TERN_UK_DECLARE_MATMUL_I8(tl1, neon_dotprod)
-TERN_UK_DECLARE_MATMUL_I8(tl2, avx2)        /* x86, tile_m % 16 == 0 (else ref rows) */
+TERN_UK_DECLARE_MATMUL_I8(tl2, avx2) /* x86, tile_m % 16 == 0 (else ref rows) */
 TERN_UK_DECLARE_MATMUL_I8(tl2, avx512_vnni)
 /* f32 activations: FMA with lane-wise partial sums (close to ref, not
  * bit-identical). */
@@ -85,30 +84,30 @@ void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS);
 
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */
-void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x,
-                               const int32_t *pos, float *y, int64_t n_heads, int64_t head_dim,
-                               int64_t rot_dim, float freq_base);
+void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const int32_t *pos,
+                               float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
+                               float freq_base);
 
 /* Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of the
  * paged cache at pos[t], then causal grouped-query attention of q[t] over
  * positions 0..pos[t]: head h reads KV head h / (n_heads / n_kv_heads). */
-void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q,
-                                   const float *k, const float *v, const int32_t *pos,
-                                   float *out, int64_t layer, int64_t n_heads,
-                                   int64_t n_kv_heads, int64_t head_dim, float scale);
+void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
+                                   const float *v, const int32_t *pos, float *out, int64_t layer,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                   float scale);
 
-void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b,
-                         float *out, int64_t dim);
+void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
+                         int64_t dim);
 /* silu(gate) * up, and relu(gate)^2 * up. */
-void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
-                              const float *up, float *out, int64_t dim);
-void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
-                               const float *up, float *out, int64_t dim);
+void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
+                              float *out, int64_t dim);
+void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
+                               float *out, int64_t dim);
 
 /* logits[t][vocab] = x[t] . row of the f16 head (layout: compiler/pack's
  * lm_head packing). */
-#define TERN_UK_LM_HEAD_ARGS                                                                    \
-  const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w, float *logits,             \
+#define TERN_UK_LM_HEAD_ARGS                                                                       \
+  const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w, float *logits,                \
       int64_t hidden, int64_t vocab, int64_t tile_m, int64_t tile_k
 void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS);
 /* Vectorised f16 heads (FMA / a different summation order: close to the

@@ -172,8 +172,8 @@ void tern_uk_embed_f16_ref(const tern_ctx *, int64_t n, const int32_t *tokens,
   }
 }
 
-void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const float *w,
-                              float *y, int64_t dim, float eps) {
+void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const float *w, float *y,
+                              int64_t dim, float eps) {
   for (int64_t t = 0; t < n; ++t) {
     const float *xt = x + t * dim;
     float *yt = y + t * dim;
@@ -183,9 +183,8 @@ void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const
   }
 }
 
-void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x,
-                                      const float *w, int8_t *q, float *qs, int64_t dim,
-                                      float eps) {
+void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, const float *w,
+                                      int8_t *q, float *qs, int64_t dim, float eps) {
   for (int64_t t = 0; t < n; ++t) {
     const float *xt = x + t * dim;
     const float s = rms_scale(xt, dim, eps);
@@ -211,12 +210,12 @@ void tern_uk_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, int8_t
     quantize_row(x + t * dim, q + t * dim, qs + t, dim);
 }
 
-#define TERN_UK_DEFINE_REF_MATMUL(layout, L)                                                     \
-  void tern_uk_matmul_##layout##_ref(TERN_UK_MATMUL_I8_ARGS) {                                  \
-    matmul_i8<L>(ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);      \
-  }                                                                                              \
-  void tern_uk_matmul_##layout##_f32act_ref(TERN_UK_MATMUL_F32_ARGS) {                          \
-    matmul_f32<L>(ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);        \
+#define TERN_UK_DEFINE_REF_MATMUL(layout, L)                                                       \
+  void tern_uk_matmul_##layout##_ref(TERN_UK_MATMUL_I8_ARGS) {                                     \
+    matmul_i8<L>(ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);       \
+  }                                                                                                \
+  void tern_uk_matmul_##layout##_f32act_ref(TERN_UK_MATMUL_F32_ARGS) {                             \
+    matmul_f32<L>(ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);          \
   }
 TERN_UK_DEFINE_REF_MATMUL(i2s, kI2S)
 TERN_UK_DEFINE_REF_MATMUL(tl1, kTL1)
@@ -238,8 +237,7 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, cons
         for (int64_t d = rot_dim; d < head_dim; ++d)
           y[t * dim + h * head_dim + d] = x[t * dim + h * head_dim + d];
     for (int64_t i = 0; i < half; ++i) {
-      const double theta =
-          p * __builtin_pow(double(freq_base), -2.0 * double(i) / double(rot_dim));
+      const double theta = p * __builtin_pow(double(freq_base), -2.0 * double(i) / double(rot_dim));
       const float c = float(__builtin_cos(theta));
       const float s = float(__builtin_sin(theta));
       for (int64_t h = 0; h < n_heads; ++h) {
@@ -253,10 +251,10 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, cons
   }
 }
 
-void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q,
-                                   const float *k, const float *v, const int32_t *pos,
-                                   float *out, int64_t layer, int64_t n_heads,
-                                   int64_t n_kv_heads, int64_t head_dim, float scale) {
+void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
+                                   const float *v, const int32_t *pos, float *out, int64_t layer,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                   float scale) {
   const int64_t kv_dim = n_kv_heads * head_dim;
   for (int64_t t = 0; t < n; ++t) {
     float *kd = const_cast<float *>(kv_row(ctx, layer, pos[t], kv_dim, false));

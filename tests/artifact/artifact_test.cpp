@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "gtest/gtest.h"
 #include "runtime/artifact/artifact.h"
 #include "runtime/support/status.h"
 #include "tests/artifact/test_util.h"
+#include "gtest/gtest.h"
 
 namespace tern::artifact {
 namespace {
@@ -118,7 +118,8 @@ TEST(Artifact, StreamedSectionEqualsBuffered) {
   a.addSection(TERN_SECTION_WEIGHTS, std::span<const uint8_t>(w));
   b.addSection(TERN_SECTION_WEIGHTS, w.size(), [&](const ArtifactWriter::Sink &sink) {
     for (size_t i = 0; i < w.size(); i += 777)
-      if (absl::Status s = sink(std::span<const uint8_t>(w).subspan(i, std::min<size_t>(777, w.size() - i)));
+      if (absl::Status s =
+              sink(std::span<const uint8_t>(w).subspan(i, std::min<size_t>(777, w.size() - i)));
           !s.ok())
         return s;
     return absl::OkStatus();
@@ -152,12 +153,14 @@ TEST(Artifact, HeaderFieldTooLong) {
   EXPECT_ERR_HAS(tinyWriter(TINY_MODEL_SO, f).writeToBuffer().status(), "cpu");
 }
 
-TEST(Artifact, ValidBufferParses) { EXPECT_TRUE(check(good()).ok()) << statusMessage(check(good())); }
+TEST(Artifact, ValidBufferParses) {
+  EXPECT_TRUE(check(good()).ok()) << statusMessage(check(good()));
+}
 
 TEST(ArtifactCorrupt, TruncatedAtEverySectionBoundary) {
   const auto b = good();
-  std::vector<size_t> cuts = {0, 1, 7, 8, 100, sizeof(tern_artifact_header) - 1,
-                              sizeof(tern_artifact_header)};
+  std::vector<size_t> cuts = {
+      0, 1, 7, 8, 100, sizeof(tern_artifact_header) - 1, sizeof(tern_artifact_header)};
   const tern_artifact_header h = headerOf(b);
   cuts.push_back(h.section_table_offset + 16);
   for (const tern_artifact_section &s : tableOf(b)) {
@@ -409,9 +412,8 @@ TEST(ArtifactCorrupt, BadMetadataAndTokenizer) {
 }
 
 TEST(ArtifactCpu, MissingRequiredFeatureIsNamed) {
-  const char *candidates[] = {"amx-tile", "avx512vp2intersect", "avx512fp16", "xop",
-                              "fma4",     "sse4a",              "avx512vnni", "i8mm",
-                              "sve",      "dotprod"};
+  const char *candidates[] = {"amx-tile", "avx512vp2intersect", "avx512fp16", "xop", "fma4",
+                              "sse4a",    "avx512vnni",         "i8mm",       "sve", "dotprod"};
   std::string missing;
   for (const char *c : candidates) {
     absl::StatusOr<bool> has = hostHasCpuFeature(c);
@@ -454,7 +456,8 @@ TEST(ArtifactCode, NotElf) {
   w2.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
   w2.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
   w2.addSection(TERN_SECTION_WEIGHTS, testing::tinyWeights());
-  w2.addSection(TERN_SECTION_CODE, std::string("\x7f" "ELF"));
+  w2.addSection(TERN_SECTION_CODE, std::string("\x7f"
+                                               "ELF"));
   EXPECT_ERR_HAS(check(*w2.writeToBuffer()), "too small");
 }
 
@@ -493,7 +496,9 @@ TEST(ArtifactCode, NotASharedObject) {
 TEST(ArtifactOpen, MissingAndEmptyFiles) {
   EXPECT_ERR_HAS(Artifact::open("/nonexistent/x.tern").status(), "/nonexistent/x.tern");
   const std::string path = ::testing::TempDir() + "/empty.tern";
-  { std::ofstream f(path); }
+  {
+    std::ofstream f(path);
+  }
   EXPECT_ERR_HAS(Artifact::open(path).status(), "shorter than");
   std::filesystem::remove(path);
 }

@@ -24,8 +24,20 @@
 #define SCRATCH_FIXED 64
 
 static const tern_model_desc kDesc = {
-    TERN_ABI_VERSION, 1, /*hidden*/ 8, N_LAYER, /*n_head*/ 2, /*n_kv_head*/ 1, /*head_dim*/ KV_DIM,
-    /*ffn*/ 16, VOCAB, MAX_CTX, TINY_MAX_BATCH, SCRATCH_PER_TOKEN, SCRATCH_FIXED, WEIGHTS,
+    TERN_ABI_VERSION,
+    1,
+    /*hidden*/ 8,
+    N_LAYER,
+    /*n_head*/ 2,
+    /*n_kv_head*/ 1,
+    /*head_dim*/ KV_DIM,
+    /*ffn*/ 16,
+    VOCAB,
+    MAX_CTX,
+    TINY_MAX_BATCH,
+    SCRATCH_PER_TOKEN,
+    SCRATCH_FIXED,
+    WEIGHTS,
     "{\"blk.0.attn_qkv\": \"tern_uk_matmul_i2s_ref\", \"blk.1.attn_qkv\": "
     "\"tern_uk_matmul_i2s_ref\", \"output\": \"tern_uk_lm_head_f16_ref\"}"};
 
@@ -63,9 +75,10 @@ static void writeKv(void *arg, int64_t b, int64_t e) {
   }
 }
 
-__attribute__((visibility("default"))) int32_t
-tern_model_forward(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
-                   const int32_t *positions, float *logits) {
+__attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx *ctx, int64_t n,
+                                                                  const int32_t *tokens,
+                                                                  const int32_t *positions,
+                                                                  float *logits) {
   if (!ctx || ctx->abi_version != TERN_ABI_VERSION)
     return 1;
   if (n <= 0 || n > TINY_MAX_BATCH)

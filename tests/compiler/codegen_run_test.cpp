@@ -10,16 +10,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/abi/tern_abi.h"
 #include "runtime/artifact/artifact.h"
+#include "gtest/gtest.h"
 
 namespace {
 
@@ -186,9 +186,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(CodegenRun, RefusesBadBatchesAndPositions) {
   Loaded m;
-  ASSERT_NO_FATAL_FAILURE(compileAndLoad(std::string(TERN_SHARED_DIR) +
-                                             "/fixtures/models/tiny-bitnet-tq2.gguf",
-                                         "--target native --max-batch 4", m));
+  ASSERT_NO_FATAL_FAILURE(
+      compileAndLoad(std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
+                     "--target native --max-batch 4", m));
   EXPECT_EQ(m.desc->max_batch, 4);
   Session s(*m.desc, m.art->weights().data());
   std::vector<float> logits(size_t(m.desc->vocab));

@@ -12,8 +12,8 @@ using tern::ir::KernelLayout;
 namespace pk = tern::compiler::pack;
 
 tern::formats::TernaryMatrix randomMatrix(uint64_t rows, uint64_t cols,
-                                          std::vector<float> segScales,
-                                          std::vector<int64_t> segs, unsigned seed) {
+                                          std::vector<float> segScales, std::vector<int64_t> segs,
+                                          unsigned seed) {
   std::mt19937 rng(seed);
   tern::formats::TernaryMatrix m;
   m.rows = rows;
@@ -40,8 +40,8 @@ TEST_P(PackRoundTrip, ExactIncludingTails) {
   const bool tq = c.layout == KernelLayout::TQ1 || c.layout == KernelLayout::TQ2;
   // Shapes: exact tiles, M tail, K tail, both, a single row, a single column
   // (TQ: any K, padded to 256 inside the packer).
-  const std::pair<uint64_t, uint64_t> shapes[] = {
-      {64, 768}, {37, 768}, {64, 300}, {71, 1000}, {1, 96}, {5, 1}, {128, 2560}};
+  const std::pair<uint64_t, uint64_t> shapes[] = {{64, 768}, {37, 768}, {64, 300},  {71, 1000},
+                                                  {1, 96},   {5, 1},    {128, 2560}};
   unsigned seed = 1;
   for (auto [rows, cols] : shapes) {
     std::vector<int64_t> segs = {int64_t(rows)};
@@ -153,8 +153,13 @@ TEST(CostModel, EveryTargetChoosesForAnyShape) {
   for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod", "cuda"}) {
     auto ti = tern::compiler::createTargetInfo(t);
     ASSERT_TRUE(ti) << t;
-    for (auto [m, k] : {std::pair<int64_t, int64_t>{2560, 2560}, {640, 2560}, {6912, 2560},
-                        {2560, 6912}, {1, 1}, {37, 300}, {100000, 7}}) {
+    for (auto [m, k] : {std::pair<int64_t, int64_t>{2560, 2560},
+                        {640, 2560},
+                        {6912, 2560},
+                        {2560, 6912},
+                        {1, 1},
+                        {37, 300},
+                        {100000, 7}}) {
       auto c = ti->candidates(m, k, tern::ir::WeightFormat::I2_S, true);
       ASSERT_FALSE(c.empty()) << t;
       EXPECT_TRUE(ti->supports(c.front().layout));

@@ -5,13 +5,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/artifact/artifact.h"
 #include "runtime/exec/compile_cache.h"
 #include "runtime/model/cli.h"
 #include "runtime/support/status.h"
 #include "tests/artifact/test_util.h"
+#include "gtest/gtest.h"
 
 namespace tern::cli {
 namespace {
@@ -113,14 +113,19 @@ TEST_F(CliExec, CompileGoesThroughTheCache) {
     f << "#!/bin/sh\n"
          "if [ \"$1\" = --version ]; then echo 'ternc fake 1'; exit 0; fi\n"
          "echo \"fake ternc: $*\" >&2\n"
-         "echo x >> '" << counter.string() << "'\n"
+         "echo x >> '"
+      << counter.string()
+      << "'\n"
          "out=\"\"; prev=\"\"\n"
          "for a in \"$@\"; do if [ \"$prev\" = -o ]; then out=\"$a\"; fi; prev=\"$a\"; done\n"
-         "cp '" << tern_ << "' \"$out\"\n";
+         "cp '"
+      << tern_ << "' \"$out\"\n";
   }
   fs::permissions(fake, fs::perms::owner_all);
   const fs::path gguf = dir_ / "model.gguf";
-  { std::ofstream(gguf) << "not really a gguf; the fake compiler ignores it"; }
+  {
+    std::ofstream(gguf) << "not really a gguf; the fake compiler ignores it";
+  }
   ::setenv("TERNC", fake.c_str(), 1);
   ::setenv("TERN_CACHE_DIR", (dir_ / "cache").c_str(), 1);
   auto calls = [&] {
@@ -143,7 +148,9 @@ TEST_F(CliExec, CompileGoesThroughTheCache) {
   EXPECT_EQ(calls(), 2);
   EXPECT_NE(r.err.find("--kernel ref"), std::string::npos) << r.err;
   // A changed GGUF is a new key.
-  { std::ofstream(gguf, std::ios::app) << "!"; }
+  {
+    std::ofstream(gguf, std::ios::app) << "!";
+  }
   r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(calls(), 3);
@@ -158,7 +165,9 @@ TEST_F(CliExec, CompileGoesThroughTheCache) {
   EXPECT_EQ(calls(), 4);
   // A rebuilt compiler (same --version line, other executable) never reuses
   // the artifacts of the old one.
-  { std::ofstream(fake, std::ios::app) << "# rebuilt\n"; }
+  {
+    std::ofstream(fake, std::ios::app) << "# rebuilt\n";
+  }
   r = run({"eval", gguf.string(), "--compile", "--tokens", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(calls(), 5) << r.err;

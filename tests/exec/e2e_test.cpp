@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "fmt/format.h"
-#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/cli.h"
 #include "runtime/model/eval.h"
 #include "runtime/support/status.h"
+#include "gtest/gtest.h"
 
 namespace tern::exec {
 namespace {
@@ -74,8 +74,8 @@ std::string compile(const std::string &gguf, const std::string &name,
     cmd += s + " ";
   fs::remove(out);
   const int rc = runTool(argv, log);
-  EXPECT_EQ(rc, 0) << "ternc could not compile " << gguf << " to a .tern artifact.\n  command: "
-                   << cmd << "\n  output (" << log << "):\n"
+  EXPECT_EQ(rc, 0) << "ternc could not compile " << gguf
+                   << " to a .tern artifact.\n  command: " << cmd << "\n  output (" << log << "):\n"
                    << tail(log);
   if (rc != 0 || !fs::exists(out)) {
     ADD_FAILURE() << "no artifact at " << out;
@@ -92,9 +92,9 @@ struct E2ECase {
 };
 
 std::string caseName(const ::testing::TestParamInfo<E2ECase> &info) {
-  std::string n = fmt::format("{}_{}_{}", info.param.model,
-                              info.param.refKernels ? "ref" : "native",
-                              model::actQuantName(info.param.actQuant));
+  std::string n =
+      fmt::format("{}_{}_{}", info.param.model, info.param.refKernels ? "ref" : "native",
+                  model::actQuantName(info.param.actQuant));
   for (char &c : n)
     if (!isalnum(static_cast<unsigned char>(c)))
       c = '_';
@@ -110,8 +110,8 @@ TEST_P(E2E, CompiledMatchesGoldens) {
     flags.push_back("--kernel=ref");
   if (c.actQuant == ActQuant::None)
     flags.insert(flags.end(), {"--act-quant", "none"});
-  const std::string tern = compile(fmt::format("{}/models/{}.gguf", kFixtures, c.model),
-                                   caseName({c, 0}), flags);
+  const std::string tern =
+      compile(fmt::format("{}/models/{}.gguf", kFixtures, c.model), caseName({c, 0}), flags);
   ASSERT_FALSE(tern.empty());
   model::ModelOptions o;
   o.threads = 2;
@@ -217,8 +217,8 @@ TEST(E2ECli, EvalGgufWithCompileGoesThroughTheCache) {
   ::setenv("TERN_CACHE_DIR", cache.c_str(), 1);
   const std::string gguf = kFixtures + "/models/tiny-bitnet-tq2.gguf";
   auto eval = [&](std::vector<std::string> extra) {
-    std::vector<std::string> args = {"eval", gguf, "--tokens", "354,111,110,97", "--json",
-                                     "--greedy", "6"};
+    std::vector<std::string> args = {"eval",   gguf,       "--tokens", "354,111,110,97",
+                                     "--json", "--greedy", "6"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::ostringstream out, err;
     const int rc = cli::ternMain(args, out, err);

@@ -2,11 +2,11 @@
 // (tests/artifact/tiny_model.c): loading, ctx setup, chunking, KV paging.
 #include <filesystem>
 
-#include "gtest/gtest.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/eval.h"
 #include "runtime/support/status.h"
 #include "tests/artifact/test_util.h"
+#include "gtest/gtest.h"
 
 namespace tern::exec {
 namespace {
@@ -212,8 +212,7 @@ TEST_F(ExecTest, CtxSizeAboveCompiledMaxIsRefused) {
 }
 
 TEST_F(ExecTest, DescMustMatchMetadata) {
-  auto m = ArtifactModel::open(
-      writeWith("meta", R"({"hparams": {"vocab": 33}})"), {});
+  auto m = ArtifactModel::open(writeWith("meta", R"({"hparams": {"vocab": 33}})"), {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(statusMessage(m.status()).find("metadata vocab = 33"), std::string::npos)
       << statusMessage(m.status());
@@ -230,7 +229,8 @@ TEST_F(ExecTest, MissingEntryPoint) {
   // A valid ELF shared object without the entry points: this test binary's
   // own companion, the b1 model renamed? Use libm-free trick: the tokenizer
   // GGUF is not ELF, so take any system .so instead.
-  const char *candidates[] = {"/lib/x86_64-linux-gnu/libdl.so.2", "/lib/aarch64-linux-gnu/libdl.so.2",
+  const char *candidates[] = {"/lib/x86_64-linux-gnu/libdl.so.2",
+                              "/lib/aarch64-linux-gnu/libdl.so.2",
                               "/usr/lib/x86_64-linux-gnu/libdl.so.2"};
   for (const char *c : candidates) {
     if (!std::filesystem::exists(c))

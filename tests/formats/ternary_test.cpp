@@ -94,7 +94,8 @@ TEST(Half, F16RoundsToNearest) {
     float t = std::uniform_real_distribution<float>(a, b)(rng);
     uint16_t got = f32ToF16(t);
     double da = double(t) - a, db = double(b) - t;
-    uint16_t want = da < db ? lo : (db < da ? uint16_t(lo + 1) : ((lo & 1) ? uint16_t(lo + 1) : lo));
+    uint16_t want =
+        da < db ? lo : (db < da ? uint16_t(lo + 1) : ((lo & 1) ? uint16_t(lo + 1) : lo));
     ASSERT_EQ(got, want) << t;
     ASSERT_EQ(f32ToF16(-t), want | 0x8000) << -t;
   }
@@ -153,7 +154,7 @@ TEST(TQ2_0, BitLayout) {
   m.cols = 256;
   m.blockElems = 256;
   m.scales = {1.0f};
-  m.codes.assign(256, -1); // code 0 everywhere
+  m.codes.assign(256, -1);       // code 0 everywhere
   m.codes[128 + 2 * 32 + 5] = 1; // c=1, l=2, m=5 -> byte 37, bits 5:4 = 2
   m.codes[3 * 32 + 0] = 0;       // c=0, l=3, m=0 -> byte 0, bits 7:6 = 1
   auto p = packTQ2_0(m);
@@ -230,8 +231,8 @@ TEST(TQ1_0, EveryByteValue) {
     m.codes.assign(256, 0);
     uint32_t d[5] = {v / 81, v / 27 % 3, v / 9 % 3, v / 3 % 3, v % 3};
     for (int n = 0; n < 5; ++n) {
-      m.codes[7 + 32 * n] = int8_t(d[n]) - 1;        // qs[7]
-      m.codes[160 + 3 + 16 * n] = int8_t(d[n]) - 1;  // qs[32+3]
+      m.codes[7 + 32 * n] = int8_t(d[n]) - 1;       // qs[7]
+      m.codes[160 + 3 + 16 * n] = int8_t(d[n]) - 1; // qs[32+3]
     }
     for (int n = 0; n < 4; ++n)
       m.codes[240 + 2 + 4 * n] = int8_t(d[n + 1]) - 1; // qh[2] holds 4 digits
@@ -273,7 +274,7 @@ TEST(I2S, RoundTripRandomShapesAllLayouts) {
   for (int it = 0; it < 40; ++it) {
     std::vector<LayoutCase> cases = {
         {I2SLayout::X86_QK128, 1 + rng() % 7, 128 * (1 + rng() % 5)},
-        {I2SLayout::X86_QK128, 2 * (1 + rng() % 4), 64},  // blocks span rows
+        {I2SLayout::X86_QK128, 2 * (1 + rng() % 4), 64}, // blocks span rows
         {I2SLayout::ARM_QK64, 1 + rng() % 7, 64 * (1 + rng() % 5)},
         {I2SLayout::ARM_QK64, 2 * (1 + rng() % 4), 32},
         {I2SLayout::X86_1x4, 4 * (1 + rng() % 4), 1 + rng() % 300}, // any K

@@ -190,10 +190,10 @@ TEST(Inspect, RefusedAndUnreadableFilesExitNonZeroWithReasons) {
     return dir + name;
   };
   std::string out, err;
-  auto q4 = write("q4.gguf",
-                  testing::buildModel({{"blk.0.attn_q.weight", {256, 4}, 2,
-                                        std::vector<uint8_t>(18 * 32, 0)}})
-                      .bytes);
+  auto q4 = write(
+      "q4.gguf",
+      testing::buildModel({{"blk.0.attn_q.weight", {256, 4}, 2, std::vector<uint8_t>(18 * 32, 0)}})
+          .bytes);
   EXPECT_EQ(inspect({q4}, &out, &err), 1);
   EXPECT_THAT(err, HasSubstr("blk.0.attn_q.weight"));
   EXPECT_THAT(err, HasSubstr("Q4_0"));

@@ -10,8 +10,7 @@
 namespace tern::cli {
 namespace {
 
-const std::string kTq2 =
-    std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
+const std::string kTq2 = std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
 
 struct Result {
   int rc;
@@ -25,11 +24,8 @@ Result run(std::vector<std::string> args) {
 }
 
 TEST(Cli, HelpEverywhere) {
-  for (auto args : std::vector<std::vector<std::string>>{{"--help"},
-                                                         {"help"},
-                                                         {"eval", "--help"},
-                                                         {"run", "--help"},
-                                                         {"eval", "-h"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"help"}, {"eval", "--help"}, {"run", "--help"}, {"eval", "-h"}}) {
     Result r = run(args);
     EXPECT_EQ(r.rc, 0) << args[0];
     EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
@@ -46,8 +42,7 @@ TEST(Cli, BadFlagsFailWithAMessage) {
            {{"frobnicate"}, "frobnicate"},
            {{"eval", kTq2, "--tokens", "1,2", "--bogus"}, "--bogus"},
            {{"eval", kTq2, "--tokens", "1,x"}, "--tokens"},
-           {{"eval", kTq2, "--tokens", "1", "--act-quant", "int4"},
-            "--act-quant"},
+           {{"eval", kTq2, "--tokens", "1", "--act-quant", "int4"}, "--act-quant"},
            {{"eval", kTq2, "--tokens", "1", "--greedy"}, "--greedy"},
            {{"eval", kTq2, "--tokens", "1", "-t", "-3"}, "-t"},
            {{"eval", kTq2, "--tokens", "1", "--json=yes"}, "--json"},
@@ -64,16 +59,15 @@ TEST(Cli, BadFlagsFailWithAMessage) {
     for (const auto &a : c.args)
       joined += a + " ";
     EXPECT_NE(r.rc, 0) << joined;
-    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << joined << "\n"
-                                                         << r.err;
+    EXPECT_NE(r.err.find(c.mentions), std::string::npos) << joined << "\n" << r.err;
   }
 }
 
 TEST(Cli, ActQuantQ8K) {
   Result h = run({"eval", "--help"});
   EXPECT_NE(h.out.find("q8k"), std::string::npos) << h.out;
-  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--greedy", "2",
-                  "--json", "--act-quant", "q8k"});
+  Result r = run(
+      {"eval", kTq2, "--tokens", "354,111,150", "--greedy", "2", "--json", "--act-quant", "q8k"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("\"steps\""), std::string::npos) << r.out;
   Result bad = run({"eval", kTq2, "--tokens", "1", "--act-quant", "q8"});
@@ -82,9 +76,8 @@ TEST(Cli, ActQuantQ8K) {
 }
 
 TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
-  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120",
-                  "--greedy", "3", "--top=4", "--json", "-t", "2",
-                  "--act-quant=token"});
+  Result r = run({"eval", kTq2, "--tokens", "354,111,150", "--tokens=354,120", "--greedy", "3",
+                  "--top=4", "--json", "-t", "2", "--act-quant=token"});
   ASSERT_EQ(r.rc, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -107,8 +100,7 @@ TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
 }
 
 TEST(Cli, RunGeneratesFromTokens) {
-  Result r =
-      run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
+  Result r = run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
 }
@@ -127,9 +119,9 @@ TEST(Cli, EvalPromptMatchesGoldenInputs) {
   std::ifstream in(fixtures + "/golden/tiny-bitnet-f16.json");
   nlohmann::json golden = nlohmann::json::parse(in);
   for (const auto &g : golden) {
-    Result r = run({"eval", fixtures + "/models/tiny-bitnet-f16.gguf",
-                    "--prompt", g["prompt"].get<std::string>(), "--greedy", "1",
-                    "--json", "--act-quant", "none"});
+    Result r =
+        run({"eval", fixtures + "/models/tiny-bitnet-f16.gguf", "--prompt",
+             g["prompt"].get<std::string>(), "--greedy", "1", "--json", "--act-quant", "none"});
     ASSERT_EQ(r.rc, 0) << r.err;
     nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["prompt"], g["prompt"]);
@@ -142,10 +134,8 @@ TEST(Cli, EvalPromptMatchesGoldenInputs) {
 }
 
 TEST(Cli, RunPrintsPromptAndContinuation) {
-  Result r = run(
-      {"run",
-       std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
-       "-p", "once upon a time", "-n", "6", "-t", "2"});
+  Result r = run({"run", std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
+                  "-p", "once upon a time", "-n", "6", "-t", "2"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out.rfind("once upon a time", 0), 0u) << r.out;
   EXPECT_GT(r.out.size(), std::string("once upon a time").size());

@@ -18,14 +18,13 @@ struct GoldenCase {
   const char *model;
   ActQuant actQuant;
   double tolerance; // max Δp over the golden's top-5
-  double gap; // a parted pick is allowed where the golden's top two are closer
-  double expected; // what the fixtures' independent reference measured
-                   // (documentation)
+  double gap;       // a parted pick is allowed where the golden's top two are closer
+  double expected;  // what the fixtures' independent reference measured
+                    // (documentation)
 };
 
 std::string caseName(const testing::TestParamInfo<GoldenCase> &info) {
-  std::string n =
-      fmt::format("{}_{}", info.param.model, actQuantName(info.param.actQuant));
+  std::string n = fmt::format("{}_{}", info.param.model, actQuantName(info.param.actQuant));
   for (char &ch : n)
     if (!isalnum(static_cast<unsigned char>(ch)))
       ch = '_';
@@ -40,11 +39,9 @@ TEST_P(GoldenTest, MatchesWithinTolerance) {
   o.actQuant = gc.actQuant;
   o.threads = 2;
   o.contextLength = 128;
-  auto model =
-      openModel(fmt::format("{}/models/{}.gguf", kFixtures, gc.model), o);
+  auto model = openModel(fmt::format("{}/models/{}.gguf", kFixtures, gc.model), o);
   ASSERT_TRUE(model.ok()) << statusMessage(model.status());
-  auto golden =
-      readGoldenFile(fmt::format("{}/golden/{}.json", kFixtures, gc.model));
+  auto golden = readGoldenFile(fmt::format("{}/golden/{}.json", kFixtures, gc.model));
   ASSERT_TRUE(golden.ok()) << statusMessage(golden.status());
   ASSERT_FALSE(golden->empty());
 
@@ -65,56 +62,49 @@ TEST_P(GoldenTest, MatchesWithinTolerance) {
     worst = std::max(worst, c.maxDeltaP);
     if (c.partedStep >= 0)
       ++partings;
-    std::printf(
-        "  [%s act=%s] prompt '%s' (%zu ids): max dp %.4f at step %d over %d "
-        "steps%s\n",
-        gc.model, actQuantName(gc.actQuant), g.prompt.value_or("?").c_str(),
-        g.input.size(), c.maxDeltaP, c.maxDeltaStep, c.comparedSteps,
-        c.partedStep >= 0
-            ? fmt::format(", picks part at step {} (golden margin {:.4f})",
-                          c.partedStep, c.partedMargin)
-                  .c_str()
-            : "");
-    EXPECT_TRUE(c.ok) << gc.model << " prompt '" << g.prompt.value_or("?")
-                      << "': " << c.detail;
+    std::printf("  [%s act=%s] prompt '%s' (%zu ids): max dp %.4f at step %d over %d "
+                "steps%s\n",
+                gc.model, actQuantName(gc.actQuant), g.prompt.value_or("?").c_str(), g.input.size(),
+                c.maxDeltaP, c.maxDeltaStep, c.comparedSteps,
+                c.partedStep >= 0 ? fmt::format(", picks part at step {} (golden margin {:.4f})",
+                                                c.partedStep, c.partedMargin)
+                                        .c_str()
+                                  : "");
+    EXPECT_TRUE(c.ok) << gc.model << " prompt '" << g.prompt.value_or("?") << "': " << c.detail;
   }
   std::printf("MEASURED %s act-quant=%s: max dp %.4f (tolerance %.2f, "
               "fixtures' reference "
               "%.4f), %d prompt(s) with a parted pick\n",
-              gc.model, actQuantName(gc.actQuant), worst, gc.tolerance,
-              gc.expected, partings);
+              gc.model, actQuantName(gc.actQuant), worst, gc.tolerance, gc.expected, partings);
   RecordProperty("max_delta_p", fmt::format("{:.5f}", worst));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, GoldenTest,
-    testing::Values(
-        // Graph semantics, float activations vs llama.cpp on F16 weights.
-        GoldenCase{"tiny-bitnet-f16", ActQuant::None, 0.01, 0.01, 0.0014},
-        // Same scheme as bitnet.cpp.
-        GoldenCase{"tiny-bitnet-i2s", ActQuant::PerToken, 0.05, 0.03, 0.020},
-        // Per-token int8 vs llama.cpp's Q8_K / float activations.
-        GoldenCase{"tiny-bitnet-f16", ActQuant::PerToken, 0.10, 0.05, 0.080},
-        GoldenCase{"tiny-bitnet-tq2", ActQuant::PerToken, 0.10, 0.05, 0.080},
-        GoldenCase{"tiny-bitnet-tq1", ActQuant::PerToken, 0.10, 0.05, 0.080},
-        GoldenCase{"gqa-bitnet-tq2", ActQuant::PerToken, 0.10, 0.05, 0.080},
-        // llama.cpp's own arithmetic for TQ weights (Q8_K blocks, f16 KV
-        // cache, its flash attention); `expected` is what q8k measured
-        // here (2026-11-26), no independent reference.
-        GoldenCase{"tiny-bitnet-tq2", ActQuant::Q8K, 0.03, 0.03, 0.0078},
-        GoldenCase{"tiny-bitnet-tq1", ActQuant::Q8K, 0.03, 0.03, 0.0078},
-        GoldenCase{"gqa-bitnet-tq2", ActQuant::Q8K, 0.03, 0.03, 0.0232}),
-    caseName);
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest,
+                         testing::Values(
+                             // Graph semantics, float activations vs llama.cpp on F16 weights.
+                             GoldenCase{"tiny-bitnet-f16", ActQuant::None, 0.01, 0.01, 0.0014},
+                             // Same scheme as bitnet.cpp.
+                             GoldenCase{"tiny-bitnet-i2s", ActQuant::PerToken, 0.05, 0.03, 0.020},
+                             // Per-token int8 vs llama.cpp's Q8_K / float activations.
+                             GoldenCase{"tiny-bitnet-f16", ActQuant::PerToken, 0.10, 0.05, 0.080},
+                             GoldenCase{"tiny-bitnet-tq2", ActQuant::PerToken, 0.10, 0.05, 0.080},
+                             GoldenCase{"tiny-bitnet-tq1", ActQuant::PerToken, 0.10, 0.05, 0.080},
+                             GoldenCase{"gqa-bitnet-tq2", ActQuant::PerToken, 0.10, 0.05, 0.080},
+                             // llama.cpp's own arithmetic for TQ weights (Q8_K blocks, f16 KV
+                             // cache, its flash attention); `expected` is what q8k measured
+                             // here (2026-11-26), no independent reference.
+                             GoldenCase{"tiny-bitnet-tq2", ActQuant::Q8K, 0.03, 0.03, 0.0078},
+                             GoldenCase{"tiny-bitnet-tq1", ActQuant::Q8K, 0.03, 0.03, 0.0078},
+                             GoldenCase{"gqa-bitnet-tq2", ActQuant::Q8K, 0.03, 0.03, 0.0232}),
+                         caseName);
 
 // TQ2_0, TQ1_0 and F16 files hold the same weights: identical logits.
 TEST(GoldenFormats, SameWeightsSameLogits) {
   std::vector<float> ref;
-  for (const char *name :
-       {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16"}) {
+  for (const char *name : {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16"}) {
     ModelOptions o;
     o.contextLength = 32;
-    auto model =
-        openModel(fmt::format("{}/models/{}.gguf", kFixtures, name), o);
+    auto model = openModel(fmt::format("{}/models/{}.gguf", kFixtures, name), o);
     ASSERT_TRUE(model.ok()) << statusMessage(model.status());
     auto session = (*model)->newSession();
     ASSERT_TRUE(session.ok());
@@ -125,8 +115,7 @@ TEST(GoldenFormats, SameWeightsSameLogits) {
       ref = logits;
     else
       for (size_t i = 0; i < ref.size(); ++i)
-        ASSERT_NEAR(logits[i], ref[i],
-                    1e-4f * std::max(1.0f, std::fabs(ref[i])))
+        ASSERT_NEAR(logits[i], ref[i], 1e-4f * std::max(1.0f, std::fabs(ref[i])))
             << name << " logit " << i;
   }
 }

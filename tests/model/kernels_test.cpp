@@ -48,9 +48,8 @@ TEST(Kernels, BitLinearMatchesFloatMathPerBlock) {
       for (uint32_t r = 0; r < w.rows; ++r) {
         double want = 0.0;
         for (uint32_t c = 0; c < w.cols; ++c) {
-          const double xv = mode == ActQuant::None
-                                ? x[t * w.cols + c]
-                                : in.q[t * w.cols + c] / double(in.scale[t]);
+          const double xv = mode == ActQuant::None ? x[t * w.cols + c]
+                                                   : in.q[t * w.cols + c] / double(in.scale[t]);
           want += xv * w.codes[r * w.cols + c] * w.scales[r * 2 + c / 256];
         }
         EXPECT_NEAR(y[t * w.rows + r], want, 1e-3 * (1 + std::fabs(want)));
@@ -104,7 +103,7 @@ TEST(Kernels, QuantizeQ8KHandComputed) {
 
 TEST(Kernels, RoundToF16TiesToEven) {
   EXPECT_EQ(roundToF16(1.0f), 1.0f);
-  EXPECT_EQ(roundToF16(1.0f + 0x1p-11f), 1.0f);             // tie -> even
+  EXPECT_EQ(roundToF16(1.0f + 0x1p-11f), 1.0f);               // tie -> even
   EXPECT_EQ(roundToF16(1.0f + 3 * 0x1p-11f), 1.0f + 0x1p-9f); // tie -> even
   EXPECT_EQ(roundToF16(1.0f + 0x1p-11f + 0x1p-20f), 1.0f + 0x1p-10f);
   EXPECT_EQ(roundToF16(-0.1f), -0.0999755859375f);

@@ -12,14 +12,11 @@
 namespace tern::model {
 namespace {
 
-const std::string kTq2 =
-    std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
-const std::string kGqa =
-    std::string(TERN_SHARED_DIR) + "/fixtures/models/gqa-bitnet-tq2.gguf";
+const std::string kTq2 = std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf";
+const std::string kGqa = std::string(TERN_SHARED_DIR) + "/fixtures/models/gqa-bitnet-tq2.gguf";
 
-const std::vector<int32_t> kPrompt = {354, 116, 262, 281, 101, 32, 119,
-                                      101, 114, 101, 32,  104, 97, 112,
-                                      112, 121, 32,  116, 111};
+const std::vector<int32_t> kPrompt = {354, 116, 262, 281, 101, 32,  119, 101, 114, 101,
+                                      32,  104, 97,  112, 112, 121, 32,  116, 111};
 
 std::unique_ptr<Model> open(const std::string &path, ModelOptions o) {
   auto m = openModel(path, o);
@@ -29,8 +26,8 @@ std::unique_ptr<Model> open(const std::string &path, ModelOptions o) {
 
 // Logits after the prompt, then after each of `extra` greedy tokens, fed one by
 // one.
-std::vector<std::vector<float>> trace(Model &m, std::span<const int32_t> prompt,
-                                      int extra, bool tokenByToken = false) {
+std::vector<std::vector<float>> trace(Model &m, std::span<const int32_t> prompt, int extra,
+                                      bool tokenByToken = false) {
   auto s = m.newSession();
   EXPECT_TRUE(s.ok());
   std::vector<std::vector<float>> out;
@@ -43,8 +40,8 @@ std::vector<std::vector<float>> trace(Model &m, std::span<const int32_t> prompt,
   }
   out.push_back(logits);
   for (int i = 0; i < extra; ++i) {
-    int32_t next = static_cast<int32_t>(
-        std::max_element(logits.begin(), logits.end()) - logits.begin());
+    int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     EXPECT_TRUE(m.decode(**s, std::span<const int32_t>(&next, 1), logits).ok());
     out.push_back(logits);
   }
@@ -64,8 +61,7 @@ TEST(KvPool, AllOrNothingAndPagesReturned) {
     KvSession b(*pool);
     absl::Status st = b.reserve(5); // needs 4, 2 free
     EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
-    EXPECT_NE(statusMessage(st).find("exhausted"), std::string::npos)
-        << statusMessage(st);
+    EXPECT_NE(statusMessage(st).find("exhausted"), std::string::npos) << statusMessage(st);
     EXPECT_EQ(b.pagesHeld(), 0u);
     EXPECT_EQ((*pool)->freePages(), 2u); // nothing leaked by the failed request
     ASSERT_TRUE(b.reserve(4).ok());
@@ -89,12 +85,8 @@ TEST(KvPool, AllOrNothingAndPagesReturned) {
 }
 
 TEST(KvPool, RejectsBadOptions) {
-  EXPECT_FALSE(
-      KvPool::create({.nLayer = 0, .kvDim = 8, .pageSize = 4, .numPages = 1})
-          .ok());
-  EXPECT_FALSE(
-      KvPool::create({.nLayer = 1, .kvDim = 8, .pageSize = 0, .numPages = 1})
-          .ok());
+  EXPECT_FALSE(KvPool::create({.nLayer = 0, .kvDim = 8, .pageSize = 4, .numPages = 1}).ok());
+  EXPECT_FALSE(KvPool::create({.nLayer = 1, .kvDim = 8, .pageSize = 0, .numPages = 1}).ok());
 }
 
 TEST(PagedKv, ExhaustionIsAnErrorForThatRequestOnly) {
@@ -108,22 +100,18 @@ TEST(PagedKv, ExhaustionIsAnErrorForThatRequestOnly) {
   std::vector<float> logits(m->config().nVocab);
   auto a = m->newSession();
   ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(
-      m->decode(**a, kPrompt, logits).ok()); // 19 positions: 3 pages per layer
+  ASSERT_TRUE(m->decode(**a, kPrompt, logits).ok()); // 19 positions: 3 pages per layer
   EXPECT_EQ(ref.kvPool().freePages(), 0u);
   auto b = m->newSession();
   ASSERT_TRUE(b.ok());
-  absl::Status st =
-      m->decode(**b, std::span<const int32_t>(kPrompt.data(), 4), logits);
-  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted)
-      << statusMessage(st);
+  absl::Status st = m->decode(**b, std::span<const int32_t>(kPrompt.data(), 4), logits);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << statusMessage(st);
   EXPECT_EQ((*b)->position(), 0u);
   // Session a goes on undisturbed until its own pages run out.
   std::vector<int32_t> more(5, 101);
   ASSERT_TRUE(m->decode(**a, more, logits).ok()); // 24 positions
   st = m->decode(**a, std::span<const int32_t>(more.data(), 1), logits);
-  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted)
-      << statusMessage(st);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << statusMessage(st);
   EXPECT_EQ((*a)->position(), 24u);
   a->reset();
   EXPECT_EQ(ref.kvPool().freePages(), 6u);
@@ -147,16 +135,14 @@ TEST(PagedKv, ContextFullIsAnError) {
   int32_t bad = 356;
   st = m->decode(**s, std::span<const int32_t>(&bad, 1), logits);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(statusMessage(st).find("356"), std::string::npos)
-      << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("356"), std::string::npos) << statusMessage(st);
 }
 
 TEST(PagedKv, SessionChurnReturnsEveryPage) {
   ModelOptions o;
   o.contextLength = 32;
   o.pageSize = 4;
-  o.kvPages =
-      3 * 8 * 4; // gqa: 3 layers, 8 pages each per session, room for 4 sessions
+  o.kvPages = 3 * 8 * 4; // gqa: 3 layers, 8 pages each per session, room for 4 sessions
   auto m = open(kGqa, o);
   ASSERT_TRUE(m);
   auto &ref = static_cast<ReferenceModel &>(*m);
@@ -166,8 +152,7 @@ TEST(PagedKv, SessionChurnReturnsEveryPage) {
     for (int i = 0; i < 5; ++i) {
       auto s = m->newSession();
       ASSERT_TRUE(s.ok());
-      absl::Status st = m->decode(
-          **s, std::span<const int32_t>(kPrompt.data(), 3 + i), logits);
+      absl::Status st = m->decode(**s, std::span<const int32_t>(kPrompt.data(), 3 + i), logits);
       if (i < 4)
         EXPECT_TRUE(st.ok()) << statusMessage(st);
       live.push_back(std::move(*s));
@@ -180,8 +165,7 @@ TEST(PagedKv, SessionChurnReturnsEveryPage) {
 class Invariance : public testing::TestWithParam<const char *> {};
 
 TEST_P(Invariance, PageSizeThreadsAndBatchingDoNotChangeResults) {
-  const std::string path =
-      std::string(TERN_SHARED_DIR) + "/fixtures/models/" + GetParam();
+  const std::string path = std::string(TERN_SHARED_DIR) + "/fixtures/models/" + GetParam();
   ModelOptions base;
   base.contextLength = 64;
   base.pageSize = 16;
@@ -196,16 +180,14 @@ TEST_P(Invariance, PageSizeThreadsAndBatchingDoNotChangeResults) {
       o.threads = threads;
       auto m = open(path, o);
       ASSERT_TRUE(m);
-      EXPECT_EQ(trace(*m, kPrompt, 6), want)
-          << "page " << page << " threads " << threads;
+      EXPECT_EQ(trace(*m, kPrompt, 6), want) << "page " << page << " threads " << threads;
     }
   // Feeding the prompt token by token equals feeding it as one batch.
   EXPECT_EQ(trace(*m0, kPrompt, 6, /*tokenByToken=*/true), want);
 }
 
 TEST_P(Invariance, InterleavedSessionsAreIndependent) {
-  const std::string path =
-      std::string(TERN_SHARED_DIR) + "/fixtures/models/" + GetParam();
+  const std::string path = std::string(TERN_SHARED_DIR) + "/fixtures/models/" + GetParam();
   ModelOptions o;
   o.contextLength = 64;
   o.pageSize = 4;
@@ -221,19 +203,16 @@ TEST_P(Invariance, InterleavedSessionsAreIndependent) {
   std::vector<float> la(m->config().nVocab), lb(m->config().nVocab);
   // Alternate token by token so the two sessions' pages interleave in the pool.
   for (size_t i = 0; i < kPrompt.size(); ++i) {
-    ASSERT_TRUE(
-        m->decode(**a, std::span<const int32_t>(&kPrompt[i], 1), la).ok());
+    ASSERT_TRUE(m->decode(**a, std::span<const int32_t>(&kPrompt[i], 1), la).ok());
     if (i < other.size())
-      ASSERT_TRUE(
-          m->decode(**b, std::span<const int32_t>(&other[i], 1), lb).ok());
+      ASSERT_TRUE(m->decode(**b, std::span<const int32_t>(&other[i], 1), lb).ok());
   }
   EXPECT_EQ(la, wantA);
   EXPECT_EQ(lb, wantB);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Invariance,
-                         testing::Values("tiny-bitnet-tq2.gguf",
-                                         "gqa-bitnet-tq2.gguf",
+                         testing::Values("tiny-bitnet-tq2.gguf", "gqa-bitnet-tq2.gguf",
                                          "tiny-bitnet-i2s.gguf"),
                          [](const auto &info) {
                            std::string n = info.param;

@@ -20,8 +20,7 @@ std::vector<uint8_t> readAll(const std::string &path) {
 }
 
 // Replaces the first occurrence of `from` by `to` (same length).
-void patch(std::vector<uint8_t> &bytes, const std::string &from,
-           const std::string &to) {
+void patch(std::vector<uint8_t> &bytes, const std::string &from, const std::string &to) {
   ASSERT_EQ(from.size(), to.size());
   auto it = std::search(bytes.begin(), bytes.end(), from.begin(), from.end());
   ASSERT_NE(it, bytes.end()) << from;
@@ -29,8 +28,7 @@ void patch(std::vector<uint8_t> &bytes, const std::string &from,
 }
 
 // Sets the u32 value of metadata key `key` (stored right after key and type).
-void patchU32(std::vector<uint8_t> &bytes, const std::string &key,
-              uint32_t value) {
+void patchU32(std::vector<uint8_t> &bytes, const std::string &key, uint32_t value) {
   auto it = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
   ASSERT_NE(it, bytes.end()) << key;
   uint8_t *p = &*it + key.size();
@@ -44,8 +42,7 @@ absl::Status load(const std::vector<uint8_t> &bytes) {
   auto f = gguf::File::fromBuffer(bytes);
   if (!f.ok())
     return f.status();
-  auto m =
-      ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
+  auto m = ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
   return m.status();
 }
 
@@ -55,16 +52,14 @@ TEST(Loader, ReadsHyperparametersAndFormats) {
     uint32_t embd, layers, heads, kv, ff;
     const char *storage;
   };
-  for (const Want &w :
-       {Want{"tiny-bitnet-tq2.gguf", 256, 2, 4, 2, 512, "TQ2_0"},
-        Want{"tiny-bitnet-tq1.gguf", 256, 2, 4, 2, 512, "TQ1_0"},
-        Want{"tiny-bitnet-f16.gguf", 256, 2, 4, 2, 512, "F16"},
-        Want{"tiny-bitnet-i2s.gguf", 256, 2, 4, 2, 512, "I2_S"},
-        Want{"gqa-bitnet-tq2.gguf", 512, 3, 8, 2, 768, "TQ2_0"}}) {
+  for (const Want &w : {Want{"tiny-bitnet-tq2.gguf", 256, 2, 4, 2, 512, "TQ2_0"},
+                        Want{"tiny-bitnet-tq1.gguf", 256, 2, 4, 2, 512, "TQ1_0"},
+                        Want{"tiny-bitnet-f16.gguf", 256, 2, 4, 2, 512, "F16"},
+                        Want{"tiny-bitnet-i2s.gguf", 256, 2, 4, 2, 512, "I2_S"},
+                        Want{"gqa-bitnet-tq2.gguf", 512, 3, 8, 2, 768, "TQ2_0"}}) {
     auto f = gguf::File::open(kModels + w.file);
     ASSERT_TRUE(f.ok()) << statusMessage(f.status());
-    auto m = ReferenceModel::create(std::move(*f),
-                                    ModelOptions{.contextLength = 16});
+    auto m = ReferenceModel::create(std::move(*f), ModelOptions{.contextLength = 16});
     ASSERT_TRUE(m.ok()) << w.file << ": " << statusMessage(m.status());
     const ModelConfig &c = (*m)->config();
     EXPECT_EQ(c.arch, "bitnet");
@@ -94,10 +89,8 @@ TEST(Loader, MissingTensorIsNamed) {
   patch(b, "blk.1.ffn_up.weight", "blk.1.ffn_uq.weight");
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(statusMessage(st).find("blk.1.ffn_up.weight"), std::string::npos)
-      << statusMessage(st);
-  EXPECT_NE(statusMessage(st).find("missing"), std::string::npos)
-      << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("blk.1.ffn_up.weight"), std::string::npos) << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("missing"), std::string::npos) << statusMessage(st);
 }
 
 TEST(Loader, WrongShapeIsNamed) {
@@ -107,8 +100,7 @@ TEST(Loader, WrongShapeIsNamed) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(statusMessage(st).find("blk.0.ffn_gate.weight"), std::string::npos)
       << statusMessage(st);
-  EXPECT_NE(statusMessage(st).find("shape"), std::string::npos)
-      << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("shape"), std::string::npos) << statusMessage(st);
 }
 
 TEST(Loader, UnknownArchIsRefused) {
@@ -117,8 +109,7 @@ TEST(Loader, UnknownArchIsRefused) {
         std::string("\x06\0\0\0\0\0\0\0bitnex", 14));
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(statusMessage(st).find("bitnex"), std::string::npos)
-      << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("bitnex"), std::string::npos) << statusMessage(st);
 }
 
 TEST(Loader, MissingKeyIsNamed) {
@@ -128,8 +119,7 @@ TEST(Loader, MissingKeyIsNamed) {
   patch(b, "bitnet.block_count", "bitnet.blocx_count");
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(statusMessage(st).find("bitnet.block_count"), std::string::npos)
-      << statusMessage(st);
+  EXPECT_NE(statusMessage(st).find("bitnet.block_count"), std::string::npos) << statusMessage(st);
 }
 
 TEST(Loader, MissingFilesAreErrorsNamingThePath) {

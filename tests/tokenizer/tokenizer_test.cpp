@@ -55,8 +55,8 @@ protected:
     ASSERT_TRUE(t.ok()) << t.status();
     auto t2 = std::chrono::steady_clock::now();
     using ms = std::chrono::duration<double, std::milli>;
-    std::printf("llama3 vocab: gguf open %.1f ms, tokenizer build %.1f ms\n",
-                ms(t1 - t0).count(), ms(t2 - t1).count());
+    std::printf("llama3 vocab: gguf open %.1f ms, tokenizer build %.1f ms\n", ms(t1 - t0).count(),
+                ms(t2 - t1).count());
     buildMs_ = ms(t2 - t1).count();
     tok_ = new Tokenizer(*std::move(t));
   }
@@ -89,8 +89,7 @@ TEST_F(Llama3, Metadata) {
   EXPECT_EQ(tok_->tokenText(22691), "\xC4\xA0Hello"); // "ĠHello"
   EXPECT_EQ(tok_->tokenPiece(22691), " Hello");
   EXPECT_EQ(tok_->tokenPiece(128000), "");
-  EXPECT_EQ(tok_->tokenPiece(128000, /*renderSpecial=*/true),
-            "<|begin_of_text|>");
+  EXPECT_EQ(tok_->tokenPiece(128000, /*renderSpecial=*/true), "<|begin_of_text|>");
   EXPECT_EQ(tok_->tokenText(-1), "");
   EXPECT_EQ(tok_->tokenText(128256), "");
   // Loading must be well under a second (Release build; generous bound for
@@ -109,8 +108,7 @@ TEST_F(Llama3, GoldenIdsAndDetok) {
     auto got = tok_->encode(text, /*addSpecial=*/false);
     if (got != want)
       ++failures;
-    EXPECT_EQ(idsToString(got), idsToString(want))
-        << "text: " << c["text"].dump();
+    EXPECT_EQ(idsToString(got), idsToString(want)) << "text: " << c["text"].dump();
     EXPECT_EQ(tok_->decode(want), detok) << "text: " << c["text"].dump();
     // With BOS.
     auto withBos = tok_->encode(text, /*addSpecial=*/true);
@@ -166,8 +164,8 @@ TEST_F(Llama3, ParseSpecial) {
   std::string text = "<|begin_of_text|>not special here<|eot_id|>";
   // Off (default): golden ids, the text is tokenized as text.
   EXPECT_EQ(tok_->encode(text, false),
-            (std::vector<int32_t>{27, 91, 7413, 3659, 4424, 91, 29, 1962, 3361,
-                                  1618, 27, 91, 68, 354, 851, 91, 29}));
+            (std::vector<int32_t>{27, 91, 7413, 3659, 4424, 91, 29, 1962, 3361, 1618, 27, 91, 68,
+                                  354, 851, 91, 29}));
   auto ids = tok_->encode(text, false, /*parseSpecial=*/true);
   ASSERT_GE(ids.size(), 3u);
   EXPECT_EQ(ids.front(), 128000);
@@ -223,21 +221,17 @@ TEST_F(Llama3, LongInputsAreFast) {
   auto a = tok_->encode(text, false);
   auto b = tok_->encode(word, false);
   auto c = tok_->encode(spaces + "x", false);
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-          .count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(tok_->decode(a), text);
   EXPECT_EQ(tok_->decode(b), word);
   EXPECT_EQ(tok_->decode(c), spaces + "x");
   EXPECT_LT(secs, 10.0);
-  std::printf("encoded %zu bytes in %.3f s\n",
-              text.size() + word.size() + spaces.size(), secs);
+  std::printf("encoded %zu bytes in %.3f s\n", text.size() + word.size() + spaces.size(), secs);
 }
 
 // The fixture models' vocabulary (pre = default) against their goldens.
 TEST(TinyVocab, GoldenPrompts) {
-  const char *models[] = {"tiny-bitnet-tq2", "tiny-bitnet-tq1",
-                          "tiny-bitnet-f16", "gqa-bitnet-tq2",
+  const char *models[] = {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16", "gqa-bitnet-tq2",
                           "tiny-bitnet-i2s"};
   for (const char *m : models) {
     SCOPED_TRACE(m);
@@ -256,10 +250,8 @@ TEST(TinyVocab, GoldenPrompts) {
       std::string prompt = c["prompt"];
       auto tokens = c["tokens"].get<std::vector<int32_t>>();
       auto input = c["input"].get<std::vector<int32_t>>();
-      EXPECT_EQ(idsToString(t->encode(prompt, false)), idsToString(tokens))
-          << "prompt: " << prompt;
-      EXPECT_EQ(idsToString(t->encode(prompt, true)), idsToString(input))
-          << "prompt: " << prompt;
+      EXPECT_EQ(idsToString(t->encode(prompt, false)), idsToString(tokens)) << "prompt: " << prompt;
+      EXPECT_EQ(idsToString(t->encode(prompt, true)), idsToString(input)) << "prompt: " << prompt;
       EXPECT_EQ(t->decode(input), prompt);
     }
   }
@@ -272,8 +264,7 @@ TEST(TinyVocab, DefaultPreTokenizerSplits) {
   ASSERT_TRUE(t.ok()) << t.status();
   // Digits go in runs of three, punctuation splits from letters; everything
   // round-trips (byte tokens cover what merges do not).
-  for (std::string s : {"1234567", "don't stop", "a+b=c", "  x  ", "\n\n",
-                        "\xC3\xA9t\xC3\xA9"}) {
+  for (std::string s : {"1234567", "don't stop", "a+b=c", "  x  ", "\n\n", "\xC3\xA9t\xC3\xA9"}) {
     EXPECT_EQ(t->decode(t->encode(s, false)), s) << s;
   }
   auto ids = t->encode("1234567", false);
@@ -347,22 +338,19 @@ TEST(SentencePiece, EncodeDecode) {
   EXPECT_TRUE(t->addSpacePrefix());
 
   auto ids = t->encode("hello world", true);
-  EXPECT_EQ(ids, (std::vector<int32_t>{1, idOf(*t, "\xE2\x96\x81hello"),
-                                       idOf(*t, "\xE2\x96\x81world")}));
+  EXPECT_EQ(
+      ids, (std::vector<int32_t>{1, idOf(*t, "\xE2\x96\x81hello"), idOf(*t, "\xE2\x96\x81world")}));
   EXPECT_EQ(t->decode(ids), "hello world");
-  EXPECT_EQ(t->decode(ids, DecodeOptions{.stripLeadingSpace = false}),
-            " hello world");
+  EXPECT_EQ(t->decode(ids, DecodeOptions{.stripLeadingSpace = false}), " hello world");
 
   // Highest score merges first: "bc" (-1) beats "ab" (-9).
   EXPECT_EQ(t->encode("abc", false),
-            (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "a"),
-                                  idOf(*t, "bc")}));
+            (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "a"), idOf(*t, "bc")}));
 
   // Byte fallback for characters with no token: "i" and the 3 bytes of "€".
   auto fb = t->encode("hi\xE2\x82\xAC", false);
-  EXPECT_EQ(fb, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "h"),
-                                      idOf(*t, "<0x69>"), idOf(*t, "<0xE2>"),
-                                      idOf(*t, "<0x82>"), idOf(*t, "<0xAC>")}));
+  EXPECT_EQ(fb, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81"), idOf(*t, "h"), idOf(*t, "<0x69>"),
+                                      idOf(*t, "<0xE2>"), idOf(*t, "<0x82>"), idOf(*t, "<0xAC>")}));
   EXPECT_EQ(t->decode(fb), "hi\xE2\x82\xAC");
 
   // Stream decoding holds the euro sign until its last byte.
@@ -370,8 +358,7 @@ TEST(SentencePiece, EncodeDecode) {
   std::vector<std::string> parts;
   for (int32_t id : fb)
     parts.push_back(sd.push(id));
-  EXPECT_EQ(parts,
-            (std::vector<std::string>{"", "h", "i", "", "", "\xE2\x82\xAC"}));
+  EXPECT_EQ(parts, (std::vector<std::string>{"", "h", "i", "", "", "\xE2\x82\xAC"}));
   EXPECT_EQ(sd.flush(), "");
 
   // Empty input: nothing (BOS only with addSpecial).
@@ -382,8 +369,7 @@ TEST(SentencePiece, EncodeDecode) {
   // gets the space prefix again (llama.cpp). Control tokens only with
   // parseSpecial.
   auto ud = t->encode("hello<user>hello", false);
-  EXPECT_EQ(ud, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81hello"),
-                                      idOf(*t, "<user>"),
+  EXPECT_EQ(ud, (std::vector<int32_t>{idOf(*t, "\xE2\x96\x81hello"), idOf(*t, "<user>"),
                                       idOf(*t, "\xE2\x96\x81hello")}));
   EXPECT_EQ(t->decode(ud), "hello<user> hello");
   auto ctl = t->encode("<s>hello", false, /*parseSpecial=*/true);
@@ -417,8 +403,7 @@ TEST(SentencePiece, FromGGUFMetadata) {
   EXPECT_FALSE(t->addBos());
   EXPECT_FALSE(t->addSpacePrefix());
   // No space prefix: "hello" is not "▁hello".
-  EXPECT_EQ(t->encode("hello", true),
-            (std::vector<int32_t>{idOf(*t, "hello")}));
+  EXPECT_EQ(t->encode("hello", true), (std::vector<int32_t>{idOf(*t, "hello")}));
   EXPECT_EQ(t->decode(t->encode(" hello world", false)), " hello world");
 }
 
@@ -431,8 +416,7 @@ std::vector<std::string> byteLevelTokens() {
   std::vector<std::string> toks;
   int n = 0;
   for (int b = 0; b < 256; ++b) {
-    bool self =
-        (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    bool self = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
     uint32_t cp = self ? b : 256 + n++;
     std::string s;
     if (cp < 0x80) {
@@ -487,8 +471,7 @@ TEST(PreTokenizers, ChunkBoundariesDecideMerges) {
     EXPECT_TRUE(t.ok()) << t.status();
     return *std::move(t);
   };
-  const std::vector<int32_t> split = {'i', 't', '\'', 's'},
-                             merged = {'i', 't', 256};
+  const std::vector<int32_t> split = {'i', 't', '\'', 's'}, merged = {'i', 't', 256};
   // default: [\p{P}...]+ runs first and isolates the apostrophe.
   EXPECT_EQ(make("default").encode("it's", false), split);
   EXPECT_EQ(make("").encode("it's", false), split);
@@ -504,8 +487,7 @@ TEST(PreTokenizers, ChunkBoundariesDecideMerges) {
 TEST_F(Llama3, CleanSpacesOption) {
   auto ids = tok_->encode("Hello , world ' s end . Ok ?", false);
   EXPECT_EQ(tok_->decode(ids), "Hello , world ' s end . Ok ?");
-  EXPECT_EQ(tok_->decode(ids, DecodeOptions{.cleanSpaces = true}),
-            "Hello, world's end. Ok?");
+  EXPECT_EQ(tok_->decode(ids, DecodeOptions{.cleanSpaces = true}), "Hello, world's end. Ok?");
 }
 
 TEST(Malformed, GoodBaselineLoads) {
@@ -571,8 +553,7 @@ TEST(Malformed, Errors) {
   }
   {
     auto w = goodBpeWriter();
-    w.set("tokenizer.ggml.merges",
-          gguf::val::strings({"b c"})); // "bc" is no token
+    w.set("tokenizer.ggml.merges", gguf::val::strings({"b c"})); // "bc" is no token
     expectError(w, "tokenizer.ggml.merges[0]");
   }
   {
@@ -643,8 +624,7 @@ TEST(Malformed, FromVocabErrors) {
   s.scores.pop_back();
   auto r = Tokenizer::fromVocab(s);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(std::string(r.status().message()).find("tokenizer.ggml.scores"),
-            std::string::npos);
+  EXPECT_NE(std::string(r.status().message()).find("tokenizer.ggml.scores"), std::string::npos);
 }
 
 } // namespace

@@ -33,8 +33,7 @@ Writer sampleWriter(uint32_t version = 3) {
   w.set("strs", val::strings({"a", "", "ccc"}));
   w.set("i32s", val::i32s({1, -2, 3}));
   w.set("empty", val::array(ValueType::FLOAT32, {}));
-  w.set("nested", val::array(ValueType::ARRAY, {val::i32s({1, 2}), val::i32s({}),
-                                                val::u32s({7})}));
+  w.set("nested", val::array(ValueType::ARRAY, {val::i32s({1, 2}), val::i32s({}), val::u32s({7})}));
   return w;
 }
 
@@ -100,9 +99,9 @@ TEST(GgufWriter, TensorsAlignedAndExact) {
       b[i] = uint8_t(i * 13 + 1);
     for (size_t i = 0; i < c.size(); ++i)
       c[i] = uint8_t(i + 100);
-    ASSERT_TRUE(w.addTensor("a", {256, 4}, 0, a).ok());        // F32
-    ASSERT_TRUE(w.addTensor("b", {256, 3}, 35, b).ok());       // TQ2_0
-    ASSERT_TRUE(w.addTensor("c", {10}, 1, c).ok());            // F16
+    ASSERT_TRUE(w.addTensor("a", {256, 4}, 0, a).ok());  // F32
+    ASSERT_TRUE(w.addTensor("b", {256, 3}, 35, b).ok()); // TQ2_0
+    ASSERT_TRUE(w.addTensor("c", {10}, 1, c).ok());      // F16
     ASSERT_TRUE(w.addTensorLazy("d", {128, 2}, 36, 128 * 2 / 4 + 32, [] {
                    return absl::StatusOr<std::vector<uint8_t>>(std::vector<uint8_t>(96, 0x55));
                  }).ok()); // I2_S
@@ -274,7 +273,7 @@ TEST(GgufWriter, LayoutOffsetsPointAtFields) {
   auto L = w.layout();
   auto bytes = w.toBytes();
   ASSERT_TRUE(L.ok() && bytes.ok());
-  EXPECT_EQ(L->kvOffsets[0], 24u); // right after the header
+  EXPECT_EQ(L->kvOffsets[0], 24u);         // right after the header
   EXPECT_EQ((*bytes)[L->kvOffsets[0]], 1); // key length 1 (u64 LE)
   EXPECT_EQ((*bytes)[L->tensorInfoOffsets[0]], 1);
   EXPECT_EQ((*bytes)[L->tensorInfoOffsets[0] + 8], 't');

@@ -182,8 +182,8 @@ INSTANTIATE_TEST_SUITE_P(AllStorage, SynthRoundTrip,
                          [](const auto &info) { return std::string(storageName(info.param)); });
 
 TEST(Synth, I2SLayoutsAndOddShapes) {
-  for (auto l : {formats::I2SLayout::X86_QK128, formats::I2SLayout::ARM_QK64,
-                 formats::I2SLayout::X86_1x4}) {
+  for (auto l :
+       {formats::I2SLayout::X86_QK128, formats::I2SLayout::ARM_QK64, formats::I2SLayout::X86_1x4}) {
     Config c;
     c.hidden = 192; // not a multiple of 256: fine for I2_S and floats
     c.heads = 3;
@@ -207,7 +207,8 @@ TEST(Synth, I2SLayoutsAndOddShapes) {
 TEST(Synth, MatchesFixtureLayout) {
   // Same tensor names, shapes and type ids as the fixture, and the same
   // model keys (the fixture lacks general.file_type/alignment/quantization_version).
-  auto fx = gguf::File::open(std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf");
+  auto fx =
+      gguf::File::open(std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf");
   ASSERT_TRUE(fx.ok()) << fx.status();
   auto model = generate(*preset("tiny"));
   ASSERT_TRUE(model.ok());
@@ -225,8 +226,8 @@ TEST(Synth, MatchesFixtureLayout) {
     for (const auto &m : model->metadata)
       if (m.first == kv.key)
         v = &m.second;
-    if (v && kv.key.rfind("tokenizer.ggml.merges", 0) != 0 &&
-        kv.key != "tokenizer.ggml.tokens" && kv.key != "general.name")
+    if (v && kv.key.rfind("tokenizer.ggml.merges", 0) != 0 && kv.key != "tokenizer.ggml.tokens" &&
+        kv.key != "general.name")
       expectValueEq(kv.value, *v, kv.key);
   }
 }
@@ -333,13 +334,14 @@ TEST(SynthCli, FlagsAndErrors) {
   EXPECT_EQ(cli({"--format", "q4_0", "-o", outPath("x.gguf")}), 2);
   EXPECT_EQ(cli({"--bogus", "1", "-o", outPath("x.gguf")}), 2);
   EXPECT_EQ(cli({"--hidden"}), 2);
-  EXPECT_EQ(cli({"--layers", "1"}), 2); // no -o
+  EXPECT_EQ(cli({"--layers", "1"}), 2);                         // no -o
   EXPECT_EQ(cli({"--heads", "5", "-o", outPath("x.gguf")}), 1); // 256 % 5
   const std::string p = outPath("cli.gguf");
-  ASSERT_EQ(cli({"--layers=1", "--hidden", "512", "--heads", "8", "--kv-heads", "8", "--ffn",
-                 "768", "--format", "TQ1_0", "--arch", "bitnet-b1.58", "--seed", "9", "--name",
-                 "cli-test", "--ctx", "2048", "-o", p}),
-            0);
+  ASSERT_EQ(
+      cli({"--layers=1", "--hidden", "512",      "--heads", "8",      "--kv-heads",   "8",
+           "--ffn",      "768",      "--format", "TQ1_0",   "--arch", "bitnet-b1.58", "--seed",
+           "9",          "--name",   "cli-test", "--ctx",   "2048",   "-o",           p}),
+      0);
   auto f = gguf::File::open(p);
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ((*f)->getString("general.name"), "cli-test");

@@ -50,8 +50,8 @@ void runMatmul(benchmark::State &st, MatmulI8 fn, bool tl1, int64_t tm) {
   const int64_t m = st.range(0), k = st.range(1), n = st.range(2), tk = 256;
   Data d = make(tl1, m, k, n);
   for (auto _ : st) {
-    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m,
-       nullptr, 0, nullptr, 0);
+    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m, nullptr,
+       0, nullptr, 0);
     benchmark::DoNotOptimize(d.out.data());
   }
   st.counters["Gweights/s"] =
@@ -81,8 +81,8 @@ void runTl2(benchmark::State &st, MatmulI8 fn) {
     v = int8_t(int(rng() % 256) - 128);
   d.out.resize(n * m);
   for (auto _ : st) {
-    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m,
-       nullptr, 0, nullptr, 0);
+    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m, nullptr,
+       0, nullptr, 0);
     benchmark::DoNotOptimize(d.out.data());
   }
   st.counters["Gweights/s"] =

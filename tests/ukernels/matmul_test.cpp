@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "compiler/pack/Pack.h"
-#include "gtest/gtest.h"
 #include "runtime/model/kernels_ref.h"
 #include "tests/ukernels/test_util.h"
+#include "gtest/gtest.h"
 
 namespace tern::uktest {
 namespace {
@@ -53,7 +53,7 @@ struct Variant {
 
 const std::vector<Variant> &variants() {
   static const std::vector<Variant> v = {
-#define TERN_UK_VARIANT(layout, act, isa)                                                        \
+#define TERN_UK_VARIANT(layout, act, isa)                                                          \
   Variant{#layout, #isa, std::string(#act) == "f32", UK_FN_##act(layout, isa)},
 #define TERN_UK_PENDING_VARIANT(layout, act, isa) TERN_UK_VARIANT(layout, act, isa)
 #include "runtime/ukernels/variants.def"
@@ -145,15 +145,19 @@ struct Shape {
 
 std::vector<Shape> shapesFor(const std::string &layout) {
   if (layout == "i2s")
-    return {{32, 256, {64}, 256},        {16, 128, {40, 24, 24}, 384}, {64, 512, {100}, 700},
-            {16, 256, {37, 11}, 200},    {8, 128, {5}, 1000},          {4, 128, {3}, 100}};
+    return {{32, 256, {64}, 256},     {16, 128, {40, 24, 24}, 384}, {64, 512, {100}, 700},
+            {16, 256, {37, 11}, 200}, {8, 128, {5}, 1000},          {4, 128, {3}, 100}};
   if (layout == "tl1")
-    return {{16, 128, {64}, 256}, {32, 256, {40, 24, 24}, 384}, {16, 4, {37, 11}, 202},
+    return {{16, 128, {64}, 256},
+            {32, 256, {40, 24, 24}, 384},
+            {16, 4, {37, 11}, 202},
             {8, 64, {5}, 1000}};
   if (layout == "tl2")
-    return {{16, 96, {64}, 288},   {32, 192, {40, 24, 24}, 384}, {8, 48, {37, 11}, 200},
-            {16, 240, {5}, 1000}, {32, 1584, {40}, 1700}, {64, 96, {256, 128, 128}, 256}};
-  return {{16, 256, {64}, 256}, {32, 256, {40, 24, 24}, 512}, {16, 256, {37, 11}, 200},
+    return {{16, 96, {64}, 288},  {32, 192, {40, 24, 24}, 384}, {8, 48, {37, 11}, 200},
+            {16, 240, {5}, 1000}, {32, 1584, {40}, 1700},       {64, 96, {256, 128, 128}, 256}};
+  return {{16, 256, {64}, 256},
+          {32, 256, {40, 24, 24}, 512},
+          {16, 256, {37, 11}, 200},
           {4, 256, {5}, 1000}};
 }
 
@@ -207,11 +211,11 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
                 for (int64_t col = 0; col < K; ++col)
                   plain += double(m.codes[r * K + col]) * m.scaleAt(r * K + col) *
                            (f32 ? double(x[t * K + col]) : in.q[t * K + col] / double(in.scale[t]));
-                const std::string where = layout + "_" + (f32 ? "f32act_" : "") + v.isa +
-                                          " tile " + std::to_string(sh.tileM) + "x" +
+                const std::string where = layout + "_" + (f32 ? "f32act_" : "") + v.isa + " tile " +
+                                          std::to_string(sh.tileM) + "x" +
                                           std::to_string(sh.tileK) + " K=" + std::to_string(K) +
-                                          " n=" + std::to_string(n) + " t=" +
-                                          std::to_string(t) + " row=" + std::to_string(r);
+                                          " n=" + std::to_string(n) + " t=" + std::to_string(t) +
+                                          " row=" + std::to_string(r);
                 if (exact)
                   ASSERT_TRUE(sameBits(got, ref)) << where << ": " << got << " vs " << ref;
                 else

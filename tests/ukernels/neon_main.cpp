@@ -64,8 +64,8 @@ bool sameBits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
 
 using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
 
-void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vector<int64_t> segs, int64_t k,
-              int64_t n) {
+void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vector<int64_t> segs,
+                 int64_t k, int64_t n) {
   int64_t m = 0;
   for (int64_t s : segs)
     m += s;
@@ -144,7 +144,8 @@ void checkLmHead(std::mt19937 &rng, int64_t hidden, int64_t vocab, int64_t n) {
   tern_uk_lm_head_f16_ref(nullptr, n, x.data(), w.data(), want.data(), hidden, vocab, 16, 256);
   tern_uk_lm_head_f16_neon(nullptr, n, x.data(), w.data(), got.data(), hidden, vocab, 16, 256);
   for (int64_t i = 0; i < n * vocab; ++i)
-    if (std::fabs(got[i] - want[i]) > 1e-4f * (1.0f + std::fabs(want[i])) * std::sqrt(float(hidden))) {
+    if (std::fabs(got[i] - want[i]) >
+        1e-4f * (1.0f + std::fabs(want[i])) * std::sqrt(float(hidden))) {
       std::printf("FAIL lm_head_f16_neon hidden=%ld item %ld: %g vs %g\n", long(hidden), long(i),
                   got[i], want[i]);
       ++failures;
@@ -163,7 +164,7 @@ int main() {
     checkMatmul(rng, false, 64, 512, {100}, 700, n);
     checkMatmul(rng, false, 16, 256, {37, 11}, 200, n);
     checkMatmul(rng, false, 8, 128, {5}, 1000, n);
-    checkMatmul(rng, false, 4, 128, {3}, 100, n); // K below one block: tail only
+    checkMatmul(rng, false, 4, 128, {3}, 100, n);             // K below one block: tail only
     checkMatmul(rng, true, 64, 256, {256, 128, 128}, 256, n); // the compiler's q/k/v tiles
     checkMatmul(rng, true, 16, 128, {40, 24, 24}, 384, n);
     checkMatmul(rng, true, 32, 8, {37, 11}, 202, n); // K tail inside a 4-column group

@@ -7,11 +7,11 @@
 #include <random>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "runtime/formats/ternary.h"
 #include "runtime/model/kernels_ref.h"
 #include "runtime/model/weights.h"
 #include "tests/ukernels/test_util.h"
+#include "gtest/gtest.h"
 
 namespace tern::uktest {
 namespace {
@@ -119,8 +119,7 @@ TEST(UkernelOps, RopeMatchesReferenceInPlaceAndNot) {
       std::vector<float> want = x;
       for (int64_t t = 0; t < n; ++t)
         for (int64_t h = 0; h < heads; ++h)
-          model::ropeNeox(&want[t * dim + h * headDim], uint32_t(rot), uint64_t(pos[t]),
-                          500000.0f);
+          model::ropeNeox(&want[t * dim + h * headDim], uint32_t(rot), uint64_t(pos[t]), 500000.0f);
       for (int64_t i = 0; i < n * dim; ++i) {
         ASSERT_TRUE(sameBits(y[i], want[i])) << headDim << " " << rot << " " << i;
         ASSERT_TRUE(sameBits(inPlace[i], want[i])) << i;
@@ -276,8 +275,8 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
         vc.emplace_back(v.begin() + t * kvDim, v.begin() + (t + 1) * kvDim);
       }
       std::vector<float> out(n * nHeads * D), want(nHeads * D);
-      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(),
-                                    out.data(), layer, nHeads, nKv, D, scale);
+      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(), out.data(),
+                                    layer, nHeads, nKv, D, scale);
       for (int64_t t = 0; t < n; ++t) {
         referenceAttention(kc, vc, &q[t * nHeads * D], pos0 + t, nHeads, nKv, D, scale,
                            want.data());

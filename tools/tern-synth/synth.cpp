@@ -107,7 +107,9 @@ std::vector<std::string> learnMerges(size_t n, const std::vector<std::string> &b
   size_t i = 0;
   // Pre-split like GPT-2: an optional leading space, then a run of letters,
   // of digits or of other characters.
-  auto cls = [](char ch) { return std::isalpha(uint8_t(ch)) ? 0 : std::isdigit(uint8_t(ch)) ? 1 : 2; };
+  auto cls = [](char ch) {
+    return std::isalpha(uint8_t(ch)) ? 0 : std::isdigit(uint8_t(ch)) ? 1 : 2;
+  };
   while (i < text.size()) {
     size_t j = i + 1;
     if (text[i] == ' ' && j < text.size() && text[j] != ' ')
@@ -297,17 +299,17 @@ absl::Status validate(const Config &c) {
   if (c.arch != "bitnet" && c.arch != "bitnet-b1.58")
     return flagError("--arch", fmt::format("'{}' is not bitnet or bitnet-b1.58", c.arch));
   const std::pair<const char *, uint64_t> positive[] = {
-      {"--hidden", c.hidden}, {"--layers", c.layers}, {"--heads", c.heads},
-      {"--kv-heads", c.kvHeads}, {"--ffn", c.ffn}, {"--ctx", c.ctx}};
+      {"--hidden", c.hidden},    {"--layers", c.layers}, {"--heads", c.heads},
+      {"--kv-heads", c.kvHeads}, {"--ffn", c.ffn},       {"--ctx", c.ctx}};
   for (auto [flag, v] : positive)
     if (v == 0)
       return flagError(flag, "must be positive");
   if (c.hidden % c.heads != 0)
-    return flagError("--heads", fmt::format("{} heads do not divide hidden size {}", c.heads,
-                                            c.hidden));
+    return flagError("--heads",
+                     fmt::format("{} heads do not divide hidden size {}", c.heads, c.hidden));
   if ((c.hidden / c.heads) % 2 != 0)
-    return flagError("--heads", fmt::format("head dim {} is odd (RoPE needs pairs)",
-                                            c.hidden / c.heads));
+    return flagError("--heads",
+                     fmt::format("head dim {} is odd (RoPE needs pairs)", c.hidden / c.heads));
   if (c.heads % c.kvHeads != 0)
     return flagError("--kv-heads",
                      fmt::format("{} KV heads do not divide {} heads", c.kvHeads, c.heads));
@@ -316,7 +318,7 @@ absl::Status validate(const Config &c) {
   if (!(c.zeroFraction >= 0 && c.zeroFraction < 1))
     return flagError("zeroFraction", "must be in [0, 1)");
   if (c.vocabFrom.empty() && c.vocabSize != 0 &&
-             (c.vocabSize < 258 || c.vocabSize - 258 > maxBuiltinMerges())) {
+      (c.vocabSize < 258 || c.vocabSize - 258 > maxBuiltinMerges())) {
     return flagError("--vocab-size",
                      fmt::format("the built-in vocabulary has 258..{} tokens (asked {}); use "
                                  "--vocab-from for a bigger one",
@@ -353,9 +355,9 @@ absl::Status validate(const Config &c) {
         break;
       }
       if (!ok)
-        return flagError("--format", fmt::format("i2_s ({}) needs {}; {} is [{}, {}]",
-                                                 formats::i2sLayoutName(c.i2sLayout), rule,
-                                                 t.name, K, M));
+        return flagError("--format",
+                         fmt::format("i2_s ({}) needs {}; {} is [{}, {}]",
+                                     formats::i2sLayoutName(c.i2sLayout), rule, t.name, K, M));
       break;
     }
     case Storage::F16:
@@ -499,8 +501,8 @@ tokenizerMetadata(const Config &c) {
   std::vector<std::string> tokens = byteTokens();
   std::vector<std::string> merges = learnMerges(vocab - 258, tokens);
   if (merges.size() != vocab - 258)
-    return flagError("--vocab-size", fmt::format("the built-in corpus yields only {} merges",
-                                                 merges.size()));
+    return flagError("--vocab-size",
+                     fmt::format("the built-in corpus yields only {} merges", merges.size()));
   std::vector<int32_t> types(256, 1);
   for (const std::string &m : merges) {
     std::string joined = m;
@@ -615,7 +617,8 @@ absl::Status writeModel(const Config &c, const std::string &path) {
 // Command line
 
 namespace {
-constexpr const char *kHelp = R"(tern-synth: write a synthetic BitNet GGUF model with random ternary weights.
+constexpr const char *kHelp =
+    R"(tern-synth: write a synthetic BitNet GGUF model with random ternary weights.
 
 usage: tern-synth [--preset tiny|2b4t] [options] -o OUT.gguf
 

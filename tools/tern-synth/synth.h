@@ -28,8 +28,8 @@ namespace tern::synth {
 
 // How the ternary projection weights are stored.
 enum class Storage : uint8_t { TQ1_0, TQ2_0, I2_S, F16, F32 };
-const char *storageName(Storage s);                          // "tq1_0", ...
-std::optional<Storage> parseStorage(std::string_view name);  // case-insensitive
+const char *storageName(Storage s);                         // "tq1_0", ...
+std::optional<Storage> parseStorage(std::string_view name); // case-insensitive
 uint32_t storageTypeId(Storage s);   // GGUF tensor type id (34, 35, 36, 1, 0)
 uint32_t storageFileType(Storage s); // general.file_type (36, 37, 40, 1, 0)
 
@@ -78,8 +78,7 @@ std::vector<uint16_t> embeddingF16(const Config &c, const TensorSpec &t); // f16
 absl::StatusOr<std::vector<uint8_t>> tensorBytes(const Config &c, const TensorSpec &t);
 
 // The tokenizer.* metadata (built-in byte-level BPE, or copied from vocabFrom).
-absl::StatusOr<std::vector<std::pair<std::string, gguf::Value>>> tokenizerMetadata(
-    const Config &c);
+absl::StatusOr<std::vector<std::pair<std::string, gguf::Value>>> tokenizerMetadata(const Config &c);
 // All metadata, in file order.
 absl::StatusOr<std::vector<std::pair<std::string, gguf::Value>>> metadata(const Config &c);
 

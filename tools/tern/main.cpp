@@ -4,6 +4,5 @@
 #include "runtime/model/cli.h"
 
 int main(int argc, char **argv) {
-  return tern::cli::ternMain(std::vector<std::string>(argv + 1, argv + argc),
-                             std::cout, std::cerr);
+  return tern::cli::ternMain(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
 }

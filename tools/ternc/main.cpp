@@ -3,9 +3,9 @@
 #include <cstring>
 #include <iostream>
 
-#include "tools/ternc/inspect.h"
 #include "compiler/driver/CompileDriver.h"
 #include "runtime/artifact/artifact.h"
+#include "tools/ternc/inspect.h"
 
 static void usage(std::ostream &os) {
   os << "usage: ternc <command> [options]\n\n"
@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
     // is part of what this compiler is (tern's artifact cache keys on this
     // line): a rebuilt ukernel library must not reuse stale artifacts.
     for (const char *arch : {"x86_64", "aarch64"}) {
-      auto h = tern::artifact::hashFile(std::string(TERN_UKERNEL_BC_DIR) + "/ukernels-" + arch +
-                                        ".bc");
+      auto h =
+          tern::artifact::hashFile(std::string(TERN_UKERNEL_BC_DIR) + "/ukernels-" + arch + ".bc");
       if (h.ok())
         std::cout << " ukernels-" << arch << "=" << std::hex << *h << std::dec;
     }
