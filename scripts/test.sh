@@ -13,6 +13,9 @@ jobs=${JOBS:-2}
 
 bash scripts/setup.sh
 
+echo "== clang-format-22 check"
+bash scripts/check-format.sh
+
 echo "== full build"
 cmake -G Ninja -S . -B build -DPython3_EXECUTABLE=/usr/bin/python3 \
   -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit >/dev/null
