@@ -137,6 +137,14 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuan
   }
 }
 
+namespace {
+// Whether block b is the last of a run of consecutive blocks with the same
+// scale: a scale multiplies the sum of all the codes it covers at once.
+inline bool endsRun(const float *sc, uint32_t b, uint32_t nb) {
+  return b + 1 == nb || sc[b + 1] != sc[b];
+}
+} // namespace
+
 void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
   const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols, nb = w.blocksPerRow;
   const uint32_t T = in.tokens;
@@ -148,11 +156,14 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, Threa
         float sum = 0.0f;
         if (in.mode == ActQuant::PerToken) {
           const int8_t *q = in.q.data() + uint64_t(t) * cols;
+          int32_t acc = 0;
           for (uint32_t b = 0; b < nb; ++b) {
-            int32_t acc = 0;
             for (uint32_t c = b * bc; c < (b + 1) * bc; ++c)
               acc += int32_t(code[c]) * int32_t(q[c]);
-            sum += static_cast<float>(acc) * sc[b];
+            if (endsRun(sc, b, nb)) {
+              sum += static_cast<float>(acc) * sc[b];
+              acc = 0;
+            }
           }
           y[uint64_t(t) * rows + r] = sum / in.scale[t];
         } else if (in.mode == ActQuant::Q8K) {
@@ -168,11 +179,14 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, Threa
           y[uint64_t(t) * rows + r] = sum;
         } else {
           const float *x = in.x.data() + uint64_t(t) * cols;
+          float acc = 0.0f;
           for (uint32_t b = 0; b < nb; ++b) {
-            float acc = 0.0f;
             for (uint32_t c = b * bc; c < (b + 1) * bc; ++c)
               acc += code[c] * x[c];
-            sum += acc * sc[b];
+            if (endsRun(sc, b, nb)) {
+              sum += acc * sc[b];
+              acc = 0.0f;
+            }
           }
           y[uint64_t(t) * rows + r] = sum;
         }
