@@ -100,8 +100,8 @@ TEST_P(RefKernelsBitIdentical, LogitsEqualTheReferenceForwardPass) {
     ASSERT_TRUE((*reference)->decode(**rs, feed, lr).ok());
     const Diff d = compareLogits(lc, lr);
     EXPECT_EQ(d.mismatches, 0u) << c.name << ": step " << step << " (position "
-                                << (*rs)->position() - 1 << "): " << d.mismatches << " of "
-                                << vocab << " logits differ, max |diff| " << d.maxAbs;
+                                << (*rs)->position() - 1 << "): " << d.mismatches << " of " << vocab
+                                << " logits differ, max |diff| " << d.maxAbs;
     worst.mismatches += d.mismatches;
     worst.maxAbs = std::max(worst.maxAbs, d.maxAbs);
     feed = {int32_t(std::max_element(lr.begin(), lr.end()) - lr.begin())};
@@ -114,8 +114,8 @@ TEST_P(RefKernelsBitIdentical, LogitsEqualTheReferenceForwardPass) {
 
 std::vector<BitCase> cases() {
   std::vector<BitCase> v;
-  for (const char *m :
-       {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16", "tiny-bitnet-i2s", "gqa-bitnet-tq2"})
+  for (const char *m : {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16", "tiny-bitnet-i2s",
+                        "gqa-bitnet-tq2"})
     for (ActQuant aq : {ActQuant::PerToken, ActQuant::None})
       v.push_back({fmt::format("{}_{}", m, model::actQuantName(aq)),
                    std::string(m) + ".gguf",
@@ -127,15 +127,15 @@ std::vector<BitCase> cases() {
   // both FFN activations; two of them past position 2048.
   auto synth = [&](std::string name, std::string arch, std::string format, int hidden, int heads,
                    int kvHeads, int ffn, uint32_t promptLen, ActQuant aq = ActQuant::PerToken) {
-    v.push_back({name,
-                 "",
-                 {"--arch", arch, "--format", format, "--hidden", std::to_string(hidden),
-                  "--layers", "1", "--heads", std::to_string(heads), "--kv-heads",
-                  std::to_string(kvHeads), "--ffn", std::to_string(ffn), "--ctx", "4096", "--seed",
-                  std::to_string(hidden + heads + kvHeads)},
-                 aq,
-                 promptLen,
-                 3});
+    v.push_back(
+        {name,
+         "",
+         {"--arch", arch, "--format", format, "--hidden", std::to_string(hidden), "--layers", "1",
+          "--heads", std::to_string(heads), "--kv-heads", std::to_string(kvHeads), "--ffn",
+          std::to_string(ffn), "--ctx", "4096", "--seed", std::to_string(hidden + heads + kvHeads)},
+         aq,
+         promptLen,
+         3});
   };
   synth("hd128_gqa1_relu2_long", "bitnet-b1.58", "i2_s", 256, 2, 2, 256, 2100);
   synth("hd64_gqa5_silu_long", "bitnet", "i2_s", 320, 5, 1, 256, 2100);
