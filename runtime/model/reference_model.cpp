@@ -113,10 +113,7 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
   const uint64_t pos0 = s->pos;
   const uint32_t T = static_cast<uint32_t>(tokens.size());
   if (pos0 + T > options_.contextLength)
-    return absl::OutOfRangeError(
-        fmt::format("context full: {} positions used + {} new > context length "
-                    "{} (raise -c)",
-                    pos0, T, options_.contextLength));
+    return contextFullError(pos0, T, options_.contextLength);
   if (absl::Status st = s->kv.reserve(pos0 + T); !st.ok())
     return st;
 
