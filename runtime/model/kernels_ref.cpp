@@ -74,8 +74,8 @@ void quantizeQ8K(const float *x, uint32_t n, int8_t *q, float *d) {
   }
 }
 
-bool bitLinearSupportsQ8K(const TernaryLinear &w) {
-  return w.cols % kQ8KBlock == 0 && w.blockCols % kQ8KBlock == 0;
+bool bitLinearSupportsQ8K(const TernaryMatrix &w) {
+  return w.cols % kQ8KBlock == 0 && w.blockCols() % kQ8KBlock == 0;
 }
 
 void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
@@ -145,13 +145,14 @@ inline bool endsRun(const float *sc, uint32_t b, uint32_t nb) {
 }
 } // namespace
 
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
-  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols, nb = w.blocksPerRow;
+void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
+  const uint32_t rows = uint32_t(w.rows), cols = uint32_t(w.cols);
+  const uint32_t bc = uint32_t(w.blockCols()), nb = uint32_t(w.blocksPerRow());
   const uint32_t T = in.tokens;
   pool.parallelFor(rows, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const int8_t *code = w.codes.data() + r * cols;
-      const float *sc = w.scales.data() + r * nb;
+      const float *sc = w.rowScales(r);
       for (uint32_t t = 0; t < T; ++t) {
         float sum = 0.0f;
         if (in.mode == ActQuant::PerToken) {

@@ -77,12 +77,12 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuan
 // Q8K: per 256-block, float(sum of code*q) * (d_x * weight scale), summed
 // over blocks in order (ggml_vec_dot_tq2_0_q8_K); the weight's scale
 // blocks must be multiples of 256 columns (bitLinearSupportsQ8K).
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
+void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
                ThreadPool &pool);
 
 // Whether w's shape allows ActQuant::Q8K (cols and scale blocks multiples
 // of 256).
-bool bitLinearSupportsQ8K(const TernaryLinear &w);
+bool bitLinearSupportsQ8K(const TernaryMatrix &w);
 
 // Query rows per tile of llama.cpp's tiled CPU flash attention: batches of
 // fewer rows take its one-row path (flashAttnOneRowF16).

@@ -76,7 +76,7 @@ TEST(Loader, ReadsHyperparametersAndFormats) {
     EXPECT_TRUE((*m)->weights().tiedOutput);
     EXPECT_EQ((*m)->weights().layers[0].wq.storage.rfind(w.storage, 0), 0u)
         << (*m)->weights().layers[0].wq.storage;
-    const TernaryLinear &q = (*m)->weights().layers[0].wq;
+    const TernaryMatrix &q = (*m)->weights().layers[0].wq;
     EXPECT_EQ(q.rows, c.qDim());
     EXPECT_EQ(q.cols, c.nEmbd);
     for (int8_t code : q.codes)
