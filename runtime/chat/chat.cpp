@@ -193,8 +193,8 @@ absl::StatusOr<Role> parseRole(std::string_view name) {
   for (Role r : {Role::System, Role::User, Role::Assistant})
     if (name == roleName(r))
       return r;
-  return absl::InvalidArgumentError(fmt::format(
-      "chat message role \"{}\" is not one of system, user, assistant", snippet(name)));
+  return absl::InvalidArgumentError(
+      fmt::format("chat message role \"{}\" is not one of system, user, assistant", snippet(name)));
 }
 
 std::string_view templateName(TemplateKind kind) {
@@ -296,14 +296,14 @@ absl::StatusOr<Selection> selectTemplate(const gguf::File &file, std::string_vie
   }
   const gguf::Value *v = file.find(kChatTemplateKey);
   if (v == nullptr)
-    return Selection{kDefaultTemplate, TemplateSource::Default, true,
-                     fmt::format("the GGUF has no {}; using the BitNet b1.58 2B4T template",
-                                 kChatTemplateKey)};
+    return Selection{
+        kDefaultTemplate, TemplateSource::Default, true,
+        fmt::format("the GGUF has no {}; using the BitNet b1.58 2B4T template", kChatTemplateKey)};
   const std::string *text = v->asString();
   if (text == nullptr)
-    return absl::InvalidArgumentError(
-        fmt::format("{}: {} is of type {}, expected a string", file.path(), kChatTemplateKey,
-                    gguf::valueTypeName(v->type)));
+    return absl::InvalidArgumentError(fmt::format("{}: {} is of type {}, expected a string",
+                                                  file.path(), kChatTemplateKey,
+                                                  gguf::valueTypeName(v->type)));
   if (text->empty())
     return Selection{kDefaultTemplate, TemplateSource::Default, true,
                      fmt::format("the GGUF's {} is empty; using the BitNet b1.58 2B4T template",
@@ -367,6 +367,48 @@ std::string continueAfterReply(TemplateKind kind, std::span<const Message> histo
   std::string out(assistantSuffix(kind).substr(endOfTurnInSession ? endOfTurn(kind).size() : 0));
   renderFrom(kind, added, historyWithReply.size(), opts, out);
   return out;
+}
+
+Conversation::Conversation(TemplateKind kind, RenderOptions opts)
+    : kind_(kind), opts_(std::move(opts)) {
+  opts_.addGenerationPrompt = true;
+}
+
+absl::Status Conversation::addSystem(std::string content) {
+  if (started_)
+    return absl::FailedPreconditionError(
+        "chat: a system message can only come before the first user turn");
+  messages_.push_back({Role::System, std::move(content)});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Conversation::addUser(std::string content) {
+  if (awaitingReply_)
+    return absl::FailedPreconditionError(
+        "chat: the reply to the previous user turn was not recorded (addReply)");
+  std::vector<Message> added = {{Role::User, std::move(content)}};
+  std::string text = started_
+                         ? continueAfterReply(kind_, messages_, added, endOfTurnInSession_, opts_)
+                         : renderDelta(kind_, messages_, added, opts_);
+  if (!started_) {
+    // The first text is the whole prompt: the system message (if any) too.
+    RenderOptions noGen = opts_;
+    noGen.addGenerationPrompt = false;
+    text = render(kind_, messages_, noGen) + text;
+  }
+  messages_.push_back(std::move(added[0]));
+  started_ = true;
+  awaitingReply_ = true;
+  return text;
+}
+
+absl::Status Conversation::addReply(std::string content, bool endOfTurnInSession) {
+  if (!awaitingReply_)
+    return absl::FailedPreconditionError("chat: a reply without a user turn to answer");
+  messages_.push_back({Role::Assistant, std::move(content)});
+  awaitingReply_ = false;
+  endOfTurnInSession_ = endOfTurnInSession;
+  return absl::OkStatus();
 }
 
 std::string_view trimContent(std::string_view content) {

@@ -7,8 +7,9 @@
 // family. Built-ins (names for `--chat-template NAME`):
 //
 //   bitnet  BitNet b1.58 2B4T      `System: …<|eot_id|>User: …<|eot_id|>Assistant: `
-//   llama3  Meta LLaMA-3 Instruct  `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n…<|eot_id|>`
-//   chatml  ChatML                 `<|im_start|>user\n…<|im_end|>\n`
+//   llama3  Meta LLaMA-3 Instruct
+//   `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n…<|eot_id|>` chatml  ChatML
+//   `<|im_start|>user\n…<|im_end|>\n`
 //
 // Each built-in reproduces one reference template string byte for byte
 // (../shared/fixtures/chat-templates/; `referenceTemplate()`); other strings
@@ -26,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace tern::gguf {
@@ -121,8 +123,7 @@ RenderOptions specialTokenText(const tokenizer::Tokenizer &tok);
 // The prompt text for `messages`, byte for byte what @huggingface/jinja
 // renders from referenceTemplate(kind) with messages, bos_token, eos_token
 // and add_generation_prompt.
-std::string render(TemplateKind kind, std::span<const Message> messages,
-                   const RenderOptions &opts);
+std::string render(TemplateKind kind, std::span<const Message> messages, const RenderOptions &opts);
 
 // Incremental rendering. The text to append to render(history) made with
 // addGenerationPrompt = false to obtain render(history + added) with
@@ -159,6 +160,46 @@ bool templateEmitsBos(TemplateKind kind);
 std::string continueAfterReply(TemplateKind kind, std::span<const Message> historyWithReply,
                                std::span<const Message> added, bool endOfTurnInSession,
                                const RenderOptions &opts);
+
+// The text side of a chat that keeps one KV session across turns (what
+// `tern chat` needs): records the conversation and hands out exactly the text
+// to feed next, so that after every user turn the session holds
+// render(messages(), addGenerationPrompt = true) -- see continueAfterReply
+// for the one caveat (whitespace around replies).
+class Conversation {
+public:
+  // opts: bos/eos text (specialTokenText); opts.addGenerationPrompt is ignored
+  // (a user turn always ends with the generation prompt).
+  Conversation(TemplateKind kind, RenderOptions opts);
+
+  TemplateKind kind() const { return kind_; }
+  const std::vector<Message> &messages() const { return messages_; }
+  // Nothing fed yet: the next text starts the session (tokenizePrompt's
+  // startOfSession, i.e. BOS handling).
+  bool startOfSession() const { return !started_; }
+  // A user turn was fed and its reply is not recorded yet.
+  bool awaitingReply() const { return awaitingReply_; }
+
+  // A system message; only before the first user turn (FailedPrecondition
+  // otherwise).
+  absl::Status addSystem(std::string content);
+  // The user's next message. Returns the text to feed: the whole prompt for
+  // the first turn, afterwards the rest of the previous assistant turn and
+  // the new user turn. FailedPrecondition while a reply is awaited.
+  absl::StatusOr<std::string> addUser(std::string content);
+  // The model's reply to the last user turn, as generated (without the stop
+  // token's text); endOfTurnInSession: the stop token was fed to the session.
+  // FailedPrecondition when no reply is awaited.
+  absl::Status addReply(std::string content, bool endOfTurnInSession);
+
+private:
+  TemplateKind kind_;
+  RenderOptions opts_;
+  std::vector<Message> messages_;
+  bool started_ = false;
+  bool awaitingReply_ = false;
+  bool endOfTurnInSession_ = false;
+};
 
 // Content as the bitnet and llama3 templates use it (`message['content'] |
 // trim`): @huggingface/jinja's trim is JavaScript's String.prototype.trim,

@@ -98,8 +98,8 @@ TEST(ChatGguf, FixtureModelsCarryNoTemplate) {
 
 TEST(ChatGguf, RecognisesEachFixtureTemplate) {
   for (TemplateKind k : allTemplates()) {
-    auto f = copyWith(kModel, "tiny-" + std::string(templateName(k)),
-                      withTemplate(fixtureTemplate(k)));
+    auto f =
+        copyWith(kModel, "tiny-" + std::string(templateName(k)), withTemplate(fixtureTemplate(k)));
     ASSERT_NE(f, nullptr);
     ASSERT_EQ((*f).getString(kChatTemplateKey), fixtureTemplate(k));
     auto s = selectTemplate(*f);
@@ -156,8 +156,8 @@ TEST(ChatGguf, MicrosoftConversionTemplate) {
 }
 
 TEST(ChatGguf, Errors) {
-  auto f = copyWith(kModel, "tiny-gemma",
-                    withTemplate("{{ bos_token }}{{ '<start_of_turn>user\\n' }}"));
+  auto f =
+      copyWith(kModel, "tiny-gemma", withTemplate("{{ bos_token }}{{ '<start_of_turn>user\\n' }}"));
   ASSERT_NE(f, nullptr);
   auto s = selectTemplate(*f);
   ASSERT_FALSE(s.ok());
@@ -190,7 +190,8 @@ TEST(ChatGguf, EmptyTemplateMeansDefault) {
 // and tokenizer both come from it, and the prompt ids are what the template's
 // text and the BOS rule say.
 TEST(ChatGguf, Llama3VocabularyWith2B4TTemplate) {
-  auto f = copyWith(kVocab, "llama3-vocab-bitnet", withTemplate(fixtureTemplate(TemplateKind::Bitnet)));
+  auto f =
+      copyWith(kVocab, "llama3-vocab-bitnet", withTemplate(fixtureTemplate(TemplateKind::Bitnet)));
   ASSERT_NE(f, nullptr);
   auto s = selectTemplate(*f);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -202,8 +203,8 @@ TEST(ChatGguf, Llama3VocabularyWith2B4TTemplate) {
   const std::string text = render(s->kind, conv, specialTokenText(*tok));
   EXPECT_EQ(text, "System: Be brief.<|eot_id|>User: Hi<|eot_id|>Assistant: ");
   std::vector<int32_t> want = {128000};
-  for (std::string_view piece : {"System: Be brief.", "<|eot_id|>", "User: Hi", "<|eot_id|>",
-                                 "Assistant: "}) {
+  for (std::string_view piece :
+       {"System: Be brief.", "<|eot_id|>", "User: Hi", "<|eot_id|>", "Assistant: "}) {
     std::vector<int32_t> p = tok->encode(piece, false, true);
     want.insert(want.end(), p.begin(), p.end());
   }

@@ -149,8 +149,7 @@ TEST(ChatRecognize, FamilyVariants) {
        "endif %}",
        TemplateKind::Chatml, "<|im_start|>"},
       // The reference with a trailing newline is no longer the reference.
-      {std::string(referenceTemplate(TemplateKind::Chatml)) + "\n", TemplateKind::Chatml,
-       "ChatML"},
+      {std::string(referenceTemplate(TemplateKind::Chatml)) + "\n", TemplateKind::Chatml, "ChatML"},
   };
   for (const Case &c : cases) {
     auto r = recognizeTemplate(c.text);
@@ -211,8 +210,7 @@ std::vector<Expected> expectedCases() {
        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|>"
        "<|start_header_id|>assistant<|end_header_id|>\n\n",
        "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"},
-      {{sys("You are helpful."), user("Hi"), asst("Hello! How can I help?"),
-        user("What is 2+2?")},
+      {{sys("You are helpful."), user("Hi"), asst("Hello! How can I help?"), user("What is 2+2?")},
        "System: You are helpful.<|eot_id|>User: Hi<|eot_id|>Assistant: Hello! How can I "
        "help?<|eot_id|>User: What is 2+2?<|eot_id|>Assistant: ",
        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are "
@@ -309,8 +307,8 @@ TEST(ChatRender, TurnMarkers) {
     // An assistant message renders as generation prompt + content + suffix.
     const std::vector<Message> one = {user("q")};
     const std::vector<Message> two = {user("q"), asst("reply")};
-    EXPECT_EQ(render(k, two, opts(false)), render(k, one, opts(true)) + "reply" +
-                                               std::string(assistantSuffix(k)));
+    EXPECT_EQ(render(k, two, opts(false)),
+              render(k, one, opts(true)) + "reply" + std::string(assistantSuffix(k)));
     EXPECT_TRUE(assistantSuffix(k).starts_with(endOfTurn(k)));
   }
 }
@@ -320,8 +318,8 @@ TEST(ChatRender, TurnMarkers) {
 
 std::vector<Message> randomConversation(std::mt19937 &rng) {
   static const std::vector<std::string> pieces = {
-      "hello", " ", "\n", "\t", "\u00a0", "\u3000", "\ufeff", "\u0085", "世界", "🌍", "",
-      "<|eot_id|>", "{{ x }}", "Привет", "a b", "\r\n"};
+      "hello", " ",  "\n", "\t",         "\u00a0",  "\u3000", "\ufeff", "\u0085",
+      "世界",  "🌍", "",   "<|eot_id|>", "{{ x }}", "Привет", "a b",    "\r\n"};
   std::vector<Message> m;
   const int n = std::uniform_int_distribution<int>(0, 7)(rng);
   for (int i = 0; i < n; ++i) {
@@ -385,19 +383,59 @@ TEST(ChatIncremental, SessionKeepsConversation) {
   }
 }
 
+// The Conversation helper hands out exactly the text that makes the session
+// hold the full rendering after every user turn.
+TEST(ChatConversation, FedTextIsTheRendering) {
+  for (TemplateKind t : allTemplates()) {
+    for (bool eotFed : {false, true}) {
+      for (bool withSystem : {false, true}) {
+        Conversation c(t, opts(false)); // addGenerationPrompt is forced on
+        EXPECT_TRUE(c.startOfSession());
+        if (withSystem)
+          ASSERT_TRUE(c.addSystem("Be brief.").ok());
+        std::string session;
+        for (const std::string reply : {"Hello!", "", "Привет 🌍", "4"}) {
+          auto text = c.addUser("question " + reply);
+          ASSERT_TRUE(text.ok()) << text.status();
+          EXPECT_EQ(c.startOfSession(), false);
+          EXPECT_TRUE(c.awaitingReply());
+          session += *text;
+          EXPECT_EQ(session, render(t, c.messages(), opts(true)))
+              << templateName(t) << " eotFed " << eotFed << " system " << withSystem;
+          session += reply;
+          if (eotFed)
+            session += endOfTurn(t);
+          ASSERT_TRUE(c.addReply(reply, eotFed).ok());
+        }
+        EXPECT_EQ(c.messages().size(), 8u + withSystem);
+      }
+    }
+  }
+}
+
+TEST(ChatConversation, OrderErrors) {
+  Conversation c(TemplateKind::Bitnet, opts(true));
+  EXPECT_EQ(c.addReply("x", false).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(c.addUser("a").ok());
+  EXPECT_EQ(c.addUser("b").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.addSystem("s").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(c.addReply("r", false).ok());
+  EXPECT_EQ(c.addReply("r", false).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.messages().size(), 2u);
+}
+
 // ---------------------------------------------------------------------------
 // trim.
 
 TEST(ChatTrim, JavaScriptWhitespaceSet) {
   const std::vector<std::string> stripped = {
-      "\t",       "\n",       "\v",       "\f",       "\r",       " ",        "\u00a0",
-      "\u1680",   "\u2000",   "\u2005",   "\u200a",   "\u2028",   "\u2029",   "\u202f",
-      "\u205f",   "\u3000",   "\ufeff"};
+      "\t",     "\n",     "\v",     "\f",     "\r",     " ",      "\u00a0", "\u1680", "\u2000",
+      "\u2005", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\ufeff"};
   for (const std::string &w : stripped)
     EXPECT_EQ(trimContent(w + "x y" + w + w), "x y") << "U+" << std::hex << int(w[0]);
   // Kept by JavaScript's trim (Python's str.strip would strip the first five).
-  const std::vector<std::string> kept = {"\x1c", "\x1f", "\u0085", "\u200b", "\u180e",
-                                         "\u2060", std::string(1, '\0')};
+  const std::vector<std::string> kept = {
+      "\x1c", "\x1f", "\u0085", "\u200b", "\u180e", "\u2060", std::string(1, '\0')};
   for (const std::string &w : kept) {
     const std::string s = w + "x" + w;
     EXPECT_EQ(trimContent(s), s);
@@ -449,8 +487,7 @@ TEST_F(ChatTokens, SpecialTokenText) {
 TEST_F(ChatTokens, ExactlyOneBos) {
   ASSERT_NE(tok_, nullptr);
   RenderOptions o = specialTokenText(*tok_);
-  const std::vector<Message> conv = {sys("Be brief."), user("Hi"), asst("Hello!"),
-                                     user("Bye")};
+  const std::vector<Message> conv = {sys("Be brief."), user("Hi"), asst("Hello!"), user("Bye")};
   for (TemplateKind t : allTemplates()) {
     const std::string text = render(t, conv, o);
     EXPECT_EQ(shouldAddBos(*tok_, text, true), !templateEmitsBos(t)) << templateName(t);
@@ -475,7 +512,7 @@ TEST_F(ChatTokens, DeltaTokensConcatenate) {
   ASSERT_NE(tok_, nullptr);
   RenderOptions o = specialTokenText(*tok_);
   const std::vector<Message> conv = {sys(" You are terse. "), user("Grüße 🌍"), asst("Hallo!"),
-                                     user("2+2?\n"), asst("4"), user("thanks")};
+                                     user("2+2?\n"),          asst("4"),        user("thanks")};
   for (TemplateKind t : {TemplateKind::Bitnet, TemplateKind::Llama3}) {
     for (size_t k = 1; k < conv.size(); ++k) {
       std::span<const Message> all(conv), history = all.first(k);
