@@ -382,7 +382,7 @@ absl::Status Conversation::addSystem(std::string content) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Conversation::addUser(std::string content) {
+absl::StatusOr<Conversation::Turn> Conversation::addUser(std::string content) {
   if (awaitingReply_)
     return absl::FailedPreconditionError(
         "chat: the reply to the previous user turn was not recorded (addReply)");
@@ -397,9 +397,10 @@ absl::StatusOr<std::string> Conversation::addUser(std::string content) {
     text = render(kind_, messages_, noGen) + text;
   }
   messages_.push_back(std::move(added[0]));
+  const bool first = !started_;
   started_ = true;
   awaitingReply_ = true;
-  return text;
+  return Turn{std::move(text), first};
 }
 
 absl::Status Conversation::addReply(std::string content, bool endOfTurnInSession) {

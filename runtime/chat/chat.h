@@ -183,10 +183,15 @@ public:
   // A system message; only before the first user turn (FailedPrecondition
   // otherwise).
   absl::Status addSystem(std::string content);
-  // The user's next message. Returns the text to feed: the whole prompt for
-  // the first turn, afterwards the rest of the previous assistant turn and
-  // the new user turn. FailedPrecondition while a reply is awaited.
-  absl::StatusOr<std::string> addUser(std::string content);
+  // What to feed for a user turn: the whole prompt for the first turn
+  // (startOfSession: tokenize with tokenizePrompt(tok, text, true)),
+  // afterwards the rest of the previous assistant turn and the new user turn.
+  struct Turn {
+    std::string text;
+    bool startOfSession = false;
+  };
+  // The user's next message. FailedPrecondition while a reply is awaited.
+  absl::StatusOr<Turn> addUser(std::string content);
   // The model's reply to the last user turn, as generated (without the stop
   // token's text); endOfTurnInSession: the stop token was fed to the session.
   // FailedPrecondition when no reply is awaited.

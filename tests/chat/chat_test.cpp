@@ -395,11 +395,14 @@ TEST(ChatConversation, FedTextIsTheRendering) {
           ASSERT_TRUE(c.addSystem("Be brief.").ok());
         std::string session;
         for (const std::string reply : {"Hello!", "", "Привет 🌍", "4"}) {
-          auto text = c.addUser("question " + reply);
-          ASSERT_TRUE(text.ok()) << text.status();
-          EXPECT_EQ(c.startOfSession(), false);
+          const bool first = c.startOfSession();
+          auto turn = c.addUser("question " + reply);
+          ASSERT_TRUE(turn.ok()) << turn.status();
+          EXPECT_EQ(turn->startOfSession, first);
+          EXPECT_EQ(first, session.empty());
+          EXPECT_FALSE(c.startOfSession());
           EXPECT_TRUE(c.awaitingReply());
-          session += *text;
+          session += turn->text;
           EXPECT_EQ(session, render(t, c.messages(), opts(true)))
               << templateName(t) << " eotFed " << eotFed << " system " << withSystem;
           session += reply;
