@@ -104,15 +104,6 @@ uint64_t packedBytes(const PackParams &p, uint64_t rows, uint64_t cols, size_t s
   return isTq(p.layout) ? c : roundUp(c, 64) + 4 * segments;
 }
 
-uint64_t fnv1a(std::span<const uint8_t> bytes) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (uint8_t b : bytes) {
-    h ^= b;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m,
                                                  std::span<const int64_t> segmentRows,
                                                  const PackParams &p) {
