@@ -3,7 +3,7 @@
 // artifact's section, header and source hashes, the compile cache's keys,
 // the ukernel bitcode hashes in `ternc --version` and tern-pack-weights'
 // checksums. ~10 GB/s and more per core (AVX2/AVX-512 chosen at run time on
-// x86-64), where the FNV-1a it replaced ran at ~1 GB/s.
+// x86-64), where the byte-serial hash it replaced ran at ~1 GB/s.
 #pragma once
 
 #include <cstdint>
