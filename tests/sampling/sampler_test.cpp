@@ -338,7 +338,8 @@ TEST(SamplerDistribution, TopPQuickselectPath) {
   p.temperature = 0.9f;
   Sampler s = make(p, int32_t(l.size()));
   const auto e = refProbs(l, p);
-  EXPECT_GT(std::count_if(e.begin(), e.end(), [](double x) { return x > 0; }), 600);
+  EXPECT_GT(std::count_if(e.begin(), e.end(), [](double x) { return x > 0; }),
+            300); // > 256: not sorted
   expectDistribution(s, l, e);
 }
 
