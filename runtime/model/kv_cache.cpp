@@ -532,6 +532,22 @@ size_t KvSession::publish(std::span<const int32_t> tokens) {
   return added;
 }
 
+absl::Status KvSession::exportTables(std::span<int32_t *const> tables, size_t tableLen) const {
+  if (tables.size() != nLayer_)
+    return absl::InvalidArgumentError(fmt::format(
+        "KV tables: {} layer tables given, the pool has {} layers", tables.size(), nLayer_));
+  if (blocks_.size() > tableLen)
+    return absl::InvalidArgumentError(
+        fmt::format("KV tables of {} entries cannot hold {} blocks ({} positions)", tableLen,
+                    blocks_.size(), capacity()));
+  for (uint32_t l = 0; l < nLayer_; ++l) {
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      tables[l][i] = int32_t(tables_[l][i]);
+    std::fill(tables[l] + blocks_.size(), tables[l] + tableLen, -1);
+  }
+  return absl::OkStatus();
+}
+
 float *KvSession::k(uint32_t layer, uint64_t pos) {
   const uint32_t P = pool_->options().pageSize;
   return pool_->pageK(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;

@@ -214,6 +214,11 @@ public:
   const std::vector<uint32_t> &blocks() const { return blocks_; } // [logical block]
   // [logical page] -> ABI page id (blocks()[i] * nLayer + layer).
   const std::vector<uint32_t> &pageTable(uint32_t layer) const { return tables_[layer]; }
+  // Fills the ABI's int32 tables (tern_kv_view.page_tables: `tables[l]` has
+  // `tableLen` entries) from pageTable(l), -1 past the held blocks (call it
+  // after every prepareWrite / truncate / fork / attachPrefix: copy-on-write
+  // changes page ids). InvalidArgument if a table is too short.
+  absl::Status exportTables(std::span<int32_t *const> tables, size_t tableLen) const;
 
   // K/V rows of `layer` at position `pos` (must be < capacity()).
   float *k(uint32_t layer, uint64_t pos);

@@ -139,8 +139,7 @@ TEST(KvSizing, ContextTimesParallelAndMemory) {
   auto pages = kvPoolPages({.nLayer = 2, .kvDim = 8, .pageSize = 4, .contextLength = 10});
   ASSERT_TRUE(pages.ok());
   EXPECT_EQ(*pages, 3u * 2); // ceil(10 / 4) blocks x 2 layers
-  pages = kvPoolPages(
-      {.nLayer = 2, .kvDim = 8, .pageSize = 4, .contextLength = 10, .parallel = 4});
+  pages = kvPoolPages({.nLayer = 2, .kvDim = 8, .pageSize = 4, .contextLength = 10, .parallel = 4});
   ASSERT_TRUE(pages.ok());
   EXPECT_EQ(*pages, 12u * 2);
   pages = kvPoolPages({.nLayer = 2, .kvDim = 8, .pageSize = 4, .memBytes = 512 * 7 + 511});
@@ -150,11 +149,8 @@ TEST(KvSizing, ContextTimesParallelAndMemory) {
   EXPECT_EQ(tooSmall.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(statusMessage(tooSmall.status()).find("--kv-mem 511"), std::string::npos)
       << statusMessage(tooSmall.status());
-  auto tooBig = kvPoolPages({.nLayer = 30,
-                             .kvDim = 640,
-                             .pageSize = 16,
-                             .contextLength = 1ull << 40,
-                             .parallel = 1000});
+  auto tooBig = kvPoolPages(
+      {.nLayer = 30, .kvDim = 640, .pageSize = 16, .contextLength = 1ull << 40, .parallel = 1000});
   EXPECT_EQ(tooBig.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(kvPoolPages({.nLayer = 2, .kvDim = 8, .pageSize = 4}).ok()); // no -c
   // The 2B4T shape: 30 layers, 5 KV heads x 128; -c 4096 --parallel 4.
@@ -173,7 +169,8 @@ TEST(KvSizing, ParseByteSize) {
   EXPECT_EQ(*parseByteSize("2GiB"), 2ull << 30);
   EXPECT_EQ(*parseByteSize("1.5g"), 3ull << 29);
   EXPECT_EQ(*parseByteSize("64MB"), 64ull << 20);
-  for (const char *bad : {"", "M", "-1", "1.5.2G", "12Q", "G1", "99999999999999999999", "20000000T"})
+  for (const char *bad :
+       {"", "M", "-1", "1.5.2G", "12Q", "G1", "99999999999999999999", "20000000T"})
     EXPECT_FALSE(parseByteSize(bad).ok()) << bad;
   EXPECT_NE(statusMessage(parseByteSize("12Q").status()).find("'12Q'"), std::string::npos);
 }
@@ -220,6 +217,19 @@ TEST(KvPool, PagesOfABlockFollowTheAbiLayout) {
   }
   // A block's layers are contiguous: one block is nLayer pages in a row.
   EXPECT_EQ(p.pageK(a.pageTable(2)[1]) - p.pageK(a.pageTable(0)[1]), int64_t(2 * p.pageFloats()));
+  // The int32 tables the compiled code gets, -1 past the held blocks.
+  std::vector<std::vector<int32_t>> abi(3, std::vector<int32_t>(5, 7));
+  std::vector<int32_t *> ptrs = {abi[0].data(), abi[1].data(), abi[2].data()};
+  ASSERT_TRUE(a.exportTables(ptrs, 5).ok());
+  for (uint32_t l = 0; l < 3; ++l)
+    for (uint32_t i = 0; i < 5; ++i)
+      EXPECT_EQ(abi[l][i], i < 3 ? int32_t(a.pageTable(l)[i]) : -1);
+  a.truncate(3);
+  ASSERT_TRUE(a.exportTables(ptrs, 5).ok());
+  EXPECT_EQ(abi[1][0], int32_t(a.pageTable(1)[0]));
+  EXPECT_EQ(abi[1][1], -1);
+  EXPECT_EQ(a.exportTables(ptrs, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.exportTables(std::span(ptrs).first(2), 5).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KvPool, AllOrNothingAndBlocksReturned) {
@@ -415,8 +425,8 @@ TEST(KvPool, PrefixCacheSharesFullBlocksByChainedContent) {
   b.tokens.assign(other.begin(), other.begin() + 8);
   b.rehash();
   EXPECT_TRUE(b.holdsHistory()); // the attached rows are this history's
-  EXPECT_EQ(b.kv->blocks(), std::vector<uint32_t>(a.kv->blocks().begin(),
-                                                  a.kv->blocks().begin() + 2));
+  EXPECT_EQ(b.kv->blocks(),
+            std::vector<uint32_t>(a.kv->blocks().begin(), a.kv->blocks().begin() + 2));
   ASSERT_TRUE(b.append(std::span(other).subspan(8), true));
   s = pool->stats();
   EXPECT_EQ(s.prefixHitBlocks, 2u);
@@ -434,7 +444,7 @@ TEST(KvPool, PrefixCacheSharesFullBlocksByChainedContent) {
   EXPECT_EQ(c.kv->attachPrefix(swapped), 0u);
   std::vector<int32_t> half = prompt;
   half[5] = 0;
-  EXPECT_EQ(c.kv->attachPrefix(half), 4u); // first block only
+  EXPECT_EQ(c.kv->attachPrefix(half), 4u);   // first block only
   EXPECT_EQ(c.kv->attachPrefix(prompt), 0u); // a session holding blocks attaches nothing
   c.tokens.assign(half.begin(), half.begin() + 4);
   c.rehash();
