@@ -1,11 +1,11 @@
 /* ternc ukernels: the C ABI every generated model calls.
  *
- * Written once per ISA family in C++ with intrinsics (one file per ISA),
- * compiled both into the runtime library (tests, reference runs) and to LLVM
- * bitcode that the compiler links into each model's module, so the static
- * arguments below become constants after inlining. No libc beyond math, no
- * globals, no allocation: all memory comes from the caller (ctx->scratch,
- * ctx->weights, the KV pool).
+ * C++ templates over ISA traits types (common.h, matmul_i2s.h, x86_avx2.h,
+ * arm_neon.h), instantiated in one file per ISA level (ukernels_<isa>.cpp,
+ * each inside its target region: target.h), compiled both into the runtime library (tests,
+ * reference runs) and to LLVM bitcode that the compiler links into each model's module, so the
+ * static arguments below become constants after inlining. No libc beyond math, no globals, no
+ * allocation: all memory comes from the caller (ctx->scratch, ctx->weights, the KV pool).
  *
  * Naming: tern_uk_<op>[_<layout>][_f32act]_<isa>, isa in
  * {ref, avx2, avx512_vnni, neon, neon_dotprod}. `ref` is the scalar twin of
@@ -32,6 +32,10 @@ void tern_uk_embed_f16_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens
 /* y = x / sqrt(mean(x^2) + eps) * w. */
 void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const float *w,
                               float *y, int64_t dim, float eps);
+
+/* out[t][:] = f32 row tokens[t] of table[vocab][hidden] (an F32 token_embd). */
+void tern_uk_embed_f32_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
+                           const float *table, float *out, int64_t hidden, int64_t vocab);
 
 /* RMSNorm then per-token int8: qs[t] = 127 / max(max|y_t|, 1e-5),
  * q = clamp(round_half_away(y * qs[t]), -128, 127). */
