@@ -94,13 +94,13 @@ std::vector<float> logitsOf(model::Model &m, const std::vector<int32_t> &tokens)
 }
 
 TEST(EmbedF32, CompiledF32EmbeddingMatchesReference) {
-  const fs::path dir = fs::path(TERN_EMBED_TEST_DIR);
+  const fs::path dir = fs::path(TERN_E2E_DIR);
   fs::create_directories(dir);
   const std::string f16 = (dir / "synth-f16-embd.gguf").string();
   const std::string f32 = (dir / "synth-f32-embd.gguf").string();
   ASSERT_EQ(
       run({TERN_SYNTH_PATH, "--preset", "tiny", "--format", "tq2_0", "--seed", "3", "-o", f16},
-          (dir / "synth.log").string()),
+          (dir / "synth-f16-embd.log").string()),
       0);
   ASSERT_NO_FATAL_FAILURE(rewriteEmbeddingAsF32(f16, f32));
 
