@@ -164,6 +164,15 @@ template <class Isa> struct Tl1I8 {
   }
 };
 
+// The arm files' MatmulBody table.
+template <Layout L, bool kF32, class Isa> struct ArmBody;
+template <class Isa> struct ArmBody<kI2S, false, Isa> {
+  using type = I2sI8<Isa>;
+};
+template <class Isa> struct ArmBody<kTL1, false, Isa> {
+  using type = Tl1I8<Isa>;
+};
+
 } // namespace
 } // namespace tern_uk
 

@@ -323,6 +323,15 @@ template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_f32(TERN_UK_M
   run_parallel(ctx, a.mp / a.tm, Task, &a);
 }
 
+// The Layout of a variants.def layout name.
+constexpr Layout kLayout_i2s = kI2S, kLayout_tl1 = kTL1, kLayout_tl2 = kTL2, kLayout_tq2 = kTQ2,
+                 kLayout_tq1 = kTQ1;
+
+// Each ISA file specializes MatmulBody<L, kF32>::type (a Body for
+// row_tiles_task) for the variants it implements; entries.h defines the
+// extern "C" entries of its variants.def rows from it.
+template <Layout L, bool kF32> struct MatmulBody;
+
 #define TERN_UK_MATMUL_I8_NAMES                                                                    \
   ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
 #define TERN_UK_MATMUL_F32_NAMES                                                                   \

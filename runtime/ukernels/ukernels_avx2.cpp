@@ -15,25 +15,18 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c", "avx2,fma,f16c")
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/x86_avx2.h"
 
-using namespace tern_uk;
+namespace tern_uk {
+namespace {
+template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Avx2>> {};
+} // namespace
+} // namespace tern_uk
 
-extern "C" {
+#define TERN_UK_DEFINE_avx2(layout, act) TERN_UK_ENTRY_##act(layout, avx2)
+#include "runtime/ukernels/entries.h"
 
-void tern_uk_matmul_i2s_avx2(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kI2S, &row_tiles_task<I2sI8<Avx2>>>(TERN_UK_MATMUL_I8_NAMES);
+extern "C" void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {
+  tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
 }
-
-void tern_uk_matmul_i2s_f32act_avx2(TERN_UK_MATMUL_F32_ARGS) {
-  matmul_f32<kI2S, &row_tiles_task<I2sF32<Avx2>>>(TERN_UK_MATMUL_F32_NAMES);
-}
-
-void tern_uk_matmul_tl2_avx2(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kTL2, &row_tiles_task<Tl2I8<Avx2>>>(TERN_UK_MATMUL_I8_NAMES);
-}
-
-void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) { lm_head<Avx2>(TERN_UK_LM_HEAD_NAMES); }
-
-} // extern "C"
 
 TERN_UK_TARGET_END()
 

@@ -64,28 +64,17 @@ struct Vnni512 {
   static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) { return Avx2::sum_q(q, len); }
 };
 
+template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni512, Vnni256>> {};
+
 } // namespace
 } // namespace tern_uk
 
-using namespace tern_uk;
+#define TERN_UK_DEFINE_avx512_vnni(layout, act) TERN_UK_ENTRY_##act(layout, avx512_vnni)
+#include "runtime/ukernels/entries.h"
 
-extern "C" {
-
-void tern_uk_matmul_i2s_avx512_vnni(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kI2S, &row_tiles_task<I2sI8<Vnni512, Vnni256>>>(TERN_UK_MATMUL_I8_NAMES);
+extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
+  tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
 }
-
-void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS) {
-  matmul_f32<kI2S, &row_tiles_task<I2sF32<Avx2>>>(TERN_UK_MATMUL_F32_NAMES);
-}
-
-void tern_uk_matmul_tl2_avx512_vnni(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kTL2, &row_tiles_task<Tl2I8<Avx2>>>(TERN_UK_MATMUL_I8_NAMES);
-}
-
-void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) { lm_head<Avx2>(TERN_UK_LM_HEAD_NAMES); }
-
-} // extern "C"
 
 TERN_UK_TARGET_END()
 

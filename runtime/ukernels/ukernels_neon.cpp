@@ -11,20 +11,17 @@
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 
-using namespace tern_uk;
+namespace tern_uk {
+namespace {
+template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, Neon> {};
+} // namespace
+} // namespace tern_uk
 
-extern "C" {
+#define TERN_UK_DEFINE_neon(layout, act) TERN_UK_ENTRY_##act(layout, neon)
+#include "runtime/ukernels/entries.h"
 
-void tern_uk_matmul_i2s_neon(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kI2S, &row_tiles_task<I2sI8<Neon>>>(TERN_UK_MATMUL_I8_NAMES);
+extern "C" void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {
+  tern_uk::lm_head<tern_uk::Neon>(TERN_UK_LM_HEAD_NAMES);
 }
-
-void tern_uk_matmul_tl1_neon(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kTL1, &row_tiles_task<Tl1I8<Neon>>>(TERN_UK_MATMUL_I8_NAMES);
-}
-
-void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) { lm_head<Neon>(TERN_UK_LM_HEAD_NAMES); }
-
-} // extern "C"
 
 #endif // __aarch64__

@@ -33,22 +33,13 @@ struct NeonDot : Neon {
   static TERN_UK_INLINE int32x4_t tl1_rows(const int32x4_t *acc, int i) { return acc[i]; }
 };
 
+template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, NeonDot> {};
+
 } // namespace
 } // namespace tern_uk
 
-using namespace tern_uk;
-
-extern "C" {
-
-void tern_uk_matmul_i2s_neon_dotprod(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kI2S, &row_tiles_task<I2sI8<NeonDot>>>(TERN_UK_MATMUL_I8_NAMES);
-}
-
-void tern_uk_matmul_tl1_neon_dotprod(TERN_UK_MATMUL_I8_ARGS) {
-  matmul_i8<kTL1, &row_tiles_task<Tl1I8<NeonDot>>>(TERN_UK_MATMUL_I8_NAMES);
-}
-
-} // extern "C"
+#define TERN_UK_DEFINE_neon_dotprod(layout, act) TERN_UK_ENTRY_##act(layout, neon_dotprod)
+#include "runtime/ukernels/entries.h"
 
 TERN_UK_TARGET_END()
 

@@ -169,20 +169,6 @@ void tern_uk_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, int8_t
     quantize_row(x + t * dim, q + t * dim, qs + t, dim);
 }
 
-#define TERN_UK_DEFINE_REF_MATMUL(layout, L)                                                       \
-  void tern_uk_matmul_##layout##_ref(TERN_UK_MATMUL_I8_ARGS) {                                     \
-    matmul_i8<L, &row_tiles_task<ScalarRows<L, false>>>(TERN_UK_MATMUL_I8_NAMES);                  \
-  }                                                                                                \
-  void tern_uk_matmul_##layout##_f32act_ref(TERN_UK_MATMUL_F32_ARGS) {                             \
-    matmul_f32<L, &row_tiles_task<ScalarRows<L, true>>>(TERN_UK_MATMUL_F32_NAMES);                 \
-  }
-TERN_UK_DEFINE_REF_MATMUL(i2s, kI2S)
-TERN_UK_DEFINE_REF_MATMUL(tl1, kTL1)
-TERN_UK_DEFINE_REF_MATMUL(tl2, kTL2)
-TERN_UK_DEFINE_REF_MATMUL(tq2, kTQ2)
-TERN_UK_DEFINE_REF_MATMUL(tq1, kTQ1)
-#undef TERN_UK_DEFINE_REF_MATMUL
-
 void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, const int32_t *pos,
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                float freq_base) {
@@ -250,3 +236,14 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, c
 void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS) { lm_head<Scalar>(TERN_UK_LM_HEAD_NAMES); }
 
 } // extern "C"
+
+namespace tern_uk {
+namespace {
+template <Layout L, bool kF32> struct MatmulBody {
+  using type = ScalarRows<L, kF32>;
+};
+} // namespace
+} // namespace tern_uk
+
+#define TERN_UK_DEFINE_ref(layout, act) TERN_UK_ENTRY_##act(layout, ref)
+#include "runtime/ukernels/entries.h"

@@ -248,6 +248,18 @@ template <class Isa> struct Tl2I8 {
   }
 };
 
+// The x86 files' MatmulBody table: i2s int8 with I2s, the rest AVX2-level.
+template <Layout L, bool kF32, class I2s> struct X86Body;
+template <class I2s> struct X86Body<kI2S, false, I2s> {
+  using type = I2s;
+};
+template <class I2s> struct X86Body<kI2S, true, I2s> {
+  using type = I2sF32<Avx2>;
+};
+template <class I2s> struct X86Body<kTL2, false, I2s> {
+  using type = Tl2I8<Avx2>;
+};
+
 } // namespace
 } // namespace tern_uk
 

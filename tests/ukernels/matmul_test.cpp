@@ -6,6 +6,7 @@
 // int8 activations of i2s/tl1/tl2) and with plain double math.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -112,15 +113,9 @@ Support hostSupport(const std::string &isa) {
 }
 
 KernelLayout layoutOf(const std::string &s) {
-  if (s == "i2s")
-    return KernelLayout::I2S;
-  if (s == "tl1")
-    return KernelLayout::TL1;
-  if (s == "tl2")
-    return KernelLayout::TL2;
-  if (s == "tq2")
-    return KernelLayout::TQ2;
-  return KernelLayout::TQ1;
+  std::optional<KernelLayout> l = ir::symbolizeKernelLayout(s);
+  EXPECT_TRUE(l.has_value()) << "variants.def layout " << s;
+  return l.value_or(KernelLayout::I2S);
 }
 
 bool isTq(const std::string &s) { return s == "tq2" || s == "tq1"; }
