@@ -142,6 +142,10 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
     meta["arch"] = a.getValue().str();
   if (auto hp = m->getAttrOfType<mlir::DictionaryAttr>("tern.hparams"))
     meta["hparams"] = attrToJson(hp);
+  // The importer's resolved model configuration (runtime/model/config.h),
+  // which the runtime reads instead of re-deriving it.
+  if (auto mc = m->getAttrOfType<mlir::StringAttr>("tern.model_config"))
+    meta["model_config"] = nlohmann::json::parse(mc.getValue().str(), nullptr, false);
   std::string actQuant = "token";
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.act_quant"))
     actQuant = a.getValue().str();

@@ -10,8 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
 #include "runtime/exec/artifact_model.h"
@@ -19,6 +17,7 @@
 #include "runtime/gguf/gguf.h"
 #include "runtime/gguf/writer.h"
 #include "runtime/support/status.h"
+#include "tests/exec/e2e_util.h"
 #include "gtest/gtest.h"
 
 namespace tern::exec {
@@ -27,25 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint32_t kF32 = 0, kF16 = 1; // ggml type ids
-
-int run(const std::vector<std::string> &argv, const std::string &log) {
-  std::vector<char *> a;
-  for (const std::string &s : argv)
-    a.push_back(const_cast<char *>(s.c_str()));
-  a.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (FILE *f = std::fopen(log.c_str(), "w")) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    execv(a[0], a.data());
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 // `in` with token_embd.weight stored as F32 (every other key and tensor as
 // is) and the F16 table also as output.weight: an untied head, since a head
@@ -94,14 +74,10 @@ std::vector<float> logitsOf(model::Model &m, const std::vector<int32_t> &tokens)
 }
 
 TEST(EmbedF32, CompiledF32EmbeddingMatchesReference) {
-  const fs::path dir = fs::path(TERN_E2E_DIR);
-  fs::create_directories(dir);
-  const std::string f16 = (dir / "synth-f16-embd.gguf").string();
-  const std::string f32 = (dir / "synth-f32-embd.gguf").string();
-  ASSERT_EQ(
-      run({TERN_SYNTH_PATH, "--preset", "tiny", "--format", "tq2_0", "--seed", "3", "-o", f16},
-          (dir / "synth-f16-embd.log").string()),
-      0);
+  const std::string f16 =
+      e2e::synth("synth-f16-embd", {"--preset", "tiny", "--format", "tq2_0", "--seed", "3"});
+  ASSERT_FALSE(f16.empty());
+  const std::string f32 = (fs::path(TERN_E2E_DIR) / "synth-f32-embd.gguf").string();
   ASSERT_NO_FATAL_FAILURE(rewriteEmbeddingAsF32(f16, f32));
 
   model::ModelOptions o;
@@ -113,12 +89,10 @@ TEST(EmbedF32, CompiledF32EmbeddingMatchesReference) {
   const std::vector<float> want = logitsOf(**reference, tokens);
 
   for (bool ref : {true, false}) {
-    const std::string tern = (dir / (ref ? "f32-embd-ref.tern" : "f32-embd-native.tern")).string();
-    const std::string log = tern + ".log";
-    std::vector<std::string> argv = {TERNC_PATH, "compile", f32, "-o", tern, "--target", "native"};
-    if (ref)
-      argv.push_back("--kernel=ref");
-    ASSERT_EQ(run(argv, log), 0) << "ternc failed, see " << log;
+    const std::string tern =
+        e2e::compile(f32, ref ? "f32-embd-ref" : "f32-embd-native",
+                     ref ? std::vector<std::string>{"--kernel=ref"} : std::vector<std::string>{});
+    ASSERT_FALSE(tern.empty());
     auto compiled = ArtifactModel::open(tern, o);
     ASSERT_TRUE(compiled.ok()) << statusMessage(compiled.status());
     bool calls = false;

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "fmt/format.h"
+#include "runtime/model/config.h"
 #include "runtime/support/status.h"
 
 namespace tern::inspect {
@@ -147,7 +148,15 @@ json report(const gguf::File &file, const formats::ModelMapping &mm) {
     ts.push_back(e);
   }
   r["tensors"] = ts;
-  r["verdict"] = {{"accepted", mm.ok()}, {"errors", mm.errors}};
+  // The model configuration as every other path reads it (the importer, the
+  // reference model): the same error text for a missing or bad key.
+  json errors = mm.errors;
+  absl::StatusOr<model::ModelConfig> config = model::readModelConfig(file);
+  if (config.ok())
+    r["config"] = model::toJson(*config);
+  else
+    errors.push_back(std::string(config.status().message()));
+  r["verdict"] = {{"accepted", mm.ok() && config.ok()}, {"errors", errors}};
   return r;
 }
 
@@ -263,6 +272,11 @@ int runInspectCommand(int argc, char **argv, std::ostream &out, std::ostream &er
     printText(out, r);
   if (!mm.ok()) {
     err << "ternc inspect: " << path << ": " << statusMessage(mm.status()) << "\n";
+    return 1;
+  }
+  if (!r["verdict"]["accepted"].get<bool>()) { // the model configuration's error
+    err << "ternc inspect: " << path << ": " << r["verdict"]["errors"].back().get<std::string>()
+        << "\n";
     return 1;
   }
   return 0;
