@@ -54,8 +54,12 @@ std::string shapeStr(llvm::ArrayRef<int64_t> s) {
 
 class Importer {
 public:
-  Importer(MLIRContext &ctx, const std::string &path, const ImportOptions &opts)
-      : ctx(ctx), path(path), opts(opts), b(&ctx), fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)) {}
+  Importer(MLIRContext &ctx, const SourceModel &source, const ImportOptions &opts)
+      : ctx(ctx), path(source.path), opts(opts), b(&ctx),
+        fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)), file(source.file.get()),
+        mapping(source.mapping) {
+    this->opts.i2sLayout = source.i2sLayout;
+  }
 
   OwningOpRef<ModuleOp> run();
 
@@ -70,8 +74,8 @@ private:
   ImportOptions opts;
   OpBuilder b;
   Location fileLoc;
-  std::unique_ptr<gguf::File> file;
-  formats::ModelMapping mapping;
+  const gguf::File *file;
+  const formats::ModelMapping &mapping;
 };
 
 std::optional<WeightAttr> Importer::weight(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) {
@@ -107,25 +111,6 @@ std::optional<WeightAttr> Importer::weight(llvm::StringRef name, llvm::ArrayRef<
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
-  auto opened = gguf::File::open(path);
-  if (!opened.ok()) {
-    error() << "cannot read GGUF: " << std::string(opened.status().message());
-    return nullptr;
-  }
-  file = std::move(*opened);
-  formats::MappingOptions mopts;
-  if (opts.i2sLayout == "x86")
-    mopts.i2sLayout = formats::I2SLayout::X86_QK128;
-  else if (opts.i2sLayout == "arm")
-    mopts.i2sLayout = formats::I2SLayout::ARM_QK64;
-  else if (opts.i2sLayout == "x86-1x4")
-    mopts.i2sLayout = formats::I2SLayout::X86_1x4;
-  else {
-    error() << "unknown I2_S layout '" << opts.i2sLayout << "' (x86, arm, x86-1x4)";
-    return nullptr;
-  }
-  mapping = formats::verifyMapping(*file, mopts);
-
   // Hyperparameters, arch rules and the tied head: the one reader every
   // path uses (runtime/model/config.h), so its errors read the same here.
   absl::StatusOr<model::ModelConfig> config = model::readModelConfig(*file);
@@ -254,10 +239,20 @@ OwningOpRef<ModuleOp> Importer::run() {
 
 } // namespace
 
-OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const std::string &path,
+OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const SourceModel &source,
                                  const ImportOptions &opts) {
   ctx.loadDialect<ir::TernDialect, func::FuncDialect>();
-  return Importer(ctx, path, opts).run();
+  return Importer(ctx, source, opts).run();
+}
+
+OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const std::string &path,
+                                 const ImportOptions &opts) {
+  absl::StatusOr<std::shared_ptr<const SourceModel>> source = openSourceModel(path, opts.i2sLayout);
+  if (!source.ok()) {
+    emitError(FileLineColLoc::get(&ctx, path, 0, 0)) << std::string(source.status().message());
+    return nullptr;
+  }
+  return importGGUF(ctx, **source, opts);
 }
 
 } // namespace tern::compiler
