@@ -111,8 +111,12 @@ struct LowerEmbed : Lower<EmbedOp> {
     a.i("vocab", op.getWeight().getRows())
         .i("hidden", op.getWeight().getCols())
         .weight(op.getWeight());
-    std::string callee =
-        ("tern_uk_embed_" + stringifyWeightFormat(op.getWeight().getFormat()) + "_ref").str();
+    // One embedding ukernel per table format (ukernels.h): f16 and f32.
+    const WeightFormat f = op.getWeight().getFormat();
+    if (f != WeightFormat::F16 && f != WeightFormat::F32)
+      return op.emitOpError() << "no embedding ukernel reads a " << stringifyWeightFormat(f)
+                              << " table (f16 and f32 have one)";
+    std::string callee = ("tern_uk_embed_" + stringifyWeightFormat(f) + "_ref").str();
     return replace(op, rw, callee, ad.getOperands(), a);
   }
 };

@@ -72,7 +72,7 @@ enum class Kind {
 };
 
 Kind kindOf(llvm::StringRef callee) {
-  if (callee.starts_with("tern_uk_embed_f16"))
+  if (callee.starts_with("tern_uk_embed_f16") || callee.starts_with("tern_uk_embed_f32"))
     return Kind::Embed;
   if (callee.starts_with("tern_uk_rms_norm_quantize_i8"))
     return Kind::RmsNormQuant;

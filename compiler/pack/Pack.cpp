@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
+#include "runtime/formats/ternary_decode.h"
 
 namespace tern::compiler::pack {
 
@@ -258,84 +259,57 @@ absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> by
       return absl::InvalidArgumentError(fmt::format("padding at row {} col {} is not zero", r, c));
     return absl::OkStatus();
   };
-  uint64_t o = 0;
-  for (uint64_t rt = 0; rt < mp / tm; ++rt) {
-    for (uint64_t kt = 0; kt < kp / tk; ++kt) {
-      const uint64_t r0 = rt * tm, c0 = kt * tk;
-      switch (p.layout) {
-      case KernelLayout::I2S:
-        for (uint64_t r = 0; r < tm; ++r)
-          for (uint64_t b = 0; b < tk / 128; ++b)
-            for (uint64_t j = 0; j < 32; ++j) {
-              uint8_t byte = bytes[o++];
-              for (uint64_t q = 0; q < 4; ++q) {
-                int code = (byte >> (6 - 2 * q)) & 3;
-                if (code == 3)
-                  return absl::InvalidArgumentError(fmt::format("code 3 at byte {}", o - 1));
-                if (auto s = put(r0 + r, c0 + b * 128 + j + 32 * q, code - 1); !s.ok())
-                  return s;
-              }
-            }
-        break;
-      case KernelLayout::TL1:
-        for (uint64_t pp = 0; pp < tk / 4; ++pp)
-          for (uint64_t r = 0; r < tm; ++r) {
-            uint8_t byte = bytes[o++];
-            for (uint64_t h = 0; h < 2; ++h) {
-              int idx = (byte >> (4 * h)) & 15;
-              if (idx > 8)
-                return absl::InvalidArgumentError(
-                    fmt::format("pair index {} at byte {}", idx, o - 1));
-              uint64_t c = c0 + (2 * pp + h) * 2;
-              if (auto s = put(r0 + r, c, idx / 3 - 1); !s.ok())
-                return s;
-              if (auto s = put(r0 + r, c + 1, idx % 3 - 1); !s.ok())
-                return s;
-            }
+  // The tiles in storage order, each decoded by runtime/formats/
+  // ternary_decode.h's decoder of its layout (the kernels' own).
+  namespace ly = tern::layouts;
+  const uint8_t *cur = bytes.data();
+  for (uint64_t t = 0; t < (mp / tm) * (kp / tk); ++t) {
+    const uint64_t r0 = (t / (kp / tk)) * tm, c0 = (t % (kp / tk)) * tk;
+    if (p.layout == KernelLayout::I2S) {
+      int8_t w[128];
+      for (uint64_t r = 0; r < tm; ++r)
+        for (uint64_t b = 0; b < tk / 128; ++b, cur += 32) {
+          ly::decode_i2s_block<32>(cur, w);
+          for (uint64_t c = 0; c < 128; ++c) {
+            if (w[c] > 1)
+              return absl::InvalidArgumentError(
+                  fmt::format("code 3 cur byte {}", cur - bytes.data() + c % 32));
+            if (auto s = put(r0 + r, c0 + b * 128 + c, w[c]); !s.ok())
+              return s;
           }
-        break;
-      case KernelLayout::TL2: {
-        const uint64_t triples = tk / 3;
-        std::vector<int> mag(tm * triples);
-        for (uint64_t tp = 0; tp < triples / 2; ++tp)
-          for (uint64_t r = 0; r < tm; ++r) {
-            uint8_t byte = bytes[o++];
-            mag[r * triples + 2 * tp] = byte & 15;
-            mag[r * triples + 2 * tp + 1] = byte >> 4;
-          }
-        for (uint64_t g = 0; g < triples / 16; ++g)
-          for (uint64_t r = 0; r < tm; ++r) {
-            uint16_t bits = uint16_t(bytes[o] | (bytes[o + 1] << 8));
-            o += 2;
-            for (uint64_t i = 0; i < 16; ++i) {
-              uint64_t t = 16 * g + i;
-              int v = mag[r * triples + t];
-              if (v > 13)
-                return absl::InvalidArgumentError(fmt::format("triple magnitude {} > 13", v));
-              if (bits & (1u << (15 - i)))
-                v = -v;
-              // v = 9a + 3b + c with a, b, c in {-1, 0, 1}: balanced ternary digits.
-              int digits[3];
-              int x = v;
-              for (int d = 2; d >= 0; --d) {
-                int rem = ((x % 3) + 3) % 3;
-                if (rem == 2)
-                  rem = -1;
-                digits[d] = rem;
-                x = (x - rem) / 3;
-              }
-              for (int d = 0; d < 3; ++d)
-                if (auto s = put(r0 + r, c0 + 3 * t + d, digits[d]); !s.ok())
-                  return s;
-            }
-          }
-        break;
-      }
-      default:
-        break;
-      }
+        }
+    } else if (p.layout == KernelLayout::TL1) {
+      int8_t w[4];
+      for (uint64_t c = c0; c < c0 + tk; c += 4)
+        for (uint64_t r = r0; r < r0 + tm; ++r, ++cur) {
+          ly::decode_tl1_byte(*cur, w);
+          if (w[0] > 1 || w[2] > 1)
+            return absl::InvalidArgumentError(fmt::format(
+                "pair index {} cur byte {}", w[0] > 1 ? *cur & 15 : *cur >> 4, cur - bytes.data()));
+          for (int i = 0; i < 4; ++i)
+            if (auto s = put(r, c + i, w[i]); !s.ok())
+              return s;
+        }
+    } else { // TL2: magnitudes of triple pairs, then 16-triple sign words
+      const uint64_t triples = tk / 3;
+      const uint8_t *mags = cur, *signs = cur + tm * (triples / 2);
+      for (uint64_t tr = 0; tr < triples; ++tr)
+        for (uint64_t r = 0; r < tm; ++r) {
+          const int mag = (mags[(tr / 2) * tm + r] >> (4 * (tr & 1))) & 15;
+          if (mag > 13)
+            return absl::InvalidArgumentError(fmt::format("triple magnitude {} > 13", mag));
+          const uint8_t *sw = signs + ((tr / 16) * tm + r) * 2;
+          const uint16_t bits = uint16_t(sw[0] | (sw[1] << 8));
+          int8_t w[3];
+          ly::decode_tl2_triple(mag, bits & (1u << (15 - tr % 16)), w);
+          for (int d = 0; d < 3; ++d)
+            if (auto s = put(r0 + r, c0 + 3 * tr + d, w[d]); !s.ok())
+              return s;
+        }
+      cur = signs + (triples / 16) * tm * 2;
     }
   }
+  const uint64_t o = uint64_t(cur - bytes.data());
   const uint64_t at = roundUp(o, 64);
   std::vector<float> segScales(segmentRows.size());
   std::memcpy(segScales.data(), bytes.data() + at, 4 * segScales.size());

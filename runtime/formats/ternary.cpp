@@ -11,14 +11,15 @@
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
+#include "runtime/formats/ternary_decode.h"
 
 namespace tern::formats {
 namespace {
 
-constexpr uint64_t kQK = 256;      // TQ block size
-constexpr uint64_t kTQ2Bytes = 66; // qs[64] + f16 d
-constexpr uint64_t kTQ1Bytes = 54; // qs[48] + qh[4] + f16 d
-constexpr uint64_t kI2SPad = 32;   // f32 scale + 28 bytes
+constexpr uint64_t kQK = 256;                           // TQ block size
+constexpr uint64_t kTQ2Bytes = layouts::kTQ2BlockBytes; // qs[64] + f16 d
+constexpr uint64_t kTQ1Bytes = layouts::kTQ1BlockBytes; // qs[48] + qh[4] + f16 d
+constexpr uint64_t kI2SPad = 32;                        // f32 scale + 28 bytes
 
 uint16_t loadU16(const uint8_t *p) { return uint16_t(p[0]) | uint16_t(p[1]) << 8; }
 void storeU16(uint8_t *p, uint16_t v) {
@@ -244,41 +245,50 @@ absl::StatusOr<TernaryMatrix> unpackTQ(const char *name, std::span<const uint8_t
 
 absl::StatusOr<TernaryMatrix> unpackTQ2_0(std::span<const uint8_t> bytes, uint64_t rows,
                                           uint64_t cols) {
-  return unpackTQ(
-      "TQ2_0", bytes, rows, cols, tq2_0Bytes(rows, cols), kTQ2Bytes, 64,
-      [&](uint64_t b, const uint8_t *blk, int8_t *out) -> absl::Status {
-        for (int c = 0; c < 2; ++c)
-          for (int mm = 0; mm < 32; ++mm) {
-            uint8_t q = blk[c * 32 + mm];
-            for (int l = 0; l < 4; ++l) {
-              int code = (q >> (2 * l)) & 3;
-              uint64_t e = uint64_t(c) * 128 + l * 32 + mm;
-              if (code == 3)
-                return absl::InvalidArgumentError(fmt::format(
-                    "TQ2_0: code 3 (not ternary) for element {} (row {}, col {}) at byte "
-                    "offset {}",
-                    b * kQK + e, (b * kQK + e) / cols, (b * kQK + e) % cols,
-                    b * kTQ2Bytes + c * 32 + mm));
-              out[e] = int8_t(code - 1);
-            }
-          }
-        return absl::OkStatus();
-      });
+  return unpackTQ("TQ2_0", bytes, rows, cols, tq2_0Bytes(rows, cols), kTQ2Bytes,
+                  layouts::kTQ2ScaleAt,
+                  [&](uint64_t b, const uint8_t *blk, int8_t *out) -> absl::Status {
+                    layouts::decode_tq2_block(blk, out);
+                    for (int e = 0; e < int(kQK); ++e)
+                      if (out[e] > 1) {
+                        const uint64_t el = b * kQK + uint64_t(e);
+                        return absl::InvalidArgumentError(fmt::format(
+                            "TQ2_0: code 3 (not ternary) for element {} (row {}, col {}) at byte "
+                            "offset {}",
+                            el, el / cols, el % cols, b * kTQ2Bytes + layouts::tq2_byte_of(e)));
+                      }
+                    return absl::OkStatus();
+                  });
 }
 
-absl::StatusOr<std::vector<uint8_t>> packTQ2_0(const TernaryMatrix &m) {
-  if (auto s = checkTQShape("TQ2_0", m.rows, m.cols); !s.ok())
+namespace {
+// The frame both TQ packers share: shape and code checks, one f16 scale per
+// 256-block (the matrix's, which must be uniform over the block) at byte
+// `scaleAt`, and `encode(in, blk)` for the block's 256 codes.
+template <typename EncodeBlock>
+absl::StatusOr<std::vector<uint8_t>> packTQ(const char *name, const TernaryMatrix &m,
+                                            uint64_t blockBytes, uint64_t scaleAt,
+                                            EncodeBlock encode) {
+  if (auto s = checkTQShape(name, m.rows, m.cols); !s.ok())
     return s;
-  if (auto s = checkMatrix("TQ2_0", m); !s.ok())
+  if (auto s = checkMatrix(name, m); !s.ok())
     return s;
   const uint64_t nblocks = m.rows * m.cols / kQK;
-  std::vector<uint8_t> out(nblocks * kTQ2Bytes, 0);
+  std::vector<uint8_t> out(nblocks * blockBytes, 0);
   for (uint64_t b = 0; b < nblocks; ++b) {
-    auto s = uniformScale("TQ2_0", m, b * kQK, kQK);
+    auto s = uniformScale(name, m, b * kQK, kQK);
     if (!s.ok())
       return s.status();
-    uint8_t *blk = out.data() + b * kTQ2Bytes;
-    const int8_t *in = m.codes.data() + b * kQK;
+    uint8_t *blk = out.data() + b * blockBytes;
+    encode(m.codes.data() + b * kQK, blk);
+    storeU16(blk + scaleAt, f32ToF16(*s));
+  }
+  return out;
+}
+} // namespace
+
+absl::StatusOr<std::vector<uint8_t>> packTQ2_0(const TernaryMatrix &m) {
+  return packTQ("TQ2_0", m, kTQ2Bytes, layouts::kTQ2ScaleAt, [](const int8_t *in, uint8_t *blk) {
     for (int c = 0; c < 2; ++c)
       for (int mm = 0; mm < 32; ++mm) {
         uint8_t q = 0;
@@ -286,20 +296,13 @@ absl::StatusOr<std::vector<uint8_t>> packTQ2_0(const TernaryMatrix &m) {
           q |= uint8_t((in[c * 128 + l * 32 + mm] + 1) << (2 * l));
         blk[c * 32 + mm] = q;
       }
-    storeU16(blk + 64, f32ToF16(*s));
-  }
-  return out;
+  });
 }
 
 // ---------------------------------------------------------------------------
 // TQ1_0
 
 namespace {
-constexpr uint8_t kPow3[6] = {1, 3, 9, 27, 81, 243};
-inline int tq1Digit(uint8_t byte, int n) {
-  uint8_t t = uint8_t(byte * kPow3[n]);
-  return (uint16_t(t) * 3) >> 8;
-}
 inline uint8_t tq1Byte(uint32_t v) { // v in 0..242
   return uint8_t((v * 256 + 242) / 243);
 }
@@ -307,34 +310,15 @@ inline uint8_t tq1Byte(uint32_t v) { // v in 0..242
 
 absl::StatusOr<TernaryMatrix> unpackTQ1_0(std::span<const uint8_t> bytes, uint64_t rows,
                                           uint64_t cols) {
-  return unpackTQ("TQ1_0", bytes, rows, cols, tq1_0Bytes(rows, cols), kTQ1Bytes, 52,
-                  [](uint64_t, const uint8_t *blk, int8_t *out) -> absl::Status {
-                    for (int n = 0; n < 5; ++n)
-                      for (int mm = 0; mm < 32; ++mm)
-                        out[mm + 32 * n] = int8_t(tq1Digit(blk[mm], n) - 1);
-                    for (int n = 0; n < 5; ++n)
-                      for (int mm = 0; mm < 16; ++mm)
-                        out[160 + mm + 16 * n] = int8_t(tq1Digit(blk[32 + mm], n) - 1);
-                    for (int n = 0; n < 4; ++n)
-                      for (int j = 0; j < 4; ++j)
-                        out[240 + j + 4 * n] = int8_t(tq1Digit(blk[48 + j], n) - 1);
+  return unpackTQ("TQ1_0", bytes, rows, cols, tq1_0Bytes(rows, cols), kTQ1Bytes,
+                  layouts::kTQ1ScaleAt, [](uint64_t, const uint8_t *blk, int8_t *out) {
+                    layouts::decode_tq1_block(blk, out);
                     return absl::OkStatus();
                   });
 }
 
 absl::StatusOr<std::vector<uint8_t>> packTQ1_0(const TernaryMatrix &m) {
-  if (auto s = checkTQShape("TQ1_0", m.rows, m.cols); !s.ok())
-    return s;
-  if (auto s = checkMatrix("TQ1_0", m); !s.ok())
-    return s;
-  const uint64_t nblocks = m.rows * m.cols / kQK;
-  std::vector<uint8_t> out(nblocks * kTQ1Bytes, 0);
-  for (uint64_t b = 0; b < nblocks; ++b) {
-    auto s = uniformScale("TQ1_0", m, b * kQK, kQK);
-    if (!s.ok())
-      return s.status();
-    uint8_t *blk = out.data() + b * kTQ1Bytes;
-    const int8_t *in = m.codes.data() + b * kQK;
+  return packTQ("TQ1_0", m, kTQ1Bytes, layouts::kTQ1ScaleAt, [](const int8_t *in, uint8_t *blk) {
     for (int mm = 0; mm < 32; ++mm) {
       uint32_t v = 0;
       for (int n = 0; n < 5; ++n)
@@ -353,9 +337,7 @@ absl::StatusOr<std::vector<uint8_t>> packTQ1_0(const TernaryMatrix &m) {
         v = v * 3 + uint32_t(in[240 + j + 4 * n] + 1);
       blk[48 + j] = tq1Byte(v * 3);
     }
-    storeU16(blk + 52, f32ToF16(*s));
-  }
-  return out;
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -431,17 +413,34 @@ absl::StatusOr<TernaryMatrix> unpackI2S(std::span<const uint8_t> bytes, uint64_t
   m.blockElems = n;
   m.scales = {scale};
   m.codes.resize(n);
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t byte = 0;
-    int shift = 0;
-    i2sPos(layout, i, cols, byte, shift);
-    int code = (bytes[byte] >> shift) & 3;
-    if (code == 3)
+  int8_t *w = m.codes.data();
+  switch (layout) {
+  case I2SLayout::X86_QK128:
+    for (uint64_t b = 0; b < n / 128; ++b)
+      layouts::decode_i2s_block<32>(bytes.data() + b * 32, w + b * 128);
+    break;
+  case I2SLayout::ARM_QK64:
+    for (uint64_t b = 0; b < n / 64; ++b)
+      layouts::decode_i2s_block<16>(bytes.data() + b * 16, w + b * 64);
+    break;
+  case I2SLayout::X86_1x4:
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t byte = 0;
+      int shift = 0;
+      i2sPos(layout, i, cols, byte, shift);
+      w[i] = layouts::i2s_weight(bytes[byte], (6 - shift) / 2);
+    }
+    break;
+  }
+  for (uint64_t i = 0; i < n; ++i)
+    if (w[i] > 1) {
+      uint64_t byte = 0;
+      int shift = 0;
+      i2sPos(layout, i, cols, byte, shift);
       return absl::InvalidArgumentError(fmt::format(
           "I2_S ({}): code 3 (unused) for element {} (row {}, col {}) at byte offset {}",
           i2sLayoutName(layout), i, i / cols, i % cols, byte));
-    m.codes[i] = int8_t(code - 1);
-  }
+    }
   return m;
 }
 

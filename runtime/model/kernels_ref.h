@@ -84,6 +84,39 @@ void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y /*[tok
 // of 256).
 bool bitLinearSupportsQ8K(const TernaryMatrix &w);
 
+// One query row of the reference attention over positions 0..n-1 (the f32
+// KV cache's): s_p = dot(q, k_p) * scale summed in float, softmax with the
+// maximum subtracted and the sum in double, out = sum_p (e_p * (1 / sum))
+// v_p in position order. `scores` is scratch (resized to n). The ukernel
+// tern_uk_attention_gqa_f32_ref follows the same order.
+template <class KAt, class VAt>
+void attentionOneRow(const float *q, uint32_t D, uint64_t n, float scale, KAt kAt, VAt vAt,
+                     std::vector<float> &scores, float *out) {
+  scores.resize(n);
+  float mx = -INFINITY;
+  for (uint64_t p = 0; p < n; ++p) {
+    const float *kp = kAt(p);
+    float dot = 0.0f;
+    for (uint32_t d = 0; d < D; ++d)
+      dot += q[d] * kp[d];
+    scores[p] = dot * scale;
+    mx = std::max(mx, scores[p]);
+  }
+  double sum = 0.0;
+  for (uint64_t p = 0; p < n; ++p) {
+    scores[p] = std::exp(scores[p] - mx);
+    sum += scores[p];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  std::fill_n(out, D, 0.0f);
+  for (uint64_t p = 0; p < n; ++p) {
+    const float *vp = vAt(p);
+    const float w = scores[p] * inv;
+    for (uint32_t d = 0; d < D; ++d)
+      out[d] += w * vp[d];
+  }
+}
+
 // Query rows per tile of llama.cpp's tiled CPU flash attention: batches of
 // fewer rows take its one-row path (flashAttnOneRowF16).
 constexpr uint32_t kFlashTileQ = 64;

@@ -183,29 +183,9 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
               [&](uint64_t p) { return s->kv.v(li, p) + kvh * D; }, out);
           continue;
         }
-        scores.resize(n);
-        float mx = -INFINITY;
-        for (uint64_t p = 0; p < n; ++p) {
-          const float *kp = s->kv.k(li, p) + kvh * D;
-          float dot = 0.0f;
-          for (uint32_t d = 0; d < D; ++d)
-            dot += qv[d] * kp[d];
-          scores[p] = dot * attScale;
-          mx = std::max(mx, scores[p]);
-        }
-        double sum = 0.0;
-        for (uint64_t p = 0; p < n; ++p) {
-          scores[p] = std::exp(scores[p] - mx);
-          sum += scores[p];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        std::fill_n(out, D, 0.0f);
-        for (uint64_t p = 0; p < n; ++p) {
-          const float *vp = s->kv.v(li, p) + kvh * D;
-          const float w = scores[p] * inv;
-          for (uint32_t d = 0; d < D; ++d)
-            out[d] += w * vp[d];
-        }
+        attentionOneRow(
+            qv, D, n, attScale, [&](uint64_t p) { return s->kv.k(li, p) + kvh * D; },
+            [&](uint64_t p) { return s->kv.v(li, p) + kvh * D; }, scores, out);
       }
     });
     for (uint32_t t = 0; t < T; ++t)

@@ -1,15 +1,23 @@
-// Internal helpers shared by the ukernel ISA files: packed-layout decoding
-// (compiler/pack/Pack.h's byte layouts), the row-tile driver and small math.
-// Everything is static inline: each ISA file is its own translation unit and
-// the bitcode of all of them is linked into one module. No libc, no globals.
+// The ISA-independent parts of the ukernels: packed-layout addressing and
+// decoding, the scalar matmul every fast kernel falls back to, the i2s tail,
+// token blocking, the row-tile and lm_head tasks and the extern "C" entry
+// bodies. Each ISA file (ukernels_<isa>.cpp) includes it inside its target
+// region (target.h), so the templates below are instantiated over that ISA's
+// traits type and compiled for its target, with everything inlined into the
+// task functions. Everything is static inline: the bitcode of every file is
+// linked into one module. No libc, no globals.
 #ifndef TERN_UKERNELS_COMMON_H
 #define TERN_UKERNELS_COMMON_H
 
+#include "runtime/formats/ternary_decode.h"
 #include "runtime/ukernels/ukernels.h"
 
-#define TERN_UK_INLINE static inline __attribute__((always_inline))
+// Everything below sits in an unnamed namespace (internal linkage), so
+// `inline` needs no `static`; members write `static TERN_UK_INLINE`.
+#define TERN_UK_INLINE inline __attribute__((always_inline))
 
 namespace tern_uk {
+namespace { // internal: each ISA file has its own copy, compiled for its target
 
 enum Layout { kI2S, kTL1, kTL2, kTQ2, kTQ1 };
 
@@ -133,9 +141,11 @@ TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_rang
     fn(arg, 0, n_items);
 }
 
-// ---- scalar decoders: codes (-1, 0, +1) of row r (global, < mp) for `len`
-// columns starting at column `col` (global); col and len follow the chunking
-// of each layout (see chunk_cols). ----
+// ---- scalar decoders: weights (-1, 0, +1) of row r (global, < mp) for
+// `len` columns starting at column `col` (global); col and len follow the
+// chunking of each layout (see chunk_cols). The per-layout block decoders
+// are runtime/formats/ternary_decode.h's, shared with the GGUF readers and
+// the packer. ----
 
 // Chunk sizes: i2s one 128-block, tl1 128 columns (or the tile's rest),
 // tl2 one 16-triple sign group, TQ one 256-block.
@@ -145,67 +155,32 @@ TERN_UK_INLINE int64_t chunk_cols(Layout l) {
 
 TERN_UK_INLINE void decode_chunk(const MatmulArgs &a, Layout l, int64_t r, int64_t col, int64_t len,
                                  int8_t *w, float *block_scale) {
+  namespace ly = tern::layouts;
   if (l == kTQ2 || l == kTQ1) {
     const int64_t nb = a.kp / 256, b = col / 256;
-    if (l == kTQ2) {
-      const uint8_t *blk = a.packed + (r * nb + b) * 66;
-      for (int c = 0; c < 2; ++c)
-        for (int l4 = 0; l4 < 4; ++l4)
-          for (int mm = 0; mm < 32; ++mm)
-            w[c * 128 + l4 * 32 + mm] = int8_t(((blk[c * 32 + mm] >> (2 * l4)) & 3) - 1);
-      *block_scale = f16_to_f32(load_u16(blk + 64));
-    } else {
-      const uint8_t *blk = a.packed + (r * nb + b) * 54;
-      const uint8_t pow3[5] = {1, 3, 9, 27, 81};
-      for (int d = 0; d < 5; ++d)
-        for (int mm = 0; mm < 32; ++mm)
-          w[mm + 32 * d] = int8_t(((uint16_t(uint8_t(blk[mm] * pow3[d])) * 3) >> 8) - 1);
-      for (int d = 0; d < 5; ++d)
-        for (int mm = 0; mm < 16; ++mm)
-          w[160 + mm + 16 * d] = int8_t(((uint16_t(uint8_t(blk[32 + mm] * pow3[d])) * 3) >> 8) - 1);
-      for (int d = 0; d < 4; ++d)
-        for (int j = 0; j < 4; ++j)
-          w[240 + j + 4 * d] = int8_t(((uint16_t(uint8_t(blk[48 + j] * pow3[d])) * 3) >> 8) - 1);
-      *block_scale = f16_to_f32(load_u16(blk + 52));
-    }
+    const int64_t bytes = l == kTQ2 ? ly::kTQ2BlockBytes : ly::kTQ1BlockBytes;
+    const uint8_t *blk = a.packed + (r * nb + b) * bytes;
+    if (l == kTQ2)
+      ly::decode_tq2_block(blk, w);
+    else
+      ly::decode_tq1_block(blk, w);
+    *block_scale = f16_to_f32(load_u16(blk + (l == kTQ2 ? ly::kTQ2ScaleAt : ly::kTQ1ScaleAt)));
     return;
   }
   const int64_t rt = r / a.tm, rr = r % a.tm, kt = col / a.tk, off = col % a.tk;
   const uint8_t *base = a.packed + (rt * a.nkt + kt) * tile_bytes(l, a.tm, a.tk);
   if (l == kI2S) {
-    const uint8_t *p = base + rr * (a.tk / 4) + (off / 128) * 32;
-    for (int j = 0; j < 32; ++j)
-      for (int qq = 0; qq < 4; ++qq)
-        w[j + 32 * qq] = int8_t(((p[j] >> (6 - 2 * qq)) & 3) - 1);
+    ly::decode_i2s_block<32>(base + rr * (a.tk / 4) + (off / 128) * 32, w);
   } else if (l == kTL1) {
-    for (int64_t i = 0; i < len; i += 4) {
-      const uint8_t byte = base[((off + i) / 4) * a.tm + rr];
-      const int lo = byte & 15, hi = byte >> 4;
-      w[i] = int8_t(lo / 3 - 1);
-      w[i + 1] = int8_t(lo % 3 - 1);
-      w[i + 2] = int8_t(hi / 3 - 1);
-      w[i + 3] = int8_t(hi % 3 - 1);
-    }
+    for (int64_t i = 0; i < len; i += 4)
+      ly::decode_tl1_byte(base[((off + i) / 4) * a.tm + rr], w + i);
   } else { // kTL2: one sign group g = off / 48 of 16 triples
     const int64_t tri = a.tk / 3, g = off / 48;
-    const uint8_t *sp = base + a.tm * (tri / 2) + (g * a.tm + rr) * 2;
-    const uint16_t bits = load_u16(sp);
+    const uint16_t bits = load_u16(base + a.tm * (tri / 2) + (g * a.tm + rr) * 2);
     for (int i = 0; i < 16; ++i) {
       const int64_t t = 16 * g + i;
-      int v = (base[(t / 2) * a.tm + rr] >> (4 * (t & 1))) & 15;
-      // balanced ternary digits of v in 0..13: v = 9 d0 + 3 d1 + d2
-      int d2 = (v + 1) % 3 - 1;
-      int v1 = (v - d2) / 3;
-      int d1 = (v1 + 1) % 3 - 1;
-      int d0 = (v1 - d1) / 3;
-      if (bits & (1u << (15 - i))) {
-        d0 = -d0;
-        d1 = -d1;
-        d2 = -d2;
-      }
-      w[3 * i] = int8_t(d0);
-      w[3 * i + 1] = int8_t(d1);
-      w[3 * i + 2] = int8_t(d2);
+      const int mag = (base[(t / 2) * a.tm + rr] >> (4 * (t & 1))) & 15;
+      ly::decode_tl2_triple(mag, bits & (1u << (15 - i)), w + 3 * i);
     }
   }
 }
@@ -289,6 +264,140 @@ TERN_UK_INLINE void matmul_rows_scalar(const MatmulArgs &a, Layout l, int64_t r0
   }
 }
 
+// Integer dot of row r's columns [kfull, k) (inside the last, partial i2s
+// 128-block) with token activations qt: scalar, like the ref.
+TERN_UK_INLINE int32_t i2s_tail(const MatmulArgs &a, int64_t r, int64_t kfull, const int8_t *qt) {
+  if (kfull >= a.k)
+    return 0;
+  int8_t w[128];
+  float bs;
+  decode_chunk(a, kI2S, r, kfull, 128, w, &bs);
+  int32_t acc = 0;
+  for (int64_t c = 0; c < a.k - kfull; ++c)
+    acc += int32_t(w[c]) * int32_t(qt[kfull + c]);
+  return acc;
+}
+
+// Token blocking: Body::rows<NT>(a, rt, t0) over the batch, kMaxNT tokens at
+// a time (kMaxNT <= 4), then the remaining 1..kMaxNT-1 tokens in one call.
+// Each token's result depends only on its own activations, never on NT.
+template <class Body, int kMaxNT>
+TERN_UK_INLINE void token_blocks(const MatmulArgs &a, int64_t rt) {
+  static_assert(kMaxNT >= 1 && kMaxNT <= 4);
+  int64_t t0 = 0;
+  for (; t0 + kMaxNT <= a.n; t0 += kMaxNT)
+    Body::template rows<kMaxNT>(a, rt, t0);
+  switch (a.n - t0) {
+  case 3:
+    if constexpr (kMaxNT > 3)
+      Body::template rows<3>(a, rt, t0);
+    break;
+  case 2:
+    if constexpr (kMaxNT > 2)
+      Body::template rows<2>(a, rt, t0);
+    break;
+  case 1:
+    if constexpr (kMaxNT > 1)
+      Body::template rows<1>(a, rt, t0);
+    break;
+  default:
+    break;
+  }
+}
+
+// The parallel_for task of a matmul: Body::tile(a, rt) for row tiles
+// [begin, end).
+template <class Body> void row_tiles_task(void *arg, int64_t begin, int64_t end) {
+  const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
+  for (int64_t rt = begin; rt < end; ++rt)
+    Body::tile(a, rt);
+}
+
+// The scalar rows of one row tile: the `ref` matmul, and the fallback of
+// fast kernels for tiles they do not handle.
+template <Layout L, bool kF32> struct ScalarRows {
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    matmul_rows_scalar<kF32>(a, L, rt * a.tm, min64((rt + 1) * a.tm, a.m));
+  }
+};
+
+// Bodies of the extern "C" matmul entries: resolve the arguments once, then
+// run Task over the row tiles.
+template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
+  MatmulArgs a;
+  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.q = q;
+  a.qs = qs;
+  run_parallel(ctx, a.mp / a.tm, Task, &a);
+}
+
+template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_f32(TERN_UK_MATMUL_F32_ARGS) {
+  MatmulArgs a;
+  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
+  a.x = x;
+  run_parallel(ctx, a.mp / a.tm, Task, &a);
+}
+
+// The Layout of a variants.def layout name.
+constexpr Layout kLayout_i2s = kI2S, kLayout_tl1 = kTL1, kLayout_tl2 = kTL2, kLayout_tq2 = kTQ2,
+                 kLayout_tq1 = kTQ1;
+
+// Each ISA file specializes MatmulBody<L, kF32>::type (a Body for
+// row_tiles_task) for the variants it implements; entries.h defines the
+// extern "C" entries of its variants.def rows from it.
+template <Layout L, bool kF32> struct MatmulBody;
+
+#define TERN_UK_MATMUL_I8_NAMES                                                                    \
+  ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
+#define TERN_UK_MATMUL_F32_NAMES                                                                   \
+  ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
+
+// ---- lm_head f16 ----
+struct LmHeadArgs {
+  int64_t n;
+  const float *x;    // [n][hidden]
+  const uint16_t *w; // [vocab][hidden] f16
+  float *logits;     // [n][vocab]
+  int64_t hidden, vocab, rows_per_item;
+};
+
+// Rows [begin, end) * rows_per_item of the head. Isa::head_dot(row, x,
+// hidden, &done) sums a prefix [0, done) of the row's products its own way;
+// the rest is added one by one in column order. The Scalar traits sum
+// nothing, so the whole row is the ref's sequential sum.
+template <class Isa> void lm_head_task(void *arg, int64_t begin, int64_t end) {
+  const LmHeadArgs &a = *static_cast<const LmHeadArgs *>(arg);
+  const int64_t v0 = begin * a.rows_per_item, v1 = min64(end * a.rows_per_item, a.vocab);
+  for (int64_t v = v0; v < v1; ++v) {
+    const uint16_t *row = a.w + v * a.hidden;
+    for (int64_t t = 0; t < a.n; ++t) {
+      const float *xt = a.x + t * a.hidden;
+      int64_t done = 0;
+      float acc = Isa::head_dot(row, xt, a.hidden, &done);
+      for (int64_t c = done; c < a.hidden; ++c)
+        acc += f16_to_f32(row[c]) * xt[c];
+      a.logits[t * a.vocab + v] = acc;
+    }
+  }
+}
+
+// The scalar traits: sums nothing itself (the ref head).
+struct Scalar {
+  static TERN_UK_INLINE float head_dot(const uint16_t *, const float *, int64_t, int64_t *done) {
+    *done = 0;
+    return 0.0f;
+  }
+};
+
+template <class Isa> TERN_UK_INLINE void lm_head(TERN_UK_LM_HEAD_ARGS) {
+  (void)tile_k;
+  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
+  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task<Isa>, &a);
+}
+
+#define TERN_UK_LM_HEAD_NAMES ctx, n, x, w, logits, hidden, vocab, tile_m, tile_k
+
+} // namespace
 } // namespace tern_uk
 
 #endif // TERN_UKERNELS_COMMON_H

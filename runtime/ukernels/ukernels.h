@@ -1,11 +1,11 @@
 /* ternc ukernels: the C ABI every generated model calls.
  *
- * Written once per ISA family in C++ with intrinsics (one file per ISA),
- * compiled both into the runtime library (tests, reference runs) and to LLVM
- * bitcode that the compiler links into each model's module, so the static
- * arguments below become constants after inlining. No libc beyond math, no
- * globals, no allocation: all memory comes from the caller (ctx->scratch,
- * ctx->weights, the KV pool).
+ * C++ templates over ISA traits types (common.h, matmul_i2s.h, x86_avx2.h,
+ * arm_neon.h), instantiated in one file per ISA level (ukernels_<isa>.cpp,
+ * each inside its target region: target.h), compiled both into the runtime library (tests,
+ * reference runs) and to LLVM bitcode that the compiler links into each model's module, so the
+ * static arguments below become constants after inlining. No libc beyond math, no globals, no
+ * allocation: all memory comes from the caller (ctx->scratch, ctx->weights, the KV pool).
  *
  * Naming: tern_uk_<op>[_<layout>][_f32act]_<isa>, isa in
  * {ref, avx2, avx512_vnni, neon, neon_dotprod}. `ref` is the scalar twin of
@@ -32,6 +32,10 @@ void tern_uk_embed_f16_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens
 /* y = x / sqrt(mean(x^2) + eps) * w. */
 void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const float *w,
                               float *y, int64_t dim, float eps);
+
+/* out[t][:] = f32 row tokens[t] of table[vocab][hidden] (an F32 token_embd). */
+void tern_uk_embed_f32_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
+                           const float *table, float *out, int64_t hidden, int64_t vocab);
 
 /* RMSNorm then per-token int8: qs[t] = 127 / max(max|y_t|, 1e-5),
  * q = clamp(round_half_away(y * qs[t]), -128, 127). */
@@ -65,22 +69,23 @@ TERN_UK_DECLARE_MATMUL(tl2, ref)
 TERN_UK_DECLARE_MATMUL(tq2, ref)
 TERN_UK_DECLARE_MATMUL(tq1, ref)
 
-/* Fast variants (variants.def says which exist). int8 ones are
- * bit-identical to their `ref` twin. */
-#define TERN_UK_DECLARE_MATMUL_I8(layout, isa)                                                     \
+/* Every variant variants.def lists, declared from it (the ref ones again,
+ * identically). int8 fast variants are bit-identical to their `ref` twin;
+ * f32-activation ones use FMA with lane-wise partial sums (close to ref, not
+ * bit-identical). ISAs: avx2 = avx2,fma,f16c; avx512_vnni = + avx512f,bw,
+ * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod. tl1 (neon)
+ * and tl2 (x86) fast variants need tile_m % 16 == 0 (else the ref rows). */
+#define TERN_UK_DECLARE_i8(layout, isa)                                                            \
   void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
-TERN_UK_DECLARE_MATMUL_I8(i2s, avx2)         /* x86: avx2,fma,f16c */
-TERN_UK_DECLARE_MATMUL_I8(i2s, avx512_vnni)  /* x86: + avx512f,bw,vl,vnni */
-TERN_UK_DECLARE_MATMUL_I8(i2s, neon)         /* aarch64 */
-TERN_UK_DECLARE_MATMUL_I8(i2s, neon_dotprod) /* aarch64: + dotprod */
-TERN_UK_DECLARE_MATMUL_I8(tl1, neon)         /* aarch64, tile_m % 16 == 0 (else ref rows) */
-TERN_UK_DECLARE_MATMUL_I8(tl1, neon_dotprod)
-TERN_UK_DECLARE_MATMUL_I8(tl2, avx2) /* x86, tile_m % 16 == 0 (else ref rows) */
-TERN_UK_DECLARE_MATMUL_I8(tl2, avx512_vnni)
-/* f32 activations: FMA with lane-wise partial sums (close to ref, not
- * bit-identical). */
-void tern_uk_matmul_i2s_f32act_avx2(TERN_UK_MATMUL_F32_ARGS);
-void tern_uk_matmul_i2s_f32act_avx512_vnni(TERN_UK_MATMUL_F32_ARGS);
+#define TERN_UK_DECLARE_f32(layout, isa)                                                           \
+  void tern_uk_matmul_##layout##_f32act_##isa(TERN_UK_MATMUL_F32_ARGS);
+#define TERN_UK_VARIANT(layout, act, isa) TERN_UK_DECLARE_##act(layout, isa)
+#define TERN_UK_PENDING_VARIANT(layout, act, isa) TERN_UK_DECLARE_##act(layout, isa)
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_PENDING_VARIANT
+#undef TERN_UK_VARIANT
+#undef TERN_UK_DECLARE_f32
+#undef TERN_UK_DECLARE_i8
 
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */
@@ -112,9 +117,11 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
 void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS);
 /* Vectorised f16 heads (FMA / a different summation order: close to the
  * ref, not bit-identical). variants.def lists them as TERN_UK_HEAD_VARIANT. */
-void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS);
-void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS);
-void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS);
+#define TERN_UK_VARIANT(layout, act, isa)
+#define TERN_UK_HEAD_VARIANT(isa) void tern_uk_lm_head_f16_##isa(TERN_UK_LM_HEAD_ARGS);
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_HEAD_VARIANT
+#undef TERN_UK_VARIANT
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -33,37 +33,6 @@ TERN_UK_INLINE float rms_scale(const float *x, int64_t dim, float eps) {
   return float(1.0 / __builtin_sqrt(ss / double(dim) + eps));
 }
 
-template <Layout L, bool kF32> struct MatmulTask {
-  static void run(void *arg, int64_t begin, int64_t end) {
-    const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
-    const int64_t r0 = begin * a.tm, r1 = min64(end * a.tm, a.m);
-    matmul_rows_scalar<kF32>(a, L, r0, r1);
-  }
-};
-
-template <Layout L>
-TERN_UK_INLINE void matmul_i8(const tern_ctx *ctx, int64_t n, const int8_t *q, const float *qs,
-                              const uint8_t *packed, int64_t m, int64_t k, int64_t tile_m,
-                              int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,
-                              float *out2, int64_t m2) {
-  MatmulArgs a;
-  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
-  a.q = q;
-  a.qs = qs;
-  run_parallel(ctx, a.mp / a.tm, &MatmulTask<L, false>::run, &a);
-}
-
-template <Layout L>
-TERN_UK_INLINE void matmul_f32(const tern_ctx *ctx, int64_t n, const float *x,
-                               const uint8_t *packed, int64_t m, int64_t k, int64_t tile_m,
-                               int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,
-                               float *out2, int64_t m2) {
-  MatmulArgs a;
-  init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
-  a.x = x;
-  run_parallel(ctx, a.mp / a.tm, &MatmulTask<L, true>::run, &a);
-}
-
 // ---- attention ----
 struct AttnArgs {
   const tern_ctx *ctx;
@@ -129,26 +98,22 @@ void attn_task(void *arg, int64_t begin, int64_t end) {
   }
 }
 
-struct LmHeadArgs {
-  int64_t n;
-  const float *x;
-  const uint16_t *w;
-  float *logits;
-  int64_t hidden, vocab, rows_per_item;
-};
-
-void lm_head_task(void *arg, int64_t begin, int64_t end) {
-  const LmHeadArgs &a = *static_cast<const LmHeadArgs *>(arg);
-  const int64_t v0 = begin * a.rows_per_item, v1 = min64(end * a.rows_per_item, a.vocab);
-  for (int64_t v = v0; v < v1; ++v) {
-    const uint16_t *row = a.w + v * a.hidden;
-    for (int64_t t = 0; t < a.n; ++t) {
-      const float *xt = a.x + t * a.hidden;
-      float acc = 0.0f;
-      for (int64_t c = 0; c < a.hidden; ++c)
-        acc += f16_to_f32(row[c]) * xt[c];
-      a.logits[t * a.vocab + v] = acc;
+// Row tokens[t] of table[vocab][hidden] through load(row, c); a token
+// outside the table (the caller validates) gives zeros, never a read outside.
+template <class Elem, class Load>
+TERN_UK_INLINE void embed_rows(int64_t n, const int32_t *tokens, const Elem *table, float *out,
+                               int64_t hidden, int64_t vocab, Load load) {
+  for (int64_t t = 0; t < n; ++t) {
+    float *o = out + t * hidden;
+    const int64_t tok = tokens[t];
+    if (tok < 0 || tok >= vocab) {
+      for (int64_t c = 0; c < hidden; ++c)
+        o[c] = 0.0f;
+      continue;
     }
+    const Elem *row = table + tok * hidden;
+    for (int64_t c = 0; c < hidden; ++c)
+      o[c] = load(row[c]);
   }
 }
 
@@ -158,18 +123,12 @@ extern "C" {
 
 void tern_uk_embed_f16_ref(const tern_ctx *, int64_t n, const int32_t *tokens,
                            const uint16_t *table, float *out, int64_t hidden, int64_t vocab) {
-  for (int64_t t = 0; t < n; ++t) {
-    float *o = out + t * hidden;
-    const int64_t tok = tokens[t];
-    if (tok < 0 || tok >= vocab) { // the caller validates; never read outside the table
-      for (int64_t c = 0; c < hidden; ++c)
-        o[c] = 0.0f;
-      continue;
-    }
-    const uint16_t *row = table + tok * hidden;
-    for (int64_t c = 0; c < hidden; ++c)
-      o[c] = f16_to_f32(row[c]);
-  }
+  embed_rows(n, tokens, table, out, hidden, vocab, [](uint16_t h) { return f16_to_f32(h); });
+}
+
+void tern_uk_embed_f32_ref(const tern_ctx *, int64_t n, const int32_t *tokens, const float *table,
+                           float *out, int64_t hidden, int64_t vocab) {
+  embed_rows(n, tokens, table, out, hidden, vocab, [](float f) { return f; });
 }
 
 void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const float *w, float *y,
@@ -209,20 +168,6 @@ void tern_uk_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, int8_t
   for (int64_t t = 0; t < n; ++t)
     quantize_row(x + t * dim, q + t * dim, qs + t, dim);
 }
-
-#define TERN_UK_DEFINE_REF_MATMUL(layout, L)                                                       \
-  void tern_uk_matmul_##layout##_ref(TERN_UK_MATMUL_I8_ARGS) {                                     \
-    matmul_i8<L>(ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);       \
-  }                                                                                                \
-  void tern_uk_matmul_##layout##_f32act_ref(TERN_UK_MATMUL_F32_ARGS) {                             \
-    matmul_f32<L>(ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);          \
-  }
-TERN_UK_DEFINE_REF_MATMUL(i2s, kI2S)
-TERN_UK_DEFINE_REF_MATMUL(tl1, kTL1)
-TERN_UK_DEFINE_REF_MATMUL(tl2, kTL2)
-TERN_UK_DEFINE_REF_MATMUL(tq2, kTQ2)
-TERN_UK_DEFINE_REF_MATMUL(tq1, kTQ1)
-#undef TERN_UK_DEFINE_REF_MATMUL
 
 void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, const int32_t *pos,
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
@@ -288,11 +233,17 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, c
   }
 }
 
-void tern_uk_lm_head_f16_ref(const tern_ctx *ctx, int64_t n, const float *x, const uint16_t *w,
-                             float *logits, int64_t hidden, int64_t vocab, int64_t tile_m,
-                             int64_t) {
-  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
-  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task, &a);
-}
+void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS) { lm_head<Scalar>(TERN_UK_LM_HEAD_NAMES); }
 
 } // extern "C"
+
+namespace tern_uk {
+namespace {
+template <Layout L, bool kF32> struct MatmulBody {
+  using type = ScalarRows<L, kF32>;
+};
+} // namespace
+} // namespace tern_uk
+
+#define TERN_UK_DEFINE_ref(layout, act) TERN_UK_ENTRY_##act(layout, ref)
+#include "runtime/ukernels/entries.h"

@@ -6,9 +6,15 @@
 // int8 activations of i2s/tl1/tl2) and with plain double math.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "compiler/pack/Pack.h"
 #include "runtime/model/kernels_ref.h"
@@ -63,34 +69,53 @@ const std::vector<Variant> &variants() {
   return v;
 }
 
-bool hostRuns(const std::string &isa) {
+// Whether this host runs `isa`, and why not. Every ISA variants.def names
+// must have an answer here: an unknown one fails the test instead of being
+// skipped quietly.
+struct Support {
+  bool runs;
+  std::string why; // when it does not
+};
+
+Support hostSupport(const std::string &isa) {
   if (isa == "ref")
-    return true;
+    return {true, ""};
+  const bool x86Isa = isa == "avx2" || isa == "avx512_vnni";
+  const bool armIsa = isa == "neon" || isa == "neon_dotprod";
+  if (!x86Isa && !armIsa) {
+    ADD_FAILURE() << "variants.def names ISA '" << isa << "' that this test does not know";
+    return {false, "unknown ISA"};
+  }
 #if defined(__x86_64__)
+  if (armIsa)
+    return {false, "an AArch64 variant on an x86-64 host (ctest ukernels_neon_qemu runs it)"};
   __builtin_cpu_init();
-  if (isa == "avx2")
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-  if (isa == "avx512_vnni")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (isa == "avx2") {
+    const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+    return {ok, ok ? "" : "the host CPU lacks avx2, fma or f16c"};
+  }
+  const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512vnni");
+  return {ok, ok ? "" : "the host CPU lacks avx512f, avx512bw, avx512vl or avx512vnni"};
 #elif defined(__aarch64__)
+  if (x86Isa)
+    return {false, "an x86-64 variant on an AArch64 host"};
   if (isa == "neon")
-    return true;
+    return {true, ""};
+  const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return {ok, ok ? "" : "the host CPU lacks the dotprod extension"};
+#else
+  return {false, "no fast variants for this architecture"};
 #endif
-  return false;
 }
 
 KernelLayout layoutOf(const std::string &s) {
-  if (s == "i2s")
-    return KernelLayout::I2S;
-  if (s == "tl1")
-    return KernelLayout::TL1;
-  if (s == "tl2")
-    return KernelLayout::TL2;
-  if (s == "tq2")
-    return KernelLayout::TQ2;
-  return KernelLayout::TQ1;
+  std::optional<KernelLayout> l = ir::symbolizeKernelLayout(s);
+  EXPECT_TRUE(l.has_value()) << "variants.def layout " << s;
+  return l.value_or(KernelLayout::I2S);
 }
 
 bool isTq(const std::string &s) { return s == "tq2" || s == "tq1"; }
@@ -150,7 +175,10 @@ std::vector<Shape> shapesFor(const std::string &layout) {
           {4, 256, {5}, 1000}};
 }
 
-void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
+// Runs every variant of `layout` the host supports (or only `only`) on one
+// shape and compares it with bitLinear and plain math.
+void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng,
+             const Variant *only = nullptr, int *calls = nullptr) {
   formats::TernaryMatrix m = randomMatrix(rng, layout, sh.segs, sh.cols);
   pk::PackParams p{layoutOf(layout), sh.tileM, sh.tileK};
   absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(m, sh.segs, p);
@@ -173,9 +201,13 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
       std::vector<float> want(n * M);
       model::bitLinear(lin, in, want.data(), refPool);
       for (const Variant &v : variants()) {
-        if (v.layout != layout || v.f32 != f32 || !v.fn || !hostRuns(v.isa))
+        if (v.layout != layout || v.f32 != f32 || (only && &v != only) || !hostSupport(v.isa).runs)
           continue;
+        ASSERT_NE(v.fn, nullptr) << layout << " " << v.isa
+                                 << ": listed in variants.def, runnable here, but not linked";
         for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
+          if (calls)
+            ++*calls;
           Ctx c(s);
           std::vector<std::vector<float>> outs(3);
           for (int i = 0; i < 3; ++i)
@@ -220,7 +252,17 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
 
 class UkernelMatmul : public ::testing::TestWithParam<std::string> {};
 
+// Prints the variants of `layout` this host skips, with the reason.
+void printSkipped(const std::string &layout) {
+  for (const Variant &v : variants())
+    if (v.layout == layout)
+      if (Support s = hostSupport(v.isa); !s.runs)
+        std::printf("skipped: %s %s %s (%s)\n", v.layout.c_str(), v.f32 ? "f32" : "i8",
+                    v.isa.c_str(), s.why.c_str());
+}
+
 TEST_P(UkernelMatmul, EveryVariantMatchesBitLinear) {
+  printSkipped(GetParam());
   std::mt19937 rng(11);
   for (const Shape &sh : shapesFor(GetParam()))
     runCase(GetParam(), sh, rng);
@@ -230,14 +272,38 @@ INSTANTIATE_TEST_SUITE_P(Layouts, UkernelMatmul,
                          ::testing::Values("i2s", "tl1", "tl2", "tq2", "tq1"),
                          [](const auto &info) { return info.param; });
 
-TEST(UkernelMatmulVariants, EveryListedVariantIsLinkedOnItsHost) {
-  int runnable = 0;
-  for (const Variant &v : variants())
-    if (v.fn && hostRuns(v.isa)) {
-      ++runnable;
-      std::printf("runs: %s %s %s\n", v.layout.c_str(), v.f32 ? "f32" : "i8", v.isa.c_str());
+// Every fast variant in variants.def whose ISA this host has is linked and
+// runs (one shape, checked like the layout tests); the others are printed
+// with the reason. An ISA the test cannot judge fails.
+TEST(UkernelMatmulVariants, EveryFastVariantTheHostSupportsRuns) {
+  int ran = 0, skipped = 0;
+  for (const Variant &v : variants()) {
+    if (v.isa == "ref")
+      continue;
+    const Support s = hostSupport(v.isa);
+    if (!s.runs) {
+      ++skipped;
+      std::printf("skipped: %s %s %s (%s)\n", v.layout.c_str(), v.f32 ? "f32" : "i8", v.isa.c_str(),
+                  s.why.c_str());
+      continue;
     }
-  EXPECT_GE(runnable, 10); // every ref at least
+    ASSERT_NE(v.fn, nullptr) << v.layout << " " << v.isa << " is runnable here but not linked";
+    std::mt19937 rng(12);
+    int calls = 0;
+    runCase(v.layout, shapesFor(v.layout)[1], rng, &v, &calls);
+    if (::testing::Test::HasFatalFailure())
+      return;
+    ASSERT_GT(calls, 0) << v.layout << " " << v.isa << " was not called";
+    ++ran;
+    std::printf("runs: %s %s %s\n", v.layout.c_str(), v.f32 ? "f32" : "i8", v.isa.c_str());
+  }
+  std::printf("%d fast variants ran, %d skipped\n", ran, skipped);
+#if defined(__x86_64__)
+  // This project's x86 hosts have AVX2 at least: a build that runs no x86
+  // variant here has lost them (or their detection).
+  if (__builtin_cpu_supports("avx2"))
+    EXPECT_GT(ran, 0);
+#endif
 }
 
 } // namespace

@@ -52,6 +52,31 @@ TEST(UkernelOps, EmbedMatchesDenseRow) {
   }
 }
 
+TEST(UkernelOps, EmbedF32MatchesDenseRow) {
+  std::mt19937 rng(10);
+  const int64_t vocab = 19, hidden = 33;
+  std::vector<float> table = randomFloats(rng, vocab * hidden);
+  table[5] = -0.0f;
+  table[6] = NAN;
+  model::DenseMatrix dm;
+  dm.rows = vocab;
+  dm.cols = hidden;
+  dm.isF16 = false;
+  dm.data = reinterpret_cast<const uint8_t *>(table.data());
+  const std::vector<int32_t> tokens = {0, 18, 5, 0, 11, -1, 19};
+  std::vector<float> out(tokens.size() * hidden, 1.0f), want(hidden);
+  Ctx c;
+  tern_uk_embed_f32_ref(&c.ctx, tokens.size(), tokens.data(), table.data(), out.data(), hidden,
+                        vocab);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const bool inTable = tokens[t] >= 0 && tokens[t] < vocab;
+    if (inTable)
+      dm.row(tokens[t], want.data());
+    for (int64_t i = 0; i < hidden; ++i)
+      ASSERT_TRUE(sameBits(out[t * hidden + i], inTable ? want[i] : 0.0f)) << t << "," << i;
+  }
+}
+
 TEST(UkernelOps, RmsNormMatchesReference) {
   std::mt19937 rng(2);
   for (int64_t dim : {1, 7, 256, 1000}) {
@@ -206,39 +231,18 @@ TEST(UkernelOps, FastLmHeadsAreCloseToRef) {
     }
 }
 
-// The reference forward pass's attention (reference_model.cpp) over
-// contiguous per-position K/V rows.
+// The reference forward pass's own attention (model::attentionOneRow, what
+// reference_model.cpp calls) over contiguous per-position K/V rows.
 void referenceAttention(const std::vector<std::vector<float>> &kc,
                         const std::vector<std::vector<float>> &vc, const float *q, int64_t pos,
                         int64_t nHeads, int64_t nKv, int64_t D, float scale, float *out) {
-  const int64_t group = nHeads / nKv;
+  std::vector<float> scores;
   for (int64_t hh = 0; hh < nHeads; ++hh) {
-    const int64_t kvh = hh / group, n = pos + 1;
-    const float *qv = q + hh * D;
-    std::vector<float> scores(n);
-    float mx = -INFINITY;
-    for (int64_t p = 0; p < n; ++p) {
-      const float *kp = kc[p].data() + kvh * D;
-      float dot = 0.0f;
-      for (int64_t d = 0; d < D; ++d)
-        dot += qv[d] * kp[d];
-      scores[p] = dot * scale;
-      mx = std::max(mx, scores[p]);
-    }
-    double sum = 0.0;
-    for (int64_t p = 0; p < n; ++p) {
-      scores[p] = std::exp(scores[p] - mx);
-      sum += scores[p];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    float *o = out + hh * D;
-    std::fill_n(o, D, 0.0f);
-    for (int64_t p = 0; p < n; ++p) {
-      const float *vp = vc[p].data() + kvh * D;
-      const float w = scores[p] * inv;
-      for (int64_t d = 0; d < D; ++d)
-        o[d] += w * vp[d];
-    }
+    const int64_t kvh = hh / (nHeads / nKv);
+    model::attentionOneRow(
+        q + hh * D, uint32_t(D), uint64_t(pos + 1), scale,
+        [&](uint64_t p) { return kc[p].data() + kvh * D; },
+        [&](uint64_t p) { return vc[p].data() + kvh * D; }, scores, out + hh * D);
   }
 }
 

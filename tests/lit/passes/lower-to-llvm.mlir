@@ -87,3 +87,20 @@ module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8320 : i64
     return %l : tensor<?x16xf32>
   }
 }
+
+// -----
+
+// An f32 token_embd (untied f16 head) lowers to tern_uk_embed_f32_ref with
+// the embedding's signature, reading the raw f32 table.
+// CHECK-LABEL: module attributes
+// CHECK-SAME: tern.weights = [{bytes = 16384 : i64, name = "token_embd.weight"
+// CHECK-DAG: llvm.func @tern_uk_embed_f32_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64)
+// CHECK: llvm.call @tern_uk_embed_f32_ref(%arg0, %arg1, %arg2
+module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64,
+                   tern.hparams = {context = 100 : i64, hidden = 256 : i64, vocab = 16 : i64}} {
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+    %x = tern.ukernel_call "tern_uk_embed_f32_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 16384 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
+    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%x) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64, weight = "output.weight", weight_bytes = 8192 : i64, weight_offset = 16384 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
+    return %l : tensor<?x16xf32>
+  }
+}

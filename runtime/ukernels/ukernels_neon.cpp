@@ -1,0 +1,27 @@
+// AArch64 NEON ukernels (baseline, no target region needed): the i2s int8
+// driver (matmul_i2s.h) and the tl1 body (arm_neon.h) over the Neon traits.
+// Scalar twins: ukernels_ref.cpp.
+#if defined(__aarch64__)
+
+#include <arm_neon.h>
+
+#include "runtime/ukernels/ukernels.h"
+
+#include "runtime/ukernels/arm_neon.h"
+#include "runtime/ukernels/common.h"
+#include "runtime/ukernels/matmul_i2s.h"
+
+namespace tern_uk {
+namespace {
+template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, Neon> {};
+} // namespace
+} // namespace tern_uk
+
+#define TERN_UK_DEFINE_neon(layout, act) TERN_UK_ENTRY_##act(layout, neon)
+#include "runtime/ukernels/entries.h"
+
+extern "C" void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {
+  tern_uk::lm_head<tern_uk::Neon>(TERN_UK_LM_HEAD_NAMES);
+}
+
+#endif // __aarch64__

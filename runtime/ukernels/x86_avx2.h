@@ -1,0 +1,266 @@
+// AVX2-level x86 pieces shared by ukernels_avx2.cpp and
+// ukernels_avx512_vnni.cpp (include inside the file's target region, after
+// common.h and matmul_i2s.h): the Avx2 traits type and the i2s f32act and
+// tl2 bodies written over it.
+//
+// i2s int8: codes c = w + 1 in {0, 1, 2} are unsigned, activations q signed,
+// so c*q fits pmaddubsw / vpdpbusd (u8 x s8) and
+//   sum w*q = sum c*q - sum q            (the "offset trick", KERNELS.md).
+#ifndef TERN_UKERNELS_X86_AVX2_H
+#define TERN_UKERNELS_X86_AVX2_H
+
+#include <immintrin.h>
+
+#include "runtime/ukernels/matmul_i2s.h"
+
+namespace tern_uk {
+namespace { // internal: each ISA file has its own copy, compiled for its target
+
+TERN_UK_INLINE __m256i load256(const void *p) {
+  return _mm256_loadu_si256(static_cast<const __m256i *>(p));
+}
+
+TERN_UK_INLINE int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+TERN_UK_INLINE float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// AVX2 (+FMA, F16C): one row per step, pmaddubsw + pmaddwd.
+struct Avx2 {
+  static constexpr int kRows = 1;
+  static constexpr bool kOffsetCodes = true;
+  using Acc = __m256i;
+  struct Codes {
+    __m256i c[4]; // column groups j, j+32, j+64, j+96 of the 32-byte block
+  };
+
+  static TERN_UK_INLINE Acc zero() { return _mm256_setzero_si256(); }
+
+  static TERN_UK_INLINE Codes decode(const uint8_t *p, int64_t) {
+    const __m256i raw = load256(p), m3 = _mm256_set1_epi8(3);
+    return {{_mm256_and_si256(_mm256_srli_epi16(raw, 6), m3),
+             _mm256_and_si256(_mm256_srli_epi16(raw, 4), m3),
+             _mm256_and_si256(_mm256_srli_epi16(raw, 2), m3), _mm256_and_si256(raw, m3)}};
+  }
+
+  // pmaddubsw: pairs of u8*s8 summed to i16 (|.| <= 2*2*128, four blocks
+  // <= 2048: no saturation), then pmaddwd by ones to i32.
+  static TERN_UK_INLINE Acc dot(Acc acc, const Codes &c, const int8_t *qp) {
+    __m256i s = _mm256_maddubs_epi16(c.c[0], load256(qp));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c.c[1], load256(qp + 32)));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c.c[2], load256(qp + 64)));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c.c[3], load256(qp + 96)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+  }
+
+  static TERN_UK_INLINE int32_t hsum(Acc acc, int) { return hsum_epi32(acc); }
+
+  // sum of q[0, len), len a multiple of 128: pmaddubsw by 1 (u8) pairs to
+  // i16, pmaddwd by 1 to i32.
+  static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t c = 0; c < len; c += 64) {
+      __m256i s = _mm256_maddubs_epi16(ones8, load256(q + c));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(ones8, load256(q + c + 32)));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones16));
+    }
+    return hsum_epi32(acc);
+  }
+
+  // lm_head: F16C conversion, two FMA chains over 16 columns per step (not
+  // bit-exact with the ref's sequential sum; tests use a tolerance).
+  static TERN_UK_INLINE float head_dot(const uint16_t *row, const float *x, int64_t hidden,
+                                       int64_t *done) {
+    const int64_t h16 = hidden / 16 * 16;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int64_t c = 0; c < h16; c += 16) {
+      const __m256 w0 =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c)));
+      const __m256 w1 =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c + 8)));
+      s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c), s0);
+      s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + c + 8), s1);
+    }
+    *done = h16;
+    return hsum_ps(_mm256_add_ps(s0, s1));
+  }
+};
+
+// ---- i2s, f32 activations: weights as -1/0/+1 floats, FMA (exact product,
+// lane-wise sums: close to the ref's sequential sum, not bit-identical) ----
+template <class Isa> struct I2sF32 {
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;
+    const __m256i one8 = _mm256_set1_epi8(1);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t *row = tile + (r - r0) * (a.tk / 4);
+      __m256 acc[NT][2];
+      for (int tt = 0; tt < NT; ++tt)
+        acc[tt][0] = acc[tt][1] = _mm256_setzero_ps();
+      for (int64_t gb = 0; gb < kfull / 128; ++gb) {
+        const typename Isa::Codes c = Isa::decode(row + (gb / bpt) * tbytes + (gb % bpt) * 32, 0);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i wv = _mm256_sub_epi8(c.c[g], one8);
+          for (int h = 0; h < 4; ++h) {
+            const __m128i w16 =
+                h < 2 ? _mm256_castsi256_si128(wv) : _mm256_extracti128_si256(wv, 1);
+            const __m256 wf =
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32((h & 1) ? _mm_srli_si128(w16, 8) : w16));
+            const int64_t col = gb * 128 + 32 * g + 8 * h;
+            for (int tt = 0; tt < NT; ++tt)
+              acc[tt][h & 1] =
+                  _mm256_fmadd_ps(wf, _mm256_loadu_ps(a.x + (t0 + tt) * a.k + col), acc[tt][h & 1]);
+          }
+        }
+      }
+      int8_t wt[128];
+      float bs;
+      if (kfull < a.k)
+        decode_chunk(a, kI2S, r, kfull, 128, wt, &bs);
+      const int seg = segment_of(a, r);
+      for (int tt = 0; tt < NT; ++tt) {
+        float sum = hsum_ps(_mm256_add_ps(acc[tt][0], acc[tt][1]));
+        const float *xt = a.x + (t0 + tt) * a.k;
+        for (int64_t c = kfull; c < a.k; ++c)
+          sum += float(wt[c - kfull]) * xt[c];
+        store(a, seg, r, t0 + tt, sum * a.scale[seg]);
+      }
+    }
+  }
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    token_blocks<I2sF32, 4>(a, rt);
+  }
+};
+
+// ---- tl2, int8 activations ----
+// Consecutive bytes of a (row tile, K tile) are consecutive rows, so 16 rows
+// go in one vector. Per token and triple t a 14-entry table T_t[m] = d0 q0 +
+// d1 q1 + d2 q2 (digits of m = 9 d0 + 3 d1 + d2, |T| <= 384) is built as low
+// and high byte halves; pshufb looks both up by the magnitude nibbles, and the
+// row's sign bit (shifted to bit 15, arithmetic shift) negates. Sums of one
+// 16-triple sign group stay in i16 (<= 6144), then widen to i32 per row.
+// Needs tile_m % 16 == 0 and tile_m <= 1024, else the ref rows.
+template <class Isa> struct Tl2I8 {
+  static constexpr int64_t kChunkGroups = 32;
+
+  // Tables of triples [col0, col0 + 3 ntri) of token activations qt.
+  static TERN_UK_INLINE void tables(const int8_t *qt, int64_t k, int64_t col0, int64_t ntri,
+                                    uint8_t *tab) {
+    const __m256i D0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);
+    const __m256i D1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);
+    const __m256i D2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
+    const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0,
+                                           2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int64_t t = 0; t < ntri; ++t) {
+      const int64_t c = col0 + 3 * t;
+      const int16_t q0 = c < k ? qt[c] : 0, q1 = c + 1 < k ? qt[c + 1] : 0,
+                    q2 = c + 2 < k ? qt[c + 2] : 0;
+      __m256i v = _mm256_sign_epi16(_mm256_set1_epi16(q0), D0);
+      v = _mm256_add_epi16(v, _mm256_sign_epi16(_mm256_set1_epi16(q1), D1));
+      v = _mm256_add_epi16(v, _mm256_sign_epi16(_mm256_set1_epi16(q2), D2));
+      v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, split), 0xd8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(tab + 32 * t), v);
+    }
+  }
+
+  // The 16 i16 table entries (low and high byte halves at tab, tab + 16)
+  // selected by the nibbles idx.
+  static TERN_UK_INLINE __m256i look(const uint8_t *tab, __m128i idx) {
+    const __m128i lo =
+        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(tab)), idx);
+    const __m128i hi =
+        _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(tab + 16)), idx);
+    return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+  }
+
+  // acc[16 rg .. 16 rg + 16) += the rows of row group rg over sign groups
+  // g0 .. g0 + ng of K tile `base`, tables in tab.
+  static TERN_UK_INLINE void row_group(const MatmulArgs &a, const uint8_t *base,
+                                       const uint8_t *signs, const uint8_t *tab, int64_t g0,
+                                       int64_t ng, int64_t rg, int32_t *acc) {
+    const __m128i m15 = _mm_set1_epi8(15);
+    __m256i lo32 = load256(acc + 16 * rg), hi32 = load256(acc + 16 * rg + 8);
+    for (int64_t g = 0; g < ng; ++g) {
+      const __m256i sw = load256(signs + ((g0 + g) * a.tm + 16 * rg) * 2);
+      __m256i s16 = _mm256_setzero_si256();
+      for (int tp = 0; tp < 8; ++tp) {
+        const __m128i mg = _mm_loadu_si128(
+            reinterpret_cast<const __m128i *>(base + ((g0 + g) * 8 + tp) * a.tm + 16 * rg));
+        const __m128i ilo = _mm_and_si128(mg, m15);
+        const __m128i ihi = _mm_and_si128(_mm_srli_epi16(mg, 4), m15);
+        const uint8_t *tb = tab + (g * 16 + 2 * tp) * 32;
+        const __m256i v0 = look(tb, ilo), v1 = look(tb + 32, ihi);
+        const __m256i n0 = _mm256_srai_epi16(_mm256_sll_epi16(sw, _mm_cvtsi32_si128(2 * tp)), 15);
+        const __m256i n1 =
+            _mm256_srai_epi16(_mm256_sll_epi16(sw, _mm_cvtsi32_si128(2 * tp + 1)), 15);
+        s16 = _mm256_add_epi16(s16, _mm256_sub_epi16(_mm256_xor_si256(v0, n0), n0));
+        s16 = _mm256_add_epi16(s16, _mm256_sub_epi16(_mm256_xor_si256(v1, n1), n1));
+      }
+      lo32 = _mm256_add_epi32(lo32, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16)));
+      hi32 = _mm256_add_epi32(hi32, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16, 1)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(acc + 16 * rg), lo32);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(acc + 16 * rg + 8), hi32);
+  }
+
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    if (a.tm % 16 || a.tm > 1024)
+      return ScalarRows<kTL2, false>::tile(a, rt);
+    uint8_t tab[kChunkGroups * 16 * 32];
+    int32_t acc[1024];
+    const int64_t tri = a.tk / 3, ngroups = tri / 16, tbytes = tile_bytes(kTL2, a.tm, a.tk);
+    const int64_t nrg = (r1 - r0 + 15) / 16;
+    for (int64_t t = 0; t < a.n; ++t) {
+      const int8_t *qt = a.q + t * a.k;
+      for (int64_t i = 0; i < nrg * 16; ++i)
+        acc[i] = 0;
+      for (int64_t kt = 0; kt < a.nkt; ++kt) {
+        const uint8_t *base = a.packed + (rt * a.nkt + kt) * tbytes;
+        const uint8_t *signs = base + a.tm * (tri / 2);
+        for (int64_t g0 = 0; g0 < ngroups; g0 += kChunkGroups) {
+          const int64_t col0 = kt * a.tk + g0 * 48;
+          if (col0 >= a.k)
+            break;
+          const int64_t ng = min64(kChunkGroups, ngroups - g0);
+          tables(qt, a.k, col0, ng * 16, tab);
+          for (int64_t rg = 0; rg < nrg; ++rg)
+            row_group(a, base, signs, tab, g0, ng, rg, acc);
+        }
+      }
+      for (int64_t r = r0; r < r1; ++r) {
+        const int seg = segment_of(a, r);
+        store(a, seg, r, t, float(acc[r - r0]) * a.scale[seg] / a.qs[t]);
+      }
+    }
+  }
+};
+
+// The x86 files' MatmulBody table: i2s int8 with I2s, the rest AVX2-level.
+template <Layout L, bool kF32, class I2s> struct X86Body;
+template <class I2s> struct X86Body<kI2S, false, I2s> {
+  using type = I2s;
+};
+template <class I2s> struct X86Body<kI2S, true, I2s> {
+  using type = I2sF32<Avx2>;
+};
+template <class I2s> struct X86Body<kTL2, false, I2s> {
+  using type = Tl2I8<Avx2>;
+};
+
+} // namespace
+} // namespace tern_uk
+
+#endif // TERN_UKERNELS_X86_AVX2_H
