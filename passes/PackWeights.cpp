@@ -99,7 +99,10 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
     }
     std::unique_ptr<tern::gguf::File> owned = std::move(*opened);
     file = owned.get();
-    i2s = tern::passes::i2sLayoutOf(module);
+    FailureOr<tern::formats::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
+    if (failed(layout))
+      return signalPassFailure();
+    i2s = *layout;
 
     std::vector<uint8_t> blob;
     bool ok = true;

@@ -71,7 +71,10 @@ struct VerifyQuantMappingPass
       }
       file = std::move(*opened);
       fmts::MappingOptions opts;
-      opts.i2sLayout = tern::passes::i2sLayoutOf(module);
+      FailureOr<fmts::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
+      if (failed(layout))
+        return signalPassFailure();
+      opts.i2sLayout = *layout;
       mapping = fmts::verifyMapping(*file, opts);
     }
 

@@ -129,16 +129,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   }
   file = std::move(*opened);
   formats::MappingOptions mopts;
-  if (opts.i2sLayout == "x86")
-    mopts.i2sLayout = formats::I2SLayout::X86_QK128;
-  else if (opts.i2sLayout == "arm")
-    mopts.i2sLayout = formats::I2SLayout::ARM_QK64;
-  else if (opts.i2sLayout == "x86-1x4")
-    mopts.i2sLayout = formats::I2SLayout::X86_1x4;
-  else {
-    error() << "unknown I2_S layout '" << opts.i2sLayout << "' (x86, arm, x86-1x4)";
-    return nullptr;
-  }
+  mopts.i2sLayout = opts.i2sLayout;
   mapping = formats::verifyMapping(*file, mopts);
 
   std::optional<std::string> a = file->getString("general.architecture");
@@ -194,7 +185,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   module->setAttr("tern.source", b.getStringAttr(path));
   module->setAttr("tern.arch", b.getStringAttr(arch));
   module->setAttr("tern.data_offset", b.getI64IntegerAttr(file->dataOffset()));
-  module->setAttr("tern.i2s_layout", b.getStringAttr(opts.i2sLayout));
+  module->setAttr("tern.i2s_layout", b.getStringAttr(formats::i2sLayoutName(opts.i2sLayout)));
   if (mapping.fileType)
     module->setAttr("tern.file_type", b.getStringAttr(mapping.fileTypeName));
   module->setAttr("tern.hparams",
