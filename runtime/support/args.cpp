@@ -109,28 +109,26 @@ Parser &Parser::string(std::string_view names, std::string *dst, std::string_vie
   });
 }
 
+namespace {
+template <class T> Parser::Handler numberHandler(T *dst, double lo, double hi) {
+  return [dst, lo, hi](std::string_view flag, const std::string &v) -> absl::Status {
+    absl::StatusOr<double> n = parseNumber(flag, v, lo, hi);
+    if (!n.ok())
+      return n.status();
+    *dst = T(*n);
+    return absl::OkStatus();
+  };
+}
+} // namespace
+
 Parser &Parser::number(std::string_view names, double *dst, double lo, double hi,
                        std::string_view metavar, std::string_view help) {
-  return value(names, metavar, help,
-               [dst, lo, hi](std::string_view flag, const std::string &v) -> absl::Status {
-                 absl::StatusOr<double> n = parseNumber(flag, v, lo, hi);
-                 if (!n.ok())
-                   return n.status();
-                 *dst = *n;
-                 return absl::OkStatus();
-               });
+  return value(names, metavar, help, numberHandler(dst, lo, hi));
 }
 
 Parser &Parser::number(std::string_view names, float *dst, double lo, double hi,
                        std::string_view metavar, std::string_view help) {
-  return value(names, metavar, help,
-               [dst, lo, hi](std::string_view flag, const std::string &v) -> absl::Status {
-                 absl::StatusOr<double> n = parseNumber(flag, v, lo, hi);
-                 if (!n.ok())
-                   return n.status();
-                 *dst = float(*n);
-                 return absl::OkStatus();
-               });
+  return value(names, metavar, help, numberHandler(dst, lo, hi));
 }
 
 Parser &Parser::choice(std::string_view names, std::string *dst, std::vector<std::string> values,

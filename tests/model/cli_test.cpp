@@ -30,8 +30,13 @@ Result run(std::vector<std::string> args) {
 }
 
 TEST(Cli, HelpEverywhere) {
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"help"}, {"eval", "--help"}, {"run", "--help"}, {"eval", "-h"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--help"},
+                                                         {"help"},
+                                                         {"eval", "--help"},
+                                                         {"run", "--help"},
+                                                         {"eval", "-h"},
+                                                         {"bench", "--help"},
+                                                         {"run", kTq2, "--tokens", "1", "-h"}}) {
     Result r = run(args);
     EXPECT_EQ(r.rc, 0) << args[0];
     EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
@@ -59,6 +64,11 @@ TEST(Cli, BadFlagsFailWithAMessage) {
            {{"eval", kTq2, "--tokens", "999"}, "999"},
            {{"run", kTq2}, "-p"},
            {{"run", kTq2, "--tokens", "1", "-n", "many"}, "-n"},
+           {{"run", kTq2, "--tokens", "1", "-p", "hello"}, "one prompt"},
+           {{"eval", kTq2, "--tokens", "1", "--i2s-layout", "sideways"}, "--i2s-layout"},
+           {{"eval", kTq2, kTq2, "--tokens", "1"}, "unexpected argument"},
+           {{"eval", kTq2, "--tokens", "1", "--top-kk", "3"}, "did you mean '--top-k'"},
+           {{"bench", kTq2, "-r", "0"}, "-r: 0 is out of range"},
        }) {
     Result r = run(c.args);
     std::string joined;
