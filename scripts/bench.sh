@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Same-run speed comparison with upstream llama.cpp on the BitNet b1.58 2B4T
+# shape (not part of CI: ~10 minutes). Generates the model once
+#   tern-synth --preset 2b4t --format tq2_0 --arch bitnet
+#              --vocab-from ../shared/fixtures/vocab/llama3-vocab.gguf
+# compiles it with ternc (--target native; extra ternc flags in TERNC_FLAGS,
+# e.g. TERNC_FLAGS="--head q8" once that exists), then runs llama.cpp (through
+# node-llama-cpp's JavaScript API, scripts/bench-llama.mjs) and `tern bench`
+# alternately, pp128 and tg64 at 1 and 2 threads, REPS times each, and prints
+# one table (median, min, max) plus a JSON file.
+#
+#   bash scripts/bench.sh [OUT.json]     env: REPS (default 3), THREADS ("1 2"),
+#                                        PROMPT (128), GEN (64), BUILD (build)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+BUILD=${BUILD:-build}
+REPS=${REPS:-3}
+THREADS=${THREADS:-"1 2"}
+PROMPT=${PROMPT:-128}
+GEN=${GEN:-64}
+out_json=${1:-$BUILD/bench/bench.json}
+work=$BUILD/bench
+mkdir -p "$work"
+shared=$(cd "$root/../shared" && pwd)
+
+for t in tern ternc tern-synth; do
+  [ -x "$BUILD/bin/$t" ] || { echo "bench: $BUILD/bin/$t missing: build first (ninja -C $BUILD)" >&2; exit 1; }
+done
+command -v node >/dev/null && command -v npm >/dev/null || { echo "bench: node/npm missing" >&2; exit 1; }
+
+NLC_VERSION=3.22.1
+if [ ! -f "$work/node/node_modules/@node-llama-cpp/linux-x64/package.json" ]; then
+  echo "bench: installing node-llama-cpp $NLC_VERSION into $work/node" >&2
+  mkdir -p "$work/node"
+  [ -f "$work/node/package.json" ] || echo '{"name":"tern-bench","private":true}' > "$work/node/package.json"
+  npm install --prefix "$work/node" --no-audit --no-fund --ignore-scripts --omit=optional \
+    "node-llama-cpp@$NLC_VERSION" "@node-llama-cpp/linux-x64@$NLC_VERSION" >&2
+fi
+
+model=$work/2b4t-tq2_0.gguf
+if [ ! -f "$model" ]; then
+  echo "bench: generating $model" >&2
+  "$BUILD/bin/tern-synth" --preset 2b4t --format tq2_0 --arch bitnet \
+    --vocab-from "$shared/fixtures/vocab/llama3-vocab.gguf" -o "$model" >&2
+fi
+art=$work/2b4t-tq2_0.tern
+echo "bench: ternc compile --target native ${TERNC_FLAGS:-}" >&2
+# shellcheck disable=SC2086
+"$BUILD/bin/ternc" compile "$model" -o "$art" --target native ${TERNC_FLAGS:-} >&2
+
+lines=$work/runs.jsonl
+: > "$lines"
+for t in $THREADS; do
+  for r in $(seq 1 "$REPS"); do
+    echo "bench: threads $t, repetition $r: llama.cpp" >&2
+    node scripts/bench-llama.mjs --node-dir "$work/node" --model "$model" --threads "$t" \
+      --prompt "$PROMPT" --gen "$GEN" --reps 1 >> "$lines"
+    echo "bench: threads $t, repetition $r: tern" >&2
+    "$BUILD/bin/tern" bench "$art" -t "$t" -p "$PROMPT" -n "$GEN" -r 2 --json |
+      python3 -c 'import json,sys; j=json.loads(sys.stdin.readline()); j["engine"]="tern"; print(json.dumps(j))' >> "$lines"
+  done
+done
+
+python3 - "$lines" "$out_json" <<'PY'
+import json, statistics, sys, platform
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rows, summary = [], {"cpu": cpu, "runs": runs, "table": []}
+for t in sorted({r["threads"] for r in runs}):
+    for metric in ("pp_tokens_per_s", "tg_tokens_per_s"):
+        med = {}
+        for eng in ("llama.cpp", "tern"):
+            v = [r[metric] for r in runs if r["engine"] == eng and r["threads"] == t]
+            if not v:
+                continue
+            med[eng] = statistics.median(v)
+            summary["table"].append({"engine": eng, "threads": t, "metric": metric, "median": med[eng],
+                                     "min": min(v), "max": max(v), "n": len(v)})
+            rows.append(f"| {eng:9} | {t} | {metric[:2]} | {med[eng]:8.2f} | {min(v):8.2f} | {max(v):8.2f} | {len(v)} |")
+        if len(med) == 2:
+            rows.append(f"| tern / llama.cpp | {t} | {metric[:2]} | {med['tern'] / med['llama.cpp']:.2f}x | | | |")
+print(f"CPU: {cpu}; model: 2B4T shape, TQ2_0, LLaMA-3 vocabulary; tokens/s")
+print("| engine | threads | test | median | min | max | runs |\n|---|---|---|---|---|---|---|")
+print("\n".join(rows))
+json.dump(summary, open(sys.argv[2], "w"), indent=1)
+print(f"(JSON: {sys.argv[2]})")
+PY
