@@ -159,8 +159,8 @@ def Tern_PackedAttr : Tern_Attr<"Packed", "packed"> {
   let description = [{
     Set by `tern-pack-weights`: the weight has been repacked at compile time
     into `layout`; its bytes are at `offset` in the packed-weight blob (the
-    artifact's weight section), `bytes` long, with a 64-bit FNV-1a checksum
-    of the bytes.
+    artifact's weight section), `bytes` long, with the XXH3-64 of the bytes
+    as `checksum` (runtime/support/hash.h).
 
     ```mlir
     #tern.packed<i2s, offset = 0, bytes = 16448, checksum = 1234567>

@@ -1,16 +1,31 @@
-// tern-pack-weights: decode every weight from the source GGUF, repack it
-// into its kernel's layout, check the round trip, append it to the
-// packed-weight blob and record where it went.
+// tern-pack-weights: repack every matrix into its kernel's layout, in
+// parallel, straight to where the bytes go (ternc: the artifact's weights
+// section; tern-opt: out=), and record where each went with its checksum.
+//
+// Offsets are assigned first, in program order: every layout's packed size
+// follows from the shape (pack::packedBytes). The matrices are then packed in
+// any order on the context's thread pool (ternc -j N), biggest first, and
+// written at their final offsets. A worker holds one matrix at a time (its
+// codes, one byte per weight, and its packed bytes); dense matrices (an f16
+// or f32 LM head) are copied in 4 MiB chunks. Once read, a matrix's source
+// pages are released (SourceModel::release), so the mapped GGUF does not
+// stay resident as a whole.
 #include "passes/Passes.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "compiler/pack/Pack.h"
 #include "compiler/target/TargetInfo.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Threading.h"
 #include "passes/Common.h"
 #include "runtime/gguf/gguf.h"
+#include "runtime/support/hash.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_PACKWEIGHTSPASS
@@ -24,21 +39,37 @@ namespace pk = tern::compiler::pack;
 
 namespace {
 
+using Write = std::function<absl::Status(uint64_t, std::span<const uint8_t>)>;
+
+// One matrix op and where its packed bytes go.
+struct Job {
+  Operation *op;
+  tern::passes::MatrixInfo info;
+  KernelAttr kernel;
+  uint64_t offset = 0, bytes = 0;
+  uint64_t checksum = 0; // results
+  std::string error;     // the op's error message, if packing failed
+};
+
 struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass> {
   using Base::Base;
+  PackWeightsPass(const tern::passes::PackWeightsPassOptions &options, tern::passes::WeightsIO io)
+      : Base(options), io(std::move(io)) {}
 
-  const tern::gguf::File *file = nullptr;
+  tern::passes::WeightsIO io;
+  const tern::compiler::SourceModel *src = nullptr;
   fmts::I2SLayout i2s = fmts::I2SLayout::X86_QK128;
 
-  absl::StatusOr<std::span<const uint8_t>> bytesOf(WeightAttr w) {
-    uint64_t begin = file->dataOffset() + w.getOffset();
-    if (begin + w.getBytes() > file->fileSize())
+  absl::StatusOr<std::span<const uint8_t>> bytesOf(WeightAttr w) const {
+    const tern::gguf::File &file = *src->file;
+    uint64_t begin = file.dataOffset() + w.getOffset();
+    if (begin + w.getBytes() > file.fileSize())
       return absl::OutOfRangeError("weight '" + w.getName().str() +
                                    "' runs past the end of the file");
-    return file->bytes().subspan(begin, w.getBytes());
+    return file.bytes().subspan(begin, w.getBytes());
   }
 
-  absl::StatusOr<fmts::TernaryMatrix> decode(WeightAttr w) {
+  absl::StatusOr<fmts::TernaryMatrix> decode(WeightAttr w) const {
     auto bytes = bytesOf(w);
     if (!bytes.ok())
       return bytes.status();
@@ -68,43 +99,136 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
     }
   }
 
-  // Dense matrices (the LM head) are stored as their layout reads them.
-  absl::StatusOr<std::vector<uint8_t>> packDense(WeightAttr w, KernelLayout layout) {
+  static bool widensBf16(WeightAttr w, KernelLayout layout) {
+    return w.getFormat() == WeightFormat::BF16 && layout == KernelLayout::F32;
+  }
+
+  // Packed size, known before packing.
+  static uint64_t packedSize(const Job &j) {
+    if (j.info.ternaryRole)
+      return pk::packedBytes({j.kernel.getLayout(), j.kernel.getTileM(), j.kernel.getTileK()},
+                             j.info.rows, j.info.cols, j.info.weights.size());
+    WeightAttr w = j.info.weights.front();
+    return widensBf16(w, j.kernel.getLayout()) ? w.getBytes() * 2 : w.getBytes();
+  }
+
+  // Dense matrices (the LM head) are stored as their layout reads them,
+  // streamed chunk by chunk.
+  void packDense(Job &j, const Write &write) const {
+    WeightAttr w = j.info.weights.front();
     auto bytes = bytesOf(w);
-    if (!bytes.ok())
-      return bytes.status();
-    if (w.getFormat() == WeightFormat::BF16 && layout == KernelLayout::F32) {
-      std::vector<uint8_t> out(bytes->size() * 2);
-      for (size_t i = 0; i < bytes->size() / 2; ++i) {
-        float f = fmts::bf16ToF32(uint16_t((*bytes)[2 * i] | ((*bytes)[2 * i + 1] << 8)));
-        std::memcpy(out.data() + 4 * i, &f, 4);
-      }
-      return out;
+    if (!bytes.ok()) {
+      j.error = "cannot pack " + j.info.names() + " into " +
+                stringifyKernelLayout(j.kernel.getLayout()).str() + ": " +
+                std::string(bytes.status().message());
+      return;
     }
-    return std::vector<uint8_t>(bytes->begin(), bytes->end());
+    tern::ContentHasher hasher;
+    constexpr size_t kChunk = 4u << 20;
+    const bool widen = widensBf16(w, j.kernel.getLayout());
+    std::vector<uint8_t> wide;
+    for (size_t at = 0; at < bytes->size(); at += kChunk) {
+      std::span<const uint8_t> in = bytes->subspan(at, std::min(kChunk, bytes->size() - at));
+      std::span<const uint8_t> out = in;
+      uint64_t outAt = at;
+      if (widen) {
+        wide.resize(in.size() * 2);
+        for (size_t i = 0; i < in.size() / 2; ++i) {
+          float f = fmts::bf16ToF32(uint16_t(in[2 * i] | (in[2 * i + 1] << 8)));
+          std::memcpy(wide.data() + 4 * i, &f, 4);
+        }
+        out = wide;
+        outAt = at * 2;
+      }
+      hasher.update(out);
+      if (absl::Status s = write(j.offset + outAt, out); !s.ok()) {
+        j.error = "cannot write " + j.info.names() + ": " + std::string(s.message());
+        return;
+      }
+      src->release(in);
+    }
+    j.checksum = hasher.digest();
+  }
+
+  void packMatrix(Job &j, const Write &write) const {
+    std::vector<fmts::TernaryMatrix> parts;
+    std::vector<int64_t> segs;
+    for (WeightAttr w : j.info.weights) {
+      auto m = decode(w);
+      if (!m.ok()) {
+        j.error = "cannot decode weight '" + w.getName().str() +
+                  "': " + std::string(m.status().message());
+        return;
+      }
+      if (auto b = bytesOf(w); b.ok())
+        src->release(*b);
+      parts.push_back(std::move(*m));
+      segs.push_back(w.getRows());
+    }
+    const std::string layoutName = stringifyKernelLayout(j.kernel.getLayout()).str();
+    absl::StatusOr<fmts::TernaryMatrix> stacked =
+        parts.size() == 1 ? absl::StatusOr<fmts::TernaryMatrix>(std::move(parts.front()))
+                          : pk::stackRows(parts);
+    parts.clear();
+    if (!stacked.ok()) {
+      j.error = "cannot pack " + j.info.names() + " into " + layoutName + ": " +
+                std::string(stacked.status().message());
+      return;
+    }
+    pk::PackParams params{j.kernel.getLayout(), j.kernel.getTileM(), j.kernel.getTileK()};
+    absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(*stacked, segs, params);
+    if (!packed.ok()) {
+      j.error = "cannot pack " + j.info.names() + " into " + layoutName + ": " +
+                std::string(packed.status().message());
+      return;
+    }
+    if (verifyRoundTrip) {
+      auto back = pk::unpackTernary(*packed, stacked->rows, stacked->cols, segs, params);
+      if (!back.ok() || !pk::sameMatrix(*back, *stacked)) {
+        j.error = "packing " + j.info.names() + " into " + layoutName + " does not round-trip" +
+                  (back.ok() ? "" : ": " + std::string(back.status().message()));
+        return;
+      }
+    }
+    if (packed->size() != j.bytes) {
+      j.error = "packing " + j.info.names() + " into " + layoutName + " gave " +
+                std::to_string(packed->size()) + " bytes, " + std::to_string(j.bytes) + " expected";
+      return;
+    }
+    j.checksum = tern::contentHash(*packed);
+    if (absl::Status s = write(j.offset, *packed); !s.ok())
+      j.error = "cannot write " + j.info.names() + ": " + std::string(s.message());
   }
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    std::string path = tern::passes::sourcePath(module, source);
-    if (path.empty()) {
-      module.emitError() << "tern-pack-weights needs the source GGUF (tern.source or source=)";
-      return signalPassFailure();
+    std::shared_ptr<const tern::compiler::SourceModel> owned = io.source;
+    if (!owned) {
+      std::string path = tern::passes::sourcePath(module, source);
+      if (path.empty()) {
+        module.emitError() << "tern-pack-weights needs the source GGUF (tern.source or source=)";
+        return signalPassFailure();
+      }
+      auto opened = tern::gguf::File::open(path);
+      if (!opened.ok()) {
+        module.emitError() << "cannot read source GGUF '" << path
+                           << "': " << std::string(opened.status().message());
+        return signalPassFailure();
+      }
+      auto s = std::make_shared<tern::compiler::SourceModel>();
+      s->path = path;
+      s->file = std::move(*opened);
+      owned = std::move(s);
     }
-    auto opened = tern::gguf::File::open(path);
-    if (!opened.ok()) {
-      module.emitError() << "cannot read source GGUF '" << path
-                         << "': " << std::string(opened.status().message());
-      return signalPassFailure();
-    }
-    std::unique_ptr<tern::gguf::File> owned = std::move(*opened);
-    file = owned.get();
+    src = owned.get();
     FailureOr<tern::formats::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
     if (failed(layout))
       return signalPassFailure();
     i2s = *layout;
 
-    std::vector<uint8_t> blob;
+    // Plan: every matrix's offset, in program order.
+    std::vector<Job> jobs;
+    uint64_t total = 0;
     bool ok = true;
     module.walk([&](Operation *op) {
       std::optional<tern::passes::MatrixInfo> info = tern::passes::matrixInfo(op);
@@ -116,66 +240,89 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
         ok = false;
         return;
       }
-      absl::StatusOr<std::vector<uint8_t>> packed;
-      if (info->ternaryRole) {
-        std::vector<fmts::TernaryMatrix> parts;
-        llvm::SmallVector<int64_t> segs;
-        for (WeightAttr w : info->weights) {
-          auto m = decode(w);
-          if (!m.ok()) {
-            op->emitOpError() << "cannot decode weight '" << w.getName()
-                              << "': " << std::string(m.status().message());
-            ok = false;
-            return;
-          }
-          parts.push_back(std::move(*m));
-          segs.push_back(w.getRows());
-        }
-        auto stacked = pk::stackRows(parts);
-        pk::PackParams params{kernel.getLayout(), kernel.getTileM(), kernel.getTileK()};
-        if (stacked.ok())
-          packed = pk::packTernary(*stacked, segs, params);
-        else
-          packed = stacked.status();
-        if (packed.ok() && verifyRoundTrip) {
-          auto back = pk::unpackTernary(*packed, stacked->rows, stacked->cols, segs, params);
-          if (!back.ok() || !pk::sameMatrix(*back, *stacked)) {
-            op->emitOpError() << "packing " << info->names() << " into "
-                              << stringifyKernelLayout(kernel.getLayout()) << " does not round-trip"
-                              << (back.ok() ? "" : ": " + std::string(back.status().message()));
-            ok = false;
-            return;
-          }
-        }
-      } else {
-        packed = packDense(info->weights.front(), kernel.getLayout());
-      }
-      if (!packed.ok()) {
-        op->emitOpError() << "cannot pack " << info->names() << " into "
-                          << stringifyKernelLayout(kernel.getLayout()) << ": "
-                          << std::string(packed.status().message());
-        ok = false;
-        return;
-      }
-      uint64_t offset = (blob.size() + 63) / 64 * 64;
-      blob.resize(offset);
-      blob.insert(blob.end(), packed->begin(), packed->end());
-      op->setAttr("packed", PackedAttr::get(&getContext(), kernel.getLayout(), offset,
-                                            packed->size(), pk::fnv1a(*packed)));
+      Job j{op, std::move(*info), kernel};
+      j.offset = (total + 63) / 64 * 64;
+      j.bytes = packedSize(j);
+      total = j.offset + j.bytes;
+      jobs.push_back(std::move(j));
     });
     if (!ok)
       return signalPassFailure();
-    module->setAttr("tern.packed_bytes",
-                    IntegerAttr::get(IntegerType::get(&getContext(), 64), blob.size()));
+
+    // Where the bytes go: ternc's sink and/or out=.
+    int outFd = -1;
+    Write toFile;
     if (!out.empty()) {
-      std::ofstream f(out, std::ios::binary);
-      f.write(reinterpret_cast<const char *>(blob.data()), std::streamsize(blob.size()));
-      if (!f) {
-        module.emitError() << "cannot write packed weights to '" << out << "'";
+      outFd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (outFd < 0) {
+        module.emitError() << "cannot write packed weights to '" << out
+                           << "': " << std::strerror(errno);
         return signalPassFailure();
       }
+      toFile = [&](uint64_t off, std::span<const uint8_t> b) -> absl::Status {
+        for (size_t done = 0; done < b.size();) {
+          ssize_t n = ::pwrite(outFd, b.data() + done, b.size() - done, off_t(off + done));
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            return absl::InternalError(std::string("pwrite failed: ") + std::strerror(errno));
+          done += size_t(n);
+        }
+        return absl::OkStatus();
+      };
     }
+    const Write write = [&](uint64_t off, std::span<const uint8_t> b) -> absl::Status {
+      if (io.writePacked)
+        if (absl::Status s = io.writePacked(off, b); !s.ok())
+          return s;
+      return toFile ? toFile(off, b) : absl::OkStatus();
+    };
+
+    // Pack, biggest first (the pool then ends with the small ones).
+    std::vector<size_t> order(jobs.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return jobs[a].bytes > jobs[b].bytes; });
+    std::atomic<size_t> done{0};
+    mlir::parallelFor(&getContext(), 0, order.size(), [&](size_t k) {
+      Job &j = jobs[order[k]];
+      if (j.info.ternaryRole)
+        packMatrix(j, write);
+      else
+        packDense(j, write);
+      size_t n = ++done;
+      if (io.progress)
+        io.progress(n, jobs.size());
+    });
+
+    for (Job &j : jobs) {
+      if (!j.error.empty()) {
+        j.op->emitOpError() << j.error;
+        ok = false;
+        continue;
+      }
+      j.op->setAttr("packed", PackedAttr::get(&getContext(), j.kernel.getLayout(), j.offset,
+                                              j.bytes, j.checksum));
+    }
+    if (outFd >= 0) {
+      if (ok && ::ftruncate(outFd, off_t(total)) != 0) {
+        module.emitError() << "cannot write packed weights to '" << out
+                           << "': " << std::strerror(errno);
+        ok = false;
+      }
+      ::close(outFd);
+    }
+    if (!ok)
+      return signalPassFailure();
+    module->setAttr("tern.packed_bytes",
+                    IntegerAttr::get(IntegerType::get(&getContext(), 64), total));
   }
 };
 
 } // namespace
+
+std::unique_ptr<mlir::Pass>
+tern::passes::createPackWeightsPass(const PackWeightsPassOptions &options, WeightsIO io) {
+  return std::make_unique<PackWeightsPass>(options, std::move(io));
+}

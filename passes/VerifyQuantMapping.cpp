@@ -51,32 +51,45 @@ bool roleFits(fmts::TensorRole r, Want w) {
 struct VerifyQuantMappingPass
     : tern::passes::impl::VerifyQuantMappingPassBase<VerifyQuantMappingPass> {
   using Base::Base;
+  VerifyQuantMappingPass(const tern::passes::VerifyQuantMappingPassOptions &options,
+                         tern::passes::WeightsIO io)
+      : Base(options), io(std::move(io)) {}
+
+  tern::passes::WeightsIO io;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
     std::string path = tern::passes::sourcePath(module, source);
-    std::unique_ptr<tern::gguf::File> file;
-    fmts::ModelMapping mapping;
-    if (path.empty()) {
+    std::unique_ptr<tern::gguf::File> opened;
+    const tern::gguf::File *file = nullptr;
+    fmts::ModelMapping ownMapping;
+    const fmts::ModelMapping *mappingPtr = &ownMapping;
+    if (io.source) { // ternc: the file it opened and the mapping it verified
+      path = io.source->path;
+      file = io.source->file.get();
+      mappingPtr = &io.source->mapping;
+    } else if (path.empty()) {
       if (requireSource) {
         module.emitError() << "no source GGUF: set the module's tern.source or source=";
         return signalPassFailure();
       }
     } else {
-      auto opened = tern::gguf::File::open(path);
-      if (!opened.ok()) {
+      auto f = tern::gguf::File::open(path);
+      if (!f.ok()) {
         module.emitError() << "cannot read source GGUF '" << path
-                           << "': " << std::string(opened.status().message());
+                           << "': " << std::string(f.status().message());
         return signalPassFailure();
       }
-      file = std::move(*opened);
+      opened = std::move(*f);
+      file = opened.get();
       fmts::MappingOptions opts;
       FailureOr<fmts::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
       if (failed(layout))
         return signalPassFailure();
       opts.i2sLayout = *layout;
-      mapping = fmts::verifyMapping(*file, opts);
+      ownMapping = fmts::verifyMapping(*file, opts);
     }
+    const fmts::ModelMapping &mapping = *mappingPtr;
 
     bool ok = true;
     auto check = [&](Operation *op, WeightAttr w, Want want) {
@@ -155,3 +168,9 @@ struct VerifyQuantMappingPass
 };
 
 } // namespace
+
+std::unique_ptr<mlir::Pass>
+tern::passes::createVerifyQuantMappingPass(const VerifyQuantMappingPassOptions &options,
+                                           WeightsIO io) {
+  return std::make_unique<VerifyQuantMappingPass>(options, std::move(io));
+}

@@ -8,7 +8,7 @@ PKGS=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
   libclang-rt-22-dev libfuzzer-22-dev
   libfmt-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libpcre2-dev clang-format-22
+  nlohmann-json3-dev libpcre2-dev clang-format-22 libxxhash-dev python3-xxhash time
   g++-aarch64-linux-gnu qemu-user binutils-aarch64-linux-gnu
 )
 

@@ -8,7 +8,7 @@
 #include "runtime/artifact/artifact.h"
 #include "runtime/gguf/gguf.h"
 #include "runtime/gguf/writer.h"
-#include "llvm/Support/MemoryBuffer.h"
+#include "runtime/support/hash.h"
 #include "llvm/Support/Path.h"
 
 namespace tern::compiler {
@@ -45,6 +45,9 @@ int64_t intAttr(mlir::ModuleOp m, llvm::StringRef name) {
   return -1;
 }
 
+// Source bytes hashed, copied and released per chunk.
+constexpr size_t kChunk = 4u << 20;
+
 std::string hex64(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -53,22 +56,22 @@ std::string hex64(uint64_t v) {
 
 } // namespace
 
-bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::string &err) {
+bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std::string &err) {
   mlir::ModuleOp m = in.module;
-  auto src = gguf::File::open(in.sourcePath);
-  if (!src.ok()) {
-    err = "cannot open the source GGUF '" + in.sourcePath + "': " + src.status().ToString();
-    return false;
+  const gguf::File &file = *in.source->file;
+  const std::string &sourcePath = in.source->path;
+  // The source hash, from the mapping, a chunk at a time.
+  const uint64_t sourceBytes = file.fileSize();
+  ContentHasher sourceHasher;
+  for (uint64_t at = 0; at < sourceBytes; at += kChunk) {
+    std::span<const uint8_t> chunk =
+        file.bytes().subspan(at, std::min<uint64_t>(kChunk, sourceBytes - at));
+    sourceHasher.update(chunk);
+    in.source->release(chunk);
   }
-  const gguf::File &file = **src;
-  uint64_t sourceBytes = 0;
-  auto sourceHash = artifact::hashFile(in.sourcePath, &sourceBytes);
-  if (!sourceHash.ok()) {
-    err = sourceHash.status().ToString();
-    return false;
-  }
+  const uint64_t sourceHash = sourceHasher.digest();
 
-  // ---- weights ----
+  // ---- weights: the packed blob is in place; copy the raw tensors ----
   const int64_t packedBytes = std::max<int64_t>(0, intAttr(m, "tern.packed_bytes"));
   const int64_t weightsBytes = intAttr(m, "tern.weights_bytes");
   auto layout = m->getAttrOfType<mlir::ArrayAttr>("tern.weights");
@@ -76,27 +79,14 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
     err = "the module has no weights layout (tern.weights): run tern-lower-to-llvm";
     return false;
   }
-  auto blob = llvm::MemoryBuffer::getFile(in.packedBlobPath, /*IsText=*/false,
-                                          /*RequiresNullTerminator=*/false);
-  if (!blob) {
-    err =
-        "cannot read the packed weights '" + in.packedBlobPath + "': " + blob.getError().message();
-    return false;
-  }
-  if (int64_t((*blob)->getBufferSize()) != packedBytes) {
-    err = "packed blob is " + std::to_string((*blob)->getBufferSize()) +
-          " bytes, the module says " + std::to_string(packedBytes);
-    return false;
-  }
   struct Piece {
     std::string name;
     int64_t offset, bytes;
-    const uint8_t *data;
+    const uint8_t *data; // null: the packed blob, already written
   };
   std::vector<Piece> pieces;
   if (packedBytes > 0)
-    pieces.push_back(
-        {"<packed>", 0, packedBytes, reinterpret_cast<const uint8_t *>((*blob)->getBufferStart())});
+    pieces.push_back({"<packed>", 0, packedBytes, nullptr});
   for (mlir::Attribute a : layout) {
     auto d = llvm::cast<mlir::DictionaryAttr>(a);
     std::string name = llvm::cast<mlir::StringAttr>(d.get("name")).getValue().str();
@@ -105,7 +95,7 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
     int64_t srcOff = llvm::cast<mlir::IntegerAttr>(d.get("source_offset")).getInt();
     const gguf::TensorInfo *t = file.findTensor(name);
     if (!t || int64_t(file.dataOffset() + t->offset) != srcOff || int64_t(t->extent) < bytes) {
-      err = "tensor '" + name + "' is not where the module says in '" + in.sourcePath + "'";
+      err = "tensor '" + name + "' is not where the module says in '" + sourcePath + "'";
       return false;
     }
     pieces.push_back({name, off, bytes, t->data});
@@ -119,6 +109,22 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
       err = "weights layout overlaps or is misaligned at '" + pieces[i].name + "'";
       return false;
     }
+  for (const Piece &p : pieces) {
+    if (!p.data)
+      continue;
+    for (int64_t o = 0; o < p.bytes; o += int64_t(kChunk)) {
+      std::span<const uint8_t> chunk(p.data + o, size_t(std::min<int64_t>(p.bytes - o, kChunk)));
+      if (absl::Status s = out.writeAt(uint64_t(p.offset + o), chunk); !s.ok()) {
+        err = "writing tensor '" + p.name + "': " + s.ToString();
+        return false;
+      }
+      in.source->release(chunk);
+    }
+  }
+  if (absl::Status s = out.endSection(uint64_t(weightsBytes)); !s.ok()) {
+    err = "weights section: " + s.ToString();
+    return false;
+  }
 
   // ---- tokenizer: the source's tokenizer.* keys + general.architecture ----
   gguf::Writer tok;
@@ -142,6 +148,10 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
     meta["arch"] = a.getValue().str();
   if (auto hp = m->getAttrOfType<mlir::DictionaryAttr>("tern.hparams"))
     meta["hparams"] = attrToJson(hp);
+  // The importer's resolved model configuration (runtime/model/config.h),
+  // which the runtime reads instead of re-deriving it.
+  if (auto mc = m->getAttrOfType<mlir::StringAttr>("tern.model_config"))
+    meta["model_config"] = nlohmann::json::parse(mc.getValue().str(), nullptr, false);
   std::string actQuant = "token";
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.act_quant"))
     actQuant = a.getValue().str();
@@ -155,9 +165,9 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
   meta["kernel_option"] = in.kernelOption;
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.i2s_layout"))
     meta["i2s_layout"] = a.getValue().str();
-  meta["source"] = {{"file", llvm::sys::path::filename(in.sourcePath).str()},
+  meta["source"] = {{"file", llvm::sys::path::filename(sourcePath).str()},
                     {"bytes", sourceBytes},
-                    {"hash64", hex64(*sourceHash)}};
+                    {"hash64", hex64(sourceHash)}};
   meta["max_batch"] = intAttr(m, "tern.max_batch");
   meta["scratch_per_token"] = intAttr(m, "tern.scratch_per_token");
   meta["scratch_fixed"] = intAttr(m, "tern.scratch_fixed");
@@ -186,40 +196,20 @@ bool writeArtifact(const ArtifactInputs &in, const std::string &outPath, std::st
   h.cpu = in.target.cpu;
   h.cpuFeatures = in.target.headerFeatures;
   h.compilerVersion = in.compilerVersion;
-  h.sourceHash = *sourceHash;
+  h.sourceHash = sourceHash;
   h.sourceBytes = sourceBytes;
-  artifact::ArtifactWriter w(h);
-  w.addSection(TERN_SECTION_METADATA, std::string_view(metaText));
-  w.addSection(TERN_SECTION_TOKENIZER, std::move(*tokBytes));
-  w.addSection(TERN_SECTION_WEIGHTS, uint64_t(weightsBytes),
-               [&](const artifact::ArtifactWriter::Sink &write) -> absl::Status {
-                 static const uint8_t zeros[TERN_ARTIFACT_ALIGN] = {};
-                 int64_t at = 0;
-                 for (const Piece &p : pieces) {
-                   while (at < p.offset) {
-                     int64_t pad = std::min<int64_t>(p.offset - at, TERN_ARTIFACT_ALIGN);
-                     if (absl::Status s = write({zeros, size_t(pad)}); !s.ok())
-                       return s;
-                     at += pad;
-                   }
-                   for (int64_t o = 0; o < p.bytes; o += (1 << 24)) {
-                     int64_t len = std::min<int64_t>(p.bytes - o, 1 << 24);
-                     if (absl::Status s = write({p.data + o, size_t(len)}); !s.ok())
-                       return s;
-                   }
-                   at += p.bytes;
-                 }
-                 while (at < weightsBytes) {
-                   int64_t pad = std::min<int64_t>(weightsBytes - at, TERN_ARTIFACT_ALIGN);
-                   if (absl::Status s = write({zeros, size_t(pad)}); !s.ok())
-                     return s;
-                   at += pad;
-                 }
-                 return absl::OkStatus();
-               });
-  w.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(in.code));
-  if (absl::Status s = w.write(outPath); !s.ok()) {
-    err = "writing '" + outPath + "': " + s.ToString();
+  absl::Status s =
+      out.addSection(TERN_SECTION_METADATA,
+                     std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(metaText.data()),
+                                              metaText.size()));
+  if (s.ok())
+    s = out.addSection(TERN_SECTION_TOKENIZER, *tokBytes);
+  if (s.ok())
+    s = out.addSection(TERN_SECTION_CODE, in.code);
+  if (s.ok())
+    s = out.commit(h);
+  if (!s.ok()) {
+    err = "writing the artifact: " + s.ToString();
     return false;
   }
   return true;

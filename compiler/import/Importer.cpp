@@ -9,6 +9,7 @@
 #include "mlir/IR/Verifier.h"
 #include "runtime/formats/mapping.h"
 #include "runtime/gguf/gguf.h"
+#include "runtime/model/config.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -51,22 +52,19 @@ std::string shapeStr(llvm::ArrayRef<int64_t> s) {
   return out + "]";
 }
 
-struct Hparams {
-  int64_t hidden = 0, layers = 0, ffn = 0, heads = 0, kvHeads = 0, headDim = 0, rotDim = 0;
-  int64_t vocab = 0, context = 0;
-  double eps = 1e-5, freqBase = 10000.0;
-};
-
 class Importer {
 public:
-  Importer(MLIRContext &ctx, const std::string &path, const ImportOptions &opts)
-      : ctx(ctx), path(path), opts(opts), b(&ctx), fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)) {}
+  Importer(MLIRContext &ctx, const SourceModel &source, const ImportOptions &opts)
+      : ctx(ctx), path(source.path), opts(opts), b(&ctx),
+        fileLoc(FileLineColLoc::get(&ctx, path, 0, 0)), file(source.file.get()),
+        mapping(source.mapping) {
+    this->opts.i2sLayout = source.i2sLayout;
+  }
 
   OwningOpRef<ModuleOp> run();
 
 private:
   InFlightDiagnostic error() { return emitError(fileLoc); }
-  std::optional<uint64_t> getUInt(llvm::StringRef key, bool required);
   // The weight attribute of tensor `name`, checked against `shape` (row-major).
   std::optional<WeightAttr> weight(llvm::StringRef name, llvm::ArrayRef<int64_t> shape);
   Location loc(llvm::StringRef name) { return NameLoc::get(b.getStringAttr(name), fileLoc); }
@@ -76,18 +74,9 @@ private:
   ImportOptions opts;
   OpBuilder b;
   Location fileLoc;
-  std::unique_ptr<gguf::File> file;
-  formats::ModelMapping mapping;
-  std::string arch;
+  const gguf::File *file;
+  const formats::ModelMapping &mapping;
 };
-
-std::optional<uint64_t> Importer::getUInt(llvm::StringRef key, bool required) {
-  std::string full = arch + "." + key.str();
-  std::optional<uint64_t> v = file->getUInt(full);
-  if (!v && required)
-    error() << "missing or non-integer metadata key '" << full << "'";
-  return v;
-}
 
 std::optional<WeightAttr> Importer::weight(llvm::StringRef name, llvm::ArrayRef<int64_t> shape) {
   const formats::TensorMapping *t = mapping.find(name);
@@ -122,63 +111,20 @@ std::optional<WeightAttr> Importer::weight(llvm::StringRef name, llvm::ArrayRef<
 }
 
 OwningOpRef<ModuleOp> Importer::run() {
-  auto opened = gguf::File::open(path);
-  if (!opened.ok()) {
-    error() << "cannot read GGUF: " << std::string(opened.status().message());
+  // Hyperparameters, arch rules and the tied head: the one reader every
+  // path uses (runtime/model/config.h), so its errors read the same here.
+  absl::StatusOr<model::ModelConfig> config = model::readModelConfig(*file);
+  if (!config.ok()) {
+    error() << std::string(config.status().message());
     return nullptr;
   }
-  file = std::move(*opened);
-  formats::MappingOptions mopts;
-  mopts.i2sLayout = opts.i2sLayout;
-  mapping = formats::verifyMapping(*file, mopts);
-
-  std::optional<std::string> a = file->getString("general.architecture");
-  if (!a) {
-    error() << "missing metadata key 'general.architecture'";
-    return nullptr;
-  }
-  arch = *a;
-  if (!formats::isSupportedArch(arch)) {
-    error() << "unsupported architecture '" << arch
-            << "' (supported: bitnet, bitnet-b1.58, bitnet-25)";
-    return nullptr;
-  }
-  const bool relu2 = arch != "bitnet";
-
-  Hparams hp;
-  auto req = [&](llvm::StringRef key, int64_t &out) {
-    std::optional<uint64_t> v = getUInt(key, true);
-    if (v)
-      out = static_cast<int64_t>(*v);
-    return v.has_value();
-  };
-  if (!req("embedding_length", hp.hidden) || !req("block_count", hp.layers) ||
-      !req("feed_forward_length", hp.ffn) || !req("attention.head_count", hp.heads))
-    return nullptr;
-  hp.kvHeads = static_cast<int64_t>(getUInt("attention.head_count_kv", false).value_or(hp.heads));
-  if (hp.heads <= 0 || hp.hidden % hp.heads != 0) {
-    error() << "'" << arch << ".embedding_length' " << hp.hidden
-            << " is not a multiple of 'attention.head_count' " << hp.heads;
-    return nullptr;
-  }
-  hp.headDim = hp.hidden / hp.heads;
-  if (hp.kvHeads <= 0 || hp.heads % hp.kvHeads != 0) {
-    error() << "'" << arch << ".attention.head_count' " << hp.heads
-            << " is not a multiple of 'attention.head_count_kv' " << hp.kvHeads;
-    return nullptr;
-  }
-  hp.rotDim = static_cast<int64_t>(getUInt("rope.dimension_count", false).value_or(hp.headDim));
-  hp.context = static_cast<int64_t>(getUInt("context_length", false).value_or(4096));
-  if (opts.maxContext > 0)
-    hp.context = opts.maxContext;
-  hp.eps = file->getFloat(arch + ".attention.layer_norm_rms_epsilon").value_or(1e-5);
-  hp.freqBase = file->getFloat(arch + ".rope.freq_base").value_or(10000.0);
-  const gguf::TensorInfo *embd = file->findTensor("token_embd.weight");
-  if (!embd || embd->dims.size() != 2) {
-    error() << "missing tensor 'token_embd.weight' (or it is not a matrix)";
-    return nullptr;
-  }
-  hp.vocab = static_cast<int64_t>(getUInt("vocab_size", false).value_or(embd->dims[1]));
+  const model::ModelConfig &hp = *config;
+  const std::string &arch = hp.arch;
+  const bool relu2 = hp.ffnAct == model::FfnActivation::Relu2Gated;
+  const int64_t context = opts.maxContext > 0 ? opts.maxContext : int64_t(hp.nCtxTrain);
+  const int64_t hidden = hp.nEmbd, layers = hp.nLayer, ffn = hp.nFf, heads = hp.nHead;
+  const int64_t kvHeads = hp.nHeadKv, headDim = hp.headDim, rotDim = hp.nRot;
+  const int64_t vocab = hp.nVocab;
 
   ModuleOp module = ModuleOp::create(fileLoc);
   OwningOpRef<ModuleOp> owned(module);
@@ -190,33 +136,35 @@ OwningOpRef<ModuleOp> Importer::run() {
     module->setAttr("tern.file_type", b.getStringAttr(mapping.fileTypeName));
   module->setAttr("tern.hparams",
                   b.getDictionaryAttr({
-                      b.getNamedAttr("hidden", b.getI64IntegerAttr(hp.hidden)),
-                      b.getNamedAttr("layers", b.getI64IntegerAttr(hp.layers)),
-                      b.getNamedAttr("ffn", b.getI64IntegerAttr(hp.ffn)),
-                      b.getNamedAttr("heads", b.getI64IntegerAttr(hp.heads)),
-                      b.getNamedAttr("kv_heads", b.getI64IntegerAttr(hp.kvHeads)),
-                      b.getNamedAttr("head_dim", b.getI64IntegerAttr(hp.headDim)),
-                      b.getNamedAttr("vocab", b.getI64IntegerAttr(hp.vocab)),
-                      b.getNamedAttr("context", b.getI64IntegerAttr(hp.context)),
-                      b.getNamedAttr("rms_eps", b.getF32FloatAttr(hp.eps)),
-                      b.getNamedAttr("rope_freq_base", b.getF32FloatAttr(hp.freqBase)),
+                      b.getNamedAttr("hidden", b.getI64IntegerAttr(hidden)),
+                      b.getNamedAttr("layers", b.getI64IntegerAttr(layers)),
+                      b.getNamedAttr("ffn", b.getI64IntegerAttr(ffn)),
+                      b.getNamedAttr("heads", b.getI64IntegerAttr(heads)),
+                      b.getNamedAttr("kv_heads", b.getI64IntegerAttr(kvHeads)),
+                      b.getNamedAttr("head_dim", b.getI64IntegerAttr(headDim)),
+                      b.getNamedAttr("vocab", b.getI64IntegerAttr(vocab)),
+                      b.getNamedAttr("context", b.getI64IntegerAttr(context)),
+                      b.getNamedAttr("rms_eps", b.getF32FloatAttr(hp.rmsEps)),
+                      b.getNamedAttr("rope_freq_base", b.getF32FloatAttr(hp.ropeFreqBase)),
                       b.getNamedAttr("ffn_act", b.getStringAttr(relu2 ? "relu2" : "silu")),
                   }));
+  // The resolved configuration, as the artifact's metadata carries it.
+  module->setAttr("tern.model_config", b.getStringAttr(model::toJson(hp).dump()));
 
   const int64_t dyn = ShapedType::kDynamic;
   auto act = [&](int64_t width) { return RankedTensorType::get({dyn, width}, b.getF32Type()); };
   auto ids = RankedTensorType::get({dyn}, b.getI32Type());
   b.setInsertionPointToEnd(module.getBody());
-  auto fnType = b.getFunctionType({ids, ids}, {act(hp.vocab)});
+  auto fnType = b.getFunctionType({ids, ids}, {act(vocab)});
   auto fn = func::FuncOp::create(b, fileLoc, "forward", fnType);
   fn.setArgAttr(0, "tern.name", b.getStringAttr("tokens"));
   fn.setArgAttr(1, "tern.name", b.getStringAttr("positions"));
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
   Value tokens = entry->getArgument(0), pos = entry->getArgument(1);
-  FloatAttr eps = b.getF32FloatAttr(hp.eps);
+  FloatAttr eps = b.getF32FloatAttr(hp.rmsEps);
 
-  const int64_t qDim = hp.heads * hp.headDim, kvDim = hp.kvHeads * hp.headDim;
+  const int64_t qDim = heads * headDim, kvDim = kvHeads * headDim;
   auto w = [&](const std::string &name, llvm::ArrayRef<int64_t> shape) {
     return weight(name, shape);
   };
@@ -233,55 +181,55 @@ OwningOpRef<ModuleOp> Importer::run() {
     return ir::BitLinearOp::create(b, loc(name), act(m), x, *wt, nullptr, nullptr);
   };
 
-  auto embW = w("token_embd.weight", {hp.vocab, hp.hidden});
+  auto embW = w("token_embd.weight", {vocab, hidden});
   if (!embW)
     return nullptr;
-  Value x = ir::EmbedOp::create(b, loc("token_embd.weight"), act(hp.hidden), tokens, *embW);
-  const float attnScale = 1.0f / std::sqrt(static_cast<float>(hp.headDim));
-  for (int64_t l = 0; l < hp.layers; ++l) {
+  Value x = ir::EmbedOp::create(b, loc("token_embd.weight"), act(hidden), tokens, *embW);
+  const float attnScale = 1.0f / std::sqrt(static_cast<float>(headDim));
+  for (int64_t l = 0; l < layers; ++l) {
     std::string p = "blk." + std::to_string(l) + ".";
-    Value n = norm(x, p + "attn_norm.weight", hp.hidden);
+    Value n = norm(x, p + "attn_norm.weight", hidden);
     if (!n)
       return nullptr;
-    Value q = linear(n, p + "attn_q.weight", qDim, hp.hidden);
-    Value k = q ? linear(n, p + "attn_k.weight", kvDim, hp.hidden) : nullptr;
-    Value v = k ? linear(n, p + "attn_v.weight", kvDim, hp.hidden) : nullptr;
+    Value q = linear(n, p + "attn_q.weight", qDim, hidden);
+    Value k = q ? linear(n, p + "attn_k.weight", kvDim, hidden) : nullptr;
+    Value v = k ? linear(n, p + "attn_v.weight", kvDim, hidden) : nullptr;
     if (!v)
       return nullptr;
     auto i64 = [&](int64_t v) { return b.getI64IntegerAttr(v); };
-    q = ir::RopeOp::create(b, loc(p + "rope_q"), q, pos, i64(hp.heads), i64(hp.headDim),
-                           i64(hp.rotDim), b.getF32FloatAttr(hp.freqBase));
-    k = ir::RopeOp::create(b, loc(p + "rope_k"), k, pos, i64(hp.kvHeads), i64(hp.headDim),
-                           i64(hp.rotDim), b.getF32FloatAttr(hp.freqBase));
+    q = ir::RopeOp::create(b, loc(p + "rope_q"), q, pos, i64(heads), i64(headDim), i64(rotDim),
+                           b.getF32FloatAttr(hp.ropeFreqBase));
+    k = ir::RopeOp::create(b, loc(p + "rope_k"), k, pos, i64(kvHeads), i64(headDim), i64(rotDim),
+                           b.getF32FloatAttr(hp.ropeFreqBase));
     Value att = ir::AttentionOp::create(b, loc(p + "attention"), act(qDim), q, k, v, pos, i64(l),
-                                        i64(hp.heads), i64(hp.kvHeads), i64(hp.headDim),
-                                        i64(hp.context), b.getF32FloatAttr(attnScale));
+                                        i64(heads), i64(kvHeads), i64(headDim), i64(context),
+                                        b.getF32FloatAttr(attnScale));
     att = norm(att, p + "attn_sub_norm.weight", qDim);
-    Value o = att ? linear(att, p + "attn_output.weight", hp.hidden, qDim) : nullptr;
+    Value o = att ? linear(att, p + "attn_output.weight", hidden, qDim) : nullptr;
     if (!o)
       return nullptr;
     x = ir::AddOp::create(b, loc(p + "attn_residual"), x, o);
-    n = norm(x, p + "ffn_norm.weight", hp.hidden);
-    Value g = n ? linear(n, p + "ffn_gate.weight", hp.ffn, hp.hidden) : nullptr;
-    Value u = g ? linear(n, p + "ffn_up.weight", hp.ffn, hp.hidden) : nullptr;
+    n = norm(x, p + "ffn_norm.weight", hidden);
+    Value g = n ? linear(n, p + "ffn_gate.weight", ffn, hidden) : nullptr;
+    Value u = g ? linear(n, p + "ffn_up.weight", ffn, hidden) : nullptr;
     if (!u)
       return nullptr;
     Value h = relu2 ? Value(ir::Relu2MulOp::create(b, loc(p + "ffn_act"), g, u))
                     : Value(ir::SiluMulOp::create(b, loc(p + "ffn_act"), g, u));
-    h = norm(h, p + "ffn_sub_norm.weight", hp.ffn);
-    Value d = h ? linear(h, p + "ffn_down.weight", hp.hidden, hp.ffn) : nullptr;
+    h = norm(h, p + "ffn_sub_norm.weight", ffn);
+    Value d = h ? linear(h, p + "ffn_down.weight", hidden, ffn) : nullptr;
     if (!d)
       return nullptr;
     x = ir::AddOp::create(b, loc(p + "ffn_residual"), x, d);
   }
-  x = norm(x, "output_norm.weight", hp.hidden);
+  x = norm(x, "output_norm.weight", hidden);
   if (!x)
     return nullptr;
   std::string headName = mapping.find("output.weight") ? "output.weight" : "token_embd.weight";
-  auto headW = w(headName, {hp.vocab, hp.hidden});
+  auto headW = w(headName, {vocab, hidden});
   if (!headW)
     return nullptr;
-  Value logits = ir::LmHeadOp::create(b, loc(headName), act(hp.vocab), x, *headW, nullptr, nullptr);
+  Value logits = ir::LmHeadOp::create(b, loc(headName), act(vocab), x, *headW, nullptr, nullptr);
   func::ReturnOp::create(b, fileLoc, logits);
 
   if (failed(verify(module)))
@@ -291,10 +239,20 @@ OwningOpRef<ModuleOp> Importer::run() {
 
 } // namespace
 
-OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const std::string &path,
+OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const SourceModel &source,
                                  const ImportOptions &opts) {
   ctx.loadDialect<ir::TernDialect, func::FuncDialect>();
-  return Importer(ctx, path, opts).run();
+  return Importer(ctx, source, opts).run();
+}
+
+OwningOpRef<ModuleOp> importGGUF(MLIRContext &ctx, const std::string &path,
+                                 const ImportOptions &opts) {
+  absl::StatusOr<std::shared_ptr<const SourceModel>> source = openSourceModel(path, opts.i2sLayout);
+  if (!source.ok()) {
+    emitError(FileLineColLoc::get(&ctx, path, 0, 0)) << std::string(source.status().message());
+    return nullptr;
+  }
+  return importGGUF(ctx, **source, opts);
 }
 
 } // namespace tern::compiler

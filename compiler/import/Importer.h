@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "compiler/import/Source.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -28,7 +29,12 @@ struct ImportOptions {
 
 // Emits diagnostics (naming the tensor or key at fault) to the context's
 // diagnostic engine and returns null on failure: unknown arch, missing
-// tensor, inconsistent shape, a format the dialect cannot represent.
+// tensor, inconsistent shape, a format the dialect cannot represent. Reads
+// the already opened `source` (its mapping was verified for
+// source.i2sLayout; opts.i2sLayout is not used).
+mlir::OwningOpRef<mlir::ModuleOp> importGGUF(mlir::MLIRContext &ctx, const SourceModel &source,
+                                             const ImportOptions &opts = {});
+// Opens `path` (openSourceModel with opts.i2sLayout), then imports it.
 mlir::OwningOpRef<mlir::ModuleOp> importGGUF(mlir::MLIRContext &ctx, const std::string &path,
                                              const ImportOptions &opts = {});
 

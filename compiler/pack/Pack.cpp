@@ -63,14 +63,6 @@ absl::Status checkParams(const PackParams &p) {
   return absl::OkStatus();
 }
 
-// Code of (r, c) with zero padding outside the matrix.
-struct Src {
-  const formats::TernaryMatrix &m;
-  int code(uint64_t r, uint64_t c) const {
-    return (r < m.rows && c < m.cols) ? m.codes[r * m.cols + c] : 0;
-  }
-};
-
 // One scale per segment, or an error naming the segment.
 absl::StatusOr<std::vector<float>> segmentScales(const formats::TernaryMatrix &m,
                                                  std::span<const int64_t> segs) {
@@ -102,15 +94,6 @@ void writeScales(std::vector<uint8_t> &out, uint64_t codeSize, const std::vector
 uint64_t packedBytes(const PackParams &p, uint64_t rows, uint64_t cols, size_t segments) {
   uint64_t c = codeBytes(p, rows, cols);
   return isTq(p.layout) ? c : roundUp(c, 64) + 4 * segments;
-}
-
-uint64_t fnv1a(std::span<const uint8_t> bytes) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (uint8_t b : bytes) {
-    h ^= b;
-    h *= 0x100000001b3ull;
-  }
-  return h;
 }
 
 absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m,
@@ -158,51 +141,59 @@ absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m
   const uint64_t tm = p.tileM, tk = p.tileK;
   const uint64_t codeSize = codeBytes(p, m.rows, m.cols);
   std::vector<uint8_t> out(codeSize, 0);
-  Src src{m};
+  // One K tile of one row tile at a time, zero-padded, so that the layout
+  // loops below read plain arrays (tl2: the triple values, computed once).
+  std::vector<int8_t> tile(tm * tk);
+  const uint64_t triples = tk / 3;
+  std::vector<int8_t> tv(p.layout == KernelLayout::TL2 ? tm * triples : 0);
   uint64_t o = 0;
   for (uint64_t rt = 0; rt < mp / tm; ++rt) {
     for (uint64_t kt = 0; kt < kp / tk; ++kt) {
       const uint64_t r0 = rt * tm, c0 = kt * tk;
+      const uint64_t width = c0 < m.cols ? std::min(tk, m.cols - c0) : 0;
+      for (uint64_t r = 0; r < tm; ++r) {
+        int8_t *dst = tile.data() + r * tk;
+        uint64_t n = r0 + r < m.rows ? width : 0;
+        if (n)
+          std::memcpy(dst, m.codes.data() + (r0 + r) * m.cols + c0, n);
+        std::memset(dst + n, 0, tk - n);
+      }
+      const int8_t *t = tile.data();
       switch (p.layout) {
       case KernelLayout::I2S:
         for (uint64_t r = 0; r < tm; ++r)
-          for (uint64_t b = 0; b < tk / 128; ++b)
-            for (uint64_t j = 0; j < 32; ++j) {
-              uint8_t byte = 0;
-              for (uint64_t q = 0; q < 4; ++q)
-                byte |= uint8_t(src.code(r0 + r, c0 + b * 128 + j + 32 * q) + 1) << (6 - 2 * q);
-              out[o++] = byte;
-            }
+          for (uint64_t b = 0; b < tk / 128; ++b) {
+            const int8_t *q = t + r * tk + b * 128;
+            for (uint64_t j = 0; j < 32; ++j)
+              out[o++] = uint8_t((q[j] + 1) << 6 | (q[j + 32] + 1) << 4 | (q[j + 64] + 1) << 2 |
+                                 (q[j + 96] + 1));
+          }
         break;
       case KernelLayout::TL1:
         for (uint64_t pp = 0; pp < tk / 4; ++pp)
           for (uint64_t r = 0; r < tm; ++r) {
-            uint8_t byte = 0;
-            for (uint64_t h = 0; h < 2; ++h) {
-              uint64_t c = c0 + (2 * pp + h) * 2;
-              int idx = 3 * (src.code(r0 + r, c) + 1) + (src.code(r0 + r, c + 1) + 1);
-              byte |= uint8_t(idx) << (4 * h);
-            }
-            out[o++] = byte;
+            const int8_t *q = t + r * tk + 4 * pp;
+            const int lo = 3 * (q[0] + 1) + (q[1] + 1), hi = 3 * (q[2] + 1) + (q[3] + 1);
+            out[o++] = uint8_t(lo | hi << 4);
           }
         break;
       case KernelLayout::TL2: {
-        const uint64_t triples = tk / 3;
-        auto tv = [&](uint64_t r, uint64_t t) {
-          uint64_t c = c0 + 3 * t;
-          return 9 * src.code(r0 + r, c) + 3 * src.code(r0 + r, c + 1) + src.code(r0 + r, c + 2);
-        };
+        for (uint64_t r = 0; r < tm; ++r)
+          for (uint64_t i = 0; i < triples; ++i) {
+            const int8_t *q = t + r * tk + 3 * i;
+            tv[r * triples + i] = int8_t(9 * q[0] + 3 * q[1] + q[2]);
+          }
         for (uint64_t tp = 0; tp < triples / 2; ++tp)
           for (uint64_t r = 0; r < tm; ++r) {
-            int a = tv(r, 2 * tp), b = tv(r, 2 * tp + 1);
+            int a = tv[r * triples + 2 * tp], b = tv[r * triples + 2 * tp + 1];
             out[o++] = uint8_t(std::abs(a) | (std::abs(b) << 4));
           }
         for (uint64_t g = 0; g < triples / 16; ++g)
           for (uint64_t r = 0; r < tm; ++r) {
-            uint16_t bits = 0;
+            const int8_t *v = tv.data() + r * triples + 16 * g;
+            unsigned bits = 0; // branch-free: the signs are random
             for (uint64_t i = 0; i < 16; ++i)
-              if (tv(r, 16 * g + i) < 0)
-                bits |= uint16_t(1u << (15 - i));
+              bits |= unsigned(uint8_t(v[i]) >> 7) << (15 - i);
             out[o++] = uint8_t(bits & 0xff);
             out[o++] = uint8_t(bits >> 8);
           }

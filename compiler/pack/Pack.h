@@ -60,7 +60,4 @@ bool sameMatrix(const formats::TernaryMatrix &a, const formats::TernaryMatrix &b
 // Stacks matrices of equal cols into one (per-row scales), for fused ops.
 absl::StatusOr<formats::TernaryMatrix> stackRows(std::span<const formats::TernaryMatrix> parts);
 
-// 64-bit FNV-1a.
-uint64_t fnv1a(std::span<const uint8_t> bytes);
-
 } // namespace tern::compiler::pack

@@ -7,7 +7,7 @@ namespace tern::compiler {
 void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   tern::passes::VerifyQuantMappingPassOptions verify;
   verify.source = opts.source;
-  pm.addPass(tern::passes::createVerifyQuantMappingPass(verify));
+  pm.addPass(tern::passes::createVerifyQuantMappingPass(verify, opts.io));
   if (opts.fuse && opts.actQuant != "none")
     pm.addPass(tern::passes::createFusePass());
   tern::passes::SelectKernelsPassOptions select;
@@ -18,7 +18,7 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   tern::passes::PackWeightsPassOptions pack;
   pack.source = opts.source;
   pack.out = opts.weightsOut;
-  pm.addPass(tern::passes::createPackWeightsPass(pack));
+  pm.addPass(tern::passes::createPackWeightsPass(pack, opts.io));
   if (opts.lower) {
     tern::passes::LowerToKernelsPassOptions lower;
     lower.actQuant = opts.actQuant;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "mlir/Pass/PassManager.h"
+#include "passes/Passes.h"
 
 namespace tern::compiler {
 
@@ -12,6 +13,7 @@ struct PipelineOptions {
   std::string kernel = "auto"; // forced layout (select-kernels kernel=)
   std::string source;          // GGUF override (default: module's tern.source)
   std::string weightsOut;      // write the packed-weight blob here
+  passes::WeightsIO io;        // ternc: the opened source, where packed weights go, progress
   bool fuse = true;
   bool explain = false;
   bool lower = true;              // run tern-lower-to-kernels

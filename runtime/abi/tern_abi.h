@@ -81,9 +81,11 @@ typedef int32_t (*tern_forward_fn)(const tern_ctx *ctx, int64_t n, const int32_t
 
 /* ---- the .tern artifact file ----
  * [header][section table][sections...], every section 64-byte aligned,
- * little-endian. A section's hash is hash64 (FNV-1a 64) of its bytes. */
+ * little-endian. Every hash is XXH3-64 (seed 0) of the bytes it covers
+ * (runtime/support/hash.h). Format 2: XXH3-64 hashes (format 1, from older
+ * ternc builds, used a slower hash and is refused: recompile the model). */
 #define TERN_ARTIFACT_MAGIC "TERNART\x01" /* 8 bytes */
-#define TERN_ARTIFACT_FORMAT_VERSION 1u
+#define TERN_ARTIFACT_FORMAT_VERSION 2u
 #define TERN_ARTIFACT_ALIGN 64u
 
 enum tern_section_kind {
@@ -105,9 +107,9 @@ typedef struct tern_artifact_header {
   char cpu[32];                  /* e.g. "x86-64-v3", "generic" */
   char cpu_features[256];        /* required, comma-separated: "+avx2,+fma,+f16c" */
   char compiler_version[32];     /* "ternc 0.1.0" */
-  uint64_t source_hash;          /* hash64 of the source GGUF file */
+  uint64_t source_hash;          /* XXH3-64 of the source GGUF file */
   uint64_t source_bytes;         /* its size */
-  uint64_t header_hash;          /* hash64 of this header with header_hash = 0 */
+  uint64_t header_hash;          /* XXH3-64 of this header, header_hash = 0 */
   uint8_t reserved[64];
 } tern_artifact_header;
 
@@ -116,7 +118,7 @@ typedef struct tern_artifact_section {
   uint32_t flags;  /* 0 */
   uint64_t offset; /* from the start of the file, multiple of 64 */
   uint64_t size;
-  uint64_t hash; /* hash64 of the section's bytes */
+  uint64_t hash; /* XXH3-64 of the section's bytes */
 } tern_artifact_section;
 
 #ifdef __cplusplus

@@ -2,16 +2,19 @@
 // (used by the runtime). The byte layout is defined in runtime/abi/tern_abi.h:
 //   [tern_artifact_header][tern_artifact_section x N][sections...]
 // every section 64-byte aligned, little-endian, each section hashed with
-// hash64 (FNV-1a 64), the header hashed with its header_hash field zeroed.
+// tern::contentHash (XXH3-64), the header hashed with its header_hash field
+// zeroed.
 //
 // The reader validates everything before anything is used: a bad file is an
 // absl::Status naming the field or section and its byte offset, never a
 // crash. See docs/runtime.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,32 +25,14 @@
 #include "nlohmann/json.hpp"
 #include "runtime/abi/tern_abi.h"
 #include "runtime/gguf/gguf.h"
+#include "runtime/support/hash.h"
 
 namespace tern::artifact {
 
 // ---- hashing --------------------------------------------------------------
 
-inline constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-inline constexpr uint64_t kFnvPrime = 0x100000001b3ull;
-
-// FNV-1a 64 of `bytes` (the artifact's hash64).
-uint64_t hash64(std::span<const uint8_t> bytes);
-
-// Incremental hash64: Hasher h; h.update(a); h.update(b); h.value() ==
-// hash64(a ++ b).
-class Hasher {
-public:
-  void update(std::span<const uint8_t> bytes);
-  uint64_t value() const { return h_; }
-
-private:
-  uint64_t h_ = kFnvOffset;
-};
-
-// hash64 of a whole file, read in chunks (for source_hash / cache keys).
-absl::StatusOr<uint64_t> hashFile(const std::string &path, uint64_t *bytes = nullptr);
-
-// hash64 of a header with its header_hash field taken as 0.
+// Every hash in the file is tern::contentHash (XXH3-64, runtime/support/hash.h).
+// The header's: of the header with its header_hash field taken as 0.
 uint64_t headerHash(const tern_artifact_header &h);
 
 const char *sectionKindName(uint32_t kind); // "metadata", ... or "unknown"
@@ -59,50 +44,99 @@ struct HeaderFields {
   std::string cpu;             // e.g. "x86-64-v3", "generic" (< 32 bytes)
   std::string cpuFeatures;     // required, comma-separated "+avx2,+fma" (< 256)
   std::string compilerVersion; // "ternc 0.1.0" (< 32 bytes)
-  uint64_t sourceHash = 0;     // hash64 of the source GGUF
+  uint64_t sourceHash = 0;     // contentHash of the source GGUF
   uint64_t sourceBytes = 0;    // its size
   uint32_t abiVersion = TERN_ABI_VERSION;
 };
 
-// Builds an artifact. Sections are written in the order added; the writer
-// computes offsets (64-byte aligned, zero padding), hashes and the header.
+// Writes an artifact section by section, in file order (offsets 64-byte
+// aligned, zero padding). A section is either given whole (addSection) or
+// written in place by the caller between beginSection and endSection:
+// writeAt is thread-safe, so the compiler packs weight matrices in parallel
+// straight to their final offsets with no staging copy; bytes of a section
+// never written read as zero. endSection hashes the section (reading a file
+// back in chunks, so no mapping of it grows the caller's resident memory).
+// The section count is fixed up front so that the first section's offset is
+// known before anything else is.
+//
+// A file output is written to PATH.tmp and renamed onto PATH by commit();
+// one destroyed before commit() removes PATH.tmp.
+//
+//   auto out = ArtifactOutput::create("model.tern", 4);
+//   uint64_t at = *(*out)->beginSection(TERN_SECTION_WEIGHTS);
+//   (*out)->writeAt(0, matrix0); (*out)->writeAt(4096, matrix1); // any thread
+//   (*out)->endSection(weightsBytes);
+//   (*out)->addSection(TERN_SECTION_METADATA, json); ...
+//   (*out)->commit(headerFields);
+class ArtifactOutput {
+public:
+  static absl::StatusOr<std::unique_ptr<ArtifactOutput>> create(const std::string &path,
+                                                                uint32_t sectionCount);
+  static std::unique_ptr<ArtifactOutput> inMemory(uint32_t sectionCount);
+  ~ArtifactOutput();
+  ArtifactOutput(const ArtifactOutput &) = delete;
+  ArtifactOutput &operator=(const ArtifactOutput &) = delete;
+
+  // Starts the next section; returns its offset in the file.
+  absl::StatusOr<uint64_t> beginSection(uint32_t kind);
+  // Writes `bytes` at `offset` from the start of the open section.
+  // Thread-safe; ranges written concurrently must not overlap.
+  absl::Status writeAt(uint64_t offset, std::span<const uint8_t> bytes);
+  // Ends the open section at `size` bytes (an error if anything was written
+  // past it) and hashes it.
+  absl::Status endSection(uint64_t size);
+  // beginSection + writeAt + endSection, hashed from `bytes`.
+  absl::Status addSection(uint32_t kind, std::span<const uint8_t> bytes);
+  // After the last section: writes the section table and the header (errors
+  // name a header field that does not fit), then (files) renames PATH.tmp
+  // onto PATH.
+  absl::Status commit(const HeaderFields &fields);
+  // inMemory() outputs: the artifact's bytes, after commit().
+  std::vector<uint8_t> takeBytes();
+
+private:
+  ArtifactOutput() = default;
+  absl::Status put(uint64_t fileOffset, std::span<const uint8_t> bytes);
+  absl::StatusOr<uint64_t> hashRange(uint64_t fileOffset, uint64_t size);
+
+  std::string path_, tmp_; // empty for in-memory outputs
+  int fd_ = -1;
+  std::vector<uint8_t> mem_;
+  std::mutex memMutex_;
+  uint32_t sectionCount_ = 0;
+  std::vector<tern_artifact_section> table_;
+  bool open_ = false, committed_ = false;
+  uint64_t cursor_ = 0;                 // end of the last section
+  std::atomic<uint64_t> openExtent_{0}; // furthest byte written in the open section
+};
+
+// Builds a small artifact from whole sections (tests, tools): sections are
+// laid out in the order added.
 //
 //   ArtifactWriter w(fields);
 //   w.addSection(TERN_SECTION_METADATA, jsonText);
-//   w.addSection(TERN_SECTION_WEIGHTS, bytes, [&](auto write) { ... });
 //   absl::Status s = w.write("model.tern");
 class ArtifactWriter {
 public:
-  // A streamed section's producer: calls `write` with consecutive chunks
-  // whose sizes add up to exactly the size declared in addSection.
-  using Sink = std::function<absl::Status(std::span<const uint8_t>)>;
-  using Producer = std::function<absl::Status(const Sink &write)>;
-
   explicit ArtifactWriter(HeaderFields fields);
 
   // Copies the bytes.
   void addSection(uint32_t kind, std::span<const uint8_t> bytes);
   void addSection(uint32_t kind, std::string_view bytes);
   void addSection(uint32_t kind, std::vector<uint8_t> &&bytes);
-  // Streams `size` bytes from `produce` at write time (big weights).
-  void addSection(uint32_t kind, uint64_t size, Producer produce);
 
   // Writes the file (to PATH.tmp, then renamed onto PATH). Errors name the
-  // field that does not fit, a producer that wrote the wrong size, or the
-  // I/O failure.
+  // field that does not fit or the I/O failure.
   absl::Status write(const std::string &path) const;
-  // The same bytes in memory (tests, small artifacts).
+  // The same bytes in memory.
   absl::StatusOr<std::vector<uint8_t>> writeToBuffer() const;
 
 private:
   struct Section {
     uint32_t kind;
-    uint64_t size;
-    std::vector<uint8_t> bytes; // when not streamed
-    Producer produce;           // when streamed
+    std::vector<uint8_t> bytes;
   };
-  absl::Status emit(const std::function<absl::Status(uint64_t off, std::span<const uint8_t>)> &out,
-                    uint64_t &fileBytes) const;
+  absl::Status writeTo(ArtifactOutput &out) const;
 
   HeaderFields fields_;
   std::vector<Section> sections_;

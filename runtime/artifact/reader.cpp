@@ -95,10 +95,14 @@ absl::Status Artifact::validate(const OpenOptions &options) {
     return absl::InvalidArgumentError(
         "bad magic at byte 0: not a .tern artifact (expected \"TERNART\\x01\")");
   if (h.format_version != TERN_ARTIFACT_FORMAT_VERSION)
-    return absl::InvalidArgumentError(
-        fmt::format("header field format_version (byte {}) is {}; this runtime reads version {}",
-                    offsetof(tern_artifact_header, format_version), h.format_version,
-                    TERN_ARTIFACT_FORMAT_VERSION));
+    return absl::FailedPreconditionError(fmt::format(
+        "header field format_version (byte {}) is {}; this runtime reads version {}{}: recompile "
+        "the model with this ternc (ternc compile MODEL.gguf -o OUT.tern)",
+        offsetof(tern_artifact_header, format_version), h.format_version,
+        TERN_ARTIFACT_FORMAT_VERSION,
+        h.format_version < TERN_ARTIFACT_FORMAT_VERSION
+            ? " (the artifact was made by an older ternc)"
+            : ""));
   if (h.header_bytes != sizeof(tern_artifact_header))
     return absl::InvalidArgumentError(
         fmt::format("header field header_bytes (byte {}) is {}, expected {}",
@@ -203,7 +207,7 @@ absl::Status Artifact::validate(const OpenOptions &options) {
     const tern_artifact_section &s = table_[i];
     if (s.kind == TERN_SECTION_WEIGHTS && !options.verifyWeightsHash)
       continue;
-    const uint64_t got = hash64(bytes_.subspan(s.offset, s.size));
+    const uint64_t got = contentHash(bytes_.subspan(s.offset, s.size));
     if (got != s.hash)
       return absl::DataLossError(fmt::format(
           "section {} ({}, bytes [{}, {})): hash mismatch: table says {:#018x}, contents hash to "

@@ -91,42 +91,17 @@ void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
   }
 }
 
-// A metadata integer: top-level or under "hparams", under any of `names`.
-std::optional<int64_t> metaInt(const nlohmann::json &m, std::initializer_list<const char *> names) {
-  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
-    if (!o || !o->is_object())
-      continue;
-    for (const char *n : names) {
-      auto it = o->find(n);
-      if (it != o->end() && it->is_number_integer())
-        return it->get<int64_t>();
-    }
-  }
+// A top-level metadata integer / string.
+std::optional<int64_t> metaInt(const nlohmann::json &m, const char *name) {
+  auto it = m.find(name);
+  if (it != m.end() && it->is_number_integer())
+    return it->get<int64_t>();
   return std::nullopt;
 }
-std::optional<double> metaNum(const nlohmann::json &m, std::initializer_list<const char *> names) {
-  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
-    if (!o || !o->is_object())
-      continue;
-    for (const char *n : names) {
-      auto it = o->find(n);
-      if (it != o->end() && it->is_number())
-        return it->get<double>();
-    }
-  }
-  return std::nullopt;
-}
-std::optional<std::string> metaStr(const nlohmann::json &m,
-                                   std::initializer_list<const char *> names) {
-  for (const nlohmann::json *o : {&m, m.contains("hparams") ? &m["hparams"] : nullptr}) {
-    if (!o || !o->is_object())
-      continue;
-    for (const char *n : names) {
-      auto it = o->find(n);
-      if (it != o->end() && it->is_string())
-        return it->get<std::string>();
-    }
-  }
+std::optional<std::string> metaStr(const nlohmann::json &m, const char *name) {
+  auto it = m.find(name);
+  if (it != m.end() && it->is_string())
+    return it->get<std::string>();
   return std::nullopt;
 }
 
@@ -297,66 +272,44 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   if (reinterpret_cast<uintptr_t>(artifact_->weights().data()) % TERN_ARTIFACT_ALIGN != 0)
     return absl::InternalError("the weights section is not 64-byte aligned in memory");
 
-  // desc vs metadata.
+  // The resolved model configuration ternc wrote (runtime/model/config.h):
+  // read, never re-derived; the code's desc must agree with it.
   const nlohmann::json &meta = artifact_->metadata();
+  auto cfgIt = meta.find(model::kModelConfigKey);
+  if (cfgIt == meta.end())
+    return absl::FailedPreconditionError(
+        fmt::format("the metadata has no '{}' (written by an older ternc: recompile the model)",
+                    model::kModelConfigKey));
+  absl::StatusOr<model::ModelConfig> cfg = model::modelConfigFromJson(*cfgIt);
+  if (!cfg.ok())
+    return absl::FailedPreconditionError(std::string(cfg.status().message()));
+  config_ = std::move(*cfg);
   struct Check {
-    std::initializer_list<const char *> names;
-    int64_t v;
+    const char *name;
+    int64_t meta, desc;
   };
-  const Check checks[] = {
-      {{"abi_version"}, int64_t(d.abi_version)},
-      {{"hidden", "n_embd"}, d.hidden},
-      {{"n_layer", "layers", "block_count"}, d.n_layer},
-      {{"n_head", "heads"}, d.n_head},
-      {{"n_kv_head", "kv_heads", "n_head_kv"}, d.n_kv_head},
-      {{"head_dim"}, d.head_dim},
-      {{"ffn", "n_ff"}, d.ffn},
-      {{"vocab", "n_vocab"}, d.vocab},
-      {{"max_ctx"}, d.max_ctx},
-      {{"max_batch"}, d.max_batch},
-      {{"weights_bytes"}, d.weights_bytes},
-  };
-  for (const Check &c : checks) {
-    std::optional<int64_t> mv = metaInt(meta, c.names);
-    if (mv && *mv != c.v)
+  const model::ModelConfig &c = config_;
+  for (const Check &x :
+       {Check{"hidden", c.nEmbd, d.hidden}, Check{"layers", c.nLayer, d.n_layer},
+        Check{"heads", c.nHead, d.n_head}, Check{"kv_heads", c.nHeadKv, d.n_kv_head},
+        Check{"head_dim", c.headDim, d.head_dim}, Check{"ffn", c.nFf, d.ffn},
+        Check{"vocab", c.nVocab, d.vocab}})
+    if (x.meta != x.desc)
       return absl::FailedPreconditionError(
-          fmt::format("metadata {} = {} but the code's desc says {}", *c.names.begin(), *mv, c.v));
-  }
-  if (std::optional<std::string> aq = metaStr(meta, {"act_quant"})) {
+          fmt::format("metadata {}.{} = {} but the code's desc says {}", model::kModelConfigKey,
+                      x.name, x.meta, x.desc));
+  for (const Check &x :
+       {Check{"abi_version", 0, int64_t(d.abi_version)}, Check{"max_batch", 0, d.max_batch},
+        Check{"weights_bytes", 0, d.weights_bytes}})
+    if (std::optional<int64_t> mv = metaInt(meta, x.name); mv && *mv != x.desc)
+      return absl::FailedPreconditionError(
+          fmt::format("metadata {} = {} but the code's desc says {}", x.name, *mv, x.desc));
+  if (std::optional<std::string> aq = metaStr(meta, "act_quant")) {
     const uint32_t want = (*aq == "none") ? 0u : 1u;
     if (want != d.act_quant)
       return absl::FailedPreconditionError(fmt::format(
           "metadata act_quant = \"{}\" but the code's desc->act_quant = {}", *aq, d.act_quant));
   }
-
-  // Config for tools (tokenizer ids from the tokenizer section).
-  config_.arch = metaStr(meta, {"arch", "general.architecture"}).value_or("bitnet");
-  config_.name = metaStr(meta, {"name", "general.name"}).value_or("");
-  if (std::optional<std::string> fa = metaStr(meta, {"ffn_act"}))
-    config_.ffnAct =
-        *fa == "silu" ? model::FfnActivation::SiluGated : model::FfnActivation::Relu2Gated;
-  else
-    config_.ffnAct = (config_.arch == "bitnet") ? model::FfnActivation::SiluGated
-                                                : model::FfnActivation::Relu2Gated;
-  config_.nVocab = uint32_t(d.vocab);
-  config_.nEmbd = uint32_t(d.hidden);
-  config_.nLayer = uint32_t(d.n_layer);
-  config_.nHead = uint32_t(d.n_head);
-  config_.nHeadKv = uint32_t(d.n_kv_head);
-  config_.headDim = uint32_t(d.head_dim);
-  config_.nFf = uint32_t(d.ffn);
-  config_.nRot = uint32_t(metaInt(meta, {"n_rot"}).value_or(d.head_dim));
-  config_.nCtxTrain = uint32_t(d.max_ctx);
-  config_.rmsEps = float(metaNum(meta, {"rms_eps"}).value_or(1e-5));
-  config_.ropeFreqBase = float(metaNum(meta, {"rope_freq_base"}).value_or(10000.0));
-  const gguf::File &tok = artifact_->tokenizer();
-  auto id = [&](const char *k) -> int32_t {
-    std::optional<uint64_t> v = tok.getUInt(k);
-    return v && *v < uint64_t(d.vocab) ? int32_t(*v) : -1;
-  };
-  config_.bosId = id("tokenizer.ggml.bos_token_id");
-  config_.eosId = id("tokenizer.ggml.eos_token_id");
-  config_.eotId = id("tokenizer.ggml.eot_token_id");
   options_.actQuant = d.act_quant ? model::ActQuant::PerToken : model::ActQuant::None;
 
   // Kernels.
@@ -469,9 +422,7 @@ absl::Status ArtifactModel::decode(model::Session &session, std::span<const int3
                       tokens[i], i, desc_->vocab));
   const uint64_t end = s->pos + tokens.size();
   if (end > ctxLen_)
-    return absl::ResourceExhaustedError(
-        fmt::format("context full: {} positions cached + {} new > context length {}", s->pos,
-                    tokens.size(), ctxLen_));
+    return model::contextFullError(s->pos, tokens.size(), ctxLen_);
   if (absl::Status st = s->kv.reserve(end); !st.ok())
     return st;
   s->syncTables();

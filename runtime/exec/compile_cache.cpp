@@ -11,6 +11,7 @@
 
 #include "fmt/format.h"
 #include "runtime/artifact/artifact.h"
+#include "runtime/support/hash.h"
 #include "runtime/support/status.h"
 
 namespace tern::exec {
@@ -129,7 +130,7 @@ absl::StatusOr<std::string> compileToCache(const std::string &ggufPath, const Co
   if (!version.ok())
     return version.status();
   uint64_t bytes = 0;
-  absl::StatusOr<uint64_t> h = artifact::hashFile(ggufPath, &bytes);
+  absl::StatusOr<uint64_t> h = hashFileContents(ggufPath, &bytes);
   if (!h.ok())
     return h.status();
   std::vector<std::string> flags = {"--target", req.target};
@@ -143,14 +144,13 @@ absl::StatusOr<std::string> compileToCache(const std::string &ggufPath, const Co
   // The compiler's identity: its version line (which names the ukernel
   // bitcode it links) and the hash of the executable itself, so that a
   // rebuilt ternc never reuses artifacts made by an older build.
-  absl::StatusOr<uint64_t> terncHash = artifact::hashFile(*ternc);
+  absl::StatusOr<uint64_t> terncHash = hashFileContents(*ternc);
   if (!terncHash.ok())
     return terncHash.status();
   std::string keyText = fmt::format("{:016x}|{}|{}|{:016x}", *h, bytes, *version, *terncHash);
   for (const std::string &f : flags)
     keyText += "|" + f;
-  const uint64_t key = artifact::hash64(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(keyText.data()), keyText.size()));
+  const uint64_t key = contentHash(keyText);
   absl::StatusOr<std::string> dir = cacheDir();
   if (!dir.ok())
     return dir.status();

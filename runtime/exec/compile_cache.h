@@ -3,8 +3,9 @@
 // compiler) and return the cached .tern path.
 //
 // Cache folder: $TERN_CACHE_DIR, else $XDG_CACHE_HOME/ternc, else
-// ~/.cache/ternc. Key: hash64 over the GGUF's bytes, the target, the ternc
-// version (`ternc --version`) and the compile flags; file name
+// ~/.cache/ternc. Key: contentHash (XXH3-64) over the GGUF's contentHash and
+// size, the ternc version (`ternc --version`), the ternc executable's
+// contentHash and the compile flags; file name
 // <gguf stem>-<key as 16 hex digits>.tern. A cached file is reused only when
 // it opens and validates; otherwise it is rebuilt.
 #pragma once

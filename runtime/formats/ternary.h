@@ -39,15 +39,31 @@ const char *i2sLayoutChoices();
 // scale of the block holding it. Blocks are `blockElems` consecutive
 // elements of the flattened row-major matrix (blockElems == rows*cols means
 // one scale for the whole tensor).
+//
+// The one ternary-matrix type of the project: the reference model holds its
+// weights in it (runtime/model/weights.h), the compiler packs from it.
 struct TernaryMatrix {
   uint64_t rows = 0;         // M (ne1)
   uint64_t cols = 0;         // K (ne0)
   std::vector<int8_t> codes; // [rows][cols], each in {-1, 0, +1}
   uint64_t blockElems = 0;   // elements sharing one scale
   std::vector<float> scales; // [rows*cols / blockElems]
+  std::string name;          // provenance for messages (a GGUF tensor name), may be empty
+  std::string storage;       // what it was decoded from ("TQ2_0", "I2_S/x86-qk128", ...)
 
   float scaleAt(uint64_t flatIndex) const { return scales[flatIndex / blockElems]; }
   float weight(uint64_t r, uint64_t c) const { return codes[r * cols + c] * scaleAt(r * cols + c); }
+
+  // Row view, for blocks that divide a row or span whole rows
+  // (rowBlocksOk()): a row is blocksPerRow() blocks of blockCols() columns,
+  // block b's scale is rowScales(r)[b].
+  bool rowBlocksOk() const {
+    return blockElems != 0 &&
+           (blockElems >= cols ? blockElems % cols == 0 : cols % blockElems == 0);
+  }
+  uint64_t blockCols() const { return blockElems < cols ? blockElems : cols; }
+  uint64_t blocksPerRow() const { return cols / blockCols(); }
+  const float *rowScales(uint64_t r) const { return scales.data() + r * cols / blockElems; }
 };
 
 // Byte sizes of the packed forms (same rules as ggml_types.h); 0 when the

@@ -74,8 +74,8 @@ void quantizeQ8K(const float *x, uint32_t n, int8_t *q, float *d) {
   }
 }
 
-bool bitLinearSupportsQ8K(const TernaryLinear &w) {
-  return w.cols % kQ8KBlock == 0 && w.blockCols % kQ8KBlock == 0;
+bool bitLinearSupportsQ8K(const TernaryMatrix &w) {
+  return w.cols % kQ8KBlock == 0 && w.blockCols() % kQ8KBlock == 0;
 }
 
 void rmsNorm(const float *x, const float *w, uint32_t n, float eps, float *y) {
@@ -137,22 +137,34 @@ void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuan
   }
 }
 
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
-  const uint32_t rows = w.rows, cols = w.cols, bc = w.blockCols, nb = w.blocksPerRow;
+namespace {
+// Whether block b is the last of a run of consecutive blocks with the same
+// scale: a scale multiplies the sum of all the codes it covers at once.
+inline bool endsRun(const float *sc, uint32_t b, uint32_t nb) {
+  return b + 1 == nb || sc[b + 1] != sc[b];
+}
+} // namespace
+
+void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y, ThreadPool &pool) {
+  const uint32_t rows = uint32_t(w.rows), cols = uint32_t(w.cols);
+  const uint32_t bc = uint32_t(w.blockCols()), nb = uint32_t(w.blocksPerRow());
   const uint32_t T = in.tokens;
   pool.parallelFor(rows, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const int8_t *code = w.codes.data() + r * cols;
-      const float *sc = w.scales.data() + r * nb;
+      const float *sc = w.rowScales(r);
       for (uint32_t t = 0; t < T; ++t) {
         float sum = 0.0f;
         if (in.mode == ActQuant::PerToken) {
           const int8_t *q = in.q.data() + uint64_t(t) * cols;
+          int32_t acc = 0;
           for (uint32_t b = 0; b < nb; ++b) {
-            int32_t acc = 0;
             for (uint32_t c = b * bc; c < (b + 1) * bc; ++c)
               acc += int32_t(code[c]) * int32_t(q[c]);
-            sum += static_cast<float>(acc) * sc[b];
+            if (endsRun(sc, b, nb)) {
+              sum += static_cast<float>(acc) * sc[b];
+              acc = 0;
+            }
           }
           y[uint64_t(t) * rows + r] = sum / in.scale[t];
         } else if (in.mode == ActQuant::Q8K) {
@@ -168,11 +180,14 @@ void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y, Threa
           y[uint64_t(t) * rows + r] = sum;
         } else {
           const float *x = in.x.data() + uint64_t(t) * cols;
+          float acc = 0.0f;
           for (uint32_t b = 0; b < nb; ++b) {
-            float acc = 0.0f;
             for (uint32_t c = b * bc; c < (b + 1) * bc; ++c)
               acc += code[c] * x[c];
-            sum += acc * sc[b];
+            if (endsRun(sc, b, nb)) {
+              sum += acc * sc[b];
+              acc = 0.0f;
+            }
           }
           y[uint64_t(t) * rows + r] = sum;
         }

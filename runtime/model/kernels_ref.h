@@ -67,18 +67,22 @@ float roundToF16(float x);
 void quantizeActivations(const float *x, uint32_t tokens, uint32_t cols, ActQuant mode,
                          BitLinearInput &out);
 
-// y[t][r] for every token t and row r of w: per scale block the integer
-// (or float, mode None) dot product of codes and activations, times the
-// block scale, summed over blocks in order, then divided by the token's s.
+// y[t][r] for every token t and row r of w: per run of consecutive scale
+// blocks with the same scale (one run for a per-tensor scale, whatever the
+// storage's block size) the integer (or float, mode None, in column order)
+// dot product of codes and activations, times that scale, summed over the
+// runs in order, then divided by the token's s. The ukernels
+// (runtime/ukernels/common.h, matmul_rows_scalar) compute the same, so a
+// TQ weight repacked to i2s gives bit-identical results.
 // Q8K: per 256-block, float(sum of code*q) * (d_x * weight scale), summed
 // over blocks in order (ggml_vec_dot_tq2_0_q8_K); the weight's scale
 // blocks must be multiples of 256 columns (bitLinearSupportsQ8K).
-void bitLinear(const TernaryLinear &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
+void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y /*[tokens][rows]*/,
                ThreadPool &pool);
 
 // Whether w's shape allows ActQuant::Q8K (cols and scale blocks multiples
 // of 256).
-bool bitLinearSupportsQ8K(const TernaryLinear &w);
+bool bitLinearSupportsQ8K(const TernaryMatrix &w);
 
 // Query rows per tile of llama.cpp's tiled CPU flash attention: batches of
 // fewer rows take its one-row path (flashAttnOneRowF16).

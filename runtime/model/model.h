@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fmt/format.h"
 #include "runtime/formats/ternary.h"
 #include "runtime/gguf/gguf.h"
 #include "runtime/model/config.h"
@@ -55,6 +56,14 @@ public:
   virtual absl::Status decode(Session &session, std::span<const int32_t> tokens,
                               std::span<float> logits) = 0;
 };
+
+// The error every Model::decode returns when `fed` more tokens do not fit
+// behind the `used` positions of a session's context of `contextLength`.
+inline absl::Status contextFullError(uint64_t used, uint64_t fed, uint32_t contextLength) {
+  return absl::ResourceExhaustedError(
+      fmt::format("context full: {} positions used + {} new > context length {} (raise -c)", used,
+                  fed, contextLength));
+}
 
 // The reference forward pass over a GGUF. Opening a model by path
 // (`.tern` or `.gguf`) is exec::openModel (runtime/exec/artifact_model.h).

@@ -60,13 +60,13 @@ ReferenceModel::create(std::unique_ptr<gguf::File> file, const ModelOptions &opt
     return pool.status();
   if (o.actQuant == ActQuant::Q8K)
     for (const LayerWeights &l : m->weights_.layers)
-      for (const TernaryLinear *t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown})
+      for (const TernaryMatrix *t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown})
         if (!bitLinearSupportsQ8K(*t))
           return absl::InvalidArgumentError(
               fmt::format("--act-quant q8k needs ternary tensors whose rows and scale "
                           "blocks are multiples of {} values; {} has {} columns in "
                           "blocks of {}",
-                          kQ8KBlock, t->name, t->cols, t->blockCols));
+                          kQ8KBlock, t->name, t->cols, t->blockCols()));
   m->pool_ = std::move(*pool);
   m->threads_ = std::make_unique<ThreadPool>(o.threads);
   o.threads = m->threads_->size();
@@ -76,7 +76,7 @@ ReferenceModel::create(std::unique_ptr<gguf::File> file, const ModelOptions &opt
 std::string ReferenceModel::describe() const {
   std::set<std::string> storages;
   for (const LayerWeights &l : weights_.layers)
-    for (const TernaryLinear *t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown})
+    for (const TernaryMatrix *t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wGate, &l.wUp, &l.wDown})
       storages.insert(t->storage);
   std::string s;
   for (const std::string &x : storages)
@@ -113,10 +113,7 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
   const uint64_t pos0 = s->pos;
   const uint32_t T = static_cast<uint32_t>(tokens.size());
   if (pos0 + T > options_.contextLength)
-    return absl::OutOfRangeError(
-        fmt::format("context full: {} positions used + {} new > context length "
-                    "{} (raise -c)",
-                    pos0, T, options_.contextLength));
+    return contextFullError(pos0, T, options_.contextLength);
   if (absl::Status st = s->kv.reserve(pos0 + T); !st.ok())
     return st;
 

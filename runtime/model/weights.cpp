@@ -144,7 +144,7 @@ float DenseMatrix::dotRow(uint32_t r, const float *x) const {
   return acc;
 }
 
-absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &f, const std::string &name,
+absl::StatusOr<TernaryMatrix> loadTernary(const gguf::File &f, const std::string &name,
                                           uint64_t rows, uint64_t cols,
                                           formats::I2SLayout i2sLayout,
                                           const formats::ModelMapping *mapping) {
@@ -246,35 +246,19 @@ absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &f, const std::string
     return absl::Status(m.status().code(),
                         fmt::format("tensor '{}': {}", name, std::string(m.status().message())));
 
-  TernaryLinear w;
-  w.name = name;
-  w.storage = storage;
-  w.rows = static_cast<uint32_t>(rows);
-  w.cols = static_cast<uint32_t>(cols);
   const uint64_t be = m->blockElems;
   if (be == 0 || m->codes.size() != n || m->scales.size() * be != n)
     return absl::InternalError(
         fmt::format("tensor '{}': decoder returned an inconsistent matrix", name));
-  // Normalise to per-row blocks: a block either divides a row or spans whole
-  // rows.
-  if (be >= cols) {
-    if (be % cols != 0)
-      return absl::UnimplementedError(fmt::format(
-          "tensor '{}': scale blocks of {} elements straddle rows of {}", name, be, cols));
-    w.blockCols = w.cols;
-  } else {
-    if (cols % be != 0)
-      return absl::UnimplementedError(fmt::format(
-          "tensor '{}': scale blocks of {} elements do not divide rows of {}", name, be, cols));
-    w.blockCols = static_cast<uint32_t>(be);
-  }
-  w.blocksPerRow = w.cols / w.blockCols;
-  w.scales.resize(uint64_t(w.rows) * w.blocksPerRow);
-  for (uint64_t r = 0; r < rows; ++r)
-    for (uint64_t b = 0; b < w.blocksPerRow; ++b)
-      w.scales[r * w.blocksPerRow + b] = m->scaleAt(r * cols + b * w.blockCols);
-  w.codes = std::move(m->codes);
-  return w;
+  // bitLinear reads scales per row: a block either divides a row or spans
+  // whole rows.
+  if (!m->rowBlocksOk())
+    return absl::UnimplementedError(
+        fmt::format("tensor '{}': scale blocks of {} elements {} rows of {}", name, be,
+                    be >= cols ? "straddle" : "do not divide", cols));
+  m->name = name;
+  m->storage = storage;
+  return std::move(*m);
 }
 
 absl::StatusOr<ModelWeights> loadModelWeights(const gguf::File &f, const ModelConfig &c,

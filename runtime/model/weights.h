@@ -19,17 +19,11 @@
 
 namespace tern::model {
 
-// y[r] = sum_b scale[r][b] * sum_{c in block b} code[r][c] * x[c]
-struct TernaryLinear {
-  std::string name;          // GGUF tensor name
-  std::string storage;       // storage format it was decoded from ("TQ2_0", ...)
-  uint32_t rows = 0;         // output features (ne1)
-  uint32_t cols = 0;         // input features (ne0)
-  uint32_t blockCols = 0;    // columns sharing one scale inside a row (divides cols)
-  uint32_t blocksPerRow = 0; // cols / blockCols
-  std::vector<int8_t> codes; // [rows][cols]
-  std::vector<float> scales; // [rows][blocksPerRow]
-};
+// A ternary weight: formats::TernaryMatrix (codes + block scales, the
+// storage format it came from and its tensor name), with scale blocks that
+// divide a row or span whole rows. y[r] = sum over row r's scale blocks b of
+// scale * sum_{c in b} code[r][c] * x[c] (kernels_ref.h, bitLinear).
+using formats::TernaryMatrix;
 
 // A dense 2-D matrix stored as F32 or F16 rows (e.g. the f16 embedding,
 // which doubles as the tied lm_head). Points into the mapped GGUF.
@@ -48,13 +42,13 @@ struct DenseMatrix {
 
 struct LayerWeights {
   std::vector<float> attnNorm;    // [nEmbd]
-  TernaryLinear wq, wk, wv;       // [qDim x nEmbd], [kvDim x nEmbd] x2
+  TernaryMatrix wq, wk, wv;       // [qDim x nEmbd], [kvDim x nEmbd] x2
   std::vector<float> attnSubNorm; // [qDim]
-  TernaryLinear wo;               // [nEmbd x qDim]
+  TernaryMatrix wo;               // [nEmbd x qDim]
   std::vector<float> ffnNorm;     // [nEmbd]
-  TernaryLinear wGate, wUp;       // [nFf x nEmbd]
+  TernaryMatrix wGate, wUp;       // [nFf x nEmbd]
   std::vector<float> ffnSubNorm;  // [nFf]
-  TernaryLinear wDown;            // [nEmbd x nFf]
+  TernaryMatrix wDown;            // [nEmbd x nFf]
 };
 
 struct ModelWeights {
@@ -67,7 +61,7 @@ struct ModelWeights {
 
 // Decodes one ternary weight tensor (TQ2_0, TQ1_0, I2_S x86 layout, or
 // F32/F16/BF16 holding ternary values) into canonical codes + scales.
-absl::StatusOr<TernaryLinear> loadTernary(const gguf::File &file, const std::string &name,
+absl::StatusOr<TernaryMatrix> loadTernary(const gguf::File &file, const std::string &name,
                                           uint64_t expectRows, uint64_t expectCols,
                                           formats::I2SLayout i2sLayout,
                                           const formats::ModelMapping *mapping = nullptr);

@@ -213,6 +213,10 @@ TERN_UK_INLINE void decode_chunk(const MatmulArgs &a, Layout l, int64_t r, int64
 // Scalar matmul of rows [r0, r1) (global rows, clipped to m by the caller)
 // for every token: the `ref` twin. Integer accumulation is exact, so any
 // fast int8 variant that sums the same integers matches bit for bit.
+// A weight scale multiplies the sum of all the consecutive codes it covers
+// (one sum per run of equal block scales, TQ layouts; one per row segment
+// otherwise): a TQ weight whose blocks share one scale computes exactly
+// what its i2s repacking computes, and what runtime/model's bitLinear does.
 template <bool kF32>
 TERN_UK_INLINE void matmul_rows_scalar(const MatmulArgs &a, Layout l, int64_t r0, int64_t r1) {
   const bool tq = l == kTQ2 || l == kTQ1;
@@ -230,6 +234,15 @@ TERN_UK_INLINE void matmul_rows_scalar(const MatmulArgs &a, Layout l, int64_t r0
         facc[t] = 0.0f;
         fsum[t] = 0.0f;
       }
+      float run_scale = 0.0f; // TQ: the scale of the blocks summed so far
+      bool in_run = false;
+      auto flush_run = [&] {
+        for (int t = 0; t < nt; ++t) {
+          fsum[t] += (kF32 ? facc[t] : float(iacc[t])) * run_scale;
+          iacc[t] = 0;
+          facc[t] = 0.0f;
+        }
+      };
       for (int64_t kt = 0; kt < a.nkt; ++kt) {
         for (int64_t off = 0; off < a.tk; off += ch) {
           const int64_t col = kt * a.tk + off;
@@ -238,30 +251,32 @@ TERN_UK_INLINE void matmul_rows_scalar(const MatmulArgs &a, Layout l, int64_t r0
           const int64_t len = min64(ch, a.tk - off);
           float bs = 0.0f;
           decode_chunk(a, l, r, col, len, w, &bs);
+          if (tq) {
+            if (in_run && bs != run_scale)
+              flush_run();
+            run_scale = bs;
+            in_run = true;
+          }
           const int64_t valid = min64(len, a.k - col);
           for (int t = 0; t < nt; ++t) {
             if (kF32) {
               const float *xt = a.x + (t0 + t) * a.k + col;
-              float acc = tq ? 0.0f : facc[t];
+              float acc = facc[t];
               for (int64_t c = 0; c < valid; ++c)
                 acc += float(w[c]) * xt[c];
-              if (tq)
-                fsum[t] += acc * bs;
-              else
-                facc[t] = acc;
+              facc[t] = acc;
             } else {
               const int8_t *qt = a.q + (t0 + t) * a.k + col;
               int32_t acc = 0;
               for (int64_t c = 0; c < valid; ++c)
                 acc += int32_t(w[c]) * int32_t(qt[c]);
-              if (tq)
-                fsum[t] += float(acc) * bs;
-              else
-                iacc[t] += acc;
+              iacc[t] += acc;
             }
           }
         }
       }
+      if (tq && in_run)
+        flush_run();
       for (int t = 0; t < nt; ++t) {
         float v;
         if (kF32)

@@ -2,6 +2,7 @@
 #include <elf.h>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "runtime/artifact/artifact.h"
 #include "runtime/support/status.h"
@@ -67,17 +68,36 @@ size_t indexOf(const std::vector<tern_artifact_section> &t, uint32_t kind) {
     EXPECT_NE(statusMessage(_s).find(text), std::string::npos) << statusMessage(_s);               \
   } while (0)
 
-TEST(Hash64, KnownValues) {
-  EXPECT_EQ(hash64({}), 0xcbf29ce484222325ull);
-  const uint8_t a[] = {'a'};
-  EXPECT_EQ(hash64(a), 0xaf63dc4c8601ec8cull);
-  const std::string s = "foobar";
-  EXPECT_EQ(hash64(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()), s.size())),
-            0x85944171f73967e8ull);
-  Hasher h;
-  h.update(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()), 3));
-  h.update(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data()) + 3, 3));
-  EXPECT_EQ(h.value(), 0x85944171f73967e8ull);
+// XXH3-64, seed 0 (the reference values of xxHash 0.8: python3-xxhash's
+// xxh3_64_intdigest gives the same).
+TEST(ContentHash, KnownValues) {
+  EXPECT_EQ(contentHash(std::string_view()), 0x2d06800538d394c2ull);
+  EXPECT_EQ(contentHash(std::string_view("a")), 0xe6c632b61e964e1full);
+  EXPECT_EQ(contentHash(std::string_view("foobar")), 0xd78fda63144c5c84ull);
+  std::vector<uint8_t> big(256 * 40);
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = uint8_t(i);
+  EXPECT_EQ(contentHash(big), 0xc03d2231ab9348f3ull);
+  // Incremental, in uneven pieces.
+  ContentHasher h;
+  for (size_t i = 0; i < big.size(); i += 777)
+    h.update(std::span<const uint8_t>(big).subspan(i, std::min<size_t>(777, big.size() - i)));
+  EXPECT_EQ(h.digest(), 0xc03d2231ab9348f3ull);
+}
+
+TEST(ContentHash, File) {
+  const std::string path = ::testing::TempDir() + "/hash-file.bin";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "foobar";
+  }
+  uint64_t n = 0;
+  auto h = hashFileContents(path, &n);
+  ASSERT_TRUE(h.ok()) << statusMessage(h.status());
+  EXPECT_EQ(*h, 0xd78fda63144c5c84ull);
+  EXPECT_EQ(n, 6u);
+  std::filesystem::remove(path);
+  EXPECT_ERR_HAS(hashFileContents(path).status(), path);
 }
 
 TEST(Artifact, RoundTripThroughFile) {
@@ -108,43 +128,88 @@ TEST(Artifact, RoundTripThroughFile) {
   std::filesystem::remove(path);
 }
 
-TEST(Artifact, StreamedSectionEqualsBuffered) {
+// Sections written in place (scattered, from several threads, holes left
+// as zeros) give the same file as whole ones.
+TEST(ArtifactOutput, InPlaceSectionEqualsBuffered) {
   auto w = testing::tinyWeights(100000);
-  ArtifactWriter a(tinyFields()), b(tinyFields());
-  for (ArtifactWriter *x : {&a, &b}) {
-    x->addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
-    x->addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
-  }
-  a.addSection(TERN_SECTION_WEIGHTS, std::span<const uint8_t>(w));
-  b.addSection(TERN_SECTION_WEIGHTS, w.size(), [&](const ArtifactWriter::Sink &sink) {
-    for (size_t i = 0; i < w.size(); i += 777)
-      if (absl::Status s =
-              sink(std::span<const uint8_t>(w).subspan(i, std::min<size_t>(777, w.size() - i)));
-          !s.ok())
-        return s;
-    return absl::OkStatus();
-  });
+  for (size_t i = 3000; i < 9000; ++i)
+    w[i] = 0; // a hole the in-place writer never writes
   auto code = testing::readFile(TINY_MODEL_SO);
+  ArtifactWriter a(tinyFields());
+  a.addSection(TERN_SECTION_WEIGHTS, std::span<const uint8_t>(w));
+  a.addSection(TERN_SECTION_METADATA, testing::tinyMetadata());
+  a.addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf());
   a.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
-  b.addSection(TERN_SECTION_CODE, std::span<const uint8_t>(code));
-  auto ba = a.writeToBuffer(), bb = b.writeToBuffer();
-  ASSERT_TRUE(ba.ok() && bb.ok());
-  EXPECT_EQ(*ba, *bb);
+  auto ba = a.writeToBuffer();
+  ASSERT_TRUE(ba.ok());
   EXPECT_TRUE(check(*ba).ok()) << statusMessage(check(*ba));
-  // Also through a file (pwrite path).
-  const std::string path = ::testing::TempDir() + "/streamed.tern";
-  ASSERT_TRUE(b.write(path).ok());
+
+  const std::string path = ::testing::TempDir() + "/inplace.tern";
+  auto out = ArtifactOutput::create(path, 4);
+  ASSERT_TRUE(out.ok()) << statusMessage(out.status());
+  auto at = (*out)->beginSection(TERN_SECTION_WEIGHTS);
+  ASSERT_TRUE(at.ok());
+  EXPECT_EQ(*at, 640u); // right after the header and a 4-entry table
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      // Chunks of 777 bytes, every third one per thread, last to first.
+      const size_t chunks = (w.size() + 776) / 777;
+      for (size_t c = chunks; c-- > 0;) {
+        if (c % 3 != size_t(t))
+          continue;
+        const size_t i = c * 777, n = std::min<size_t>(777, w.size() - i);
+        if (i >= 3000 && i + n <= 9000)
+          continue;
+        ASSERT_TRUE((*out)->writeAt(i, std::span<const uint8_t>(w).subspan(i, n)).ok());
+      }
+    });
+  for (std::thread &t : threads)
+    t.join();
+  ASSERT_TRUE((*out)->endSection(w.size()).ok());
+  ASSERT_TRUE((*out)
+                  ->addSection(TERN_SECTION_METADATA,
+                               std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(
+                                                            testing::tinyMetadata().data()),
+                                                        testing::tinyMetadata().size()))
+                  .ok());
+  ASSERT_TRUE((*out)->addSection(TERN_SECTION_TOKENIZER, testing::tinyTokenizerGguf()).ok());
+  EXPECT_FALSE(std::filesystem::exists(path)) << "nothing at PATH before commit";
+  ASSERT_TRUE((*out)->addSection(TERN_SECTION_CODE, code).ok());
+  ASSERT_TRUE((*out)->commit(tinyFields()).ok());
   EXPECT_EQ(testing::readFile(path), *ba);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   std::filesystem::remove(path);
 }
 
-TEST(Artifact, ProducerWritingTheWrongSizeIsAnError) {
-  ArtifactWriter w(tinyFields());
-  w.addSection(TERN_SECTION_WEIGHTS, 10, [](const ArtifactWriter::Sink &sink) {
-    const uint8_t b[5] = {};
-    return sink(b);
-  });
-  EXPECT_ERR_HAS(w.writeToBuffer().status(), "wrote 5 bytes, 10 declared");
+TEST(ArtifactOutput, MisuseIsAnError) {
+  auto out = ArtifactOutput::inMemory(2);
+  EXPECT_ERR_HAS(out->writeAt(0, testing::tinyWeights()), "no open section");
+  ASSERT_TRUE(out->beginSection(TERN_SECTION_WEIGHTS).ok());
+  EXPECT_ERR_HAS(out->beginSection(TERN_SECTION_CODE).status(), "already open");
+  ASSERT_TRUE(out->writeAt(100, testing::tinyWeights()).ok());
+  EXPECT_ERR_HAS(out->endSection(100), "more than its declared size");
+  ASSERT_TRUE(out->endSection(100 + testing::tinyWeights().size()).ok());
+  EXPECT_ERR_HAS(out->commit(tinyFields()), "1 of 2 sections");
+  ASSERT_TRUE(out->addSection(TERN_SECTION_CODE, testing::tinyWeights()).ok());
+  EXPECT_ERR_HAS(out->addSection(TERN_SECTION_METADATA, testing::tinyWeights()),
+                 "more sections than the 2 declared");
+  HeaderFields f = tinyFields();
+  f.cpu = std::string(40, 'x');
+  EXPECT_ERR_HAS(out->commit(f), "cpu");
+}
+
+TEST(ArtifactOutput, AbandonedOutputLeavesNoFile) {
+  const std::string path = ::testing::TempDir() + "/abandoned.tern";
+  {
+    auto out = ArtifactOutput::create(path, 4);
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE((*out)->beginSection(TERN_SECTION_WEIGHTS).ok());
+    ASSERT_TRUE((*out)->writeAt(0, testing::tinyWeights()).ok());
+    EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(Artifact, HeaderFieldTooLong) {
@@ -262,13 +327,34 @@ TEST(ArtifactCorrupt, RandomMutationsNeverCrash) {
   EXPECT_GT(rejected, 2500);
 }
 
+// Format 1 (ternc before XXH3, another hash) is refused before any hash is
+// checked, with a message saying what to do.
+TEST(ArtifactCorrupt, OldFormatIsRefusedWithRecompile) {
+  auto b = good();
+  tern_artifact_header h = headerOf(b);
+  h.format_version = 1;
+  putHeader(b, h, /*rehash=*/false);
+  absl::Status s = check(b);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_ERR_HAS(s, "format_version");
+  EXPECT_ERR_HAS(s, "older ternc");
+  EXPECT_ERR_HAS(s, "recompile the model");
+  const std::string path = ::testing::TempDir() + "/old-format.tern";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char *>(b.data()), std::streamsize(b.size()));
+  }
+  EXPECT_ERR_HAS(Artifact::open(path).status(), "recompile the model");
+  std::filesystem::remove(path);
+}
+
 TEST(ArtifactCorrupt, BadMagicVersionHeaderBytes) {
   auto b = good();
   b[0] = 'X';
   EXPECT_ERR_HAS(check(b), "magic");
   b = good();
   tern_artifact_header h = headerOf(b);
-  h.format_version = 2;
+  h.format_version = TERN_ARTIFACT_FORMAT_VERSION + 1;
   putHeader(b, h);
   EXPECT_ERR_HAS(check(b), "format_version");
   b = good();

@@ -53,6 +53,11 @@ inline std::string tinyMetadata() {
   return R"({"arch": "bitnet-b1.58", "abi_version": 1, "act_quant": "token",
              "hparams": {"hidden": 8, "n_layer": 2, "n_head": 2, "n_kv_head": 1,
                          "head_dim": 4, "ffn": 16, "vocab": 32, "max_ctx": 64},
+             "model_config": {"arch": "bitnet-b1.58", "name": "tiny", "ffn_act": "relu2",
+                              "vocab": 32, "hidden": 8, "layers": 2, "heads": 2,
+                              "kv_heads": 1, "head_dim": 4, "ffn": 16, "rot_dim": 4,
+                              "context_train": 64, "rms_eps": 1e-5, "rope_freq_base": 10000.0,
+                              "tied_output": true, "bos_id": 1, "eos_id": 2, "eot_id": -1},
              "kernels": {"blk.0.attn_qkv": "tern_uk_matmul_i2s_ref"}})";
 }
 

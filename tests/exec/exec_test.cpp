@@ -1,6 +1,7 @@
 // ArtifactModel over the hand-written tiny shared object
 // (tests/artifact/tiny_model.c): loading, ctx setup, chunking, KV paging.
 #include <filesystem>
+#include <functional>
 
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/eval.h"
@@ -207,7 +208,7 @@ TEST_F(ExecTest, ErrorsLeaveTheSessionAsItWas) {
   // Context length (12) is enforced before the pool.
   std::vector<int32_t> many(5, 1);
   st = am.decode(**s, many, logits);
-  EXPECT_NE(statusMessage(st).find("context full"), std::string::npos) << statusMessage(st);
+  EXPECT_EQ(st, model::contextFullError(8, 5, 12)); // the reference path's error too
   EXPECT_FALSE(am.decode(**s, {}, logits).ok());
 }
 
@@ -219,17 +220,68 @@ TEST_F(ExecTest, CtxSizeAboveCompiledMaxIsRefused) {
   EXPECT_NE(statusMessage(m.status()).find("max_ctx 64"), std::string::npos);
 }
 
+// The tiny artifact's metadata with one edit.
+std::string metaWith(const std::function<void(nlohmann::json &)> &edit) {
+  nlohmann::json j = nlohmann::json::parse(at::tinyMetadata());
+  edit(j);
+  return j.dump();
+}
+
 TEST_F(ExecTest, DescMustMatchMetadata) {
-  auto m = ArtifactModel::open(writeWith("meta", R"({"hparams": {"vocab": 33}})"), {});
+  auto m = ArtifactModel::open(
+      writeWith("meta", metaWith([](nlohmann::json &j) { j["model_config"]["vocab"] = 33; })), {});
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(statusMessage(m.status()).find("metadata vocab = 33"), std::string::npos)
+  EXPECT_NE(statusMessage(m.status())
+                .find("metadata model_config.vocab = 33 but the code's desc "
+                      "says 32"),
+            std::string::npos)
       << statusMessage(m.status());
-  m = ArtifactModel::open(writeWith("aq", R"({"act_quant": "none"})"), {});
+  m = ArtifactModel::open(
+      writeWith("aq", metaWith([](nlohmann::json &j) { j["act_quant"] = "none"; })), {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(statusMessage(m.status()).find("act_quant"), std::string::npos);
   m = ArtifactModel::open(writeWith("wb", "{}", at::tinyWeights(128)), {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(statusMessage(m.status()).find("weights_bytes = 256"), std::string::npos)
+      << statusMessage(m.status());
+}
+
+// The runtime takes the configuration ternc resolved from the metadata and
+// refuses an artifact without one (or with a broken one), naming the field.
+TEST_F(ExecTest, ConfigComesFromTheMetadata) {
+  auto m = ArtifactModel::open(write("cfg"), {});
+  ASSERT_TRUE(m.ok()) << statusMessage(m.status());
+  const model::ModelConfig &c = (*m)->config();
+  EXPECT_EQ(c.name, "tiny");
+  EXPECT_EQ(c.ffnAct, model::FfnActivation::Relu2Gated);
+  EXPECT_EQ(c.nRot, 4u);
+  EXPECT_EQ(c.nCtxTrain, 64u);
+  EXPECT_EQ(c.rmsEps, 1e-5f);
+  // toJson is the inverse (rms_eps as the f32 value it is, widened).
+  nlohmann::json back = nlohmann::json::parse(model::toJson(c).dump());
+  nlohmann::json want = nlohmann::json::parse(at::tinyMetadata())["model_config"];
+  EXPECT_EQ(back["rms_eps"].get<double>(), double(1e-5f));
+  back.erase("rms_eps");
+  want.erase("rms_eps");
+  EXPECT_EQ(back, want);
+
+  m = ArtifactModel::open(
+      writeWith("nocfg", metaWith([](nlohmann::json &j) { j.erase("model_config"); })), {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(statusMessage(m.status()).find("no 'model_config'"), std::string::npos)
+      << statusMessage(m.status());
+  EXPECT_NE(statusMessage(m.status()).find("recompile"), std::string::npos);
+  m = ArtifactModel::open(
+      writeWith("noeps", metaWith([](nlohmann::json &j) { j["model_config"].erase("rms_eps"); })),
+      {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(statusMessage(m.status()).find("model_config.rms_eps is missing"), std::string::npos)
+      << statusMessage(m.status());
+  m = ArtifactModel::open(
+      writeWith("badkv", metaWith([](nlohmann::json &j) { j["model_config"]["kv_heads"] = 3; })),
+      {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(statusMessage(m.status()).find("head_count_kv"), std::string::npos)
       << statusMessage(m.status());
 }
 

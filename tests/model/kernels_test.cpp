@@ -23,11 +23,10 @@ TEST(Kernels, QuantizeActivationsRoundsClampsAndGuardsZero) {
 
 TEST(Kernels, BitLinearMatchesFloatMathPerBlock) {
   std::mt19937 rng(3);
-  TernaryLinear w;
+  TernaryMatrix w;
   w.rows = 5;
   w.cols = 512;
-  w.blockCols = 256;
-  w.blocksPerRow = 2;
+  w.blockElems = 256;
   w.codes.resize(w.rows * w.cols);
   w.scales.resize(w.rows * 2);
   for (auto &c : w.codes)
@@ -54,6 +53,38 @@ TEST(Kernels, BitLinearMatchesFloatMathPerBlock) {
         }
         EXPECT_NEAR(y[t * w.rows + r], want, 1e-3 * (1 + std::fabs(want)));
       }
+  }
+}
+
+// A scale multiplies the sum of all the consecutive codes it covers: equal
+// per-256 block scales (TQ2_0 storage of a per-tensor scale) give exactly
+// what one scale per tensor (I2_S storage) gives, in both activation modes.
+TEST(Kernels, BitLinearEqualBlockScalesEqualOneScale) {
+  std::mt19937 rng(11);
+  TernaryMatrix perBlock;
+  perBlock.rows = 6;
+  perBlock.cols = 1024;
+  perBlock.blockElems = 256;
+  perBlock.codes.resize(perBlock.rows * perBlock.cols);
+  for (auto &c : perBlock.codes)
+    c = static_cast<int8_t>(int(rng() % 3) - 1);
+  const float s = 0.0712890625f; // an f16 value, as the synthetic models have
+  perBlock.scales.assign(perBlock.rows * perBlock.cols / 256, s);
+  TernaryMatrix perTensor = perBlock;
+  perTensor.blockElems = perTensor.rows * perTensor.cols;
+  perTensor.scales = {s};
+  std::normal_distribution<float> nd;
+  std::vector<float> x(4 * perBlock.cols);
+  for (float &v : x)
+    v = 3.0f * nd(rng);
+  ThreadPool pool(2);
+  for (ActQuant mode : {ActQuant::PerToken, ActQuant::None}) {
+    BitLinearInput in;
+    quantizeActivations(x.data(), 4, uint32_t(perBlock.cols), mode, in);
+    std::vector<float> a(4 * perBlock.rows), b(4 * perBlock.rows);
+    bitLinear(perBlock, in, a.data(), pool);
+    bitLinear(perTensor, in, b.data(), pool);
+    EXPECT_EQ(a, b) << actQuantName(mode);
   }
 }
 
@@ -118,11 +149,10 @@ TEST(Kernels, RoundToF16TiesToEven) {
 
 TEST(Kernels, BitLinearQ8KMatchesFloatMath) {
   std::mt19937 rng(5);
-  TernaryLinear w;
+  TernaryMatrix w;
   w.rows = 7;
   w.cols = 768;
-  w.blockCols = 256;
-  w.blocksPerRow = 3;
+  w.blockElems = 256;
   w.codes.resize(w.rows * w.cols);
   w.scales.resize(w.rows * 3);
   for (auto &c : w.codes)
@@ -156,8 +186,8 @@ TEST(Kernels, BitLinearQ8KMatchesFloatMath) {
       // value at most.
       EXPECT_NEAR(y[t * w.rows + r], exact, 0.02 * mag);
     }
-  TernaryLinear odd = w;
-  odd.blockCols = 128;
+  TernaryMatrix odd = w;
+  odd.blockElems = 128;
   EXPECT_FALSE(bitLinearSupportsQ8K(odd));
 }
 

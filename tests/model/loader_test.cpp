@@ -76,7 +76,7 @@ TEST(Loader, ReadsHyperparametersAndFormats) {
     EXPECT_TRUE((*m)->weights().tiedOutput);
     EXPECT_EQ((*m)->weights().layers[0].wq.storage.rfind(w.storage, 0), 0u)
         << (*m)->weights().layers[0].wq.storage;
-    const TernaryLinear &q = (*m)->weights().layers[0].wq;
+    const TernaryMatrix &q = (*m)->weights().layers[0].wq;
     EXPECT_EQ(q.rows, c.qDim());
     EXPECT_EQ(q.cols, c.nEmbd);
     for (int8_t code : q.codes)
@@ -120,6 +120,52 @@ TEST(Loader, MissingKeyIsNamed) {
   absl::Status st = load(b);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(statusMessage(st).find("bitnet.block_count"), std::string::npos) << statusMessage(st);
+}
+
+// The message every path gives (the importer, ternc inspect and the
+// reference model use runtime/model/config; tests/lit/compile/model-config.test
+// checks the other two).
+TEST(Loader, MissingEpsIsTheSameErrorEverywhere) {
+  std::vector<uint8_t> b = readAll(kModels + "tiny-bitnet-tq2.gguf");
+  patch(b, "bitnet.attention.layer_norm_rms_epsilon", "bitnet.attention.layer_norm_rms_epsiloN");
+  absl::Status st = load(b);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(statusMessage(st), "GGUF key 'bitnet.attention.layer_norm_rms_epsilon' is missing");
+  auto f = gguf::File::fromBuffer(b);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(readModelConfig(**f).status(), st);
+}
+
+TEST(Loader, ContextLengthIsRequiredAndVocabMustMatchTheEmbedding) {
+  std::vector<uint8_t> b = readAll(kModels + "tiny-bitnet-tq2.gguf");
+  patch(b, "bitnet.context_length", "bitnet.context_lengtX");
+  EXPECT_EQ(statusMessage(load(b)), "GGUF key 'bitnet.context_length' is missing");
+  b = readAll(kModels + "tiny-bitnet-tq2.gguf");
+  patchU32(b, "bitnet.vocab_size", 300);
+  EXPECT_EQ(statusMessage(load(b)),
+            "GGUF key 'bitnet.vocab_size' = 300 but token_embd.weight has 356 rows");
+}
+
+// What an artifact's metadata carries: toJson and back gives the same
+// configuration for every fixture.
+TEST(Loader, ConfigJsonRoundTrips) {
+  for (const char *m : {"tiny-bitnet-tq2.gguf", "tiny-bitnet-i2s.gguf", "gqa-bitnet-tq2.gguf"}) {
+    auto f = gguf::File::open(kModels + m);
+    ASSERT_TRUE(f.ok());
+    auto c = readModelConfig(**f);
+    ASSERT_TRUE(c.ok()) << statusMessage(c.status());
+    auto back = modelConfigFromJson(nlohmann::json::parse(toJson(*c).dump()));
+    ASSERT_TRUE(back.ok()) << statusMessage(back.status());
+    EXPECT_EQ(toJson(*back), toJson(*c)) << m;
+    EXPECT_EQ(back->rmsEps, c->rmsEps);
+    EXPECT_EQ(back->ropeFreqBase, c->ropeFreqBase);
+    EXPECT_EQ(back->nCtxTrain, c->nCtxTrain);
+    EXPECT_TRUE(back->tiedOutput);
+  }
+  nlohmann::json j = nlohmann::json::parse(toJson(ModelConfig{}).dump());
+  j.erase("rms_eps");
+  EXPECT_EQ(statusMessage(modelConfigFromJson(j).status()),
+            "model_config.rms_eps is missing or not a number");
 }
 
 TEST(Loader, MissingFilesAreErrorsNamingThePath) {

@@ -126,17 +126,6 @@ formats::TernaryMatrix randomMatrix(std::mt19937 &rng, const std::string &layout
   return m;
 }
 
-model::TernaryLinear toLinear(const formats::TernaryMatrix &m) {
-  model::TernaryLinear w;
-  w.rows = uint32_t(m.rows);
-  w.cols = uint32_t(m.cols);
-  w.blockCols = uint32_t(m.blockElems);
-  w.blocksPerRow = uint32_t(m.cols / m.blockElems);
-  w.codes = m.codes;
-  w.scales = m.scales;
-  return w;
-}
-
 struct Shape {
   int64_t tileM, tileK;
   std::vector<int64_t> segs;
@@ -167,7 +156,7 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng) {
   absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(m, sh.segs, p);
   ASSERT_TRUE(packed.ok()) << packed.status().message();
   ASSERT_EQ(packed->size(), pk::packedBytes(p, m.rows, m.cols, sh.segs.size()));
-  const model::TernaryLinear lin = toLinear(m);
+  const formats::TernaryMatrix &lin = m; // what bitLinear reads
   // Bit-exact with bitLinear when both sum the same blocks in the same order.
   const bool sameBlocks = !isTq(layout) || sh.cols % 256 == 0;
   model::ThreadPool refPool(1);

@@ -31,7 +31,11 @@ uint64_t splitmix64(uint64_t &s) {
 class Rng {
 public:
   Rng(uint64_t seed, std::string_view stream) {
-    uint64_t h = 0xcbf29ce484222325ull; // FNV-1a of the stream name
+    // A seed mixer, not a content hash (content hashes are XXH3:
+    // runtime/support/hash.h): the stream name is folded into the seed with
+    // FNV-1a's xor-multiply, which every model generated so far depends on
+    // (changing it would change their bytes); splitmix64 then spreads it.
+    uint64_t h = 0xcbf29ce484222325ull;
     for (char c : stream)
       h = (h ^ uint8_t(c)) * 0x100000001b3ull;
     s_ = seed * 0x9e3779b97f4a7c15ull ^ h;

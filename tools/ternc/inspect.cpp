@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "fmt/format.h"
+#include "runtime/model/config.h"
 #include "runtime/support/args.h"
 #include "runtime/support/status.h"
 
@@ -148,7 +149,15 @@ json report(const gguf::File &file, const formats::ModelMapping &mm) {
     ts.push_back(e);
   }
   r["tensors"] = ts;
-  r["verdict"] = {{"accepted", mm.ok()}, {"errors", mm.errors}};
+  // The model configuration as every other path reads it (the importer, the
+  // reference model): the same error text for a missing or bad key.
+  json errors = mm.errors;
+  absl::StatusOr<model::ModelConfig> config = model::readModelConfig(file);
+  if (config.ok())
+    r["config"] = model::toJson(*config);
+  else
+    errors.push_back(std::string(config.status().message()));
+  r["verdict"] = {{"accepted", mm.ok() && config.ok()}, {"errors", errors}};
   return r;
 }
 
@@ -240,6 +249,11 @@ with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.
     printText(out, r);
   if (!mm.ok()) {
     err << "ternc inspect: " << path << ": " << statusMessage(mm.status()) << "\n";
+    return 1;
+  }
+  if (!r["verdict"]["accepted"].get<bool>()) { // the model configuration's error
+    err << "ternc inspect: " << path << ": " << r["verdict"]["errors"].back().get<std::string>()
+        << "\n";
     return 1;
   }
   return 0;

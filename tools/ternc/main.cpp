@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "compiler/driver/CompileDriver.h"
-#include "runtime/artifact/artifact.h"
+#include "runtime/support/hash.h"
 #include "tools/ternc/inspect.h"
 
 static void usage(std::ostream &os) {
@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
     // line): a rebuilt ukernel library must not reuse stale artifacts.
     for (const char *arch : {"x86_64", "aarch64"}) {
       auto h =
-          tern::artifact::hashFile(std::string(TERN_UKERNEL_BC_DIR) + "/ukernels-" + arch + ".bc");
+          tern::hashFileContents(std::string(TERN_UKERNEL_BC_DIR) + "/ukernels-" + arch + ".bc");
       if (h.ok())
         std::cout << " ukernels-" << arch << "=" << std::hex << *h << std::dec;
     }

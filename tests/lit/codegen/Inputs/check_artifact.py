@@ -5,13 +5,11 @@ import json
 import struct
 import sys
 
+import xxhash  # python3-xxhash (scripts/setup.sh)
 
-def fnv1a(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
+
+def xxh3(data):
+    return xxhash.xxh3_64_intdigest(data)
 
 
 def fail(msg):
@@ -25,6 +23,8 @@ def main():
     if data[:8] != b"TERNART\x01":
         fail("bad magic")
     fv, hb, abi, count, table, fbytes = struct.unpack_from("<IIIIQQ", data, 8)
+    if fv != 2:
+        fail("format version %d, expected 2" % fv)
     if fbytes != len(data) or hb != 512:
         fail("header sizes")
     cstr = lambda o, n: data[o:o + n].split(b"\0")[0].decode()
@@ -32,7 +32,7 @@ def main():
     src_hash, src_bytes, hdr_hash = struct.unpack_from("<QQQ", data, 424)
     hdr = bytearray(data[:512])
     hdr[440:448] = b"\0" * 8
-    if fnv1a(bytes(hdr)) != hdr_hash:
+    if xxh3(bytes(hdr)) != hdr_hash:
         fail("header hash")
     names = {1: "metadata", 2: "tokenizer", 3: "weights", 4: "code"}
     secs = {}
@@ -41,7 +41,7 @@ def main():
         if off % 64:
             fail("section %d not 64-byte aligned" % kind)
         body = data[off:off + size]
-        if len(body) != size or fnv1a(body) != h:
+        if len(body) != size or xxh3(body) != h:
             fail("section %d hash" % kind)
         secs[names.get(kind, str(kind))] = body
     meta = json.loads(secs["metadata"])
@@ -55,7 +55,7 @@ def main():
     machine = struct.unpack_from("<H", code, 18)[0]
     print("sections " + " ".join(names.get(k, "?") for k in sorted(names) if names[k] in secs))
     print("triple %s cpu %s features %s" % (triple, cpu, feats))
-    print("compiler %s abi %d" % (ver, abi))
+    print("format %d compiler %s abi %d" % (fv, ver, abi))
     print("source %s %d" % (meta["source"]["file"], src_bytes))
     print("act_quant %s arch %s" % (meta["act_quant"], meta["arch"]))
     print("machine %d" % machine)

@@ -1,7 +1,7 @@
 """Writes small, deliberately broken GGUF files for importer error tests.
 
 usage: mkgguf.py KIND OUT   (KIND: unknown-arch | missing-tensor | bad-shape |
-                             non-ternary)
+                             non-ternary | missing-eps | bad-kv-heads)
 A 1-layer bitnet model, hidden 256, FFN 256, 4/2 heads, F32 weights of zeros
 (non-ternary: blk.0.attn_q.weight holds a ramp of distinct values instead).
 """
@@ -15,7 +15,11 @@ HD = H // NH
 kv = [("general.architecture", 8, arch),
       (f"{arch}.embedding_length", 4, H), (f"{arch}.block_count", 4, 1),
       (f"{arch}.feed_forward_length", 4, F), (f"{arch}.attention.head_count", 4, NH),
-      (f"{arch}.attention.head_count_kv", 4, NKV), (f"{arch}.context_length", 4, 128)]
+      (f"{arch}.attention.head_count_kv", 4, 3 if kind == "bad-kv-heads" else NKV),
+      (f"{arch}.context_length", 4, 128),
+      (f"{arch}.attention.layer_norm_rms_epsilon", 6, 1e-5)]
+if kind == "missing-eps":
+    kv = [k for k in kv if not k[0].endswith("layer_norm_rms_epsilon")]
 tensors = [("token_embd.weight", [H, V]), ("output_norm.weight", [H]),
            ("blk.0.attn_norm.weight", [H]), ("blk.0.attn_q.weight", [H, NH * HD]),
            ("blk.0.attn_k.weight", [H, NKV * HD]), ("blk.0.attn_v.weight", [H, NKV * HD]),
@@ -36,7 +40,8 @@ def s(x):
 
 buf = struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv))
 for k, t, v in kv:
-    buf += s(k) + struct.pack("<I", t) + (s(v) if t == 8 else struct.pack("<I", v))
+    val = s(v) if t == 8 else struct.pack("<f" if t == 6 else "<I", v)
+    buf += s(k) + struct.pack("<I", t) + val
 off = 0
 offsets = {}
 for n, d in tensors:
