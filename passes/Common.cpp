@@ -15,13 +15,14 @@ std::string sourcePath(ModuleOp module, llvm::StringRef option) {
   return "";
 }
 
-formats::I2SLayout i2sLayoutOf(ModuleOp module) {
+FailureOr<formats::I2SLayout> i2sLayoutOf(ModuleOp module) {
   auto s = module->getAttrOfType<StringAttr>("tern.i2s_layout");
-  if (s && s.getValue() == "arm")
-    return formats::I2SLayout::ARM_QK64;
-  if (s && s.getValue() == "x86-1x4")
-    return formats::I2SLayout::X86_1x4;
-  return formats::I2SLayout::X86_QK128;
+  if (!s)
+    return formats::I2SLayout::X86_QK128;
+  if (std::optional<formats::I2SLayout> l = formats::parseI2SLayout(s.getValue().str()))
+    return *l;
+  return module.emitError() << "tern.i2s_layout: '" << s.getValue() << "' is not one of "
+                            << formats::i2sLayoutChoices();
 }
 
 std::string shapeString(llvm::ArrayRef<int64_t> shape) {

@@ -11,8 +11,9 @@ namespace tern::passes {
 
 // The pass option if set, else the module's tern.source attribute, else "".
 std::string sourcePath(mlir::ModuleOp module, llvm::StringRef option);
-// The module's tern.i2s_layout ("x86" by default).
-formats::I2SLayout i2sLayoutOf(mlir::ModuleOp module);
+// The module's tern.i2s_layout (formats::parseI2SLayout; x86-qk128 when
+// absent); an unknown name is an error on the module.
+mlir::FailureOr<formats::I2SLayout> i2sLayoutOf(mlir::ModuleOp module);
 std::string shapeString(llvm::ArrayRef<int64_t> shape);
 
 // Matrix operands of an op: its weights and whether they play a ternary role.

@@ -221,7 +221,10 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       owned = std::move(s);
     }
     src = owned.get();
-    i2s = tern::passes::i2sLayoutOf(module);
+    FailureOr<tern::formats::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
+    if (failed(layout))
+      return signalPassFailure();
+    i2s = *layout;
 
     // Plan: every matrix's offset, in program order.
     std::vector<Job> jobs;

@@ -83,7 +83,10 @@ struct VerifyQuantMappingPass
       opened = std::move(*f);
       file = opened.get();
       fmts::MappingOptions opts;
-      opts.i2sLayout = tern::passes::i2sLayoutOf(module);
+      FailureOr<fmts::I2SLayout> layout = tern::passes::i2sLayoutOf(module);
+      if (failed(layout))
+        return signalPassFailure();
+      opts.i2sLayout = *layout;
       ownMapping = fmts::verifyMapping(*file, opts);
     }
     const fmts::ModelMapping &mapping = *mappingPtr;

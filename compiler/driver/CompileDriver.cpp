@@ -1,6 +1,8 @@
 #include "compiler/driver/CompileDriver.h"
 
 #include <chrono>
+#include <climits>
+#include <iostream>
 #include <malloc.h>
 #include <mutex>
 #include <optional>
@@ -14,12 +16,15 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/pipeline/Registration.h"
 #include "compiler/target/TargetInfo.h"
+#include "fmt/format.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "runtime/formats/ternary.h"
+#include "runtime/support/args.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
@@ -44,160 +49,100 @@ Compiles a BitNet b1.58 GGUF model through the tern pipeline:
   import -> tern-verify-quant-mapping -> tern-fuse -> tern-select-kernels
   -> tern-pack-weights -> tern-lower-to-kernels -> tern-lower-to-llvm
   -> LLVM IR + ukernel bitcode -> O3 -> object -> ld.lld -shared -> artifact
+)";
 
-options:
-  -o OUT                 output file (the artifact; '-' = stdout, the default for --emit)
-  --target T             avx2 | x86-64-v3 | avx512_vnni | x86-64-v4 | neon | aarch64 |
-                         neon_dotprod | aarch64-dotprod | native | cuda (default avx2;
-                         cuda: --emit=import|tern|kernels only)
-  --kernel K             auto | ref (every ukernel the scalar `_ref` one) | a forced ternary
-                         layout i2s | tl1 | tl2 | tq2 | tq1, optionally with tiles,
-                         e.g. i2s:32x256 (default auto)
-  --act-quant A          token (int8 per-token activations, default) | none (float
-                         activations: f32act matmuls, no tern-fuse)
-  --max-batch N          most tokens one forward call takes (default 512)
-  --ukernels FILE        ukernel bitcode to link (default: the build's ukernels-<arch>.bc)
-  -O N                   LLVM optimization level 0..3 (default 3)
-  --emit=E               import   the module as imported (graph level, no passes)
-                         tern     graph level after verify, fuse, kernel selection, packing
-                         kernels  ukernel calls with static shapes and offsets
-                         llvm-dialect  after tern-lower-to-llvm (MLIR LLVM dialect)
-                         llvm     LLVM IR, ukernels linked, internalized, optimized
-                         asm      assembly for the target
-                         obj      the object file
-                         so       the linked shared object
-                         (no --emit: write the .tern artifact to -o)
-  --no-fuse              keep one bitlinear per matrix (skip tern-fuse)
-  --explain              print why each kernel was chosen (remarks on stderr)
-  --weights-out FILE     write the packed-weight blob (tern-pack-weights out=) to FILE
-  -j N                   threads packing weights (default: every core)
-  -q, --quiet            no progress on stderr (the default when stderr is not a terminal)
-  -v, --verbose          step timings on stderr even when it is not a terminal
-  --i2s-layout L         I2_S packing of the input: x86 (default) | arm | x86-1x4
-  --max-context N        KV cache capacity (default: the model's context_length)
-  --print-ir-after-all   print the IR after every pass (stderr)
-  --mlir-timing          time every pass (report on stderr)
-  --mlir-print-debuginfo print locations (tensor names) in the output
-  -h, --help             this text
-
-On a terminal, stderr shows each step's time and a bar of matrices packed.
+constexpr const char *kEpilog =
+    R"(On a terminal, stderr shows each step's time and a bar of matrices packed.
 Weights are never printed: IR refers to them as
 #tern.weight<"name", [shape], format, offset = N, bytes = N>.
 )";
 
 int usageError(const std::string &msg) {
-  llvm::errs() << "ternc compile: " << msg << "\n(see 'ternc compile --help')\n";
+  llvm::errs() << "ternc compile: error: " << msg << " (see 'ternc compile --help')\n";
   return 2;
 }
 
 } // namespace
 
 int runCompileCommand(int argc, char **argv) {
-  std::string model, out, emit, ukernels, maxBatchText, optText, jobsText;
+  std::string model, out, emit, ukernels;
+  int optLevel = 3;
   PipelineOptions popts;
   ImportOptions iopts;
   bool printAfterAll = false, debugInfo = false, quiet = false, verbose = false, timing = false;
   unsigned jobs = 0; // 0: every core
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    std::string value;
-    bool hasInline = false;
-    if (a.rfind("--", 0) == 0) {
-      size_t eq = a.find('=');
-      if (eq != std::string::npos) {
-        value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-        hasInline = true;
-      }
-    } else if (a.size() > 2 && (a.rfind("-O", 0) == 0 || a.rfind("-j", 0) == 0)) {
-      value = a.substr(2);
-      a = a.substr(0, 2);
-      hasInline = true;
-    }
-    auto take = [&](std::string &dst) -> bool {
-      if (hasInline) {
-        dst = value;
-        return true;
-      }
-      if (i + 1 >= args.size())
-        return false;
-      dst = args[++i];
-      return true;
-    };
-    if (a == "-h" || a == "--help") {
-      llvm::outs() << kUsage;
-      return 0;
-    } else if (a == "-o" || a == "--output") {
-      if (!take(out))
-        return usageError("-o needs a file");
-    } else if (a == "--target") {
-      if (!take(popts.target))
-        return usageError("--target needs a value");
-      if (!createTargetInfo(popts.target) || !resolveMachineTarget(popts.target))
-        return usageError("unknown --target '" + popts.target + "' (known: " + targetNames() + ")");
-    } else if (a == "--kernel") {
-      if (!take(popts.kernel))
-        return usageError("--kernel needs a value");
-      popts.refKernels = popts.kernel == "ref";
-    } else if (a == "--act-quant") {
-      if (!take(popts.actQuant))
-        return usageError("--act-quant needs a value");
-      if (popts.actQuant != "token" && popts.actQuant != "none")
-        return usageError("--act-quant must be token or none");
-    } else if (a == "--max-batch") {
-      if (!take(maxBatchText) || llvm::StringRef(maxBatchText).getAsInteger(10, popts.maxBatch) ||
-          popts.maxBatch <= 0)
-        return usageError("--max-batch needs a positive integer");
-    } else if (a == "--ukernels") {
-      if (!take(ukernels))
-        return usageError("--ukernels needs a file");
-    } else if (a == "-O") {
-      if (!take(optText) || optText.size() != 1 || optText[0] < '0' || optText[0] > '3')
-        return usageError("-O needs 0, 1, 2 or 3");
-    } else if (a == "--emit") {
-      if (!take(emit))
-        return usageError("--emit needs a value");
-      if (emit != "import" && emit != "tern" && emit != "kernels" && emit != "llvm-dialect" &&
-          emit != "llvm" && emit != "asm" && emit != "obj" && emit != "so")
-        return usageError("unknown --emit '" + emit +
-                          "' (import, tern, kernels, llvm-dialect, llvm, asm, obj, so)");
-    } else if (a == "--no-fuse") {
-      popts.fuse = false;
-    } else if (a == "--explain") {
-      popts.explain = true;
-    } else if (a == "-q" || a == "--quiet") {
-      quiet = true;
-    } else if (a == "-v" || a == "--verbose") {
-      verbose = true;
-    } else if (a == "-j" || a == "--jobs") {
-      if (!take(jobsText) || llvm::StringRef(jobsText).getAsInteger(10, jobs) || jobs == 0)
-        return usageError("-j needs a positive integer");
-    } else if (a == "--weights-out") {
-      if (!take(popts.weightsOut))
-        return usageError("--weights-out needs a file");
-    } else if (a == "--i2s-layout") {
-      if (!take(iopts.i2sLayout))
-        return usageError("--i2s-layout needs a value");
-    } else if (a == "--max-context") {
-      std::string n;
-      if (!take(n) || llvm::StringRef(n).getAsInteger(10, iopts.maxContext) ||
-          iopts.maxContext <= 0)
-        return usageError("--max-context needs a positive integer");
-    } else if (a == "--print-ir-after-all" || a == "--mlir-print-ir-after-all") {
-      printAfterAll = true;
-    } else if (a == "--mlir-timing" || a == "--timing") {
-      timing = true;
-    } else if (a == "--mlir-print-debuginfo") {
-      debugInfo = true;
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      return usageError("unknown option '" + args[i] + "'");
-    } else if (model.empty()) {
-      model = a;
-    } else {
-      return usageError("more than one model given ('" + model + "', '" + a + "')");
-    }
-  }
+
+  args::Parser p("ternc compile", kUsage);
+  p.positional("MODEL.gguf", "", [&](std::string_view, const std::string &v) -> absl::Status {
+    if (!model.empty())
+      return absl::InvalidArgumentError(
+          fmt::format("more than one model given ('{}', '{}')", model, v));
+    model = v;
+    return absl::OkStatus();
+  });
+  p.string("-o,--output", &out, "OUT",
+           "output file (the artifact; '-' = stdout, the default for --emit)");
+  p.value("--target", "T",
+          "avx2 | x86-64-v3 | avx512_vnni | x86-64-v4 | neon | aarch64 |\n"
+          "neon_dotprod | aarch64-dotprod | native | cuda (default avx2;\n"
+          "cuda: --emit=import|tern|kernels only)",
+          [&](std::string_view flag, const std::string &v) -> absl::Status {
+            if (!createTargetInfo(v) || !resolveMachineTarget(v))
+              return absl::InvalidArgumentError(
+                  fmt::format("{}: unknown target '{}' (known: {})", flag, v, targetNames()));
+            popts.target = v;
+            return absl::OkStatus();
+          });
+  p.value("--kernel", "K",
+          "auto | ref (every ukernel the scalar `_ref` one) | a forced ternary\n"
+          "layout i2s | tl1 | tl2 | tq2 | tq1, optionally with tiles,\n"
+          "e.g. i2s:32x256 (default auto)",
+          [&](std::string_view, const std::string &v) {
+            popts.kernel = v;
+            popts.refKernels = v == "ref";
+            return absl::OkStatus();
+          });
+  p.choice("--act-quant", &popts.actQuant, {"token", "none"}, "A",
+           "token (int8 per-token activations, default) | none (float\n"
+           "activations: f32act matmuls, no tern-fuse)");
+  p.integer("--max-batch", &popts.maxBatch, 1, INT32_MAX, "N",
+            "most tokens one forward call takes (default 512)");
+  p.string("--ukernels", &ukernels, "FILE",
+           "ukernel bitcode to link (default: the build's ukernels-<arch>.bc)");
+  p.integer("-O", &optLevel, 0, 3, "N", "LLVM optimization level 0..3 (default 3; also -O2)");
+  p.choice("--emit", &emit,
+           {"import", "tern", "kernels", "llvm-dialect", "llvm", "asm", "obj", "so"}, "E",
+           "import   the module as imported (graph level, no passes)\n"
+           "tern     graph level after verify, fuse, kernel selection, packing\n"
+           "kernels  ukernel calls with static shapes and offsets\n"
+           "llvm-dialect  after tern-lower-to-llvm (MLIR LLVM dialect)\n"
+           "llvm     LLVM IR, ukernels linked, internalized, optimized\n"
+           "asm      assembly for the target\n"
+           "obj      the object file\n"
+           "so       the linked shared object\n"
+           "(no --emit: write the .tern artifact to -o)");
+  p.flag(
+      "--no-fuse", [&] { popts.fuse = false; }, "keep one bitlinear per matrix (skip tern-fuse)");
+  p.flag("--explain", &popts.explain, "print why each kernel was chosen (remarks on stderr)");
+  p.string("--weights-out", &popts.weightsOut, "FILE",
+           "write the packed-weight blob (tern-pack-weights out=) to FILE");
+  p.integer("-j,--jobs", &jobs, 1, 4096, "N", "threads packing weights (default: every core)");
+  p.flag("-q,--quiet", &quiet, "no progress on stderr (the default when stderr is not a terminal)");
+  p.flag("-v,--verbose", &verbose, "step timings on stderr even when it is not a terminal");
+  p.parsed("--i2s-layout", &iopts.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
+           "L",
+           "I2_S packing of the input: x86-qk128 (default; alias x86) |\n"
+           "arm-qk64 (alias arm) | x86-1x4");
+  p.integer("--max-context", &iopts.maxContext, 1, INT32_MAX, "N",
+            "KV cache capacity (default: the model's context_length)");
+  p.flag("--print-ir-after-all,--mlir-print-ir-after-all", &printAfterAll,
+         "print the IR after every pass (stderr)");
+  p.flag("--mlir-timing,--timing", &timing, "time every pass (report on stderr)");
+  p.flag("--mlir-print-debuginfo", &debugInfo, "print locations (tensor names) in the output");
+  p.epilog(kEpilog);
+  if (std::optional<int> rc =
+          p.parseOrExit(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr))
+    return *rc;
   if (model.empty())
     return usageError("no model given");
   const bool artifact = emit.empty();
@@ -211,7 +156,6 @@ int runCompileCommand(int argc, char **argv) {
   if (codegen && (!machine || machine->triple.empty()))
     return usageError("--target " + popts.target + " has no CPU code generation; use " +
                       "--emit=import, tern or kernels");
-  const int optLevel = optText.empty() ? 3 : optText[0] - '0';
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
 

@@ -131,7 +131,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   module->setAttr("tern.source", b.getStringAttr(path));
   module->setAttr("tern.arch", b.getStringAttr(arch));
   module->setAttr("tern.data_offset", b.getI64IntegerAttr(file->dataOffset()));
-  module->setAttr("tern.i2s_layout", b.getStringAttr(opts.i2sLayout));
+  module->setAttr("tern.i2s_layout", b.getStringAttr(formats::i2sLayoutName(opts.i2sLayout)));
   if (mapping.fileType)
     module->setAttr("tern.file_type", b.getStringAttr(mapping.fileTypeName));
   module->setAttr("tern.hparams",

@@ -15,13 +15,14 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "runtime/formats/ternary.h"
 
 namespace tern::compiler {
 
 struct ImportOptions {
-  // Assumed I2_S packing: "x86" (QK=128, the on-disk default), "arm" (QK=64)
-  // or "x86-1x4".
-  std::string i2sLayout = "x86";
+  // Assumed I2_S packing (x86-qk128 is the on-disk default); recorded in the
+  // module's tern.i2s_layout under its canonical name.
+  formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128;
   // KV cache capacity; 0 takes the model's context_length.
   int64_t maxContext = 0;
 };

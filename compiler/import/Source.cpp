@@ -24,17 +24,9 @@ void SourceModel::release(std::span<const uint8_t> bytes) const {
 }
 
 absl::StatusOr<std::shared_ptr<const SourceModel>> openSourceModel(const std::string &path,
-                                                                   const std::string &i2sLayout) {
+                                                                   formats::I2SLayout i2sLayout) {
   formats::MappingOptions mopts;
-  if (i2sLayout == "x86")
-    mopts.i2sLayout = formats::I2SLayout::X86_QK128;
-  else if (i2sLayout == "arm")
-    mopts.i2sLayout = formats::I2SLayout::ARM_QK64;
-  else if (i2sLayout == "x86-1x4")
-    mopts.i2sLayout = formats::I2SLayout::X86_1x4;
-  else
-    return absl::InvalidArgumentError(
-        fmt::format("unknown I2_S layout '{}' (x86, arm, x86-1x4)", i2sLayout));
+  mopts.i2sLayout = i2sLayout;
   absl::StatusOr<std::unique_ptr<gguf::File>> opened = gguf::File::open(path);
   if (!opened.ok())
     return absl::Status(opened.status().code(),

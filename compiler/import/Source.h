@@ -19,7 +19,7 @@ struct SourceModel {
   std::string path;
   std::unique_ptr<gguf::File> file; // a read-only mapping of the whole file
   formats::ModelMapping mapping;
-  std::string i2sLayout; // as given: "x86" (QK=128, the default), "arm" (QK=64), "x86-1x4"
+  formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128; // the mapping was verified for it
 
   // Drops the pages of `bytes` (a range of file->bytes()) from this
   // process's resident memory. The mapping stays valid: a later read faults
@@ -29,9 +29,9 @@ struct SourceModel {
 };
 
 // Opens, maps and parses `path` and verifies its quant mapping for the I2_S
-// layout named by `i2sLayout`. Errors ("cannot read GGUF: ...", "unknown I2_S
-// layout ...") name the file or the layout.
+// layout `i2sLayout` (names are parsed once, by formats::parseI2SLayout, at
+// the flag). Errors ("cannot read GGUF: ...") name the file.
 absl::StatusOr<std::shared_ptr<const SourceModel>> openSourceModel(const std::string &path,
-                                                                   const std::string &i2sLayout);
+                                                                   formats::I2SLayout i2sLayout);
 
 } // namespace tern::compiler

@@ -459,8 +459,8 @@ absl::Status ArtifactModel::decode(model::Session &session, std::span<const int3
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &path,
-                                                           const model::ModelOptions &options) {
+absl::StatusOr<std::unique_ptr<model::Model>> openModel(const std::string &path,
+                                                        const model::ModelOptions &options) {
   auto endsWith = [&](const char *suf) {
     const size_t n = std::char_traits<char>::length(suf);
     return path.size() >= n && path.compare(path.size() - n, n, suf) == 0;
@@ -477,10 +477,3 @@ absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &pa
 }
 
 } // namespace tern::exec
-
-namespace tern::model {
-absl::StatusOr<std::unique_ptr<Model>> openModel(const std::string &path,
-                                                 const ModelOptions &options) {
-  return exec::openAnyModel(path, options);
-}
-} // namespace tern::model

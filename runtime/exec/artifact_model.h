@@ -77,9 +77,10 @@ private:
   std::atomic<uint64_t> forwardCalls_{0};
 };
 
-// Opens any model source: `.tern` -> ArtifactModel, otherwise the reference
-// forward pass over a GGUF (this is model::openModel's implementation).
-absl::StatusOr<std::unique_ptr<model::Model>> openAnyModel(const std::string &path,
-                                                           const model::ModelOptions &options);
+// Opens a model by path: `.tern` runs the compiled artifact (ArtifactModel),
+// anything else is a GGUF run by the reference forward pass
+// (model::openReferenceModel).
+absl::StatusOr<std::unique_ptr<model::Model>> openModel(const std::string &path,
+                                                        const model::ModelOptions &options);
 
 } // namespace tern::exec

@@ -186,8 +186,14 @@ std::optional<I2SLayout> parseI2SLayout(std::string_view name) {
   for (I2SLayout l : {I2SLayout::X86_QK128, I2SLayout::ARM_QK64, I2SLayout::X86_1x4})
     if (name == i2sLayoutName(l))
       return l;
+  if (name == "x86")
+    return I2SLayout::X86_QK128;
+  if (name == "arm")
+    return I2SLayout::ARM_QK64;
   return std::nullopt;
 }
+
+const char *i2sLayoutChoices() { return "x86-qk128 (alias x86), arm-qk64 (alias arm), x86-1x4"; }
 
 // ---------------------------------------------------------------------------
 // Sizes

@@ -26,8 +26,14 @@ enum class I2SLayout : uint8_t {
   ARM_QK64,  // 64-element blocks, byte b = elems b,b+16,b+32,b+48 (MSB pair first)
   X86_1x4,   // rows in groups of 4: byte(group,col) = r0<<6|r1<<4|r2<<2|r3
 };
-const char *i2sLayoutName(I2SLayout l); // "x86-qk128", "arm-qk64", "x86-1x4"
-std::optional<I2SLayout> parseI2SLayout(std::string_view name); // inverse of i2sLayoutName
+// The one spelling of I2_S layout names, printed and parsed by every tool and
+// pass: i2sLayoutName gives the canonical name ("x86-qk128", "arm-qk64",
+// "x86-1x4"); parseI2SLayout is its inverse and also takes the short aliases
+// "x86" and "arm" (older flags); parseI2SLayout(i2sLayoutName(l)) == l.
+const char *i2sLayoutName(I2SLayout l);
+std::optional<I2SLayout> parseI2SLayout(std::string_view name);
+// "x86-qk128 (alias x86), arm-qk64 (alias arm), x86-1x4": for error messages.
+const char *i2sLayoutChoices();
 
 // A ternary matrix in canonical form: weight(r, c) = codes[r*cols + c] *
 // scale of the block holding it. Blocks are `blockElems` consecutive

@@ -65,13 +65,8 @@ inline absl::Status contextFullError(uint64_t used, uint64_t fed, uint32_t conte
                   fed, contextLength));
 }
 
-// Opens a model by path: `.tern` runs the compiled artifact
-// (exec::ArtifactModel), anything else is a GGUF run by the reference
-// forward pass. Defined in runtime/exec (library tern_exec), which links
-// tern_model.
-absl::StatusOr<std::unique_ptr<Model>> openModel(const std::string &path,
-                                                 const ModelOptions &options);
-// The reference forward pass over a GGUF (defined in tern_model).
+// The reference forward pass over a GGUF. Opening a model by path
+// (`.tern` or `.gguf`) is exec::openModel (runtime/exec/artifact_model.h).
 absl::StatusOr<std::unique_ptr<Model>> openReferenceModel(const std::string &path,
                                                           const ModelOptions &options);
 

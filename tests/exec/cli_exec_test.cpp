@@ -8,9 +8,9 @@
 #include "nlohmann/json.hpp"
 #include "runtime/artifact/artifact.h"
 #include "runtime/exec/compile_cache.h"
-#include "runtime/model/cli.h"
 #include "runtime/support/status.h"
 #include "tests/artifact/test_util.h"
+#include "tools/tern/cli.h"
 #include "gtest/gtest.h"
 
 namespace tern::cli {

@@ -17,10 +17,10 @@
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "runtime/exec/artifact_model.h"
-#include "runtime/model/cli.h"
 #include "runtime/model/eval.h"
 #include "runtime/support/status.h"
 #include "tests/exec/e2e_util.h"
+#include "tools/tern/cli.h"
 #include "gtest/gtest.h"
 
 namespace tern::exec {

@@ -77,9 +77,17 @@ TEST_F(ExecTest, LoadsAndDescribes) {
 }
 
 TEST_F(ExecTest, OpenModelDispatchesOnExtension) {
-  auto m = model::openModel(write("dispatch"), {});
+  auto m = exec::openModel(write("dispatch"), {});
   ASSERT_TRUE(m.ok()) << statusMessage(m.status());
   EXPECT_NE((*m)->describe().find("compiled artifact"), std::string::npos);
+  auto g =
+      exec::openModel(std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf", {});
+  ASSERT_TRUE(g.ok()) << statusMessage(g.status());
+  EXPECT_EQ(dynamic_cast<ArtifactModel *>(g->get()), nullptr); // the reference path
+  auto missing = exec::openModel("/nonexistent/model.tern", {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(statusMessage(missing.status()).find("/nonexistent/model.tern"), std::string::npos)
+      << missing.status();
 }
 
 TEST_F(ExecTest, ChunksPagesAndLogits) {

@@ -359,10 +359,17 @@ TEST(I2S, Errors) {
   EXPECT_NE(p.status().message().find("one scale"), std::string::npos) << p.status();
 }
 
-TEST(I2S, LayoutNames) {
-  for (I2SLayout l : {I2SLayout::X86_QK128, I2SLayout::ARM_QK64, I2SLayout::X86_1x4})
+// Names round-trip; the short aliases parse to the layout whose canonical
+// name is printed back; nothing else parses.
+TEST(I2S, LayoutNamesRoundTrip) {
+  for (I2SLayout l : {I2SLayout::X86_QK128, I2SLayout::ARM_QK64, I2SLayout::X86_1x4}) {
     EXPECT_EQ(parseI2SLayout(i2sLayoutName(l)), l);
-  EXPECT_FALSE(parseI2SLayout("x86").has_value());
+    EXPECT_NE(std::string(i2sLayoutChoices()).find(i2sLayoutName(l)), std::string::npos);
+  }
+  EXPECT_STREQ(i2sLayoutName(*parseI2SLayout("x86")), "x86-qk128");
+  EXPECT_STREQ(i2sLayoutName(*parseI2SLayout("arm")), "arm-qk64");
+  for (const char *bad : {"", "x86-qk64", "X86", "arm-1x4", "x86 ", "sideways"})
+    EXPECT_FALSE(parseI2SLayout(bad).has_value()) << bad;
 }
 
 // ---------------------------------------------------------------------------

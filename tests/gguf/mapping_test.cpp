@@ -208,9 +208,10 @@ TEST(Inspect, RefusedAndUnreadableFilesExitNonZeroWithReasons) {
   EXPECT_THAT(err, HasSubstr("cannot open"));
 
   EXPECT_EQ(inspect({q4, "--frobnicate"}, &out, &err), 2);
-  EXPECT_THAT(err, HasSubstr("unknown flag '--frobnicate'"));
+  EXPECT_THAT(err, HasSubstr("unknown option '--frobnicate'"));
   EXPECT_EQ(inspect({}, &out, &err), 2);
   EXPECT_EQ(inspect({q4, "--i2s-layout", "sideways"}, &out, &err), 2);
+  EXPECT_THAT(err, HasSubstr("--i2s-layout: 'sideways' is not one of x86-qk128"));
   EXPECT_EQ(inspect({"--help"}, &out, &err), 0);
   EXPECT_THAT(out, HasSubstr("usage: ternc inspect"));
 }

@@ -1,11 +1,17 @@
-// Tests of the `tern` command line: help, flag errors, eval JSON shape.
+// Tests of the `tern` command line: help, flag errors, eval JSON shape, run
+// output against the reference model.
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "runtime/model/cli.h"
+#include "runtime/model/eval.h"
+#include "runtime/model/model.h"
+#include "tools/tern/cli.h"
 #include "gtest/gtest.h"
+#ifdef TERN_HAVE_TOKENIZER
+#include "runtime/tokenizer/tokenizer.h"
+#endif
 
 namespace tern::cli {
 namespace {
@@ -24,8 +30,13 @@ Result run(std::vector<std::string> args) {
 }
 
 TEST(Cli, HelpEverywhere) {
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"--help"}, {"help"}, {"eval", "--help"}, {"run", "--help"}, {"eval", "-h"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--help"},
+                                                         {"help"},
+                                                         {"eval", "--help"},
+                                                         {"run", "--help"},
+                                                         {"eval", "-h"},
+                                                         {"bench", "--help"},
+                                                         {"run", kTq2, "--tokens", "1", "-h"}}) {
     Result r = run(args);
     EXPECT_EQ(r.rc, 0) << args[0];
     EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
@@ -53,6 +64,11 @@ TEST(Cli, BadFlagsFailWithAMessage) {
            {{"eval", kTq2, "--tokens", "999"}, "999"},
            {{"run", kTq2}, "-p"},
            {{"run", kTq2, "--tokens", "1", "-n", "many"}, "-n"},
+           {{"run", kTq2, "--tokens", "1", "-p", "hello"}, "one prompt"},
+           {{"eval", kTq2, "--tokens", "1", "--i2s-layout", "sideways"}, "--i2s-layout"},
+           {{"eval", kTq2, kTq2, "--tokens", "1"}, "unexpected argument"},
+           {{"eval", kTq2, "--tokens", "1", "--top-kk", "3"}, "did you mean '--top-k'"},
+           {{"bench", kTq2, "-r", "0"}, "-r: 0 is out of range"},
        }) {
     Result r = run(c.args);
     std::string joined;
@@ -99,10 +115,61 @@ TEST(Cli, EvalTokensPrintsGoldenShapedJson) {
             nlohmann::json({354, 111, 150}));
 }
 
+// What `tern run --tokens IDS -n N` must print for the reference path: the
+// reference model's greedy continuation of IDS (stopping before an
+// end-of-generation token), detokenized where the build has a tokenizer.
+std::string referenceContinuation(const std::string &path, const std::vector<int32_t> &ids, int n) {
+  absl::StatusOr<std::unique_ptr<model::Model>> m = model::openReferenceModel(path, {});
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (!m.ok())
+    return "";
+  model::GreedyOptions go;
+  go.steps = n;
+  go.topK = 1;
+  absl::StatusOr<std::vector<model::EvalStep>> steps = model::greedyEval(**m, ids, go);
+  EXPECT_TRUE(steps.ok()) << steps.status();
+  if (!steps.ok())
+    return "";
+  std::string text;
+#ifdef TERN_HAVE_TOKENIZER
+  absl::StatusOr<tokenizer::Tokenizer> tok = tokenizer::Tokenizer::fromGGUF(*(*m)->ggufFile());
+  EXPECT_TRUE(tok.ok()) << tok.status();
+  if (!tok.ok())
+    return "";
+  tokenizer::StreamDecoder stream(*tok);
+  for (const model::EvalStep &s : *steps) {
+    if (tok->isEog(s.token))
+      break;
+    text += stream.push(s.token);
+  }
+  text += stream.flush();
+#else
+  const model::ModelConfig &cfg = (*m)->config();
+  for (const model::EvalStep &s : *steps) {
+    if (s.token == cfg.eosId || s.token == cfg.eotId)
+      break;
+    text += " " + std::to_string(s.token);
+  }
+#endif
+  return text + "\n";
+}
+
+// `tern run` prints the reference's greedy continuation; --seed changes
+// nothing (greedy decoding), and so does the thread count.
 TEST(Cli, RunGeneratesFromTokens) {
-  Result r = run({"run", kTq2, "--tokens", "354,111,150", "-n", "5", "--seed", "7"});
-  ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+  const std::string want = referenceContinuation(kTq2, {354, 111, 150}, 5);
+  ASSERT_GT(want.size(), 1u);
+  for (auto extra : std::vector<std::vector<std::string>>{
+           {"--seed", "7"}, {"-s", "8"}, {"--seed=7", "-t", "2"}}) {
+    std::vector<std::string> args = {"run", kTq2, "--reference", "--tokens", "354,111,150",
+                                     "-n",  "5"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Result r = run(args);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, want) << extra[0];
+    EXPECT_NE(r.err.find("generated: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+  }
 }
 
 } // namespace

@@ -39,7 +39,7 @@ TEST_P(GoldenTest, MatchesWithinTolerance) {
   o.actQuant = gc.actQuant;
   o.threads = 2;
   o.contextLength = 128;
-  auto model = openModel(fmt::format("{}/models/{}.gguf", kFixtures, gc.model), o);
+  auto model = openReferenceModel(fmt::format("{}/models/{}.gguf", kFixtures, gc.model), o);
   ASSERT_TRUE(model.ok()) << statusMessage(model.status());
   auto golden = readGoldenFile(fmt::format("{}/golden/{}.json", kFixtures, gc.model));
   ASSERT_TRUE(golden.ok()) << statusMessage(golden.status());
@@ -104,7 +104,7 @@ TEST(GoldenFormats, SameWeightsSameLogits) {
   for (const char *name : {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16"}) {
     ModelOptions o;
     o.contextLength = 32;
-    auto model = openModel(fmt::format("{}/models/{}.gguf", kFixtures, name), o);
+    auto model = openReferenceModel(fmt::format("{}/models/{}.gguf", kFixtures, name), o);
     ASSERT_TRUE(model.ok()) << statusMessage(model.status());
     auto session = (*model)->newSession();
     ASSERT_TRUE(session.ok());

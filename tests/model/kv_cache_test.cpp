@@ -19,7 +19,7 @@ const std::vector<int32_t> kPrompt = {354, 116, 262, 281, 101, 32,  119, 101, 11
                                       32,  104, 97,  112, 112, 121, 32,  116, 111};
 
 std::unique_ptr<Model> open(const std::string &path, ModelOptions o) {
-  auto m = openModel(path, o);
+  auto m = openReferenceModel(path, o);
   EXPECT_TRUE(m.ok()) << statusMessage(m.status());
   return m.ok() ? std::move(*m) : nullptr;
 }

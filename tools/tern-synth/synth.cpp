@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <numbers>
 #include <string>
 
 #include "fmt/format.h"
+#include "runtime/support/args.h"
 #include "runtime/support/status.h"
 
 namespace tern::synth {
@@ -620,139 +622,71 @@ absl::Status writeModel(const Config &c, const std::string &path) {
 // ---------------------------------------------------------------------------
 // Command line
 
-namespace {
-constexpr const char *kHelp =
-    R"(tern-synth: write a synthetic BitNet GGUF model with random ternary weights.
+int runMain(int argc, char **argv) {
+  std::string presetName = "tiny", out;
+  Config flags; // the explicit flags' values, copied over the preset below
+  args::Parser p("tern-synth",
+                 R"(tern-synth: write a synthetic BitNet GGUF model with random ternary weights.
 
 usage: tern-synth [--preset tiny|2b4t] [options] -o OUT.gguf
 
-  --preset NAME      tiny: 256 hidden, 2 layers, 4/2 heads, FFN 512, arch bitnet,
-                           TQ2_0, built-in 356-token vocabulary (like the fixtures)
-                     2b4t: BitNet b1.58 2B4T shapes (2560 hidden, 30 layers, 20/5
-                           heads, FFN 6912), arch bitnet-b1.58, I2_S; needs
-                           --vocab-from (LLaMA-3 vocabulary)
-  --arch A           bitnet (SiLU FFN) | bitnet-b1.58 (relu^2 FFN)
-  --format F         tq1_0 | tq2_0 | i2_s | f16 | f32 (storage of the ternary matrices)
-  --i2s-layout L     x86-qk128 (default) | arm-qk64 | x86-1x4
-  --hidden N --layers N --heads N --kv-heads N --ffn N --ctx N
-  --vocab-size N     built-in vocabulary size (258 + number of merges)
-  --vocab-from FILE  copy every tokenizer.* key from another GGUF
-  --name S           general.name
-  --rope-base X      RoPE frequency base (500000)
-  --eps X            RMSNorm epsilon (1e-5)
-  --seed N           random seed (1); the output is a pure function of all flags
-  -o, --output FILE  where to write
-  -h, --help         this text
-
-Explicit flags override the preset, whatever their order.
-)";
-
-bool parseU64(std::string_view s, uint64_t &out) {
-  if (s.empty())
-    return false;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9')
-      return false;
-    if (v > (UINT64_MAX - 9) / 10)
-      return false;
-    v = v * 10 + uint64_t(ch - '0');
-  }
-  out = v;
-  return true;
-}
-} // namespace
-
-int runMain(int argc, char **argv) {
-  std::string presetName = "tiny", out;
-  std::vector<std::pair<std::string, std::string>> flags; // applied after the preset
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kHelp, stdout);
-      return 0;
-    }
-    std::string key = a, value;
-    bool hasValue = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      key = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      hasValue = true;
-    }
-    if (!hasValue) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "tern-synth: %s needs a value (see --help)\n", key.c_str());
-        return 2;
-      }
-      value = argv[++i];
-    }
-    if (key == "--preset")
-      presetName = value;
-    else if (key == "-o" || key == "--output")
-      out = value;
-    else
-      flags.emplace_back(key, value);
-  }
+Explicit flags override the preset, whatever their order. The output is a
+pure function of all flags.
+)");
+  p.choice("--preset", &presetName, {"tiny", "2b4t"}, "NAME",
+           "tiny: 256 hidden, 2 layers, 4/2 heads, FFN 512, arch bitnet,\n"
+           "      TQ2_0, built-in 356-token vocabulary (like the fixtures)\n"
+           "2b4t: BitNet b1.58 2B4T shapes (2560 hidden, 30 layers, 20/5\n"
+           "      heads, FFN 6912), arch bitnet-b1.58, I2_S; needs\n"
+           "      --vocab-from (LLaMA-3 vocabulary)");
+  p.string("--arch", &flags.arch, "A", "bitnet (SiLU FFN) | bitnet-b1.58 (relu^2 FFN)");
+  p.parsed("--format", &flags.storage, parseStorage, "tq1_0, tq2_0, i2_s, f16, f32", "F",
+           "tq1_0 | tq2_0 | i2_s | f16 | f32 (storage of the ternary matrices)");
+  p.parsed("--i2s-layout", &flags.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
+           "L", "x86-qk128 (default; alias x86) | arm-qk64 (alias arm) | x86-1x4");
+  p.integer("--hidden", &flags.hidden, 0, UINT64_MAX, "N", "embedding width");
+  p.integer("--layers", &flags.layers, 0, UINT64_MAX, "N", "transformer blocks");
+  p.integer("--heads", &flags.heads, 0, UINT64_MAX, "N", "attention heads");
+  p.integer("--kv-heads", &flags.kvHeads, 0, UINT64_MAX, "N", "key/value heads");
+  p.integer("--ffn", &flags.ffn, 0, UINT64_MAX, "N", "FFN width");
+  p.integer("--ctx", &flags.ctx, 0, UINT64_MAX, "N", "context length");
+  p.integer("--vocab-size", &flags.vocabSize, 0, UINT64_MAX, "N",
+            "built-in vocabulary size (258 + number of merges)");
+  p.string("--vocab-from", &flags.vocabFrom, "FILE",
+           "copy every tokenizer.* key from another GGUF");
+  p.string("--name", &flags.name, "S", "general.name");
+  p.number("--rope-base", &flags.ropeFreqBase, 1e-30, 1e30, "X", "RoPE frequency base (500000)");
+  p.number("--eps", &flags.rmsEps, 1e-30, 1e30, "X", "RMSNorm epsilon (1e-5)");
+  p.integer("--seed", &flags.seed, 0, UINT64_MAX, "N", "random seed (1)");
+  p.string("-o,--output", &out, "FILE", "where to write");
+  if (std::optional<int> rc =
+          p.parseOrExit(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr))
+    return *rc;
   auto cfg = preset(presetName);
   if (!cfg.ok()) {
     std::fprintf(stderr, "tern-synth: %s\n", statusMessage(cfg.status()).c_str());
     return 2;
   }
   Config c = *cfg;
-  auto bad = [](const std::string &flag, const std::string &v, const char *what) {
-    std::fprintf(stderr, "tern-synth: %s: '%s' is not %s\n", flag.c_str(), v.c_str(), what);
-    return 2;
+  auto take = [&](const char *flag, auto Config::*member) {
+    if (p.given(flag))
+      c.*member = flags.*member;
   };
-  for (const auto &[k, v] : flags) {
-    uint64_t *num = nullptr;
-    if (k == "--hidden")
-      num = &c.hidden;
-    else if (k == "--layers")
-      num = &c.layers;
-    else if (k == "--heads")
-      num = &c.heads;
-    else if (k == "--kv-heads")
-      num = &c.kvHeads;
-    else if (k == "--ffn")
-      num = &c.ffn;
-    else if (k == "--ctx")
-      num = &c.ctx;
-    else if (k == "--vocab-size")
-      num = &c.vocabSize;
-    else if (k == "--seed")
-      num = &c.seed;
-    if (num) {
-      if (!parseU64(v, *num))
-        return bad(k, v, "a non-negative integer");
-      continue;
-    }
-    if (k == "--arch") {
-      c.arch = v;
-    } else if (k == "--format") {
-      auto s = parseStorage(v);
-      if (!s)
-        return bad(k, v, "one of tq1_0, tq2_0, i2_s, f16, f32");
-      c.storage = *s;
-    } else if (k == "--i2s-layout") {
-      auto l = formats::parseI2SLayout(v);
-      if (!l)
-        return bad(k, v, "one of x86-qk128, arm-qk64, x86-1x4");
-      c.i2sLayout = *l;
-    } else if (k == "--vocab-from") {
-      c.vocabFrom = v;
-    } else if (k == "--name") {
-      c.name = v;
-    } else if (k == "--rope-base" || k == "--eps") {
-      char *end = nullptr;
-      float f = std::strtof(v.c_str(), &end);
-      if (v.empty() || *end != '\0' || !std::isfinite(f) || f <= 0)
-        return bad(k, v, "a positive number");
-      (k == "--rope-base" ? c.ropeFreqBase : c.rmsEps) = f;
-    } else {
-      std::fprintf(stderr, "tern-synth: unknown flag %s (see --help)\n", k.c_str());
-      return 2;
-    }
-  }
+  take("--arch", &Config::arch);
+  take("--format", &Config::storage);
+  take("--i2s-layout", &Config::i2sLayout);
+  take("--hidden", &Config::hidden);
+  take("--layers", &Config::layers);
+  take("--heads", &Config::heads);
+  take("--kv-heads", &Config::kvHeads);
+  take("--ffn", &Config::ffn);
+  take("--ctx", &Config::ctx);
+  take("--vocab-size", &Config::vocabSize);
+  take("--vocab-from", &Config::vocabFrom);
+  take("--name", &Config::name);
+  take("--rope-base", &Config::ropeFreqBase);
+  take("--eps", &Config::rmsEps);
+  take("--seed", &Config::seed);
   if (presetName == "2b4t" && c.vocabFrom.empty()) {
     std::fprintf(stderr, "tern-synth: --preset 2b4t needs --vocab-from (a LLaMA-3 vocabulary "
                          "GGUF, e.g. ../shared/fixtures/vocab/llama3-vocab.gguf)\n");

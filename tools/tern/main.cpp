@@ -1,7 +1,7 @@
-// tern: run ternary models. The work lives in runtime/model (tern_cli).
+// tern: run ternary models. The work lives in cli.cpp (library tern_cli).
 #include <iostream>
 
-#include "runtime/model/cli.h"
+#include "tools/tern/cli.h"
 
 int main(int argc, char **argv) {
   return tern::cli::ternMain(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);

@@ -5,6 +5,7 @@
 
 #include "fmt/format.h"
 #include "runtime/model/config.h"
+#include "runtime/support/args.h"
 #include "runtime/support/status.h"
 
 namespace tern::inspect {
@@ -203,60 +204,36 @@ void printText(std::ostream &os, const json &r) {
   }
 }
 
-static void usage(std::ostream &os) {
-  os << "usage: ternc inspect MODEL.gguf [--json] [--i2s-layout x86-qk128|arm-qk64|x86-1x4]\n"
-        "                     [--no-value-check]\n\n"
-        "Prints the file's arch, hyperparameters, tokenizer summary, a tensor table (name,\n"
-        "shape, ggml type, resolved format, bytes, offset) and the quant-mapping verdict\n"
-        "with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.\n\n"
-        "  --json             one JSON object on stdout instead of text\n"
-        "  --i2s-layout L     I2_S packing to assume (default x86-qk128, bitnet.cpp's x86)\n"
-        "  --no-value-check   do not scan float weights for ternary values\n";
-}
-
 int runInspectCommand(int argc, char **argv, std::ostream &out, std::ostream &err) {
   Options opts;
   std::string path;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(out);
-      return 0;
-    } else if (a == "--json") {
-      opts.json = true;
-    } else if (a == "--no-value-check") {
-      opts.mapping.checkFloatValues = false;
-    } else if (a == "--i2s-layout" || a.starts_with("--i2s-layout=")) {
-      std::string v;
-      if (a == "--i2s-layout") {
-        if (i + 1 >= argc) {
-          err << "ternc inspect: --i2s-layout needs a value\n";
-          return 2;
-        }
-        v = argv[++i];
-      } else {
-        v = std::string(a.substr(13));
-      }
-      auto l = formats::parseI2SLayout(v);
-      if (!l) {
-        err << "ternc inspect: unknown --i2s-layout '" << v
-            << "' (expected x86-qk128, arm-qk64 or x86-1x4)\n";
-        return 2;
-      }
-      opts.mapping.i2sLayout = *l;
-    } else if (!a.empty() && a[0] == '-') {
-      err << "ternc inspect: unknown flag '" << a << "' (see ternc inspect --help)\n";
-      return 2;
-    } else if (path.empty()) {
-      path = std::string(a);
-    } else {
-      err << "ternc inspect: more than one model given ('" << path << "', '" << a << "')\n";
-      return 2;
-    }
-  }
+  args::Parser p("ternc inspect",
+                 R"(usage: ternc inspect MODEL.gguf [--json] [--i2s-layout L] [--no-value-check]
+
+Prints the file's arch, hyperparameters, tokenizer summary, a tensor table (name,
+shape, ggml type, resolved format, bytes, offset) and the quant-mapping verdict
+with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.
+)");
+  p.positional("MODEL.gguf", "", [&](std::string_view, const std::string &v) -> absl::Status {
+    if (!path.empty())
+      return absl::InvalidArgumentError(
+          fmt::format("more than one model given ('{}', '{}')", path, v));
+    path = v;
+    return absl::OkStatus();
+  });
+  p.flag("--json", &opts.json, "one JSON object on stdout instead of text");
+  p.parsed("--i2s-layout", &opts.mapping.i2sLayout, formats::parseI2SLayout,
+           formats::i2sLayoutChoices(), "L",
+           "I2_S packing to assume: x86-qk128 (default, bitnet.cpp's x86;\n"
+           "alias x86) | arm-qk64 (alias arm) | x86-1x4");
+  p.flag(
+      "--no-value-check", [&] { opts.mapping.checkFloatValues = false; },
+      "do not scan float weights for ternary values");
+  if (std::optional<int> rc =
+          p.parseOrExit(std::vector<std::string>(argv + 1, argv + argc), out, err))
+    return *rc;
   if (path.empty()) {
-    err << "ternc inspect: no model given\n";
-    usage(err);
+    err << "ternc inspect: error: no model given (see 'ternc inspect --help')\n";
     return 2;
   }
   auto file = gguf::File::open(path);

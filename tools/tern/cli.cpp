@@ -1,9 +1,7 @@
-#include "runtime/model/cli.h"
+#include "tools/tern/cli.h"
 
-#include <charconv>
 #include <chrono>
 #include <fstream>
-#include <functional>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -14,6 +12,7 @@
 #include "runtime/model/eval.h"
 #include "runtime/model/model.h"
 #include "runtime/model/thread_pool.h"
+#include "runtime/support/args.h"
 #include "runtime/support/status.h"
 #ifdef TERN_HAVE_TOKENIZER
 #include "runtime/tokenizer/tokenizer.h"
@@ -43,260 +42,120 @@ ternc) and run from there; where no ternc is found (a runtime-only install),
 or with --reference, a .gguf runs on the scalar reference forward pass.
 )";
 
-constexpr const char *kCommonHelp = R"(
-model options:
-  -m, --model PATH        the model (also accepted as the first positional argument)
-  -t, --threads N         thread pool size (default 1; 0 = all cores)
-  -c, --ctx-size N        context length per session (default min(model's, 4096))
-      --act-quant MODE    token (per-token int8 activations, BitNet's math; default)
-                          or none (float activations against the ternary weights)
-                          or q8k (llama.cpp-compatible, for cross-checking:
-                          ggml's Q8_K blocks of 256 and f16 KV cache)
-      --compile           .gguf only: compile with ternc into the artifact cache
-                          ($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;
-                          reused while the GGUF, target, flags and ternc version
-                          match) and run the compiled code (the default when a
-                          ternc is found: $TERNC, next to tern, or on $PATH);
-                          with --compile a missing ternc is an error
-      --reference         .gguf only: the scalar reference forward pass (the
-                          default without ternc, and always for --act-quant q8k)
-      --no-verify-weights .tern only: skip hashing the weights section on open
-                          (every other check still runs)
-      --target T          with --compile: ternc's --target (default native)
-      --kernel K          when compiling: ternc's --kernel (e.g. ref); on the
-                          reference path only `ref` is accepted
-      --kv-page-size N    KV positions per page (default 16)
-      --kv-pages N        KV pool size in pages (default: one full context)
-      --i2s-layout L      I2_S packing: x86 (default, QK=128), arm (QK=64), x86-1x4
-)";
-
-constexpr const char *kEvalHelp =
+constexpr const char *kEvalUsage =
     R"(usage: tern eval MODEL (--prompt TEXT | --tokens IDS)... [options]
 
 Feeds each input, then takes N greedy steps; prints one JSON object per input
 in the shape of shared/fixtures/golden/*.json:
   {"prompt", "tokens", "input", "steps": [{"token", "top": [[id, p], ...]}]}
-
-input (repeatable, one run each):
-  -p, --prompt TEXT       tokenize TEXT, add BOS as the model's metadata says
-      --tokens IDS        feed exactly these comma-separated ids (no BOS added)
-options:
-      --greedy N          greedy steps after the input (default 8)
-      --top K             probabilities listed per step (default 5)
-      --json              JSON output, one object per line (default: readable text)
 )";
 
-constexpr const char *kRunHelp =
+constexpr const char *kRunUsage =
     R"(usage: tern run MODEL -p TEXT [-n N] [options]
 
 Generates greedily (stops at end-of-generation or after N tokens), prints the
 text to stdout and prompt/generation speed in tokens/s to stderr.
-
-  -p, --prompt TEXT       the prompt (BOS added as the model's metadata says)
-      --tokens IDS        or: feed these comma-separated ids (no BOS added)
-  -n, --n-predict N       tokens to generate (default 64)
-      --seed N            accepted for llama.cpp compatibility; greedy decoding
-                          does not use it
-      --ignore-eos        keep generating past end-of-generation tokens
 )";
-
-struct Args {
-  std::vector<std::string> v;
-  size_t i = 0;
-  bool done() const { return i >= v.size(); }
-};
 
 struct Common {
   std::string modelPath;
   ModelOptions opts;
   bool compile = false, reference = false;
   bool actQuantGiven = false, i2sGiven = false;
-  std::string kernel, target = "native", i2sName;
+  std::string kernel, target = "native";
 };
 
-std::optional<std::string> splitEq(std::string &flag) {
-  if (flag.rfind("--", 0) == 0) {
-    size_t eq = flag.find('=');
-    if (eq != std::string::npos) {
-      std::string val = flag.substr(eq + 1);
-      flag.resize(eq);
-      return val;
-    }
+// MODEL and the model options every command takes.
+void addModelFlags(args::Parser &p, Common &c) {
+  p.positional("MODEL", "", [&c](std::string_view, const std::string &v) -> absl::Status {
+    if (!c.modelPath.empty())
+      return absl::InvalidArgumentError(
+          fmt::format("unexpected argument '{}' (the model is '{}')", v, c.modelPath));
+    c.modelPath = v;
+    return absl::OkStatus();
+  });
+  p.section("model options");
+  p.string("-m,--model", &c.modelPath, "PATH",
+           "the model (also accepted as the first positional argument)");
+  p.integer("-t,--threads", &c.opts.threads, 0, 1024, "N",
+            "thread pool size (default 1; 0 = all cores)");
+  p.integer("-c,--ctx-size", &c.opts.contextLength, 1, 1u << 24, "N",
+            "context length per session (default min(model's, 4096))");
+  p.choice("--act-quant", &c.opts.actQuant,
+           {{"token", ActQuant::PerToken},
+            {"per-token", ActQuant::PerToken},
+            {"none", ActQuant::None},
+            {"q8k", ActQuant::Q8K}},
+           "MODE",
+           "token (per-token int8 activations, BitNet's math; default)\n"
+           "or none (float activations against the ternary weights)\n"
+           "or q8k (llama.cpp-compatible, for cross-checking:\n"
+           "ggml's Q8_K blocks of 256 and f16 KV cache)");
+  p.flag("--compile", &c.compile,
+         ".gguf only: compile with ternc into the artifact cache\n"
+         "($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;\n"
+         "reused while the GGUF, target, flags and ternc version\n"
+         "match) and run the compiled code (the default when a\n"
+         "ternc is found: $TERNC, next to tern, or on $PATH);\n"
+         "with --compile a missing ternc is an error");
+  p.flag("--reference", &c.reference,
+         ".gguf only: the scalar reference forward pass (the\n"
+         "default without ternc, and always for --act-quant q8k)");
+  p.flag(
+      "--no-verify-weights", [&c] { c.opts.verifyWeightsHash = false; },
+      ".tern only: skip hashing the weights section on open\n"
+      "(every other check still runs)");
+  p.string("--target", &c.target, "T", "when compiling: ternc's --target (default native)");
+  p.string("--kernel", &c.kernel, "K",
+           "when compiling: ternc's --kernel (e.g. ref); on the\n"
+           "reference path only `ref` is accepted");
+  p.integer("--kv-page-size", &c.opts.pageSize, 1, 1u << 16, "N",
+            "KV positions per page (default 16)");
+  p.integer("--kv-pages", &c.opts.kvPages, 1, 1u << 30, "N",
+            "KV pool size in pages (default: one full context)");
+  p.parsed("--i2s-layout", &c.opts.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
+           "L",
+           "I2_S packing: x86-qk128 (default; alias x86), arm-qk64\n"
+           "(alias arm), x86-1x4");
+}
+
+// Parses a command's flags: nullopt to go on, else the exit code (help
+// printed, or an error naming the flag).
+std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<std::string> &a,
+                                std::ostream &out, std::ostream &err) {
+  if (std::optional<int> rc = p.parseOrExit(a, out, err))
+    return rc;
+  c.actQuantGiven = p.given("--act-quant");
+  c.i2sGiven = p.given("--i2s-layout");
+  if (c.modelPath.empty()) {
+    err << p.prog() << ": error: no model given (" << p.prog() << " MODEL ...)\n";
+    return 2;
   }
   return std::nullopt;
-}
-
-template <typename T>
-absl::StatusOr<T> parseInt(const std::string &flag, const std::string &s, T lo, T hi) {
-  T v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    return absl::InvalidArgumentError(fmt::format("{}: '{}' is not an integer", flag, s));
-  if (v < lo || v > hi)
-    return absl::InvalidArgumentError(
-        fmt::format("{}: {} is out of range [{}, {}]", flag, v, lo, hi));
-  return v;
-}
-
-absl::StatusOr<std::vector<int32_t>> parseIds(const std::string &flag, const std::string &s) {
-  std::vector<int32_t> ids;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    while (!item.empty() && item.front() == ' ')
-      item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ')
-      item.pop_back();
-    absl::StatusOr<int32_t> id = parseInt<int32_t>(flag, item, 0, INT32_MAX);
-    if (!id.ok())
-      return id.status();
-    ids.push_back(*id);
-  }
-  if (ids.empty())
-    return absl::InvalidArgumentError(fmt::format("{}: no token ids given", flag));
-  return ids;
-}
-
-// Reads an integer flag's value into dst (parsed as T, range-checked).
-template <typename T, typename Dst>
-absl::Status intFlag(const std::string &flag,
-                     const std::function<absl::StatusOr<std::string>()> &value, Dst &dst, T lo,
-                     T hi) {
-  absl::StatusOr<std::string> v = value();
-  if (!v.ok())
-    return v.status();
-  absl::StatusOr<T> n = parseInt<T>(flag, *v, lo, hi);
-  if (!n.ok())
-    return n.status();
-  dst = *n;
-  return absl::OkStatus();
-}
-
-// Handles a flag shared by every command. Returns true if consumed.
-absl::StatusOr<bool> commonFlag(const std::string &flag,
-                                const std::function<absl::StatusOr<std::string>()> &value,
-                                Common &c) {
-  auto num = [&](auto &dst, auto lo, auto hi) -> absl::Status {
-    using T = std::remove_reference_t<decltype(dst)>;
-    return intFlag<T>(flag, value, dst, T(lo), T(hi));
-  };
-  absl::Status st;
-  if (flag == "-m" || flag == "--model") {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    c.modelPath = *v;
-  } else if (flag == "-t" || flag == "--threads") {
-    st = num(c.opts.threads, 0, 1024);
-  } else if (flag == "-c" || flag == "--ctx-size") {
-    st = num(c.opts.contextLength, 1u, 1u << 24);
-  } else if (flag == "--kv-page-size") {
-    st = num(c.opts.pageSize, 1u, 1u << 16);
-  } else if (flag == "--kv-pages") {
-    st = num(c.opts.kvPages, 1u, 1u << 30);
-  } else if (flag == "--act-quant") {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    c.actQuantGiven = true;
-    if (*v == "token" || *v == "per-token")
-      c.opts.actQuant = ActQuant::PerToken;
-    else if (*v == "none")
-      c.opts.actQuant = ActQuant::None;
-    else if (*v == "q8k")
-      c.opts.actQuant = ActQuant::Q8K;
-    else
-      return absl::InvalidArgumentError(
-          fmt::format("--act-quant: '{}' is not one of token, none, q8k", *v));
-  } else if (flag == "--kernel") {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    c.kernel = *v;
-  } else if (flag == "--no-verify-weights") {
-    c.opts.verifyWeightsHash = false;
-  } else if (flag == "--compile") {
-    c.compile = true;
-  } else if (flag == "--reference") {
-    c.reference = true;
-  } else if (flag == "--target") {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    c.target = *v;
-  } else if (flag == "--i2s-layout") {
-    absl::StatusOr<std::string> v = value();
-    if (!v.ok())
-      return v.status();
-    c.i2sGiven = true;
-    c.i2sName = *v;
-    if (*v == "x86")
-      c.opts.i2sLayout = formats::I2SLayout::X86_QK128;
-    else if (*v == "arm")
-      c.opts.i2sLayout = formats::I2SLayout::ARM_QK64;
-    else if (*v == "x86-1x4")
-      c.opts.i2sLayout = formats::I2SLayout::X86_1x4;
-    else
-      return absl::InvalidArgumentError(
-          fmt::format("--i2s-layout: '{}' is not one of x86, arm, x86-1x4", *v));
-  } else {
-    return false;
-  }
-  if (!st.ok())
-    return st;
-  return true;
-}
-
-// Generic parse loop: `specific` handles command flags (returns false if
-// unknown).
-absl::Status parseArgs(
-    Args &a, Common &c, bool &help,
-    const std::function<absl::StatusOr<bool>(
-        const std::string &, const std::function<absl::StatusOr<std::string>()> &)> &specific) {
-  while (!a.done()) {
-    std::string flag = a.v[a.i++];
-    if (flag == "-h" || flag == "--help") {
-      help = true;
-      return absl::OkStatus();
-    }
-    std::optional<std::string> inlineVal = splitEq(flag);
-    bool used = false;
-    auto value = [&]() -> absl::StatusOr<std::string> {
-      used = true;
-      if (inlineVal)
-        return *inlineVal;
-      if (a.done())
-        return absl::InvalidArgumentError(fmt::format("{} needs a value", flag));
-      return a.v[a.i++];
-    };
-    if (flag.size() > 1 && flag[0] == '-') {
-      absl::StatusOr<bool> r = commonFlag(flag, value, c);
-      if (!r.ok())
-        return r.status();
-      if (!*r) {
-        r = specific(flag, value);
-        if (!r.ok())
-          return r.status();
-        if (!*r)
-          return absl::InvalidArgumentError(fmt::format("unknown option '{}'", flag));
-      }
-      if (inlineVal && !used)
-        return absl::InvalidArgumentError(fmt::format("option '{}' takes no value", flag));
-    } else if (c.modelPath.empty()) {
-      c.modelPath = flag;
-    } else {
-      return absl::InvalidArgumentError(fmt::format("unexpected argument '{}'", flag));
-    }
-  }
-  if (c.modelPath.empty())
-    return absl::InvalidArgumentError("no model given (tern <command> MODEL ...)");
-  return absl::OkStatus();
 }
 
 struct Input {
   std::optional<std::string> text;
   std::vector<int32_t> ids;
 };
+
+// -p/--prompt and --tokens: each occurrence adds one input (eval runs them
+// all, run takes one).
+void addInputFlags(args::Parser &p, std::vector<Input> &inputs, std::string_view promptHelp,
+                   std::string_view tokensHelp) {
+  p.value("-p,--prompt", "TEXT", promptHelp, [&inputs](std::string_view, const std::string &v) {
+    inputs.push_back({v, {}});
+    return absl::OkStatus();
+  });
+  p.value("--tokens", "IDS", tokensHelp,
+          [&inputs](std::string_view flag, const std::string &v) -> absl::Status {
+            absl::StatusOr<std::vector<int32_t>> ids = args::parseIntList(flag, v, 0, INT32_MAX);
+            if (!ids.ok())
+              return ids.status();
+            inputs.push_back({std::nullopt, std::move(*ids)});
+            return absl::OkStatus();
+          });
+}
 
 #ifdef TERN_HAVE_TOKENIZER
 using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
@@ -329,7 +188,7 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
     if (c.compile || c.reference)
       return absl::InvalidArgumentError(
           "--compile / --reference apply to a .gguf; this model is already compiled");
-    absl::StatusOr<std::unique_ptr<model::Model>> m = model::openModel(c.modelPath, c.opts);
+    absl::StatusOr<std::unique_ptr<model::Model>> m = exec::openModel(c.modelPath, c.opts);
     if (m.ok() && c.actQuantGiven && (*m)->options().actQuant != c.opts.actQuant)
       return absl::InvalidArgumentError(fmt::format(
           "--act-quant {}: {} was compiled with --act-quant {} (activation quantization is "
@@ -358,7 +217,7 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
           fmt::format("--kernel: '{}' needs --compile; the reference path runs only the reference "
                       "kernels (ref)",
                       c.kernel));
-    return model::openModel(c.modelPath, c.opts);
+    return exec::openModel(c.modelPath, c.opts);
   }
   exec::CompileRequest req;
   req.target = c.target;
@@ -366,11 +225,11 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
   if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
     req.actQuant = "none";
   if (c.i2sGiven)
-    req.i2sLayout = c.i2sName;
+    req.i2sLayout = formats::i2sLayoutName(c.opts.i2sLayout);
   absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
   if (!path.ok())
     return path.status();
-  return model::openModel(*path, c.opts);
+  return exec::openModel(*path, c.opts);
 }
 
 // Scalar fallbacks compiled in place of a missing fast ukernel (a warning).
@@ -391,45 +250,21 @@ std::string kernelsLine(const model::Model &m) {
   return "";
 }
 
-int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
+int cmdEval(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool help = false, json = false;
+  bool json = false;
   int steps = 8, top = 5;
   std::vector<Input> inputs;
-  absl::Status st = parseArgs(
-      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
-        if (flag == "--json") {
-          json = true;
-        } else if (flag == "-p" || flag == "--prompt") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          inputs.push_back({*v, {}});
-        } else if (flag == "--tokens") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
-          if (!ids.ok())
-            return ids.status();
-          inputs.push_back({std::nullopt, std::move(*ids)});
-        } else if (flag == "--greedy" || flag == "-n") {
-          if (absl::Status st = intFlag<int>(flag, value, steps, 0, 1 << 20); !st.ok())
-            return st;
-        } else if (flag == "--top" || flag == "--top-k") {
-          if (absl::Status st = intFlag<int>(flag, value, top, 0, 1 << 24); !st.ok())
-            return st;
-        } else {
-          return false;
-        }
-        return true;
-      });
-  if (help) {
-    out << kEvalHelp << kCommonHelp;
-    return 0;
-  }
-  if (!st.ok())
-    return fail(err, "eval", st);
+  args::Parser p("tern eval", kEvalUsage);
+  p.integer("-n,--greedy", &steps, 0, 1 << 20, "N", "greedy steps after the input (default 8)");
+  p.integer("--top,--top-k", &top, 0, 1 << 24, "K", "probabilities listed per step (default 5)");
+  p.flag("--json", &json, "JSON output, one object per line (default: readable text)");
+  p.section("input (repeatable, one run each)");
+  addInputFlags(p, inputs, "tokenize TEXT, add BOS as the model's metadata says",
+                "feed exactly these comma-separated ids (no BOS added)");
+  addModelFlags(p, c);
+  if (std::optional<int> rc = parseCommand(p, c, a, out, err))
+    return *rc;
   if (inputs.empty())
     return fail(err, "eval", absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
 
@@ -486,48 +321,29 @@ int cmdEval(Args &a, std::ostream &out, std::ostream &err) {
   return 0;
 }
 
-int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
+int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool help = false, ignoreEos = false;
+  bool ignoreEos = false;
   int n = 64;
-  std::optional<Input> input;
-  absl::Status st = parseArgs(
-      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
-        if (flag == "-p" || flag == "--prompt") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          input = Input{*v, {}};
-        } else if (flag == "--tokens") {
-          absl::StatusOr<std::string> v = value();
-          if (!v.ok())
-            return v.status();
-          absl::StatusOr<std::vector<int32_t>> ids = parseIds(flag, *v);
-          if (!ids.ok())
-            return ids.status();
-          input = Input{std::nullopt, std::move(*ids)};
-        } else if (flag == "-n" || flag == "--n-predict") {
-          if (absl::Status st = intFlag<int>(flag, value, n, 0, 1 << 24); !st.ok())
-            return st;
-        } else if (flag == "--seed" || flag == "-s") {
-          int64_t seed = 0; // accepted; greedy decoding does not use it yet
-          if (absl::Status st = intFlag<int64_t>(flag, value, seed, INT64_MIN, INT64_MAX); !st.ok())
-            return st;
-        } else if (flag == "--ignore-eos") {
-          ignoreEos = true;
-        } else {
-          return false;
-        }
-        return true;
-      });
-  if (help) {
-    out << kRunHelp << kCommonHelp;
-    return 0;
-  }
-  if (!st.ok())
-    return fail(err, "run", st);
-  if (!input)
-    return fail(err, "run", absl::InvalidArgumentError("give a prompt: -p TEXT (or --tokens IDS)"));
+  int64_t seed = 0; // accepted; greedy decoding does not use it
+  std::vector<Input> inputs;
+  args::Parser p("tern run", kRunUsage);
+  addInputFlags(p, inputs, "the prompt (BOS added as the model's metadata says)",
+                "or: feed these comma-separated ids (no BOS added)");
+  p.integer("-n,--n-predict", &n, 0, 1 << 24, "N", "tokens to generate (default 64)");
+  p.integer("-s,--seed", &seed, INT64_MIN, INT64_MAX, "N",
+            "accepted for llama.cpp compatibility; greedy decoding\n"
+            "does not use it");
+  p.flag("--ignore-eos", &ignoreEos, "keep generating past end-of-generation tokens");
+  addModelFlags(p, c);
+  if (std::optional<int> rc = parseCommand(p, c, a, out, err))
+    return *rc;
+  if (inputs.size() != 1)
+    return fail(err, "run",
+                absl::InvalidArgumentError(inputs.empty()
+                                               ? "give a prompt: -p TEXT (or --tokens IDS)"
+                                               : "give one prompt: one -p TEXT or --tokens IDS"));
+  const Input *input = &inputs.front();
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "run", m.status());
@@ -619,7 +435,7 @@ int cmdRun(Args &a, std::ostream &out, std::ostream &err) {
   return 0;
 }
 
-constexpr const char *kBenchHelp =
+constexpr const char *kBenchUsage =
     R"(usage: tern bench MODEL [--json] [-p N] [-n N] [-r N] [options]
 
 Measures prompt processing (one N-token prompt into a fresh session) and
@@ -628,11 +444,6 @@ Token ids are deterministic (not a real text). Prints threads, machine, the
 ukernels the compiled code ran, and decode's weight traffic (weights section
 bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
 summing a 256 MiB buffer with the same thread count).
-
-  -p, --n-prompt N        prompt tokens (default 128, capped by the context)
-  -n, --n-gen N           decode steps (default 32)
-  -r, --repetitions N     repetitions, best kept (default 3)
-      --json              one JSON object
 )";
 
 std::string cpuModelName() {
@@ -688,36 +499,19 @@ double measureReadBandwidth(int threads) {
   return best;
 }
 
-int cmdBench(Args &a, std::ostream &out, std::ostream &err) {
+int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool help = false, json = false;
+  bool json = false;
   int nPrompt = 128, nGen = 32, reps = 3;
-  absl::Status st = parseArgs(
-      a, c, help, [&](const std::string &flag, const auto &value) -> absl::StatusOr<bool> {
-        int *dst = nullptr;
-        if (flag == "--json") {
-          json = true;
-          return true;
-        }
-        if (flag == "-p" || flag == "--n-prompt")
-          dst = &nPrompt;
-        else if (flag == "-n" || flag == "--n-gen")
-          dst = &nGen;
-        else if (flag == "-r" || flag == "--repetitions")
-          dst = &reps;
-        else
-          return false;
-        if (absl::Status st = intFlag<int>(flag, value, *dst, dst == &reps ? 1 : 0, 1 << 20);
-            !st.ok())
-          return st;
-        return true;
-      });
-  if (help) {
-    out << kBenchHelp << kCommonHelp;
-    return 0;
-  }
-  if (!st.ok())
-    return fail(err, "bench", st);
+  args::Parser p("tern bench", kBenchUsage);
+  p.integer("-p,--n-prompt", &nPrompt, 0, 1 << 20, "N",
+            "prompt tokens (default 128, capped by the context)");
+  p.integer("-n,--n-gen", &nGen, 0, 1 << 20, "N", "decode steps (default 32)");
+  p.integer("-r,--repetitions", &reps, 1, 1 << 20, "N", "repetitions, best kept (default 3)");
+  p.flag("--json", &json, "one JSON object");
+  addModelFlags(p, c);
+  if (std::optional<int> rc = parseCommand(p, c, a, out, err))
+    return *rc;
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "bench", m.status());
@@ -828,7 +622,7 @@ int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostre
     return 2;
   }
   const std::string &cmd = args[0];
-  Args a{std::vector<std::string>(args.begin() + 1, args.end())};
+  const std::vector<std::string> a(args.begin() + 1, args.end());
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     out << kMainHelp;
     return 0;

@@ -1,5 +1,6 @@
-// The `tern` command line: `tern eval`, `tern run`. tools/tern/main.cpp
-// only forwards argv here, so tests can drive the CLI in-process.
+// The `tern` command line: `tern eval`, `tern run`, `tern bench`.
+// tools/tern/main.cpp only forwards argv here, so tests can drive the CLI
+// in-process.
 #pragma once
 
 #include <ostream>
