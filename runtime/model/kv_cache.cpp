@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <sys/mman.h>
 
 #include "fmt/format.h"
 #include "runtime/support/status.h"
@@ -13,6 +14,11 @@
 #include <xxhash.h>
 
 namespace tern::model {
+
+void KvPool::Unmap::operator()(float *p) const {
+  if (p)
+    ::munmap(p, bytes);
+}
 
 namespace {
 
@@ -136,13 +142,13 @@ absl::StatusOr<std::shared_ptr<KvPool>> KvPool::create(const KvPoolOptions &o) {
   pool->opts_.numPages = blocks * o.nLayer;
   pool->numBlocks_ = blocks;
   pool->pageFloats_ = pageFloats;
-  float *data = static_cast<float *>(
-      ::operator new[](total * sizeof(float), std::align_val_t(64), std::nothrow));
-  if (!data)
+  void *mem = ::mmap(nullptr, total * sizeof(float), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED)
     return absl::ResourceExhaustedError(
         fmt::format("cannot allocate a KV pool of {} MiB", total * 4 >> 20));
-  std::fill(data, data + total, 0.0f);
-  pool->data_.reset(data);
+  pool->data_ =
+      std::unique_ptr<float[], Unmap>(static_cast<float *>(mem), Unmap{total * sizeof(float)});
   // Every piece of bookkeeping is sized here, once.
   pool->free_.reserve(blocks);
   for (uint32_t b = blocks; b-- > 0;)

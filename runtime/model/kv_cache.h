@@ -142,10 +142,14 @@ private:
   KvPoolOptions opts_;
   uint32_t numBlocks_ = 0;
   uint64_t pageFloats_ = 0;
-  struct AlignedDelete {
-    void operator()(float *p) const { ::operator delete[](p, std::align_val_t(64)); }
+  // The pool is one anonymous mapping: page-aligned (tern_abi.h asks for
+  // 64 bytes), reserved once, and zero pages until first written, so a
+  // large `-c` costs address space, not start-up time or resident memory.
+  struct Unmap {
+    uint64_t bytes;
+    void operator()(float *p) const;
   };
-  std::unique_ptr<float[], AlignedDelete> data_; // 64-byte aligned (tern_abi.h)
+  std::unique_ptr<float[], Unmap> data_;
 
   mutable std::mutex mutex_;
   std::vector<uint32_t> free_; // stack of free block ids
