@@ -15,6 +15,7 @@
 #include "runtime/gguf/gguf.h"
 #include "runtime/gguf/writer.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/chat/fixtures.h"
 
 namespace tern::chat {
 namespace {
@@ -24,26 +25,7 @@ const std::string kModel = kShared + "/fixtures/models/tiny-bitnet-tq2.gguf";
 const std::string kVocab = kShared + "/fixtures/vocab/llama3-vocab.gguf";
 const std::string kOut = TERN_TEST_OUT_DIR;
 
-std::string readFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string fixtureTemplate(TemplateKind k) {
-  const std::string dir = kShared + "/fixtures/chat-templates/";
-  switch (k) {
-  case TemplateKind::Bitnet:
-    return readFile(dir + "bitnet-b1.58-2b4t.jinja");
-  case TemplateKind::Llama3:
-    return readFile(dir + "llama3.jinja");
-  case TemplateKind::Chatml:
-    return readFile(dir + "chatml.jinja");
-  }
-  return "";
-}
+using testing::fixtureTemplate;
 
 // Copies `src` (every key/value in order, every tensor with its bytes), lets
 // `edit` change the metadata, writes BUILD/.../chat-gguf/<name>.gguf, opens it.

@@ -15,31 +15,12 @@
 
 #include "runtime/gguf/gguf.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "tests/chat/fixtures.h"
 
 namespace tern::chat {
 namespace {
 
-const std::string kTemplates = std::string(TERN_SHARED_DIR) + "/fixtures/chat-templates/";
-
-std::string readFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string fixtureFile(TemplateKind k) {
-  switch (k) {
-  case TemplateKind::Bitnet:
-    return kTemplates + "bitnet-b1.58-2b4t.jinja";
-  case TemplateKind::Llama3:
-    return kTemplates + "llama3.jinja";
-  case TemplateKind::Chatml:
-    return kTemplates + "chatml.jinja";
-  }
-  return "";
-}
+using testing::fixtureTemplate;
 
 std::string msg(const absl::Status &s) { return std::string(s.message()); }
 
@@ -95,12 +76,12 @@ TEST(ChatNames, Roles) {
 // The built-in reference strings are the fixture files, byte for byte.
 TEST(ChatRecognize, ReferenceStringsAreTheFixtures) {
   for (TemplateKind k : allTemplates())
-    EXPECT_EQ(referenceTemplate(k), readFile(fixtureFile(k))) << templateName(k);
+    EXPECT_EQ(referenceTemplate(k), fixtureTemplate(k)) << templateName(k);
 }
 
 TEST(ChatRecognize, FixtureTemplatesExactly) {
   for (TemplateKind k : allTemplates()) {
-    auto r = recognizeTemplate(readFile(fixtureFile(k)));
+    auto r = recognizeTemplate(fixtureTemplate(k));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->kind, k);
     EXPECT_TRUE(r->exact) << r->reason;
