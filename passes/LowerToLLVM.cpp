@@ -1,14 +1,18 @@
 // tern-lower-to-llvm: func @forward of tern.ukernel_call ops becomes the ABI
 // entry points (runtime/abi/tern_abi.h) in the LLVM dialect:
 //
-//   i32 tern_model_forward(const tern_ctx *ctx, i64 n, const i32 *tokens,
-//                          const i32 *positions, float *logits)
+//   i32 tern_model_forward(const tern_ctx *ctx, const tern_batch *batch)
 //   const tern_model_desc *tern_model_describe(void)
 //
 // plus declarations of the ukernels called. Every shape, tile and weight
-// offset is a constant; only n (tokens in the batch) is dynamic.
+// offset is a constant; only the batch (n tokens of several sequences, n_out
+// logit rows) is dynamic. The attention ukernels also get the batch's
+// per-token sequence ids; the final norm and the lm_head run on the n_out
+// rows only (gathered into a scratch slot of their own). docs/codegen.md.
 #include "passes/Passes.h"
+#include "runtime/abi/tern_abi.h"
 
+#include <cstddef>
 #include <map>
 #include <string>
 
@@ -32,9 +36,17 @@ namespace {
 constexpr int64_t kAlign = 64;
 int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
-// Byte offsets in tern_ctx (tern_abi.h, LP64).
-constexpr int64_t kCtxWeights = 8;
-constexpr int64_t kCtxScratch = 16;
+// Byte offsets in tern_ctx and tern_batch (tern_abi.h, LP64 targets).
+constexpr int64_t kCtxWeights = offsetof(tern_ctx, weights);
+constexpr int64_t kCtxScratch = offsetof(tern_ctx, scratch);
+constexpr int64_t kCtxNSeq = offsetof(tern_ctx, kv) + offsetof(tern_kv_view, n_seq);
+constexpr int64_t kBatchN = offsetof(tern_batch, n);
+constexpr int64_t kBatchTokens = offsetof(tern_batch, tokens);
+constexpr int64_t kBatchPositions = offsetof(tern_batch, positions);
+constexpr int64_t kBatchSeq = offsetof(tern_batch, seq);
+constexpr int64_t kBatchNOut = offsetof(tern_batch, n_out);
+constexpr int64_t kBatchOutRows = offsetof(tern_batch, out_rows);
+constexpr int64_t kBatchLogits = offsetof(tern_batch, logits);
 
 int64_t argInt(UKernelCallOp op, llvm::StringRef key, int64_t dflt = -1) {
   if (auto a = dyn_cast_or_null<IntegerAttr>(op.getStaticArgs().get(key)))
@@ -228,11 +240,19 @@ void LowerToLLVMPass::runOnOperation() {
   for (UKernelCallOp call : calls)
     for (Value v : call.getArgs())
       lastUse[v] = index[call];
-  // The final norm feeding the lm_head runs on the last token only.
+  // The final norm feeding the lm_head (when it is its only user) and the
+  // lm_head run on the output rows only, gathered into a slot of their own.
   UKernelCallOp finalNorm = lmHead.getArgs()[0].getDefiningOp<UKernelCallOp>();
   if (finalNorm &&
       (kindOf(finalNorm.getCallee()) != Kind::RmsNorm || !finalNorm.getResult(0).hasOneUse()))
     finalNorm = nullptr;
+  // They are emitted after every other call: keep their inputs alive to the end.
+  if (finalNorm) {
+    lastUse[finalNorm.getArgs()[0]] = calls.size();
+    lastUse[finalNorm.getResult(0)] = calls.size();
+  } else {
+    lastUse[lmHead.getArgs()[0]] = calls.size();
+  }
 
   struct Slot {
     int64_t width; // bytes per token, multiple of 64
@@ -269,6 +289,11 @@ void LowerToLLVMPass::runOnOperation() {
     slotPrefix[s] = scratchPerToken;
     scratchPerToken += slots[s].width;
   }
+  // The gathered output rows: [n_out <= n][row of the head's input].
+  Value headIn = finalNorm ? finalNorm.getArgs()[0] : lmHead.getArgs()[0];
+  const int64_t gatherRow = bytesPerToken(headIn);
+  const int64_t gatherPrefix = scratchPerToken;
+  scratchPerToken += alignUp(gatherRow);
   const int64_t scratchFixed = 0;
   module->setAttr("tern.scratch_per_token", b0.getI64IntegerAttr(scratchPerToken));
   module->setAttr("tern.scratch_fixed", b0.getI64IntegerAttr(scratchFixed));
@@ -330,8 +355,8 @@ void LowerToLLVMPass::runOnOperation() {
     case Kind::Rope:
       a.append({ptrTy, ptrTy, ptrTy, i64, i64, i64, f32});
       break;
-    case Kind::Attention:
-      a.append({ptrTy, ptrTy, ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, f32});
+    case Kind::Attention: // q, k, v, pos, seq, out
+      a.append({ptrTy, ptrTy, ptrTy, ptrTy, ptrTy, ptrTy, i64, i64, i64, i64, f32});
       break;
     case Kind::Binary:
       a.append({ptrTy, ptrTy, ptrTy, i64});
@@ -349,41 +374,65 @@ void LowerToLLVMPass::runOnOperation() {
     return f;
   };
 
-  auto fnTy = LLVM::LLVMFunctionType::get(i32, {ptrTy, i64, ptrTy, ptrTy, ptrTy});
+  auto fnTy = LLVM::LLVMFunctionType::get(i32, {ptrTy, ptrTy});
   auto entry = LLVM::LLVMFuncOp::create(b, loc, "tern_model_forward", fnTy);
   Block *eb = entry.addEntryBlock(b);
-  Block *loopHead = new Block(), *loopBody = new Block(), *run = new Block(), *fail = new Block();
-  entry.getBody().push_back(loopHead);
-  entry.getBody().push_back(loopBody);
-  entry.getBody().push_back(run);
-  entry.getBody().push_back(fail);
-  loopHead->addArgument(i64, loc);
-  Value cctx = eb->getArgument(0), n = eb->getArgument(1), tokens = eb->getArgument(2),
-        positions = eb->getArgument(3), logits = eb->getArgument(4);
+  Region &rg = entry.getBody();
+  auto newBlock = [&](bool withIndex) {
+    Block *blk = new Block();
+    rg.push_back(blk);
+    if (withIndex)
+      blk->addArgument(i64, loc);
+    return blk;
+  };
+  Block *tokHead = newBlock(true), *tokBody = newBlock(false), *outHead = newBlock(true),
+        *outBody = newBlock(false), *run = newBlock(false), *fail = newBlock(false);
+  Value cctx = eb->getArgument(0), batch = eb->getArgument(1);
 
   auto c64 = [&](int64_t v) -> Value { return LLVM::ConstantOp::create(b, loc, i64, v); };
   auto gep = [&](Value base, Value off) -> Value {
     return LLVM::GEPOp::create(b, loc, ptrTy, i8, base, ValueRange{off});
   };
+  auto loadAt = [&](Type t, Value base, int64_t off) -> Value {
+    return LLVM::LoadOp::create(b, loc, t, gep(base, c64(off)));
+  };
+  auto icmp = [&](LLVM::ICmpPredicate p, Value x, Value y) -> Value {
+    return LLVM::ICmpOp::create(b, loc, p, x, y);
+  };
+  // i32 element i of `base`, sign-extended.
+  auto elem = [&](Value base, Value i) -> Value {
+    Value ptr = LLVM::GEPOp::create(b, loc, ptrTy, i32, base, ValueRange{i});
+    return LLVM::SExtOp::create(b, loc, i64, LLVM::LoadOp::create(b, loc, i32, ptr));
+  };
+  using P = LLVM::ICmpPredicate;
 
-  // entry: 1 <= n <= max_batch
+  // entry: the batch's fields; 1 <= n <= max_batch, 0 <= n_out <= n.
   b.setInsertionPointToEnd(eb);
-  Value nOk =
-      LLVM::AndOp::create(b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sge, n, c64(1)),
-                          LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::sle, n, c64(maxBatch)));
-  LLVM::CondBrOp::create(b, loc, nOk, loopHead, ValueRange{c64(0)}, fail, ValueRange{});
-  // loop: every position in [0, max_ctx)
-  b.setInsertionPointToEnd(loopHead);
-  Value iv = loopHead->getArgument(0);
-  LLVM::CondBrOp::create(b, loc, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::slt, iv, n),
-                         loopBody, ValueRange{}, run, ValueRange{});
-  b.setInsertionPointToEnd(loopBody);
-  Value pp = LLVM::GEPOp::create(b, loc, ptrTy, i32, positions, ValueRange{iv});
-  Value p = LLVM::LoadOp::create(b, loc, i32, pp);
-  Value bad = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::uge, p,
-                                   LLVM::ConstantOp::create(b, loc, i32, maxCtx));
-  Value next = LLVM::AddOp::create(b, loc, iv, c64(1));
-  LLVM::CondBrOp::create(b, loc, bad, fail, ValueRange{}, loopHead, ValueRange{next});
+  Value n = loadAt(i64, batch, kBatchN), tokens = loadAt(ptrTy, batch, kBatchTokens),
+        positions = loadAt(ptrTy, batch, kBatchPositions), seqs = loadAt(ptrTy, batch, kBatchSeq),
+        nOut = loadAt(i64, batch, kBatchNOut), outRows = loadAt(ptrTy, batch, kBatchOutRows),
+        logits = loadAt(ptrTy, batch, kBatchLogits), nSeq = loadAt(i64, cctx, kCtxNSeq);
+  Value ok = LLVM::AndOp::create(b, loc, icmp(P::sge, n, c64(1)), icmp(P::sle, n, c64(maxBatch)));
+  ok = LLVM::AndOp::create(b, loc, ok, icmp(P::sge, nOut, c64(0)));
+  ok = LLVM::AndOp::create(b, loc, ok, icmp(P::sle, nOut, n));
+  LLVM::CondBrOp::create(b, loc, ok, tokHead, ValueRange{c64(0)}, fail, ValueRange{});
+  // every token: 0 <= position < max_ctx, 0 <= seq < n_seq
+  b.setInsertionPointToEnd(tokHead);
+  Value ti = tokHead->getArgument(0);
+  LLVM::CondBrOp::create(b, loc, icmp(P::slt, ti, n), tokBody, ValueRange{}, outHead,
+                         ValueRange{c64(0)});
+  b.setInsertionPointToEnd(tokBody);
+  Value bad = LLVM::OrOp::create(b, loc, icmp(P::uge, elem(positions, ti), c64(maxCtx)),
+                                 icmp(P::uge, elem(seqs, ti), nSeq));
+  LLVM::CondBrOp::create(b, loc, bad, fail, ValueRange{}, tokHead,
+                         ValueRange{LLVM::AddOp::create(b, loc, ti, c64(1))});
+  // every output row: 0 <= out_rows[j] < n
+  b.setInsertionPointToEnd(outHead);
+  Value oj = outHead->getArgument(0);
+  LLVM::CondBrOp::create(b, loc, icmp(P::slt, oj, nOut), outBody, ValueRange{}, run, ValueRange{});
+  b.setInsertionPointToEnd(outBody);
+  LLVM::CondBrOp::create(b, loc, icmp(P::uge, elem(outRows, oj), n), fail, ValueRange{}, outHead,
+                         ValueRange{LLVM::AddOp::create(b, loc, oj, c64(1))});
   b.setInsertionPointToEnd(fail);
   LLVM::ReturnOp::create(b, loc, ValueRange{LLVM::ConstantOp::create(b, loc, i32, 1)});
 
@@ -391,10 +440,9 @@ void LowerToLLVMPass::runOnOperation() {
   b.setInsertionPointToEnd(run);
   Value weights = LLVM::LoadOp::create(b, loc, ptrTy, gep(cctx, c64(kCtxWeights)));
   Value scratch = LLVM::LoadOp::create(b, loc, ptrTy, gep(cctx, c64(kCtxScratch)));
-  Value one = c64(1);
-  Value last = LLVM::SubOp::create(b, loc, n, one);
   Value nullPtr = LLVM::ZeroOp::create(b, loc, ptrTy);
   BlockArgument tokArg = body.getArgument(0), posArg = body.getArgument(1);
+  Value gathered = gep(scratch, LLVM::MulOp::create(b, loc, n, c64(gatherPrefix)));
 
   auto ptrOf = [&](Value v) -> Value {
     if (v == tokArg)
@@ -406,15 +454,65 @@ void LowerToLLVMPass::runOnOperation() {
     size_t s = slotOf.lookup(v);
     return gep(scratch, LLVM::MulOp::create(b, loc, n, c64(slotPrefix[s])));
   };
-  auto lastRow = [&](Value v) -> Value {
-    return gep(ptrOf(v), LLVM::MulOp::create(b, loc, last, c64(bytesPerToken(v))));
-  };
   auto weightPtr = [&](int64_t off) -> Value { return gep(weights, c64(off)); };
   auto fconst = [&](FloatAttr a) -> Value {
     return LLVM::ConstantOp::create(b, loc, f32, b.getF32FloatAttr(a ? a.getValueAsDouble() : 0));
   };
 
+  // The head: the final norm and the lm_head run last, on the n_out rows.
+  auto emitHead = [&]() -> LogicalResult {
+    Block *gHead = newBlock(true), *gBody = newBlock(false), *head = newBlock(false),
+          *done = newBlock(false);
+    LLVM::CondBrOp::create(b, loc, icmp(P::sgt, nOut, c64(0)), gHead, ValueRange{c64(0)}, done,
+                           ValueRange{});
+    // gather: row j of `gathered` = row out_rows[j] of the head's input
+    b.setInsertionPointToEnd(gHead);
+    Value j = gHead->getArgument(0);
+    LLVM::CondBrOp::create(b, loc, icmp(P::slt, j, nOut), gBody, ValueRange{}, head, ValueRange{});
+    b.setInsertionPointToEnd(gBody);
+    Value src = gep(ptrOf(headIn), LLVM::MulOp::create(b, loc, elem(outRows, j), c64(gatherRow)));
+    Value dst = gep(gathered, LLVM::MulOp::create(b, loc, j, c64(gatherRow)));
+    LLVM::MemcpyOp::create(b, loc, dst, src, c64(gatherRow), /*isVolatile=*/false);
+    LLVM::BrOp::create(b, loc, ValueRange{LLVM::AddOp::create(b, loc, j, c64(1))}, gHead);
+    b.setInsertionPointToEnd(head);
+    Value x = gathered;
+    if (finalNorm) {
+      llvm::SmallVector<Value> a{cctx,
+                                 nOut,
+                                 gathered,
+                                 weightPtr(argInt(finalNorm, "weight_offset")),
+                                 ptrOf(finalNorm.getResult(0)),
+                                 c64(argInt(finalNorm, "n")),
+                                 fconst(argFloat(finalNorm, "eps"))};
+      LLVM::LLVMFuncOp callee = declare(finalNorm);
+      if (a.size() != callee.getFunctionType().getNumParams())
+        return finalNorm.emitOpError() << "static arguments do not fit the ukernel signature of '"
+                                       << finalNorm.getCallee() << "'";
+      LLVM::CallOp::create(b, finalNorm.getLoc(), callee, a);
+      x = ptrOf(finalNorm.getResult(0));
+    }
+    llvm::SmallVector<Value> a{cctx,
+                               nOut,
+                               x,
+                               weightPtr(argInt(lmHead, "packed_offset")),
+                               logits,
+                               c64(argInt(lmHead, "hidden")),
+                               c64(argInt(lmHead, "vocab")),
+                               c64(argInt(lmHead, "tile_m")),
+                               c64(argInt(lmHead, "tile_k"))};
+    LLVM::LLVMFuncOp callee = declare(lmHead);
+    if (a.size() != callee.getFunctionType().getNumParams())
+      return lmHead.emitOpError() << "static arguments do not fit the ukernel signature of '"
+                                  << lmHead.getCallee() << "'";
+    LLVM::CallOp::create(b, lmHead.getLoc(), callee, a);
+    LLVM::BrOp::create(b, loc, ValueRange{}, done);
+    b.setInsertionPointToEnd(done);
+    return success();
+  };
+
   for (UKernelCallOp call : calls) {
+    if (call == finalNorm || call == lmHead)
+      continue;
     LLVM::LLVMFuncOp callee = declare(call);
     llvm::SmallVector<Value> a{cctx, n};
     auto in = [&](unsigned i) { return ptrOf(call.getArgs()[i]); };
@@ -425,11 +523,7 @@ void LowerToLLVMPass::runOnOperation() {
                 c64(argInt(call, "hidden")), c64(argInt(call, "vocab"))});
       break;
     case Kind::RmsNorm:
-      if (call == finalNorm)
-        a = {cctx, one, lastRow(call.getArgs()[0])};
-      else
-        a.push_back(in(0));
-      a.append({weightPtr(argInt(call, "weight_offset")), out(0), c64(argInt(call, "n")),
+      a.append({in(0), weightPtr(argInt(call, "weight_offset")), out(0), c64(argInt(call, "n")),
                 fconst(argFloat(call, "eps"))});
       break;
     case Kind::RmsNormQuant:
@@ -463,27 +557,14 @@ void LowerToLLVMPass::runOnOperation() {
                 c64(argInt(call, "rot_dim")), fconst(argFloat(call, "freq_base"))});
       break;
     case Kind::Attention:
-      a.append({in(0), in(1), in(2), in(3), out(0), c64(argInt(call, "layer")),
+      a.append({in(0), in(1), in(2), in(3), seqs, out(0), c64(argInt(call, "layer")),
                 c64(argInt(call, "n_heads")), c64(argInt(call, "n_kv_heads")),
                 c64(argInt(call, "head_dim")), fconst(argFloat(call, "scale"))});
       break;
     case Kind::Binary:
       a.append({in(0), in(1), out(0), c64(argInt(call, "n"))});
       break;
-    case Kind::LmHead: {
-      Value x = call.getArgs()[0];
-      Value xp = finalNorm ? ptrOf(x) : lastRow(x); // the final norm wrote row 0
-      a = {cctx,
-           one,
-           xp,
-           weightPtr(argInt(call, "packed_offset")),
-           out(0),
-           c64(argInt(call, "hidden")),
-           c64(argInt(call, "vocab")),
-           c64(argInt(call, "tile_m")),
-           c64(argInt(call, "tile_k"))};
-      break;
-    }
+    case Kind::LmHead: // emitHead
     case Kind::Unknown:
       break;
     }
@@ -494,6 +575,8 @@ void LowerToLLVMPass::runOnOperation() {
     }
     LLVM::CallOp::create(b, call.getLoc(), callee, a);
   }
+  if (failed(emitHead()))
+    return signalPassFailure();
   LLVM::ReturnOp::create(b, loc, ValueRange{LLVM::ConstantOp::create(b, loc, i32, 0)});
 
   // ---- the descriptor ----
@@ -518,7 +601,7 @@ void LowerToLLVMPass::runOnOperation() {
       int64_t idx[1] = {pos++};
       d = LLVM::InsertValueOp::create(b, loc, d, v, idx);
     };
-    put(LLVM::ConstantOp::create(b, loc, i32, 1)); // TERN_ABI_VERSION
+    put(LLVM::ConstantOp::create(b, loc, i32, int32_t(TERN_ABI_VERSION)));
     put(LLVM::ConstantOp::create(b, loc, i32, actQuant ? 1 : 0));
     for (int64_t v : {hpInt("hidden"), hpInt("layers"), hpInt("heads"), hpInt("kv_heads"),
                       hpInt("head_dim"), hpInt("ffn"), hpInt("vocab"), maxCtx, int64_t(maxBatch),

@@ -115,7 +115,7 @@ def LowerToLLVMPass : Pass<"tern-lower-to-llvm", "mlir::ModuleOp"> {
     Expects: kernel-level IR (tern-lower-to-kernels): one func @forward whose
     body is tern.ukernel_call ops and a return of the lm_head's logits.
     Guarantees: an LLVM-dialect module with
-      i32 tern_model_forward(ptr ctx, i64 n, ptr tokens, ptr positions, ptr logits)
+      i32 tern_model_forward(ptr ctx, ptr batch)   (tern_abi.h v2: tern_batch)
       ptr tern_model_describe()   (returns the constant @tern_model_desc)
     and external declarations of every ukernel called (runtime/ukernels).
     Weights section: the packed blob (tern.packed_bytes) at offset 0, then
@@ -125,7 +125,11 @@ def LowerToLLVMPass : Pass<"tern-lower-to-llvm", "mlir::ModuleOp"> {
     `tern.weights_bytes`. Scratch: every activation value gets a slot of
     width * element-bytes (rounded up to 64) per token, reused by liveness;
     slot i starts at ctx->scratch + n * (sum of the per-token widths of
-    slots before i). The lm_head runs on the last token only.
+    slots before i). The batch's fields are checked first (n, n_out, every
+    position, sequence id and output row), returning 1 when one is out of
+    range. Attention calls also get the batch's per-token sequence ids. The
+    final norm (when the lm_head is its only user) and the lm_head run last,
+    on the batch's n_out output rows only, gathered into one more slot.
   }];
   let options = [
     Option<"maxBatch", "max-batch", "int64_t", "512", "most tokens one forward call takes">,

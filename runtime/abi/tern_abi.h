@@ -16,7 +16,10 @@
 extern "C" {
 #endif
 
-#define TERN_ABI_VERSION 1u
+/* 1: one sequence of consecutive positions per call, last token's logits.
+ * 2: tern_batch: tokens of several sequences (per-token position and
+ *    sequence), logits of a list of rows; per-sequence page tables. */
+#define TERN_ABI_VERSION 2u
 
 /* ---- parallelism: the runtime's thread pool, called back by ukernels ---- */
 
@@ -30,14 +33,17 @@ typedef void (*tern_parallel_for_fn)(void *pool, int64_t n, int64_t grain, tern_
 /* ---- the paged KV cache ----
  * One pool of pages; a page holds page_size positions of K and V for one
  * layer: K[page_size][kv_dim] followed by V[page_size][kv_dim], f32.
- * Position p of layer l lives in page page_tables[l][p / page_size], row
- * p % page_size. The runtime guarantees pages exist for every position the
- * call writes. */
+ * Position p of layer l of sequence s lives in page
+ * page_tables[s][l][p / page_size], row p % page_size. The runtime guarantees
+ * pages exist for every position the call writes, and that every page a call
+ * writes belongs to one sequence only (pages shared by several sequences,
+ * e.g. after a fork or through the prefix cache, are only read). */
 typedef struct tern_kv_view {
-  float *pool;                       /* base of the pool */
-  int64_t page_floats;               /* floats per page = 2 * page_size * kv_dim */
-  int64_t page_size;                 /* positions per page */
-  const int32_t *const *page_tables; /* [n_layer][max_ctx / page_size] page ids */
+  float *pool;                              /* base of the pool */
+  int64_t page_floats;                      /* floats per page = 2 * page_size * kv_dim */
+  int64_t page_size;                        /* positions per page */
+  int64_t n_seq;                            /* sequences of this call: entries of page_tables */
+  const int32_t *const *const *page_tables; /* [n_seq][n_layer][max_ctx / page_size] page ids */
 } tern_kv_view;
 
 /* ---- the context every entry point and ukernel receives ---- */
@@ -69,12 +75,36 @@ typedef struct tern_model_desc {
 /* `tern_model_describe` */
 typedef const tern_model_desc *(*tern_describe_fn)(void);
 
-/* `tern_model_forward`: runs tokens[0..n) at positions[0..n) (consecutive,
- * after the positions already cached), appends their K/V to the cache and
- * writes the logits of the LAST token to logits[vocab]. 0 on success;
- * non-zero when n is 0 or above max_batch, or a position is >= max_ctx. */
-typedef int32_t (*tern_forward_fn)(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
-                                   const int32_t *positions, float *logits);
+/* One forward call: n tokens, each of some sequence at some position, in
+ * any order (continuous batching: decode tokens of several sequences and
+ * prefill chunks share a call). Within a call a (seq, position) pair appears
+ * at most once. Token t writes its K/V at positions[t] of sequence seq[t],
+ * then attends causally over positions 0..positions[t] of that sequence:
+ * the ones cached by earlier calls and the ones this call writes. A token's
+ * results do not depend on the other tokens of the call (batch invariance).
+ *
+ * Logits are written for n_out rows: row i holds the logits of token
+ * out_rows[i] (any token, each at most once; usually each sequence's last
+ * token of the call, all tokens for perplexity). n_out may be 0 (a prefill
+ * chunk whose logits nobody needs). */
+typedef struct tern_batch {
+  int64_t n;                /* tokens, 1..desc->max_batch */
+  const int32_t *tokens;    /* [n] token ids */
+  const int32_t *positions; /* [n] position of each token in its sequence, < max_ctx */
+  const int32_t *seq;       /* [n] sequence of each token: index into ctx->kv.page_tables */
+  int64_t n_out;            /* logit rows, 0..n */
+  const int32_t *out_rows;  /* [n_out] token index (0..n-1) of each row */
+  float *logits;            /* [n_out][vocab] */
+} tern_batch;
+
+/* `tern_model_forward`: runs one batch (above), appending the tokens' K/V
+ * to their sequences' pages. 0 on success; non-zero, before anything is
+ * written, when n is outside [1, max_batch], n_out outside [0, n], a
+ * position outside [0, max_ctx), a seq outside [0, kv.n_seq) or an out row
+ * outside [0, n). Code built for ABI 1 exported
+ *   int32_t tern_model_forward(ctx, n, tokens, positions, logits)
+ * and is refused (desc->abi_version): recompile the model. */
+typedef int32_t (*tern_forward_fn)(const tern_ctx *ctx, const tern_batch *batch);
 
 #define TERN_SYM_DESCRIBE "tern_model_describe"
 #define TERN_SYM_FORWARD "tern_model_forward"
@@ -126,6 +156,9 @@ typedef struct tern_artifact_section {
 static_assert(sizeof(tern_artifact_header) == 8 + 4 * 4 + 8 + 8 + 64 + 32 + 256 + 32 + 8 * 3 + 64,
               "artifact header layout");
 static_assert(sizeof(tern_artifact_section) == 32, "artifact section layout");
+/* The generated code reads these fields at fixed offsets (LP64). */
+static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 80, "ctx layout");
+static_assert(sizeof(tern_batch) == 56, "batch layout");
 #endif
 
 #endif /* TERN_ABI_H */

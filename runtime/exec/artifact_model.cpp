@@ -240,7 +240,8 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   const tern_model_desc &d = *desc_;
   if (d.abi_version != TERN_ABI_VERSION)
     return absl::FailedPreconditionError(
-        fmt::format("the code's desc->abi_version is {}, this runtime implements ABI {}",
+        fmt::format("the code's desc->abi_version is {}, this runtime implements ABI {}: "
+                    "recompile the model with this ternc",
                     d.abi_version, TERN_ABI_VERSION));
   struct Dim {
     const char *name;
@@ -367,7 +368,6 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     return absl::ResourceExhaustedError(
         fmt::format("cannot allocate {} MiB of scratch", scratchBytes_ >> 20));
   std::memset(scratch_, 0, scratchBytes_);
-  discard_.assign(size_t(d.vocab), 0.0f);
   absl::StatusOr<std::shared_ptr<model::KvPool>> kv =
       model::createModelPool(uint32_t(d.n_layer), uint32_t(d.n_kv_head * d.head_dim), options_);
   if (!kv.ok())
@@ -433,6 +433,16 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
       model::prepareBatch(*this, items, {uint32_t(desc_->vocab), ctxLen_, options_.prefixCache});
   if (!work.ok())
     return work.status();
+  if (work->empty())
+    return absl::OkStatus();
+
+  // Sequence k of the calls is work[k]'s session.
+  std::vector<const int32_t *const *> seqTables(work->size());
+  for (size_t k = 0; k < work->size(); ++k) {
+    auto *s = static_cast<ArtifactSession *>((*work)[k].session);
+    s->syncTables();
+    seqTables[k] = s->tablePtrs.data();
+  }
 
   tern_ctx ctx;
   std::memset(&ctx, 0, sizeof ctx);
@@ -442,37 +452,85 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
   ctx.kv.pool = kv_->pageK(0);
   ctx.kv.page_floats = int64_t(2) * kv_->options().pageSize * kv_->options().kvDim;
   ctx.kv.page_size = kv_->options().pageSize;
+  ctx.kv.n_seq = int64_t(work->size());
+  ctx.kv.page_tables = seqTables.data();
   ctx.pool = threads_.get();
   ctx.parallel_for = &parallelFor;
 
+  const size_t maxB = size_t(desc_->max_batch), vocab = size_t(desc_->vocab);
+  std::vector<int32_t> tokens, positions, seqs, outRows;
+  std::vector<size_t> outItem; // work index of each output row
+  tokens.reserve(maxB);
+  positions.reserve(maxB);
+  seqs.reserve(maxB);
+
   std::lock_guard<std::mutex> lock(forwardMutex_);
-  std::vector<int32_t> positions;
-  const int64_t maxB = desc_->max_batch;
-  for (const model::PreparedItem &p : *work) {
-    auto *s = static_cast<ArtifactSession *>(p.session);
-    s->syncTables();
-    ctx.kv.page_tables = s->tablePtrs.data();
-    float *out = p.logits.empty() ? discard_.data() : p.logits.data();
-    absl::Status failed;
-    for (size_t done = 0; done < p.feed.size();) {
-      const int64_t n = std::min<int64_t>(maxB, int64_t(p.feed.size() - done));
-      positions.resize(size_t(n));
-      for (int64_t i = 0; i < n; ++i)
-        positions[size_t(i)] = int32_t(p.from + done + size_t(i));
-      ++forwardCalls_;
-      const int32_t rc = forward_(&ctx, n, p.feed.data() + done, positions.data(), out);
-      if (rc != 0) {
-        failed = absl::InternalError(fmt::format(
-            "tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})", rc, done,
-            done + size_t(n), positions.front(), positions.back()));
-        break;
+  // Items before failFrom ran completely; a failed call (never expected: the
+  // batch was validated) fails the items it touched and every later one.
+  size_t k = 0, off = 0; // next token: work[k].feed[off]
+  absl::Status failed;
+  size_t failFrom = work->size();
+  while (k < work->size()) {
+    tokens.clear();
+    positions.clear();
+    seqs.clear();
+    outRows.clear();
+    outItem.clear();
+    const size_t firstItem = k;
+    while (k < work->size() && tokens.size() < maxB) {
+      const model::PreparedItem &p = (*work)[k];
+      const size_t take = std::min(maxB - tokens.size(), p.feed.size() - off);
+      for (size_t i = 0; i < take; ++i) {
+        tokens.push_back(p.feed[off + i]);
+        positions.push_back(int32_t(p.from + off + i));
+        seqs.push_back(int32_t(k));
       }
-      done += size_t(n);
+      off += take;
+      if (off == p.feed.size()) {
+        if (!p.logits.empty()) {
+          outRows.push_back(int32_t(tokens.size() - 1));
+          outItem.push_back(k);
+        }
+        ++k;
+        off = 0;
+      }
     }
-    if (failed.ok())
-      model::commitItem(p, items, options_.prefixCache);
+    // One row straight into its item's buffer; several through rowLogits_.
+    float *logits = nullptr;
+    if (outRows.size() == 1) {
+      logits = (*work)[outItem[0]].logits.data();
+    } else if (outRows.size() > 1) {
+      if (rowLogits_.size() < outRows.size() * vocab)
+        rowLogits_.resize(maxB * vocab);
+      logits = rowLogits_.data();
+    }
+    tern_batch b;
+    b.n = int64_t(tokens.size());
+    b.tokens = tokens.data();
+    b.positions = positions.data();
+    b.seq = seqs.data();
+    b.n_out = int64_t(outRows.size());
+    b.out_rows = outRows.data();
+    b.logits = logits;
+    ++forwardCalls_;
+    const int32_t rc = forward_(&ctx, &b);
+    if (rc != 0) {
+      failed = absl::InternalError(
+          fmt::format("tern_model_forward failed with code {} ({} tokens of {} sessions)", rc,
+                      tokens.size(), seqs.back() - seqs.front() + 1));
+      failFrom = firstItem;
+      break;
+    }
+    if (outRows.size() > 1)
+      for (size_t r = 0; r < outRows.size(); ++r)
+        std::memcpy((*work)[outItem[r]].logits.data(), rowLogits_.data() + r * vocab,
+                    vocab * sizeof(float));
+  }
+  for (size_t i = 0; i < work->size(); ++i) {
+    if (i < failFrom)
+      model::commitItem((*work)[i], items, options_.prefixCache);
     else
-      model::failItem(p, items, failed);
+      model::failItem((*work)[i], items, failed);
   }
   return absl::OkStatus();
 }

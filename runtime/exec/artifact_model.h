@@ -6,8 +6,16 @@
 // is unlinked right after dlopen); tern_model_describe / tern_model_forward
 // are resolved; the desc is checked against the metadata and the weights
 // section; then one scratch buffer, one paged KV pool (the layout of
-// tern_abi.h) and one thread pool are set up. decode() feeds chunks of at
-// most desc->max_batch tokens.
+// tern_abi.h) and one thread pool are set up.
+//
+// forward() packs the tokens of every item of the batch into shared
+// tern_model_forward calls of at most desc->max_batch tokens (ABI v2: each
+// token with its sequence and position; an item may span calls, and decode
+// tokens and prefill chunks of different sessions share a call), so N
+// sessions read the weights once per step; each item's last token is an
+// output row. Concurrent forward() calls on one model are safe: they are
+// serialised by a mutex around the shared scratch and the code (the tokens
+// of one call already run on every thread of the pool). docs/runtime.md.
 #pragma once
 
 #include <atomic>
@@ -77,8 +85,8 @@ private:
   uint8_t *scratch_ = nullptr;
   size_t scratchBytes_ = 0;
   uint32_t ctxLen_ = 0;
-  std::vector<float> discard_; // logits nobody asked for
-  std::mutex forwardMutex_;    // one forward at a time (shared scratch)
+  std::mutex forwardMutex_;      // one forward call at a time (shared scratch); guards below
+  std::vector<float> rowLogits_; // [max_batch][vocab]: output rows of one call
   std::atomic<uint64_t> forwardCalls_{0};
 };
 

@@ -93,13 +93,17 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, c
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                float freq_base);
 
-/* Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of the
- * paged cache at pos[t], then causal grouped-query attention of q[t] over
- * positions 0..pos[t]: head h reads KV head h / (n_heads / n_kv_heads). */
+/* Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of
+ * sequence seq[t]'s pages (ctx->kv.page_tables[seq[t]]) at pos[t], then
+ * causal grouped-query attention of q[t] over that sequence's positions
+ * 0..pos[t]: head h reads KV head h / (n_heads / n_kv_heads). Every K/V row
+ * is written before any is read, so tokens of one sequence in one call see
+ * each other. A token's output depends only on its own q and its sequence's
+ * K/V (batch invariance). */
 void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, float *out, int64_t layer,
-                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                                   float scale);
+                                   const float *v, const int32_t *pos, const int32_t *seq,
+                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
+                                   int64_t head_dim, float scale);
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim);

@@ -38,21 +38,23 @@ struct AttnArgs {
   const tern_ctx *ctx;
   const float *q;
   const int32_t *pos;
+  const int32_t *seq;
   float *out;
   int64_t layer, n_heads, n_kv_heads, head_dim, kv_dim;
   float scale;
 };
 
-TERN_UK_INLINE const float *kv_row(const tern_ctx *ctx, int64_t layer, int64_t p, int64_t kv_dim,
-                                   bool v) {
+TERN_UK_INLINE const float *kv_row(const tern_ctx *ctx, int64_t seq, int64_t layer, int64_t p,
+                                   int64_t kv_dim, bool v) {
   const tern_kv_view &kv = ctx->kv;
-  const int64_t page = kv.page_tables[layer][p / kv.page_size];
+  const int64_t page = kv.page_tables[seq][layer][p / kv.page_size];
   return kv.pool + page * kv.page_floats + (v ? kv.page_size * kv_dim : 0) +
          (p % kv.page_size) * kv_dim;
 }
 
-TERN_UK_INLINE float attn_score(const AttnArgs &a, const float *qv, int64_t kvh, int64_t p) {
-  const float *kp = kv_row(a.ctx, a.layer, p, a.kv_dim, false) + kvh * a.head_dim;
+TERN_UK_INLINE float attn_score(const AttnArgs &a, int64_t sq, const float *qv, int64_t kvh,
+                                int64_t p) {
+  const float *kp = kv_row(a.ctx, sq, a.layer, p, a.kv_dim, false) + kvh * a.head_dim;
   float dot = 0.0f;
   for (int64_t d = 0; d < a.head_dim; ++d)
     dot += qv[d] * kp[d];
@@ -67,18 +69,18 @@ void attn_task(void *arg, int64_t begin, int64_t end) {
   const int64_t qdim = a.n_heads * a.head_dim;
   for (int64_t i = begin; i < end; ++i) {
     const int64_t t = i / a.n_heads, h = i % a.n_heads, kvh = h / group;
-    const int64_t np = int64_t(a.pos[t]) + 1;
+    const int64_t np = int64_t(a.pos[t]) + 1, sq = a.seq[t];
     const float *qv = a.q + t * qdim + h * a.head_dim;
     float mx = -__builtin_inff();
     for (int64_t p = 0; p < np; ++p) {
-      const float s = attn_score(a, qv, kvh, p);
+      const float s = attn_score(a, sq, qv, kvh, p);
       if (p < kCache)
         scores[p] = s;
       mx = max_f(mx, s);
     }
     double sum = 0.0;
     for (int64_t p = 0; p < np; ++p) {
-      const float s = p < kCache ? scores[p] : attn_score(a, qv, kvh, p);
+      const float s = p < kCache ? scores[p] : attn_score(a, sq, qv, kvh, p);
       const float e = __builtin_expf(s - mx);
       if (p < kCache)
         scores[p] = e;
@@ -89,8 +91,8 @@ void attn_task(void *arg, int64_t begin, int64_t end) {
     for (int64_t d = 0; d < a.head_dim; ++d)
       o[d] = 0.0f;
     for (int64_t p = 0; p < np; ++p) {
-      const float e = p < kCache ? scores[p] : __builtin_expf(attn_score(a, qv, kvh, p) - mx);
-      const float *vp = kv_row(a.ctx, a.layer, p, a.kv_dim, true) + kvh * a.head_dim;
+      const float e = p < kCache ? scores[p] : __builtin_expf(attn_score(a, sq, qv, kvh, p) - mx);
+      const float *vp = kv_row(a.ctx, sq, a.layer, p, a.kv_dim, true) + kvh * a.head_dim;
       const float wgt = e * inv;
       for (int64_t d = 0; d < a.head_dim; ++d)
         o[d] += wgt * vp[d];
@@ -197,19 +199,19 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, cons
 }
 
 void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, float *out, int64_t layer,
-                                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                                   float scale) {
+                                   const float *v, const int32_t *pos, const int32_t *seq,
+                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
+                                   int64_t head_dim, float scale) {
   const int64_t kv_dim = n_kv_heads * head_dim;
   for (int64_t t = 0; t < n; ++t) {
-    float *kd = const_cast<float *>(kv_row(ctx, layer, pos[t], kv_dim, false));
-    float *vd = const_cast<float *>(kv_row(ctx, layer, pos[t], kv_dim, true));
+    float *kd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, false));
+    float *vd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, true));
     for (int64_t d = 0; d < kv_dim; ++d) {
       kd[d] = k[t * kv_dim + d];
       vd[d] = v[t * kv_dim + d];
     }
   }
-  AttnArgs a{ctx, q, pos, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
+  AttnArgs a{ctx, q, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
   run_parallel(ctx, n * n_heads, &attn_task, &a);
 }
 

@@ -1,17 +1,23 @@
 /* A hand-written stand-in for generated code (tests only): exports the ABI
- * v1 entry points with tiny dims and a deterministic forward pass that
+ * v2 entry points with tiny dims and a deterministic forward pass that
  * writes K/V through the page tables and reads every cached position back,
  * so wrong paging, chunking or positions change the logits.
  *
  *   K[l][p] = {token, l, 0, 0}, V[l][p] = {p, token + p, 0, 0}
- *   h = sum_{l, p <= last} (K[l][p][0] * (p + 1) * (l + 1) + V[l][p][0])
- *   logits[v] = ((h * 31 + v * 7) % 97) + weights[v % WEIGHTS] / 256
+ *   h(t) = sum_{l, p <= pos[t]} (K[l][p][0] * (p + 1) * (l + 1) + V[l][p][0])
+ *   logits[row][v] = ((h(out_rows[row]) * 31 + v * 7) % 97) + weights[v % WEIGHTS] / 256
+ * over the pages of token t's sequence
  * (tests/exec/exec_test.cpp mirrors this). */
 #include <stdint.h>
 #include <string.h>
 
 #include "runtime/abi/tern_abi.h"
 
+/* TINY_DESC_ABI: the ABI version the desc claims (tests of the refusal of
+ * code built for another ABI). */
+#ifndef TINY_DESC_ABI
+#define TINY_DESC_ABI TERN_ABI_VERSION
+#endif
 #ifndef TINY_MAX_BATCH
 #define TINY_MAX_BATCH 4
 #endif
@@ -24,7 +30,7 @@
 #define SCRATCH_FIXED 64
 
 static const tern_model_desc kDesc = {
-    TERN_ABI_VERSION,
+    TINY_DESC_ABI,
     1,
     /*hidden*/ 8,
     N_LAYER,
@@ -45,18 +51,17 @@ __attribute__((visibility("default"))) const tern_model_desc *tern_model_describ
   return &kDesc;
 }
 
-static float *kRow(const tern_ctx *c, int l, int64_t p) {
-  const int32_t page = c->kv.page_tables[l][p / c->kv.page_size];
+static float *kRow(const tern_ctx *c, int32_t s, int l, int64_t p) {
+  const int32_t page = c->kv.page_tables[s][l][p / c->kv.page_size];
   return c->kv.pool + (int64_t)page * c->kv.page_floats + (p % c->kv.page_size) * KV_DIM;
 }
-static float *vRow(const tern_ctx *c, int l, int64_t p) {
-  return kRow(c, l, p) + c->kv.page_size * KV_DIM;
+static float *vRow(const tern_ctx *c, int32_t s, int l, int64_t p) {
+  return kRow(c, s, l, p) + c->kv.page_size * KV_DIM;
 }
 
 struct Job {
   const tern_ctx *ctx;
-  const int32_t *tokens;
-  const int32_t *positions;
+  const tern_batch *b;
 };
 
 static void writeKv(void *arg, int64_t b, int64_t e) {
@@ -64,47 +69,55 @@ static void writeKv(void *arg, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
     const int64_t t = i / N_LAYER;
     const int l = (int)(i % N_LAYER);
-    const int64_t p = j->positions[t];
-    float *k = kRow(j->ctx, l, p), *v = vRow(j->ctx, l, p);
-    k[0] = (float)j->tokens[t];
+    const int64_t p = j->b->positions[t];
+    const int32_t s = j->b->seq[t];
+    float *k = kRow(j->ctx, s, l, p), *v = vRow(j->ctx, s, l, p);
+    k[0] = (float)j->b->tokens[t];
     k[1] = (float)l;
     k[2] = k[3] = 0;
     v[0] = (float)p;
-    v[1] = (float)(j->tokens[t] + p);
+    v[1] = (float)(j->b->tokens[t] + p);
     v[2] = v[3] = 0;
   }
 }
 
-__attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx *ctx, int64_t n,
-                                                                  const int32_t *tokens,
-                                                                  const int32_t *positions,
-                                                                  float *logits) {
-  if (!ctx || ctx->abi_version != TERN_ABI_VERSION)
+__attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx *ctx,
+                                                                  const tern_batch *b) {
+  if (!ctx || ctx->abi_version != TERN_ABI_VERSION || !b)
     return 1;
-  if (n <= 0 || n > TINY_MAX_BATCH)
+  const int64_t n = b->n;
+  if (n <= 0 || n > TINY_MAX_BATCH || b->n_out < 0 || b->n_out > n)
     return 2;
   if ((uintptr_t)ctx->weights % 64 || (uintptr_t)ctx->scratch % 64 || (uintptr_t)ctx->kv.pool % 64)
     return 3;
   if (ctx->kv.page_floats != 2 * ctx->kv.page_size * KV_DIM || !ctx->parallel_for)
     return 4;
   for (int64_t i = 0; i < n; ++i) {
-    if (positions[i] < 0 || positions[i] >= MAX_CTX)
+    if (b->positions[i] < 0 || b->positions[i] >= MAX_CTX)
       return 5;
-    if (i > 0 && positions[i] != positions[i - 1] + 1)
+    if (b->seq[i] < 0 || b->seq[i] >= ctx->kv.n_seq)
       return 6;
-    if (tokens[i] < 0 || tokens[i] >= VOCAB)
+    if (b->tokens[i] < 0 || b->tokens[i] >= VOCAB)
       return 7;
   }
+  for (int64_t r = 0; r < b->n_out; ++r)
+    if (b->out_rows[r] < 0 || b->out_rows[r] >= n)
+      return 8;
   /* Touch every scratch byte promised (ASan catches a short buffer). */
   memset(ctx->scratch, 0xab, (size_t)(SCRATCH_PER_TOKEN * n + SCRATCH_FIXED));
-  struct Job job = {ctx, tokens, positions};
+  struct Job job = {ctx, b};
   ctx->parallel_for(ctx->pool, n * N_LAYER, 1, writeKv, &job);
-  const int64_t last = positions[n - 1];
-  int64_t h = 0;
-  for (int l = 0; l < N_LAYER; ++l)
-    for (int64_t p = 0; p <= last; ++p)
-      h += (int64_t)kRow(ctx, l, p)[0] * (p + 1) * (l + 1) + (int64_t)vRow(ctx, l, p)[0];
-  for (int v = 0; v < VOCAB; ++v)
-    logits[v] = (float)((h * 31 + v * 7) % 97) + (float)ctx->weights[v % WEIGHTS] / 256.0f;
+  for (int64_t r = 0; r < b->n_out; ++r) {
+    const int64_t t = b->out_rows[r];
+    const int64_t last = b->positions[t];
+    const int32_t s = b->seq[t];
+    int64_t h = 0;
+    for (int l = 0; l < N_LAYER; ++l)
+      for (int64_t p = 0; p <= last; ++p)
+        h += (int64_t)kRow(ctx, s, l, p)[0] * (p + 1) * (l + 1) + (int64_t)vRow(ctx, s, l, p)[0];
+    float *out = b->logits + r * VOCAB;
+    for (int v = 0; v < VOCAB; ++v)
+      out[v] = (float)((h * 31 + v * 7) % 97) + (float)ctx->weights[v % WEIGHTS] / 256.0f;
+  }
   return 0;
 }

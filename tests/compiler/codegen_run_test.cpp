@@ -72,11 +72,14 @@ void compileAndLoad(const std::string &model, const std::string &flags, Loaded &
   ASSERT_EQ(uint64_t(out.desc->weights_bytes), out.art->weights().size());
 }
 
+// One sequence on a private pool, called through ABI v2 with one output row
+// (the last token).
 struct Session {
   int64_t pageSize = 16, ctx = 64;
   std::vector<float> pool;
   std::vector<std::vector<int32_t>> tables;
   std::vector<const int32_t *> tablePtrs;
+  const int32_t *const *seqTables[1] = {nullptr};
   float *scratch = nullptr;
   tern_ctx c{};
   Session(const tern_model_desc &d, const uint8_t *weights) {
@@ -94,11 +97,21 @@ struct Session {
     c.abi_version = TERN_ABI_VERSION;
     c.weights = weights;
     c.scratch = reinterpret_cast<uint8_t *>(scratch);
-    c.kv = {pool.data(), 2 * pageSize * kvDim, pageSize, tablePtrs.data()};
+    seqTables[0] = tablePtrs.data();
+    c.kv = {pool.data(), 2 * pageSize * kvDim, pageSize, 1, seqTables};
     c.parallel_for = serialFor;
   }
   ~Session() { std::free(scratch); }
 };
+
+// tokens[0..n) at positions[0..n) of sequence 0; the last token's logits.
+int32_t run(const Loaded &m, const Session &s, int64_t n, const int32_t *tokens,
+            const int32_t *positions, float *logits, int32_t seqId = 0) {
+  std::vector<int32_t> seq(size_t(std::max<int64_t>(n, 0)), seqId);
+  const int32_t last = int32_t(n - 1);
+  tern_batch b{n, tokens, positions, seq.data(), 1, &last, logits};
+  return m.forward(&s.c, &b);
+}
 
 // Feeds `input`, then takes greedy steps; calls `onStep` with the
 // probabilities of each step (softmax of the logits).
@@ -110,7 +123,7 @@ std::vector<int> greedy(Loaded &m, const std::vector<int> &input, int steps,
     pos.push_back(int32_t(i));
   std::vector<float> logits(size_t(m.desc->vocab));
   std::vector<int> out;
-  EXPECT_EQ(m.forward(&s.c, int64_t(toks.size()), toks.data(), pos.data(), logits.data()), 0);
+  EXPECT_EQ(run(m, s, int64_t(toks.size()), toks.data(), pos.data(), logits.data()), 0);
   for (int step = 0; step < steps; ++step) {
     int best = 0;
     for (int v = 1; v < m.desc->vocab; ++v)
@@ -126,7 +139,7 @@ std::vector<int> greedy(Loaded &m, const std::vector<int> &input, int steps,
     if (onStep && !onStep(step, p))
       break;
     int32_t t = best, ps = int32_t(input.size()) + step;
-    EXPECT_EQ(m.forward(&s.c, 1, &t, &ps, logits.data()), 0);
+    EXPECT_EQ(run(m, s, 1, &t, &ps, logits.data()), 0);
   }
   return out;
 }
@@ -195,11 +208,23 @@ TEST(CodegenRun, RefusesBadBatchesAndPositions) {
   Session s(*m.desc, m.art->weights().data());
   std::vector<float> logits(size_t(m.desc->vocab));
   int32_t toks[5] = {1, 2, 3, 4, 5}, pos[5] = {0, 1, 2, 3, 4};
-  EXPECT_NE(m.forward(&s.c, 0, toks, pos, logits.data()), 0);
-  EXPECT_NE(m.forward(&s.c, 5, toks, pos, logits.data()), 0);
-  int32_t far = int32_t(m.desc->max_ctx);
-  EXPECT_NE(m.forward(&s.c, 1, toks, &far, logits.data()), 0);
-  EXPECT_EQ(m.forward(&s.c, 4, toks, pos, logits.data()), 0);
+  int32_t seq[5] = {0, 0, 0, 0, 0}, rows[2] = {3, 1};
+  auto call = [&](int64_t n, const int32_t *p, const int32_t *sq, int64_t nOut, const int32_t *r) {
+    tern_batch b{n, toks, p, sq, nOut, r, logits.data()};
+    return m.forward(&s.c, &b);
+  };
+  EXPECT_NE(call(0, pos, seq, 0, rows), 0);
+  EXPECT_NE(call(5, pos, seq, 1, rows), 0);
+  int32_t far = int32_t(m.desc->max_ctx), neg = -1, other = 1;
+  EXPECT_NE(call(1, &far, seq, 1, rows + 1), 0) << "position >= max_ctx";
+  EXPECT_NE(call(1, &neg, seq, 0, rows), 0) << "negative position";
+  EXPECT_NE(call(1, pos, &other, 0, rows), 0) << "seq >= n_seq";
+  EXPECT_NE(call(1, pos, &neg, 0, rows), 0) << "negative seq";
+  EXPECT_NE(call(2, pos, seq, 1, rows), 0) << "out row >= n";
+  EXPECT_NE(call(2, pos, seq, 3, rows), 0) << "n_out > n";
+  EXPECT_NE(call(2, pos, seq, -1, rows), 0) << "negative n_out";
+  EXPECT_EQ(call(4, pos, seq, 0, rows), 0) << "no output rows";
+  EXPECT_EQ(call(4, pos, seq, 1, rows), 0);
 }
 
 // Logits of the prompt and of `steps` greedy steps after it (fed with the
@@ -240,7 +265,7 @@ StepLogits compiledRun(Loaded &m, const std::vector<int> &input,
     pos.push_back(int32_t(i));
   for (size_t step = 0; step < picks.size(); ++step) {
     std::vector<float> l(size_t(m.desc->vocab));
-    EXPECT_EQ(m.forward(&s.c, int64_t(toks.size()), toks.data(), pos.data(), l.data()), 0);
+    EXPECT_EQ(run(m, s, int64_t(toks.size()), toks.data(), pos.data(), l.data()), 0);
     r.logits.push_back(std::move(l));
     const int32_t next = int32_t(pos.back()) + 1;
     toks = {picks[step]};

@@ -186,6 +186,64 @@ TEST_F(ExecTest, SessionsAreIsolatedAndReturnPages) {
   EXPECT_EQ(am.kvPool().freePages(), 40u);
 }
 
+// ABI v2: the items of one forward() share calls of at most max_batch (4)
+// tokens: prompts of 5, 2 and 3 tokens (10) take 3 calls with items spanning
+// call boundaries, then a decode step of all three takes one call; an item
+// without logits is computed too; each session sees only its own pages.
+TEST_F(ExecTest, ItemsOfSeveralSessionsShareForwardCalls) {
+  for (uint32_t page : {1u, 3u}) {
+    model::ModelOptions o;
+    o.pageSize = page;
+    o.threads = 2;
+    o.parallel = 3;
+    auto m = ArtifactModel::open(write("shared_calls"), o);
+    ASSERT_TRUE(m.ok()) << statusMessage(m.status());
+    ArtifactModel &am = **m;
+    std::vector<std::unique_ptr<model::Session>> ss;
+    for (int i = 0; i < 3; ++i)
+      ss.push_back(std::move(*am.newSession()));
+    std::vector<std::vector<int32_t>> h = {{5, 9, 3, 31, 0}, {7, 7}, {1, 2, 30}};
+    std::vector<std::vector<float>> l(3, std::vector<float>(32));
+    std::vector<model::BatchItem> items = {
+        {ss[0].get(), h[0], l[0], {}}, {ss[1].get(), h[1], {}, {}}, {ss[2].get(), h[2], l[2], {}}};
+    ASSERT_TRUE(am.forward(items).ok());
+    for (const auto &it : items)
+      ASSERT_TRUE(it.status.ok()) << statusMessage(it.status);
+    EXPECT_EQ(am.forwardCalls(), 3u);
+    EXPECT_EQ(l[0], expectedLogits(h[0]));
+    EXPECT_EQ(l[2], expectedLogits(h[2]));
+    for (int step = 0; step < 3; ++step) {
+      std::vector<int32_t> next(3);
+      items.clear();
+      for (size_t s = 0; s < 3; ++s) {
+        next[s] = int32_t((s * 11 + size_t(step) * 3 + 1) % 32);
+        h[s].push_back(next[s]);
+        items.push_back({ss[s].get(), std::span<const int32_t>(&next[s], 1), l[s], {}});
+      }
+      ASSERT_TRUE(am.forward(items).ok());
+      for (size_t s = 0; s < 3; ++s) {
+        ASSERT_TRUE(items[s].status.ok());
+        EXPECT_EQ(l[s], expectedLogits(h[s])) << "page " << page << " step " << step;
+        EXPECT_EQ((*ss[s]).position(), h[s].size());
+      }
+    }
+    EXPECT_EQ(am.forwardCalls(), 6u);
+    // A bad item fails alone; the others run.
+    std::vector<int32_t> bad = {40}, ok = {4};
+    items = {{ss[0].get(), bad, l[0], {}}, {ss[1].get(), ok, l[1], {}}};
+    ASSERT_TRUE(am.forward(items).ok());
+    EXPECT_FALSE(items[0].status.ok());
+    EXPECT_TRUE(items[1].status.ok());
+    h[1].push_back(4);
+    EXPECT_EQ(l[1], expectedLogits(h[1]));
+    EXPECT_EQ((*ss[0]).position(), h[0].size());
+    // A session twice in one call is refused as a whole.
+    items = {{ss[2].get(), ok, l[2], {}}, {ss[2].get(), ok, l[2], {}}};
+    EXPECT_FALSE(am.forward(items).ok());
+    EXPECT_EQ((*ss[2]).position(), h[2].size());
+  }
+}
+
 TEST_F(ExecTest, ErrorsLeaveTheSessionAsItWas) {
   model::ModelOptions o;
   o.pageSize = 4;
@@ -215,6 +273,15 @@ TEST_F(ExecTest, ErrorsLeaveTheSessionAsItWas) {
   st = am.decode(**s, many, logits);
   EXPECT_EQ(st, model::contextFullError(8, 5, 12)); // the reference path's error too
   EXPECT_FALSE(am.decode(**s, {}, logits).ok());
+}
+
+// Code built for ABI 1 (one sequence per call) is refused with a hint.
+TEST_F(ExecTest, CodeOfAnotherAbiIsRefused) {
+  auto m = ArtifactModel::open(write("abi1", TINY_MODEL_ABI1_SO), {});
+  ASSERT_FALSE(m.ok());
+  const std::string msg = statusMessage(m.status());
+  EXPECT_NE(msg.find("abi_version is 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("recompile"), std::string::npos) << msg;
 }
 
 TEST_F(ExecTest, CtxSizeAboveCompiledMaxIsRefused) {

@@ -256,6 +256,7 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
   std::iota(ids.begin(), ids.end(), 0);
   std::shuffle(ids.begin(), ids.end(), rng);
   std::vector<const int32_t *> tables = {ids.data(), ids.data() + pagesPerLayer};
+  const int32_t *const *seqTables[1] = {tables.data()};
   const int64_t pageFloats = 2 * pageSize * kvDim;
   std::vector<float> pool(ids.size() * pageFloats, NAN);
 
@@ -264,7 +265,8 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
     c.ctx.kv.pool = pool.data();
     c.ctx.kv.page_floats = pageFloats;
     c.ctx.kv.page_size = pageSize;
-    c.ctx.kv.page_tables = tables.data();
+    c.ctx.kv.n_seq = 1;
+    c.ctx.kv.page_tables = seqTables;
     const int64_t layer = 1;
     std::vector<std::vector<float>> kc, vc;
     // Prefill 7 tokens, then decode 1, then a batch of 4 (crossing pages).
@@ -272,15 +274,15 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
     for (int64_t n : {7, 1, 4}) {
       std::vector<float> q = randomFloats(rng, n * nHeads * D), k = randomFloats(rng, n * kvDim),
                          v = randomFloats(rng, n * kvDim);
-      std::vector<int32_t> pos(n);
+      std::vector<int32_t> pos(n), seq(n, 0);
       for (int64_t t = 0; t < n; ++t) {
         pos[t] = int32_t(pos0 + t);
         kc.emplace_back(k.begin() + t * kvDim, k.begin() + (t + 1) * kvDim);
         vc.emplace_back(v.begin() + t * kvDim, v.begin() + (t + 1) * kvDim);
       }
       std::vector<float> out(n * nHeads * D), want(nHeads * D);
-      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(), out.data(),
-                                    layer, nHeads, nKv, D, scale);
+      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
+                                    out.data(), layer, nHeads, nKv, D, scale);
       for (int64_t t = 0; t < n; ++t) {
         referenceAttention(kc, vc, &q[t * nHeads * D], pos0 + t, nHeads, nKv, D, scale,
                            want.data());
@@ -299,6 +301,102 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
       }
     }
   }
+}
+
+// Tokens of several sequences in one call (ABI v2): each token writes its
+// K/V into its own sequence's pages and attends over that sequence only, and
+// its output is bit-identical to running its sequence alone, whatever the
+// order and mix of the call.
+TEST(UkernelOps, AttentionOfSeveralSequencesInOneCallEqualsEachAlone) {
+  std::mt19937 rng(11);
+  const int64_t nHeads = 4, nKv = 2, D = 8, kvDim = nKv * D, pageSize = 2, maxCtx = 16;
+  const int64_t pagesPerSeq = maxCtx / pageSize, nSeq = 3, pageFloats = 2 * pageSize * kvDim;
+  const float scale = 1.0f / std::sqrt(float(D));
+  // One layer; sequence s owns pages [s * pagesPerSeq, (s + 1) * pagesPerSeq), shuffled.
+  std::vector<std::vector<int32_t>> ids(nSeq);
+  std::vector<int32_t> all(nSeq * pagesPerSeq);
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), rng);
+  std::vector<const int32_t *> layer0(nSeq);
+  std::vector<const int32_t *const *> seqTables(nSeq);
+  for (int64_t s = 0; s < nSeq; ++s) {
+    ids[s].assign(all.begin() + s * pagesPerSeq, all.begin() + (s + 1) * pagesPerSeq);
+    layer0[s] = ids[s].data();
+  }
+  for (int64_t s = 0; s < nSeq; ++s)
+    seqTables[s] = &layer0[s];
+  // Per sequence: a prompt of lens[s] tokens (q, k, v rows).
+  const int64_t lens[nSeq] = {5, 1, 7};
+  struct Tok {
+    int32_t seq, pos;
+    std::vector<float> q, k, v;
+  };
+  std::vector<Tok> toks;
+  for (int64_t s = 0; s < nSeq; ++s)
+    for (int64_t p = 0; p < lens[s]; ++p)
+      toks.push_back({int32_t(s), int32_t(p), randomFloats(rng, nHeads * D),
+                      randomFloats(rng, kvDim), randomFloats(rng, kvDim)});
+  // Runs `order` (indices into toks) in calls of `chunk` tokens; returns each
+  // token's output.
+  auto run = [&](const std::vector<size_t> &order, size_t chunk, Split split) {
+    std::vector<float> pool(nSeq * pagesPerSeq * pageFloats, NAN);
+    Ctx c(split);
+    c.ctx.kv.pool = pool.data();
+    c.ctx.kv.page_floats = pageFloats;
+    c.ctx.kv.page_size = pageSize;
+    c.ctx.kv.n_seq = nSeq;
+    c.ctx.kv.page_tables = seqTables.data();
+    std::vector<std::vector<float>> outs(toks.size());
+    for (size_t b = 0; b < order.size(); b += chunk) {
+      const size_t n = std::min(chunk, order.size() - b);
+      std::vector<float> q, k, v, out(n * nHeads * D);
+      std::vector<int32_t> pos, seq;
+      for (size_t i = 0; i < n; ++i) {
+        const Tok &t = toks[order[b + i]];
+        q.insert(q.end(), t.q.begin(), t.q.end());
+        k.insert(k.end(), t.k.begin(), t.k.end());
+        v.insert(v.end(), t.v.begin(), t.v.end());
+        pos.push_back(t.pos);
+        seq.push_back(t.seq);
+      }
+      tern_uk_attention_gqa_f32_ref(&c.ctx, int64_t(n), q.data(), k.data(), v.data(), pos.data(),
+                                    seq.data(), out.data(), 0, nHeads, nKv, D, scale);
+      for (size_t i = 0; i < n; ++i)
+        outs[order[b + i]].assign(out.begin() + i * nHeads * D, out.begin() + (i + 1) * nHeads * D);
+    }
+    return outs;
+  };
+  // Alone: each sequence token by token, in its own calls.
+  std::vector<size_t> inOrder(toks.size());
+  std::iota(inOrder.begin(), inOrder.end(), 0);
+  const auto alone = run(inOrder, 1, Split::None);
+  // Against the reference attention over the sequence's own rows.
+  for (size_t i = 0; i < toks.size(); ++i) {
+    std::vector<std::vector<float>> kc, vc;
+    for (const Tok &t : toks)
+      if (t.seq == toks[i].seq && t.pos <= toks[i].pos) {
+        kc.push_back(t.k);
+        vc.push_back(t.v);
+      }
+    std::vector<float> want(nHeads * D);
+    referenceAttention(kc, vc, toks[i].q.data(), toks[i].pos, nHeads, nKv, D, scale, want.data());
+    for (int64_t j = 0; j < nHeads * D; ++j)
+      ASSERT_TRUE(sameBits(alone[i][j], want[j])) << "token " << i;
+  }
+  // Mixed: interleaved sequences (positions of one sequence in order), in
+  // calls of 13 (all at once), 4 and 3 tokens, every split of the pool.
+  std::vector<size_t> mixed;
+  for (int64_t p = 0; p < 7; ++p)
+    for (size_t i = 0; i < toks.size(); ++i)
+      if (toks[i].pos == p)
+        mixed.push_back(i);
+  for (size_t chunk : {toks.size(), size_t(4), size_t(3)})
+    for (Split split : {Split::None, Split::Pool, Split::Reverse}) {
+      const auto got = run(mixed, chunk, split);
+      for (size_t i = 0; i < toks.size(); ++i)
+        for (int64_t j = 0; j < nHeads * D; ++j)
+          ASSERT_TRUE(sameBits(got[i][j], alone[i][j])) << "chunk " << chunk << " token " << i;
+    }
 }
 
 } // namespace

@@ -1,33 +1,65 @@
-// Tests tern-lower-to-llvm on a small kernel-level module: the ABI entry
-// points, argument order of each ukernel, constant weight offsets (packed
-// blob first, then the raw tensors the code reads, 64-byte aligned), scratch
-// slots (n * prefix; x, q, qs, y, z live together, the final norm reuses
-// x's slot: 3 x 1024 + 256 + 64 bytes per token), the lm_head on the last token only, the descriptor.
+// Tests tern-lower-to-llvm on a small kernel-level module: the ABI v2 entry
+// points (tern_model_forward(ctx, batch): the batch's fields at their
+// tern_abi.h offsets, checked first), argument order of each ukernel,
+// constant weight offsets (packed blob first, then the raw tensors the code
+// reads, 64-byte aligned), scratch slots (n * prefix; x, q, qs, y, z live
+// together, the final norm reuses x's slot, then one gather slot for the
+// output rows: 3 x 1024 + 256 + 64 + 1024 bytes per token), the final norm
+// and the lm_head on the n_out gathered output rows only, the descriptor.
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-llvm=max-batch=64 | FileCheck %s
 
 // CHECK: module attributes {{{.*}}tern.level = "llvm", tern.max_batch = 64 : i64
-// CHECK-SAME: tern.scratch_fixed = 0 : i64, tern.scratch_per_token = 3392 : i64
+// CHECK-SAME: tern.scratch_fixed = 0 : i64, tern.scratch_per_token = 4416 : i64
 // CHECK-SAME: tern.weights = [{bytes = 8192 : i64, name = "token_embd.weight", offset = 4032 : i64, source_offset = 1000 : i64}, {bytes = 1024 : i64, name = "output_norm.weight", offset = 12224 : i64, source_offset = 9192 : i64}]
 // CHECK-SAME: tern.weights_bytes = 13248 : i64
 // CHECK-DAG: llvm.func @tern_uk_embed_f16_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64)
 // CHECK-DAG: llvm.func @tern_uk_matmul_i2s_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, !llvm.ptr, i64, !llvm.ptr, i64, !llvm.ptr, i64)
-// CHECK-LABEL: llvm.func @tern_model_forward(%arg0: !llvm.ptr, %arg1: i64, %arg2: !llvm.ptr, %arg3: !llvm.ptr, %arg4: !llvm.ptr) -> i32
-// CHECK: llvm.icmp "sle" %arg1
-// CHECK: llvm.mlir.constant(128 : i32)
+// CHECK-LABEL: llvm.func @tern_model_forward(%arg0: !llvm.ptr, %arg1: !llvm.ptr) -> i32
+// The batch: n (0), tokens (8), positions (16), seq (24), n_out (32),
+// out_rows (40), logits (48); ctx->kv.n_seq (48).
+// CHECK: %[[N:.*]] = llvm.load %{{.*}} : !llvm.ptr -> i64
+// CHECK: llvm.mlir.constant(8 : i64)
+// CHECK: %[[TOK:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(16 : i64)
+// CHECK: %[[POS:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(24 : i64)
+// CHECK: %[[SEQ:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(32 : i64)
+// CHECK: %[[NOUT:.*]] = llvm.load %{{.*}} : !llvm.ptr -> i64
+// CHECK: llvm.mlir.constant(40 : i64)
+// CHECK: %[[ROWS:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(48 : i64)
+// CHECK: %[[LOGITS:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.getelementptr %arg0[%{{.*}}]
+// CHECK: %[[NSEQ:.*]] = llvm.load %{{.*}} : !llvm.ptr -> i64
+// CHECK: llvm.icmp "sle" %[[N]]
+// CHECK: llvm.icmp "sle" %[[NOUT]], %[[N]]
+// Every token: seq < n_seq and position < max_ctx (128).
+// CHECK: llvm.getelementptr %[[SEQ]]
+// CHECK: llvm.icmp "uge" %{{.*}}, %[[NSEQ]]
+// CHECK: llvm.mlir.constant(128 : i64)
+// CHECK: llvm.getelementptr %[[POS]]
 // CHECK: llvm.icmp "uge"
-// CHECK: %[[LAST:.*]] = llvm.sub %arg1
+// Every output row < n.
+// CHECK: llvm.getelementptr %[[ROWS]]
+// CHECK: llvm.icmp "uge" %{{.*}}, %[[N]]
 // CHECK: llvm.mlir.constant(4032 : i64)
-// CHECK: llvm.call @tern_uk_embed_f16_ref(%arg0, %arg1, %arg2
-// CHECK: llvm.call @tern_uk_rms_norm_quantize_i8_ref(%arg0, %arg1
-// CHECK: llvm.call @tern_uk_matmul_i2s_ref(%arg0, %arg1
+// CHECK: llvm.call @tern_uk_embed_f16_ref(%arg0, %[[N]], %[[TOK]]
+// CHECK: llvm.call @tern_uk_rms_norm_quantize_i8_ref(%arg0, %[[N]]
+// CHECK: llvm.call @tern_uk_matmul_i2s_ref(%arg0, %[[N]]
 // CHECK: llvm.call @tern_uk_add_f32_ref
-// CHECK: llvm.mul %[[LAST]]
-// The final norm and the head run on one token (n - 1).
-// CHECK: llvm.call @tern_uk_rms_norm_f32_ref(%arg0, %{{.*}}, %{{.*}}
-// CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %{{.*}}, %{{.*}}, %{{.*}}, %arg4
+// The head runs only when n_out > 0: gather rows out_rows[j] into the slot
+// at n * 3392, then the final norm and the head on n_out rows.
+// CHECK: llvm.icmp "sgt" %[[NOUT]]
+// CHECK: llvm.mlir.constant(1024 : i64)
+// CHECK: llvm.getelementptr %[[ROWS]]
+// CHECK: "llvm.intr.memcpy"
+// CHECK: llvm.call @tern_uk_rms_norm_f32_ref(%arg0, %[[NOUT]], %{{.*}}
+// CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %[[NOUT]], %{{.*}}, %{{.*}}, %[[LOGITS]]
 // CHECK: llvm.return
 // CHECK: llvm.mlir.global internal constant @tern_model_kernels("[{\22callee\22:\22tern_uk_embed_f16_ref\22
 // CHECK: llvm.mlir.global internal constant @tern_model_desc()
+// CHECK: llvm.mlir.constant(2 : i32)
 // CHECK: llvm.func @tern_model_describe() -> !llvm.ptr
 // CHECK-NOT: func.func
 
@@ -95,12 +127,42 @@ module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8320 : i64
 // CHECK-LABEL: module attributes
 // CHECK-SAME: tern.weights = [{bytes = 16384 : i64, name = "token_embd.weight"
 // CHECK-DAG: llvm.func @tern_uk_embed_f32_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64)
-// CHECK: llvm.call @tern_uk_embed_f32_ref(%arg0, %arg1, %arg2
+// CHECK: llvm.mlir.constant(8 : i64)
+// CHECK-NEXT: llvm.getelementptr %arg1
+// CHECK-NEXT: %[[TOK:.*]] = llvm.load
+// CHECK: llvm.call @tern_uk_embed_f32_ref(%arg0, %{{.*}}, %[[TOK]]
 module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64,
                    tern.hparams = {context = 100 : i64, hidden = 256 : i64, vocab = 16 : i64}} {
   func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
     %x = tern.ukernel_call "tern_uk_embed_f32_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 16384 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
     %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%x) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64, weight = "output.weight", weight_bytes = 8192 : i64, weight_offset = 16384 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
+    return %l : tensor<?x16xf32>
+  }
+}
+
+// -----
+
+// Tests that attention gets the batch's per-token sequence ids after the
+// positions (ABI v2), and that a head without a final norm gathers its own
+// input rows.
+// CHECK-LABEL: module attributes
+// CHECK-DAG: llvm.func @tern_uk_attention_gqa_f32_ref(!llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, f32)
+// CHECK-LABEL: llvm.func @tern_model_forward
+// CHECK: llvm.mlir.constant(16 : i64)
+// CHECK: %[[POS:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(24 : i64)
+// CHECK: %[[SEQ:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(32 : i64)
+// CHECK: %[[NOUT:.*]] = llvm.load %{{.*}} : !llvm.ptr -> i64
+// CHECK: llvm.call @tern_uk_attention_gqa_f32_ref(%arg0, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[POS]], %[[SEQ]], %{{.*}})
+// CHECK: "llvm.intr.memcpy"
+// CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %[[NOUT]]
+module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64, tern.act_quant = "token",
+                   tern.hparams = {context = 128 : i64, ffn = 512 : i64, head_dim = 64 : i64, heads = 4 : i64, hidden = 256 : i64, kv_heads = 4 : i64, layers = 1 : i64, vocab = 16 : i64}} {
+  func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+    %x = tern.ukernel_call "tern_uk_embed_f16_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
+    %a = tern.ukernel_call "tern_uk_attention_gqa_f32_ref"(%x, %x, %x, %pos) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 128 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}} : (tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>) -> tensor<?x256xf32>
+    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%a) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
     return %l : tensor<?x16xf32>
   }
 }
