@@ -179,5 +179,32 @@ TEST_F(CliExec, CompileGoesThroughTheCache) {
   ::unsetenv("TERN_CACHE_DIR");
 }
 
+// `tern bench --parallel N`: N sessions decode in shared forward calls (one
+// call per step with one token of each), reported as aggregate and
+// per-session tokens/s.
+TEST_F(CliExec, BenchParallelReportsAggregateAndPerSession) {
+  Result r = run({"bench", tern_, "--json", "-p", "5", "-n", "6", "-r", "1", "--parallel", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parallel"], 3);
+  ASSERT_TRUE(j["aggregate_tg_tokens_per_s"].is_number());
+  EXPECT_GT(j["aggregate_tg_tokens_per_s"].get<double>(), 0);
+  ASSERT_TRUE(j["per_session_tg_tokens_per_s"].is_array());
+  ASSERT_EQ(j["per_session_tg_tokens_per_s"].size(), 3u);
+  double sum = 0;
+  for (const auto &v : j["per_session_tg_tokens_per_s"]) {
+    EXPECT_GT(v.get<double>(), 0);
+    sum += v.get<double>();
+  }
+  EXPECT_NEAR(sum, j["aggregate_tg_tokens_per_s"].get<double>(), 1e-6 * sum);
+  r = run({"bench", tern_, "-p", "5", "-n", "6", "-r", "1", "-np", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("parallel decode: 2 sessions"), std::string::npos) << r.out;
+  // Without --parallel: no parallel keys.
+  r = run({"bench", tern_, "--json", "-p", "5", "-n", "2", "-r", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(r.out).contains("aggregate_tg_tokens_per_s"));
+}
+
 } // namespace
 } // namespace tern::cli

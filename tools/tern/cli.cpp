@@ -459,6 +459,11 @@ constexpr const char *kBenchUsage =
 
 Measures prompt processing (one N-token prompt into a fresh session) and
 decode (N single-token steps after it), best of R repetitions, as tokens/s.
+With --parallel N (N > 1) each repetition then runs N sessions at once:
+their prompts prefilled in shared forward calls, then one forward call per
+decode step with one token of each session (the weights read once per
+step); it reports the aggregate and per-session decode tokens/s (best of R)
+and the aggregate's ratio to the single-session decode of the same run.
 Token ids are deterministic (not a real text). Prints threads, machine, the
 ukernels the compiled code ran, and decode's weight traffic (weights section
 bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
@@ -518,6 +523,73 @@ double measureReadBandwidth(int threads) {
   return best;
 }
 
+// N sessions decoding at once through Model::forward (one item per session
+// per step), best of `reps`: aggregate and per-session decode tokens/s.
+struct ParallelBench {
+  double aggregateTg = 0;
+  std::vector<double> perSessionTg;
+};
+absl::StatusOr<ParallelBench> benchParallel(model::Model &m, int nSessions, size_t promptLen,
+                                            int nGen, int reps) {
+  using Clock = std::chrono::steady_clock;
+  const uint32_t V = m.config().nVocab;
+  ParallelBench best;
+  for (int r = 0; r < reps; ++r) {
+    std::vector<std::unique_ptr<model::Session>> ss;
+    const size_t ns = static_cast<size_t>(nSessions);
+    std::vector<std::vector<int32_t>> prompts(ns, std::vector<int32_t>(promptLen));
+    std::vector<std::vector<float>> logits(ns, std::vector<float>(V));
+    std::vector<model::BatchItem> items;
+    for (int s = 0; s < nSessions; ++s) {
+      absl::StatusOr<std::unique_ptr<model::Session>> n = m.newSession();
+      if (!n.ok())
+        return n.status();
+      ss.push_back(std::move(*n));
+      // Distinct prompts: no prefix cache hits between the sessions.
+      for (size_t i = 0; i < promptLen; ++i)
+        prompts[size_t(s)][i] = int32_t((i * 7919 + 13 + size_t(s) * 104729) % V);
+      items.push_back({ss.back().get(), prompts[size_t(s)], logits[size_t(s)], {}});
+    }
+    auto check = [&]() -> absl::Status {
+      for (const model::BatchItem &it : items)
+        if (!it.status.ok())
+          return it.status;
+      return absl::OkStatus();
+    };
+    if (absl::Status e = m.forward(items); !e.ok())
+      return e;
+    if (absl::Status e = check(); !e.ok())
+      return e;
+    std::vector<int32_t> next(ns);
+    std::vector<uint64_t> done(ns, 0);
+    const auto t0 = Clock::now();
+    for (int step = 0; step < nGen; ++step) {
+      for (int s = 0; s < nSessions; ++s) {
+        next[size_t(s)] = model::argmax(logits[size_t(s)]);
+        items[size_t(s)].tokens = std::span<const int32_t>(&next[size_t(s)], 1);
+      }
+      if (absl::Status e = m.forward(items); !e.ok())
+        return e;
+      if (absl::Status e = check(); !e.ok())
+        return e;
+      for (uint64_t &d : done)
+        ++d;
+    }
+    const double dt = std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count());
+    double aggregate = 0;
+    std::vector<double> per(ns);
+    for (int s = 0; s < nSessions; ++s) {
+      per[size_t(s)] = double(done[size_t(s)]) / dt;
+      aggregate += per[size_t(s)];
+    }
+    if (aggregate > best.aggregateTg) {
+      best.aggregateTg = aggregate;
+      best.perSessionTg = std::move(per);
+    }
+  }
+  return best;
+}
+
 int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
   bool json = false;
@@ -549,6 +621,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   std::vector<float> logits(cfg.nVocab);
   using Clock = std::chrono::steady_clock;
   double bestPp = 0, bestTg = 0;
+  const int nParallel = int(c.opts.parallel);
+  ParallelBench par;
   for (int r = 0; r < reps; ++r) {
     absl::StatusOr<std::unique_ptr<model::Session>> s = (*m)->newSession();
     if (!s.ok())
@@ -568,6 +642,15 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     const double tg = nGen / std::max(1e-9, std::chrono::duration<double>(t2 - t1).count());
     bestPp = std::max(bestPp, pp);
     bestTg = std::max(bestTg, tg);
+    // The parallel run right after the single one, so that both see the same
+    // machine load.
+    if (nParallel > 1) {
+      absl::StatusOr<ParallelBench> pb = benchParallel(**m, nParallel, prompt.size(), nGen, 1);
+      if (!pb.ok())
+        return fail(err, "bench --parallel", pb.status());
+      if (pb->aggregateTg > par.aggregateTg)
+        par = std::move(*pb);
+    }
   }
   const int threads = (*m)->options().threads > 0 ? (*m)->options().threads
                                                   : int(std::thread::hardware_concurrency());
@@ -605,6 +688,12 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     j["repetitions"] = reps;
     j["pp_tokens_per_s"] = bestPp;
     j["tg_tokens_per_s"] = bestTg;
+    if (nParallel > 1) {
+      j["parallel"] = nParallel;
+      j["aggregate_tg_tokens_per_s"] = par.aggregateTg;
+      j["per_session_tg_tokens_per_s"] = par.perSessionTg;
+      j["parallel_speedup"] = bestTg > 0 ? par.aggregateTg / bestTg : 0.0;
+    }
     j["read_bandwidth_gbps"] = bw;
     if (am) {
       j["weights_bytes"] = am->artifact().weights().size();
@@ -619,6 +708,15 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     out << fmt::format("prompt processing: {} tokens: {:.2f} tokens/s (best of {})\n",
                        prompt.size(), bestPp, reps);
     out << fmt::format("decode: {} tokens: {:.2f} tokens/s (best of {})\n", nGen, bestTg, reps);
+    if (nParallel > 1) {
+      std::string per;
+      for (double v : par.perSessionTg)
+        per += fmt::format("{}{:.2f}", per.empty() ? "" : ", ", v);
+      out << fmt::format("parallel decode: {} sessions x {} tokens: {:.2f} tokens/s aggregate "
+                         "({:.2f}x single-session decode), per session [{}] (best of {})\n",
+                         nParallel, nGen, par.aggregateTg,
+                         bestTg > 0 ? par.aggregateTg / bestTg : 0.0, per, reps);
+    }
     if (am)
       out << fmt::format("decode reads {:.1f} MB of weights per token: {:.2f} GB/s, {:.0f}% of "
                          "the measured {:.2f} GB/s read bandwidth ({} threads)\n",
