@@ -286,8 +286,7 @@ template <class V> struct Ops {
     const F d = V::add(V::splat(1.0f), exp(V::sub(V::splat(0.0f), g)));
     return V::mul(V::div(g, d), u);
   }
-  static TERN_UK_INLINE void silu_mul(int64_t len, const float *gate, const float *up,
-                                      float *out) {
+  static TERN_UK_INLINE void silu_mul(int64_t len, const float *gate, const float *up, float *out) {
     int64_t i = 0;
     for (; i + L <= len; i += L)
       V::store(out + i, silu(V::load(gate + i), V::load(up + i)));

@@ -11,8 +11,7 @@
 extern "C" {
 
 void TERN_UK_OPS_NAME(embed_f16)(const tern_ctx *, int64_t n, const int32_t *tokens,
-                                 const uint16_t *table, float *out, int64_t hidden,
-                                 int64_t vocab) {
+                                 const uint16_t *table, float *out, int64_t hidden, int64_t vocab) {
   tern_uk::Ops<tern_uk::OpsIsa>::embed_f16(n, tokens, table, out, hidden, vocab);
 }
 
@@ -48,8 +47,8 @@ void TERN_UK_OPS_NAME(add_f32)(const tern_ctx *, int64_t n, const float *a, cons
   tern_uk::Ops<tern_uk::OpsIsa>::add(n * dim, a, b, out);
 }
 
-void TERN_UK_OPS_NAME(silu_mul_f32)(const tern_ctx *, int64_t n, const float *gate,
-                                    const float *up, float *out, int64_t dim) {
+void TERN_UK_OPS_NAME(silu_mul_f32)(const tern_ctx *, int64_t n, const float *gate, const float *up,
+                                    float *out, int64_t dim) {
   tern_uk::Ops<tern_uk::OpsIsa>::silu_mul(n * dim, gate, up, out);
 }
 

@@ -45,7 +45,7 @@ struct Fns {
 
 #define TERN_UKTEST_OPS_FNS(isa)                                                                   \
   ::tern::uktest::ops::Fns {                                                                       \
-#isa, &tern_uk_embed_f16_##isa, &tern_uk_embed_f32_##isa, &tern_uk_rms_norm_f32_##isa,         \
+    #isa, &tern_uk_embed_f16_##isa, &tern_uk_embed_f32_##isa, &tern_uk_rms_norm_f32_##isa,         \
         &tern_uk_rms_norm_quantize_i8_##isa, &tern_uk_quantize_i8_##isa,                           \
         &tern_uk_rope_neox_f32_##isa, &tern_uk_add_f32_##isa, &tern_uk_silu_mul_f32_##isa,         \
         &tern_uk_relu2_mul_f32_##isa                                                               \
@@ -195,7 +195,7 @@ inline std::string checkQuantize(const Fns &f, std::mt19937 &rng) {
 
 inline std::string checkRope(const Fns &f, std::mt19937 &rng) {
   const int64_t heads = 3;
-  const int64_t shapes[][2] = {{16, 16}, {64, 64}, {64, 32}, {128, 128}, {20, 20},
+  const int64_t shapes[][2] = {{16, 16}, {64, 64}, {64, 32},   {128, 128}, {20, 20},
                                {20, 12}, {6, 6},   {512, 300}, {2, 2}};
   for (const auto &s : shapes) {
     const int64_t headDim = s[0], rot = s[1];
@@ -220,7 +220,7 @@ inline std::string checkElementwise(const Fns &f, std::mt19937 &rng, int64_t &ma
   for (int64_t dim : {1, 7, 37, 256, 6912}) {
     const int64_t n = 3;
     std::vector<float> a = floats(rng, n * dim, 4.0f), b = floats(rng, n * dim, 1.0f);
-    const float specials[] = {0.0f, -0.0f, 88.5f, -88.5f,    87.0f,     -87.0f,    100.0f,
+    const float specials[] = {0.0f,    -0.0f,  88.5f,   -88.5f,   87.0f,     -87.0f, 100.0f,
                               -100.0f, 1e-20f, -1e-20f, INFINITY, -INFINITY, 20.0f,  -20.0f};
     for (size_t i = 0; i < 14 && i < a.size(); ++i)
       a[(i * 31) % a.size()] = specials[i];
