@@ -189,13 +189,20 @@ template <class V> struct Ops {
   // ---- RoPE NEOX ----
   // The angles are the ref's (pow, cos, sin in double, rounded to float),
   // computed once per token for kChunk pair indices and shared by every
-  // head; the rotation is the ref's float expression, lane-wise.
+  // head (the pow once per call); the rotation is the ref's float
+  // expression, lane-wise.
   static constexpr int64_t kChunk = 128;
   static TERN_UK_INLINE void rope_neox(int64_t n, const float *x, const int32_t *pos, float *y,
                                        int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                        float freq_base) {
     const int64_t half = rot_dim / 2, dim = n_heads * head_dim;
     float cs[kChunk], sn[kChunk];
+    // The frequencies depend on i only: computed once per call when they
+    // fit one chunk (the same pow as ref, so the same bits).
+    double inv[kChunk];
+    const bool shared = half <= kChunk;
+    for (int64_t i = 0; shared && i < half; ++i)
+      inv[i] = __builtin_pow(double(freq_base), -2.0 * double(i) / double(rot_dim));
     for (int64_t t = 0; t < n; ++t) {
       const double p = double(pos[t]);
       if (y != x)
@@ -206,7 +213,9 @@ template <class V> struct Ops {
         const int64_t len = min64(kChunk, half - i0);
         for (int64_t i = 0; i < len; ++i) {
           const double theta =
-              p * __builtin_pow(double(freq_base), -2.0 * double(i0 + i) / double(rot_dim));
+              p * (shared
+                       ? inv[i]
+                       : __builtin_pow(double(freq_base), -2.0 * double(i0 + i) / double(rot_dim)));
           cs[i] = float(__builtin_cos(theta));
           sn[i] = float(__builtin_sin(theta));
         }
