@@ -11,8 +11,10 @@
 //
 // Built only with TERN_BUILD_COMPILER (exec_e2e_test).
 #include <cctype>
+#include <filesystem>
 #include <map>
 #include <thread>
+#include <unistd.h>
 
 #include "fmt/format.h"
 #include "runtime/exec/artifact_model.h"
@@ -35,18 +37,30 @@ bool hostRuns(const std::string &target) {
   return true;
 }
 
-// One compile per (model, target, kernel, act-quant), shared by the tests.
+// One compile per (model, target, kernel, act-quant, max_batch) and process,
+// shared by the tests of the process (ctest runs tests in parallel processes:
+// the pid keeps their files apart); removed when the process ends.
+struct Compiled : ::testing::Environment {
+  std::map<std::string, std::string> paths;
+  void TearDown() override {
+    for (const auto &[name, path] : paths)
+      if (!path.empty())
+        std::filesystem::remove(path);
+  }
+};
+Compiled *const gCompiled =
+    static_cast<Compiled *>(::testing::AddGlobalTestEnvironment(new Compiled));
+
 std::string compiled(const std::string &model, const std::string &target, const std::string &kernel,
                      const std::string &actQuant, int maxBatch) {
-  static std::map<std::string, std::string> cache;
-  const std::string name =
-      fmt::format("sessions-{}-{}-{}-{}-b{}", model, target, kernel, actQuant, maxBatch);
-  if (auto it = cache.find(name); it != cache.end())
+  const std::string name = fmt::format("sessions-{}-{}-{}-{}-b{}-{}", model, target, kernel,
+                                       actQuant, maxBatch, ::getpid());
+  if (auto it = gCompiled->paths.find(name); it != gCompiled->paths.end())
     return it->second;
   std::string path = e2e::compile(kModels + model + ".gguf", name,
                                   {"--target", target, "--kernel", kernel, "--act-quant", actQuant,
                                    "--max-batch", std::to_string(maxBatch)});
-  cache[name] = path;
+  gCompiled->paths[name] = path;
   return path;
 }
 
