@@ -266,8 +266,12 @@ inline void exhaustion(const Opener &open, uint32_t nLayer) {
 // the pool is audited after every operation, and nothing is left at the end.
 inline void churn(const Opener &open, uint32_t nLayer, int ops, uint32_t seed) {
   const uint32_t ctx = 40;
-  std::unique_ptr<Model> m = open(baseOptions(4, 44, nLayer, true, ctx)); // < 8 x 10 blocks
-  std::unique_ptr<Model> oracle = open(baseOptions(4, 8 * 10 + 16, nLayer, false, ctx));
+  // One thread: the forward calls are tiny, a pool's hand-offs would dominate.
+  ModelOptions mo = baseOptions(4, 44, nLayer, true, ctx); // < 8 x 10 blocks
+  ModelOptions oo = baseOptions(4, 8 * 10 + 16, nLayer, false, ctx);
+  mo.threads = oo.threads = 1;
+  std::unique_ptr<Model> m = open(mo);
+  std::unique_ptr<Model> oracle = open(oo);
   ASSERT_TRUE(m && oracle);
   const uint32_t V = m->config().nVocab;
   std::mt19937 rng(seed);
