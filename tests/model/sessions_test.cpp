@@ -14,16 +14,16 @@
 namespace tern::model {
 namespace {
 
-// hidden 64, one layer, 2 heads of 32 (one KV head), FFN 128, 258 tokens, F32
+// hidden 32, one layer, 2 heads of 16 (one KV head), FFN 64, 258 tokens, F32
 // weights: small enough for 10,000 operations under the sanitizers.
 const std::string &smallModel() {
   static const std::string path = [] {
     synth::Config c;
-    c.hidden = 64;
+    c.hidden = 32;
     c.layers = 1;
     c.heads = 2;
     c.kvHeads = 1;
-    c.ffn = 128;
+    c.ffn = 64;
     c.ctx = 256;
     c.vocabSize = 258;
     c.storage = synth::Storage::F32;
