@@ -4,6 +4,7 @@
 // Scalar twins: ukernels_ref.cpp.
 #if defined(__x86_64__)
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "runtime/ukernels/target.h"
@@ -64,7 +65,38 @@ struct Vnni512 {
   static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) { return Avx2::sum_q(q, len); }
 };
 
-template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni512, Vnni256>> {};
+} // namespace
+} // namespace tern_uk
+
+TERN_UK_TARGET_END()
+
+// The AMX-INT8 GEMM (x86_amx.h): its own region, the VNNI features plus
+// amx-tile,amx-int8. Nothing here is inlined into the VNNI functions: the
+// entry calls the AMX task only after amx_usable() said yes.
+TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8",
+                     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+#include "runtime/ukernels/x86_amx.h"
+TERN_UK_TARGET_END()
+
+TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+                     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+
+namespace tern_uk {
+namespace {
+
+// i2s int8: the VNNI kernel (two rows per zmm, up to 4 tokens per decoded
+// block); batches of >= kAmxMinTokens tokens go to the AMX GEMM when this
+// CPU and kernel allow it.
+struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
+  static TERN_UK_INLINE bool batch(MatmulArgs &a) {
+    if (a.n < kAmxMinTokens || a.tk % 128 != 0 || !amx_usable())
+      return false;
+    run_parallel(a.ctx, a.mp / a.tm, &amx_i2s_task<I2sI8<Vnni512, Vnni256>>, &a);
+    return true;
+  }
+};
+
+template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sVnniAmx> {};
 
 } // namespace
 } // namespace tern_uk

@@ -118,6 +118,31 @@ void BM_i2s_avx512_vnni(benchmark::State &st) {
 BENCHMARK(BM_i2s_avx512_vnni)->Apply(shapes);
 #endif
 
+// Prefill (GEMM) shapes of 2B4T: hidden 2560, ffn 6912, kv 640 (q/o 2560x2560,
+// k/v 640x2560, gate/up 6912x2560, down 2560x6912), n = 1 .. 512 tokens. The
+// avx512_vnni entry runs the AMX GEMM for n >= 16 where the CPU has it.
+void gemmShapes(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8, 16, 64, 128, 512})
+    for (auto mk :
+         {std::pair<int64_t, int64_t>{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}})
+      b->Args({mk.first, mk.second, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+#if defined(__x86_64__)
+void BM_gemm_i2s_avx2(benchmark::State &st) {
+  if (!__builtin_cpu_supports("avx2"))
+    return st.SkipWithError("no avx2");
+  runMatmul(st, &tern_uk_matmul_i2s_avx2, false, 32);
+}
+BENCHMARK(BM_gemm_i2s_avx2)->Apply(gemmShapes);
+void BM_gemm_i2s_avx512_vnni(benchmark::State &st) {
+  if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("avx512vl"))
+    return st.SkipWithError("no avx512 vnni");
+  runMatmul(st, &tern_uk_matmul_i2s_avx512_vnni, false, 32);
+}
+BENCHMARK(BM_gemm_i2s_avx512_vnni)->Apply(gemmShapes);
+#endif
+
 using LmHead = void (*)(TERN_UK_LM_HEAD_ARGS);
 void runHead(benchmark::State &st, LmHead fn) {
   const int64_t vocab = 32000, hidden = 2560, n = 1;
