@@ -91,7 +91,7 @@ struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
   static TERN_UK_INLINE bool batch(MatmulArgs &a) {
     if (a.n < kAmxMinTokens || a.tk % 128 != 0 || !amx_usable())
       return false;
-    run_parallel(a.ctx, a.mp / a.tm, &amx_i2s_task<I2sI8<Vnni512, Vnni256>>, &a);
+    run_parallel(a.ctx, a.mp / a.tm, &amx_i2s_task, &a);
     return true;
   }
 };

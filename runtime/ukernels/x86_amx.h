@@ -23,10 +23,14 @@
 // (8 x 8 within each 256-bit half, 24 shuffles), then each of the 8 dword
 // vectors gives 4 B rows by shift, and 3, minus 1.
 //
-// Memory: all on the stack, ~66 KiB (a 32 KiB weight panel of 32 rows x
-// 1024 columns, a 32 KiB int32 accumulator of 256 tokens x 32 rows, 2 KiB of
-// K-tail activations): K is done in chunks of 1024 columns, tokens in
-// super-blocks of 256 (partial sums go through the accumulator).
+// Loop nest per task (row tiles [begin, end)): 32-row blocks; token
+// super-blocks of 256; K chunks of 512 columns, whose 16 KiB weight panel
+// (2 B tiles per 64 columns) stays in L1 while every 32-token pair of the
+// super-block streams its A tiles past it; C (4 tiles) accumulates in an
+// int32 buffer across chunks. A partial last token block and the K tail are
+// copied, zero-padded, into a 16 x 64 buffer, so every token runs on AMX.
+// Memory: all on the stack, ~52 KiB (16 KiB panel, 32 KiB accumulator of 256
+// tokens x 32 rows, 2 KiB of A copies).
 #ifndef TERN_UKERNELS_X86_AMX_H
 #define TERN_UKERNELS_X86_AMX_H
 
@@ -39,7 +43,10 @@ namespace tern_uk {
 namespace { // internal: each ISA file has its own copy, compiled for its target
 
 constexpr int64_t kAmxMinTokens = 16;     // smaller batches stay on VNNI
-constexpr int64_t kAmxPanelCols = 1024;   // K columns per weight panel
+#ifndef TERN_UK_AMX_PANEL_COLS
+#define TERN_UK_AMX_PANEL_COLS 512
+#endif
+constexpr int64_t kAmxPanelCols = TERN_UK_AMX_PANEL_COLS; // K columns per weight panel
 constexpr int64_t kAmxSuperTokens = 256;  // tokens per accumulator pass
 constexpr int64_t kAmxRows = 32;          // weight rows per block (two B tiles)
 constexpr int64_t kAmxPanelBytes = kAmxPanelCols / 64 * 2 * 1024;
@@ -121,13 +128,26 @@ __attribute__((always_inline)) inline void amx_b_tiles(const uint8_t *const *raw
     }
 }
 
-// The AMX task: row tiles [begin, end), every full 16-token block; the
-// remaining n % 16 tokens run the VNNI body (same integers, same epilogue).
-template <class Vnni>
+// The A tile of tokens [t0, t0 + nt) (nt <= 16), columns [col, col + 64) of
+// q, zero-padded past nt tokens and past column k, at dst (16 x 64 bytes).
+__attribute__((always_inline)) inline void amx_a_copy(const MatmulArgs &a, int64_t t0, int64_t nt,
+                                                      int64_t col, int8_t *dst) {
+  const int64_t valid = min64(64, a.k - col);
+  const __mmask64 mask = valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1;
+  for (int64_t t = 0; t < 16; ++t) {
+    const __m512i v = t < nt ? _mm512_maskz_loadu_epi8(mask, a.q + (t0 + t) * a.k + col)
+                             : _mm512_setzero_si512();
+    _mm512_store_si512(dst + t * 64, v);
+  }
+}
+
+// The AMX task: row tiles [begin, end), every token. Full 16-token blocks
+// read A straight from q; a partial last block and the K tail go through a
+// zero-padded copy (amx_a_copy), so a token's sums never depend on the batch.
 __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t end) {
   const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
   const int64_t r_begin = begin * a.tm, r_end = min64(end * a.tm, a.m);
-  const int64_t n16 = a.n / 16 * 16, nsteps = (a.k + 63) / 64;
+  const int64_t nsteps = (a.k + 63) / 64;
   const int64_t bpt = a.tk / 128, tbytes = a.tm * a.tk / 4, rstride = a.tk / 4;
 
   AmxTileConfig cfg = {};
@@ -140,7 +160,7 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
 
   alignas(64) uint8_t panel[kAmxPanelBytes];
   alignas(64) int32_t acc[kAmxSuperTokens * kAmxRows];
-  alignas(64) int8_t atail[2][16 * 64];
+  alignas(64) int8_t acopy[2][16 * 64];
   alignas(32) uint8_t zero_codes[32]; // code 1 = weight 0: rows past the task's
   for (int i = 0; i < 32; ++i)
     zero_codes[i] = 0x55;
@@ -153,8 +173,8 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
       rowbase[i] =
           i < nrows ? a.packed + (r / a.tm) * a.nkt * tbytes + (r % a.tm) * rstride : nullptr;
     }
-    for (int64_t ts = 0; ts < n16; ts += kAmxSuperTokens) {
-      const int64_t te = min64(ts + kAmxSuperTokens, n16);
+    for (int64_t ts = 0; ts < a.n; ts += kAmxSuperTokens) {
+      const int64_t te = min64(ts + kAmxSuperTokens, a.n);
       for (int64_t s0 = 0; s0 < nsteps; s0 += kAmxPanelCols / 64) {
         const int64_t s1 = min64(nsteps, s0 + kAmxPanelCols / 64);
         // The weight panel: K steps [s0, s1) (128-column blocks b).
@@ -167,8 +187,9 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
             amx_b_tiles(raw, panel + ((2 * b - s0) * 2 + h) * 1024);
           }
         }
-        for (int64_t t0 = ts; t0 < te;) {
-          const bool two = t0 + 32 <= te;
+        for (int64_t t0 = ts; t0 < te; t0 += 32) {
+          const int64_t nt0 = min64(16, te - t0), nt1 = te - t0 - 16;
+          const bool two = nt1 > 0;
           int32_t *cb = acc + (t0 - ts) * kAmxRows;
           if (s0 == 0) {
             _tile_zero(0);
@@ -185,21 +206,20 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
           }
           for (int64_t s = s0; s < s1; ++s) {
             const uint8_t *bt = panel + (s - s0) * 2 * 1024;
-            if ((s + 1) * 64 <= a.k) {
+            const bool full_k = (s + 1) * 64 <= a.k;
+            if (full_k && nt0 == 16) {
               _tile_loadd(4, a.q + t0 * a.k + s * 64, a.k);
-              if (two)
+            } else {
+              amx_a_copy(a, t0, nt0, s * 64, acopy[0]);
+              _tile_loadd(4, acopy[0], 64);
+            }
+            if (two) {
+              if (full_k && nt1 >= 16) {
                 _tile_loadd(5, a.q + (t0 + 16) * a.k + s * 64, a.k);
-            } else { // the K tail: activations zero-padded to 64 columns
-              const int64_t valid = a.k - s * 64;
-              for (int blk = 0; blk < (two ? 2 : 1); ++blk)
-                for (int64_t t = 0; t < 16; ++t) {
-                  const int8_t *src = a.q + (t0 + 16 * blk + t) * a.k + s * 64;
-                  for (int64_t c = 0; c < 64; ++c)
-                    atail[blk][t * 64 + c] = c < valid ? src[c] : 0;
-                }
-              _tile_loadd(4, atail[0], 64);
-              if (two)
-                _tile_loadd(5, atail[1], 64);
+              } else {
+                amx_a_copy(a, t0 + 16, min64(16, nt1), s * 64, acopy[1]);
+                _tile_loadd(5, acopy[1], 64);
+              }
             }
             _tile_loadd(6, bt, 64);
             _tile_loadd(7, bt + 1024, 64);
@@ -216,7 +236,6 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
             _tile_stored(2, cb + 16 * kAmxRows, kAmxRows * 4);
             _tile_stored(3, cb + 16 * kAmxRows + 16, kAmxRows * 4);
           }
-          t0 += two ? 32 : 16;
         }
       }
       // Epilogue: float(acc) * scale / qs[t], the ref's order (mul, then div).
@@ -241,26 +260,6 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
     }
   }
   _tile_release();
-
-  // The last n % 16 tokens: the VNNI body per row tile.
-  for (int64_t rt = begin; rt < end && n16 < a.n; ++rt) {
-    int64_t t0 = n16;
-    for (; t0 + 4 <= a.n; t0 += 4)
-      Vnni::template rows<4>(a, rt, t0);
-    switch (a.n - t0) {
-    case 3:
-      Vnni::template rows<3>(a, rt, t0);
-      break;
-    case 2:
-      Vnni::template rows<2>(a, rt, t0);
-      break;
-    case 1:
-      Vnni::template rows<1>(a, rt, t0);
-      break;
-    default:
-      break;
-    }
-  }
 }
 
 } // namespace
