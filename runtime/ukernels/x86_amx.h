@@ -42,13 +42,13 @@
 namespace tern_uk {
 namespace { // internal: each ISA file has its own copy, compiled for its target
 
-constexpr int64_t kAmxMinTokens = 16;     // smaller batches stay on VNNI
+constexpr int64_t kAmxMinTokens = 16; // smaller batches stay on VNNI
 #ifndef TERN_UK_AMX_PANEL_COLS
 #define TERN_UK_AMX_PANEL_COLS 512
 #endif
 constexpr int64_t kAmxPanelCols = TERN_UK_AMX_PANEL_COLS; // K columns per weight panel
-constexpr int64_t kAmxSuperTokens = 256;  // tokens per accumulator pass
-constexpr int64_t kAmxRows = 32;          // weight rows per block (two B tiles)
+constexpr int64_t kAmxSuperTokens = 256;                  // tokens per accumulator pass
+constexpr int64_t kAmxRows = 32;                          // weight rows per block (two B tiles)
 constexpr int64_t kAmxPanelBytes = kAmxPanelCols / 64 * 2 * 1024;
 
 // Whether this process may run AMX-INT8 now; requests the Linux tile data
@@ -135,8 +135,8 @@ __attribute__((always_inline)) inline void amx_a_copy(const MatmulArgs &a, int64
   const int64_t valid = min64(64, a.k - col);
   const __mmask64 mask = valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1;
   for (int64_t t = 0; t < 16; ++t) {
-    const __m512i v = t < nt ? _mm512_maskz_loadu_epi8(mask, a.q + (t0 + t) * a.k + col)
-                             : _mm512_setzero_si512();
+    const __m512i v =
+        t < nt ? _mm512_maskz_loadu_epi8(mask, a.q + (t0 + t) * a.k + col) : _mm512_setzero_si512();
     _mm512_store_si512(dst + t * 64, v);
   }
 }

@@ -217,7 +217,8 @@ TEST(I2sGemm, Token64BatchEqualsAlone) {
       fns.push_back(kn.fn);
     else
       std::printf("skipped: i2s i8 %s (%s)\n", kn.name, kn.whyNot.c_str());
-  const std::vector<float> ref = run(&tern_uk_matmul_i2s_ref, p, n, q.data(), qs.data(), Split::None);
+  const std::vector<float> ref =
+      run(&tern_uk_matmul_i2s_ref, p, n, q.data(), qs.data(), Split::None);
   for (MatmulI8 fn : fns) {
     const std::vector<float> batch = run(fn, p, n, q.data(), qs.data(), Split::Pool);
     for (int64_t t = 0; t < n; ++t) {
