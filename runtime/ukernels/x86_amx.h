@@ -42,7 +42,10 @@
 namespace tern_uk {
 namespace { // internal: each ISA file has its own copy, compiled for its target
 
-constexpr int64_t kAmxMinTokens = 16; // smaller batches stay on VNNI
+#ifndef TERN_UK_AMX_MIN_TOKENS
+#define TERN_UK_AMX_MIN_TOKENS 6
+#endif
+constexpr int64_t kAmxMinTokens = TERN_UK_AMX_MIN_TOKENS; // smaller batches stay on VNNI
 #ifndef TERN_UK_AMX_PANEL_COLS
 #define TERN_UK_AMX_PANEL_COLS 512
 #endif

@@ -120,7 +120,7 @@ BENCHMARK(BM_i2s_avx512_vnni)->Apply(shapes);
 
 // Prefill (GEMM) shapes of 2B4T: hidden 2560, ffn 6912, kv 640 (q/o 2560x2560,
 // k/v 640x2560, gate/up 6912x2560, down 2560x6912), n = 1 .. 512 tokens. The
-// avx512_vnni entry runs the AMX GEMM for n >= 16 where the CPU has it.
+// avx512_vnni entry runs the AMX GEMM for n >= 6 where the CPU has it.
 void gemmShapes(benchmark::internal::Benchmark *b) {
   for (int64_t n : {1, 8, 16, 64, 128, 512})
     for (auto mk :
