@@ -156,11 +156,6 @@ KernelEstimate TargetInfo::estimateRow(const KernelCost &row, int64_t m, int64_t
 std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t m, int64_t k,
                                                    int64_t tileM, int64_t tileK, ActQuant act,
                                                    int64_t maxBatch) const {
-  std::optional<KernelCost> row = cost(layout, act);
-  if (!row && !ir::isTernaryLayout(layout))
-    row = KernelCost{layout, act, "", 0, 0, 0, false};
-  if (!row)
-    return std::nullopt;
   if (!ir::isTernaryLayout(layout)) {
     // Dense matrices (the LM head, a float embedding) have one kernel: only
     // their memory traffic is estimated, to report it.
@@ -173,6 +168,9 @@ std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t 
     e.decodeUs = e.score = e.memoryUs;
     return e;
   }
+  std::optional<KernelCost> row = cost(layout, act);
+  if (!row)
+    return std::nullopt;
   return estimateRow(*row, m, k, tileM, tileK, maxBatch);
 }
 
