@@ -16,6 +16,7 @@
 #include "runtime/gguf/writer.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/chat/fixtures.h"
+#include "tools/tern-synth/synth.h"
 #include "tools/tern/cli.h"
 
 namespace tern::chat {
@@ -167,6 +168,48 @@ TEST(ChatCli, SecondTurnFeedsOnlyItsOwnTokens) {
   if (int(r2.size()) < n) { // the reply ended at an end-of-generation token
     EXPECT_TRUE(tok.isEog(j["steps"][r2.size()]["token"].get<int32_t>()));
   }
+}
+
+// On the LLaMA-3 vocabulary (BitNet b1.58 2B4T's) with the 2B4T template in
+// the GGUF, <|eot_id|> is one special token: the reply that ends with it
+// (forced here by a logit bias) leaves it to be fed at the start of the next
+// turn, and the session holds exactly the tokens of the whole conversation's
+// rendering.
+TEST(ChatCli, EndOfTurnTokenOnTheLlama3Vocabulary) {
+  absl::StatusOr<synth::Config> cfg = synth::preset("tiny");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  cfg->vocabFrom = std::string(TERN_SHARED_DIR) + "/fixtures/vocab/llama3-vocab.gguf";
+  absl::StatusOr<gguf::Writer> w = synth::makeWriter(*cfg);
+  ASSERT_TRUE(w.ok()) << w.status();
+  w->setString(std::string(kChatTemplateKey), testing::fixtureTemplate(TemplateKind::Bitnet));
+  std::filesystem::create_directories(TERN_TEST_OUT_DIR);
+  const std::string model = std::string(TERN_TEST_OUT_DIR) + "/llama3-vocab-2b4t-template.gguf";
+  ASSERT_TRUE(w->writeFile(model).ok());
+
+  const std::string u1 = "Hello!", u2 = "  And again  ";
+  Result r =
+      tern({"chat", model, "--reference", "--temp", "0", "--verbose-prompt", "-l", "128009+100"},
+           u1 + "\n" + u2 + "\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("chat template: bitnet (gguf)"), std::string::npos) << r.err;
+  const Trace tr = parseTrace(r.err);
+  ASSERT_EQ(tr.fed.size(), 2u) << r.err;
+  ASSERT_EQ(tr.reply.size(), 2u) << r.err;
+  EXPECT_TRUE(tr.reply[0].empty());
+  ASSERT_FALSE(tr.fed[1].empty());
+  EXPECT_EQ(tr.fed[1].front(), 128009); // <|eot_id|>, sampled by turn 1
+  EXPECT_EQ(tr.firstPos[1], tr.fed[0].size());
+  std::vector<int32_t> whole = tr.fed[0];
+  whole.insert(whole.end(), tr.fed[1].begin(), tr.fed[1].end());
+
+  auto f = gguf::File::open(model);
+  ASSERT_TRUE(f.ok());
+  absl::StatusOr<tokenizer::Tokenizer> tok = tokenizer::Tokenizer::fromGGUF(**f);
+  ASSERT_TRUE(tok.ok());
+  const std::vector<Message> conv = {{Role::User, u1}, {Role::Assistant, ""}, {Role::User, u2}};
+  EXPECT_EQ(whole, tokenizePrompt(*tok, render(TemplateKind::Bitnet, conv, specialTokenText(*tok)),
+                                  /*startOfSession=*/true));
+  EXPECT_EQ(whole.front(), tok->bos()); // one BOS, from the tokenizer (2B4T: add_bos)
 }
 
 TEST(ChatCli, TemplateSystemAndPromptMarker) {
