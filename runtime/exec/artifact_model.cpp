@@ -15,33 +15,34 @@
 
 #include "fmt/format.h"
 #include "runtime/model/reference_model.h"
+#include "runtime/model/session.h"
 #include "runtime/support/status.h"
 
 namespace tern::exec {
 
 namespace {
 
-class ArtifactSession final : public model::Session {
+class ArtifactSession final : public model::PagedSession {
 public:
-  ArtifactSession(std::shared_ptr<model::KvPool> pool, uint32_t nLayer, uint32_t tableLen)
-      : kv(std::move(pool)), tables(nLayer, std::vector<int32_t>(tableLen, -1)), tablePtrs(nLayer) {
+  ArtifactSession(const model::Model *owner, std::shared_ptr<model::KvPool> pool, uint32_t nLayer,
+                  uint32_t tableLen)
+      : PagedSession(owner, std::move(pool)), tables(nLayer, std::vector<int32_t>(tableLen, -1)),
+        tablePtrs(nLayer) {
     for (uint32_t l = 0; l < nLayer; ++l)
       tablePtrs[l] = tables[l].data();
   }
-  uint64_t position() const override { return pos; }
 
+  // The ABI's int32 page tables from the KV session's (after every change:
+  // copy-on-write moves pages).
   void syncTables() {
-    for (size_t l = 0; l < tables.size(); ++l) {
-      const std::vector<uint32_t> &t = kv.pageTable(uint32_t(l));
-      for (size_t i = 0; i < t.size() && i < tables[l].size(); ++i)
-        tables[l][i] = int32_t(t[i]);
-    }
+    std::vector<int32_t *> ptrs(tables.size());
+    for (size_t l = 0; l < tables.size(); ++l)
+      ptrs[l] = tables[l].data();
+    (void)kv.exportTables(ptrs, tables.empty() ? 0 : tables[0].size());
   }
 
-  model::KvSession kv;
   std::vector<std::vector<int32_t>> tables; // [layer][logical page] for the ABI
   std::vector<const int32_t *> tablePtrs;
-  uint64_t pos = 0;
 };
 
 thread_local bool tInParallel = false;
@@ -366,13 +367,9 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     return absl::ResourceExhaustedError(
         fmt::format("cannot allocate {} MiB of scratch", scratchBytes_ >> 20));
   std::memset(scratch_, 0, scratchBytes_);
-  model::KvPoolOptions ko;
-  ko.nLayer = uint32_t(d.n_layer);
-  ko.kvDim = uint32_t(d.n_kv_head * d.head_dim);
-  ko.pageSize = options_.pageSize ? options_.pageSize : 16;
-  const uint64_t perSeq = (uint64_t(ctxLen_) + ko.pageSize - 1) / ko.pageSize * ko.nLayer;
-  ko.numPages = options_.kvPages ? options_.kvPages : uint32_t(perSeq);
-  absl::StatusOr<std::shared_ptr<model::KvPool>> kv = model::KvPool::create(ko);
+  discard_.assign(size_t(d.vocab), 0.0f);
+  absl::StatusOr<std::shared_ptr<model::KvPool>> kv =
+      model::createModelPool(uint32_t(d.n_layer), uint32_t(d.n_kv_head * d.head_dim), options_);
   if (!kv.ok())
     return kv.status();
   kv_ = std::move(*kv);
@@ -402,30 +399,40 @@ absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {
   const uint32_t tableLen =
       uint32_t((uint64_t(desc_->max_ctx) + kv_->options().pageSize - 1) / kv_->options().pageSize);
   return std::unique_ptr<model::Session>(
-      new ArtifactSession(kv_, uint32_t(desc_->n_layer), tableLen));
+      new ArtifactSession(this, kv_, uint32_t(desc_->n_layer), tableLen));
 }
+
+absl::Status ArtifactModel::truncate(model::Session &session, uint64_t positions) {
+  return model::truncateSession(*this, session, positions);
+}
+
+absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::fork(const model::Session &session) {
+  absl::StatusOr<std::unique_ptr<model::Session>> s = newSession();
+  if (!s.ok())
+    return s.status();
+  if (absl::Status st = model::forkInto(*this, session, **s); !st.ok())
+    return st;
+  return s;
+}
+
+model::KvUsage ArtifactModel::kvUsage() const { return model::kvUsageOf(*kv_); }
 
 absl::Status ArtifactModel::decode(model::Session &session, std::span<const int32_t> tokens,
                                    std::span<float> logits) {
-  auto *s = dynamic_cast<ArtifactSession *>(&session);
-  if (!s || &s->kv.pool() != kv_.get())
-    return absl::InvalidArgumentError("decode: the session belongs to another model");
-  if (tokens.empty())
-    return absl::InvalidArgumentError("decode: no tokens");
-  if (logits.size() < size_t(desc_->vocab))
+  if (logits.size() != size_t(desc_->vocab))
     return absl::InvalidArgumentError(
         fmt::format("decode: logits buffer holds {}, vocab is {}", logits.size(), desc_->vocab));
-  for (size_t i = 0; i < tokens.size(); ++i)
-    if (tokens[i] < 0 || tokens[i] >= desc_->vocab)
-      return absl::InvalidArgumentError(
-          fmt::format("token id {} (input position {}) is outside the vocabulary [0, {})",
-                      tokens[i], i, desc_->vocab));
-  const uint64_t end = s->pos + tokens.size();
-  if (end > ctxLen_)
-    return model::contextFullError(s->pos, tokens.size(), ctxLen_);
-  if (absl::Status st = s->kv.reserve(end); !st.ok())
+  model::BatchItem item{&session, tokens, logits, {}};
+  if (absl::Status st = forward(std::span<model::BatchItem>(&item, 1)); !st.ok())
     return st;
-  s->syncTables();
+  return item.status;
+}
+
+absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
+  absl::StatusOr<std::vector<model::PreparedItem>> work =
+      model::prepareBatch(*this, items, {uint32_t(desc_->vocab), ctxLen_, options_.prefixCache});
+  if (!work.ok())
+    return work.status();
 
   tern_ctx ctx;
   std::memset(&ctx, 0, sizeof ctx);
@@ -435,27 +442,38 @@ absl::Status ArtifactModel::decode(model::Session &session, std::span<const int3
   ctx.kv.pool = kv_->pageK(0);
   ctx.kv.page_floats = int64_t(2) * kv_->options().pageSize * kv_->options().kvDim;
   ctx.kv.page_size = kv_->options().pageSize;
-  ctx.kv.page_tables = s->tablePtrs.data();
   ctx.pool = threads_.get();
   ctx.parallel_for = &parallelFor;
 
   std::lock_guard<std::mutex> lock(forwardMutex_);
   std::vector<int32_t> positions;
   const int64_t maxB = desc_->max_batch;
-  for (size_t done = 0; done < tokens.size();) {
-    const int64_t n = std::min<int64_t>(maxB, int64_t(tokens.size() - done));
-    positions.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i)
-      positions[size_t(i)] = int32_t(s->pos + done + size_t(i));
-    ++forwardCalls_;
-    const int32_t rc = forward_(&ctx, n, tokens.data() + done, positions.data(), logits.data());
-    if (rc != 0)
-      return absl::InternalError(
-          fmt::format("tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})",
-                      rc, done, done + size_t(n), positions.front(), positions.back()));
-    done += size_t(n);
+  for (const model::PreparedItem &p : *work) {
+    auto *s = static_cast<ArtifactSession *>(p.session);
+    s->syncTables();
+    ctx.kv.page_tables = s->tablePtrs.data();
+    float *out = p.logits.empty() ? discard_.data() : p.logits.data();
+    absl::Status failed;
+    for (size_t done = 0; done < p.feed.size();) {
+      const int64_t n = std::min<int64_t>(maxB, int64_t(p.feed.size() - done));
+      positions.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i)
+        positions[size_t(i)] = int32_t(p.from + done + size_t(i));
+      ++forwardCalls_;
+      const int32_t rc = forward_(&ctx, n, p.feed.data() + done, positions.data(), out);
+      if (rc != 0) {
+        failed = absl::InternalError(fmt::format(
+            "tern_model_forward failed with code {} (tokens {}..{} at positions {}..{})", rc, done,
+            done + size_t(n), positions.front(), positions.back()));
+        break;
+      }
+      done += size_t(n);
+    }
+    if (failed.ok())
+      model::commitItem(p, items, options_.prefixCache);
+    else
+      model::failItem(p, items, failed);
   }
-  s->pos = end;
   return absl::OkStatus();
 }
 

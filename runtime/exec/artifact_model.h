@@ -38,6 +38,10 @@ public:
   absl::StatusOr<std::unique_ptr<model::Session>> newSession() override;
   absl::Status decode(model::Session &session, std::span<const int32_t> tokens,
                       std::span<float> logits) override;
+  absl::Status forward(std::span<model::BatchItem> items) override;
+  absl::Status truncate(model::Session &session, uint64_t positions) override;
+  absl::StatusOr<std::unique_ptr<model::Session>> fork(const model::Session &session) override;
+  model::KvUsage kvUsage() const override;
 
   const artifact::Artifact &artifact() const { return *artifact_; }
   const tern_model_desc &desc() const { return *desc_; }
@@ -73,7 +77,8 @@ private:
   uint8_t *scratch_ = nullptr;
   size_t scratchBytes_ = 0;
   uint32_t ctxLen_ = 0;
-  std::mutex forwardMutex_; // one forward at a time (shared scratch)
+  std::vector<float> discard_; // logits nobody asked for
+  std::mutex forwardMutex_;    // one forward at a time (shared scratch)
   std::atomic<uint64_t> forwardCalls_{0};
 };
 

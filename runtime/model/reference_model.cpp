@@ -6,23 +6,9 @@
 #include <set>
 
 #include "fmt/format.h"
+#include "runtime/model/session.h"
 
 namespace tern::model {
-
-namespace {
-
-class ReferenceSession final : public Session {
-public:
-  ReferenceSession(const ReferenceModel *owner, std::shared_ptr<KvPool> pool)
-      : owner(owner), kv(std::move(pool)) {}
-  uint64_t position() const override { return pos; }
-
-  const ReferenceModel *owner;
-  KvSession kv;
-  uint64_t pos = 0;
-};
-
-} // namespace
 
 absl::StatusOr<std::unique_ptr<ReferenceModel>>
 ReferenceModel::create(std::unique_ptr<gguf::File> file, const ModelOptions &options) {
@@ -40,22 +26,8 @@ ReferenceModel::create(std::unique_ptr<gguf::File> file, const ModelOptions &opt
   ModelOptions &o = m->options_;
   if (o.contextLength == 0)
     o.contextLength = m->config_.nCtxTrain ? std::min<uint32_t>(m->config_.nCtxTrain, 4096) : 4096;
-  if (o.pageSize == 0)
-    return absl::InvalidArgumentError("KV page size must be positive");
-  KvPoolOptions po;
-  po.nLayer = m->config_.nLayer;
-  po.kvDim = m->config_.kvDim();
-  po.pageSize = o.pageSize;
-  const uint64_t pagesPerContext =
-      uint64_t(o.contextLength + o.pageSize - 1) / o.pageSize * m->config_.nLayer;
-  if (o.kvPages == 0) {
-    if (pagesPerContext > UINT32_MAX)
-      return absl::InvalidArgumentError(
-          fmt::format("context length {} needs too many KV pages", o.contextLength));
-    o.kvPages = static_cast<uint32_t>(pagesPerContext);
-  }
-  po.numPages = o.kvPages;
-  absl::StatusOr<std::shared_ptr<KvPool>> pool = KvPool::create(po);
+  absl::StatusOr<std::shared_ptr<KvPool>> pool =
+      createModelPool(m->config_.nLayer, m->config_.kvDim(), o);
   if (!pool.ok())
     return pool.status();
   if (o.actQuant == ActQuant::Q8K)
@@ -91,32 +63,50 @@ std::string ReferenceModel::describe() const {
 }
 
 absl::StatusOr<std::unique_ptr<Session>> ReferenceModel::newSession() {
-  return std::unique_ptr<Session>(new ReferenceSession(this, pool_));
+  return std::unique_ptr<Session>(new PagedSession(this, pool_));
 }
+
+absl::Status ReferenceModel::truncate(Session &session, uint64_t positions) {
+  return truncateSession(*this, session, positions);
+}
+
+absl::StatusOr<std::unique_ptr<Session>> ReferenceModel::fork(const Session &session) {
+  std::unique_ptr<Session> s(new PagedSession(this, pool_));
+  if (absl::Status st = forkInto(*this, session, *s); !st.ok())
+    return st;
+  return s;
+}
+
+KvUsage ReferenceModel::kvUsage() const { return kvUsageOf(*pool_); }
 
 absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> tokens,
                                     std::span<float> logits) {
-  auto *s = dynamic_cast<ReferenceSession *>(&session);
-  if (!s || s->owner != this)
-    return absl::InvalidArgumentError("session does not belong to this model");
-  const ModelConfig &c = config_;
-  if (tokens.empty())
-    return absl::InvalidArgumentError("decode: no tokens to feed");
-  if (logits.size() != c.nVocab)
+  if (logits.size() != config_.nVocab)
     return absl::InvalidArgumentError(fmt::format(
-        "decode: logits buffer holds {} values, vocabulary is {}", logits.size(), c.nVocab));
-  for (size_t i = 0; i < tokens.size(); ++i)
-    if (tokens[i] < 0 || uint32_t(tokens[i]) >= c.nVocab)
-      return absl::InvalidArgumentError(
-          fmt::format("token id {} (input position {}) is outside the vocabulary [0, {})",
-                      tokens[i], i, c.nVocab));
-  const uint64_t pos0 = s->pos;
-  const uint32_t T = static_cast<uint32_t>(tokens.size());
-  if (pos0 + T > options_.contextLength)
-    return contextFullError(pos0, T, options_.contextLength);
-  if (absl::Status st = s->kv.reserve(pos0 + T); !st.ok())
+        "decode: logits buffer holds {} values, vocabulary is {}", logits.size(), config_.nVocab));
+  BatchItem item{&session, tokens, logits, {}};
+  if (absl::Status st = forward(std::span<BatchItem>(&item, 1)); !st.ok())
     return st;
+  return item.status;
+}
 
+absl::Status ReferenceModel::forward(std::span<BatchItem> items) {
+  absl::StatusOr<std::vector<PreparedItem>> work =
+      prepareBatch(*this, items, {config_.nVocab, options_.contextLength, options_.prefixCache});
+  if (!work.ok())
+    return work.status();
+  std::lock_guard<std::mutex> lock(runMutex_);
+  for (const PreparedItem &p : *work) {
+    run(p.session->kv, p.from, p.feed, p.logits);
+    commitItem(p, items, options_.prefixCache);
+  }
+  return absl::OkStatus();
+}
+
+void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> tokens,
+                         std::span<float> logits) {
+  const ModelConfig &c = config_;
+  const uint32_t T = static_cast<uint32_t>(tokens.size());
   const uint32_t E = c.nEmbd, Q = c.qDim(), KV = c.kvDim(), F = c.nFf, D = c.headDim;
   const uint32_t group = c.nHead / c.nHeadKv;
   ThreadPool &pool = *threads_;
@@ -159,11 +149,11 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
         rope(&q[uint64_t(t) * Q + hh * D], c.nRot, pos, c.ropeFreqBase);
       for (uint32_t hh = 0; hh < c.nHeadKv; ++hh)
         rope(&k[uint64_t(t) * KV + hh * D], c.nRot, pos, c.ropeFreqBase);
-      std::copy_n(&k[uint64_t(t) * KV], KV, s->kv.k(li, pos));
-      std::copy_n(&v[uint64_t(t) * KV], KV, s->kv.v(li, pos));
+      std::copy_n(&k[uint64_t(t) * KV], KV, kv.k(li, pos));
+      std::copy_n(&v[uint64_t(t) * KV], KV, kv.v(li, pos));
       if (q8k) {
-        f16(s->kv.k(li, pos), KV);
-        f16(s->kv.v(li, pos), KV);
+        f16(kv.k(li, pos), KV);
+        f16(kv.v(li, pos), KV);
       }
     }
     // One (token, head) pair per work item; each reads the cache through
@@ -179,13 +169,13 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
         float *out = &att[uint64_t(t) * Q + hh * D];
         if (faOneChunk) {
           flashAttnOneRowF16(
-              qv, D, n, attScale, [&](uint64_t p) { return s->kv.k(li, p) + kvh * D; },
-              [&](uint64_t p) { return s->kv.v(li, p) + kvh * D; }, out);
+              qv, D, n, attScale, [&](uint64_t p) { return kv.k(li, p) + kvh * D; },
+              [&](uint64_t p) { return kv.v(li, p) + kvh * D; }, out);
           continue;
         }
         attentionOneRow(
-            qv, D, n, attScale, [&](uint64_t p) { return s->kv.k(li, p) + kvh * D; },
-            [&](uint64_t p) { return s->kv.v(li, p) + kvh * D; }, scores, out);
+            qv, D, n, attScale, [&](uint64_t p) { return kv.k(li, p) + kvh * D; },
+            [&](uint64_t p) { return kv.v(li, p) + kvh * D; }, scores, out);
       }
     });
     for (uint32_t t = 0; t < T; ++t)
@@ -211,13 +201,13 @@ absl::Status ReferenceModel::decode(Session &session, std::span<const int32_t> t
       x[i] += o[i];
   }
 
+  if (logits.empty())
+    return;
   std::vector<float> last(E);
   norm(&x[uint64_t(T - 1) * E], weights_.outputNorm.data(), E, c.rmsEps, last.data());
   if (q8k)
     f16(last.data(), E);
   lmHead(weights_.output, last.data(), logits.data(), pool);
-  s->pos = pos0 + T;
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Model>> openReferenceModel(const std::string &path,

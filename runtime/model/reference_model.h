@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
@@ -24,6 +25,12 @@ public:
   absl::StatusOr<std::unique_ptr<Session>> newSession() override;
   absl::Status decode(Session &session, std::span<const int32_t> tokens,
                       std::span<float> logits) override;
+  // The reference pass computes each item on its own (it is the oracle:
+  // batching would only change its speed).
+  absl::Status forward(std::span<BatchItem> items) override;
+  absl::Status truncate(Session &session, uint64_t positions) override;
+  absl::StatusOr<std::unique_ptr<Session>> fork(const Session &session) override;
+  KvUsage kvUsage() const override;
 
   const ModelWeights &weights() const { return weights_; }
   KvPool &kvPool() { return *pool_; }
@@ -31,6 +38,9 @@ public:
 
 private:
   ReferenceModel() = default;
+  // Feeds `tokens` at positions [pos0, pos0 + size) of `kv` (writable) and
+  // writes the last token's logits when `logits` is not empty.
+  void run(KvSession &kv, uint64_t pos0, std::span<const int32_t> tokens, std::span<float> logits);
 
   std::unique_ptr<gguf::File> file_;
   ModelConfig config_;
@@ -38,6 +48,7 @@ private:
   ModelWeights weights_;
   std::shared_ptr<KvPool> pool_;
   std::unique_ptr<ThreadPool> threads_;
+  std::mutex runMutex_; // one forward pass at a time (the thread pool is shared)
 };
 
 } // namespace tern::model

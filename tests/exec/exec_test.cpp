@@ -178,6 +178,11 @@ TEST_F(ExecTest, SessionsAreIsolatedAndReturnPages) {
     }
     EXPECT_LT(am.kvPool().freePages(), 40u);
   }
+  // Returned, or kept by the prefix cache for the next prompt that starts the same way.
+  const model::KvPoolStats st = am.kvPool().stats();
+  EXPECT_EQ(st.referencedBlocks, 0u);
+  EXPECT_EQ(st.freeBlocks + st.cachedUnreferenced, st.totalBlocks);
+  EXPECT_EQ(am.kvPool().dropUnreferencedCache(), st.cachedUnreferenced);
   EXPECT_EQ(am.kvPool().freePages(), 40u);
 }
 

@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/eval.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
 #include "runtime/model/thread_pool.h"
 #include "runtime/sampling/sampler.h"

@@ -5,6 +5,7 @@
 #include "fmt/format.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/exec/compile_cache.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/support/status.h"
 
 namespace tern::cli {
@@ -57,7 +58,25 @@ void addModelFlags(args::Parser &p, Common &c) {
   p.integer("--kv-page-size", &c.opts.pageSize, 1, 1u << 16, "N",
             "KV positions per page (default 16)");
   p.integer("--kv-pages", &c.opts.kvPages, 1, 1u << 30, "N",
-            "KV pool size in pages (default: one full context)");
+            "KV pool size in pages (blocks x layers; default:\n"
+            "-c x --parallel, or --kv-mem)");
+  p.integer("-np,--parallel", &c.opts.parallel, 1, 1u << 16, "N",
+            "sessions the KV pool holds at full context (default 1)");
+  p.value("--kv-mem", "BYTES",
+          "KV pool size in bytes, e.g. 512M, 2G (wins over -c x\n"
+          "--parallel)",
+          [&c](std::string_view flag, const std::string &v) -> absl::Status {
+            absl::StatusOr<uint64_t> b = model::parseByteSize(v);
+            if (!b.ok())
+              return absl::InvalidArgumentError(
+                  fmt::format("{}: {}", flag, std::string(b.status().message())));
+            c.opts.kvMemBytes = *b;
+            return absl::OkStatus();
+          });
+  p.flag(
+      "--no-prefix-cache", [&c] { c.opts.prefixCache = false; },
+      "do not share KV pages of common prompt prefixes\n"
+      "between sessions");
   p.parsed("--i2s-layout", &c.opts.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
            "L",
            "I2_S packing: x86-qk128 (default; alias x86), arm-qk64\n"
