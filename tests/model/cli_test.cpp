@@ -232,7 +232,8 @@ TEST(Cli, RunSamplesWithASeed) {
   Result banned = run({"eval", kTq2, "--tokens", "354,111,150", "--greedy", "6", "--json", "--temp",
                        "0", "-l", "111-inf", "--logit-bias", "150-inf"});
   ASSERT_EQ(banned.rc, 0) << banned.err;
-  for (const auto &st : nlohmann::json::parse(banned.out)["steps"]) {
+  const nlohmann::json bannedJson = nlohmann::json::parse(banned.out);
+  for (const auto &st : bannedJson["steps"]) {
     EXPECT_NE(st["token"], 111);
     EXPECT_NE(st["token"], 150);
   }
