@@ -1,4 +1,5 @@
 #include "tools/tern/cli.h"
+#include "tools/tern/serve_cmd.h"
 
 #include <chrono>
 #include <fstream>
@@ -34,6 +35,7 @@ commands:
   eval   evaluate prompts greedily and print per-step top-k probabilities
   run    generate text greedily from a prompt
   bench  prompt-processing and decode speed (tokens/s)
+  serve  OpenAI-compatible HTTP server (docs/server.md)
   help   this text
 
 `tern <command> --help` describes each command's options.
@@ -652,6 +654,8 @@ int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostre
     return cmdRun(a, out, err);
   if (cmd == "bench")
     return cmdBench(a, out, err);
+  if (cmd == "serve")
+    return cmdServe(a, out, err);
   err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
   return 2;
 }
