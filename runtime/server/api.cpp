@@ -81,8 +81,8 @@ struct Fields {
     if (!v)
       return std::nullopt;
     if (!v->is_number_integer()) {
-      fail(key, fmt::format("expected an integer, got {}", v->is_number() ? "a fraction"
-                                                                          : typeName(*v)));
+      fail(key, fmt::format("expected an integer, got {}",
+                            v->is_number() ? "a fraction" : typeName(*v)));
       return std::nullopt;
     }
     int64_t i;
@@ -160,8 +160,7 @@ std::optional<std::vector<int32_t>> tokenArray(const json &a, const char *param,
   ids.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     const json &v = a[i];
-    if (!v.is_number_integer() ||
-        (!v.is_number_unsigned() && v.get<int64_t>() < 0) ||
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0) ||
         (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(INT32_MAX)
                                 : v.get<int64_t>() > INT32_MAX)) {
       err = bad(param, fmt::format("{}[{}]: expected a token id (integer >= 0), got {}", param, i,
@@ -186,7 +185,9 @@ json errorBody(const ApiError &e) {
   return body;
 }
 
-std::string dumpJson(const json &j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dumpJson(const json &j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 ApiResult<json> parseJsonObject(std::string_view body) {
   if (body.empty())
@@ -312,8 +313,8 @@ ApiResult<GenerationRequest> parseGenerationRequest(Endpoint endpoint, std::stri
     r.ignoreEos = *v;
   if (const json *lb = f.get("logit_bias")) {
     if (!lb->is_object())
-      f.fail("logit_bias", fmt::format("expected an object of token id -> bias, got {}",
-                                       typeName(*lb)));
+      f.fail("logit_bias",
+             fmt::format("expected an object of token id -> bias, got {}", typeName(*lb)));
     else
       for (const auto &[key, val] : lb->items()) {
         int64_t id = -1;
@@ -344,8 +345,8 @@ ApiResult<GenerationRequest> parseGenerationRequest(Endpoint endpoint, std::stri
         r.stop.push_back(x.get<std::string>());
       }
     } else {
-      f.fail("stop", fmt::format("expected a string or an array of strings, got {}",
-                                 typeName(*st)));
+      f.fail("stop",
+             fmt::format("expected a string or an array of strings, got {}", typeName(*st)));
     }
   }
   if (endpoint == Endpoint::Chat) {

@@ -113,9 +113,9 @@ absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
     return absl::InvalidArgumentError("the prompt is empty (0 tokens)");
   for (size_t i = 0; i < work.prompt.size(); ++i)
     if (work.prompt[i] < 0 || work.prompt[i] >= nVocab)
-      return absl::InvalidArgumentError(fmt::format(
-          "prompt token {} (position {}) is outside the vocabulary [0, {})", work.prompt[i], i,
-          nVocab));
+      return absl::InvalidArgumentError(
+          fmt::format("prompt token {} (position {}) is outside the vocabulary [0, {})",
+                      work.prompt[i], i, nVocab));
   if (work.prompt.size() >= ctx)
     return absl::InvalidArgumentError(
         fmt::format("the prompt is {} tokens; the context holds {} (the server's -c), leaving no "
@@ -143,9 +143,9 @@ absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
     if (stop_)
       return absl::UnavailableError("the server is shutting down");
     if (stats_.active + queue_.size() >= uint64_t(opts_.maxActive) + opts_.maxQueue)
-      return absl::ResourceExhaustedError(fmt::format(
-          "the server is busy: {} requests running and {} queued (--max-queue {})", stats_.active,
-          queue_.size(), opts_.maxQueue));
+      return absl::ResourceExhaustedError(
+          fmt::format("the server is busy: {} requests running and {} queued (--max-queue {})",
+                      stats_.active, queue_.size(), opts_.maxQueue));
     queue_.push_back(h);
     stats_.queued = uint32_t(queue_.size());
   }
@@ -239,10 +239,11 @@ TokenLogprob logprobOf(std::span<const float> logits, int32_t token, int32_t top
     for (size_t i = 0; i < ids.size(); ++i)
       ids[i] = int32_t(i);
     const size_t k = std::min<size_t>(size_t(top), ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(k), ids.end(), [&](int32_t a, int32_t b) {
-      return logits[size_t(a)] > logits[size_t(b)] ||
-             (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
+    std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(k), ids.end(),
+                      [&](int32_t a, int32_t b) {
+                        return logits[size_t(a)] > logits[size_t(b)] ||
+                               (logits[size_t(a)] == logits[size_t(b)] && a < b);
+                      });
     for (size_t i = 0; i < k; ++i)
       t.top.emplace_back(ids[i], float(double(logits[size_t(ids[i])]) - lse));
   }

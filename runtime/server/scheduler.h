@@ -61,7 +61,7 @@ struct TokenLogprob {
 
 // Output taken from a Handle: what was produced since the last take().
 struct Output {
-  std::string text;                  // safe-to-show text (stop strings held back / cut)
+  std::string text;                   // safe-to-show text (stop strings held back / cut)
   std::vector<TokenLogprob> logprobs; // the tokens behind `text` (when asked)
   bool finished = false;
   FinishReason reason = FinishReason::None;
@@ -147,7 +147,7 @@ private:
   std::deque<std::shared_ptr<Handle>> queue_; // guarded by mu_
   uint32_t reservedBlocks_ = 0;               // by active requests; guarded by mu_
   bool stop_ = false;
-  SchedulerStats stats_; // guarded by mu_
+  SchedulerStats stats_;                                                          // guarded by mu_
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint32_t>> recent_; // tokens/s window
   std::thread thread_;
 };

@@ -138,8 +138,9 @@ struct Server::Impl {
 namespace {
 // Known routes for the metrics label (anything else counts as "other").
 std::string routeLabel(const std::string &path) {
-  static const char *known[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
-                                "/metrics", "/tokenize", "/detokenize"};
+  static const char *known[] = {
+      "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize",
+      "/detokenize"};
   for (const char *k : known)
     if (path == k)
       return path;
@@ -319,11 +320,12 @@ void Server::Impl::generate(Endpoint ep, const httplib::Request &req, httplib::R
             choice["text"] = std::move(delta);
           choice["logprobs"] = std::move(logprobs);
           choice["finish_reason"] = std::move(finish);
-          return json{{"id", id},
-                      {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
-                      {"created", now},
-                      {"model", modelName},
-                      {"choices", json::array({std::move(choice)})}};
+          return json{
+              {"id", id},
+              {"object", ep == Endpoint::Chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", now},
+              {"model", modelName},
+              {"choices", json::array({std::move(choice)})}};
         };
         auto send = [&](const std::string &payload) {
           const std::string ev = "data: " + payload + "\n\n";
@@ -427,20 +429,20 @@ void Server::Impl::routes() {
   });
   // httplib's own refusals (404, 413, 400 on a malformed request) get an
   // OpenAI error object too.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request &req,
-                                                                 httplib::Response &res) {
-    if (!res.body.empty())
-      return httplib::Server::HandlerResponse::Unhandled;
-    ApiError e;
-    e.status = res.status;
-    e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
-    if (res.status == 404)
-      e.message = fmt::format("no such endpoint: {} {}", req.method, req.path);
-    else
-      e.message = reasonPhrase(res.status);
-    res.set_content(dumpJson(errorBody(e)), kJson);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request &req, httplib::Response &res) {
+        if (!res.body.empty())
+          return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e;
+        e.status = res.status;
+        e.type = res.status >= 500 ? "server_error" : "invalid_request_error";
+        if (res.status == 404)
+          e.message = fmt::format("no such endpoint: {} {}", req.method, req.path);
+        else
+          e.message = reasonPhrase(res.status);
+        res.set_content(dumpJson(errorBody(e)), kJson);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_exception_handler(
       [](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
         ApiError e;
@@ -476,7 +478,8 @@ void Server::Impl::routes() {
   http.Get("/v1/models", [this](const httplib::Request &, httplib::Response &res) {
     if (!checkReady(res))
       return;
-    json m = {{"id", opts.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "tern"}};
+    json m = {
+        {"id", opts.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "tern"}};
     m["meta"] = {{"n_ctx", scheduler->contextLength()},
                  {"n_vocab", model->config().nVocab},
                  {"description", model->describe()}};

@@ -22,10 +22,10 @@ namespace tern::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080; // 0: any free port (see Server::port())
-  std::string apiKey;        // non-empty: Authorization: Bearer KEY on /v1/*, /tokenize, /detokenize
-  uint32_t parallel = 1;     // requests generating at once
-  uint32_t maxQueue = 64;    // requests waiting beyond those (then 429)
+  int port = 8080;        // 0: any free port (see Server::port())
+  std::string apiKey;     // non-empty: Authorization: Bearer KEY on /v1/*, /tokenize, /detokenize
+  uint32_t parallel = 1;  // requests generating at once
+  uint32_t maxQueue = 64; // requests waiting beyond those (then 429)
   uint32_t prefillChunk = 1024;
   uint64_t maxBodyBytes = 8u << 20; // larger bodies: 413
   std::string modelId;              // the name /v1/models lists

@@ -102,8 +102,7 @@ TEST(ServerApi, RefusesBadRequestsNamingTheField) {
       {Endpoint::Chat, R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})",
        "top_logprobs"},
       {Endpoint::Chat,
-       R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"x": 1}})",
-       "logit_bias"},
+       R"({"messages": [{"role": "user", "content": "x"}], "logit_bias": {"x": 1}})", "logit_bias"},
       {Endpoint::Chat,
        R"({"messages": [{"role": "user", "content": "x"}], "frequency_penalty": 3})",
        "frequency_penalty"},
@@ -129,8 +128,8 @@ TEST(ServerApi, DeepNestingIsRefusedBeforeParsing) {
   ApiError e = errorOf(Endpoint::Chat, deep);
   EXPECT_NE(e.message.find("nests deeper"), std::string::npos) << e.message;
   // Brackets inside strings do not count.
-  std::string s = R"({"messages": [{"role": "user", "content": ")" + std::string(1000, '[') +
-                  R"("}]})";
+  std::string s =
+      R"({"messages": [{"role": "user", "content": ")" + std::string(1000, '[') + R"("}]})";
   EXPECT_TRUE(std::holds_alternative<GenerationRequest>(parseGenerationRequest(Endpoint::Chat, s)));
 }
 
@@ -245,7 +244,7 @@ TEST(Scheduler, GreedyMatchesAPlainDecodeLoop) {
 TEST(Scheduler, ConcurrentRequestsGiveWhatEachGivesAlone) {
   Fixture f = open(96, 4);
   const std::vector<std::string> prompts = {"one", "two words", "a somewhat longer prompt here",
-                                            "x", "Hello", "seeds differ"};
+                                            "x",   "Hello",     "seeds differ"};
   std::vector<Result> alone;
   {
     Scheduler sch(*f.model, *f.tok, {.maxActive = 1, .maxQueue = 16});
@@ -407,14 +406,14 @@ TEST(ServerHttp, StatusCodesAndErrorObjects) {
   EXPECT_TRUE(bodyOf(big)["error"].is_object());
   auto badJson = l.cli.Post("/v1/completions", auth, "{nope", "application/json");
   EXPECT_EQ(badJson->status, 400);
-  auto tooLong = l.cli.Post("/v1/completions", auth,
-                            R"({"prompt": ")" + std::string(300, 'z') + R"("})",
-                            "application/json");
+  auto tooLong =
+      l.cli.Post("/v1/completions", auth, R"({"prompt": ")" + std::string(300, 'z') + R"("})",
+                 "application/json");
   EXPECT_EQ(tooLong->status, 400);
   EXPECT_EQ(bodyOf(tooLong)["error"]["code"], "context_length_exceeded");
-  auto ok = l.cli.Post("/v1/completions", auth,
-                       R"({"prompt": "Hello", "max_tokens": 5, "temperature": 0})",
-                       "application/json");
+  auto ok =
+      l.cli.Post("/v1/completions", auth,
+                 R"({"prompt": "Hello", "max_tokens": 5, "temperature": 0})", "application/json");
   ASSERT_EQ(ok->status, 200) << ok->body;
   json j = bodyOf(ok);
   EXPECT_EQ(j["object"], "text_completion");

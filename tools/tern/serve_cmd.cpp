@@ -55,8 +55,8 @@ absl::StatusOr<std::unique_ptr<model::Model>> openServed(ServeFlags &f, std::ost
     return exec::openModel(f.modelPath, f.opts);
   const bool compile = f.compile || exec::findTernc().ok();
   if (!compile) {
-    err << "tern serve: note: no ternc found ($TERNC, next to tern, $PATH): running "
-        << f.modelPath << " on the scalar reference forward pass\n";
+    err << "tern serve: note: no ternc found ($TERNC, next to tern, $PATH): running " << f.modelPath
+        << " on the scalar reference forward pass\n";
     return exec::openModel(f.modelPath, f.opts);
   }
   exec::CompileRequest req;
@@ -98,7 +98,8 @@ int cmdServe(const std::vector<std::string> &a, std::ostream &out, std::ostream 
             f.srv.maxBodyBytes = *b;
             return absl::OkStatus();
           });
-  p.string("--alias", &f.srv.modelId, "NAME", "the model name /v1/models lists (default: file name)");
+  p.string("--alias", &f.srv.modelId, "NAME",
+           "the model name /v1/models lists (default: file name)");
   p.string("--chat-template", &f.srv.chatTemplate, "NAME",
            "chat template (bitnet, llama3, chatml; default: the\nGGUF's)");
   p.section("model options");
@@ -161,6 +162,7 @@ int cmdServe(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   std::atomic<int> rc{0};
   std::thread loader([&] {
     absl::StatusOr<std::unique_ptr<model::Model>> m = openServed(f, err);
+    const uint32_t ctx = m.ok() ? (*m)->options().contextLength : 0;
     absl::Status st = m.ok() ? srv.attach(std::move(*m)) : m.status();
     if (!st.ok()) {
       err << "tern serve: error: " << f.modelPath << ": " << statusMessage(st) << "\n";
@@ -169,8 +171,7 @@ int cmdServe(const std::vector<std::string> &a, std::ostream &out, std::ostream 
       return;
     }
     out << fmt::format("tern serve: ready: {} (context {} per request, --parallel {})",
-                       f.srv.modelId, f.opts.contextLength ? f.opts.contextLength : 0u,
-                       f.opts.parallel)
+                       f.srv.modelId, ctx, f.opts.parallel)
         << std::endl;
   });
   int sig = 0;
