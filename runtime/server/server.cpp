@@ -409,12 +409,16 @@ std::string Server::Impl::metricsText() {
   metric("tern_requests_cancelled_total", "counter", "Requests cancelled (client gone).",
          s.cancelled);
   metric("tern_forward_steps_total", "counter", "Batched forward calls.", s.steps);
-  metric("tern_kv_page_size", "gauge", "KV positions per page.", kv.pageSize);
-  metric("tern_kv_pages_total", "gauge", "KV pool size in pages (positions x all layers).",
-         kv.totalBlocks);
-  metric("tern_kv_pages_used", "gauge", "KV pages held by sessions.", kv.usedBlocks);
-  metric("tern_kv_pages_free", "gauge", "KV pages free.", kv.freeBlocks);
-  metric("tern_kv_pages_cached", "gauge", "KV pages kept only by the prefix cache (evictable).",
+  metric("tern_kv_block_positions", "gauge", "Positions per KV block (--kv-page-size).",
+         kv.pageSize);
+  metric("tern_kv_blocks_total", "gauge",
+         "KV pool size in blocks (--kv-page-size positions of all layers).", kv.totalBlocks);
+  metric("tern_kv_blocks_used", "gauge",
+         "KV blocks in use (held by sessions or kept by the prefix cache).", kv.usedBlocks);
+  metric("tern_kv_blocks_free", "gauge", "KV blocks free.", kv.freeBlocks);
+  metric("tern_kv_blocks_cached", "gauge",
+         "KV blocks in the prefix cache, held by a session or not (counted in used; unheld "
+         "ones are evicted when blocks run out).",
          kv.cachedBlocks);
   metric("tern_kv_sessions", "gauge", "Live sessions on the KV pool.", kv.sessions);
   metric("tern_prefix_cache_hit_tokens_total", "counter",

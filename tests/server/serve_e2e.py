@@ -293,7 +293,7 @@ def main():
               "a repeated prompt did not hit the prefix cache")
         for name in ["tern_prompt_tokens_total", "tern_generated_tokens_total",
                      "tern_generated_tokens_per_second", "tern_requests_queued",
-                     "tern_kv_pages_used", "tern_kv_pages_free",
+                     "tern_kv_blocks_used", "tern_kv_blocks_free",
                      'tern_http_requests_total{route="/v1/chat/completions",status="200"}',
                      'tern_http_requests_total{route="/v1/completions",status="400"}']:
             check(name in m1, f"/metrics lacks {name}")
@@ -314,7 +314,7 @@ def main():
         s, h, b = srv.json("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
         check(s == 429 and is_error_object(b) and "Retry-After" in h, f"429: {s} {h} {b}")
         m = srv.metrics()
-        check(m["tern_requests_active"] == 1 and m["tern_kv_pages_used"] > 0,
+        check(m["tern_requests_active"] == 1 and m["tern_kv_blocks_used"] > 0,
               f"metrics while streaming: {m}")
         c.sock.shutdown(socket.SHUT_RDWR)  # the client drops mid-stream
         c.close()
