@@ -73,8 +73,10 @@ TERN_UK_DECLARE_MATMUL(tq1, ref)
  * identically). int8 fast variants are bit-identical to their `ref` twin;
  * f32-activation ones use FMA with lane-wise partial sums (close to ref, not
  * bit-identical). ISAs: avx2 = avx2,fma,f16c; avx512_vnni = + avx512f,bw,
- * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod. tl1 (neon)
- * and tl2 (x86) fast variants need tile_m % 16 == 0 (else the ref rows). */
+ * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod. Preconditions
+ * of the fast variants (verified by #tern.kernel, no scalar fallback inside):
+ * tl1 (neon) tile_m % 16 == 0; tl2 (x86) tile_m % 16 == 0, tile_m <= 1024;
+ * the `ref` twins take any tile. */
 #define TERN_UK_DECLARE_i8(layout, isa)                                                            \
   void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
 #define TERN_UK_DECLARE_f32(layout, isa)                                                           \
@@ -108,6 +110,39 @@ void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
                               float *out, int64_t dim);
 void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                                float *out, int64_t dim);
+
+/* Fast variants of the ops above except attention (ops.h), one set per ISA
+ * that variants.def lists as TERN_UK_OPS_VARIANT: same signatures as the
+ * `_ref` ones. add, relu2_mul, embed, rope and quantize_i8 are bit-identical
+ * to ref; rms_norm sums its squares in double in lane order (the f32 scale
+ * equals ref's except in rare rounding ties: 1 ulp, then at most 1 in a
+ * quantized value); silu_mul uses a vector exp (a few ulp). */
+#define TERN_UK_DECLARE_OPS(isa)                                                                   \
+  void tern_uk_embed_f16_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
+                               const uint16_t *table, float *out, int64_t hidden, int64_t vocab);  \
+  void tern_uk_embed_f32_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
+                               const float *table, float *out, int64_t hidden, int64_t vocab);     \
+  void tern_uk_rms_norm_f32_##isa(const tern_ctx *ctx, int64_t n, const float *x, const float *w,  \
+                                  float *y, int64_t dim, float eps);                               \
+  void tern_uk_rms_norm_quantize_i8_##isa(const tern_ctx *ctx, int64_t n, const float *x,          \
+                                          const float *w, int8_t *q, float *qs, int64_t dim,       \
+                                          float eps);                                              \
+  void tern_uk_quantize_i8_##isa(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q,        \
+                                 float *qs, int64_t dim);                                          \
+  void tern_uk_rope_neox_f32_##isa(const tern_ctx *ctx, int64_t n, const float *x,                 \
+                                   const int32_t *pos, float *y, int64_t n_heads,                  \
+                                   int64_t head_dim, int64_t rot_dim, float freq_base);            \
+  void tern_uk_add_f32_##isa(const tern_ctx *ctx, int64_t n, const float *a, const float *b,       \
+                             float *out, int64_t dim);                                             \
+  void tern_uk_silu_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,               \
+                                  const float *up, float *out, int64_t dim);                       \
+  void tern_uk_relu2_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,              \
+                                   const float *up, float *out, int64_t dim);
+#define TERN_UK_VARIANT(layout, act, isa)
+#define TERN_UK_OPS_VARIANT(isa) TERN_UK_DECLARE_OPS(isa)
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_OPS_VARIANT
+#undef TERN_UK_VARIANT
 
 /* logits[t][vocab] = x[t] . row of the f16 head (layout: compiler/pack's
  * lm_head packing). */

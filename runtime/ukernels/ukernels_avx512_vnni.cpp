@@ -1,6 +1,6 @@
 // x86 AVX-512 VNNI ukernels (+ avx512f/bw/vl, on top of AVX2/FMA/F16C): the
 // i2s int8 driver over two VNNI traits (two rows per zmm, the odd last row
-// of a tile in a ymm) and the AVX2-level bodies recompiled for this target.
+// of a tile in a ymm) and an i2s f32-activation body on zmm.
 // Scalar twins: ukernels_ref.cpp.
 #if defined(__x86_64__)
 
@@ -14,6 +14,7 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
 
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
+#include "runtime/ukernels/ops.h"
 #include "runtime/ukernels/x86_avx2.h"
 
 namespace tern_uk {
@@ -64,7 +65,129 @@ struct Vnni512 {
   static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) { return Avx2::sum_q(q, len); }
 };
 
+// i2s, f32 activations on zmm: each 32-code group converts to two vectors
+// of 16 floats (vpmovsxbd + vcvtdq2ps) and FMAs against 16 activations, two
+// accumulators per token (lane-wise sums: within float tolerance of the
+// ref's sequential sum, not bit-identical).
+struct I2sF32Zmm {
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;
+    const __m256i one8 = _mm256_set1_epi8(1);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t *row = tile + (r - r0) * (a.tk / 4);
+      __m512 acc[NT][2];
+      for (int tt = 0; tt < NT; ++tt)
+        acc[tt][0] = acc[tt][1] = _mm512_setzero_ps();
+      for (int64_t gb = 0; gb < kfull / 128; ++gb) {
+        const Avx2::Codes c = Avx2::decode(row + (gb / bpt) * tbytes + (gb % bpt) * 32, 0);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i wv = _mm256_sub_epi8(c.c[g], one8);
+          for (int h = 0; h < 2; ++h) {
+            const __m512 wf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                h ? _mm256_extracti128_si256(wv, 1) : _mm256_castsi256_si128(wv)));
+            const int64_t col = gb * 128 + 32 * g + 16 * h;
+            for (int tt = 0; tt < NT; ++tt)
+              acc[tt][h] =
+                  _mm512_fmadd_ps(wf, _mm512_loadu_ps(a.x + (t0 + tt) * a.k + col), acc[tt][h]);
+          }
+        }
+      }
+      int8_t wt[128];
+      float bs;
+      if (kfull < a.k)
+        decode_chunk(a, kI2S, r, kfull, 128, wt, &bs);
+      const int seg = segment_of(a, r);
+      for (int tt = 0; tt < NT; ++tt) {
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[tt][0], acc[tt][1]));
+        const float *xt = a.x + (t0 + tt) * a.k;
+        for (int64_t c = kfull; c < a.k; ++c)
+          sum += float(wt[c - kfull]) * xt[c];
+        store(a, seg, r, t0 + tt, sum * a.scale[seg]);
+      }
+    }
+  }
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    token_blocks<I2sF32Zmm, 4>(a, rt);
+  }
+};
+
+// The float-vector traits of the non-matmul ops (ops.h), 16 lanes.
+struct Avx512Ops {
+  using F = __m512;
+  using M = __mmask16;
+  static constexpr int kLanes = 16;
+  static TERN_UK_INLINE F load(const float *p) { return _mm512_loadu_ps(p); }
+  static TERN_UK_INLINE void store(float *p, F v) { _mm512_storeu_ps(p, v); }
+  static TERN_UK_INLINE F splat(float v) { return _mm512_set1_ps(v); }
+  static TERN_UK_INLINE F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static TERN_UK_INLINE F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static TERN_UK_INLINE F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static TERN_UK_INLINE F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static TERN_UK_INLINE F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static TERN_UK_INLINE F abs(F a) {
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff)));
+  }
+  static TERN_UK_INLINE M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static TERN_UK_INLINE M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static TERN_UK_INLINE F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
+  static TERN_UK_INLINE F round_even(F a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // roundf: t = trunc(a); a - t is exact; |a - t| >= 0.5 steps away from 0.
+  static TERN_UK_INLINE F round_away(F a) {
+    const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const M half = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), splat(0.5f), _CMP_GE_OQ);
+    const __m512i one = _mm512_castps_si512(splat(1.0f));
+    const __m512i sign =
+        _mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(splat(-0.0f)));
+    return _mm512_mask_add_ps(t, half, t, _mm512_castsi512_ps(_mm512_or_si512(one, sign)));
+  }
+  static TERN_UK_INLINE void trunc_i8(int8_t *q, F v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+  static TERN_UK_INLINE F pow2i(F n) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+  }
+  static TERN_UK_INLINE float hmax(F v) { return _mm512_reduce_max_ps(v); }
+  // Exact for finite halves; inf / NaN lanes go to the scalar conversion.
+  static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+    const __m256i e = _mm256_set1_epi16(0x7c00);
+    if (_mm256_cmpeq_epi16_mask(_mm256_and_si256(h, e), e))
+      return false;
+    out = _mm512_cvtph_ps(h);
+    return true;
+  }
+  // Squares in double, lanes 0-7 and 8-15 in two accumulators.
+  struct SumSq {
+    __m512d lo, hi;
+  };
+  static TERN_UK_INLINE SumSq sumsq_zero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static TERN_UK_INLINE SumSq sumsq_add(SumSq s, const float *p) {
+    const __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+    const __m512d b = _mm512_cvtps_pd(_mm256_loadu_ps(p + 8));
+    return {_mm512_add_pd(s.lo, _mm512_mul_pd(a, a)), _mm512_add_pd(s.hi, _mm512_mul_pd(b, b))};
+  }
+  static TERN_UK_INLINE double sumsq_total(SumSq s) {
+    const __m512d v = _mm512_add_pd(s.lo, s.hi);
+    __m256d d = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    __m128d e = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    e = _mm_add_sd(e, _mm_unpackhi_pd(e, e));
+    return _mm_cvtsd_f64(e);
+  }
+};
+using OpsIsa = Avx512Ops;
+
+// i2s int8 over the VNNI traits, i2s f32 on zmm; no tl2 here (the tl2
+// kernel is an AVX2 pshufb body: it is offered as tl2_avx2 only).
 template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni512, Vnni256>> {};
+template <> struct MatmulBody<kI2S, true> {
+  using type = I2sF32Zmm;
+};
 
 } // namespace
 } // namespace tern_uk
@@ -75,6 +198,10 @@ template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni51
 extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
 }
+
+#define TERN_UK_OPS_ISA avx512_vnni
+#include "runtime/ukernels/ops_entries.h"
+#undef TERN_UK_OPS_ISA
 
 TERN_UK_TARGET_END()
 

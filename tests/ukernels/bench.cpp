@@ -1,122 +1,150 @@
-// Microbenchmarks of the matmul and lm_head ukernels (Google Benchmark),
-// single thread, on BitNet b1.58 2B4T shapes. Not a test: run
-// build/bin/ukernels_bench. Packed weights are random bytes in the i2s/tl1
-// layouts (every 2-bit code in 0..2, every tl1 nibble in 0..8).
+// Microbenchmarks of the matmul, lm_head and other ukernels (Google
+// Benchmark), single thread, on BitNet b1.58 2B4T shapes: every matmul
+// variant of variants.def the host runs, the numbers behind the cost model
+// (docs/cost-model.md). Not a test: run build/bin/ukernels_bench.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
 
 namespace {
 
-struct Data {
-  std::vector<uint8_t> packed;
-  std::vector<int8_t> q;
-  std::vector<float> qs, x, out;
+using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
+using MatmulF32 = void (*)(TERN_UK_MATMUL_F32_ARGS);
+
+// One matmul variant of variants.def; fn is null when this host's library
+// lacks it (another architecture).
+struct Variant {
+  const char *layout, *act, *isa;
+  void *fn;
 };
 
-Data make(bool tl1, int64_t m, int64_t k, int64_t n) {
+#if defined(__x86_64__)
+#define UK_PTR_avx2(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_avx512_vnni(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon(f) nullptr
+#define UK_PTR_neon_dotprod(f) nullptr
+#else
+#define UK_PTR_avx2(f) nullptr
+#define UK_PTR_avx512_vnni(f) nullptr
+#define UK_PTR_neon(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon_dotprod(f) reinterpret_cast<void *>(&f)
+#endif
+#define UK_PTR_ref(f) reinterpret_cast<void *>(&f)
+#define UK_FN_i8(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_##isa)
+#define UK_FN_f32(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_f32act_##isa)
+const Variant kVariants[] = {
+#define TERN_UK_VARIANT(layout, act, isa) {#layout, #act, #isa, UK_FN_##act(layout, isa)},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+};
+
+bool hostRuns(const std::string &isa) {
+#if defined(__x86_64__)
+  if (isa == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == "avx512_vnni")
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw");
+#endif
+  return isa == "ref";
+}
+
+// The tiles the benchmark packs with (the cost model's reference tiles,
+// docs/cost-model.md): tile_m 32, tile_k 256 (tl2: 240, tl1: tile_m 64).
+int64_t benchTileM(const std::string &layout) { return layout == "tl1" ? 64 : 32; }
+int64_t benchTileK(const std::string &layout) { return layout == "tl2" ? 240 : 256; }
+
+// Random codes in the packed layout: i2s 2-bit codes 0..2, tl1 nibbles
+// 0..8, tl2 magnitudes 0..13 with random sign words, tq1 base-3 bytes;
+// scales 1 (one f32 at the end, or the f16 inside each tq block).
+std::vector<uint8_t> packedFor(const std::string &layout, int64_t m, int64_t k) {
   std::mt19937 rng(1);
-  Data d;
-  const int64_t codeBytes = m * k / 4; // m, k multiples of the tiles
-  d.packed.resize((codeBytes + 63) / 64 * 64 + 4);
+  const int64_t tm = benchTileM(layout), tk = benchTileK(layout);
+  const int64_t mp = (m + tm - 1) / tm * tm, kp = (k + tk - 1) / tk * tk;
+  int64_t codeBytes = mp * kp / 4;
+  if (layout == "tl2") {
+    const int64_t tri = tk / 3, tbytes = tm * (tri / 2) + tm * (tri / 16) * 2;
+    codeBytes = (mp / tm) * (kp / tk) * tbytes;
+  }
+  const int64_t block = layout == "tq2" ? 66 : layout == "tq1" ? 54 : 0;
+  if (block)
+    codeBytes = mp * (kp / 256) * block;
+  std::vector<uint8_t> p((codeBytes + 63) / 64 * 64 + 4);
   for (int64_t i = 0; i < codeBytes; ++i) {
-    if (tl1) {
-      d.packed[i] = uint8_t(rng() % 9 | (rng() % 9) << 4);
+    if (layout == "tl1") {
+      p[i] = uint8_t(rng() % 9 | (rng() % 9) << 4);
+    } else if (layout == "tl2") {
+      p[i] = uint8_t(rng() % 14 | (rng() % 14) << 4);
+    } else if (layout == "tq1") {
+      p[i] = uint8_t(rng() % 243);
     } else {
       uint8_t b = 0;
       for (int j = 0; j < 4; ++j)
         b |= uint8_t(rng() % 3) << (2 * j);
-      d.packed[i] = b;
+      p[i] = b;
     }
   }
+  for (int64_t b = 0; block && b < codeBytes; b += block) {
+    p[b + block - 2] = 0x00; // f16 1.0, little endian
+    p[b + block - 1] = 0x3c;
+  }
   const float one = 1.0f;
-  std::memcpy(d.packed.data() + d.packed.size() - 4, &one, 4);
-  d.q.resize(n * k);
-  for (auto &v : d.q)
-    v = int8_t(int(rng() % 256) - 128);
-  d.qs.assign(n, 10.0f);
-  d.x.assign(n * k, 0.5f);
-  d.out.resize(n * m);
-  return d;
+  std::memcpy(p.data() + p.size() - 4, &one, 4);
+  return p;
 }
 
-using MatmulI8 = void (*)(TERN_UK_MATMUL_I8_ARGS);
-
-void runMatmul(benchmark::State &st, MatmulI8 fn, bool tl1, int64_t tm) {
-  const int64_t m = st.range(0), k = st.range(1), n = st.range(2), tk = 256;
-  Data d = make(tl1, m, k, n);
-  for (auto _ : st) {
-    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m, nullptr,
-       0, nullptr, 0);
-    benchmark::DoNotOptimize(d.out.data());
-  }
-  st.counters["Gweights/s"] =
-      benchmark::Counter(double(m) * k * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
-}
-
-void shapes(benchmark::internal::Benchmark *b) {
-  for (int64_t n : {1, 8})
-    for (auto mk : {std::pair<int64_t, int64_t>{2560, 2560}, {13824, 2560}, {2560, 6912}})
-      b->Args({mk.first, mk.second, n});
-  b->Unit(benchmark::kMicrosecond);
-}
-
-// tl2 with tile_k = 240: random magnitudes 0..13 and signs.
-void runTl2(benchmark::State &st, MatmulI8 fn) {
-  const int64_t m = st.range(0), k = st.range(1), n = st.range(2), tm = 32, tk = 240;
-  const int64_t kp = (k + tk - 1) / tk * tk, tri = tk / 3;
-  const int64_t tbytes = tm * (tri / 2) + tm * (tri / 16) * 2;
-  const int64_t codeBytes = (m / tm) * (kp / tk) * tbytes;
+void runVariant(benchmark::State &st, const Variant &v) {
+  const int64_t m = st.range(0), k = st.range(1), n = st.range(2);
+  const std::string layout = v.layout;
+  const int64_t tm = benchTileM(layout), tk = benchTileK(layout);
+  std::vector<uint8_t> packed = packedFor(layout, m, k);
   std::mt19937 rng(2);
-  Data d = make(false, 0, 0, n);
-  d.packed.resize((codeBytes + 63) / 64 * 64 + 4);
-  for (int64_t i = 0; i < codeBytes; ++i)
-    d.packed[i] = uint8_t(rng() % 14 | (rng() % 14) << 4);
-  d.q.resize(n * k);
-  for (auto &v : d.q)
-    v = int8_t(int(rng() % 256) - 128);
-  d.out.resize(n * m);
+  std::vector<int8_t> q(n * k);
+  for (auto &x : q)
+    x = int8_t(int(rng() % 256) - 128);
+  std::vector<float> qs(n, 10.0f), x(n * k, 0.5f), out(n * m);
+  const bool f32 = std::string(v.act) == "f32";
   for (auto _ : st) {
-    fn(nullptr, n, d.q.data(), d.qs.data(), d.packed.data(), m, k, tm, tk, d.out.data(), m, nullptr,
-       0, nullptr, 0);
-    benchmark::DoNotOptimize(d.out.data());
+    if (f32)
+      reinterpret_cast<MatmulF32>(v.fn)(nullptr, n, x.data(), packed.data(), m, k, tm, tk,
+                                        out.data(), m, nullptr, 0, nullptr, 0);
+    else
+      reinterpret_cast<MatmulI8>(v.fn)(nullptr, n, q.data(), qs.data(), packed.data(), m, k, tm, tk,
+                                       out.data(), m, nullptr, 0, nullptr, 0);
+    benchmark::DoNotOptimize(out.data());
   }
   st.counters["Gweights/s"] =
       benchmark::Counter(double(m) * k * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-void BM_tl2_ref(benchmark::State &st) { runTl2(st, &tern_uk_matmul_tl2_ref); }
-BENCHMARK(BM_tl2_ref)->Apply(shapes);
-#if defined(__x86_64__)
-void BM_tl2_avx2(benchmark::State &st) {
-  if (!__builtin_cpu_supports("avx2"))
-    return st.SkipWithError("no avx2");
-  runTl2(st, &tern_uk_matmul_tl2_avx2);
-}
-BENCHMARK(BM_tl2_avx2)->Apply(shapes);
-#endif
 
-void BM_i2s_ref(benchmark::State &st) { runMatmul(st, &tern_uk_matmul_i2s_ref, false, 32); }
-BENCHMARK(BM_i2s_ref)->Apply(shapes);
-void BM_tl1_ref(benchmark::State &st) { runMatmul(st, &tern_uk_matmul_tl1_ref, true, 64); }
-BENCHMARK(BM_tl1_ref)->Apply(shapes);
-#if defined(__x86_64__)
-void BM_i2s_avx2(benchmark::State &st) {
-  if (!__builtin_cpu_supports("avx2"))
-    return st.SkipWithError("no avx2");
-  runMatmul(st, &tern_uk_matmul_i2s_avx2, false, 32);
+// Every fast variant the host runs at the BitNet b1.58 2B4T matrix shapes
+// (fused q+k+v 3840, o 2560, k/v 640, fused gate+up 13824, gate/up 6912,
+// down 2560x6912) for decode (n = 1) and prefill (n = 64, 128); the scalar
+// twins only at 2560x2560, n = 1 and 64 (they are slow).
+void registerMatmuls() {
+  const std::pair<int64_t, int64_t> shapes[] = {{3840, 2560},  {2560, 2560}, {640, 2560},
+                                                {13824, 2560}, {6912, 2560}, {2560, 6912}};
+  for (const Variant &v : kVariants) {
+    if (!v.fn || !hostRuns(v.isa))
+      continue;
+    const std::string name = std::string("BM_matmul/") + v.layout + "_" + v.act + "_" + v.isa;
+    auto *b = benchmark::RegisterBenchmark(name.c_str(),
+                                           [&v](benchmark::State &st) { runVariant(st, v); });
+    b->Unit(benchmark::kMicrosecond)->ArgNames({"m", "k", "n"});
+    if (std::string(v.isa) == "ref") {
+      b->Args({2560, 2560, 1})->Args({2560, 2560, 64});
+      continue;
+    }
+    for (int64_t n : {1, 64, 128})
+      for (auto [m, k] : shapes)
+        b->Args({m, k, n});
+  }
 }
-BENCHMARK(BM_i2s_avx2)->Apply(shapes);
-void BM_i2s_avx512_vnni(benchmark::State &st) {
-  if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("avx512vl"))
-    return st.SkipWithError("no avx512 vnni");
-  runMatmul(st, &tern_uk_matmul_i2s_avx512_vnni, false, 32);
-}
-BENCHMARK(BM_i2s_avx512_vnni)->Apply(shapes);
-#endif
 
 using LmHead = void (*)(TERN_UK_LM_HEAD_ARGS);
 void runHead(benchmark::State &st, LmHead fn) {
@@ -141,6 +169,182 @@ void BM_lm_head_avx2(benchmark::State &st) {
 BENCHMARK(BM_lm_head_avx2)->Unit(benchmark::kMillisecond);
 #endif
 
+// ---- the non-matmul ops (ops.h) at the 2B4T shape: hidden 2560, ffn 6912,
+// 20 heads of 128; args {dim, n}. GB/s counts the bytes read and written.
+struct OpsSet {
+  void (*rms_norm)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t,
+                   float);
+  void (*rms_norm_quantize)(const tern_ctx *, int64_t, const float *, const float *, int8_t *,
+                            float *, int64_t, float);
+  void (*quantize)(const tern_ctx *, int64_t, const float *, int8_t *, float *, int64_t);
+  void (*rope)(const tern_ctx *, int64_t, const float *, const int32_t *, float *, int64_t, int64_t,
+               int64_t, float);
+  void (*add)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*silu_mul)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*relu2_mul)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*embed_f16)(const tern_ctx *, int64_t, const int32_t *, const uint16_t *, float *, int64_t,
+                    int64_t);
+  void (*embed_f32)(const tern_ctx *, int64_t, const int32_t *, const float *, float *, int64_t,
+                    int64_t);
+};
+#define TERN_BENCH_OPS(isa)                                                                        \
+  OpsSet {                                                                                         \
+    &tern_uk_rms_norm_f32_##isa, &tern_uk_rms_norm_quantize_i8_##isa, &tern_uk_quantize_i8_##isa,  \
+        &tern_uk_rope_neox_f32_##isa, &tern_uk_add_f32_##isa, &tern_uk_silu_mul_f32_##isa,         \
+        &tern_uk_relu2_mul_f32_##isa, &tern_uk_embed_f16_##isa, &tern_uk_embed_f32_##isa           \
+  }
+
+enum class Op { RmsNorm, RmsNormQuant, Quant, Rope, Add, SiluMul, Relu2Mul, EmbedF16, EmbedF32 };
+
+void runOp(benchmark::State &st, const OpsSet &f, Op op) {
+  const int64_t dim = st.range(0), n = st.range(1), vocab = 4096;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n * dim), y(n * dim), w(dim), out(n * dim);
+  for (auto *v : {&x, &y, &w})
+    for (float &e : *v)
+      e = nd(rng);
+  std::vector<int8_t> q(n * dim);
+  std::vector<float> qs(n);
+  std::vector<int32_t> pos(n), tok(n);
+  for (int64_t t = 0; t < n; ++t) {
+    pos[t] = int32_t(100 + t);
+    tok[t] = int32_t(rng() % vocab);
+  }
+  std::vector<uint16_t> t16;
+  std::vector<float> t32;
+  if (op == Op::EmbedF16)
+    t16.assign(vocab * dim, 0x3c00);
+  if (op == Op::EmbedF32)
+    t32.assign(vocab * dim, 1.0f);
+  double bytes = 0;
+  for (auto _ : st) {
+    switch (op) {
+    case Op::RmsNorm:
+      f.rms_norm(nullptr, n, x.data(), w.data(), out.data(), dim, 1e-5f);
+      bytes = 4.0 * (2 * n * dim + dim);
+      break;
+    case Op::RmsNormQuant:
+      f.rms_norm_quantize(nullptr, n, x.data(), w.data(), q.data(), qs.data(), dim, 1e-5f);
+      bytes = 4.0 * (n * dim + dim) + n * dim;
+      break;
+    case Op::Quant:
+      f.quantize(nullptr, n, x.data(), q.data(), qs.data(), dim);
+      bytes = 5.0 * n * dim;
+      break;
+    case Op::Rope: // dim = heads * 128, full rotation, in place
+      f.rope(nullptr, n, out.data(), pos.data(), out.data(), dim / 128, 128, 128, 500000.0f);
+      bytes = 8.0 * n * dim;
+      break;
+    case Op::Add:
+      f.add(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::SiluMul:
+      f.silu_mul(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::Relu2Mul:
+      f.relu2_mul(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::EmbedF16:
+      f.embed_f16(nullptr, n, tok.data(), t16.data(), out.data(), dim, vocab);
+      bytes = 6.0 * n * dim;
+      break;
+    case Op::EmbedF32:
+      f.embed_f32(nullptr, n, tok.data(), t32.data(), out.data(), dim, vocab);
+      bytes = 8.0 * n * dim;
+      break;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(q.data());
+  }
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+void hidden(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    b->Args({2560, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+void hiddenAndFfn(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    for (int64_t d : {2560, 6912})
+      b->Args({d, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+void ffn(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    b->Args({6912, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+
+// One benchmark per (op, isa): BM_op_<op>/<isa>.
+bool cpuHas(const char *isa) {
+#if defined(__x86_64__)
+  const std::string s = isa;
+  if (s == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  if (s == "avx512_vnni")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#endif
+  return std::string(isa) == "ref" || std::string(isa).rfind("neon", 0) == 0;
+}
+
+int registerOps() {
+  struct Isa {
+    const char *name;
+    OpsSet fns;
+  };
+  static const Isa isas[] = {
+      {"ref", TERN_BENCH_OPS(ref)},
+#if defined(__x86_64__)
+      {"avx2", TERN_BENCH_OPS(avx2)},
+      {"avx512_vnni", TERN_BENCH_OPS(avx512_vnni)},
+#elif defined(__aarch64__)
+      {"neon", TERN_BENCH_OPS(neon)},
+#endif
+  };
+  const struct {
+    const char *name;
+    Op op;
+    void (*shapes)(benchmark::internal::Benchmark *);
+  } ops[] = {{"rms_norm_f32", Op::RmsNorm, hidden},
+             {"rms_norm_quantize_i8", Op::RmsNormQuant, hiddenAndFfn},
+             {"quantize_i8", Op::Quant, hiddenAndFfn},
+             {"rope_neox_f32", Op::Rope, hidden},
+             {"add_f32", Op::Add, hidden},
+             {"silu_mul_f32", Op::SiluMul, ffn},
+             {"relu2_mul_f32", Op::Relu2Mul, ffn},
+             {"embed_f16", Op::EmbedF16, hidden},
+             {"embed_f32", Op::EmbedF32, hidden}};
+  for (const auto &o : ops)
+    for (const Isa &i : isas) {
+      const std::string name = std::string("BM_op_") + o.name + "/" + i.name;
+      const Isa *ip = &i;
+      const Op op = o.op;
+      benchmark::RegisterBenchmark(name.c_str(), [ip, op](benchmark::State &st) {
+        if (!cpuHas(ip->name))
+          return st.SkipWithError("this CPU lacks the ISA");
+        runOp(st, ip->fns, op);
+      })->Apply(o.shapes);
+    }
+  return 0;
+}
+const int kOpsRegistered = registerOps();
+
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char **argv) {
+  registerMatmuls();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

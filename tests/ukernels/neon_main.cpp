@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
+#include "tests/ukernels/ops_check.h"
 
 namespace {
 
@@ -169,12 +170,35 @@ int main() {
     checkMatmul(rng, true, 16, 128, {40, 24, 24}, 384, n);
     checkMatmul(rng, true, 32, 8, {37, 11}, 202, n); // K tail inside a 4-column group
     checkMatmul(rng, true, 16, 256, {5}, 1000, n);
-    checkMatmul(rng, true, 8, 64, {21}, 100, n); // tile_m % 16 != 0: ref rows
+    checkMatmul(rng, true, 48, 64, {21}, 100, n); // one row tile, M tail of 27 rows
     cases += 11;
   }
   for (int64_t hidden : {8, 100, 256, 7}) {
     checkLmHead(rng, hidden, 31, 3);
     ++cases;
+  }
+  // The non-matmul ops (ops_check.h: exact, or the stated tolerance) and
+  // their batch invariance, for both arm ISA files.
+  namespace ops = tern::uktest::ops;
+  for (const ops::Fns &f : {TERN_UKTEST_OPS_FNS(neon), TERN_UKTEST_OPS_FNS(neon_dotprod)}) {
+    int64_t normInexact = 0, quantInexact = 0, siluUlps = 0;
+    const std::string errs[] = {ops::checkEmbed(f, rng),
+                                ops::checkRmsNorm(f, rng, normInexact),
+                                ops::checkRmsNormQuantize(f, rng, quantInexact),
+                                ops::checkQuantize(f, rng),
+                                ops::checkRope(f, rng),
+                                ops::checkElementwise(f, rng, siluUlps),
+                                ops::checkBatchInvariance(f, rng)};
+    for (const std::string &e : errs) {
+      ++cases;
+      if (!e.empty()) {
+        std::printf("FAIL %s\n", e.c_str());
+        ++failures;
+      }
+    }
+    std::printf("%s: rms_norm %ld / rms_norm_quantize %ld tokens not bit-identical, silu <= %ld "
+                "ulp\n",
+                f.isa, long(normInexact), long(quantInexact), long(siluUlps));
   }
   std::printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;
