@@ -1,4 +1,5 @@
 #include "tools/tern/cli.h"
+#include "tools/tern/serve_cmd.h"
 
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ commands:
   run    generate text from a prompt (llama.cpp's sampling chain)
   chat   chat with a model (its chat template), one user turn per line
   bench  prompt-processing and decode speed (tokens/s); --sampling: the sampler
+  serve  OpenAI-compatible HTTP server (docs/server.md)
   help   this text
 
 `tern <command> --help` describes each command's options.
@@ -577,6 +579,8 @@ int ternMain(const std::vector<std::string> &args, std::istream &in, bool inIsTe
     return cmdChat(a, in, inIsTerminal, out, err);
   if (cmd == "bench")
     return cmdBench(a, out, err);
+  if (cmd == "serve")
+    return cmdServe(a, out, err);
   err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
   return 2;
 }
