@@ -845,11 +845,14 @@ TEST(CApi, ThreadsUseDifferentSessions) {
   }
 }
 
-// The compiled path, where ctest gives a ternc ($TERNC): open a GGUF through
-// the artifact cache and get the C++ path's logits on the same artifact.
+// The compiled path, where the build has a ternc (TERN_CAPI_TERNC: this
+// build's, or -DTERN_E2E_TERNC): open a GGUF through the artifact cache and
+// get the C++ path's logits on the same artifact.
 TEST(CApi, CompiledGgufMatchesCxx) {
-  if (!std::getenv("TERNC"))
-    GTEST_SKIP() << "no $TERNC (runtime-only build): the compiled path is not tested here";
+  if (std::string(TERN_CAPI_TERNC).empty())
+    GTEST_SKIP() << "no ternc in this build: the compiled path is not tested here";
+  setenv("TERNC", TERN_CAPI_TERNC, 1);
+  setenv("TERN_CACHE_DIR", TERN_CAPI_CACHE, 1);
   std::string log;
   tern_model_options o;
   tern_model_options_init(&o);
