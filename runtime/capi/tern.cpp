@@ -50,6 +50,12 @@ struct tern_session {
   std::string message; // the last item status message ("" when ok)
 };
 
+struct tern_detokenizer {
+  const tern_model *model = nullptr;
+  tokenizer::StreamDecoder d;
+  std::string text; // the last push / flush result
+};
+
 struct tern_sampler {
   const tern_model *model = nullptr;
   sampling::Sampler s;
@@ -277,6 +283,8 @@ const char *tern_status_name(tern_status status) {
     return "TERN_ERR_OUT_OF_MEMORY";
   case TERN_ERR_INTERNAL:
     return "TERN_ERR_INTERNAL";
+  case TERN_STATUS_MAX_ENUM:
+    break;
   }
   return "TERN_ERR_UNKNOWN";
 }
@@ -502,6 +510,67 @@ tern_status tern_detokenize(const tern_model *m, const int32_t *tokens, size_t n
     return putBytes(text, buf, capacity, len, fn);
   });
 }
+
+tern_status tern_detokenizer_create(const tern_model *m, unsigned flags, tern_detokenizer **out) {
+  static constexpr const char *fn = "tern_detokenizer_create";
+  if (out)
+    *out = nullptr;
+  if (!out)
+    return nullArg(fn, "detokenizer");
+  if (!m)
+    return nullArg(fn, "model");
+  if (tern_status s = checkFlags(
+          flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
+    return s;
+  if (tern_status s = needTokenizer(m, fn))
+    return s;
+  return guarded(fn, [&]() -> tern_status {
+    tokenizer::DecodeOptions o;
+    o.renderSpecial = (flags & TERN_DETOKENIZE_RENDER_SPECIAL) != 0;
+    o.stripLeadingSpace = (flags & TERN_DETOKENIZE_KEEP_LEADING_SPACE) == 0;
+    *out = new tern_detokenizer{m, tokenizer::StreamDecoder(*m->tok, o), {}};
+    return TERN_OK;
+  });
+}
+
+tern_status tern_detokenizer_push(tern_detokenizer *d, int32_t token, const char **text,
+                                  size_t *len) {
+  static constexpr const char *fn = "tern_detokenizer_push";
+  if (!d)
+    return nullArg(fn, "detokenizer");
+  if (!text)
+    return nullArg(fn, "text");
+  if (!len)
+    return nullArg(fn, "len");
+  *text = nullptr;
+  *len = 0;
+  if (tern_status s = checkToken(d->model, token, fn, "token id"))
+    return s;
+  return guarded(fn, [&]() -> tern_status {
+    d->text = d->d.push(token);
+    *text = d->text.data();
+    *len = d->text.size();
+    return TERN_OK;
+  });
+}
+
+tern_status tern_detokenizer_flush(tern_detokenizer *d, const char **text, size_t *len) {
+  static constexpr const char *fn = "tern_detokenizer_flush";
+  if (!d)
+    return nullArg(fn, "detokenizer");
+  if (!text)
+    return nullArg(fn, "text");
+  if (!len)
+    return nullArg(fn, "len");
+  return guarded(fn, [&]() -> tern_status {
+    d->text = d->d.flush();
+    *text = d->text.data();
+    *len = d->text.size();
+    return TERN_OK;
+  });
+}
+
+void tern_detokenizer_free(tern_detokenizer *d) { delete d; }
 
 int tern_token_is_eog(const tern_model *m, int32_t token) {
   if (!m || token < 0 || token >= m->nVocab)

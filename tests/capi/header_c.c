@@ -38,6 +38,10 @@ static const tern_fn kFunctions[] = {
     (tern_fn)tern_chat_template,
     (tern_fn)tern_chat_apply_template,
     (tern_fn)tern_chat_tokenize,
+    (tern_fn)tern_detokenizer_create,
+    (tern_fn)tern_detokenizer_push,
+    (tern_fn)tern_detokenizer_flush,
+    (tern_fn)tern_detokenizer_free,
 };
 
 int tern_header_c_check(void) {

@@ -32,7 +32,8 @@
  * creating / forking / freeing sessions and tern_forward on *different*
  * sessions are safe concurrently (tern_forward calls share the weights and
  * the KV pool; they are serialised internally where the code needs it).
- * One session, and one sampler, is used by one thread at a time.
+ * One session (a fork reads its source), one sampler and one detokenizer
+ * are used by one thread at a time.
  */
 #ifndef TERN_TERN_H
 #define TERN_TERN_H
@@ -75,7 +76,10 @@ typedef enum tern_status {
   TERN_ERR_BATCH = 9,            /* tern_forward ran; some items failed: see their status */
   TERN_ERR_IO = 10,              /* reading a file or running the compiler failed */
   TERN_ERR_OUT_OF_MEMORY = 11,
-  TERN_ERR_INTERNAL = 12 /* a bug: please report it with the message */
+  TERN_ERR_INTERNAL = 12, /* a bug: please report it with the message */
+  /* Not a status: makes the enum as wide as int, so that any int value a
+   * caller passes is a valid tern_status (C and C++ agree). */
+  TERN_STATUS_MAX_ENUM = 0x7fffffff
 } tern_status;
 
 /* The calling thread's message for its last failed call ("" when none). The
@@ -101,7 +105,8 @@ typedef enum tern_model_path {
   /* Compile with ternc into the cache; no ternc is an error (`--compile`). */
   TERN_PATH_COMPILE = 1,
   /* The scalar reference forward pass (`--reference`): slow, exact oracle. */
-  TERN_PATH_REFERENCE = 2
+  TERN_PATH_REFERENCE = 2,
+  TERN_PATH_MAX_ENUM = 0x7fffffff /* not a path: the enum is as wide as int */
 } tern_model_path;
 
 /* Called with one line of progress or a note (no trailing newline). */
@@ -193,6 +198,25 @@ TERN_API tern_status tern_token_to_piece(const tern_model *model, int32_t token,
 TERN_API tern_status tern_detokenize(const tern_model *model, const int32_t *tokens,
                                      size_t n_tokens, unsigned flags, char *buf, size_t capacity,
                                      size_t *len);
+/* Streaming detokenizer for generated tokens: each push returns only
+ * complete, valid UTF-8 (bytes of an unfinished character are held back
+ * until a later token completes them; bytes that can never form one come out
+ * as U+FFFD). One per output stream; used by one thread at a time. flags:
+ * TERN_DETOKENIZE_*; the SentencePiece leading space is dropped once at the
+ * start unless KEEP_LEADING_SPACE. */
+typedef struct tern_detokenizer tern_detokenizer;
+TERN_API tern_status tern_detokenizer_create(const tern_model *model, unsigned flags,
+                                             tern_detokenizer **detokenizer);
+/* The text `token` completes: *text (not NUL-terminated, *len bytes, may be
+ * 0) is owned by the detokenizer and valid until its next call. */
+TERN_API tern_status tern_detokenizer_push(tern_detokenizer *detokenizer, int32_t token,
+                                           const char **text, size_t *len);
+/* What is held back (an incomplete tail becomes U+FFFD), and a reset to the
+ * initial state. *text as for push. */
+TERN_API tern_status tern_detokenizer_flush(tern_detokenizer *detokenizer, const char **text,
+                                            size_t *len);
+TERN_API void tern_detokenizer_free(tern_detokenizer *detokenizer);
+
 /* 1 when `token` ends generation (EOS, EOT, "<|im_end|>", ...), else 0
  * (also for bad ids or a NULL model). */
 TERN_API int tern_token_is_eog(const tern_model *model, int32_t token);
@@ -224,7 +248,9 @@ typedef struct tern_batch_item {
   size_t n_tokens;       /* in: >= 1 */
   int want_logits;       /* in: nonzero: keep the logits of the last token (tern_session_logits) */
   tern_status status;    /* out: this item's result */
-  const char *message;   /* out: "" or the error; owned by the session, valid until its next call */
+  /* out: "" or the error; owned by the session and valid until its next call
+   * (for a malformed call: the thread's last-error message) */
+  const char *message;
 } tern_batch_item;
 
 /* Feeds every item (each session at most once, all of this model) in shared
