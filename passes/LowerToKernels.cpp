@@ -67,11 +67,41 @@ bool hasHeadVariant(llvm::StringRef isa) {
   return false;
 }
 
+// ISAs with a fast variant of every non-matmul op but attention
+// (TERN_UK_OPS_VARIANT in variants.def).
+bool hasOpsVariant(llvm::StringRef isa) {
+  static const char *const kIsas[] = {
+#define TERN_UK_VARIANT(l, a, i)
+#define TERN_UK_OPS_VARIANT(i) #i,
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_OPS_VARIANT
+#undef TERN_UK_VARIANT
+  };
+  for (const char *i : kIsas)
+    if (isa == i)
+      return true;
+  return false;
+}
+
 // How callees are named (runtime/ukernels/ukernels.h).
 struct Naming {
   bool f32act = false; // --act-quant=none
   bool ref = false;    // --kernel=ref
+  std::string isa;     // the module's tern.target (tern-select-kernels); empty: none known
 };
+
+// tern_uk_<op>_<isa> for the ops of ops.h (embedding, norms, quantization,
+// rope, add, silu/relu2 mul) on the module's target ISA; `_ref` for
+// --kernel=ref or when no target is known; `wanted` gets the name asked for
+// when the ISA has no such variant (then `_ref`).
+std::string opCallee(const Naming &nm, llvm::StringRef base, std::string &wanted) {
+  if (nm.ref || nm.isa.empty())
+    return (base + "_ref").str();
+  if (hasOpsVariant(nm.isa))
+    return (base + "_" + nm.isa).str();
+  wanted = (base + "_" + nm.isa).str();
+  return (base + "_ref").str();
+}
 
 // tern_uk_matmul_<layout>[_f32act]_<isa>; `wanted` gets the name the
 // kernel choice asked for when the variant does not exist (then `_ref`).
@@ -91,7 +121,12 @@ template <typename Op> struct Lower : OpConversionPattern<Op> {
   Lower(MLIRContext *ctx, Naming nm) : OpConversionPattern<Op>(ctx), nm(nm) {}
   using Adaptor = typename OpConversionPattern<Op>::OpAdaptor;
 
-  // Non-matmul ops have only the scalar `_ref` ukernel (ukernels.h).
+  // The op's callee on the target ISA (opCallee), recording a fallback.
+  LogicalResult replaceOp(Op op, ConversionPatternRewriter &rw, llvm::StringRef base,
+                          ValueRange args, Args &a) const {
+    std::string wanted, callee = opCallee(nm, base, wanted);
+    return replace(op, rw, callee, args, a, wanted);
+  }
   LogicalResult replace(Op op, ConversionPatternRewriter &rw, llvm::StringRef callee,
                         ValueRange args, Args &a, llvm::StringRef wanted = "") const {
     if (!wanted.empty())
@@ -116,8 +151,8 @@ struct LowerEmbed : Lower<EmbedOp> {
     if (f != WeightFormat::F16 && f != WeightFormat::F32)
       return op.emitOpError() << "no embedding ukernel reads a " << stringifyWeightFormat(f)
                               << " table (f16 and f32 have one)";
-    std::string callee = ("tern_uk_embed_" + stringifyWeightFormat(f) + "_ref").str();
-    return replace(op, rw, callee, ad.getOperands(), a);
+    return replaceOp(op, rw, ("tern_uk_embed_" + stringifyWeightFormat(f)).str(), ad.getOperands(),
+                     a);
   }
 };
 
@@ -127,7 +162,7 @@ struct LowerNorm : Lower<RmsNormOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput())).f("eps", op.getEpsAttr()).weight(op.getWeight());
-    return replace(op, rw, "tern_uk_rms_norm_f32_ref", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_rms_norm_f32", ad.getOperands(), a);
   }
 };
 
@@ -137,7 +172,7 @@ struct LowerNormQuant : Lower<RmsNormQuantizeOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput())).f("eps", op.getEpsAttr()).weight(op.getWeight());
-    return replace(op, rw, "tern_uk_rms_norm_quantize_i8_ref", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_rms_norm_quantize_i8", ad.getOperands(), a);
   }
 };
 
@@ -147,7 +182,7 @@ struct LowerQuant : Lower<QuantizeOp> {
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getInput()));
-    return replace(op, rw, "tern_uk_quantize_i8_ref", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_quantize_i8", ad.getOperands(), a);
   }
 };
 
@@ -173,9 +208,12 @@ struct LowerBitLinear : Lower<BitLinearOp> {
     auto sType = RankedTensorType::get({xType.getDimSize(0)}, rw.getF32Type());
     Args qa(op.getContext());
     qa.i("n", xType.getDimSize(1));
-    auto quant = UKernelCallOp::create(rw, op.getLoc(), TypeRange{qType, sType},
-                                       rw.getStringAttr("tern_uk_quantize_i8_ref"),
-                                       ValueRange{ad.getInput()}, qa.dict());
+    std::string qWanted, qCallee = opCallee(nm, "tern_uk_quantize_i8", qWanted);
+    if (!qWanted.empty())
+      qa.s("fallback_from", qWanted);
+    auto quant =
+        UKernelCallOp::create(rw, op.getLoc(), TypeRange{qType, sType}, rw.getStringAttr(qCallee),
+                              ValueRange{ad.getInput()}, qa.dict());
     Args a(op.getContext());
     a.i("m", op.getWeight().getRows()).i("k", op.getWeight().getCols()).i("segments", 1);
     a.i("m0", op.getWeight().getRows());
@@ -215,7 +253,7 @@ struct LowerRope : Lower<RopeOp> {
     Args a(op.getContext());
     a.i("n_heads", op.getNHeads()).i("head_dim", op.getHeadDim()).i("rot_dim", op.getRotDim());
     a.f("freq_base", op.getFreqBaseAttr());
-    return replace(op, rw, "tern_uk_rope_neox_f32_ref", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_rope_neox_f32", ad.getOperands(), a);
   }
 };
 
@@ -231,13 +269,14 @@ struct LowerAttention : Lower<AttentionOp> {
 };
 
 template <typename Op> struct LowerElementwise : Lower<Op> {
+  // callee: the name without its ISA suffix (opCallee adds it).
   LowerElementwise(MLIRContext *ctx, Naming nm, llvm::StringRef callee)
       : Lower<Op>(ctx, nm), callee(callee.str()) {}
   LogicalResult matchAndRewrite(Op op, typename Lower<Op>::Adaptor ad,
                                 ConversionPatternRewriter &rw) const override {
     Args a(op.getContext());
     a.i("n", width(op.getResult()));
-    return this->replace(op, rw, callee, ad.getOperands(), a);
+    return this->replaceOp(op, rw, callee, ad.getOperands(), a);
   }
   std::string callee;
 };
@@ -300,6 +339,8 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
       return signalPassFailure();
     }
     nm.ref = refKernels;
+    if (auto t = module->getAttrOfType<StringAttr>("tern.target"))
+      nm.isa = t.getValue().str();
     if (nm.f32act) {
       bool quantized = false;
       module.walk([&](Operation *op) {
@@ -315,9 +356,9 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
     RewritePatternSet patterns(ctx);
     patterns.add<LowerEmbed, LowerNorm, LowerNormQuant, LowerQuant, LowerBitLinear, LowerMatmul,
                  LowerRope, LowerAttention, LowerLmHead>(ctx, nm);
-    patterns.add<LowerElementwise<SiluMulOp>>(ctx, nm, "tern_uk_silu_mul_f32_ref");
-    patterns.add<LowerElementwise<Relu2MulOp>>(ctx, nm, "tern_uk_relu2_mul_f32_ref");
-    patterns.add<LowerElementwise<AddOp>>(ctx, nm, "tern_uk_add_f32_ref");
+    patterns.add<LowerElementwise<SiluMulOp>>(ctx, nm, "tern_uk_silu_mul_f32");
+    patterns.add<LowerElementwise<Relu2MulOp>>(ctx, nm, "tern_uk_relu2_mul_f32");
+    patterns.add<LowerElementwise<AddOp>>(ctx, nm, "tern_uk_add_f32");
     if (failed(applyFullConversion(module, target, std::move(patterns))))
       return signalPassFailure();
     module->setAttr("tern.level", StringAttr::get(ctx, "kernels"));

@@ -7,9 +7,8 @@
 
 namespace tern::model {
 
-absl::StatusOr<std::vector<PreparedItem>> prepareBatch(const Model &owner,
-                                                       std::span<BatchItem> items,
-                                                       const BatchLimits &limits) {
+absl::StatusOr<std::vector<PreparedItem>>
+prepareBatch(const Model &owner, std::span<BatchItem> items, const BatchLimits &limits) {
   std::unordered_set<const Session *> seen;
   for (size_t i = 0; i < items.size(); ++i) {
     auto *s = dynamic_cast<PagedSession *>(items[i].session);
@@ -105,9 +104,9 @@ absl::Status truncateSession(const Model &owner, Session &session, uint64_t posi
   if (!s || s->owner != &owner)
     return absl::InvalidArgumentError("truncate: the session belongs to another model");
   if (positions > s->pos)
-    return absl::InvalidArgumentError(fmt::format(
-        "truncate: cannot rewind to position {}: the session holds {} positions", positions,
-        s->pos));
+    return absl::InvalidArgumentError(
+        fmt::format("truncate: cannot rewind to position {}: the session holds {} positions",
+                    positions, s->pos));
   s->kv.truncate(positions);
   s->pos = positions;
   s->history.resize(size_t(positions));

@@ -59,9 +59,8 @@ struct BatchLimits {
 // vocabulary, logits size, context room, KV pages): an item that fails gets
 // its status set and is left out. For the others the pages are made
 // writable and the prefix cache consulted (fresh sessions).
-absl::StatusOr<std::vector<PreparedItem>> prepareBatch(const Model &owner,
-                                                       std::span<BatchItem> items,
-                                                       const BatchLimits &limits);
+absl::StatusOr<std::vector<PreparedItem>>
+prepareBatch(const Model &owner, std::span<BatchItem> items, const BatchLimits &limits);
 // After the item's tokens were computed: advances the session, records its
 // tokens and publishes the full pages of a prompt (more than one token fed)
 // in the prefix cache when `prefixCache`.

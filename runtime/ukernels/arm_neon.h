@@ -164,6 +164,56 @@ template <class Isa> struct Tl1I8 {
   }
 };
 
+// ---- the float-vector traits of the non-matmul ops (ops.h), 4 lanes ----
+struct NeonOps {
+  using F = float32x4_t;
+  using M = uint32x4_t;
+  static constexpr int kLanes = 4;
+  static TERN_UK_INLINE F load(const float *p) { return vld1q_f32(p); }
+  static TERN_UK_INLINE void store(float *p, F v) { vst1q_f32(p, v); }
+  static TERN_UK_INLINE F splat(float v) { return vdupq_n_f32(v); }
+  static TERN_UK_INLINE F add(F a, F b) { return vaddq_f32(a, b); }
+  static TERN_UK_INLINE F sub(F a, F b) { return vsubq_f32(a, b); }
+  static TERN_UK_INLINE F mul(F a, F b) { return vmulq_f32(a, b); }
+  static TERN_UK_INLINE F div(F a, F b) { return vdivq_f32(a, b); }
+  static TERN_UK_INLINE F fma(F a, F b, F c) { return vfmaq_f32(c, a, b); }
+  static TERN_UK_INLINE F abs(F a) { return vabsq_f32(a); }
+  static TERN_UK_INLINE M lt(F a, F b) { return vcltq_f32(a, b); }
+  static TERN_UK_INLINE M gt(F a, F b) { return vcgtq_f32(a, b); }
+  static TERN_UK_INLINE F select(M m, F a, F b) { return vbslq_f32(m, a, b); }
+  static TERN_UK_INLINE F round_even(F a) { return vrndnq_f32(a); }
+  static TERN_UK_INLINE F round_away(F a) { return vrndaq_f32(a); } // = roundf
+  static TERN_UK_INLINE void trunc_i8(int8_t *q, F v) {
+    const int16x4_t h = vqmovn_s32(vcvtq_s32_f32(v));
+    const int8x8_t b = vqmovn_s16(vcombine_s16(h, h));
+    vst1_lane_s32(reinterpret_cast<int32_t *>(q), vreinterpret_s32_s8(b), 0);
+  }
+  static TERN_UK_INLINE F pow2i(F n) {
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23));
+  }
+  static TERN_UK_INLINE float hmax(F v) { return vmaxvq_f32(v); }
+  // vcvt is exact for finite halves; inf / NaN lanes go to the scalar
+  // conversion (the hardware would quiet a signalling NaN).
+  static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {
+    const uint16x4_t h = vld1_u16(p), e = vdup_n_u16(0x7c00);
+    if (vmaxv_u16(vceq_u16(vand_u16(h, e), e)))
+      return false;
+    out = vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return true;
+  }
+  // Squares in double, lanes 0-1 and 2-3 in two accumulators.
+  struct SumSq {
+    float64x2_t lo, hi;
+  };
+  static TERN_UK_INLINE SumSq sumsq_zero() { return {vdupq_n_f64(0.0), vdupq_n_f64(0.0)}; }
+  static TERN_UK_INLINE SumSq sumsq_add(SumSq s, const float *p) {
+    const float32x4_t v = vld1q_f32(p);
+    const float64x2_t a = vcvt_f64_f32(vget_low_f32(v)), b = vcvt_high_f64_f32(v);
+    return {vaddq_f64(s.lo, vmulq_f64(a, a)), vaddq_f64(s.hi, vmulq_f64(b, b))};
+  }
+  static TERN_UK_INLINE double sumsq_total(SumSq s) { return vaddvq_f64(vaddq_f64(s.lo, s.hi)); }
+};
+
 // The arm files' MatmulBody table.
 template <Layout L, bool kF32, class Isa> struct ArmBody;
 template <class Isa> struct ArmBody<kI2S, false, Isa> {

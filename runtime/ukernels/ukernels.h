@@ -109,6 +109,39 @@ void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
 void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                                float *out, int64_t dim);
 
+/* Fast variants of the ops above except attention (ops.h), one set per ISA
+ * that variants.def lists as TERN_UK_OPS_VARIANT: same signatures as the
+ * `_ref` ones. add, relu2_mul, embed, rope and quantize_i8 are bit-identical
+ * to ref; rms_norm sums its squares in double in lane order (the f32 scale
+ * equals ref's except in rare rounding ties: 1 ulp, then at most 1 in a
+ * quantized value); silu_mul uses a vector exp (a few ulp). */
+#define TERN_UK_DECLARE_OPS(isa)                                                                   \
+  void tern_uk_embed_f16_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
+                               const uint16_t *table, float *out, int64_t hidden, int64_t vocab);  \
+  void tern_uk_embed_f32_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
+                               const float *table, float *out, int64_t hidden, int64_t vocab);     \
+  void tern_uk_rms_norm_f32_##isa(const tern_ctx *ctx, int64_t n, const float *x, const float *w,  \
+                                  float *y, int64_t dim, float eps);                               \
+  void tern_uk_rms_norm_quantize_i8_##isa(const tern_ctx *ctx, int64_t n, const float *x,          \
+                                          const float *w, int8_t *q, float *qs, int64_t dim,       \
+                                          float eps);                                              \
+  void tern_uk_quantize_i8_##isa(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q,        \
+                                 float *qs, int64_t dim);                                          \
+  void tern_uk_rope_neox_f32_##isa(const tern_ctx *ctx, int64_t n, const float *x,                 \
+                                   const int32_t *pos, float *y, int64_t n_heads,                  \
+                                   int64_t head_dim, int64_t rot_dim, float freq_base);            \
+  void tern_uk_add_f32_##isa(const tern_ctx *ctx, int64_t n, const float *a, const float *b,       \
+                             float *out, int64_t dim);                                             \
+  void tern_uk_silu_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,               \
+                                  const float *up, float *out, int64_t dim);                       \
+  void tern_uk_relu2_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,              \
+                                   const float *up, float *out, int64_t dim);
+#define TERN_UK_VARIANT(layout, act, isa)
+#define TERN_UK_OPS_VARIANT(isa) TERN_UK_DECLARE_OPS(isa)
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_OPS_VARIANT
+#undef TERN_UK_VARIANT
+
 /* logits[t][vocab] = x[t] . row of the f16 head (layout: compiler/pack's
  * lm_head packing). */
 #define TERN_UK_LM_HEAD_ARGS                                                                       \

@@ -13,11 +13,13 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c", "avx2,fma,f16c")
 
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
+#include "runtime/ukernels/ops.h"
 #include "runtime/ukernels/x86_avx2.h"
 
 namespace tern_uk {
 namespace {
 template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Avx2>> {};
+using OpsIsa = Avx2Ops;
 } // namespace
 } // namespace tern_uk
 
@@ -27,6 +29,10 @@ template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Avx2>>
 extern "C" void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
 }
+
+#define TERN_UK_OPS_ISA avx2
+#include "runtime/ukernels/ops_entries.h"
+#undef TERN_UK_OPS_ISA
 
 TERN_UK_TARGET_END()
 

@@ -14,6 +14,7 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
 
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
+#include "runtime/ukernels/ops.h"
 #include "runtime/ukernels/x86_avx2.h"
 
 namespace tern_uk {
@@ -64,6 +65,75 @@ struct Vnni512 {
   static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) { return Avx2::sum_q(q, len); }
 };
 
+// The float-vector traits of the non-matmul ops (ops.h), 16 lanes.
+struct Avx512Ops {
+  using F = __m512;
+  using M = __mmask16;
+  static constexpr int kLanes = 16;
+  static TERN_UK_INLINE F load(const float *p) { return _mm512_loadu_ps(p); }
+  static TERN_UK_INLINE void store(float *p, F v) { _mm512_storeu_ps(p, v); }
+  static TERN_UK_INLINE F splat(float v) { return _mm512_set1_ps(v); }
+  static TERN_UK_INLINE F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static TERN_UK_INLINE F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static TERN_UK_INLINE F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static TERN_UK_INLINE F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static TERN_UK_INLINE F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static TERN_UK_INLINE F abs(F a) {
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff)));
+  }
+  static TERN_UK_INLINE M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static TERN_UK_INLINE M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static TERN_UK_INLINE F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
+  static TERN_UK_INLINE F round_even(F a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // roundf: t = trunc(a); a - t is exact; |a - t| >= 0.5 steps away from 0.
+  static TERN_UK_INLINE F round_away(F a) {
+    const F t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const M half = _mm512_cmp_ps_mask(abs(_mm512_sub_ps(a, t)), splat(0.5f), _CMP_GE_OQ);
+    const __m512i one = _mm512_castps_si512(splat(1.0f));
+    const __m512i sign =
+        _mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(splat(-0.0f)));
+    return _mm512_mask_add_ps(t, half, t, _mm512_castsi512_ps(_mm512_or_si512(one, sign)));
+  }
+  static TERN_UK_INLINE void trunc_i8(int8_t *q, F v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q), _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+  static TERN_UK_INLINE F pow2i(F n) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+  }
+  static TERN_UK_INLINE float hmax(F v) { return _mm512_reduce_max_ps(v); }
+  // Exact for finite halves; inf / NaN lanes go to the scalar conversion.
+  static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+    const __m256i e = _mm256_set1_epi16(0x7c00);
+    if (_mm256_cmpeq_epi16_mask(_mm256_and_si256(h, e), e))
+      return false;
+    out = _mm512_cvtph_ps(h);
+    return true;
+  }
+  // Squares in double, lanes 0-7 and 8-15 in two accumulators.
+  struct SumSq {
+    __m512d lo, hi;
+  };
+  static TERN_UK_INLINE SumSq sumsq_zero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static TERN_UK_INLINE SumSq sumsq_add(SumSq s, const float *p) {
+    const __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(p));
+    const __m512d b = _mm512_cvtps_pd(_mm256_loadu_ps(p + 8));
+    return {_mm512_add_pd(s.lo, _mm512_mul_pd(a, a)), _mm512_add_pd(s.hi, _mm512_mul_pd(b, b))};
+  }
+  static TERN_UK_INLINE double sumsq_total(SumSq s) {
+    const __m512d v = _mm512_add_pd(s.lo, s.hi);
+    __m256d d = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    __m128d e = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    e = _mm_add_sd(e, _mm_unpackhi_pd(e, e));
+    return _mm_cvtsd_f64(e);
+  }
+};
+using OpsIsa = Avx512Ops;
+
 template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni512, Vnni256>> {};
 
 } // namespace
@@ -75,6 +145,10 @@ template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni51
 extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
 }
+
+#define TERN_UK_OPS_ISA avx512_vnni
+#include "runtime/ukernels/ops_entries.h"
+#undef TERN_UK_OPS_ISA
 
 TERN_UK_TARGET_END()
 

@@ -10,15 +10,21 @@
 #include "runtime/ukernels/arm_neon.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
+#include "runtime/ukernels/ops.h"
 
 namespace tern_uk {
 namespace {
 template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, Neon> {};
+using OpsIsa = NeonOps;
 } // namespace
 } // namespace tern_uk
 
 #define TERN_UK_DEFINE_neon(layout, act) TERN_UK_ENTRY_##act(layout, neon)
 #include "runtime/ukernels/entries.h"
+
+#define TERN_UK_OPS_ISA neon
+#include "runtime/ukernels/ops_entries.h"
+#undef TERN_UK_OPS_ISA
 
 extern "C" void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head<tern_uk::Neon>(TERN_UK_LM_HEAD_NAMES);

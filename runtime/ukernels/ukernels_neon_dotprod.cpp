@@ -13,6 +13,7 @@ TERN_UK_TARGET_BEGIN("dotprod", "arch=armv8.2-a+dotprod")
 #include "runtime/ukernels/arm_neon.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
+#include "runtime/ukernels/ops.h"
 
 namespace tern_uk {
 namespace {
@@ -34,12 +35,17 @@ struct NeonDot : Neon {
 };
 
 template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, NeonDot> {};
+using OpsIsa = NeonOps;
 
 } // namespace
 } // namespace tern_uk
 
 #define TERN_UK_DEFINE_neon_dotprod(layout, act) TERN_UK_ENTRY_##act(layout, neon_dotprod)
 #include "runtime/ukernels/entries.h"
+
+#define TERN_UK_OPS_ISA neon_dotprod
+#include "runtime/ukernels/ops_entries.h"
+#undef TERN_UK_OPS_ISA
 
 TERN_UK_TARGET_END()
 

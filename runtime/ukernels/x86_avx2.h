@@ -248,6 +248,77 @@ template <class Isa> struct Tl2I8 {
   }
 };
 
+// ---- the float-vector traits of the non-matmul ops (ops.h), 8 lanes ----
+struct Avx2Ops {
+  using F = __m256;
+  using M = __m256;
+  static constexpr int kLanes = 8;
+  static TERN_UK_INLINE F load(const float *p) { return _mm256_loadu_ps(p); }
+  static TERN_UK_INLINE void store(float *p, F v) { _mm256_storeu_ps(p, v); }
+  static TERN_UK_INLINE F splat(float v) { return _mm256_set1_ps(v); }
+  static TERN_UK_INLINE F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static TERN_UK_INLINE F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static TERN_UK_INLINE F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static TERN_UK_INLINE F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static TERN_UK_INLINE F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static TERN_UK_INLINE F abs(F a) {
+    return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+  }
+  static TERN_UK_INLINE M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static TERN_UK_INLINE M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static TERN_UK_INLINE F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
+  static TERN_UK_INLINE F round_even(F a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // roundf: t = trunc(a); a - t is exact; |a - t| >= 0.5 steps away from 0.
+  static TERN_UK_INLINE F round_away(F a) {
+    const F t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const F step = _mm256_and_ps(_mm256_cmp_ps(abs(_mm256_sub_ps(a, t)), splat(0.5f), _CMP_GE_OQ),
+                                 _mm256_or_ps(splat(1.0f), _mm256_and_ps(a, splat(-0.0f))));
+    return _mm256_add_ps(t, step);
+  }
+  static TERN_UK_INLINE void trunc_i8(int8_t *q, F v) {
+    const __m256i i = _mm256_cvttps_epi32(v);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i *>(q), _mm_packs_epi16(w, w));
+  }
+  static TERN_UK_INLINE F pow2i(F n) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+  static TERN_UK_INLINE float hmax(F v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
+  // F16C is exact for finite halves (subnormals included); inf / NaN lanes
+  // are left to the scalar conversion (F16C would quiet a signalling NaN).
+  static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    const __m128i e = _mm_set1_epi16(0x7c00);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, e), e)))
+      return false;
+    out = _mm256_cvtph_ps(h);
+    return true;
+  }
+  // Squares in double, lanes 0-3 and 4-7 in two accumulators.
+  struct SumSq {
+    __m256d lo, hi;
+  };
+  static TERN_UK_INLINE SumSq sumsq_zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static TERN_UK_INLINE SumSq sumsq_add(SumSq s, const float *p) {
+    const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(p)), b = _mm256_cvtps_pd(_mm_loadu_ps(p + 4));
+    return {_mm256_add_pd(s.lo, _mm256_mul_pd(a, a)), _mm256_add_pd(s.hi, _mm256_mul_pd(b, b))};
+  }
+  static TERN_UK_INLINE double sumsq_total(SumSq s) {
+    const __m256d v = _mm256_add_pd(s.lo, s.hi);
+    __m128d d = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    d = _mm_add_sd(d, _mm_unpackhi_pd(d, d));
+    return _mm_cvtsd_f64(d);
+  }
+};
+
 // The x86 files' MatmulBody table: i2s int8 with I2s, the rest AVX2-level.
 template <Layout L, bool kF32, class I2s> struct X86Body;
 template <class I2s> struct X86Body<kI2S, false, I2s> {

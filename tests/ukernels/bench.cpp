@@ -1,4 +1,4 @@
-// Microbenchmarks of the matmul and lm_head ukernels (Google Benchmark),
+// Microbenchmarks of the matmul, lm_head and other ukernels (Google Benchmark),
 // single thread, on BitNet b1.58 2B4T shapes. Not a test: run
 // build/bin/ukernels_bench. Packed weights are random bytes in the i2s/tl1
 // layouts (every 2-bit code in 0..2, every tl1 nibble in 0..8).
@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
@@ -140,6 +141,174 @@ void BM_lm_head_avx2(benchmark::State &st) {
 }
 BENCHMARK(BM_lm_head_avx2)->Unit(benchmark::kMillisecond);
 #endif
+
+// ---- the non-matmul ops (ops.h) at the 2B4T shape: hidden 2560, ffn 6912,
+// 20 heads of 128; args {dim, n}. GB/s counts the bytes read and written.
+struct OpsSet {
+  void (*rms_norm)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t,
+                   float);
+  void (*rms_norm_quantize)(const tern_ctx *, int64_t, const float *, const float *, int8_t *,
+                            float *, int64_t, float);
+  void (*quantize)(const tern_ctx *, int64_t, const float *, int8_t *, float *, int64_t);
+  void (*rope)(const tern_ctx *, int64_t, const float *, const int32_t *, float *, int64_t, int64_t,
+               int64_t, float);
+  void (*add)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*silu_mul)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*relu2_mul)(const tern_ctx *, int64_t, const float *, const float *, float *, int64_t);
+  void (*embed_f16)(const tern_ctx *, int64_t, const int32_t *, const uint16_t *, float *, int64_t,
+                    int64_t);
+  void (*embed_f32)(const tern_ctx *, int64_t, const int32_t *, const float *, float *, int64_t,
+                    int64_t);
+};
+#define TERN_BENCH_OPS(isa)                                                                        \
+  OpsSet {                                                                                         \
+    &tern_uk_rms_norm_f32_##isa, &tern_uk_rms_norm_quantize_i8_##isa, &tern_uk_quantize_i8_##isa,  \
+        &tern_uk_rope_neox_f32_##isa, &tern_uk_add_f32_##isa, &tern_uk_silu_mul_f32_##isa,         \
+        &tern_uk_relu2_mul_f32_##isa, &tern_uk_embed_f16_##isa, &tern_uk_embed_f32_##isa           \
+  }
+
+enum class Op { RmsNorm, RmsNormQuant, Quant, Rope, Add, SiluMul, Relu2Mul, EmbedF16, EmbedF32 };
+
+void runOp(benchmark::State &st, const OpsSet &f, Op op) {
+  const int64_t dim = st.range(0), n = st.range(1), vocab = 4096;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n * dim), y(n * dim), w(dim), out(n * dim);
+  for (auto *v : {&x, &y, &w})
+    for (float &e : *v)
+      e = nd(rng);
+  std::vector<int8_t> q(n * dim);
+  std::vector<float> qs(n);
+  std::vector<int32_t> pos(n), tok(n);
+  for (int64_t t = 0; t < n; ++t) {
+    pos[t] = int32_t(100 + t);
+    tok[t] = int32_t(rng() % vocab);
+  }
+  std::vector<uint16_t> t16;
+  std::vector<float> t32;
+  if (op == Op::EmbedF16)
+    t16.assign(vocab * dim, 0x3c00);
+  if (op == Op::EmbedF32)
+    t32.assign(vocab * dim, 1.0f);
+  double bytes = 0;
+  for (auto _ : st) {
+    switch (op) {
+    case Op::RmsNorm:
+      f.rms_norm(nullptr, n, x.data(), w.data(), out.data(), dim, 1e-5f);
+      bytes = 4.0 * (2 * n * dim + dim);
+      break;
+    case Op::RmsNormQuant:
+      f.rms_norm_quantize(nullptr, n, x.data(), w.data(), q.data(), qs.data(), dim, 1e-5f);
+      bytes = 4.0 * (n * dim + dim) + n * dim;
+      break;
+    case Op::Quant:
+      f.quantize(nullptr, n, x.data(), q.data(), qs.data(), dim);
+      bytes = 5.0 * n * dim;
+      break;
+    case Op::Rope: // dim = heads * 128, full rotation, in place
+      f.rope(nullptr, n, out.data(), pos.data(), out.data(), dim / 128, 128, 128, 500000.0f);
+      bytes = 8.0 * n * dim;
+      break;
+    case Op::Add:
+      f.add(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::SiluMul:
+      f.silu_mul(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::Relu2Mul:
+      f.relu2_mul(nullptr, n, x.data(), y.data(), out.data(), dim);
+      bytes = 12.0 * n * dim;
+      break;
+    case Op::EmbedF16:
+      f.embed_f16(nullptr, n, tok.data(), t16.data(), out.data(), dim, vocab);
+      bytes = 6.0 * n * dim;
+      break;
+    case Op::EmbedF32:
+      f.embed_f32(nullptr, n, tok.data(), t32.data(), out.data(), dim, vocab);
+      bytes = 8.0 * n * dim;
+      break;
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(q.data());
+  }
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+void hidden(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    b->Args({2560, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+void hiddenAndFfn(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    for (int64_t d : {2560, 6912})
+      b->Args({d, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+void ffn(benchmark::internal::Benchmark *b) {
+  for (int64_t n : {1, 8})
+    b->Args({6912, n});
+  b->Unit(benchmark::kMicrosecond);
+}
+
+// One benchmark per (op, isa): BM_op_<op>/<isa>.
+bool cpuHas(const char *isa) {
+#if defined(__x86_64__)
+  const std::string s = isa;
+  if (s == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  if (s == "avx512_vnni")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#endif
+  return std::string(isa) == "ref" || std::string(isa).rfind("neon", 0) == 0;
+}
+
+int registerOps() {
+  struct Isa {
+    const char *name;
+    OpsSet fns;
+  };
+  static const Isa isas[] = {
+      {"ref", TERN_BENCH_OPS(ref)},
+#if defined(__x86_64__)
+      {"avx2", TERN_BENCH_OPS(avx2)},
+      {"avx512_vnni", TERN_BENCH_OPS(avx512_vnni)},
+#elif defined(__aarch64__)
+      {"neon", TERN_BENCH_OPS(neon)},
+#endif
+  };
+  const struct {
+    const char *name;
+    Op op;
+    void (*shapes)(benchmark::internal::Benchmark *);
+  } ops[] = {{"rms_norm_f32", Op::RmsNorm, hidden},
+             {"rms_norm_quantize_i8", Op::RmsNormQuant, hiddenAndFfn},
+             {"quantize_i8", Op::Quant, hiddenAndFfn},
+             {"rope_neox_f32", Op::Rope, hidden},
+             {"add_f32", Op::Add, hidden},
+             {"silu_mul_f32", Op::SiluMul, ffn},
+             {"relu2_mul_f32", Op::Relu2Mul, ffn},
+             {"embed_f16", Op::EmbedF16, hidden},
+             {"embed_f32", Op::EmbedF32, hidden}};
+  for (const auto &o : ops)
+    for (const Isa &i : isas) {
+      const std::string name = std::string("BM_op_") + o.name + "/" + i.name;
+      const Isa *ip = &i;
+      const Op op = o.op;
+      benchmark::RegisterBenchmark(name.c_str(), [ip, op](benchmark::State &st) {
+        if (!cpuHas(ip->name))
+          return st.SkipWithError("this CPU lacks the ISA");
+        runOp(st, ip->fns, op);
+      })->Apply(o.shapes);
+    }
+  return 0;
+}
+const int kOpsRegistered = registerOps();
 
 } // namespace
 

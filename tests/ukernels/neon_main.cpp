@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
+#include "tests/ukernels/ops_check.h"
 
 namespace {
 
@@ -175,6 +176,29 @@ int main() {
   for (int64_t hidden : {8, 100, 256, 7}) {
     checkLmHead(rng, hidden, 31, 3);
     ++cases;
+  }
+  // The non-matmul ops (ops_check.h: exact, or the stated tolerance) and
+  // their batch invariance, for both arm ISA files.
+  namespace ops = tern::uktest::ops;
+  for (const ops::Fns &f : {TERN_UKTEST_OPS_FNS(neon), TERN_UKTEST_OPS_FNS(neon_dotprod)}) {
+    int64_t normInexact = 0, quantInexact = 0, siluUlps = 0;
+    const std::string errs[] = {ops::checkEmbed(f, rng),
+                                ops::checkRmsNorm(f, rng, normInexact),
+                                ops::checkRmsNormQuantize(f, rng, quantInexact),
+                                ops::checkQuantize(f, rng),
+                                ops::checkRope(f, rng),
+                                ops::checkElementwise(f, rng, siluUlps),
+                                ops::checkBatchInvariance(f, rng)};
+    for (const std::string &e : errs) {
+      ++cases;
+      if (!e.empty()) {
+        std::printf("FAIL %s\n", e.c_str());
+        ++failures;
+      }
+    }
+    std::printf("%s: rms_norm %ld / rms_norm_quantize %ld tokens not bit-identical, silu <= %ld "
+                "ulp\n",
+                f.isa, long(normInexact), long(quantInexact), long(siluUlps));
   }
   std::printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;

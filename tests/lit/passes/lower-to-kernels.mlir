@@ -70,3 +70,64 @@ func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
   %y = tern.bitlinear %x {kernel = #tern.kernel<tq1, cuda, tile_m = 32, tile_k = 256>, packed = #tern.packed<tq1, offset = 0, bytes = 13824, checksum = 2>, weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq1_0, offset = 0, bytes = 13824>} : tensor<?x256xf32> -> tensor<?x256xf32>
   return %y : tensor<?x256xf32>
 }
+
+// -----
+
+// The non-matmul ops call the variant of the module's target ISA (tern.target,
+// set by tern-select-kernels; without it, `_ref`): every TERN_UK_OPS_VARIANT
+// ISA of variants.def has one. Attention stays `_ref`. ref=1: all `_ref`.
+// CHECK-LABEL: func.func @ops_on_target
+// CHECK: "tern_uk_embed_f32_avx512_vnni"(%arg0) {static_args = {hidden = 256 : i64, vocab = 16
+// CHECK: "tern_uk_rms_norm_quantize_i8_avx512_vnni"
+// CHECK: "tern_uk_quantize_i8_avx512_vnni"
+// CHECK-NEXT: "tern_uk_matmul_i2s_avx512_vnni"
+// CHECK: "tern_uk_rope_neox_f32_avx512_vnni"
+// CHECK: "tern_uk_attention_gqa_f32_ref"
+// CHECK: "tern_uk_add_f32_avx512_vnni"
+// CHECK: "tern_uk_silu_mul_f32_avx512_vnni"
+// CHECK: "tern_uk_relu2_mul_f32_avx512_vnni"
+// CHECK: "tern_uk_rms_norm_f32_avx512_vnni"
+// CHECK: "tern_uk_quantize_i8_avx512_vnni"
+// CHECK-NOT: fallback_from
+// CHECK-NOT: _ref"
+// CHECK: return
+// REF-LABEL: func.func @ops_on_target
+// REF-NOT: _avx512_vnni"
+// REF: "tern_uk_embed_f32_ref"
+// REF: "tern_uk_rms_norm_quantize_i8_ref"
+// REF: "tern_uk_quantize_i8_ref"
+// REF-NEXT: "tern_uk_matmul_i2s_ref"
+// REF: "tern_uk_rope_neox_f32_ref"
+// REF: "tern_uk_add_f32_ref"
+// REF: "tern_uk_silu_mul_f32_ref"
+// REF: "tern_uk_relu2_mul_f32_ref"
+// REF: "tern_uk_rms_norm_f32_ref"
+// REF-NOT: _avx512_vnni"
+// REF: return
+module attributes {tern.target = "avx512_vnni"} {
+func.func @ops_on_target(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x256xi8> {
+  %h = tern.embed %tokens {weight = #tern.weight<"token_embd.weight", [16, 256], f32, offset = 0, bytes = 16384>} : tensor<?xi32> -> tensor<?x256xf32>
+  %q8, %s = tern.rms_norm_quantize %h {eps = 1.0e-5 : f32, weight = #tern.weight<"blk.0.attn_norm.weight", [256], f32, offset = 16384, bytes = 1024>} : tensor<?x256xf32> -> tensor<?x256xi8>, tensor<?xf32>
+  %o = tern.bitlinear %h {kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 256>, packed = #tern.packed<i2s, offset = 0, bytes = 16388, checksum = 2>, weight = #tern.weight<"blk.0.attn_output.weight", [256, 256], tq2_0, offset = 17408, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  %qr = tern.rope %o, %pos {freq_base = 500000.0 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64} : tensor<?x256xf32>, tensor<?xi32>
+  %a = tern.attention %qr, %o, %o, %pos {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 0.125 : f32} : tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>
+  %r = tern.add %h, %a : tensor<?x256xf32>
+  %g = tern.silu_mul %r, %o : tensor<?x256xf32>
+  %g2 = tern.relu2_mul %g, %o : tensor<?x256xf32>
+  %n = tern.rms_norm %g2 {eps = 1.0e-5 : f32, weight = #tern.weight<"output_norm.weight", [256], f32, offset = 16384, bytes = 1024>} : tensor<?x256xf32>
+  %q2, %s2 = tern.quantize %n : tensor<?x256xf32> -> tensor<?x256xi8>, tensor<?xf32>
+  return %q2 : tensor<?x256xi8>
+}
+}
+
+// -----
+
+// A target ISA without CPU op variants (cuda): `_ref`, recording the wish.
+// CHECK-LABEL: func.func @ops_no_variant
+// CHECK: "tern_uk_add_f32_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_add_f32_cuda", n = 256 : i64}}
+module attributes {tern.target = "cuda"} {
+func.func @ops_no_variant(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
+  %r = tern.add %x, %x : tensor<?x256xf32>
+  return %r : tensor<?x256xf32>
+}
+}
