@@ -313,8 +313,8 @@ template <class Body> void row_tiles_task(void *arg, int64_t begin, int64_t end)
     Body::tile(a, rt);
 }
 
-// The scalar rows of one row tile: the `ref` matmul, and the fallback of
-// fast kernels for tiles they do not handle.
+// The scalar rows of one row tile: the `ref` matmul (fast kernels never
+// fall back to it: tiles they cannot run are refused by the compiler).
 template <Layout L, bool kF32> struct ScalarRows {
   static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
     matmul_rows_scalar<kF32>(a, L, rt * a.tm, min64((rt + 1) * a.tm, a.m));
