@@ -3,6 +3,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace tern::ir;
@@ -143,11 +144,15 @@ LogicalResult WeightAttr::verify(function_ref<InFlightDiagnostic()> emitError, S
   return success();
 }
 
-LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError, KernelLayout layout,
-                                 Isa isa, int64_t tileM, int64_t tileK) {
+std::string tern::ir::kernelTileError(KernelLayout layout, Isa isa, int64_t tileM, int64_t tileK) {
+  auto str = [](auto &&...parts) {
+    std::string out;
+    llvm::raw_string_ostream os(out);
+    (os << ... << parts);
+    return out;
+  };
   if (tileM <= 0 || tileK <= 0)
-    return emitError() << "kernel tiles must be positive, got tile_m = " << tileM
-                       << ", tile_k = " << tileK;
+    return str("kernel tiles must be positive, got tile_m = ", tileM, ", tile_k = ", tileK);
   // Layout constraints on the K tile, from how each layout groups weights.
   int64_t kQuantum = 1;
   switch (layout) {
@@ -171,13 +176,32 @@ LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError, K
     break;
   }
   if (tileK % kQuantum != 0)
-    return emitError() << "kernel layout " << stringifyKernelLayout(layout)
-                       << " needs tile_k to be a multiple of " << kQuantum << ", got " << tileK;
+    return str("kernel layout ", stringifyKernelLayout(layout).str(),
+               " needs tile_k to be a multiple of ", kQuantum, ", got ", tileK);
   if (layout == KernelLayout::TL1 && isa != Isa::NEON && isa != Isa::NEONDotprod)
-    return emitError() << "kernel layout tl1 (tbl lookup) needs an AArch64 target, got "
-                       << stringifyIsa(isa);
+    return str("kernel layout tl1 (tbl lookup) needs an AArch64 target, got ",
+               stringifyIsa(isa).str());
   if (layout == KernelLayout::TL2 && isa != Isa::AVX2 && isa != Isa::AVX512VNNI)
-    return emitError() << "kernel layout tl2 (pshufb lookup) needs an x86-64 target, got "
-                       << stringifyIsa(isa);
+    return str("kernel layout tl2 (pshufb lookup) needs an x86-64 target, got ",
+               stringifyIsa(isa).str());
+  // The lookup-table kernels process 16 rows per vector (tl2 keeps up to
+  // 1024 row sums on the stack); other tiles would need a scalar path.
+  if (layout == KernelLayout::TL1 && tileM % 16 != 0)
+    return str("kernel tile ", tileM, "x", tileK,
+               " is refused: tl1 needs tile_m to be a multiple of 16 (16 rows per vector), got ",
+               tileM);
+  if (layout == KernelLayout::TL2 && (tileM % 16 != 0 || tileM > 1024))
+    return str("kernel tile ", tileM, "x", tileK,
+               " is refused: tl2 needs tile_m to be a multiple of 16 (16 rows per vector) "
+               "and at most 1024, got ",
+               tileM);
+  return "";
+}
+
+LogicalResult KernelAttr::verify(function_ref<InFlightDiagnostic()> emitError, KernelLayout layout,
+                                 Isa isa, int64_t tileM, int64_t tileK) {
+  std::string why = kernelTileError(layout, isa, tileM, tileK);
+  if (!why.empty())
+    return emitError() << why;
   return success();
 }

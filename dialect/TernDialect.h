@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -41,5 +42,12 @@ int64_t formatBlockElems(WeightFormat f);
 // ternary formats and floats holding ternary values (repacked at compile
 // time); the dense layouts only for non-ternary roles.
 bool isTernaryLayout(KernelLayout l);
+
+// Why a (layout, isa, tile_m, tile_k) kernel cannot be, or "" when it can:
+// the rules #tern.kernel's verifier enforces (positive tiles, tile_k a
+// multiple of the layout's K group, the lookup-table layouts on their ISA
+// family, and tile_m a multiple of the 16 rows the tl1/tl2 kernels process
+// per vector, tl2 at most 1024: their fast kernels have no scalar fallback).
+std::string kernelTileError(KernelLayout layout, Isa isa, int64_t tileM, int64_t tileK);
 
 } // namespace tern::ir

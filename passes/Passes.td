@@ -54,11 +54,14 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
   let summary = "choose a kernel layout and tiles per matrix for a target";
   let description = [{
     For every bitlinear, ternary_matmul and lm_head, asks the target's cost
-    model (compiler/target/TargetInfo.h) for the cheapest (layout, tile_m,
-    tile_k) for the matrix's shape and sets `kernel = #tern.kernel<...>`.
+    model (compiler/target/TargetInfo.h: measured rates per layout and
+    act-quant, docs/cost-model.md) for the cheapest (layout, tile_m, tile_k)
+    for the matrix's shape, the activations `act-quant` gives and the
+    artifact's `max-batch`, and sets `kernel = #tern.kernel<...>`.
     `kernel=` forces a layout (optionally tiles: `i2s:32x256`); a layout the
-    target cannot run is an error on the op. `explain` emits a remark per
-    matrix with the estimate of the winner and the runner-up.
+    target has no kernel for, or a tile its kernels cannot run, is an error.
+    `explain` emits a remark per matrix: the kernel variant that will run,
+    its rates, the estimate of the winner and of the best other layout.
   }];
   let options = [
     Option<"target", "target", "std::string", "\"avx2\"",
@@ -66,6 +69,10 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     Option<"kernel", "kernel", "std::string", "\"auto\"",
            "auto, or a layout (i2s, tl1, tl2, tq2, tq1) with optional tiles (i2s:32x256)">,
     Option<"explain", "explain", "bool", "false", "emit a remark explaining each choice">,
+    Option<"actQuant", "act-quant", "std::string", "\"token\"",
+           "token (int8 per-token activations) | none (f32 activations)">,
+    Option<"maxBatch", "max-batch", "int64_t", "512",
+           "most tokens one forward call takes (1: decode alone decides)">,
   ];
 }
 

@@ -14,6 +14,7 @@ namespace tern::passes {
 
 using namespace mlir;
 using namespace tern::ir;
+using tern::compiler::ActQuant;
 using tern::compiler::KernelEstimate;
 using tern::compiler::TargetInfo;
 
@@ -52,12 +53,28 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
                          << "' (known: " << tern::compiler::targetNames() << ")";
       return signalPassFailure();
     }
+    std::optional<ActQuant> act = tern::compiler::parseActQuant(actQuant);
+    if (!act) {
+      module.emitError() << "invalid act-quant= '" << actQuant << "' (token or none)";
+      return signalPassFailure();
+    }
+    if (maxBatch < 1) {
+      module.emitError() << "invalid max-batch= " << int64_t(maxBatch) << " (at least 1)";
+      return signalPassFailure();
+    }
     std::optional<Forced> forced = parseForced(kernel);
     if (!forced) {
       module.emitError() << "invalid kernel= '" << kernel
                          << "' (auto, i2s, tl1, tl2, tq2 or tq1, optionally with "
                             ":<tile_m>x<tile_k>)";
       return signalPassFailure();
+    }
+    if (forced->layout && forced->tileM) {
+      std::string why = kernelTileError(*forced->layout, ti->isa(), forced->tileM, forced->tileK);
+      if (!why.empty()) {
+        module.emitError() << "kernel= '" << kernel << "': " << why;
+        return signalPassFailure();
+      }
     }
     module->setAttr("tern.target", StringAttr::get(&getContext(), ti->name()));
     bool ok = true;
@@ -75,22 +92,23 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         return;
       }
       std::vector<KernelEstimate> cands =
-          ti->candidates(info->rows, info->cols, format, info->ternaryRole);
+          ti->candidates(info->rows, info->cols, format, info->ternaryRole, *act, maxBatch);
       std::optional<KernelEstimate> choice;
       if (info->ternaryRole && forced->layout) {
-        if (!ti->supports(*forced->layout)) {
+        if (!ti->supports(*forced->layout, *act)) {
           std::string avail;
-          for (KernelLayout l : ti->ternaryLayouts())
+          for (KernelLayout l : ti->ternaryLayouts(*act))
             avail += (avail.empty() ? "" : ", ") + stringifyKernelLayout(l).str();
           op->emitOpError() << "kernel " << stringifyKernelLayout(*forced->layout)
-                            << " is not available on target " << ti->name()
-                            << " (available: " << avail << ")";
+                            << " is not available on target " << ti->name() << " with act-quant "
+                            << tern::compiler::actQuantName(*act) << " (available: " << avail
+                            << ")";
           ok = false;
           return;
         }
         if (forced->tileM) {
-          choice =
-              ti->estimate(*forced->layout, info->rows, info->cols, forced->tileM, forced->tileK);
+          choice = ti->estimate(*forced->layout, info->rows, info->cols, forced->tileM,
+                                forced->tileK, *act, maxBatch);
         } else {
           for (const KernelEstimate &e : cands)
             if (e.layout == *forced->layout) {
@@ -98,19 +116,14 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
               break;
             }
         }
-      } else {
-        // The cost model ranks layouts as if every one had a kernel for this
-        // ISA; prefer the best one that really has a fast ukernel (a layout
-        // with only its scalar `_ref` twin would be far slower than ranked).
-        for (const KernelEstimate &e : cands)
-          if (!info->ternaryRole ||
-              tern::passes::hasUkernelVariant(stringifyKernelLayout(e.layout), "i8",
-                                              stringifyIsa(ti->isa()))) {
-            choice = e;
-            break;
-          }
-        if (!choice)
-          choice = cands.front();
+      } else if (!cands.empty()) {
+        choice = cands.front();
+      }
+      if (!choice) {
+        op->emitOpError() << "no kernel candidate for " << info->names() << " on target "
+                          << ti->name();
+        ok = false;
+        return;
       }
       auto attr = KernelAttr::getChecked([&] { return op->emitOpError(); }, &getContext(),
                                          choice->layout, ti->isa(), choice->tileM, choice->tileK);
@@ -119,25 +132,43 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         return;
       }
       op->setAttr("kernel", attr);
-      if (explain) {
-        InFlightDiagnostic d = op->emitRemark();
-        d << "kernel for " << info->names() << " [" << info->rows << "x" << info->cols << "] on "
-          << ti->name() << ": " << choice->describe();
-        if (forced->layout && info->ternaryRole)
-          d << " (forced)";
-        else if (choice->layout != cands.front().layout)
-          d << " (the cost model ranks " << stringifyKernelLayout(cands.front().layout)
-            << " first, but it has only the scalar ukernel on " << ti->name() << ")";
-        for (const KernelEstimate &e : cands)
-          if (e.layout != choice->layout) {
-            d << "; best other layout " << e.describe()
-              << llvm::formatv(" (+{0:f0}%)", (e.score / choice->score - 1) * 100).str();
-            break;
-          }
-      }
+      if (explain)
+        explainChoice(op, *info, *ti, *act, *choice, cands, forced->layout.has_value());
     });
     if (!ok)
       signalPassFailure();
+  }
+
+  // One remark per matrix: what runs (the ukernel variant, "table" rates
+  // measured or estimated), why (its estimate, the score rule), and the
+  // best other layout with how much worse it scores.
+  void explainChoice(Operation *op, const tern::passes::MatrixInfo &info, const TargetInfo &ti,
+                     ActQuant act, const KernelEstimate &choice,
+                     const std::vector<KernelEstimate> &cands, bool forcedLayout) {
+    InFlightDiagnostic d = op->emitRemark();
+    d << "kernel for " << info.names() << " [" << info.rows << "x" << info.cols << "] on "
+      << ti.name();
+    if (!info.ternaryRole) {
+      d << ": " << stringifyKernelLayout(choice.layout) << " (the only kernel for "
+        << stringifyWeightFormat(info.weights.front().getFormat()) << " weights), memory "
+        << llvm::formatv("{0:f2}", choice.memoryUs).str() << " us/token";
+      return;
+    }
+    d << ", act-quant " << tern::compiler::actQuantName(act) << ", max-batch " << int64_t(maxBatch)
+      << ": " << choice.describe();
+    if (forcedLayout)
+      d << " (forced)";
+    else
+      d << " (table: lowest score = " << (maxBatch <= 1 ? "decode" : "decode + prefill per token")
+        << ")";
+    for (const KernelEstimate &e : cands)
+      if (e.layout != choice.layout) {
+        const double pct = (e.score / choice.score - 1) * 100;
+        d << "; best other layout " << e.describe()
+          << (pct >= 0 ? llvm::formatv(" (+{0:f0}%)", pct).str()
+                       : llvm::formatv(" ({0:f0}% lower score)", -pct).str());
+        break;
+      }
   }
 };
 

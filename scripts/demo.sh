@@ -25,4 +25,6 @@ artifact=${model%.gguf}.tern
 echo "== ternc compile $model -o $artifact --target ${TARGET:-native}"
 ./build/bin/ternc compile "$model" -o "$artifact" --target "${TARGET:-native}"
 echo "== tern run $artifact"
-./build/bin/tern run "$artifact" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}"
+# --temp 0: greedy, the same text every run (TEMP=0.8 SEED=N for llama.cpp's sampling).
+./build/bin/tern run "$artifact" -p "${PROMPT:-Once upon a time}" -n "${N:-32}" -t "${THREADS:-2}" \
+  --temp "${TEMP:-0}" --seed "${SEED:--1}"

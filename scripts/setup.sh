@@ -9,6 +9,7 @@ PKGS=(
   libclang-rt-22-dev libfuzzer-22-dev
   libfmt-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev clang-format-22 libxxhash-dev python3-xxhash time
+  libcpp-httplib-dev nginx python3-yaml curl
   g++-aarch64-linux-gnu qemu-user binutils-aarch64-linux-gnu
 )
 

@@ -41,6 +41,10 @@ void initTargets() {
     llvm::InitializeAllTargets();
     llvm::InitializeAllTargetMCs();
     llvm::InitializeAllAsmPrinters();
+    // The ukernel bitcode holds inline assembly (the AMX availability check:
+    // cpuid, xgetbv, the arch_prctl syscall); emitting an object from it
+    // needs the target's assembly parser.
+    llvm::InitializeAllAsmParsers();
   });
 }
 

@@ -14,6 +14,8 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   select.target = opts.target;
   select.kernel = opts.kernel == "ref" ? std::string("auto") : opts.kernel;
   select.explain = opts.explain;
+  select.actQuant = opts.actQuant;
+  select.maxBatch = opts.maxBatch;
   pm.addPass(tern::passes::createSelectKernelsPass(select));
   tern::passes::PackWeightsPassOptions pack;
   pack.source = opts.source;

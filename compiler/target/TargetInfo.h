@@ -1,11 +1,16 @@
 // Targets and the kernel cost model behind tern-select-kernels.
 //
 // One TargetInfo per backend (x86-64 AVX2, x86-64 AVX-512 VNNI, AArch64 NEON
-// with and without dotprod, CUDA): ISA facts (vector width, cores, clock,
-// cache sizes, memory bandwidth, int8 throughput per layout) and a cost
-// model that estimates, for one matrix [M, K], the time of one decode step
-// (a single token: memory bound) and of a prefill batch (integer-throughput
-// bound) for every (layout, tile_m, tile_k) the target can run.
+// with and without dotprod, CUDA): machine facts (cores, memory bandwidth,
+// cache sizes) and a cost table with one row per (layout, act-quant) the
+// target can run. Every row names the ukernel variant that runs it (the
+// target's own ISA when variants.def lists one, else the scalar `ref`) and
+// that variant's single-core throughput at decode (1 token) and prefill
+// (64 and 128 tokens), measured with ukernels_bench on the 2B4T shapes
+// (docs/cost-model.md says where each number comes from). The estimate of
+// one matrix [M, K] is: decode = max(weight bytes / bandwidth, weights /
+// (decode rate x busy cores)); prefill per token = weights / (prefill rate x
+// busy cores); both scaled by a tile factor relative to the measured tile.
 #pragma once
 
 #include <memory>
@@ -18,47 +23,78 @@
 
 namespace tern::compiler {
 
+// How activations reach the matmuls (--act-quant): int8 per token, or f32.
+enum class ActQuant { Token, None };
+std::optional<ActQuant> parseActQuant(llvm::StringRef s); // "token" | "none"
+llvm::StringRef actQuantName(ActQuant a);
+
+// One row of a target's cost table.
+struct KernelCost {
+  ir::KernelLayout layout;
+  ActQuant act;
+  const char *variant; // ukernel ISA suffix: the target's ISA, or "ref"
+  // Single-core throughput in G weight x token multiply-adds per second at
+  // the measured tile (kMeasuredTileM x kMeasuredTileK; tl2 tile_k 240):
+  double decodeGs;     // n = 1
+  double prefill64Gs;  // n = 64
+  double prefill128Gs; // n = 128
+  bool measured;       // false: an estimate (no such CPU here), see docs
+};
+
 struct KernelEstimate {
   ir::KernelLayout layout;
   int64_t tileM = 0, tileK = 0;
+  std::string variant;       // the ukernel ISA suffix that runs it ("ref" if scalar)
+  bool measured = false;     // the row's rates were measured (else estimated)
+  double decodeGs = 0;       // the row's rates used (G/s per core)
+  double prefillGs = 0;      //   (prefill: the column for max_batch)
   double decodeUs = 0;       // one token
-  double prefillUs = 0;      // per token, in a batch of kPrefillTokens
+  double prefillUs = 0;      // per token of a prefill batch (max_batch > 1)
   double memoryUs = 0;       // weight bytes / bandwidth (decode)
   double computeUs = 0;      // arithmetic of one decode step
   double paddedFraction = 0; // weights added by M/K padding to whole tiles
-  double score = 0;          // what the choice minimises
+  double score = 0;          // what the choice minimises (TargetInfo::score)
   std::string describe() const;
 };
 
 class TargetInfo {
 public:
-  static constexpr int64_t kPrefillTokens = 64;
+  static constexpr int64_t kMeasuredTileM = 32, kMeasuredTileK = 256;
 
   virtual ~TargetInfo() = default;
   virtual ir::Isa isa() const = 0;
   llvm::StringRef name() const { return ir::stringifyIsa(isa()); }
   virtual int vectorBits() const = 0;
-  virtual int cores() const = 0; // threads the kernel is split over
-  virtual double clockGHz() const = 0;
+  virtual int cores() const = 0;       // threads the kernel is split over
   virtual int64_t l1Bytes() const = 0; // per core
   virtual int64_t l2Bytes() const = 0; // per core
   virtual double bandwidthGBs() const = 0;
-  // Ternary layouts this target has kernels for, best-known first.
-  virtual std::vector<ir::KernelLayout> ternaryLayouts() const = 0;
-  // Weight x token multiply-adds per cycle per core of a layout's kernel.
-  virtual double macsPerCycle(ir::KernelLayout layout) const = 0;
-  // Per-token cost (cycles per K element) of building lookup tables (TL*).
-  virtual double lutCyclesPerK(ir::KernelLayout layout) const;
+  // The cost table: every (layout, act) this target can run, best-known
+  // first, with the variant that runs it and its rates.
+  virtual std::vector<KernelCost> costTable() const = 0;
   virtual std::vector<int64_t> tileMChoices() const;
 
+  // Ternary layouts with a row for `act`, in table order.
+  std::vector<ir::KernelLayout> ternaryLayouts(ActQuant act = ActQuant::Token) const;
+  std::optional<KernelCost> cost(ir::KernelLayout layout, ActQuant act) const;
+  bool supports(ir::KernelLayout layout, ActQuant act = ActQuant::Token) const;
+
   // Every candidate for an [M, K] matrix stored as `format` (sorted, best
-  // first). Ternary roles get ternary layouts; other matrices get the
-  // dense layout that reads their format.
+  // first). Ternary roles get the ternary rows for `act`; other matrices get
+  // the dense layout that reads their format. `maxBatch` is the most tokens
+  // one forward call takes (score rule: docs/cost-model.md).
   std::vector<KernelEstimate> candidates(int64_t m, int64_t k, ir::WeightFormat format,
-                                         bool ternaryRole) const;
-  KernelEstimate estimate(ir::KernelLayout layout, int64_t m, int64_t k, int64_t tileM,
-                          int64_t tileK) const;
-  bool supports(ir::KernelLayout layout) const;
+                                         bool ternaryRole, ActQuant act = ActQuant::Token,
+                                         int64_t maxBatch = 512) const;
+  // Null when the layout has no row for `act` on this target.
+  std::optional<KernelEstimate> estimate(ir::KernelLayout layout, int64_t m, int64_t k,
+                                         int64_t tileM, int64_t tileK,
+                                         ActQuant act = ActQuant::Token,
+                                         int64_t maxBatch = 512) const;
+
+private:
+  KernelEstimate estimateRow(const KernelCost &row, int64_t m, int64_t k, int64_t tileM,
+                             int64_t tileK, int64_t maxBatch) const;
 };
 
 // What code generation needs for a --target name: the LLVM triple, CPU and

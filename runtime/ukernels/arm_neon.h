@@ -100,8 +100,8 @@ TERN_UK_INLINE int8x16_t tl1_q4(const int8_t *qt, int64_t col, int64_t k) {
 // low nibble indexes pair (c, c+1), the high one (c+2, c+3). tbl turns the
 // nibbles into weights, zips make each 32-bit lane one row's 4 weights, and a
 // broadcast of q[c..c+3] gives Isa::tl1_acc (sdot, or smull + sadalp) one row
-// per lane. Needs tile_m % 16 == 0 (the compiler's tl1 tiles are); else the
-// ref rows.
+// per lane. Precondition: tile_m % 16 == 0 (the dialect's kernel verifier
+// refuses other tl1 tiles; there is no scalar fallback here).
 template <class Isa> struct Tl1I8 {
   template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
     const int64_t tbytes = a.tm * a.tk / 4;
@@ -158,8 +158,6 @@ template <class Isa> struct Tl1I8 {
     }
   }
   static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
-    if (a.tm % 16)
-      return ScalarRows<kTL1, false>::tile(a, rt);
     token_blocks<Tl1I8, Isa::kTl1Tokens>(a, rt);
   }
 };

@@ -313,8 +313,8 @@ template <class Body> void row_tiles_task(void *arg, int64_t begin, int64_t end)
     Body::tile(a, rt);
 }
 
-// The scalar rows of one row tile: the `ref` matmul, and the fallback of
-// fast kernels for tiles they do not handle.
+// The scalar rows of one row tile: the `ref` matmul (fast kernels never
+// fall back to it: tiles they cannot run are refused by the compiler).
 template <Layout L, bool kF32> struct ScalarRows {
   static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
     matmul_rows_scalar<kF32>(a, L, rt * a.tm, min64((rt + 1) * a.tm, a.m));
@@ -322,12 +322,17 @@ template <Layout L, bool kF32> struct ScalarRows {
 };
 
 // Bodies of the extern "C" matmul entries: resolve the arguments once, then
-// run Task over the row tiles.
-template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
+// run Task over the row tiles -- unless Body has a batch path
+// (`static bool batch(MatmulArgs &)`, e.g. the AMX GEMM) that takes the call.
+template <Layout L, tern_range_fn Task, class Body = void>
+TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
   MatmulArgs a;
   init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.q = q;
   a.qs = qs;
+  if constexpr (requires { Body::batch(a); })
+    if (Body::batch(a))
+      return;
   run_parallel(ctx, a.mp / a.tm, Task, &a);
 }
 

@@ -7,7 +7,7 @@
 #define TERN_UK_ENTRY_i8(layout, isa)                                                              \
   extern "C" void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS) {                        \
     using Body = tern_uk::MatmulBody<tern_uk::kLayout_##layout, false>::type;                      \
-    tern_uk::matmul_i8<tern_uk::kLayout_##layout, &tern_uk::row_tiles_task<Body>>(                 \
+    tern_uk::matmul_i8<tern_uk::kLayout_##layout, &tern_uk::row_tiles_task<Body>, Body>(           \
         TERN_UK_MATMUL_I8_NAMES);                                                                  \
   }
 #define TERN_UK_ENTRY_f32(layout, isa)                                                             \

@@ -73,8 +73,10 @@ TERN_UK_DECLARE_MATMUL(tq1, ref)
  * identically). int8 fast variants are bit-identical to their `ref` twin;
  * f32-activation ones use FMA with lane-wise partial sums (close to ref, not
  * bit-identical). ISAs: avx2 = avx2,fma,f16c; avx512_vnni = + avx512f,bw,
- * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod. tl1 (neon)
- * and tl2 (x86) fast variants need tile_m % 16 == 0 (else the ref rows). */
+ * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod. Preconditions
+ * of the fast variants (verified by #tern.kernel, no scalar fallback inside):
+ * tl1 (neon) tile_m % 16 == 0; tl2 (x86) tile_m % 16 == 0, tile_m <= 1024;
+ * the `ref` twins take any tile. */
 #define TERN_UK_DECLARE_i8(layout, isa)                                                            \
   void tern_uk_matmul_##layout##_##isa(TERN_UK_MATMUL_I8_ARGS);
 #define TERN_UK_DECLARE_f32(layout, isa)                                                           \

@@ -1,9 +1,10 @@
 // x86 AVX-512 VNNI ukernels (+ avx512f/bw/vl, on top of AVX2/FMA/F16C): the
 // i2s int8 driver over two VNNI traits (two rows per zmm, the odd last row
-// of a tile in a ymm) and the AVX2-level bodies recompiled for this target.
+// of a tile in a ymm) and an i2s f32-activation body on zmm.
 // Scalar twins: ukernels_ref.cpp.
 #if defined(__x86_64__)
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "runtime/ukernels/target.h"
@@ -63,6 +64,54 @@ struct Vnni512 {
   }
 
   static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) { return Avx2::sum_q(q, len); }
+};
+
+// i2s, f32 activations on zmm: each 32-code group converts to two vectors
+// of 16 floats (vpmovsxbd + vcvtdq2ps) and FMAs against 16 activations, two
+// accumulators per token (lane-wise sums: within float tolerance of the
+// ref's sequential sum, not bit-identical).
+struct I2sF32Zmm {
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    const int64_t kfull = (a.k / 128) * 128, bpt = a.tk / 128, tbytes = a.tm * a.tk / 4;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const uint8_t *tile = a.packed + rt * a.nkt * tbytes;
+    const __m256i one8 = _mm256_set1_epi8(1);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t *row = tile + (r - r0) * (a.tk / 4);
+      __m512 acc[NT][2];
+      for (int tt = 0; tt < NT; ++tt)
+        acc[tt][0] = acc[tt][1] = _mm512_setzero_ps();
+      for (int64_t gb = 0; gb < kfull / 128; ++gb) {
+        const Avx2::Codes c = Avx2::decode(row + (gb / bpt) * tbytes + (gb % bpt) * 32, 0);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i wv = _mm256_sub_epi8(c.c[g], one8);
+          for (int h = 0; h < 2; ++h) {
+            const __m512 wf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                h ? _mm256_extracti128_si256(wv, 1) : _mm256_castsi256_si128(wv)));
+            const int64_t col = gb * 128 + 32 * g + 16 * h;
+            for (int tt = 0; tt < NT; ++tt)
+              acc[tt][h] =
+                  _mm512_fmadd_ps(wf, _mm512_loadu_ps(a.x + (t0 + tt) * a.k + col), acc[tt][h]);
+          }
+        }
+      }
+      int8_t wt[128];
+      float bs;
+      if (kfull < a.k)
+        decode_chunk(a, kI2S, r, kfull, 128, wt, &bs);
+      const int seg = segment_of(a, r);
+      for (int tt = 0; tt < NT; ++tt) {
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[tt][0], acc[tt][1]));
+        const float *xt = a.x + (t0 + tt) * a.k;
+        for (int64_t c = kfull; c < a.k; ++c)
+          sum += float(wt[c - kfull]) * xt[c];
+        store(a, seg, r, t0 + tt, sum * a.scale[seg]);
+      }
+    }
+  }
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    token_blocks<I2sF32Zmm, 4>(a, rt);
+  }
 };
 
 // The float-vector traits of the non-matmul ops (ops.h), 16 lanes.
@@ -134,7 +183,44 @@ struct Avx512Ops {
 };
 using OpsIsa = Avx512Ops;
 
-template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Vnni512, Vnni256>> {};
+} // namespace
+} // namespace tern_uk
+
+TERN_UK_TARGET_END()
+
+// The AMX-INT8 GEMM (x86_amx.h): its own region, the VNNI features plus
+// amx-tile,amx-int8. Nothing here is inlined into the VNNI functions: the
+// entry calls the AMX task only after amx_usable() said yes.
+TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8",
+                     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+#include "runtime/ukernels/x86_amx.h"
+TERN_UK_TARGET_END()
+
+TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+                     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+
+namespace tern_uk {
+namespace {
+
+// i2s int8: the VNNI kernel (two rows per zmm, up to 4 tokens per decoded
+// block); batches of >= kAmxMinTokens tokens go to the AMX GEMM when this
+// CPU and kernel allow it.
+struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
+  static TERN_UK_INLINE bool batch(MatmulArgs &a) {
+    if (a.n < kAmxMinTokens || a.tk % 128 != 0 || !amx_usable())
+      return false;
+    run_parallel(a.ctx, a.mp / a.tm, &amx_i2s_task, &a);
+    return true;
+  }
+};
+
+// i2s int8 over the VNNI traits (and AMX for batches), i2s f32 on zmm; no
+// tl2 here (the tl2 kernel is an AVX2 pshufb body: it is offered as tl2_avx2
+// only).
+template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sVnniAmx> {};
+template <> struct MatmulBody<kI2S, true> {
+  using type = I2sF32Zmm;
+};
 
 } // namespace
 } // namespace tern_uk

@@ -151,7 +151,8 @@ template <class Isa> struct I2sF32 {
 // and high byte halves; pshufb looks both up by the magnitude nibbles, and the
 // row's sign bit (shifted to bit 15, arithmetic shift) negates. Sums of one
 // 16-triple sign group stay in i16 (<= 6144), then widen to i32 per row.
-// Needs tile_m % 16 == 0 and tile_m <= 1024, else the ref rows.
+// Precondition: tile_m % 16 == 0 and tile_m <= 1024 (the dialect's kernel
+// verifier refuses other tl2 tiles; there is no scalar fallback here).
 template <class Isa> struct Tl2I8 {
   static constexpr int64_t kChunkGroups = 32;
 
@@ -217,8 +218,6 @@ template <class Isa> struct Tl2I8 {
 
   static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
     const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
-    if (a.tm % 16 || a.tm > 1024)
-      return ScalarRows<kTL2, false>::tile(a, rt);
     uint8_t tab[kChunkGroups * 16 * 32];
     int32_t acc[1024];
     const int64_t tri = a.tk / 3, ngroups = tri / 16, tbytes = tile_bytes(kTL2, a.tm, a.tk);

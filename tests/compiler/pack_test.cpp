@@ -1,6 +1,7 @@
 // unpack(pack(w)) == w for every kernel layout, shapes with M and K tails,
 // fused segments, and the refusals (mixed scales, bad tiles, short input).
 #include <random>
+#include <set>
 
 #include "compiler/pack/Pack.h"
 #include "compiler/target/TargetInfo.h"
@@ -160,13 +161,54 @@ TEST(CostModel, EveryTargetChoosesForAnyShape) {
                         {1, 1},
                         {37, 300},
                         {100000, 7}}) {
-      auto c = ti->candidates(m, k, tern::ir::WeightFormat::I2_S, true);
-      ASSERT_FALSE(c.empty()) << t;
-      EXPECT_TRUE(ti->supports(c.front().layout));
-      EXPECT_GT(c.front().score, 0);
+      for (auto act : {tern::compiler::ActQuant::Token, tern::compiler::ActQuant::None})
+        for (int64_t maxBatch : {1, 64, 512}) {
+          auto c = ti->candidates(m, k, tern::ir::WeightFormat::I2_S, true, act, maxBatch);
+          ASSERT_FALSE(c.empty()) << t;
+          EXPECT_TRUE(ti->supports(c.front().layout, act));
+          EXPECT_GT(c.front().score, 0);
+          // Every candidate's tile passes #tern.kernel's verifier.
+          for (const auto &e : c)
+            EXPECT_EQ(tern::ir::kernelTileError(e.layout, ti->isa(), e.tileM, e.tileK), "")
+                << t << " " << e.describe();
+        }
     }
   }
   EXPECT_FALSE(tern::compiler::createTargetInfo("sparc"));
+}
+
+// Every CPU cost-table row names a ukernel variant that exists
+// (runtime/ukernels/variants.def): the target's own ISA or the scalar twin,
+// with rates above zero, and every (layout, act) at most once.
+TEST(CostModel, EveryRowIsARealKernel) {
+  struct V {
+    const char *layout, *act, *isa;
+  };
+  static const V kVariants[] = {
+#define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+  };
+  for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod"}) {
+    auto ti = tern::compiler::createTargetInfo(t);
+    ASSERT_TRUE(ti) << t;
+    std::set<std::pair<int, int>> seen;
+    for (const auto &row : ti->costTable()) {
+      const std::string layout = tern::ir::stringifyKernelLayout(row.layout).str();
+      const std::string act = row.act == tern::compiler::ActQuant::Token ? "i8" : "f32";
+      const std::string variant = row.variant;
+      EXPECT_TRUE(variant == "ref" || variant == ti->name()) << t << " " << layout << " " << act;
+      bool listed = false;
+      for (const V &v : kVariants)
+        listed |= layout == v.layout && act == v.act && variant == v.isa;
+      EXPECT_TRUE(listed) << t << ": " << layout << " " << act << " " << variant
+                          << " is not in variants.def";
+      EXPECT_GT(row.decodeGs, 0) << t << " " << layout << " " << act;
+      EXPECT_GT(row.prefill64Gs, 0) << t << " " << layout << " " << act;
+      EXPECT_GT(row.prefill128Gs, 0) << t << " " << layout << " " << act;
+      EXPECT_TRUE(seen.insert({int(row.layout), int(row.act)}).second) << t << " " << layout;
+    }
+  }
 }
 
 } // namespace

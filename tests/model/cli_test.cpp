@@ -1,6 +1,7 @@
 // Tests of the `tern` command line: help, flag errors, eval JSON shape, run
 // output against the reference model.
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -36,6 +37,7 @@ TEST(Cli, HelpEverywhere) {
                                                          {"run", "--help"},
                                                          {"eval", "-h"},
                                                          {"bench", "--help"},
+                                                         {"chat", "--help"},
                                                          {"run", kTq2, "--tokens", "1", "-h"}}) {
     Result r = run(args);
     EXPECT_EQ(r.rc, 0) << args[0];
@@ -69,6 +71,30 @@ TEST(Cli, BadFlagsFailWithAMessage) {
            {{"eval", kTq2, kTq2, "--tokens", "1"}, "unexpected argument"},
            {{"eval", kTq2, "--tokens", "1", "--top-kk", "3"}, "did you mean '--top-k'"},
            {{"bench", kTq2, "-r", "0"}, "-r: 0 is out of range"},
+           {{"run", kTq2, "--tokens", "1", "--temp", "hot"}, "--temp: 'hot' is not a number"},
+           {{"run", kTq2, "--tokens", "1", "--temp", "inf"}, "--temp"},
+           {{"run", kTq2, "--tokens", "1", "--top-k", "-1"}, "--top-k"},
+           {{"run", kTq2, "--tokens", "1", "--top-p", "1.5"}, "--top-p"},
+           {{"run", kTq2, "--tokens", "1", "--top-p", "0"}, "--top-p must be in (0, 1]"},
+           {{"run", kTq2, "--tokens", "1", "--min-p", "-0.1"}, "--min-p"},
+           {{"run", kTq2, "--tokens", "1", "--repeat-penalty", "0"}, "--repeat-penalty"},
+           {{"run", kTq2, "--tokens", "1", "--repeat-last-n", "-2"}, "--repeat-last-n"},
+           {{"run", kTq2, "--tokens", "1", "--presence-penalty", "x"}, "--presence-penalty"},
+           {{"run", kTq2, "--tokens", "1", "--frequency-penalty", "nan"}, "--frequency-penalty"},
+           {{"run", kTq2, "--tokens", "1", "-l", "5x"}, "-l '5x'"},
+           {{"run", kTq2, "--tokens", "1", "--logit-bias", "5+inf"}, "+inf"},
+           {{"run", kTq2, "--tokens", "1", "--logit-bias", "99999+1"}, "outside the vocabulary"},
+           {{"run", kTq2, "--tokens", "1", "--seed", "-2"}, "--seed"},
+           {{"run", kTq2, "--tokens", "1", "-r", ""}, "-r: the text is empty"},
+           {{"run", kTq2, "--tokens", "1", "-n", "-2"}, "-n"},
+           {{"run", kTq2, "--tokens", "1", "--keep", "x"}, "--keep"},
+           {{"run", kTq2, "--tokens", "1,2,3,4,5", "-c", "4"}, "the prompt has 5 tokens"},
+           {{"eval", kTq2, "--tokens", "1", "--n-probs", "many"}, "--n-probs"},
+           {{"eval", kTq2, "--tokens", "1", "--temp", "1", "--top-p", "2"}, "--top-p"},
+           {{"bench", "--sampling", kTq2}, "--sampling"},
+           {{"bench", kTq2, "--vocab", "10"}, "--vocab"},
+           {{"bench", kTq2, "--min-time", "1"}, "--min-time applies to --sampling only"},
+           {{"bench", "--sampling", "--vocab", "0"}, "--vocab"},
        }) {
     Result r = run(c.args);
     std::string joined;
@@ -154,13 +180,15 @@ std::string referenceContinuation(const std::string &path, const std::vector<int
   return text + "\n";
 }
 
-// `tern run` prints the reference's greedy continuation; --seed changes
-// nothing (greedy decoding), and so does the thread count.
+// `tern run --temp 0` prints the reference's greedy continuation; --seed
+// changes nothing (greedy decoding), and so does the thread count.
 TEST(Cli, RunGeneratesFromTokens) {
   const std::string want = referenceContinuation(kTq2, {354, 111, 150}, 5);
   ASSERT_GT(want.size(), 1u);
-  for (auto extra : std::vector<std::vector<std::string>>{
-           {"--seed", "7"}, {"-s", "8"}, {"--seed=7", "-t", "2"}}) {
+  for (auto extra : std::vector<std::vector<std::string>>{{"--temp", "0", "--seed", "7"},
+                                                          {"--temp=0", "-s", "8"},
+                                                          {"--temp", "0", "-t", "2"},
+                                                          {"--temp", "-1", "--top-k", "1"}}) {
     std::vector<std::string> args = {"run", kTq2, "--reference", "--tokens", "354,111,150",
                                      "-n",  "5"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -170,6 +198,103 @@ TEST(Cli, RunGeneratesFromTokens) {
     EXPECT_NE(r.err.find("generated: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
   }
+}
+
+// Sampling: a seed gives the same tokens every time (whatever -t); without
+// one the seed is random, printed, and reproduces the run when passed back.
+TEST(Cli, RunSamplesWithASeed) {
+  const std::vector<std::string> base = {"run",         kTq2, "--reference", "--tokens",
+                                         "354,111,150", "-n", "12",          "--ignore-eos"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+  Result a = with({"--seed", "5"}), b = with({"--seed", "5", "-t", "2"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.err.find("seed:"), std::string::npos) << "a given seed is not printed";
+  Result r = with({});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const size_t at = r.err.find("seed: ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const std::string seed = r.err.substr(at + 6, r.err.find('\n', at) - at - 6);
+  EXPECT_EQ(with({"--seed", seed}).out, r.out);
+  // Greedy prints no seed; different seeds give different text (over 12
+  // tokens of a near-uniform tiny model, five seeds never all agree).
+  EXPECT_EQ(with({"--temp", "0"}).err.find("seed:"), std::string::npos);
+  std::set<std::string> outs;
+  for (const char *s : {"1", "2", "3", "4", "5"})
+    outs.insert(with({"--seed", s}).out);
+  EXPECT_GT(outs.size(), 1u);
+  // A banned token never appears: -l 111-inf on every step (greedy).
+  Result banned = run({"eval", kTq2, "--tokens", "354,111,150", "--greedy", "6", "--json", "--temp",
+                       "0", "-l", "111-inf", "--logit-bias", "150-inf"});
+  ASSERT_EQ(banned.rc, 0) << banned.err;
+  const nlohmann::json bannedJson = nlohmann::json::parse(banned.out);
+  for (const auto &st : bannedJson["steps"]) {
+    EXPECT_NE(st["token"], 111);
+    EXPECT_NE(st["token"], 150);
+  }
+}
+
+// The end of the context: a notice and exit 0 (not an error after the
+// text); --context-shift keeps generating.
+TEST(Cli, RunStopsOrShiftsAtTheEndOfTheContext) {
+  Result r = run({"run", kTq2, "--reference", "--tokens", "354,111,150", "-n", "100000", "-c", "64",
+                  "--temp", "0", "--ignore-eos"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("context full (64 of 64 positions)"), std::string::npos) << r.err;
+  // 61 tokens fed after the 3 of the prompt, and the last one sampled.
+  EXPECT_NE(r.err.find("generated: 62 tokens"), std::string::npos) << r.err;
+  Result s = run({"run", kTq2, "--reference", "--tokens", "354,111,150", "-n", "150", "-c", "64",
+                  "--temp", "0", "--ignore-eos", "--context-shift", "--keep", "-1"});
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_NE(s.err.find("context shift: kept 3"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("generated: 150 tokens"), std::string::npos) << s.err;
+  // Up to the first shift, the same tokens as without one.
+  const std::string full = r.out.substr(0, r.out.size() - 1);
+  EXPECT_EQ(s.out.substr(0, full.size()), full);
+}
+
+// eval: --n-probs is --top; --top-k is the sampling chain's (a note when it
+// cannot matter); --temp > 0 samples, reproducibly with --seed.
+TEST(Cli, EvalProbsAndSampling) {
+  Result a = run({"eval", kTq2, "--tokens", "354,111", "--greedy", "2", "--json", "--top", "3"});
+  Result b =
+      run({"eval", kTq2, "--tokens", "354,111", "--greedy", "2", "--json", "--n-probs", "3"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  Result k = run({"eval", kTq2, "--tokens", "354,111", "--greedy", "2", "--json", "--top", "3",
+                  "--top-k", "7"});
+  ASSERT_EQ(k.rc, 0) << k.err;
+  EXPECT_EQ(k.out, a.out);
+  EXPECT_NE(k.err.find("--top-k is the sampling chain's top-k"), std::string::npos) << k.err;
+  std::vector<std::string> sampled = {"eval", kTq2,     "--tokens", "354,111", "--greedy",
+                                      "8",    "--json", "--temp",   "1.5",     "--top-k",
+                                      "0",    "--seed", "3"};
+  Result s1 = run(sampled), s2 = run(sampled);
+  ASSERT_EQ(s1.rc, 0) << s1.err;
+  EXPECT_EQ(s1.out, s2.out);
+  // The listed probabilities stay the model's own: step 0 as in greedy.
+  EXPECT_EQ(nlohmann::json::parse(s1.out)["steps"][0]["top"][0],
+            nlohmann::json::parse(a.out)["steps"][0]["top"][0]);
+}
+
+// tern bench --sampling: the JSON keys the issue names.
+TEST(Cli, BenchSampling) {
+  Result r = run({"bench", "--sampling", "--json", "--vocab", "4096", "--min-time", "0.01"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["chain_samples_per_s"].get<double>(), 0);
+  EXPECT_GT(j["greedy_samples_per_s"].get<double>(), 0);
+  EXPECT_EQ(j["vocab"], 4096);
+  EXPECT_LE(j["chain_samples_per_s"].get<double>(), j["default_chain_samples_per_s"].get<double>());
+  EXPECT_LE(j["chain_samples_per_s"].get<double>(), j["top_k0_chain_samples_per_s"].get<double>());
+  Result t = run({"bench", "--sampling", "--vocab", "4096", "--min-time", "0.01"});
+  ASSERT_EQ(t.rc, 0) << t.err;
+  EXPECT_NE(t.out.find("greedy"), std::string::npos) << t.out;
 }
 
 } // namespace
@@ -202,7 +327,7 @@ TEST(Cli, EvalPromptMatchesGoldenInputs) {
 
 TEST(Cli, RunPrintsPromptAndContinuation) {
   Result r = run({"run", std::string(TERN_SHARED_DIR) + "/fixtures/models/tiny-bitnet-tq2.gguf",
-                  "-p", "once upon a time", "-n", "6", "-t", "2"});
+                  "-p", "once upon a time", "-n", "6", "-t", "2", "--seed", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out.rfind("once upon a time", 0), 0u) << r.out;
   EXPECT_GT(r.out.size(), std::string("once upon a time").size());

@@ -170,7 +170,7 @@ int main() {
     checkMatmul(rng, true, 16, 128, {40, 24, 24}, 384, n);
     checkMatmul(rng, true, 32, 8, {37, 11}, 202, n); // K tail inside a 4-column group
     checkMatmul(rng, true, 16, 256, {5}, 1000, n);
-    checkMatmul(rng, true, 8, 64, {21}, 100, n); // tile_m % 16 != 0: ref rows
+    checkMatmul(rng, true, 48, 64, {21}, 100, n); // one row tile, M tail of 27 rows
     cases += 11;
   }
   for (int64_t hidden : {8, 100, 256, 7}) {

@@ -1,39 +1,44 @@
 #include "tools/tern/cli.h"
+#include "tools/tern/serve_cmd.h"
+
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include "fmt/format.h"
 #include "runtime/exec/artifact_model.h"
-#include "runtime/exec/compile_cache.h"
 #include "runtime/model/eval.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
 #include "runtime/model/thread_pool.h"
+#include "runtime/sampling/sampler.h"
+#include "runtime/sampling/stop.h"
 #include "runtime/support/args.h"
 #include "runtime/support/status.h"
-#ifdef TERN_HAVE_TOKENIZER
 #include "runtime/tokenizer/tokenizer.h"
-#endif
+#include "tools/tern/commands.h"
+#include "tools/tern/common.h"
+#include "tools/tern/generate.h"
 
 namespace tern::cli {
 
 namespace {
-
-using model::ActQuant;
-using model::ModelOptions;
 
 constexpr const char *kMainHelp = R"(tern: run ternary (BitNet b1.58) models
 
 usage: tern <command> [options]
 
 commands:
-  eval   evaluate prompts greedily and print per-step top-k probabilities
-  run    generate text greedily from a prompt
-  bench  prompt-processing and decode speed (tokens/s)
+  eval   evaluate prompts and print per-step probabilities (greedy by default)
+  run    generate text from a prompt (llama.cpp's sampling chain)
+  chat   chat with a model (its chat template), one user turn per line
+  bench  prompt-processing and decode speed (tokens/s); --sampling: the sampler
+  serve  OpenAI-compatible HTTP server (docs/server.md)
   help   this text
 
 `tern <command> --help` describes each command's options.
@@ -46,112 +51,28 @@ or with --reference, a .gguf runs on the scalar reference forward pass.
 constexpr const char *kEvalUsage =
     R"(usage: tern eval MODEL (--prompt TEXT | --tokens IDS)... [options]
 
-Feeds each input, then takes N greedy steps; prints one JSON object per input
-in the shape of shared/fixtures/golden/*.json:
+Feeds each input, then takes N steps; prints one JSON object per input in the
+shape of shared/fixtures/golden/*.json:
   {"prompt", "tokens", "input", "steps": [{"token", "top": [[id, p], ...]}]}
+"top" lists the model's own probabilities (softmax of the logits). The steps
+are greedy unless --temp > 0 (eval's default temperature is 0, unlike run's):
+then "token" is drawn by the sampling chain the sampling flags describe.
+--top-k is that chain's top-k (llama.cpp's meaning); --top N / --n-probs N
+sets how many probabilities are listed.
 )";
 
 constexpr const char *kRunUsage =
     R"(usage: tern run MODEL -p TEXT [-n N] [options]
 
-Generates greedily (stops at end-of-generation or after N tokens), prints the
-text to stdout and prompt/generation speed in tokens/s to stderr.
+Generates from the prompt with llama.cpp's sampling chain and defaults (temp
+0.8, top-k 40, top-p 0.95, min-p 0.05, repeat-last-n 64, repeat-penalty 1;
+--temp 0 is greedy; without --seed the seed is random and printed to stderr).
+Stops at end-of-generation, a stop string, after N tokens, or at the end of
+the context (with a notice; --context-shift drops old tokens and goes on).
+Prints the text to stdout and prompt/generation speed to stderr.
 )";
 
-struct Common {
-  std::string modelPath;
-  ModelOptions opts;
-  bool compile = false, reference = false;
-  bool actQuantGiven = false, i2sGiven = false;
-  std::string kernel, target = "native";
-};
-
-// MODEL and the model options every command takes.
-void addModelFlags(args::Parser &p, Common &c) {
-  p.positional("MODEL", "", [&c](std::string_view, const std::string &v) -> absl::Status {
-    if (!c.modelPath.empty())
-      return absl::InvalidArgumentError(
-          fmt::format("unexpected argument '{}' (the model is '{}')", v, c.modelPath));
-    c.modelPath = v;
-    return absl::OkStatus();
-  });
-  p.section("model options");
-  p.string("-m,--model", &c.modelPath, "PATH",
-           "the model (also accepted as the first positional argument)");
-  p.integer("-t,--threads", &c.opts.threads, 0, 1024, "N",
-            "thread pool size (default 1; 0 = all cores)");
-  p.integer("-c,--ctx-size", &c.opts.contextLength, 1, 1u << 24, "N",
-            "context length per session (default min(model's, 4096))");
-  p.choice("--act-quant", &c.opts.actQuant,
-           {{"token", ActQuant::PerToken},
-            {"per-token", ActQuant::PerToken},
-            {"none", ActQuant::None},
-            {"q8k", ActQuant::Q8K}},
-           "MODE",
-           "token (per-token int8 activations, BitNet's math; default)\n"
-           "or none (float activations against the ternary weights)\n"
-           "or q8k (llama.cpp-compatible, for cross-checking:\n"
-           "ggml's Q8_K blocks of 256 and f16 KV cache)");
-  p.flag("--compile", &c.compile,
-         ".gguf only: compile with ternc into the artifact cache\n"
-         "($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;\n"
-         "reused while the GGUF, target, flags and ternc version\n"
-         "match) and run the compiled code (the default when a\n"
-         "ternc is found: $TERNC, next to tern, or on $PATH);\n"
-         "with --compile a missing ternc is an error");
-  p.flag("--reference", &c.reference,
-         ".gguf only: the scalar reference forward pass (the\n"
-         "default without ternc, and always for --act-quant q8k)");
-  p.flag(
-      "--no-verify-weights", [&c] { c.opts.verifyWeightsHash = false; },
-      ".tern only: skip hashing the weights section on open\n"
-      "(every other check still runs)");
-  p.string("--target", &c.target, "T", "when compiling: ternc's --target (default native)");
-  p.string("--kernel", &c.kernel, "K",
-           "when compiling: ternc's --kernel (e.g. ref); on the\n"
-           "reference path only `ref` is accepted");
-  p.integer("--kv-page-size", &c.opts.pageSize, 1, 1u << 16, "N",
-            "KV positions per page (default 16)");
-  p.integer("--kv-pages", &c.opts.kvPages, 1, 1u << 30, "N",
-            "KV pool size in pages (blocks x layers; default:\n"
-            "-c x --parallel, or --kv-mem)");
-  p.integer("-np,--parallel", &c.opts.parallel, 1, 1u << 16, "N",
-            "sessions the KV pool holds at full context (default 1)");
-  p.value("--kv-mem", "BYTES",
-          "KV pool size in bytes, e.g. 512M, 2G (wins over -c x\n"
-          "--parallel)",
-          [&c](std::string_view flag, const std::string &v) -> absl::Status {
-            absl::StatusOr<uint64_t> b = model::parseByteSize(v);
-            if (!b.ok())
-              return absl::InvalidArgumentError(
-                  fmt::format("{}: {}", flag, std::string(b.status().message())));
-            c.opts.kvMemBytes = *b;
-            return absl::OkStatus();
-          });
-  p.flag(
-      "--no-prefix-cache", [&c] { c.opts.prefixCache = false; },
-      "do not share KV pages of common prompt prefixes\n"
-      "between sessions");
-  p.parsed("--i2s-layout", &c.opts.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
-           "L",
-           "I2_S packing: x86-qk128 (default; alias x86), arm-qk64\n"
-           "(alias arm), x86-1x4");
-}
-
-// Parses a command's flags: nullopt to go on, else the exit code (help
-// printed, or an error naming the flag).
-std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<std::string> &a,
-                                std::ostream &out, std::ostream &err) {
-  if (std::optional<int> rc = p.parseOrExit(a, out, err))
-    return rc;
-  c.actQuantGiven = p.given("--act-quant");
-  c.i2sGiven = p.given("--i2s-layout");
-  if (c.modelPath.empty()) {
-    err << p.prog() << ": error: no model given (" << p.prog() << " MODEL ...)\n";
-    return 2;
-  }
-  return std::nullopt;
-}
+using model::ActQuant;
 
 struct Input {
   std::optional<std::string> text;
@@ -176,149 +97,115 @@ void addInputFlags(args::Parser &p, std::vector<Input> &inputs, std::string_view
           });
 }
 
-#ifdef TERN_HAVE_TOKENIZER
-using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
-absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
-  if (!m.ggufFile())
-    return absl::UnimplementedError("this model source carries no tokenizer");
-  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
-  if (!t.ok())
-    return t.status();
-  return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
-}
-#endif
-
-int fail(std::ostream &err, const std::string &cmd, const absl::Status &s) {
-  err << "tern " << cmd << ": error: " << statusMessage(s) << "\n";
-  return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+// The sampler changes nothing against model::argmax: greedy, no bias, no
+// penalty.
+bool plainGreedy(const sampling::SamplerParams &p, bool ignoreEos) {
+  return p.greedy() && !ignoreEos && p.logitBias.empty() && p.repeatPenalty == 1.0f &&
+         p.frequencyPenalty == 0.0f && p.presencePenalty == 0.0f;
 }
 
-bool endsWith(const std::string &s, const char *suf) {
-  const size_t n = std::char_traits<char>::length(suf);
-  return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
-}
-
-// Opens the model the flags ask for: a .tern as is; a .gguf on the
-// reference path, or (--compile) through ternc and the artifact cache.
-absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &err) {
-  if (c.compile && c.reference)
-    return absl::InvalidArgumentError("--compile and --reference exclude each other");
-  if (endsWith(c.modelPath, ".tern")) {
-    if (c.compile || c.reference)
-      return absl::InvalidArgumentError(
-          "--compile / --reference apply to a .gguf; this model is already compiled");
-    absl::StatusOr<std::unique_ptr<model::Model>> m = exec::openModel(c.modelPath, c.opts);
-    if (m.ok() && c.actQuantGiven && (*m)->options().actQuant != c.opts.actQuant)
-      return absl::InvalidArgumentError(fmt::format(
-          "--act-quant {}: {} was compiled with --act-quant {} (activation quantization is "
-          "fixed at compile time; recompile with ternc compile --act-quant {})",
-          model::actQuantName(c.opts.actQuant), c.modelPath,
-          model::actQuantName((*m)->options().actQuant), model::actQuantName(c.opts.actQuant)));
-    return m;
+// greedyEval with the picks made by `sampler` (which sees the input tokens
+// in its penalty window first).
+absl::StatusOr<std::vector<model::EvalStep>> sampledEval(model::Model &m,
+                                                         std::span<const int32_t> input, int steps,
+                                                         int top, sampling::Sampler sampler) {
+  if (input.empty())
+    return absl::InvalidArgumentError("eval: the input holds no tokens");
+  absl::StatusOr<std::unique_ptr<model::Session>> session = m.newSession();
+  if (!session.ok())
+    return session.status();
+  std::vector<float> logits(m.config().nVocab);
+  if (absl::Status s = m.decode(**session, input, logits); !s.ok())
+    return s;
+  for (int32_t t : input)
+    sampler.accept(t);
+  std::vector<model::EvalStep> out;
+  for (int i = 0; i < steps; ++i) {
+    model::EvalStep st;
+    st.top = model::topK(model::softmax(logits), top);
+    absl::StatusOr<int32_t> next = sampler.sampleAndAccept(logits);
+    if (!next.ok())
+      return next.status();
+    st.token = *next;
+    out.push_back(std::move(st));
+    if (i + 1 == steps)
+      break;
+    if (absl::Status s = m.decode(**session, std::span<const int32_t>(&*next, 1), logits); !s.ok())
+      return s;
   }
-  bool compile = c.compile;
-  if (c.opts.actQuant == ActQuant::Q8K) {
-    if (c.compile)
-      return absl::InvalidArgumentError(
-          "--act-quant q8k exists only on the reference path (llama.cpp-compatible "
-          "cross-checking); it cannot be compiled");
-  } else if (!c.compile && !c.reference) {
-    // `tern run MODEL.gguf` compiles into the cache first (DESIGN.md), where
-    // a compiler is installed; a runtime-only install runs the reference.
-    compile = exec::findTernc().ok();
-    if (!compile)
-      err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running " << c.modelPath
-          << " on the scalar reference forward pass\n";
-  }
-  if (!compile) {
-    if (!c.kernel.empty() && c.kernel != "ref")
-      return absl::InvalidArgumentError(
-          fmt::format("--kernel: '{}' needs --compile; the reference path runs only the reference "
-                      "kernels (ref)",
-                      c.kernel));
-    return exec::openModel(c.modelPath, c.opts);
-  }
-  exec::CompileRequest req;
-  req.target = c.target;
-  req.kernel = c.kernel;
-  if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
-    req.actQuant = "none";
-  if (c.i2sGiven)
-    req.i2sLayout = formats::i2sLayoutName(c.opts.i2sLayout);
-  absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
-  if (!path.ok())
-    return path.status();
-  return exec::openModel(*path, c.opts);
-}
-
-// Scalar fallbacks compiled in place of a missing fast ukernel (a warning).
-void warnFallbacks(const model::Model &m, std::ostream &err) {
-  auto *a = dynamic_cast<const exec::ArtifactModel *>(&m);
-  if (!a)
-    return;
-  for (const auto &[what, n] : a->fallbacks())
-    err << fmt::format("note: {} op(s) run a scalar fallback: {} (no fast variant of that "
-                       "layout for this target; expect it to be slow)\n",
-                       n, what);
-}
-
-// The ukernels the compiled code runs ("" for the reference path).
-std::string kernelsLine(const model::Model &m) {
-  if (auto *a = dynamic_cast<const exec::ArtifactModel *>(&m))
-    return a->kernelSummary();
-  return "";
+  return out;
 }
 
 int cmdEval(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
   bool json = false;
   int steps = 8, top = 5;
+  SamplingFlags sf;
+  sf.params.temperature = 0; // the goldens' form: greedy unless asked
   std::vector<Input> inputs;
   args::Parser p("tern eval", kEvalUsage);
-  p.integer("-n,--greedy", &steps, 0, 1 << 20, "N", "greedy steps after the input (default 8)");
-  p.integer("--top,--top-k", &top, 0, 1 << 24, "K", "probabilities listed per step (default 5)");
+  p.integer("-n,--greedy,--n-predict", &steps, 0, 1 << 20, "N",
+            "steps after the input (default 8; greedy unless\n--temp > 0)");
+  p.integer("--top,--n-probs", &top, 0, 1 << 24, "N", "probabilities listed per step (default 5)");
   p.flag("--json", &json, "JSON output, one object per line (default: readable text)");
   p.section("input (repeatable, one run each)");
   addInputFlags(p, inputs, "tokenize TEXT, add BOS as the model's metadata says",
                 "feed exactly these comma-separated ids (no BOS added)");
+  addSamplingFlags(p, sf, /*withStops=*/false);
   addModelFlags(p, c);
   if (std::optional<int> rc = parseCommand(p, c, a, out, err))
     return *rc;
   if (inputs.empty())
     return fail(err, "eval", absl::InvalidArgumentError("give --prompt TEXT or --tokens IDS"));
+  if (p.given("--top-k") && sf.params.greedy())
+    err << "tern eval: note: --top-k is the sampling chain's top-k (as in llama.cpp); with greedy "
+           "picks (--temp 0, eval's default) it changes nothing. --top N / --n-probs N sets how "
+           "many probabilities are listed\n";
 
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "eval", m.status());
-#ifdef TERN_HAVE_TOKENIZER
   TokenizerPtr tok;
-#endif
+  for (const Input &in : inputs)
+    if (in.text && !tok) {
+      absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
+      if (!t.ok())
+        return fail(err, "eval", withContext(t.status(), "tokenizer"));
+      tok = std::move(*t);
+    }
+  std::optional<sampling::Sampler> sampler;
+  if (!plainGreedy(sf.params, sf.ignoreEos)) {
+    TokenizerPtr eogTok;
+    if (!tok)
+      if (absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m); t.ok())
+        eogTok = std::move(*t);
+    const std::vector<int32_t> eog =
+        endOfGenerationIds(tok ? tok.get() : eogTok.get(), (*m)->config());
+    absl::StatusOr<sampling::Sampler> s = makeSampler(sf, **m, eog, err);
+    if (!s.ok())
+      return fail(err, "eval", s.status());
+    sampler = std::move(*s);
+  }
   for (Input &in : inputs) {
     model::EvalResult r;
     r.prompt = in.text;
     if (in.text) {
-#ifdef TERN_HAVE_TOKENIZER
-      if (!tok) {
-        absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
-        if (!t.ok())
-          return fail(err, "eval", withContext(t.status(), "tokenizer"));
-        tok = std::move(*t);
-      }
       r.tokens = tok->encode(*in.text, /*addSpecial=*/false);
       r.input = tok->encode(*in.text, /*addSpecial=*/true);
-#else
-      return fail(err, "eval",
-                  absl::UnimplementedError("--prompt needs the tokenizer, which this build "
-                                           "lacks; use --tokens"));
-#endif
     } else {
       r.tokens = in.ids;
       r.input = in.ids;
     }
-    model::GreedyOptions go;
-    go.steps = steps;
-    go.topK = top;
-    absl::StatusOr<std::vector<model::EvalStep>> s = model::greedyEval(**m, r.input, go);
+    absl::StatusOr<std::vector<model::EvalStep>> s;
+    if (sampler) {
+      // Each input starts from the same sampler state (same seed).
+      s = sampledEval(**m, r.input, steps, top, *sampler);
+    } else {
+      model::GreedyOptions go;
+      go.steps = steps;
+      go.topK = top;
+      s = model::greedyEval(**m, r.input, go);
+    }
     if (!s.ok())
       return fail(err, "eval", s.status());
     r.steps = std::move(*s);
@@ -342,18 +229,22 @@ int cmdEval(const std::vector<std::string> &a, std::ostream &out, std::ostream &
 
 int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool ignoreEos = false;
-  int n = 64;
-  int64_t seed = 0; // accepted; greedy decoding does not use it
+  int n = 64, keep = 0;
+  bool contextShift = false;
+  SamplingFlags sf;
   std::vector<Input> inputs;
   args::Parser p("tern run", kRunUsage);
   addInputFlags(p, inputs, "the prompt (BOS added as the model's metadata says)",
                 "or: feed these comma-separated ids (no BOS added)");
-  p.integer("-n,--n-predict", &n, 0, 1 << 24, "N", "tokens to generate (default 64)");
-  p.integer("-s,--seed", &seed, INT64_MIN, INT64_MAX, "N",
-            "accepted for llama.cpp compatibility; greedy decoding\n"
-            "does not use it");
-  p.flag("--ignore-eos", &ignoreEos, "keep generating past end-of-generation tokens");
+  p.integer("-n,--n-predict", &n, -1, 1 << 30, "N",
+            "tokens to generate (default 64; -1 = until\nend-of-generation or the context's end)");
+  p.flag("--context-shift", &contextShift,
+         "at the end of the context, drop the oldest half of\nthe tokens after --keep and go on "
+         "(default: stop\nwith a notice)");
+  p.integer("--keep", &keep, -1, INT32_MAX, "N",
+            "prompt tokens a context shift keeps (default 0;\n-1 = the whole prompt); a "
+            "leading BOS is always kept");
+  addSamplingFlags(p, sf, /*withStops=*/true);
   addModelFlags(p, c);
   if (std::optional<int> rc = parseCommand(p, c, a, out, err))
     return *rc;
@@ -369,86 +260,91 @@ int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &e
   const model::ModelConfig &cfg = (*m)->config();
 
   std::vector<int32_t> ids = input->ids;
-#ifdef TERN_HAVE_TOKENIZER
   TokenizerPtr tok;
-  {
-    absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
-    if (t.ok())
-      tok = std::move(*t);
-    else if (input->text)
-      return fail(err, "run", withContext(t.status(), "tokenizer"));
-  }
+  if (absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m); t.ok())
+    tok = std::move(*t);
+  else if (input->text)
+    return fail(err, "run", withContext(t.status(), "tokenizer"));
   if (input->text)
     ids = tok->encode(*input->text, /*addSpecial=*/true);
-  std::optional<tokenizer::StreamDecoder> stream;
-  if (tok)
-    stream.emplace(*tok);
-  auto isEog = [&](int32_t id) {
-    return tok ? tok->isEog(id) : (id == cfg.eosId || id == cfg.eotId);
-  };
-#else
-  if (input->text)
-    return fail(
-        err, "run",
-        absl::UnimplementedError("-p needs the tokenizer, which this build lacks; use --tokens"));
-  auto isEog = [&](int32_t id) { return id == cfg.eosId || id == cfg.eotId; };
-#endif
   if (ids.empty())
     return fail(err, "run", absl::InvalidArgumentError("the prompt tokenized to nothing"));
+  const std::vector<int32_t> eogIds = endOfGenerationIds(tok.get(), cfg);
+  absl::StatusOr<sampling::Sampler> sampler = makeSampler(sf, **m, eogIds, err);
+  if (!sampler.ok())
+    return fail(err, "run", sampler.status());
+  Sequence seq(**m, contextShift);
+  if (ids.size() > seq.contextLength())
+    return fail(err, "run",
+                absl::InvalidArgumentError(
+                    fmt::format("the prompt has {} tokens; the context holds {} (raise -c)",
+                                ids.size(), seq.contextLength())));
+  // llama.cpp: --keep counts prompt tokens after the BOS, which is always kept.
+  const int32_t bos = tok ? tok->bos() : cfg.bosId;
+  size_t nKeep = keep < 0 || size_t(keep) > ids.size() ? ids.size() : size_t(keep);
+  if (keep >= 0 && bos >= 0 && ids.front() == bos)
+    nKeep = std::min(ids.size(), nKeep + 1);
+  seq.setKeep(nKeep);
   err << (*m)->describe() << "\n";
 
-  absl::StatusOr<std::unique_ptr<model::Session>> session = (*m)->newSession();
-  if (!session.ok())
-    return fail(err, "run", session.status());
   std::vector<float> logits(cfg.nVocab);
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
-  if (absl::Status s = (*m)->decode(**session, ids, logits); !s.ok())
+  if (absl::Status s = seq.feed(ids, logits); !s.ok())
     return fail(err, "run", s);
+  for (int32_t t : ids)
+    sampler->accept(t); // the penalties see the prompt, as in llama.cpp
   auto t1 = Clock::now();
   if (input->text)
     out << *input->text;
-  std::vector<int32_t> generated;
+  sampling::EndOfGeneration eog(eogIds);
+  sampling::StopStrings stops(sf.stops);
+  std::optional<tokenizer::StreamDecoder> stream;
+  if (tok)
+    stream.emplace(*tok);
+  int generated = 0;
   absl::Status stopped;
-  for (int i = 0; i < n; ++i) {
-    const int32_t next = model::argmax(logits);
-    generated.push_back(next);
-    if (!ignoreEos && isEog(next))
+  for (int i = 0; n < 0 || i < n; ++i) {
+    absl::StatusOr<int32_t> next = sampler->sampleAndAccept(logits);
+    if (!next.ok()) {
+      stopped = next.status();
       break;
-#ifdef TERN_HAVE_TOKENIZER
-    if (stream)
-      out << stream->push(next);
-    else
-      out << " " << next;
-#else
-    out << " " << next;
-#endif
+    }
+    ++generated;
+    if (eog.contains(*next))
+      break; // --ignore-eos banned these
+    const std::string piece = stream ? stream->push(*next) : " " + std::to_string(*next);
+    sampling::StopStrings::Step st = stops.push(piece);
+    out << st.text;
     out.flush();
-    if (i + 1 == n)
+    if (st.stopped || i + 1 == n)
       break;
-    if (absl::Status s = (*m)->decode(**session, std::span<const int32_t>(&next, 1), logits);
-        !s.ok()) {
+    if (!seq.fits(1) && !contextShift) {
+      err << (stream ? "\n" : "") << contextFullNotice("run", seq);
+      break;
+    }
+    const int shifts = seq.shifts();
+    if (absl::Status s = seq.feed(std::span<const int32_t>(&*next, 1), logits); !s.ok()) {
       stopped = s;
       break;
     }
+    if (seq.shifts() != shifts)
+      err << fmt::format("\ntern run: context shift: kept {} + {} of {} positions\n", seq.keep(),
+                         seq.position() - 1 - seq.keep(), seq.contextLength());
   }
-#ifdef TERN_HAVE_TOKENIZER
   if (stream)
-    out << stream->flush();
-#endif
+    out << stops.push(stream->flush()).text;
+  if (!stops.stopped())
+    out << stops.flush();
   out << "\n";
   auto t2 = Clock::now();
   const double prefill = std::chrono::duration<double>(t1 - t0).count();
   const double gen = std::chrono::duration<double>(t2 - t1).count();
   err << fmt::format("prompt: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", ids.size(), prefill,
                      ids.size() / std::max(prefill, 1e-9));
-  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated.size(), gen,
-                     generated.size() / std::max(gen, 1e-9));
-  if (std::string k = kernelsLine(**m); !k.empty()) {
-    err << "ukernels run: " << k << "\n";
-    warnFallbacks(**m, err);
-  } else
-    err << "ukernels run: none (scalar reference forward pass)\n";
+  err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated, gen,
+                     generated / std::max(gen, 1e-9));
+  printKernels(**m, err);
   if (!stopped.ok())
     return fail(err, "run", stopped);
   return 0;
@@ -456,6 +352,7 @@ int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &e
 
 constexpr const char *kBenchUsage =
     R"(usage: tern bench MODEL [--json] [-p N] [-n N] [-r N] [options]
+       tern bench --sampling [--json] [--vocab N]
 
 Measures prompt processing (one N-token prompt into a fresh session) and
 decode (N single-token steps after it), best of R repetitions, as tokens/s.
@@ -468,6 +365,12 @@ Token ids are deterministic (not a real text). Prints threads, machine, the
 ukernels the compiled code ran, and decode's weight traffic (weights section
 bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
 summing a 256 MiB buffer with the same thread count).
+
+--sampling measures the sampler alone (no model), one thread, on synthetic
+logits (normal(0, 1) x 3, seeded) over a 128256-entry vocabulary: the default
+chain, the chain with top-k 0 (top-p 0.95 + min-p 0.05 over the whole
+vocabulary) and greedy, in samples per second of CPU time; `chain_samples_per_s`
+is the slower of the two chains.
 )";
 
 std::string cpuModelName() {
@@ -592,17 +495,38 @@ absl::StatusOr<ParallelBench> benchParallel(model::Model &m, int nSessions, size
 
 int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool json = false;
-  int nPrompt = 128, nGen = 32, reps = 3;
+  bool json = false, sampling = false;
+  double minTime = 0.25;
+  int nPrompt = 128, nGen = 32, reps = 3, vocab = 128256;
   args::Parser p("tern bench", kBenchUsage);
+  p.flag("--sampling", &sampling, "measure the sampler (no MODEL; see above)");
+  p.integer("--vocab", &vocab, 1, 1 << 24, "N", "--sampling: vocabulary size (default 128256)");
+  p.number("--min-time", &minTime, 0, 60, "S",
+           "--sampling: CPU seconds per measurement, best of 3\n(default 0.25)");
   p.integer("-p,--n-prompt", &nPrompt, 0, 1 << 20, "N",
             "prompt tokens (default 128, capped by the context)");
   p.integer("-n,--n-gen", &nGen, 0, 1 << 20, "N", "decode steps (default 32)");
   p.integer("-r,--repetitions", &reps, 1, 1 << 20, "N", "repetitions, best kept (default 3)");
   p.flag("--json", &json, "one JSON object");
   addModelFlags(p, c);
-  if (std::optional<int> rc = parseCommand(p, c, a, out, err))
+  if (std::optional<int> rc = parseCommand(p, c, a, out, err, /*needModel=*/false))
     return *rc;
+  if (!sampling && c.modelPath.empty()) {
+    err << "tern bench: error: no model given (tern bench MODEL ..., or tern bench --sampling)\n";
+    return 2;
+  }
+  if (sampling) {
+    if (!c.modelPath.empty())
+      return fail(
+          err, "bench",
+          absl::InvalidArgumentError(fmt::format(
+              "--sampling measures the sampler alone; it takes no model (got '{}')", c.modelPath)));
+    return benchSampling(vocab, minTime, json, out, err);
+  }
+  for (const char *f : {"--vocab", "--min-time"})
+    if (p.given(f))
+      return fail(err, "bench",
+                  absl::InvalidArgumentError(fmt::format("{} applies to --sampling only", f)));
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "bench", m.status());
@@ -733,7 +657,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
 
 } // namespace
 
-int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
+int ternMain(const std::vector<std::string> &args, std::istream &in, bool inIsTerminal,
+             std::ostream &out, std::ostream &err) {
   if (args.empty()) {
     err << kMainHelp;
     return 2;
@@ -748,10 +673,18 @@ int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostre
     return cmdEval(a, out, err);
   if (cmd == "run")
     return cmdRun(a, out, err);
+  if (cmd == "chat")
+    return cmdChat(a, in, inIsTerminal, out, err);
   if (cmd == "bench")
     return cmdBench(a, out, err);
+  if (cmd == "serve")
+    return cmdServe(a, out, err);
   err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
   return 2;
+}
+
+int ternMain(const std::vector<std::string> &args, std::ostream &out, std::ostream &err) {
+  return ternMain(args, std::cin, ::isatty(STDIN_FILENO) != 0, out, err);
 }
 
 } // namespace tern::cli

@@ -52,6 +52,22 @@ func.func @f() attributes {k = #tern.kernel<tl2, neon, tile_m = 32, tile_k = 192
 
 // -----
 
+// The lookup-table kernels run 16 rows per vector and have no scalar path.
+// expected-error @+1 {{kernel tile 8x96 is refused: tl2 needs tile_m to be a multiple of 16 (16 rows per vector) and at most 1024, got 8}}
+func.func @f() attributes {k = #tern.kernel<tl2, avx2, tile_m = 8, tile_k = 96>} { return }
+
+// -----
+
+// expected-error @+1 {{kernel tile 2048x96 is refused: tl2 needs tile_m to be a multiple of 16 (16 rows per vector) and at most 1024, got 2048}}
+func.func @f() attributes {k = #tern.kernel<tl2, avx512_vnni, tile_m = 2048, tile_k = 96>} { return }
+
+// -----
+
+// expected-error @+1 {{kernel tile 24x64 is refused: tl1 needs tile_m to be a multiple of 16 (16 rows per vector), got 24}}
+func.func @f() attributes {k = #tern.kernel<tl1, neon_dotprod, tile_m = 24, tile_k = 64>} { return }
+
+// -----
+
 func.func @embed(%t: tensor<?xi32>) {
   // expected-error @+1 {{'tern.embed' op result width 128 does not match embedding width 256 of 'token_embd.weight'}}
   %h = tern.embed %t {weight = #tern.weight<"token_embd.weight", [356, 256], f16, offset = 0, bytes = 182272>} : tensor<?xi32> -> tensor<?x128xf32>

@@ -3,7 +3,7 @@
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-select-kernels="target=neon kernel=tl2"
 
 func.func @f(%x: tensor<?x256xf32>) {
-  // expected-error @+1 {{'tern.bitlinear' op kernel tl2 is not available on target neon (available: tl1, i2s, tq2, tq1)}}
+  // expected-error @+1 {{'tern.bitlinear' op kernel tl2 is not available on target neon with act-quant token (available: tl1, i2s, tq2, tq1)}}
   %y = tern.bitlinear %x {weight = #tern.weight<"blk.0.attn_q.weight", [256, 256], tq2_0, offset = 0, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
   return
 }

@@ -1,0 +1,203 @@
+#include "tools/tern/common.h"
+
+#include <algorithm>
+
+#include "fmt/format.h"
+#include "runtime/exec/artifact_model.h"
+#include "runtime/exec/compile_cache.h"
+#include "runtime/model/kv_cache.h"
+#include "runtime/support/status.h"
+
+namespace tern::cli {
+
+using model::ActQuant;
+
+void addModelFlags(args::Parser &p, Common &c) {
+  p.positional("MODEL", "", [&c](std::string_view, const std::string &v) -> absl::Status {
+    if (!c.modelPath.empty())
+      return absl::InvalidArgumentError(
+          fmt::format("unexpected argument '{}' (the model is '{}')", v, c.modelPath));
+    c.modelPath = v;
+    return absl::OkStatus();
+  });
+  p.section("model options");
+  p.string("-m,--model", &c.modelPath, "PATH",
+           "the model (also accepted as the first positional argument)");
+  p.integer("-t,--threads", &c.opts.threads, 0, 1024, "N",
+            "thread pool size (default 1; 0 = all cores)");
+  p.integer("-c,--ctx-size", &c.opts.contextLength, 1, 1u << 24, "N",
+            "context length per session (default min(model's, 4096))");
+  p.choice("--act-quant", &c.opts.actQuant,
+           {{"token", ActQuant::PerToken},
+            {"per-token", ActQuant::PerToken},
+            {"none", ActQuant::None},
+            {"q8k", ActQuant::Q8K}},
+           "MODE",
+           "token (per-token int8 activations, BitNet's math; default)\n"
+           "or none (float activations against the ternary weights)\n"
+           "or q8k (llama.cpp-compatible, for cross-checking:\n"
+           "ggml's Q8_K blocks of 256 and f16 KV cache)");
+  p.flag("--compile", &c.compile,
+         ".gguf only: compile with ternc into the artifact cache\n"
+         "($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;\n"
+         "reused while the GGUF, target, flags and ternc version\n"
+         "match) and run the compiled code (the default when a\n"
+         "ternc is found: $TERNC, next to tern, or on $PATH);\n"
+         "with --compile a missing ternc is an error");
+  p.flag("--reference", &c.reference,
+         ".gguf only: the scalar reference forward pass (the\n"
+         "default without ternc, and always for --act-quant q8k)");
+  p.flag(
+      "--no-verify-weights", [&c] { c.opts.verifyWeightsHash = false; },
+      ".tern only: skip hashing the weights section on open\n"
+      "(every other check still runs)");
+  p.string("--target", &c.target, "T", "when compiling: ternc's --target (default native)");
+  p.string("--kernel", &c.kernel, "K",
+           "when compiling: ternc's --kernel (e.g. ref); on the\n"
+           "reference path only `ref` is accepted");
+  p.integer("--kv-page-size", &c.opts.pageSize, 1, 1u << 16, "N",
+            "KV positions per page (default 16)");
+  p.integer("--kv-pages", &c.opts.kvPages, 1, 1u << 30, "N",
+            "KV pool size in pages (blocks x layers; default:\n"
+            "-c x --parallel, or --kv-mem)");
+  p.integer("-np,--parallel", &c.opts.parallel, 1, 1u << 16, "N",
+            "sessions the KV pool holds at full context (default 1)");
+  p.value("--kv-mem", "BYTES",
+          "KV pool size in bytes, e.g. 512M, 2G (wins over -c x\n"
+          "--parallel)",
+          [&c](std::string_view flag, const std::string &v) -> absl::Status {
+            absl::StatusOr<uint64_t> b = model::parseByteSize(v);
+            if (!b.ok())
+              return absl::InvalidArgumentError(
+                  fmt::format("{}: {}", flag, std::string(b.status().message())));
+            c.opts.kvMemBytes = *b;
+            return absl::OkStatus();
+          });
+  p.flag(
+      "--no-prefix-cache", [&c] { c.opts.prefixCache = false; },
+      "do not share KV pages of common prompt prefixes\n"
+      "between sessions");
+  p.parsed("--i2s-layout", &c.opts.i2sLayout, formats::parseI2SLayout, formats::i2sLayoutChoices(),
+           "L",
+           "I2_S packing: x86-qk128 (default; alias x86), arm-qk64\n"
+           "(alias arm), x86-1x4");
+}
+
+std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<std::string> &a,
+                                std::ostream &out, std::ostream &err, bool needModel) {
+  if (std::optional<int> rc = p.parseOrExit(a, out, err))
+    return rc;
+  c.actQuantGiven = p.given("--act-quant");
+  c.i2sGiven = p.given("--i2s-layout");
+  if (needModel && c.modelPath.empty()) {
+    err << p.prog() << ": error: no model given (" << p.prog() << " MODEL ...)\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
+  if (!m.ggufFile())
+    return absl::UnimplementedError("this model source carries no tokenizer");
+  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
+  if (!t.ok())
+    return t.status();
+  return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
+}
+
+int fail(std::ostream &err, const std::string &cmd, const absl::Status &s) {
+  err << "tern " << cmd << ": error: " << statusMessage(s) << "\n";
+  return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+namespace {
+bool endsWith(const std::string &s, const char *suf) {
+  const size_t n = std::char_traits<char>::length(suf);
+  return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
+}
+} // namespace
+
+absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &err) {
+  if (c.compile && c.reference)
+    return absl::InvalidArgumentError("--compile and --reference exclude each other");
+  if (endsWith(c.modelPath, ".tern")) {
+    if (c.compile || c.reference)
+      return absl::InvalidArgumentError(
+          "--compile / --reference apply to a .gguf; this model is already compiled");
+    absl::StatusOr<std::unique_ptr<model::Model>> m = exec::openModel(c.modelPath, c.opts);
+    if (m.ok() && c.actQuantGiven && (*m)->options().actQuant != c.opts.actQuant)
+      return absl::InvalidArgumentError(fmt::format(
+          "--act-quant {}: {} was compiled with --act-quant {} (activation quantization is "
+          "fixed at compile time; recompile with ternc compile --act-quant {})",
+          model::actQuantName(c.opts.actQuant), c.modelPath,
+          model::actQuantName((*m)->options().actQuant), model::actQuantName(c.opts.actQuant)));
+    return m;
+  }
+  bool compile = c.compile;
+  if (c.opts.actQuant == ActQuant::Q8K) {
+    if (c.compile)
+      return absl::InvalidArgumentError(
+          "--act-quant q8k exists only on the reference path (llama.cpp-compatible "
+          "cross-checking); it cannot be compiled");
+  } else if (!c.compile && !c.reference) {
+    // `tern run MODEL.gguf` compiles into the cache first (DESIGN.md), where
+    // a compiler is installed; a runtime-only install runs the reference.
+    compile = exec::findTernc().ok();
+    if (!compile)
+      err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running " << c.modelPath
+          << " on the scalar reference forward pass\n";
+  }
+  if (!compile) {
+    if (!c.kernel.empty() && c.kernel != "ref")
+      return absl::InvalidArgumentError(
+          fmt::format("--kernel: '{}' needs --compile; the reference path runs only the reference "
+                      "kernels (ref)",
+                      c.kernel));
+    return exec::openModel(c.modelPath, c.opts);
+  }
+  exec::CompileRequest req;
+  req.target = c.target;
+  req.kernel = c.kernel;
+  if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
+    req.actQuant = "none";
+  if (c.i2sGiven)
+    req.i2sLayout = formats::i2sLayoutName(c.opts.i2sLayout);
+  absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
+  if (!path.ok())
+    return path.status();
+  return exec::openModel(*path, c.opts);
+}
+
+uint32_t contextLength(const model::Model &m) {
+  if (uint32_t n = m.options().contextLength)
+    return n;
+  const uint32_t train = m.config().nCtxTrain;
+  return train ? std::min<uint32_t>(train, 4096) : 4096;
+}
+
+void warnFallbacks(const model::Model &m, std::ostream &err) {
+  auto *a = dynamic_cast<const exec::ArtifactModel *>(&m);
+  if (!a)
+    return;
+  for (const auto &[what, n] : a->fallbacks())
+    err << fmt::format("note: {} op(s) run a scalar fallback: {} (no fast variant of that "
+                       "layout for this target; expect it to be slow)\n",
+                       n, what);
+}
+
+std::string kernelsLine(const model::Model &m) {
+  if (auto *a = dynamic_cast<const exec::ArtifactModel *>(&m))
+    return a->kernelSummary();
+  return "";
+}
+
+void printKernels(const model::Model &m, std::ostream &err) {
+  if (std::string k = kernelsLine(m); !k.empty()) {
+    err << "ukernels run: " << k << "\n";
+    warnFallbacks(m, err);
+  } else {
+    err << "ukernels run: none (scalar reference forward pass)\n";
+  }
+}
+
+} // namespace tern::cli
