@@ -6,7 +6,7 @@
 // (runtime/abi/tern_abi.h):
 //   page = { K[pageSize][kvDim], V[pageSize][kvDim] }  (f32)
 // so the compiled code indexes the pool directly through per-layer page
-// tables (page_tables[l][p / pageSize]); the pool base is 64-byte aligned.
+// tables (page_tables[seq][l][p / pageSize], ABI v2); the pool base is 64-byte aligned.
 //
 // A session holds one table of blocks (logical block i -> block id) and the
 // per-layer page tables derived from it. Blocks are reference counted:
