@@ -361,6 +361,7 @@ their prompts prefilled in shared forward calls, then one forward call per
 decode step with one token of each session (the weights read once per
 step); it reports the aggregate and per-session decode tokens/s (best of R)
 and the aggregate's ratio to the single-session decode of the same run.
+The prefix cache is off: every repetition computes its prompt.
 Token ids are deterministic (not a real text). Prints threads, machine, the
 ukernels the compiled code ran, and decode's weight traffic (weights section
 bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
@@ -527,6 +528,9 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     if (p.given(f))
       return fail(err, "bench",
                   absl::InvalidArgumentError(fmt::format("{} applies to --sampling only", f)));
+  // Every repetition prefills the same prompt: with the prefix cache on,
+  // the second one would be served from the cache, not computed.
+  c.opts.prefixCache = false;
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "bench", m.status());
