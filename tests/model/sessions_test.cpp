@@ -5,6 +5,8 @@
 // sanitizer build too (no compiler needed); tests/exec/sessions_e2e_test.cpp
 // runs the same suite on a compiled artifact.
 #include <filesystem>
+#include <string>
+#include <unistd.h>
 
 #include "runtime/model/model.h"
 #include "tests/model/session_suite.h"
@@ -28,7 +30,9 @@ const std::string &smallModel() {
     c.vocabSize = 258;
     c.storage = synth::Storage::F32;
     c.seed = 5;
-    const std::string p = ::testing::TempDir() + "/sessions-test-small.gguf";
+    // One file per process: ctest runs these tests as parallel processes.
+    const std::string p =
+        ::testing::TempDir() + "/sessions-test-small-" + std::to_string(::getpid()) + ".gguf";
     absl::Status st = synth::writeModel(c, p);
     EXPECT_TRUE(st.ok()) << st;
     return p;
