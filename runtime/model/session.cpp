@@ -65,11 +65,7 @@ prepareBatch(const Model &owner, std::span<BatchItem> items, const BatchLimits &
       p.feed = it.tokens.subspan(got);
     }
     if (absl::Status st = s->kv.prepareWrite(p.from, p.from + p.feed.size()); !st.ok()) {
-      if (p.attached)
-        s->kv.clear(); // back to the fresh session it was
-      else
-        s->kv.truncate(s->pos);
-      fail(st);
+      failItem(p, items, st);
       continue;
     }
     work.push_back(p);
@@ -93,7 +89,7 @@ void commitItem(const PreparedItem &p, std::span<BatchItem> items, bool prefixCa
 void failItem(const PreparedItem &p, std::span<BatchItem> items, const absl::Status &status) {
   PagedSession &s = *p.session;
   if (p.attached)
-    s.kv.clear();
+    s.kv.clear(); // back to the fresh session it was
   else
     s.kv.truncate(s.pos);
   items[p.item].status = status;
