@@ -5,11 +5,13 @@
 // catches whatever the C++ layer might throw (std::bad_alloc), so nothing
 // crosses the C boundary but codes. docs/c-api.md has the design.
 #include "runtime/include/tern/tern.h"
+#include "runtime/capi/bridge.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <initializer_list>
 #include <iostream>
 #include <memory>
 #include <new>
@@ -24,8 +26,10 @@
 #include "runtime/chat/chat.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/exec/compile_cache.h"
+#include "runtime/model/eval.h"
 #include "runtime/model/model.h"
 #include "runtime/sampling/sampler.h"
+#include "runtime/sampling/stop.h"
 #include "runtime/support/status.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -60,6 +64,24 @@ struct tern_sampler {
   const tern_model *model = nullptr;
   sampling::Sampler s;
   uint64_t seed = 0;
+};
+
+struct tern_stop_matcher {
+  sampling::StopStrings s;
+  std::string text; // the last push / flush result
+};
+
+struct tern_chat {
+  tern_chat(const tern_model *m, chat::Selection selection, chat::RenderOptions o)
+      : model(m), sel(std::move(selection)), opts(o), conv(sel.kind, std::move(o)) {}
+  const tern_model *model;
+  chat::Selection sel;
+  chat::RenderOptions opts; // the model's BOS / EOS text
+  chat::Conversation conv;
+  std::string_view eotText; // static
+  int32_t eotId = -1;
+  size_t prefix = 0;        // tokens before the first user message
+  std::vector<int32_t> ids; // the last tern_chat_add_user result
 };
 
 namespace {
@@ -126,6 +148,28 @@ template <class F> tern_status guarded(const char *fn, F &&body) {
 
 tern_status nullArg(const char *fn, const char *arg) {
   return fail(TERN_ERR_INVALID_ARGUMENT, fmt::format("{}: {} is NULL", fn, arg));
+}
+
+// A pointer argument an entry point needs, with its name in tern.h.
+struct Arg {
+  const char *name;
+  const void *ptr;
+};
+
+// The preamble every entry point shares: the first of `args` that is NULL is
+// the error (TERN_ERR_INVALID_ARGUMENT naming it); then `body` runs with
+// exceptions turned into codes (guarded).
+template <class F> tern_status entry(const char *fn, std::initializer_list<Arg> args, F &&body) {
+  for (const Arg &a : args)
+    if (!a.ptr)
+      return nullArg(fn, a.name);
+  return guarded(fn, std::forward<F>(body));
+}
+
+// Sets *out to NULL when out is not NULL (creation functions promise it on error).
+template <class T> void clearOut(T **out) {
+  if (out)
+    *out = nullptr;
 }
 
 // Sends whole lines to a tern_log_fn.
@@ -242,6 +286,54 @@ absl::StatusOr<std::unique_ptr<model::Model>> openAny(const std::string &path,
   return exec::openModel(*compiled, mo);
 }
 
+// A handle for an opened model: what tern_model_open and adoptModel share.
+std::unique_ptr<tern_model> adopt(std::unique_ptr<model::Model> m) {
+  auto h = std::make_unique<tern_model>();
+  h->m = std::move(m);
+  const model::ModelConfig &cfg = h->m->config();
+  h->nVocab = int32_t(cfg.nVocab);
+  h->nCtx = h->m->options().contextLength;
+  h->describe = h->m->describe();
+  h->arch = cfg.arch;
+  h->name = cfg.name;
+  h->compiled = dynamic_cast<const exec::ArtifactModel *>(h->m.get()) != nullptr;
+  if (const gguf::File *g = h->m->ggufFile()) {
+    absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*g);
+    if (t.ok())
+      h->tok.emplace(std::move(*t));
+    else
+      h->tokError = statusMessage(t.status());
+  } else {
+    h->tokError = "the model source carries no vocabulary";
+  }
+  return h;
+}
+
+// The chat template for `name` (a built-in's; NULL: the model's
+// tokenizer.chat_template, else the default). m may be NULL with a name.
+absl::StatusOr<chat::Selection> selection(const tern_model *m, const char *name) {
+  chat::Selection sel;
+  if (name) { // checked first: "" is a bad name, not "the model's"
+    absl::StatusOr<chat::TemplateKind> k = chat::templateByName(name);
+    if (!k.ok())
+      return k.status();
+    sel.kind = *k;
+    sel.source = chat::TemplateSource::Override;
+    sel.exact = true;
+    sel.reason = fmt::format("--chat-template {}", chat::templateName(*k));
+    return sel;
+  }
+  if (m)
+    if (const gguf::File *g = m->m->ggufFile())
+      return chat::selectTemplate(*g);
+  return sel;
+}
+
+// The model's BOS / EOS text for the templates.
+chat::RenderOptions renderOptions(const tern_model *m) {
+  return m->tok ? chat::specialTokenText(*m->tok) : chat::RenderOptions{};
+}
+
 } // namespace
 
 extern "C" {
@@ -311,13 +403,8 @@ void tern_model_options_init(tern_model_options *o) {
 
 tern_status tern_model_open(const char *path, const tern_model_options *options, tern_model **out) {
   static constexpr const char *fn = "tern_model_open";
-  if (out)
-    *out = nullptr;
-  return guarded(fn, [&]() -> tern_status {
-    if (!out)
-      return nullArg(fn, "model");
-    if (!path)
-      return nullArg(fn, "path");
+  clearOut(out);
+  return entry(fn, {{"model", out}, {"path", path}}, [&]() -> tern_status {
     tern_model_options o;
     tern_model_options_init(&o);
     if (options)
@@ -358,26 +445,7 @@ tern_status tern_model_open(const char *path, const tern_model_options *options,
     log->flush();
     if (!m.ok())
       return fail(m.status(), fmt::format("{}: {}", fn, path), ctx);
-
-    auto h = std::make_unique<tern_model>();
-    h->m = std::move(*m);
-    const model::ModelConfig &cfg = h->m->config();
-    h->nVocab = int32_t(cfg.nVocab);
-    h->nCtx = h->m->options().contextLength;
-    h->describe = h->m->describe();
-    h->arch = cfg.arch;
-    h->name = cfg.name;
-    h->compiled = dynamic_cast<const exec::ArtifactModel *>(h->m.get()) != nullptr;
-    if (const gguf::File *g = h->m->ggufFile()) {
-      absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*g);
-      if (t.ok())
-        h->tok.emplace(std::move(*t));
-      else
-        h->tokError = statusMessage(t.status());
-    } else {
-      h->tokError = "the model source carries no vocabulary";
-    }
-    *out = h.release();
+    *out = adopt(std::move(*m)).release();
     return TERN_OK;
   });
 }
@@ -385,29 +453,26 @@ tern_status tern_model_open(const char *path, const tern_model_options *options,
 void tern_model_free(tern_model *model) { delete model; }
 
 tern_status tern_model_get_info(const tern_model *m, tern_model_info *info) {
-  static constexpr const char *fn = "tern_model_get_info";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!info)
-    return nullArg(fn, "info");
-  const model::ModelConfig &c = m->m->config();
-  std::memset(info, 0, sizeof(*info));
-  info->n_vocab = m->nVocab;
-  info->n_ctx = m->nCtx;
-  info->n_ctx_train = c.nCtxTrain;
-  info->n_embd = c.nEmbd;
-  info->n_layer = c.nLayer;
-  info->n_head = c.nHead;
-  info->n_head_kv = c.nHeadKv;
-  info->threads = uint32_t(std::max(m->m->options().threads, 0));
-  info->bos = m->tok ? m->tok->bos() : c.bosId;
-  info->eos = m->tok ? m->tok->eos() : c.eosId;
-  info->eot = m->tok ? m->tok->eot() : c.eotId;
-  info->compiled = m->compiled ? 1 : 0;
-  info->has_tokenizer = m->tok ? 1 : 0;
-  info->arch = m->arch.c_str();
-  info->name = m->name.c_str();
-  return TERN_OK;
+  return entry("tern_model_get_info", {{"model", m}, {"info", info}}, [&]() -> tern_status {
+    const model::ModelConfig &c = m->m->config();
+    std::memset(info, 0, sizeof(*info));
+    info->n_vocab = m->nVocab;
+    info->n_ctx = m->nCtx;
+    info->n_ctx_train = c.nCtxTrain;
+    info->n_embd = c.nEmbd;
+    info->n_layer = c.nLayer;
+    info->n_head = c.nHead;
+    info->n_head_kv = c.nHeadKv;
+    info->threads = uint32_t(std::max(m->m->options().threads, 0));
+    info->bos = m->tok ? m->tok->bos() : c.bosId;
+    info->eos = m->tok ? m->tok->eos() : c.eosId;
+    info->eot = m->tok ? m->tok->eot() : c.eotId;
+    info->compiled = m->compiled ? 1 : 0;
+    info->has_tokenizer = m->tok ? 1 : 0;
+    info->arch = m->arch.c_str();
+    info->name = m->name.c_str();
+    return TERN_OK;
+  });
 }
 
 const char *tern_model_describe(const tern_model *m) {
@@ -419,12 +484,7 @@ const char *tern_model_describe(const tern_model *m) {
 }
 
 tern_status tern_model_kv_usage(const tern_model *m, tern_kv_usage *u) {
-  static constexpr const char *fn = "tern_model_kv_usage";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!u)
-    return nullArg(fn, "usage");
-  return guarded(fn, [&]() -> tern_status {
+  return entry("tern_model_kv_usage", {{"model", m}, {"usage", u}}, [&]() -> tern_status {
     model::KvUsage k = m->m->kvUsage();
     u->page_size = k.pageSize;
     u->total_blocks = k.totalBlocks;
@@ -443,19 +503,15 @@ tern_status tern_model_kv_usage(const tern_model *m, tern_kv_usage *u) {
 tern_status tern_tokenize(const tern_model *m, const char *text, size_t text_len, unsigned flags,
                           int32_t *tokens, size_t capacity, size_t *n_tokens) {
   static constexpr const char *fn = "tern_tokenize";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!n_tokens)
-    return nullArg(fn, "n_tokens");
-  *n_tokens = 0;
-  if (!text && text_len)
-    return nullArg(fn, "text");
-  if (tern_status s =
-          checkFlags(flags, TERN_TOKENIZE_ADD_SPECIAL | TERN_TOKENIZE_PARSE_SPECIAL, fn))
-    return s;
-  if (tern_status s = needTokenizer(m, fn))
-    return s;
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"model", m}, {"n_tokens", n_tokens}}, [&]() -> tern_status {
+    *n_tokens = 0;
+    if (!text && text_len)
+      return nullArg(fn, "text");
+    if (tern_status s =
+            checkFlags(flags, TERN_TOKENIZE_ADD_SPECIAL | TERN_TOKENIZE_PARSE_SPECIAL, fn))
+      return s;
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
     std::vector<int32_t> ids = m->tok->encode(std::string_view(text ? text : "", text_len),
                                               (flags & TERN_TOKENIZE_ADD_SPECIAL) != 0,
                                               (flags & TERN_TOKENIZE_PARSE_SPECIAL) != 0);
@@ -466,43 +522,37 @@ tern_status tern_tokenize(const tern_model *m, const char *text, size_t text_len
 tern_status tern_token_to_piece(const tern_model *m, int32_t token, unsigned flags, char *buf,
                                 size_t capacity, size_t *len) {
   static constexpr const char *fn = "tern_token_to_piece";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!len)
-    return nullArg(fn, "len");
-  *len = 0;
-  if (tern_status s = checkFlags(
-          flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
-    return s;
-  if (tern_status s = needTokenizer(m, fn))
-    return s;
-  if (tern_status s = checkToken(m, token, fn, "token id"))
-    return s;
-  return putBytes(m->tok->tokenPiece(token, (flags & TERN_DETOKENIZE_RENDER_SPECIAL) != 0), buf,
-                  capacity, len, fn);
+  return entry(fn, {{"model", m}, {"len", len}}, [&]() -> tern_status {
+    *len = 0;
+    if (tern_status s = checkFlags(
+            flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
+      return s;
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
+    if (tern_status s = checkToken(m, token, fn, "token id"))
+      return s;
+    return putBytes(m->tok->tokenPiece(token, (flags & TERN_DETOKENIZE_RENDER_SPECIAL) != 0), buf,
+                    capacity, len, fn);
+  });
 }
 
 tern_status tern_detokenize(const tern_model *m, const int32_t *tokens, size_t n_tokens,
                             unsigned flags, char *buf, size_t capacity, size_t *len) {
   static constexpr const char *fn = "tern_detokenize";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!len)
-    return nullArg(fn, "len");
-  *len = 0;
-  if (!tokens && n_tokens)
-    return nullArg(fn, "tokens");
-  if (tern_status s = checkFlags(
-          flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
-    return s;
-  if (tern_status s = needTokenizer(m, fn))
-    return s;
-  for (size_t i = 0; i < n_tokens; ++i)
-    if (tokens[i] < 0 || tokens[i] >= m->nVocab)
-      return fail(TERN_ERR_INVALID_ARGUMENT,
-                  fmt::format("{}: token id {} (index {}) is outside the vocabulary [0, {})", fn,
-                              tokens[i], i, m->nVocab));
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"model", m}, {"len", len}}, [&]() -> tern_status {
+    *len = 0;
+    if (!tokens && n_tokens)
+      return nullArg(fn, "tokens");
+    if (tern_status s = checkFlags(
+            flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
+      return s;
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
+    for (size_t i = 0; i < n_tokens; ++i)
+      if (tokens[i] < 0 || tokens[i] >= m->nVocab)
+        return fail(TERN_ERR_INVALID_ARGUMENT,
+                    fmt::format("{}: token id {} (index {}) is outside the vocabulary [0, {})", fn,
+                                tokens[i], i, m->nVocab));
     tokenizer::DecodeOptions o;
     o.renderSpecial = (flags & TERN_DETOKENIZE_RENDER_SPECIAL) != 0;
     o.stripLeadingSpace = (flags & TERN_DETOKENIZE_KEEP_LEADING_SPACE) == 0;
@@ -513,18 +563,13 @@ tern_status tern_detokenize(const tern_model *m, const int32_t *tokens, size_t n
 
 tern_status tern_detokenizer_create(const tern_model *m, unsigned flags, tern_detokenizer **out) {
   static constexpr const char *fn = "tern_detokenizer_create";
-  if (out)
-    *out = nullptr;
-  if (!out)
-    return nullArg(fn, "detokenizer");
-  if (!m)
-    return nullArg(fn, "model");
-  if (tern_status s = checkFlags(
-          flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
-    return s;
-  if (tern_status s = needTokenizer(m, fn))
-    return s;
-  return guarded(fn, [&]() -> tern_status {
+  clearOut(out);
+  return entry(fn, {{"detokenizer", out}, {"model", m}}, [&]() -> tern_status {
+    if (tern_status s = checkFlags(
+            flags, TERN_DETOKENIZE_RENDER_SPECIAL | TERN_DETOKENIZE_KEEP_LEADING_SPACE, fn))
+      return s;
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
     tokenizer::DecodeOptions o;
     o.renderSpecial = (flags & TERN_DETOKENIZE_RENDER_SPECIAL) != 0;
     o.stripLeadingSpace = (flags & TERN_DETOKENIZE_KEEP_LEADING_SPACE) == 0;
@@ -536,17 +581,11 @@ tern_status tern_detokenizer_create(const tern_model *m, unsigned flags, tern_de
 tern_status tern_detokenizer_push(tern_detokenizer *d, int32_t token, const char **text,
                                   size_t *len) {
   static constexpr const char *fn = "tern_detokenizer_push";
-  if (!d)
-    return nullArg(fn, "detokenizer");
-  if (!text)
-    return nullArg(fn, "text");
-  if (!len)
-    return nullArg(fn, "len");
-  *text = nullptr;
-  *len = 0;
-  if (tern_status s = checkToken(d->model, token, fn, "token id"))
-    return s;
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"detokenizer", d}, {"text", text}, {"len", len}}, [&]() -> tern_status {
+    *text = nullptr;
+    *len = 0;
+    if (tern_status s = checkToken(d->model, token, fn, "token id"))
+      return s;
     d->text = d->d.push(token);
     *text = d->text.data();
     *len = d->text.size();
@@ -555,19 +594,13 @@ tern_status tern_detokenizer_push(tern_detokenizer *d, int32_t token, const char
 }
 
 tern_status tern_detokenizer_flush(tern_detokenizer *d, const char **text, size_t *len) {
-  static constexpr const char *fn = "tern_detokenizer_flush";
-  if (!d)
-    return nullArg(fn, "detokenizer");
-  if (!text)
-    return nullArg(fn, "text");
-  if (!len)
-    return nullArg(fn, "len");
-  return guarded(fn, [&]() -> tern_status {
-    d->text = d->d.flush();
-    *text = d->text.data();
-    *len = d->text.size();
-    return TERN_OK;
-  });
+  return entry("tern_detokenizer_flush", {{"detokenizer", d}, {"text", text}, {"len", len}},
+               [&]() -> tern_status {
+                 d->text = d->d.flush();
+                 *text = d->text.data();
+                 *len = d->text.size();
+                 return TERN_OK;
+               });
 }
 
 void tern_detokenizer_free(tern_detokenizer *d) { delete d; }
@@ -581,18 +614,63 @@ int tern_token_is_eog(const tern_model *m, int32_t token) {
   return token == c.eosId || token == c.eotId;
 }
 
+tern_status tern_stop_matcher_create(const char *const *stops, size_t n_stops,
+                                     tern_stop_matcher **out) {
+  static constexpr const char *fn = "tern_stop_matcher_create";
+  clearOut(out);
+  return entry(fn, {{"matcher", out}}, [&]() -> tern_status {
+    if (!stops && n_stops)
+      return nullArg(fn, "stops");
+    std::vector<std::string> v;
+    v.reserve(n_stops);
+    for (size_t i = 0; i < n_stops; ++i) {
+      if (!stops[i])
+        return fail(TERN_ERR_INVALID_ARGUMENT, fmt::format("{}: stops[{}] is NULL", fn, i));
+      v.emplace_back(stops[i]);
+    }
+    *out = new tern_stop_matcher{sampling::StopStrings(std::move(v)), {}};
+    return TERN_OK;
+  });
+}
+
+tern_status tern_stop_matcher_push(tern_stop_matcher *m, const char *text, size_t len,
+                                   const char **out, size_t *out_len, int *stopped) {
+  static constexpr const char *fn = "tern_stop_matcher_push";
+  return entry(fn, {{"matcher", m}, {"out", out}, {"out_len", out_len}, {"stopped", stopped}},
+               [&]() -> tern_status {
+                 *out = nullptr;
+                 *out_len = 0;
+                 if (!text && len)
+                   return nullArg(fn, "text");
+                 sampling::StopStrings::Step st =
+                     m->s.push(std::string_view(text ? text : "", len));
+                 m->text = std::move(st.text);
+                 *out = m->text.data();
+                 *out_len = m->text.size();
+                 *stopped = st.stopped ? 1 : 0;
+                 return TERN_OK;
+               });
+}
+
+tern_status tern_stop_matcher_flush(tern_stop_matcher *m, const char **out, size_t *out_len) {
+  return entry("tern_stop_matcher_flush", {{"matcher", m}, {"out", out}, {"out_len", out_len}},
+               [&]() -> tern_status {
+                 m->text = m->s.flush();
+                 *out = m->text.data();
+                 *out_len = m->text.size();
+                 return TERN_OK;
+               });
+}
+
+void tern_stop_matcher_free(tern_stop_matcher *m) { delete m; }
+
 // ---------------------------------------------------------------------------
 // Sessions
 
 tern_status tern_session_create(tern_model *m, tern_session **out) {
   static constexpr const char *fn = "tern_session_create";
-  if (out)
-    *out = nullptr;
-  if (!out)
-    return nullArg(fn, "session");
-  if (!m)
-    return nullArg(fn, "model");
-  return guarded(fn, [&]() -> tern_status {
+  clearOut(out);
+  return entry(fn, {{"session", out}, {"model", m}}, [&]() -> tern_status {
     absl::StatusOr<std::unique_ptr<model::Session>> s = m->m->newSession();
     if (!s.ok())
       return fail(s.status(), fn);
@@ -606,13 +684,8 @@ tern_status tern_session_create(tern_model *m, tern_session **out) {
 
 tern_status tern_session_fork(const tern_session *src, tern_session **out) {
   static constexpr const char *fn = "tern_session_fork";
-  if (out)
-    *out = nullptr;
-  if (!out)
-    return nullArg(fn, "fork");
-  if (!src)
-    return nullArg(fn, "session");
-  return guarded(fn, [&]() -> tern_status {
+  clearOut(out);
+  return entry(fn, {{"fork", out}, {"session", src}}, [&]() -> tern_status {
     absl::StatusOr<std::unique_ptr<model::Session>> s = src->model->m->fork(*src->s);
     if (!s.ok())
       return fail(s.status(), fn);
@@ -630,9 +703,7 @@ tern_status tern_session_fork(const tern_session *src, tern_session **out) {
 
 tern_status tern_session_truncate(tern_session *s, uint64_t n_positions) {
   static constexpr const char *fn = "tern_session_truncate";
-  if (!s)
-    return nullArg(fn, "session");
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"session", s}}, [&]() -> tern_status {
     if (absl::Status st = s->model->m->truncate(*s->s, n_positions); !st.ok())
       return fail(st, fn);
     s->hasLogits = false;
@@ -651,17 +722,13 @@ int64_t tern_session_position(const tern_session *s) {
 }
 
 tern_status tern_session_tokens(const tern_session *s, const int32_t **tokens, size_t *n) {
-  static constexpr const char *fn = "tern_session_tokens";
-  if (!s)
-    return nullArg(fn, "session");
-  if (!tokens)
-    return nullArg(fn, "tokens");
-  if (!n)
-    return nullArg(fn, "n_tokens");
-  std::span<const int32_t> t = s->s->tokens();
-  *tokens = t.data();
-  *n = t.size();
-  return TERN_OK;
+  return entry("tern_session_tokens", {{"session", s}, {"tokens", tokens}, {"n_tokens", n}},
+               [&]() -> tern_status {
+                 std::span<const int32_t> t = s->s->tokens();
+                 *tokens = t.data();
+                 *n = t.size();
+                 return TERN_OK;
+               });
 }
 
 tern_status tern_forward(tern_model *m, tern_batch_item *items, size_t n_items) {
@@ -762,39 +829,73 @@ tern_status tern_forward(tern_model *m, tern_batch_item *items, size_t n_items) 
 
 tern_status tern_decode(tern_session *s, const int32_t *tokens, size_t n_tokens) {
   static constexpr const char *fn = "tern_decode";
-  if (!s)
-    return nullArg(fn, "session");
-  if (!tokens && n_tokens)
-    return nullArg(fn, "tokens");
-  tern_batch_item it{};
-  it.session = s;
-  it.tokens = tokens;
-  it.n_tokens = n_tokens;
-  it.want_logits = 1;
-  tern_status r = tern_forward(s->model, &it, 1);
-  if (r == TERN_ERR_BATCH)
-    return fail(it.status, fmt::format("{}: {}", fn, it.message));
-  return r;
+  return entry(fn, {{"session", s}}, [&]() -> tern_status {
+    if (!tokens && n_tokens)
+      return nullArg(fn, "tokens");
+    tern_batch_item it{};
+    it.session = s;
+    it.tokens = tokens;
+    it.n_tokens = n_tokens;
+    it.want_logits = 1;
+    tern_status r = tern_forward(s->model, &it, 1);
+    if (r == TERN_ERR_BATCH)
+      return fail(it.status, fmt::format("{}: {}", fn, it.message));
+    return r;
+  });
 }
 
 tern_status tern_session_logits(const tern_session *s, const float **logits, size_t *n) {
   static constexpr const char *fn = "tern_session_logits";
-  if (!s)
-    return nullArg(fn, "session");
-  if (!logits)
-    return nullArg(fn, "logits");
-  if (!n)
-    return nullArg(fn, "n_logits");
-  *logits = nullptr;
-  *n = 0;
-  if (!s->hasLogits)
-    return fail(TERN_ERR_STATE,
-                fmt::format("{}: the session has no logits (its last forward did not ask for "
-                            "them, failed, or it was truncated)",
-                            fn));
-  *logits = s->logits.data();
-  *n = s->logits.size();
-  return TERN_OK;
+  return entry(fn, {{"session", s}, {"logits", logits}, {"n_logits", n}}, [&]() -> tern_status {
+    *logits = nullptr;
+    *n = 0;
+    if (!s->hasLogits)
+      return fail(TERN_ERR_STATE,
+                  fmt::format("{}: the session has no logits (its last forward did not ask for "
+                              "them, failed, or it was truncated)",
+                              fn));
+    *logits = s->logits.data();
+    *n = s->logits.size();
+    return TERN_OK;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Logits
+
+tern_status tern_logits_argmax(const float *logits, size_t n_logits, int32_t *token) {
+  static constexpr const char *fn = "tern_logits_argmax";
+  return entry(fn, {{"logits", logits}, {"token", token}}, [&]() -> tern_status {
+    if (n_logits == 0 || n_logits > size_t(INT32_MAX))
+      return fail(TERN_ERR_INVALID_ARGUMENT,
+                  fmt::format("{}: n_logits must be in [1, 2^31), got {}", fn, n_logits));
+    *token = model::argmax(std::span<const float>(logits, n_logits));
+    return TERN_OK;
+  });
+}
+
+tern_status tern_logits_top_probs(const float *logits, size_t n_logits, size_t k, int32_t *ids,
+                                  double *probs, size_t *n) {
+  static constexpr const char *fn = "tern_logits_top_probs";
+  return entry(fn, {{"logits", logits}, {"n", n}}, [&]() -> tern_status {
+    *n = 0;
+    if (n_logits == 0 || n_logits > size_t(INT32_MAX))
+      return fail(TERN_ERR_INVALID_ARGUMENT,
+                  fmt::format("{}: n_logits must be in [1, 2^31), got {}", fn, n_logits));
+    if (k && !ids)
+      return nullArg(fn, "ids");
+    if (k && !probs)
+      return nullArg(fn, "probs");
+    const std::vector<double> p = model::softmax(std::span<const float>(logits, n_logits));
+    const std::vector<std::pair<int32_t, double>> top =
+        model::topK(p, int(std::min<size_t>(k, n_logits)));
+    for (size_t i = 0; i < top.size(); ++i) {
+      ids[i] = top[i].first;
+      probs[i] = top[i].second;
+    }
+    *n = top.size();
+    return TERN_OK;
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -822,19 +923,14 @@ void tern_sampler_params_init(tern_sampler_params *p) {
 tern_status tern_sampler_create(const tern_model *m, const tern_sampler_params *params,
                                 tern_sampler **out) {
   static constexpr const char *fn = "tern_sampler_create";
-  if (out)
-    *out = nullptr;
-  if (!out)
-    return nullArg(fn, "sampler");
-  if (!m)
-    return nullArg(fn, "model");
-  tern_sampler_params p;
-  tern_sampler_params_init(&p);
-  if (params)
-    p = *params;
-  if (!p.logit_bias && p.n_logit_bias)
-    return nullArg(fn, "params->logit_bias");
-  return guarded(fn, [&]() -> tern_status {
+  clearOut(out);
+  return entry(fn, {{"sampler", out}, {"model", m}}, [&]() -> tern_status {
+    tern_sampler_params p;
+    tern_sampler_params_init(&p);
+    if (params)
+      p = *params;
+    if (!p.logit_bias && p.n_logit_bias)
+      return nullArg(fn, "params->logit_bias");
     sampling::SamplerParams sp;
     sp.temperature = p.temperature;
     sp.topK = p.top_k;
@@ -865,14 +961,8 @@ tern_status tern_sampler_create(const tern_model *m, const tern_sampler_params *
 }
 
 tern_status tern_sampler_clone(const tern_sampler *s, tern_sampler **out) {
-  static constexpr const char *fn = "tern_sampler_clone";
-  if (out)
-    *out = nullptr;
-  if (!out)
-    return nullArg(fn, "clone");
-  if (!s)
-    return nullArg(fn, "sampler");
-  return guarded(fn, [&]() -> tern_status {
+  clearOut(out);
+  return entry("tern_sampler_clone", {{"clone", out}, {"sampler", s}}, [&]() -> tern_status {
     *out = new tern_sampler(*s);
     return TERN_OK;
   });
@@ -891,16 +981,11 @@ uint64_t tern_sampler_seed(const tern_sampler *s) {
 tern_status tern_sampler_sample(tern_sampler *s, const float *logits, size_t n_logits,
                                 int32_t *token) {
   static constexpr const char *fn = "tern_sampler_sample";
-  if (!s)
-    return nullArg(fn, "sampler");
-  if (!logits)
-    return nullArg(fn, "logits");
-  if (!token)
-    return nullArg(fn, "token");
-  if (n_logits != size_t(s->model->nVocab))
-    return fail(TERN_ERR_INVALID_ARGUMENT, fmt::format("{}: n_logits is {}, the vocabulary has {}",
-                                                       fn, n_logits, s->model->nVocab));
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"sampler", s}, {"logits", logits}, {"token", token}}, [&]() -> tern_status {
+    if (n_logits != size_t(s->model->nVocab))
+      return fail(
+          TERN_ERR_INVALID_ARGUMENT,
+          fmt::format("{}: n_logits is {}, the vocabulary has {}", fn, n_logits, s->model->nVocab));
     absl::StatusOr<int32_t> t = s->s.sample(std::span<const float>(logits, n_logits));
     if (!t.ok())
       return fail(t.status(), fn);
@@ -911,21 +996,16 @@ tern_status tern_sampler_sample(tern_sampler *s, const float *logits, size_t n_l
 
 tern_status tern_sampler_accept(tern_sampler *s, int32_t token) {
   static constexpr const char *fn = "tern_sampler_accept";
-  if (!s)
-    return nullArg(fn, "sampler");
-  if (tern_status st = checkToken(s->model, token, fn, "token id"))
-    return st;
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"sampler", s}}, [&]() -> tern_status {
+    if (tern_status st = checkToken(s->model, token, fn, "token id"))
+      return st;
     s->s.accept(token);
     return TERN_OK;
   });
 }
 
 tern_status tern_sampler_reset(tern_sampler *s, uint64_t seed) {
-  static constexpr const char *fn = "tern_sampler_reset";
-  if (!s)
-    return nullArg(fn, "sampler");
-  return guarded(fn, [&]() -> tern_status {
+  return entry("tern_sampler_reset", {{"sampler", s}}, [&]() -> tern_status {
     s->seed = seed == TERN_SEED_RANDOM ? sampling::randomSeed() : seed;
     s->s.resetHistory();
     s->s.reseed(s->seed);
@@ -936,36 +1016,24 @@ tern_status tern_sampler_reset(tern_sampler *s, uint64_t seed) {
 // ---------------------------------------------------------------------------
 // Chat
 
-namespace {
-
-absl::StatusOr<chat::TemplateKind> chatKind(const tern_model *m, const char *name) {
-  if (name)
-    return chat::templateByName(name);
-  if (const gguf::File *g = m->m->ggufFile()) {
-    absl::StatusOr<chat::Selection> s = chat::selectTemplate(*g);
-    if (!s.ok())
-      return s.status();
-    return s->kind;
-  }
-  return chat::kDefaultTemplate;
+const char *tern_chat_template_names(void) {
+  static const std::string names = chat::supportedTemplateNames();
+  return names.c_str();
 }
-
-} // namespace
 
 tern_status tern_chat_template(const tern_model *m, const char *name, const char **out) {
   static constexpr const char *fn = "tern_chat_template";
-  if (!m)
+  if (out)
+    *out = nullptr;
+  if (!m && !name)
     return nullArg(fn, "model");
-  if (!out)
-    return nullArg(fn, "template_name");
-  *out = nullptr;
-  return guarded(fn, [&]() -> tern_status {
-    absl::StatusOr<chat::TemplateKind> k = chatKind(m, name);
-    if (!k.ok())
-      return fail(codeOf(k.status()) == TERN_ERR_INVALID_ARGUMENT && name ? TERN_ERR_NOT_FOUND
-                                                                          : codeOf(k.status()),
-                  fmt::format("{}: {}", fn, statusMessage(k.status())));
-    *out = chat::templateName(*k).data(); // static, NUL-terminated literals
+  return entry(fn, {{"template_name", out}}, [&]() -> tern_status {
+    absl::StatusOr<chat::Selection> sel = selection(m, name);
+    if (!sel.ok())
+      return fail(codeOf(sel.status()) == TERN_ERR_INVALID_ARGUMENT && name ? TERN_ERR_NOT_FOUND
+                                                                            : codeOf(sel.status()),
+                  fmt::format("{}: {}", fn, statusMessage(sel.status())));
+    *out = chat::templateName(sel->kind).data(); // static, NUL-terminated literals
     return TERN_OK;
   });
 }
@@ -975,14 +1043,10 @@ tern_status tern_chat_apply_template(const tern_model *m, const char *name,
                                      int add_generation_prompt, char *buf, size_t capacity,
                                      size_t *len) {
   static constexpr const char *fn = "tern_chat_apply_template";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!len)
-    return nullArg(fn, "len");
-  *len = 0;
-  if (!messages && n_messages)
-    return nullArg(fn, "messages");
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"model", m}, {"len", len}}, [&]() -> tern_status {
+    *len = 0;
+    if (!messages && n_messages)
+      return nullArg(fn, "messages");
     const char *kindName = nullptr;
     if (tern_status s = tern_chat_template(m, name, &kindName))
       return s;
@@ -1003,9 +1067,7 @@ tern_status tern_chat_apply_template(const tern_model *m, const char *name,
                     fmt::format("{}: messages[{}].role: {}", fn, i, statusMessage(r.status())));
       msgs.push_back({*r, messages[i].content});
     }
-    chat::RenderOptions o;
-    if (m->tok)
-      o = chat::specialTokenText(*m->tok);
+    chat::RenderOptions o = renderOptions(m);
     o.addGenerationPrompt = add_generation_prompt != 0;
     std::string text = chat::render(*k, msgs, o);
     *len = text.size();
@@ -1024,20 +1086,177 @@ tern_status tern_chat_tokenize(const tern_model *m, const char *text, size_t tex
                                int start_of_session, int32_t *tokens, size_t capacity,
                                size_t *n_tokens) {
   static constexpr const char *fn = "tern_chat_tokenize";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!n_tokens)
-    return nullArg(fn, "n_tokens");
-  *n_tokens = 0;
-  if (!text && text_len)
-    return nullArg(fn, "text");
-  if (tern_status s = needTokenizer(m, fn))
-    return s;
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"model", m}, {"n_tokens", n_tokens}}, [&]() -> tern_status {
+    *n_tokens = 0;
+    if (!text && text_len)
+      return nullArg(fn, "text");
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
     std::vector<int32_t> ids = chat::tokenizePrompt(
         *m->tok, std::string_view(text ? text : "", text_len), start_of_session != 0);
     return putTokens(ids, tokens, capacity, n_tokens, fn);
   });
 }
 
+tern_status tern_chat_create(const tern_model *m, const char *name, tern_chat **out) {
+  static constexpr const char *fn = "tern_chat_create";
+  clearOut(out);
+  return entry(fn, {{"chat", out}, {"model", m}}, [&]() -> tern_status {
+    if (tern_status s = needTokenizer(m, fn))
+      return s;
+    absl::StatusOr<chat::Selection> sel = selection(m, name);
+    if (!sel.ok())
+      return fail(codeOf(sel.status()) == TERN_ERR_INVALID_ARGUMENT && name ? TERN_ERR_NOT_FOUND
+                                                                            : codeOf(sel.status()),
+                  fmt::format("{}: {}", fn, statusMessage(sel.status())));
+    auto c = std::make_unique<tern_chat>(m, std::move(*sel), renderOptions(m));
+    c->eotText = chat::endOfTurn(c->sel.kind);
+    if (std::optional<int32_t> id = m->tok->findToken(c->eotText); id && *id < m->nVocab)
+      c->eotId = *id;
+    // Without a system message the session starts with the BOS (when the
+    // tokenizer adds one, or the template writes it: llama3).
+    c->prefix =
+        chat::shouldAddBos(*m->tok, "", true) || chat::templateEmitsBos(c->sel.kind) ? 1 : 0;
+    *out = c.release();
+    return TERN_OK;
+  });
+}
+
+void tern_chat_free(tern_chat *c) { delete c; }
+
+tern_status tern_chat_get_info(const tern_chat *c, tern_chat_info *info) {
+  return entry("tern_chat_get_info", {{"chat", c}, {"info", info}}, [&]() -> tern_status {
+    std::memset(info, 0, sizeof(*info));
+    info->template_name = chat::templateName(c->sel.kind).data();
+    switch (c->sel.source) {
+    case chat::TemplateSource::Override:
+      info->source = TERN_CHAT_TEMPLATE_OVERRIDE;
+      break;
+    case chat::TemplateSource::Gguf:
+      info->source = TERN_CHAT_TEMPLATE_GGUF;
+      break;
+    case chat::TemplateSource::Default:
+      info->source = TERN_CHAT_TEMPLATE_DEFAULT;
+      break;
+    }
+    info->source_name = chat::templateSourceName(c->sel.source).data();
+    info->exact = c->sel.exact ? 1 : 0;
+    info->reason = c->sel.reason.c_str();
+    info->end_of_turn = c->eotText.data();
+    info->end_of_turn_token = c->eotId;
+    return TERN_OK;
+  });
+}
+
+tern_status tern_chat_add_system(tern_chat *c, const char *content, size_t len) {
+  static constexpr const char *fn = "tern_chat_add_system";
+  return entry(fn, {{"chat", c}}, [&]() -> tern_status {
+    if (!content && len)
+      return nullArg(fn, "content");
+    std::string text(content ? content : "", len);
+    if (absl::Status s = c->conv.addSystem(text); !s.ok())
+      return fail(s, fn);
+    // What the session holds before the first user message: the system
+    // message rendered alone, tokenized at the start of the session.
+    chat::RenderOptions o = c->opts;
+    o.addGenerationPrompt = false;
+    const chat::Message sys{chat::Role::System, std::move(text)};
+    c->prefix =
+        chat::tokenizePrompt(*c->model->tok, chat::render(c->sel.kind, std::span(&sys, 1), o),
+                             /*startOfSession=*/true)
+            .size();
+    return TERN_OK;
+  });
+}
+
+tern_status tern_chat_prefix_tokens(const tern_chat *c, size_t *n) {
+  return entry("tern_chat_prefix_tokens", {{"chat", c}, {"n_tokens", n}}, [&]() -> tern_status {
+    *n = c->prefix;
+    return TERN_OK;
+  });
+}
+
+tern_status tern_chat_add_user(tern_chat *c, const char *content, size_t len,
+                               const int32_t **tokens, size_t *n_tokens) {
+  static constexpr const char *fn = "tern_chat_add_user";
+  return entry(fn, {{"chat", c}, {"tokens", tokens}, {"n_tokens", n_tokens}}, [&]() -> tern_status {
+    *tokens = nullptr;
+    *n_tokens = 0;
+    if (!content && len)
+      return nullArg(fn, "content");
+    absl::StatusOr<chat::Conversation::Turn> turn =
+        c->conv.addUser(std::string(content ? content : "", len));
+    if (!turn.ok())
+      return fail(turn.status(), fn);
+    c->ids = chat::tokenizePrompt(*c->model->tok, turn->text, turn->startOfSession);
+    *tokens = c->ids.data();
+    *n_tokens = c->ids.size();
+    return TERN_OK;
+  });
+}
+
+tern_status tern_chat_add_reply(tern_chat *c, const char *content, size_t len,
+                                int end_of_turn_in_session) {
+  static constexpr const char *fn = "tern_chat_add_reply";
+  return entry(fn, {{"chat", c}}, [&]() -> tern_status {
+    if (!content && len)
+      return nullArg(fn, "content");
+    if (absl::Status s =
+            c->conv.addReply(std::string(content ? content : "", len), end_of_turn_in_session != 0);
+        !s.ok())
+      return fail(s, fn);
+    return TERN_OK;
+  });
+}
+
 } // extern "C"
+
+// ---------------------------------------------------------------------------
+// The C++ bridge for the tools (runtime/capi/bridge.h)
+
+namespace tern::capi {
+
+tern_status adoptModel(std::unique_ptr<model::Model> m, tern_model **out) {
+  static constexpr const char *fn = "tern::capi::adoptModel";
+  clearOut(out);
+  return entry(fn, {{"model", out}, {"m", m.get()}}, [&]() -> tern_status {
+    *out = adopt(std::move(m)).release();
+    return TERN_OK;
+  });
+}
+
+const model::Model &cxxModel(const tern_model *m) { return *m->m; }
+
+absl::Status lastStatus(tern_status code) {
+  if (code == TERN_OK)
+    return absl::OkStatus();
+  std::string_view msg = tLastError;
+  // Drop the entry point's name ("tern_decode: "): a tool names itself.
+  if (msg.rfind("tern_", 0) == 0)
+    if (size_t colon = msg.find(": ");
+        colon != std::string_view::npos && msg.substr(0, colon).find(' ') == std::string_view::npos)
+      msg.remove_prefix(colon + 2);
+  const std::string text(msg);
+  switch (code) {
+  case TERN_ERR_INVALID_ARGUMENT:
+    return absl::InvalidArgumentError(text);
+  case TERN_ERR_NOT_FOUND:
+    return absl::NotFoundError(text);
+  case TERN_ERR_BAD_MODEL:
+    return absl::DataLossError(text);
+  case TERN_ERR_UNSUPPORTED:
+    return absl::UnimplementedError(text);
+  case TERN_ERR_CONTEXT_FULL:
+  case TERN_ERR_KV_EXHAUSTED:
+  case TERN_ERR_OUT_OF_MEMORY:
+    return absl::ResourceExhaustedError(text);
+  case TERN_ERR_STATE:
+    return absl::FailedPreconditionError(text);
+  case TERN_ERR_IO:
+    return absl::UnavailableError(text);
+  default:
+    return absl::InternalError(text);
+  }
+}
+
+} // namespace tern::capi

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "runtime/exec/artifact_model.h"
 #include "runtime/exec/compile_cache.h"
 #include "runtime/include/tern/tern.h"
+#include "runtime/model/eval.h"
 #include "runtime/model/model.h"
 #include "runtime/support/status.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -841,6 +843,237 @@ TEST(CApi, ChatTemplate) {
                TERN_ERR_INVALID_ARGUMENT, "model");
   EXPECT_ERROR(tern_chat_tokenize(m.m, nullptr, 1, 1, ids.data(), ids.size(), &n),
                TERN_ERR_INVALID_ARGUMENT, "text");
+}
+
+// The stop matcher over pieces of text: what it releases, what it holds
+// back, a stop spanning pieces, and its errors.
+TEST(CApi, StopMatcher) {
+  const char *stops[] = {"<|end|>", "STOP"};
+  tern_stop_matcher *sm = nullptr;
+  ASSERT_EQ(tern_stop_matcher_create(stops, 2, &sm), TERN_OK) << lastError();
+  std::string shown;
+  int stopped = -1;
+  auto push = [&](const std::string &piece) {
+    const char *o = nullptr;
+    size_t n = 99;
+    EXPECT_EQ(tern_stop_matcher_push(sm, piece.data(), piece.size(), &o, &n, &stopped), TERN_OK)
+        << lastError();
+    shown.append(o, n);
+  };
+  push("Hello <|e"); // "<|e" could start a stop: held back
+  EXPECT_EQ(shown, "Hello ");
+  EXPECT_EQ(stopped, 0);
+  push("x"); // not a stop after all
+  EXPECT_EQ(shown, "Hello <|ex");
+  push(" ST");
+  EXPECT_EQ(shown, "Hello <|ex ");
+  push("OP and more"); // the stop spans two pieces; it and the rest are dropped
+  EXPECT_EQ(shown, "Hello <|ex ");
+  EXPECT_EQ(stopped, 1);
+  push("later"); // after a stop: nothing
+  EXPECT_EQ(shown, "Hello <|ex ");
+  EXPECT_EQ(stopped, 1);
+  const char *o = nullptr;
+  size_t n = 99;
+  ASSERT_EQ(tern_stop_matcher_flush(sm, &o, &n), TERN_OK);
+  EXPECT_EQ(n, 0u);
+  tern_stop_matcher_free(sm);
+
+  // No match: flush releases the held-back tail; no stops at all: pass-through.
+  ASSERT_EQ(tern_stop_matcher_create(stops, 2, &sm), TERN_OK);
+  shown.clear();
+  push("abc <|en");
+  ASSERT_EQ(tern_stop_matcher_flush(sm, &o, &n), TERN_OK);
+  shown.append(o, n);
+  EXPECT_EQ(shown, "abc <|en");
+  EXPECT_EQ(stopped, 0);
+  tern_stop_matcher_free(sm);
+  ASSERT_EQ(tern_stop_matcher_create(nullptr, 0, &sm), TERN_OK);
+  shown.clear();
+  push("<|end|> STOP");
+  EXPECT_EQ(shown, "<|end|> STOP");
+  EXPECT_EQ(stopped, 0);
+
+  EXPECT_ERROR(tern_stop_matcher_push(nullptr, "a", 1, &o, &n, &stopped), TERN_ERR_INVALID_ARGUMENT,
+               "matcher is NULL");
+  EXPECT_ERROR(tern_stop_matcher_push(sm, nullptr, 1, &o, &n, &stopped), TERN_ERR_INVALID_ARGUMENT,
+               "text is NULL");
+  EXPECT_ERROR(tern_stop_matcher_push(sm, "a", 1, nullptr, &n, &stopped), TERN_ERR_INVALID_ARGUMENT,
+               "out is NULL");
+  EXPECT_ERROR(tern_stop_matcher_push(sm, "a", 1, &o, &n, nullptr), TERN_ERR_INVALID_ARGUMENT,
+               "stopped is NULL");
+  EXPECT_ERROR(tern_stop_matcher_flush(sm, &o, nullptr), TERN_ERR_INVALID_ARGUMENT,
+               "out_len is NULL");
+  tern_stop_matcher_free(sm);
+  tern_stop_matcher_free(nullptr);
+  tern_stop_matcher *x = reinterpret_cast<tern_stop_matcher *>(0x1);
+  const char *withNull[] = {"a", nullptr};
+  EXPECT_ERROR(tern_stop_matcher_create(withNull, 2, &x), TERN_ERR_INVALID_ARGUMENT,
+               "stops[1] is NULL");
+  EXPECT_EQ(x, nullptr);
+  EXPECT_ERROR(tern_stop_matcher_create(nullptr, 1, &x), TERN_ERR_INVALID_ARGUMENT, "stops");
+  EXPECT_ERROR(tern_stop_matcher_create(stops, 2, nullptr), TERN_ERR_INVALID_ARGUMENT, "matcher");
+}
+
+// argmax and top probabilities of a logits row equal the C++ helpers that
+// `tern eval` and the goldens use.
+TEST(CApi, LogitsArgmaxAndTopProbs) {
+  ModelPtr m{openRef()};
+  ASSERT_NE(m.m, nullptr);
+  SessionPtr s;
+  ASSERT_EQ(tern_session_create(m.m, &s.s), TERN_OK);
+  ASSERT_EQ(tern_decode(s.s, kPrompt.data(), kPrompt.size()), TERN_OK) << lastError();
+  const std::vector<float> logits = logitsOf(s.s);
+  ASSERT_EQ(logits.size(), size_t(kVocab));
+  int32_t best = -1;
+  ASSERT_EQ(tern_logits_argmax(logits.data(), logits.size(), &best), TERN_OK);
+  EXPECT_EQ(best, model::argmax(logits));
+  const auto want = model::topK(model::softmax(logits), 7);
+  std::vector<int32_t> ids(7);
+  std::vector<double> probs(7);
+  size_t n = 0;
+  ASSERT_EQ(tern_logits_top_probs(logits.data(), logits.size(), 7, ids.data(), probs.data(), &n),
+            TERN_OK);
+  ASSERT_EQ(n, 7u);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(ids[i], want[i].first);
+    EXPECT_EQ(probs[i], want[i].second); // bit for bit: the goldens' numbers
+  }
+  EXPECT_EQ(ids[0], best);
+  // Ties: the lowest id first; k beyond the row: the whole row.
+  const float tied[] = {1.0f, 3.0f, 3.0f, -2.0f};
+  ASSERT_EQ(tern_logits_argmax(tied, 4, &best), TERN_OK);
+  EXPECT_EQ(best, 1);
+  ids.assign(9, -1);
+  probs.assign(9, -1);
+  ASSERT_EQ(tern_logits_top_probs(tied, 4, 9, ids.data(), probs.data(), &n), TERN_OK);
+  ASSERT_EQ(n, 4u);
+  EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + 4), (std::vector<int32_t>{1, 2, 0, 3}));
+  EXPECT_NEAR(probs[0] + probs[1] + probs[2] + probs[3], 1.0, 1e-12);
+  ASSERT_EQ(tern_logits_top_probs(tied, 4, 0, nullptr, nullptr, &n), TERN_OK);
+  EXPECT_EQ(n, 0u);
+
+  EXPECT_ERROR(tern_logits_argmax(nullptr, 4, &best), TERN_ERR_INVALID_ARGUMENT, "logits is NULL");
+  EXPECT_ERROR(tern_logits_argmax(tied, 0, &best), TERN_ERR_INVALID_ARGUMENT, "n_logits");
+  EXPECT_ERROR(tern_logits_argmax(tied, 4, nullptr), TERN_ERR_INVALID_ARGUMENT, "token is NULL");
+  EXPECT_ERROR(tern_logits_top_probs(tied, 4, 2, nullptr, probs.data(), &n),
+               TERN_ERR_INVALID_ARGUMENT, "ids is NULL");
+  EXPECT_ERROR(tern_logits_top_probs(tied, 4, 2, ids.data(), nullptr, &n),
+               TERN_ERR_INVALID_ARGUMENT, "probs is NULL");
+  EXPECT_ERROR(tern_logits_top_probs(tied, 4, 2, ids.data(), probs.data(), nullptr),
+               TERN_ERR_INVALID_ARGUMENT, "n is NULL");
+  EXPECT_ERROR(tern_logits_top_probs(tied, 0, 2, ids.data(), probs.data(), &n),
+               TERN_ERR_INVALID_ARGUMENT, "n_logits");
+}
+
+// A conversation through tern_chat_*: each user message hands out only the
+// tokens to append, and after every turn the session's tokens are exactly the
+// whole conversation rendered and tokenized at once (no re-prefill).
+TEST(CApi, ChatDeltasKeepOneSession) {
+  ModelPtr m{openRef()};
+  ASSERT_NE(m.m, nullptr);
+  auto cxxTok = tokenizer::Tokenizer::fromGGUF(*openCxx(kTq2)->ggufFile());
+  ASSERT_TRUE(cxxTok.ok());
+  EXPECT_STREQ(tern_chat_template_names(), "bitnet, llama3, chatml");
+  for (const char *tmpl : {static_cast<const char *>(nullptr), "bitnet", "llama3", "chatml"}) {
+    SCOPED_TRACE(tmpl ? tmpl : "(model's)");
+    tern_chat *c = nullptr;
+    ASSERT_EQ(tern_chat_create(m.m, tmpl, &c), TERN_OK) << lastError();
+    tern_chat_info info;
+    ASSERT_EQ(tern_chat_get_info(c, &info), TERN_OK);
+    const auto kind = chat::templateByName(tmpl ? tmpl : "bitnet");
+    ASSERT_TRUE(kind.ok());
+    EXPECT_STREQ(info.template_name, tmpl ? tmpl : "bitnet");
+    EXPECT_EQ(info.source, tmpl ? TERN_CHAT_TEMPLATE_OVERRIDE : TERN_CHAT_TEMPLATE_DEFAULT);
+    EXPECT_STREQ(info.source_name, tmpl ? "override" : "default");
+    EXPECT_EQ(std::string(info.end_of_turn), chat::endOfTurn(*kind));
+    const std::optional<int32_t> eot = cxxTok->findToken(chat::endOfTurn(*kind));
+    EXPECT_EQ(info.end_of_turn_token, eot ? *eot : -1);
+
+    const std::string system = "Be brief.";
+    ASSERT_EQ(tern_chat_add_system(c, system.data(), system.size()), TERN_OK) << lastError();
+    chat::RenderOptions ro = chat::specialTokenText(*cxxTok);
+    ro.addGenerationPrompt = false;
+    std::vector<chat::Message> conv = {{chat::Role::System, system}};
+    size_t prefix = 0;
+    ASSERT_EQ(tern_chat_prefix_tokens(c, &prefix), TERN_OK);
+    EXPECT_EQ(prefix, chat::tokenizePrompt(*cxxTok, chat::render(*kind, conv, ro), true).size());
+
+    // The C++ conversation the tool used before: the deltas are its texts.
+    chat::Conversation cxx(*kind, chat::specialTokenText(*cxxTok));
+    ASSERT_TRUE(cxx.addSystem(system).ok());
+    SessionPtr s;
+    ASSERT_EQ(tern_session_create(m.m, &s.s), TERN_OK);
+    bool first = true;
+    for (const std::string &user : {std::string("Hi there"), std::string("And again?")}) {
+      const int32_t *ids = nullptr;
+      size_t n = 0;
+      ASSERT_EQ(tern_chat_add_user(c, user.data(), user.size(), &ids, &n), TERN_OK) << lastError();
+      auto turn = cxx.addUser(user);
+      ASSERT_TRUE(turn.ok());
+      EXPECT_EQ(std::vector<int32_t>(ids, ids + n),
+                chat::tokenizePrompt(*cxxTok, turn->text, turn->startOfSession));
+      // The first turn is the whole prompt; later ones only their delta.
+      if (first) {
+        conv.push_back({chat::Role::User, user});
+        ro.addGenerationPrompt = true;
+        EXPECT_EQ(std::vector<int32_t>(ids, ids + n),
+                  chat::tokenizePrompt(*cxxTok, chat::render(*kind, conv, ro), true));
+      }
+      const int64_t before = tern_session_position(s.s);
+      ASSERT_EQ(tern_decode(s.s, ids, n), TERN_OK) << lastError();
+      EXPECT_EQ(tern_session_position(s.s), before + int64_t(n));
+      // A reply as generated, its end-of-turn token fed (when it is one).
+      const std::string reply = "Sure";
+      std::vector<int32_t> r(16);
+      size_t nr = 0;
+      ASSERT_EQ(tern_tokenize(m.m, reply.data(), reply.size(), 0, r.data(), r.size(), &nr),
+                TERN_OK);
+      r.resize(nr);
+      const bool eotFed = info.end_of_turn_token >= 0;
+      if (eotFed)
+        r.push_back(info.end_of_turn_token);
+      ASSERT_EQ(tern_decode(s.s, r.data(), r.size()), TERN_OK);
+      ASSERT_EQ(tern_chat_add_reply(c, reply.data(), reply.size(), eotFed), TERN_OK) << lastError();
+      ASSERT_TRUE(cxx.addReply(reply, eotFed).ok());
+      first = false;
+    }
+    // Errors: the order of turns, NULL arguments.
+    const int32_t *ids = nullptr;
+    size_t n = 0;
+    EXPECT_ERROR(tern_chat_add_system(c, "late", 4), TERN_ERR_STATE, "system");
+    EXPECT_ERROR(tern_chat_add_reply(c, "x", 1, 0), TERN_ERR_STATE, "reply");
+    ASSERT_EQ(tern_chat_add_user(c, "q", 1, &ids, &n), TERN_OK);
+    EXPECT_ERROR(tern_chat_add_user(c, "q", 1, &ids, &n), TERN_ERR_STATE, "reply");
+    EXPECT_ERROR(tern_chat_add_user(c, nullptr, 1, &ids, &n), TERN_ERR_INVALID_ARGUMENT,
+                 "content is NULL");
+    EXPECT_ERROR(tern_chat_add_user(c, "q", 1, nullptr, &n), TERN_ERR_INVALID_ARGUMENT,
+                 "tokens is NULL");
+    EXPECT_ERROR(tern_chat_add_reply(nullptr, "x", 1, 0), TERN_ERR_INVALID_ARGUMENT, "chat");
+    EXPECT_ERROR(tern_chat_get_info(c, nullptr), TERN_ERR_INVALID_ARGUMENT, "info");
+    EXPECT_ERROR(tern_chat_prefix_tokens(nullptr, &prefix), TERN_ERR_INVALID_ARGUMENT, "chat");
+    tern_chat_free(c);
+  }
+  // Without a system message the prefix is the BOS the tokenizer adds.
+  tern_chat *c = nullptr;
+  ASSERT_EQ(tern_chat_create(m.m, "chatml", &c), TERN_OK);
+  size_t prefix = 9;
+  ASSERT_EQ(tern_chat_prefix_tokens(c, &prefix), TERN_OK);
+  EXPECT_EQ(prefix, chat::shouldAddBos(*cxxTok, "", true) ? 1u : 0u);
+  tern_chat_free(c);
+  tern_chat_free(nullptr);
+
+  // Names: checked without a model; unknown ones are NOT_FOUND listing the built-ins.
+  const char *name = nullptr;
+  ASSERT_EQ(tern_chat_template(nullptr, "llama3", &name), TERN_OK) << lastError();
+  EXPECT_STREQ(name, "llama3");
+  EXPECT_ERROR(tern_chat_template(nullptr, "gemma", &name), TERN_ERR_NOT_FOUND, "gemma", "chatml");
+  EXPECT_ERROR(tern_chat_template(nullptr, "", &name), TERN_ERR_NOT_FOUND, "chatml");
+  tern_chat *x = reinterpret_cast<tern_chat *>(0x1);
+  EXPECT_ERROR(tern_chat_create(m.m, "gemma", &x), TERN_ERR_NOT_FOUND, "gemma");
+  EXPECT_EQ(x, nullptr);
+  EXPECT_ERROR(tern_chat_create(nullptr, nullptr, &x), TERN_ERR_INVALID_ARGUMENT, "model");
+  EXPECT_ERROR(tern_chat_create(m.m, nullptr, nullptr), TERN_ERR_INVALID_ARGUMENT, "chat");
 }
 
 // Sessions on different threads at once: same logits as alone; the last

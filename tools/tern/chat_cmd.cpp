@@ -1,6 +1,7 @@
 // `tern chat MODEL`: a conversation in the model's chat template, kept in one
-// session across turns (each turn feeds only its own tokens), replies
-// streamed token by token. docs/cli.md, "tern chat".
+// session across turns (each turn feeds only its own tokens: tern_chat_*),
+// replies streamed token by token. Runs on the C API (tern.h).
+// docs/cli.md, "tern chat".
 #include <chrono>
 #include <optional>
 #include <span>
@@ -8,11 +9,7 @@
 #include <vector>
 
 #include "fmt/format.h"
-#include "runtime/chat/chat.h"
-#include "runtime/sampling/sampler.h"
-#include "runtime/sampling/stop.h"
 #include "runtime/support/status.h"
-#include "runtime/tokenizer/tokenizer.h"
 #include "tools/tern/commands.h"
 #include "tools/tern/common.h"
 #include "tools/tern/generate.h"
@@ -47,6 +44,38 @@ std::string joinIds(std::span<const int32_t> ids) {
   return s;
 }
 
+// Text through a chain of stop matchers (the template's end-of-turn text,
+// then the user's stop strings).
+struct Stops {
+  StopHandle h;
+  static absl::StatusOr<Stops> make(const std::vector<std::string> &stops) {
+    std::vector<const char *> p;
+    for (const std::string &s : stops)
+      p.push_back(s.c_str());
+    tern_stop_matcher *m = nullptr;
+    if (tern_status st = tern_stop_matcher_create(p.data(), p.size(), &m))
+      return apiStatus(st);
+    return Stops{StopHandle(m)};
+  }
+  // The text safe to show; *stopped turns true on a match.
+  std::string push(std::string_view text, bool *stopped) {
+    const char *o = nullptr;
+    size_t n = 0;
+    int hit = 0;
+    if (tern_stop_matcher_push(h.get(), text.data(), text.size(), &o, &n, &hit) != TERN_OK)
+      return {};
+    *stopped = *stopped || hit;
+    return std::string(o, n);
+  }
+  std::string flush() {
+    const char *o = nullptr;
+    size_t n = 0;
+    if (tern_stop_matcher_flush(h.get(), &o, &n) != TERN_OK)
+      return {};
+    return std::string(o, n);
+  }
+};
+
 } // namespace
 
 int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTerminal,
@@ -61,7 +90,7 @@ int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTermin
   p.string("--chat-template", &templateOverride, "NAME",
            fmt::format("the chat template: {}\n(default: the GGUF's "
                        "tokenizer.chat_template,\nelse bitnet)",
-                       chat::supportedTemplateNames()));
+                       tern_chat_template_names()));
   p.integer("-n,--n-predict", &n, -1, 1 << 30, "N",
             "tokens per reply at most (default -1: until the\nend of the turn)");
   p.flag("--context-shift", &contextShift,
@@ -74,61 +103,49 @@ int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTermin
   addModelFlags(p, c);
   if (std::optional<int> rc = parseCommand(p, c, a, out, err))
     return *rc;
-  if (!templateOverride.empty())
-    if (absl::StatusOr<chat::TemplateKind> k = chat::templateByName(templateOverride); !k.ok())
-      return fail(err, "chat", withContext(k.status(), "--chat-template"));
+  const char *templateName = templateOverride.empty() ? nullptr : templateOverride.c_str();
+  if (templateName) {
+    const char *name = nullptr;
+    if (tern_status st = tern_chat_template(nullptr, templateName, &name))
+      return fail(err, "chat",
+                  absl::InvalidArgumentError(
+                      fmt::format("--chat-template: {}", statusMessage(apiStatus(st)))));
+  }
 
-  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  absl::StatusOr<ModelHandle> m = openHandle(c, err);
   if (!m.ok())
     return fail(err, "chat", m.status());
-  const model::ModelConfig &cfg = (*m)->config();
-  absl::StatusOr<TokenizerPtr> tok = loadTokenizer(**m);
-  if (!tok.ok())
-    return fail(err, "chat", withContext(tok.status(), "tokenizer (chat needs one)"));
-  const tokenizer::Tokenizer &t = **tok;
-
-  chat::Selection sel;
-  if (const gguf::File *f = (*m)->ggufFile()) {
-    absl::StatusOr<chat::Selection> s = chat::selectTemplate(*f, templateOverride);
-    if (!s.ok())
-      return fail(err, "chat", s.status());
-    sel = *s;
-  } else if (!templateOverride.empty()) {
-    sel.kind = *chat::templateByName(templateOverride);
-    sel.source = chat::TemplateSource::Override;
-  }
-  err << (*m)->describe() << "\n";
-  err << fmt::format("chat template: {} ({})\n", chat::templateName(sel.kind),
-                     chat::templateSourceName(sel.source));
-  if (!sel.exact && sel.source == chat::TemplateSource::Gguf)
+  tern_chat *rawChat = nullptr;
+  if (tern_status st = tern_chat_create(m->get(), templateName, &rawChat))
+    return fail(err, "chat",
+                st == TERN_ERR_UNSUPPORTED
+                    ? withContext(apiStatus(st), "tokenizer (chat needs one)")
+                    : apiStatus(st));
+  ChatHandle conv(rawChat);
+  tern_chat_info sel;
+  if (tern_status st = tern_chat_get_info(conv.get(), &sel))
+    return fail(err, "chat", apiStatus(st));
+  err << tern_model_describe(m->get()) << "\n";
+  err << fmt::format("chat template: {} ({})\n", sel.template_name, sel.source_name);
+  if (!sel.exact && sel.source == TERN_CHAT_TEMPLATE_GGUF)
     err << "tern chat: note: " << sel.reason << "\n";
 
-  const std::vector<int32_t> eogIds = endOfGenerationIds(&t, cfg);
-  absl::StatusOr<sampling::Sampler> sampler = makeSampler(sf, **m, eogIds, err);
+  absl::StatusOr<SamplerHandle> sampler = makeSampler(sf, m->get(), err);
   if (!sampler.ok())
     return fail(err, "chat", sampler.status());
-  const sampling::EndOfGeneration eog(eogIds);
-  const std::string_view eotText = chat::endOfTurn(sel.kind);
-  const std::optional<int32_t> eotId = t.findToken(eotText);
+  const std::string_view eotText = sel.end_of_turn;
+  const int32_t eotId = sel.end_of_turn_token;
 
-  chat::RenderOptions ro = chat::specialTokenText(t);
-  chat::Conversation conv(sel.kind, ro);
-  Sequence seq(**m, contextShift);
+  Sequence seq(m->get(), contextShift);
+  if (!system.empty())
+    if (tern_status st = tern_chat_add_system(conv.get(), system.data(), system.size()))
+      return fail(err, "chat", apiStatus(st));
   // What a context shift keeps: the system prompt (with the BOS), else the BOS.
-  if (!system.empty()) {
-    if (absl::Status s = conv.addSystem(system); !s.ok())
-      return fail(err, "chat", s);
-    chat::RenderOptions sysOpts = ro;
-    sysOpts.addGenerationPrompt = false;
-    const chat::Message sys{chat::Role::System, system};
-    seq.setKeep(chat::tokenizePrompt(t, chat::render(sel.kind, std::span(&sys, 1), sysOpts),
-                                     /*startOfSession=*/true)
-                    .size());
-  } else {
-    seq.setKeep(chat::shouldAddBos(t, "", true) || chat::templateEmitsBos(sel.kind) ? 1 : 0);
-  }
+  size_t prefix = 0;
+  if (tern_status st = tern_chat_prefix_tokens(conv.get(), &prefix))
+    return fail(err, "chat", apiStatus(st));
+  seq.setKeep(prefix);
 
-  std::vector<float> logits(cfg.nVocab);
   std::vector<int32_t> pending; // sampled, not fed yet: starts the next turn's feed
   int turns = 0, replyTokens = 0;
   bool ended = false;
@@ -144,11 +161,13 @@ int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTermin
     if (line.find_first_not_of(" \t") == std::string::npos)
       continue;
     ++turns;
-    absl::StatusOr<chat::Conversation::Turn> turn = conv.addUser(line);
-    if (!turn.ok())
-      return fail(err, "chat", turn.status());
+    const int32_t *turnPtr = nullptr;
+    size_t turnLen = 0;
+    if (tern_status st =
+            tern_chat_add_user(conv.get(), line.data(), line.size(), &turnPtr, &turnLen))
+      return fail(err, "chat", apiStatus(st));
+    const std::vector<int32_t> turnIds(turnPtr, turnPtr + turnLen);
     std::vector<int32_t> ids = pending;
-    const std::vector<int32_t> turnIds = chat::tokenizePrompt(t, turn->text, turn->startOfSession);
     ids.insert(ids.end(), turnIds.begin(), turnIds.end());
     if (!seq.fits(ids.size()) && !contextShift) {
       err << fmt::format("tern chat: context full: this turn's {} tokens do not fit behind the {} "
@@ -157,11 +176,12 @@ int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTermin
       break;
     }
     const int shifts = seq.shifts();
-    if (absl::Status s = seq.feed(ids, logits); !s.ok())
+    if (absl::Status s = seq.feed(ids); !s.ok())
       return fail(err, "chat", s);
     pending.clear();
     for (int32_t id : turnIds) // the penalties see the user's tokens, as in llama.cpp
-      sampler->accept(id);
+      if (tern_status st = tern_sampler_accept(sampler->get(), id))
+        return fail(err, "chat", apiStatus(st));
     if (seq.shifts() != shifts)
       err << fmt::format("tern chat: context shift: kept the first {} positions, dropped the "
                          "oldest after them\n",
@@ -172,70 +192,96 @@ int cmdChat(const std::vector<std::string> &a, std::istream &in, bool inIsTermin
 
     // The reply, streamed: token -> UTF-8-safe text -> end-of-turn text ->
     // the user's stop strings -> stdout.
-    tokenizer::StreamDecoder stream(t);
-    sampling::StopStrings turnEnd({std::string(eotText)}), stops(sf.stops);
+    tern_detokenizer *rawStream = nullptr;
+    if (tern_status st = tern_detokenizer_create(m->get(), 0, &rawStream))
+      return fail(err, "chat", apiStatus(st));
+    DetokenizerHandle stream(rawStream);
+    absl::StatusOr<Stops> turnEnd = Stops::make({std::string(eotText)});
+    if (!turnEnd.ok())
+      return fail(err, "chat", turnEnd.status());
+    absl::StatusOr<Stops> stops = Stops::make(sf.stops);
+    if (!stops.ok())
+      return fail(err, "chat", stops.status());
     std::string content;
     std::vector<int32_t> replyIds;
-    bool endOfTurnFed = false, stopped = false;
-    auto emit = [&](const std::string &piece) {
-      sampling::StopStrings::Step e = turnEnd.push(piece);
-      sampling::StopStrings::Step s = stops.push(e.text);
-      if (e.stopped && !s.stopped)
-        s.text += stops.flush();
-      out << s.text << std::flush;
-      content += s.text;
-      if (e.stopped && !s.stopped)
+    bool endOfTurnFed = false, stopped = false, turnEndHit = false, stopHit = false;
+    auto emit = [&](std::string_view piece) {
+      std::string text = stops->push(turnEnd->push(piece, &turnEndHit), &stopHit);
+      const bool e = turnEndHit;
+      if (e && !stopHit)
+        text += stops->flush();
+      out << text << std::flush;
+      content += text;
+      if (e && !stopHit)
         endOfTurnFed = true; // once the last token is fed, the session holds the text
-      return e.stopped || s.stopped;
+      return e || stopHit;
+    };
+    auto pushToken = [&](int32_t id) {
+      const char *piece = nullptr;
+      size_t len = 0;
+      if (tern_detokenizer_push(stream.get(), id, &piece, &len) != TERN_OK)
+        return std::string_view();
+      return std::string_view(piece, len);
     };
     for (int i = 0; n < 0 || i < n; ++i) {
-      absl::StatusOr<int32_t> next = sampler->sampleAndAccept(logits);
-      if (!next.ok())
-        return fail(err, "chat", next.status());
-      if (eog.contains(*next)) {
+      int32_t next = -1;
+      const std::span<const float> logits = seq.logits();
+      tern_status st = tern_sampler_sample(sampler->get(), logits.data(), logits.size(), &next);
+      if (st == TERN_OK)
+        st = tern_sampler_accept(sampler->get(), next);
+      if (st != TERN_OK)
+        return fail(err, "chat", apiStatus(st));
+      if (tern_token_is_eog(m->get(), next)) {
         // The template's end-of-turn token is fed with the next turn; another
         // end-of-generation token (EOS) is not, the template's text is.
-        if (eotId && *next == *eotId) {
-          pending.push_back(*next);
+        if (next == eotId) {
+          pending.push_back(next);
           endOfTurnFed = true;
         }
         break;
       }
-      replyIds.push_back(*next);
+      replyIds.push_back(next);
       ++replyTokens;
-      if (emit(stream.push(*next))) {
+      if (emit(pushToken(next))) {
         stopped = true;
-        pending.push_back(*next);
+        pending.push_back(next);
         break;
       }
       if (i + 1 == n) {
-        pending.push_back(*next);
+        pending.push_back(next);
         break;
       }
       if (!seq.fits(1) && !contextShift) {
         err << contextFullNotice("chat", seq);
-        pending.push_back(*next);
+        pending.push_back(next);
         ended = true;
         break;
       }
       const int sh = seq.shifts();
-      if (absl::Status s = seq.feed(std::span<const int32_t>(&*next, 1), logits); !s.ok())
+      if (absl::Status s = seq.feed(std::span<const int32_t>(&next, 1)); !s.ok())
         return fail(err, "chat", s);
       if (seq.shifts() != sh)
         err << fmt::format("\ntern chat: context shift: kept the first {} positions, dropped "
                            "the oldest after them\n",
                            seq.keep());
     }
-    if (!stopped && !emit(stream.flush())) {
-      const std::string rest = stops.push(turnEnd.flush()).text + stops.flush();
-      out << rest;
-      content += rest;
+    if (!stopped) {
+      const char *rest = nullptr;
+      size_t len = 0;
+      if (tern_detokenizer_flush(stream.get(), &rest, &len) != TERN_OK)
+        len = 0;
+      if (!emit(std::string_view(rest, len))) {
+        const std::string tail = stops->push(turnEnd->flush(), &stopHit) + stops->flush();
+        out << tail;
+        content += tail;
+      }
     }
     out << "\n" << std::flush;
     if (verbosePrompt)
       err << fmt::format("reply {}: {} tokens: {}\n", turns, replyIds.size(), joinIds(replyIds));
-    if (absl::Status s = conv.addReply(content, endOfTurnFed); !s.ok())
-      return fail(err, "chat", s);
+    if (tern_status st =
+            tern_chat_add_reply(conv.get(), content.data(), content.size(), endOfTurnFed))
+      return fail(err, "chat", apiStatus(st));
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   err << fmt::format("chat: {} turns, {} reply tokens; session holds {} of {} positions, {} "

@@ -104,34 +104,52 @@ bool plainGreedy(const sampling::SamplerParams &p, bool ignoreEos) {
          p.frequencyPenalty == 0.0f && p.presencePenalty == 0.0f;
 }
 
-// greedyEval with the picks made by `sampler` (which sees the input tokens
-// in its penalty window first).
-absl::StatusOr<std::vector<model::EvalStep>> sampledEval(model::Model &m,
-                                                         std::span<const int32_t> input, int steps,
-                                                         int top, sampling::Sampler sampler) {
+// One input in the goldens' form, through the C API: feeds `input` to a
+// fresh session, then takes `steps` picks, listing the `top` most probable
+// tokens at each; the picks are greedy (the lowest id of the highest logit,
+// as model::greedyEval) without a sampler, else drawn by `sampler` (which
+// sees the input tokens in its penalty window first).
+absl::StatusOr<std::vector<model::EvalStep>> evalSteps(tern_model *m,
+                                                       std::span<const int32_t> input, int steps,
+                                                       int top, tern_sampler *sampler) {
   if (input.empty())
     return absl::InvalidArgumentError("eval: the input holds no tokens");
-  absl::StatusOr<std::unique_ptr<model::Session>> session = m.newSession();
-  if (!session.ok())
-    return session.status();
-  std::vector<float> logits(m.config().nVocab);
-  if (absl::Status s = m.decode(**session, input, logits); !s.ok())
-    return s;
-  for (int32_t t : input)
-    sampler.accept(t);
+  tern_session *raw = nullptr;
+  if (tern_status st = tern_session_create(m, &raw))
+    return apiStatus(st);
+  SessionHandle session(raw);
+  if (tern_status st = tern_decode(session.get(), input.data(), input.size()))
+    return apiStatus(st);
+  if (sampler)
+    for (int32_t t : input)
+      if (tern_status st = tern_sampler_accept(sampler, t))
+        return apiStatus(st);
+  std::vector<int32_t> ids(static_cast<size_t>(top));
+  std::vector<double> probs(static_cast<size_t>(top));
   std::vector<model::EvalStep> out;
   for (int i = 0; i < steps; ++i) {
+    const float *logits = nullptr;
+    size_t nl = 0, k = 0;
+    if (tern_status st = tern_session_logits(session.get(), &logits, &nl))
+      return apiStatus(st);
+    if (tern_status st =
+            tern_logits_top_probs(logits, nl, size_t(top), ids.data(), probs.data(), &k))
+      return apiStatus(st);
     model::EvalStep st;
-    st.top = model::topK(model::softmax(logits), top);
-    absl::StatusOr<int32_t> next = sampler.sampleAndAccept(logits);
-    if (!next.ok())
-      return next.status();
-    st.token = *next;
+    for (size_t j = 0; j < k; ++j)
+      st.top.emplace_back(ids[j], probs[j]);
+    tern_status r = sampler ? tern_sampler_sample(sampler, logits, nl, &st.token)
+                            : tern_logits_argmax(logits, nl, &st.token);
+    if (r == TERN_OK && sampler)
+      r = tern_sampler_accept(sampler, st.token);
+    if (r != TERN_OK)
+      return apiStatus(r);
+    const int32_t next = st.token;
     out.push_back(std::move(st));
     if (i + 1 == steps)
       break;
-    if (absl::Status s = m.decode(**session, std::span<const int32_t>(&*next, 1), logits); !s.ok())
-      return s;
+    if (tern_status e = tern_decode(session.get(), &next, 1))
+      return apiStatus(e);
   }
   return out;
 }
@@ -162,26 +180,12 @@ int cmdEval(const std::vector<std::string> &a, std::ostream &out, std::ostream &
            "picks (--temp 0, eval's default) it changes nothing. --top N / --n-probs N sets how "
            "many probabilities are listed\n";
 
-  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  absl::StatusOr<ModelHandle> m = openHandle(c, err);
   if (!m.ok())
     return fail(err, "eval", m.status());
-  TokenizerPtr tok;
-  for (const Input &in : inputs)
-    if (in.text && !tok) {
-      absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m);
-      if (!t.ok())
-        return fail(err, "eval", withContext(t.status(), "tokenizer"));
-      tok = std::move(*t);
-    }
-  std::optional<sampling::Sampler> sampler;
+  SamplerHandle sampler;
   if (!plainGreedy(sf.params, sf.ignoreEos)) {
-    TokenizerPtr eogTok;
-    if (!tok)
-      if (absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m); t.ok())
-        eogTok = std::move(*t);
-    const std::vector<int32_t> eog =
-        endOfGenerationIds(tok ? tok.get() : eogTok.get(), (*m)->config());
-    absl::StatusOr<sampling::Sampler> s = makeSampler(sf, **m, eog, err);
+    absl::StatusOr<SamplerHandle> s = makeSampler(sf, m->get(), err);
     if (!s.ok())
       return fail(err, "eval", s.status());
     sampler = std::move(*s);
@@ -190,22 +194,25 @@ int cmdEval(const std::vector<std::string> &a, std::ostream &out, std::ostream &
     model::EvalResult r;
     r.prompt = in.text;
     if (in.text) {
-      r.tokens = tok->encode(*in.text, /*addSpecial=*/false);
-      r.input = tok->encode(*in.text, /*addSpecial=*/true);
+      absl::StatusOr<std::vector<int32_t>> tokens = tokenize(m->get(), *in.text, false);
+      if (!tokens.ok())
+        return fail(err, "eval", tokens.status());
+      r.tokens = std::move(*tokens);
+      r.input = *tokenize(m->get(), *in.text, true);
     } else {
       r.tokens = in.ids;
       r.input = in.ids;
     }
-    absl::StatusOr<std::vector<model::EvalStep>> s;
+    // Each input starts from the same sampler state (same seed).
+    SamplerHandle fresh;
     if (sampler) {
-      // Each input starts from the same sampler state (same seed).
-      s = sampledEval(**m, r.input, steps, top, *sampler);
-    } else {
-      model::GreedyOptions go;
-      go.steps = steps;
-      go.topK = top;
-      s = model::greedyEval(**m, r.input, go);
+      tern_sampler *clone = nullptr;
+      if (tern_status st = tern_sampler_clone(sampler.get(), &clone))
+        return fail(err, "eval", apiStatus(st));
+      fresh.reset(clone);
     }
+    absl::StatusOr<std::vector<model::EvalStep>> s =
+        evalSteps(m->get(), r.input, steps, top, fresh.get());
     if (!s.ok())
       return fail(err, "eval", s.status());
     r.steps = std::move(*s);
@@ -254,88 +261,132 @@ int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &e
                                                ? "give a prompt: -p TEXT (or --tokens IDS)"
                                                : "give one prompt: one -p TEXT or --tokens IDS"));
   const Input *input = &inputs.front();
-  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  absl::StatusOr<ModelHandle> m = openHandle(c, err);
   if (!m.ok())
     return fail(err, "run", m.status());
-  const model::ModelConfig &cfg = (*m)->config();
+  tern_model_info info;
+  if (tern_status st = tern_model_get_info(m->get(), &info))
+    return fail(err, "run", apiStatus(st));
 
   std::vector<int32_t> ids = input->ids;
-  TokenizerPtr tok;
-  if (absl::StatusOr<TokenizerPtr> t = loadTokenizer(**m); t.ok())
-    tok = std::move(*t);
-  else if (input->text)
-    return fail(err, "run", withContext(t.status(), "tokenizer"));
-  if (input->text)
-    ids = tok->encode(*input->text, /*addSpecial=*/true);
+  if (input->text) {
+    absl::StatusOr<std::vector<int32_t>> t = tokenize(m->get(), *input->text, true);
+    if (!t.ok())
+      return fail(err, "run", t.status());
+    ids = std::move(*t);
+  }
   if (ids.empty())
     return fail(err, "run", absl::InvalidArgumentError("the prompt tokenized to nothing"));
-  const std::vector<int32_t> eogIds = endOfGenerationIds(tok.get(), cfg);
-  absl::StatusOr<sampling::Sampler> sampler = makeSampler(sf, **m, eogIds, err);
+  absl::StatusOr<SamplerHandle> sampler = makeSampler(sf, m->get(), err);
   if (!sampler.ok())
     return fail(err, "run", sampler.status());
-  Sequence seq(**m, contextShift);
+  Sequence seq(m->get(), contextShift);
   if (ids.size() > seq.contextLength())
     return fail(err, "run",
                 absl::InvalidArgumentError(
                     fmt::format("the prompt has {} tokens; the context holds {} (raise -c)",
                                 ids.size(), seq.contextLength())));
   // llama.cpp: --keep counts prompt tokens after the BOS, which is always kept.
-  const int32_t bos = tok ? tok->bos() : cfg.bosId;
+  const int32_t bos = info.bos;
   size_t nKeep = keep < 0 || size_t(keep) > ids.size() ? ids.size() : size_t(keep);
   if (keep >= 0 && bos >= 0 && ids.front() == bos)
     nKeep = std::min(ids.size(), nKeep + 1);
   seq.setKeep(nKeep);
-  err << (*m)->describe() << "\n";
+  err << tern_model_describe(m->get()) << "\n";
 
-  std::vector<float> logits(cfg.nVocab);
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
-  if (absl::Status s = seq.feed(ids, logits); !s.ok())
+  if (absl::Status s = seq.feed(ids); !s.ok())
     return fail(err, "run", s);
-  for (int32_t t : ids)
-    sampler->accept(t); // the penalties see the prompt, as in llama.cpp
+  for (int32_t t : ids) // the penalties see the prompt, as in llama.cpp
+    if (tern_status st = tern_sampler_accept(sampler->get(), t))
+      return fail(err, "run", apiStatus(st));
   auto t1 = Clock::now();
   if (input->text)
     out << *input->text;
-  sampling::EndOfGeneration eog(eogIds);
-  sampling::StopStrings stops(sf.stops);
-  std::optional<tokenizer::StreamDecoder> stream;
-  if (tok)
-    stream.emplace(*tok);
+  // Text out: token -> UTF-8-safe text (tern_detokenizer; ids where the
+  // model has no vocabulary) -> stop strings -> stdout.
+  std::vector<const char *> stopPtrs;
+  for (const std::string &st : sf.stops)
+    stopPtrs.push_back(st.c_str());
+  tern_stop_matcher *rawStops = nullptr;
+  if (tern_status st = tern_stop_matcher_create(stopPtrs.data(), stopPtrs.size(), &rawStops))
+    return fail(err, "run", apiStatus(st));
+  StopHandle stops(rawStops);
+  DetokenizerHandle stream;
+  if (info.has_tokenizer) {
+    tern_detokenizer *d = nullptr;
+    if (tern_status st = tern_detokenizer_create(m->get(), 0, &d))
+      return fail(err, "run", apiStatus(st));
+    stream.reset(d);
+  }
+  bool stopped = false;
+  // Pushes text through the stop strings to `out`.
+  auto emit = [&](const char *text, size_t len) -> absl::Status {
+    const char *o = nullptr;
+    size_t n = 0;
+    int hit = 0;
+    if (tern_status st = tern_stop_matcher_push(stops.get(), text, len, &o, &n, &hit))
+      return apiStatus(st);
+    out.write(o, std::streamsize(n));
+    stopped = stopped || hit;
+    return absl::OkStatus();
+  };
   int generated = 0;
-  absl::Status stopped;
+  absl::Status failed;
   for (int i = 0; n < 0 || i < n; ++i) {
-    absl::StatusOr<int32_t> next = sampler->sampleAndAccept(logits);
-    if (!next.ok()) {
-      stopped = next.status();
+    int32_t next = -1;
+    const std::span<const float> logits = seq.logits();
+    tern_status st = tern_sampler_sample(sampler->get(), logits.data(), logits.size(), &next);
+    if (st == TERN_OK)
+      st = tern_sampler_accept(sampler->get(), next);
+    if (st != TERN_OK) {
+      failed = apiStatus(st);
       break;
     }
     ++generated;
-    if (eog.contains(*next))
+    if (tern_token_is_eog(m->get(), next))
       break; // --ignore-eos banned these
-    const std::string piece = stream ? stream->push(*next) : " " + std::to_string(*next);
-    sampling::StopStrings::Step st = stops.push(piece);
-    out << st.text;
+    if (stream) {
+      const char *piece = nullptr;
+      size_t len = 0;
+      if (tern_status e = tern_detokenizer_push(stream.get(), next, &piece, &len)) {
+        failed = apiStatus(e);
+        break;
+      }
+      failed = emit(piece, len);
+    } else {
+      const std::string piece = " " + std::to_string(next);
+      failed = emit(piece.data(), piece.size());
+    }
     out.flush();
-    if (st.stopped || i + 1 == n)
+    if (!failed.ok() || stopped || i + 1 == n)
       break;
     if (!seq.fits(1) && !contextShift) {
       err << (stream ? "\n" : "") << contextFullNotice("run", seq);
       break;
     }
     const int shifts = seq.shifts();
-    if (absl::Status s = seq.feed(std::span<const int32_t>(&*next, 1), logits); !s.ok()) {
-      stopped = s;
+    if (absl::Status s = seq.feed(std::span<const int32_t>(&next, 1)); !s.ok()) {
+      failed = s;
       break;
     }
     if (seq.shifts() != shifts)
       err << fmt::format("\ntern run: context shift: kept {} + {} of {} positions\n", seq.keep(),
                          seq.position() - 1 - seq.keep(), seq.contextLength());
   }
-  if (stream)
-    out << stops.push(stream->flush()).text;
-  if (!stops.stopped())
-    out << stops.flush();
+  if (stream) {
+    const char *rest = nullptr;
+    size_t len = 0;
+    if (tern_detokenizer_flush(stream.get(), &rest, &len) == TERN_OK)
+      (void)emit(rest, len);
+  }
+  if (!stopped) {
+    const char *rest = nullptr;
+    size_t len = 0;
+    if (tern_stop_matcher_flush(stops.get(), &rest, &len) == TERN_OK)
+      out.write(rest, std::streamsize(len));
+  }
   out << "\n";
   auto t2 = Clock::now();
   const double prefill = std::chrono::duration<double>(t1 - t0).count();
@@ -344,9 +395,9 @@ int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &e
                      ids.size() / std::max(prefill, 1e-9));
   err << fmt::format("generated: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", generated, gen,
                      generated / std::max(gen, 1e-9));
-  printKernels(**m, err);
-  if (!stopped.ok())
-    return fail(err, "run", stopped);
+  printKernels(m->get(), err);
+  if (!failed.ok())
+    return fail(err, "run", failed);
   return 0;
 }
 

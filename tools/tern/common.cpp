@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fmt/format.h"
+#include "runtime/capi/bridge.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/exec/compile_cache.h"
 #include "runtime/model/kv_cache.h"
@@ -96,13 +97,22 @@ std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<st
   return std::nullopt;
 }
 
-absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m) {
-  if (!m.ggufFile())
-    return absl::UnimplementedError("this model source carries no tokenizer");
-  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m.ggufFile());
-  if (!t.ok())
-    return t.status();
-  return std::make_unique<tokenizer::Tokenizer>(std::move(*t));
+absl::Status apiStatus(tern_status s) { return capi::lastStatus(s); }
+
+absl::StatusOr<std::vector<int32_t>> tokenize(const tern_model *m, const std::string &text,
+                                              bool addSpecial) {
+  const unsigned flags = addSpecial ? TERN_TOKENIZE_ADD_SPECIAL : 0;
+  std::vector<int32_t> ids(text.size() + 2);
+  size_t n = 0;
+  tern_status st = tern_tokenize(m, text.data(), text.size(), flags, ids.data(), ids.size(), &n);
+  if (st == TERN_ERR_BUFFER_TOO_SMALL) {
+    ids.resize(n);
+    st = tern_tokenize(m, text.data(), text.size(), flags, ids.data(), ids.size(), &n);
+  }
+  if (st != TERN_OK)
+    return withContext(apiStatus(st), "tokenizer");
+  ids.resize(n);
+  return ids;
 }
 
 int fail(std::ostream &err, const std::string &cmd, const absl::Status &s) {
@@ -168,11 +178,14 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
   return exec::openModel(*path, c.opts);
 }
 
-uint32_t contextLength(const model::Model &m) {
-  if (uint32_t n = m.options().contextLength)
-    return n;
-  const uint32_t train = m.config().nCtxTrain;
-  return train ? std::min<uint32_t>(train, 4096) : 4096;
+absl::StatusOr<ModelHandle> openHandle(Common &c, std::ostream &err) {
+  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  if (!m.ok())
+    return m.status();
+  tern_model *h = nullptr;
+  if (tern_status st = capi::adoptModel(std::move(*m), &h))
+    return apiStatus(st);
+  return ModelHandle(h);
 }
 
 void warnFallbacks(const model::Model &m, std::ostream &err) {
@@ -199,5 +212,7 @@ void printKernels(const model::Model &m, std::ostream &err) {
     err << "ukernels run: none (scalar reference forward pass)\n";
   }
 }
+
+void printKernels(const tern_model *m, std::ostream &err) { printKernels(capi::cxxModel(m), err); }
 
 } // namespace tern::cli

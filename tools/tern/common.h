@@ -1,7 +1,8 @@
 // What every `tern` command shares: MODEL and the model flags, opening the
 // model (a .tern, or a .gguf compiled into the cache or run on the reference
-// path), the tokenizer, errors, and the ukernel receipts printed after a run.
-// Internal to tools/tern (library tern_cli).
+// path) and handing it to the C API (tern.h), the C API's handles and
+// errors, and the ukernel receipts printed after a run. Internal to
+// tools/tern (library tern_cli). docs/c-api.md, "The tools and the C API".
 #pragma once
 
 #include <memory>
@@ -12,9 +13,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/include/tern/tern.h"
 #include "runtime/model/model.h"
 #include "runtime/support/args.h"
-#include "runtime/tokenizer/tokenizer.h"
 
 namespace tern::cli {
 
@@ -42,14 +43,35 @@ int fail(std::ostream &err, const std::string &cmd, const absl::Status &s);
 // artifact cache.
 absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &err);
 
-using TokenizerPtr = std::unique_ptr<tokenizer::Tokenizer>;
-// The model's tokenizer (from its GGUF metadata); an error where the source
-// carries none.
-absl::StatusOr<TokenizerPtr> loadTokenizer(const model::Model &m);
+// C API handles, freed by their tern_*_free.
+struct ApiFree {
+  void operator()(tern_model *p) const { tern_model_free(p); }
+  void operator()(tern_session *p) const { tern_session_free(p); }
+  void operator()(tern_sampler *p) const { tern_sampler_free(p); }
+  void operator()(tern_detokenizer *p) const { tern_detokenizer_free(p); }
+  void operator()(tern_stop_matcher *p) const { tern_stop_matcher_free(p); }
+  void operator()(tern_chat *p) const { tern_chat_free(p); }
+};
+using ModelHandle = std::unique_ptr<tern_model, ApiFree>;
+using SessionHandle = std::unique_ptr<tern_session, ApiFree>;
+using SamplerHandle = std::unique_ptr<tern_sampler, ApiFree>;
+using DetokenizerHandle = std::unique_ptr<tern_detokenizer, ApiFree>;
+using StopHandle = std::unique_ptr<tern_stop_matcher, ApiFree>;
+using ChatHandle = std::unique_ptr<tern_chat, ApiFree>;
 
-// The context length of the model's sessions (options().contextLength as the
-// model resolved it).
-uint32_t contextLength(const model::Model &m);
+// A failed C API call as a status (capi::lastStatus): its code kept
+// (InvalidArgument stays exit code 2), its message without the C function's
+// name.
+absl::Status apiStatus(tern_status s);
+
+// openFor, then the model handed to the C API (capi::adoptModel): the tools
+// run through tern.h; the tool-only options were applied while opening.
+absl::StatusOr<ModelHandle> openHandle(Common &c, std::ostream &err);
+
+// The model's text tokenizer (TERN_TOKENIZE_ADD_SPECIAL: BOS as the model's
+// metadata says); an error naming the tokenizer where the model has none.
+absl::StatusOr<std::vector<int32_t>> tokenize(const tern_model *m, const std::string &text,
+                                              bool addSpecial);
 
 // Scalar fallbacks compiled in place of a missing fast ukernel (a warning).
 void warnFallbacks(const model::Model &m, std::ostream &err);
@@ -57,5 +79,7 @@ void warnFallbacks(const model::Model &m, std::ostream &err);
 std::string kernelsLine(const model::Model &m);
 // "ukernels run: ..." (and fallback warnings) on err.
 void printKernels(const model::Model &m, std::ostream &err);
+// The same for a model opened through openHandle (capi::cxxModel).
+void printKernels(const tern_model *m, std::ostream &err);
 
 } // namespace tern::cli

@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "fmt/format.h"
-#include "tools/tern/common.h"
 
 namespace tern::cli {
 
@@ -66,49 +65,64 @@ void addSamplingFlags(args::Parser &p, SamplingFlags &f, bool withStops) {
             });
 }
 
-std::vector<int32_t> endOfGenerationIds(const tokenizer::Tokenizer *tok,
-                                        const model::ModelConfig &cfg) {
-  std::vector<int32_t> ids;
-  if (tok) {
-    const int32_t n = int32_t(std::min<size_t>(tok->vocabSize(), cfg.nVocab));
-    for (int32_t id = 0; id < n; ++id)
-      if (tok->isEog(id))
-        ids.push_back(id);
-  } else {
-    for (int32_t id : {cfg.eosId, cfg.eotId})
-      if (id >= 0 && uint32_t(id) < cfg.nVocab && !std::ranges::count(ids, id))
-        ids.push_back(id);
-  }
-  return ids;
+absl::StatusOr<SamplerHandle> makeSampler(const SamplingFlags &f, const tern_model *m,
+                                          std::ostream &err) {
+  const sampling::SamplerParams &s = f.params;
+  tern_sampler_params p;
+  tern_sampler_params_init(&p);
+  p.temperature = s.temperature;
+  p.top_k = s.topK;
+  p.top_p = s.topP;
+  p.min_p = s.minP;
+  p.repeat_last_n = s.repeatLastN;
+  p.repeat_penalty = s.repeatPenalty;
+  p.frequency_penalty = s.frequencyPenalty;
+  p.presence_penalty = s.presencePenalty;
+  p.seed = f.seed && *f.seed >= 0 ? uint64_t(*f.seed) : TERN_SEED_RANDOM;
+  std::vector<tern_logit_bias> bias;
+  for (const sampling::LogitBias &b : s.logitBias)
+    bias.push_back({b.token, b.bias});
+  p.logit_bias = bias.data();
+  p.n_logit_bias = bias.size();
+  p.ignore_eos = f.ignoreEos ? 1 : 0;
+  tern_sampler *out = nullptr;
+  if (tern_status st = tern_sampler_create(m, &p, &out))
+    return apiStatus(st);
+  SamplerHandle h(out);
+  if (p.seed == TERN_SEED_RANDOM && !s.greedy())
+    err << "seed: " << tern_sampler_seed(out) << "\n";
+  return h;
 }
 
-absl::StatusOr<sampling::Sampler> makeSampler(const SamplingFlags &f, const model::Model &m,
-                                              std::span<const int32_t> eog, std::ostream &err) {
-  sampling::SamplerParams p = f.params;
-  if (f.seed && *f.seed >= 0) {
-    p.seed = uint64_t(*f.seed);
-  } else {
-    p.seed = sampling::randomSeed();
-    if (!p.greedy())
-      err << "seed: " << p.seed << "\n";
-  }
-  if (f.ignoreEos)
-    sampling::banTokens(p, eog);
-  return sampling::Sampler::create(std::move(p), int32_t(m.config().nVocab),
-                                   int32_t(contextLength(m)));
+Sequence::Sequence(tern_model *m, bool contextShift) : model_(m), shift_(contextShift) {
+  tern_model_info info;
+  ctx_ = tern_model_get_info(m, &info) == TERN_OK ? info.n_ctx : 0;
 }
-
-Sequence::Sequence(model::Model &m, bool contextShift)
-    : model_(m), shift_(contextShift), ctx_(cli::contextLength(m)) {}
 
 absl::Status Sequence::start() {
   session_.reset(); // its KV pages go back to the pool first
   tokens_.clear();
-  absl::StatusOr<std::unique_ptr<model::Session>> s = model_.newSession();
-  if (!s.ok())
-    return s.status();
-  session_ = std::move(*s);
+  tern_session *s = nullptr;
+  if (tern_status st = tern_session_create(model_, &s))
+    return apiStatus(st);
+  session_.reset(s);
   return absl::OkStatus();
+}
+
+absl::Status Sequence::decode(std::span<const int32_t> tokens) {
+  if (tern_status st = tern_decode(session_.get(), tokens.data(), tokens.size()))
+    return apiStatus(st);
+  fed_ += tokens.size();
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  return absl::OkStatus();
+}
+
+std::span<const float> Sequence::logits() const {
+  const float *l = nullptr;
+  size_t n = 0;
+  if (!session_ || tern_session_logits(session_.get(), &l, &n) != TERN_OK)
+    return {};
+  return {l, n};
 }
 
 absl::Status Sequence::shiftFor(size_t incoming) {
@@ -133,15 +147,10 @@ absl::Status Sequence::shiftFor(size_t incoming) {
   ++shifts_;
   if (kept.empty())
     return absl::OkStatus();
-  scratch_.resize(model_.config().nVocab);
-  if (absl::Status s = model_.decode(*session_, kept, scratch_); !s.ok())
-    return s;
-  fed_ += kept.size();
-  tokens_ = std::move(kept);
-  return absl::OkStatus();
+  return decode(kept);
 }
 
-absl::Status Sequence::feed(std::span<const int32_t> tokens, std::span<float> logits) {
+absl::Status Sequence::feed(std::span<const int32_t> tokens) {
   if (!session_)
     if (absl::Status s = start(); !s.ok())
       return s;
@@ -156,11 +165,7 @@ absl::Status Sequence::feed(std::span<const int32_t> tokens, std::span<float> lo
   }
   if (tokens.empty())
     return absl::OkStatus();
-  if (absl::Status s = model_.decode(*session_, tokens, logits); !s.ok())
-    return s;
-  fed_ += tokens.size();
-  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
-  return absl::OkStatus();
+  return decode(tokens);
 }
 
 std::string contextFullNotice(const std::string &cmd, const Sequence &s) {

@@ -1,11 +1,11 @@
 // Generation pieces shared by `tern run`, `tern chat` and `tern eval`: the
 // sampling flags (llama.cpp's spellings and defaults) and a session's token
 // stream with llama.cpp's end-of-context behaviour (stop, or --context-shift).
-// Internal to tools/tern (library tern_cli). docs/cli.md, "Generation".
+// Sessions, sampling and logits go through the C API (tern.h). Internal to
+// tools/tern (library tern_cli). docs/cli.md, "Generation".
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -14,10 +14,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/model/model.h"
+#include "runtime/include/tern/tern.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/support/args.h"
-#include "runtime/tokenizer/tokenizer.h"
+#include "tools/tern/common.h"
 
 namespace tern::cli {
 
@@ -35,16 +35,12 @@ struct SamplingFlags {
 // (eval sets temperature 0 before calling this).
 void addSamplingFlags(args::Parser &p, SamplingFlags &f, bool withStops);
 
-// The model's end-of-generation ids: the tokenizer's (EOS, EOT and the tokens
-// llama.cpp treats as such), else the config's EOS/EOT; only ids < nVocab.
-std::vector<int32_t> endOfGenerationIds(const tokenizer::Tokenizer *tok,
-                                        const model::ModelConfig &cfg);
-
-// The sampler the flags describe for `m`: the seed (random when not given:
-// "seed: N" is printed on `err` unless greedy), --ignore-eos as bans on
-// `eog`, then Sampler::create's checks (errors name the flag).
-absl::StatusOr<sampling::Sampler> makeSampler(const SamplingFlags &f, const model::Model &m,
-                                              std::span<const int32_t> eog, std::ostream &err);
+// The sampler the flags describe for `m` (tern_sampler_create): the seed
+// (random when not given: "seed: N" is printed on `err` unless greedy),
+// --ignore-eos as bans on the model's end-of-generation ids, then the
+// sampler's checks (errors name the flag).
+absl::StatusOr<SamplerHandle> makeSampler(const SamplingFlags &f, const tern_model *m,
+                                          std::ostream &err);
 
 // One session's token stream. Tracks every token the session holds, so that
 // when the context is full it can do what llama.cpp does with
@@ -54,15 +50,17 @@ absl::StatusOr<sampling::Sampler> makeSampler(const SamplingFlags &f, const mode
 // move positions in place), which costs a prefill of up to half a context.
 class Sequence {
 public:
-  Sequence(model::Model &m, bool contextShift);
+  Sequence(tern_model *m, bool contextShift);
 
   // A fresh session (also drops what the previous one held).
   absl::Status start();
-  // Feeds `tokens` at the next positions; the logits of the last one go to
-  // `logits`. When they do not fit: with context shift, shifts first (error
-  // when even that cannot make room); without, FailedPrecondition (check
-  // fits() first to stop with a notice instead).
-  absl::Status feed(std::span<const int32_t> tokens, std::span<float> logits);
+  // Feeds `tokens` at the next positions; logits() is then the last one's.
+  // When they do not fit: with context shift, shifts first (error when even
+  // that cannot make room); without, FailedPrecondition (check fits() first
+  // to stop with a notice instead).
+  absl::Status feed(std::span<const int32_t> tokens);
+  // The logits of the last token fed (n_vocab floats; valid until the next feed).
+  std::span<const float> logits() const;
   bool fits(size_t n) const { return tokens_.size() + n <= ctx_; }
 
   // Tokens kept at the start by a shift (clamped to what the session holds).
@@ -79,14 +77,14 @@ public:
 
 private:
   absl::Status shiftFor(size_t incoming);
+  absl::Status decode(std::span<const int32_t> tokens);
 
-  model::Model &model_;
+  tern_model *model_;
   bool shift_;
   uint32_t ctx_;
   size_t keep_ = 0;
-  std::unique_ptr<model::Session> session_;
+  SessionHandle session_;
   std::vector<int32_t> tokens_; // what the session holds, in position order
-  std::vector<float> scratch_;  // logits of a re-feed
   uint64_t fed_ = 0;
   int shifts_ = 0;
 };

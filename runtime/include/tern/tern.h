@@ -54,7 +54,7 @@ extern "C" {
 /* The version of this API. A change of the major number breaks source or
  * binary compatibility (and changes the library's SONAME, libtern.so.MAJOR). */
 #define TERN_VERSION_MAJOR 0
-#define TERN_VERSION_MINOR 1
+#define TERN_VERSION_MINOR 2
 #define TERN_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. */
@@ -221,6 +221,30 @@ TERN_API void tern_detokenizer_free(tern_detokenizer *detokenizer);
  * (also for bad ids or a NULL model). */
 TERN_API int tern_token_is_eog(const tern_model *model, int32_t token);
 
+/* Stop strings: watches generated text (the pieces a tern_detokenizer
+ * returns, in order) for any of a set of strings. A stop string may span
+ * several tokens, so text that could still become the start of one is held
+ * back until a later piece decides it: each push returns only text that is
+ * safe to show. On a match the text before the stop string comes out, the
+ * stop string and everything after it are dropped, and *stopped turns 1 (and
+ * stays 1: later pushes return no text). Matching is on bytes. */
+typedef struct tern_stop_matcher tern_stop_matcher;
+/* stops[0..n_stops): NUL-terminated strings (copied); empty ones are
+ * ignored; none at all never stops (the text passes through). */
+TERN_API tern_status tern_stop_matcher_create(const char *const *stops, size_t n_stops,
+                                              tern_stop_matcher **matcher);
+/* Feeds text[0..len). *out (*out_len bytes, not NUL-terminated, owned by the
+ * matcher, valid until its next call) is the text safe to show now;
+ * *stopped is 1 once a stop string has matched. */
+TERN_API tern_status tern_stop_matcher_push(tern_stop_matcher *matcher, const char *text,
+                                            size_t len, const char **out, size_t *out_len,
+                                            int *stopped);
+/* The end of the text without a stop: releases what is held back (nothing
+ * after a stop). *out as for push. */
+TERN_API tern_status tern_stop_matcher_flush(tern_stop_matcher *matcher, const char **out,
+                                             size_t *out_len);
+TERN_API void tern_stop_matcher_free(tern_stop_matcher *matcher);
+
 /* ------------------------------------------------------------------------ */
 /* Sessions and the forward pass                                             */
 
@@ -270,6 +294,19 @@ TERN_API tern_status tern_decode(tern_session *session, const int32_t *tokens, s
  * its next forward / truncate / free. TERN_ERR_STATE when there are none. */
 TERN_API tern_status tern_session_logits(const tern_session *session, const float **logits,
                                          size_t *n_logits);
+
+/* Reading a row of logits (n_logits = n_vocab floats, e.g. from
+ * tern_session_logits) without a sampler. */
+
+/* The id of the highest logit; the lowest id wins ties. */
+TERN_API tern_status tern_logits_argmax(const float *logits, size_t n_logits, int32_t *token);
+/* The k most probable tokens of the row (softmax in double precision over
+ * the whole row): ids[i] and probs[i] by probability descending, then id
+ * ascending (`tern eval --n-probs`). Writes min(k, n_logits) entries and
+ * that count to *n; ids and probs must hold k entries (may be NULL when k
+ * is 0). */
+TERN_API tern_status tern_logits_top_probs(const float *logits, size_t n_logits, size_t k,
+                                           int32_t *ids, double *probs, size_t *n);
 
 /* ------------------------------------------------------------------------ */
 /* Sampling: llama.cpp's chain (logit bias -> penalties -> top-k -> top-p ->   */
@@ -329,10 +366,14 @@ typedef struct tern_chat_message {
   const char *content; /* NUL-terminated text */
 } tern_chat_message;
 
+/* The built-in templates' names, comma-separated ("bitnet, llama3, chatml";
+ * static). */
+TERN_API const char *tern_chat_template_names(void);
 /* The template tern_chat_apply_template uses for `name`: a built-in's name
  * when name is not NULL, else the one the model's tokenizer.chat_template
  * names (the "bitnet" one when the model names none). *template_name is a
- * static string. */
+ * static string. With a name, model may be NULL: the call then only checks
+ * that the name is a built-in's (TERN_ERR_NOT_FOUND, listing them, if not). */
 TERN_API tern_status tern_chat_template(const tern_model *model, const char *name,
                                         const char **template_name);
 /* Renders messages to prompt text, byte for byte as Hugging Face's Jinja
@@ -352,6 +393,65 @@ TERN_API tern_status tern_chat_apply_template(const tern_model *model, const cha
 TERN_API tern_status tern_chat_tokenize(const tern_model *model, const char *text, size_t text_len,
                                         int start_of_session, int32_t *tokens, size_t capacity,
                                         size_t *n_tokens);
+
+/* A conversation kept in one session across turns: the chat object renders
+ * each new message as only the tokens to append to what the session already
+ * holds (the rest of the previous assistant turn, then the new turn), so
+ * earlier turns are never fed again. After every user turn the session holds
+ * exactly tern_chat_apply_template(all messages, add_generation_prompt = 1)
+ * tokenized with tern_chat_tokenize, except that bitnet and llama3 trim
+ * message content, while a reply with surrounding whitespace stays in the
+ * session as generated. Needs a tokenizer (TERN_ERR_UNSUPPORTED otherwise).
+ * The chat does not feed the session: the caller feeds the tokens it hands
+ * out (one chat per session; one thread at a time). */
+typedef struct tern_chat tern_chat;
+
+/* Where a chat's template comes from. */
+typedef enum tern_chat_template_source {
+  TERN_CHAT_TEMPLATE_OVERRIDE = 0, /* the name given to tern_chat_create */
+  TERN_CHAT_TEMPLATE_GGUF = 1,     /* recognised from tokenizer.chat_template */
+  TERN_CHAT_TEMPLATE_DEFAULT = 2,  /* the model names none: "bitnet" */
+  TERN_CHAT_TEMPLATE_SOURCE_MAX_ENUM = 0x7fffffff
+} tern_chat_template_source;
+
+typedef struct tern_chat_info {
+  const char *template_name; /* "bitnet", "llama3", "chatml" (static) */
+  tern_chat_template_source source;
+  const char *source_name; /* "override", "gguf", "default" (static) */
+  /* 1: the GGUF's string is the built-in's reference text (or a name), so
+   * the rendering is exactly Hugging Face's; 0: recognised by substrings */
+  int exact;
+  const char *reason;        /* one line: how it was recognised ("" when not from the GGUF) */
+  const char *end_of_turn;   /* the text that ends an assistant turn ("<|eot_id|>"; static) */
+  int32_t end_of_turn_token; /* that text's token id; -1 when it is not one token */
+} tern_chat_info;
+
+/* A new conversation for `model` in the template `template_name` (a
+ * built-in's name; NULL: the model's, as tern_chat_template). Strings of the
+ * info live as long as the chat. */
+TERN_API tern_status tern_chat_create(const tern_model *model, const char *template_name,
+                                      tern_chat **chat);
+TERN_API void tern_chat_free(tern_chat *chat);
+TERN_API tern_status tern_chat_get_info(const tern_chat *chat, tern_chat_info *info);
+/* A system message: only before the first user message (TERN_ERR_STATE). */
+TERN_API tern_status tern_chat_add_system(tern_chat *chat, const char *content, size_t len);
+/* The number of tokens the session holds before the first user message (BOS
+ * and the system prompt): what a context shift keeps. */
+TERN_API tern_status tern_chat_prefix_tokens(const tern_chat *chat, size_t *n_tokens);
+/* The user's next message. *tokens (*n_tokens ids, owned by the chat, valid
+ * until its next call) is what to feed next: the whole prompt for the first
+ * message (BOS as tern_chat_tokenize with start_of_session), afterwards the
+ * rest of the previous assistant turn and this message, ending with the
+ * assistant header. TERN_ERR_STATE while a reply is awaited. */
+TERN_API tern_status tern_chat_add_user(tern_chat *chat, const char *content, size_t len,
+                                        const int32_t **tokens, size_t *n_tokens);
+/* The model's reply to the last user message as generated (its text, without
+ * the end-of-turn text). end_of_turn_in_session: nonzero when the token that
+ * ended the turn (end_of_turn_token) was fed to the session -- or will be,
+ * ahead of the next message's tokens -- so the next delta does not repeat
+ * it. TERN_ERR_STATE when no reply is awaited. */
+TERN_API tern_status tern_chat_add_reply(tern_chat *chat, const char *content, size_t len,
+                                         int end_of_turn_in_session);
 
 #ifdef __cplusplus
 } /* extern "C" */
