@@ -733,12 +733,6 @@ tern_status tern_session_tokens(const tern_session *s, const int32_t **tokens, s
 
 tern_status tern_forward(tern_model *m, tern_batch_item *items, size_t n_items) {
   static constexpr const char *fn = "tern_forward";
-  if (!m)
-    return nullArg(fn, "model");
-  if (!items && n_items)
-    return nullArg(fn, "items");
-  if (n_items == 0)
-    return fail(TERN_ERR_INVALID_ARGUMENT, fmt::format("{}: no items", fn));
   // A malformed call: nothing runs, every item gets the call's status.
   auto malformed = [&](tern_status code, std::string msg) {
     fail(code, std::move(msg));
@@ -748,7 +742,11 @@ tern_status tern_forward(tern_model *m, tern_batch_item *items, size_t n_items) 
     }
     return code;
   };
-  return guarded(fn, [&]() -> tern_status {
+  return entry(fn, {{"model", m}}, [&]() -> tern_status {
+    if (!items && n_items)
+      return nullArg(fn, "items");
+    if (n_items == 0)
+      return fail(TERN_ERR_INVALID_ARGUMENT, fmt::format("{}: no items", fn));
     std::unordered_set<const tern_session *> seen;
     for (size_t i = 0; i < n_items; ++i) {
       const tern_batch_item &it = items[i];

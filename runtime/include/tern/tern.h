@@ -32,8 +32,8 @@
  * creating / forking / freeing sessions and tern_forward on *different*
  * sessions are safe concurrently (tern_forward calls share the weights and
  * the KV pool; they are serialised internally where the code needs it).
- * One session (a fork reads its source), one sampler and one detokenizer
- * are used by one thread at a time.
+ * One session (a fork reads its source), one sampler, one detokenizer, one
+ * stop matcher and one chat are used by one thread at a time.
  */
 #ifndef TERN_TERN_H
 #define TERN_TERN_H
@@ -403,7 +403,8 @@ TERN_API tern_status tern_chat_tokenize(const tern_model *model, const char *tex
  * message content, while a reply with surrounding whitespace stays in the
  * session as generated. Needs a tokenizer (TERN_ERR_UNSUPPORTED otherwise).
  * The chat does not feed the session: the caller feeds the tokens it hands
- * out (one chat per session; one thread at a time). */
+ * out (one chat per session; one thread at a time). Message content is
+ * content[0..len) (any bytes; content may be NULL when len is 0). */
 typedef struct tern_chat tern_chat;
 
 /* Where a chat's template comes from. */
