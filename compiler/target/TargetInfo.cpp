@@ -83,6 +83,10 @@ llvm::StringRef actQuantName(ActQuant a) { return a == ActQuant::Token ? "token"
 
 std::vector<int64_t> TargetInfo::tileMChoices() const { return {16, 32, 64, 128}; }
 
+std::vector<int64_t> TargetInfo::ternaryTileKChoices(KernelLayout layout, int64_t k) const {
+  return tileKChoices(layout, k);
+}
+
 std::vector<KernelLayout> TargetInfo::ternaryLayouts(ActQuant act) const {
   std::vector<KernelLayout> out;
   for (const KernelCost &c : costTable())
@@ -193,7 +197,7 @@ std::vector<KernelEstimate> TargetInfo::candidates(int64_t m, int64_t k, ir::Wei
     if (row.act != act || !ir::isTernaryLayout(row.layout))
       continue;
     for (int64_t tm : tileMChoices())
-      for (int64_t tk : tileKChoices(row.layout, k))
+      for (int64_t tk : ternaryTileKChoices(row.layout, k))
         if (ir::kernelTileError(row.layout, isa(), tm, tk).empty())
           out.push_back(estimateRow(row, m, k, tm, tk, maxBatch));
   }
@@ -304,30 +308,38 @@ private:
   bool dotprod;
 };
 
+// The GPU targets (docs/cuda.md): one row, i2s with int8 activations (the
+// dp4a kernel of runtime/cuda/kernels.h), with one K tile per row so that a
+// row's codes are contiguous for a warp's coalesced loads; the f32-activation
+// row is priced for the plan only (no GPU kernel runs it yet). Rates per SM
+// are estimates (no GPU here): dp4a peak / 4 for GEMV-shaped work.
 class CudaTarget : public TargetInfo {
 public:
+  explicit CudaTarget(int sm) : sm(sm) {}
   Isa isa() const override { return Isa::CUDA; }
-  int vectorBits() const override { return 1024; }       // a warp of 32-bit lanes
-  int cores() const override { return 132; }             // SMs
-  int64_t l1Bytes() const override { return 228 << 10; } // shared memory per SM
-  int64_t l2Bytes() const override { return 50 << 20; }
-  double bandwidthGBs() const override { return 3000; }
+  int vectorBits() const override { return 1024; }            // a warp of 32-bit lanes
+  int cores() const override { return sm >= 90 ? 132 : 108; } // SMs: H100/H200, A100
+  int64_t l1Bytes() const override { return (sm >= 90 ? 228 : 164) << 10; } // shared memory / SM
+  int64_t l2Bytes() const override { return (sm >= 90 ? 50 : 40) << 20; }
+  double bandwidthGBs() const override { return sm >= 90 ? 4800 : 2039; } // H200, A100 40GB
   std::vector<KernelCost> costTable() const override {
-    // No CUDA kernel exists yet (--target cuda stops at --emit=kernels):
-    // placeholder estimates per SM so that the plan is printable.
     return {{KernelLayout::I2S, ActQuant::Token, "cuda", 7000, 7000, 7000, false},
-            {KernelLayout::TQ2, ActQuant::Token, "cuda", 5200, 5200, 5200, false},
-            {KernelLayout::I2S, ActQuant::None, "cuda", 1700, 1700, 1700, false},
-            {KernelLayout::TQ2, ActQuant::None, "cuda", 1300, 1300, 1300, false}};
+            {KernelLayout::I2S, ActQuant::None, "cuda", 1700, 1700, 1700, false}};
   }
   std::vector<int64_t> tileMChoices() const override { return {32, 64, 128, 256}; }
+  std::vector<int64_t> ternaryTileKChoices(KernelLayout, int64_t k) const override {
+    return {(k + 127) / 128 * 128};
+  }
+
+private:
+  int sm;
 };
 
 } // namespace
 
 const char *targetNames() {
   return "avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, "
-         "cuda, native";
+         "cuda:sm_80, cuda:sm_90 (alias cuda), native";
 }
 
 std::string MachineTarget::arch() const {
@@ -356,8 +368,12 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     m = {m.name, "neon", arm, "generic", "+neon", "+neon"};
   } else if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod") {
     m = {m.name, "neon_dotprod", arm, "generic", "+neon,+dotprod", "+neon,+dotprod"};
-  } else if (name == "cuda") {
-    m = {m.name, "cuda", "", "", "", ""};
+  } else if (name == "cuda" || name == "cuda:sm_90") {
+    m = {m.name, "cuda:sm_90", "", "", "", ""};
+    m.gpuArch = "sm_90";
+  } else if (name == "cuda:sm_80") {
+    m = {m.name, "cuda:sm_80", "", "", "", ""};
+    m.gpuArch = "sm_80";
   } else if (name == "native") {
     llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
     std::string triple = llvm::sys::getProcessTriple();
@@ -405,8 +421,10 @@ std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name) {
     return std::make_unique<NeonTarget>(false);
   if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod")
     return std::make_unique<NeonTarget>(true);
-  if (name == "cuda")
-    return std::make_unique<CudaTarget>();
+  if (name == "cuda" || name == "cuda:sm_90")
+    return std::make_unique<CudaTarget>(90);
+  if (name == "cuda:sm_80")
+    return std::make_unique<CudaTarget>(80);
   return nullptr;
 }
 

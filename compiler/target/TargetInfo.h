@@ -73,6 +73,9 @@ public:
   // first, with the variant that runs it and its rates.
   virtual std::vector<KernelCost> costTable() const = 0;
   virtual std::vector<int64_t> tileMChoices() const;
+  // The tile_k values tried for a ternary layout and row length K (default:
+  // the free tileKChoices; cuda: one K tile per row, docs/cuda.md).
+  virtual std::vector<int64_t> ternaryTileKChoices(ir::KernelLayout layout, int64_t k) const;
 
   // Ternary layouts with a row for `act`, in table order.
   std::vector<ir::KernelLayout> ternaryLayouts(ActQuant act = ActQuant::Token) const;
@@ -105,7 +108,8 @@ private:
 //   neon | aarch64            aarch64, +neon
 //   neon_dotprod | aarch64-dotprod   aarch64, +neon,+dotprod
 //   native                    the host (getHostCPUName / getHostCPUFeatures)
-//   cuda                      no CPU code generation (kernels only)
+//   cuda:sm_80 | cuda:sm_90   no CPU code generation: GPU kernels (PTX) for that
+//                             architecture, docs/cuda.md; `cuda` = cuda:sm_90
 struct MachineTarget {
   std::string name;         // as asked
   std::string kernelTarget; // createTargetInfo name: avx2, avx512_vnni, neon, ...
@@ -116,11 +120,13 @@ struct MachineTarget {
   // native on an x86 host without AVX2/FMA (or an arm host without NEON):
   // no ISA ukernel may run there, so every callee must be `_ref`.
   bool refOnly = false;
+  std::string gpuArch;      // cuda: "sm_80" | "sm_90"; empty otherwise
   std::string arch() const; // "x86_64" | "aarch64" | ""
 };
 std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
 
-// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda",
+// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda:sm_80",
+// "cuda:sm_90" (alias "cuda"),
 // "native" (the host). Null for an unknown name.
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name);
 // Names accepted by createTargetInfo, for messages.

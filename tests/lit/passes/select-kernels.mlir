@@ -9,6 +9,8 @@
 // RUN: tern-opt %s --tern-select-kernels=target=neon | FileCheck %s --check-prefix=NEON
 // RUN: tern-opt %s --tern-select-kernels=target=neon_dotprod | FileCheck %s --check-prefix=DOT
 // RUN: tern-opt %s --tern-select-kernels=target=cuda | FileCheck %s --check-prefix=CUDA
+// RUN: tern-opt %s --tern-select-kernels=target=cuda:sm_80 | FileCheck %s --check-prefix=CUDA
+// RUN: tern-opt %s --tern-select-kernels=target=cuda:sm_90 | FileCheck %s --check-prefix=CUDA
 // RUN: tern-opt %s --tern-select-kernels="target=avx2 act-quant=none" | FileCheck %s --check-prefix=NONE-AVX2
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni act-quant=none" | FileCheck %s --check-prefix=NONE-VNNI
 // RUN: tern-opt %s --tern-select-kernels="target=neon act-quant=none explain=true" 2>&1 | FileCheck %s --check-prefix=NONE-NEON
@@ -49,11 +51,12 @@
 // DOT: kernel = #tern.kernel<i2s, neon_dotprod, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
 // DOT: kernel = #tern.kernel<i2s, neon_dotprod, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
 
-// On CUDA there are no lookup-table layouts.
-// CUDA: kernel = #tern.kernel<{{i2s|tq2}}, cuda, tile_m = {{[0-9]+}}, tile_k = {{[0-9]+}}>, weight = #tern.weight<"blk.0.attn_q.weight"
-// CUDA: kernel = #tern.kernel<{{i2s|tq2}}, cuda,{{.*}}weight = #tern.weight<"blk.0.attn_k.weight"
-// CUDA: kernel = #tern.kernel<{{i2s|tq2}}, cuda,{{.*}}weight = #tern.weight<"blk.0.ffn_up.weight"
-// CUDA: kernel = #tern.kernel<{{i2s|tq2}}, cuda,{{.*}}weight = #tern.weight<"blk.0.ffn_down.weight"
+// On the cuda targets (docs/cuda.md): i2s rows with one K tile per row
+// (tile_k = K: a row's codes contiguous for the warp's dp4a loads).
+// CUDA: kernel = #tern.kernel<i2s, cuda, tile_m = {{[0-9]+}}, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
+// CUDA: kernel = #tern.kernel<i2s, cuda, tile_m = {{[0-9]+}}, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
+// CUDA: kernel = #tern.kernel<i2s, cuda, tile_m = {{[0-9]+}}, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
+// CUDA: kernel = #tern.kernel<i2s, cuda, tile_m = {{[0-9]+}}, tile_k = 6912>, weight = #tern.weight<"blk.0.ffn_down.weight"
 
 // With f32 activations only i2s has fast kernels on x86 (FMA on ymm, on
 // zmm for avx512_vnni); tl2's f32 kernel is scalar, so never chosen.
