@@ -64,6 +64,19 @@ TERN_GPU_FN float f16_to_f32(uint16_t h) {
   return __builtin_bit_cast(float, bits);
 }
 
+// A 32-bit load of 4-byte aligned memory of another type (codes, int8
+// activations, f16 pairs): one ld.u32 on the GPU; memcpy on the host (no
+// strict-aliasing assumption for the host compiler).
+TERN_GPU_FN uint32_t load_u32(const void *p) {
+#if defined(__CUDA__) && defined(__CUDA_ARCH__)
+  return *static_cast<const uint32_t *>(p);
+#else
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
 // dp4a: c + sum of the four signed byte products of a and b. On the GPU one
 // instruction (sm_61+); on the host its definition.
 TERN_GPU_FN int32_t dp4a(uint32_t a, uint32_t b, int32_t c) {
@@ -117,12 +130,12 @@ TERN_GPU_FN void i2s_lane(const I2sParams &p, int64_t row, int64_t t0, int nt, i
     const int64_t col0 = blk * 128, kt = col0 / p.tileK, off = col0 % p.tileK;
     const uint8_t *b =
         p.packed + (rt * nkt + kt) * tileBytes + rr * (p.tileK / 4) + (off / 128) * 32 + j;
-    const uint32_t word = *reinterpret_cast<const uint32_t *>(b);
+    const uint32_t word = load_u32(b);
     for (int s = 0; s < 4; ++s) {
       const uint32_t codes = (word >> (6 - 2 * s)) & 0x03030303u;
       const int64_t col = col0 + 32 * s + j;
       for (int t = 0; t < nt; ++t) {
-        const uint32_t a = *reinterpret_cast<const uint32_t *>(p.q + (t0 + t) * p.k + col);
+        const uint32_t a = load_u32(p.q + (t0 + t) * p.k + col);
         acc[t] = dp4a(codes, a, acc[t]);
         sa[t] = dp4a(0x01010101u, a, sa[t]);
       }
@@ -135,15 +148,19 @@ TERN_GPU_FN void i2s_lane(const I2sParams &p, int64_t row, int64_t t0, int nt, i
 TERN_GPU_FN void i2s_finish(const I2sParams &p, int64_t row, int64_t t0, int nt, const int32_t *acc,
                             const int32_t *sa) {
   const int64_t mp = round_up64(p.m, p.tileM), kp = round_up64(p.k, p.tileK);
-  const float *scales = reinterpret_cast<const float *>(p.packed + round_up64(mp * kp / 4, 64));
+  const uint8_t *scales = p.packed + round_up64(mp * kp / 4, 64); // one f32 per segment
   int seg = 0;
   int64_t r = row;
   while (seg < 2 && r >= p.ms[seg]) {
     r -= p.ms[seg];
     ++seg;
   }
+  int present = 0; // the scales of the segments with rows, in order (as the CPU kernels)
+  for (int i = 0; i < seg; ++i)
+    present += p.ms[i] > 0;
+  const float scale = __builtin_bit_cast(float, load_u32(scales + 4 * present));
   for (int t = 0; t < nt; ++t)
-    p.out[seg][(t0 + t) * p.ms[seg] + r] = float(acc[t] - sa[t]) * scales[seg] / p.qs[t0 + t];
+    p.out[seg][(t0 + t) * p.ms[seg] + r] = float(acc[t] - sa[t]) * scale / p.qs[t0 + t];
 }
 
 // Which (row, tokens) a warp computes; false for warps past the last row.
@@ -181,9 +198,9 @@ TERN_GPU_FN void lm_head_lane(const LmHeadParams &p, int64_t row, int64_t t0, in
                               float *acc) {
   for (int t = 0; t < kTokenTile; ++t)
     acc[t] = 0.0f;
-  const uint32_t *w = reinterpret_cast<const uint32_t *>(p.w + row * p.hidden);
+  const uint16_t *w = p.w + row * p.hidden;
   for (int64_t i = lane; i < p.hidden / 2; i += kWarp) {
-    const uint32_t two = w[i];
+    const uint32_t two = load_u32(w + 2 * i);
     const float w0 = f16_to_f32(uint16_t(two)), w1 = f16_to_f32(uint16_t(two >> 16));
     for (int t = 0; t < nt; ++t) {
       const float *xt = p.x + (t0 + t) * p.hidden + 2 * i;
