@@ -48,11 +48,17 @@ GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
   } else if (callee.starts_with("tern_uk_rms_norm_quantize_i8_")) {
     g.kernel = "tern_gpu_rms_norm_quantize_i8";
     g.plan = cuda::planRmsNormQuantize(n, intArg(a, "n"));
+  } else if (callee.starts_with("tern_uk_quantize_i8_")) {
+    g.kernel = "tern_gpu_quantize_i8";
+    g.plan = cuda::planRmsNormQuantize(n, intArg(a, "n"));
   } else if (callee.starts_with("tern_uk_add_f32_")) {
     g.kernel = "tern_gpu_add_f32";
     g.plan = cuda::planElementwise(n, intArg(a, "n"));
   } else if (callee.starts_with("tern_uk_relu2_mul_f32_")) {
     g.kernel = "tern_gpu_relu2_mul_f32";
+    g.plan = cuda::planElementwise(n, intArg(a, "n"));
+  } else if (callee.starts_with("tern_uk_silu_mul_f32_")) {
+    g.kernel = "tern_gpu_silu_mul_f32";
     g.plan = cuda::planElementwise(n, intArg(a, "n"));
   } else if (callee.starts_with("tern_uk_embed_f16_")) {
     g.kernel = "tern_gpu_embed_f16";

@@ -109,11 +109,29 @@ inline void rms_norm_quantize_i8(const LaunchDims &d, const RmsQuantParams &p) {
   });
 }
 
+inline void quantize_i8(const LaunchDims &d, const QuantParams &p) {
+  for_each_warp(d, [&](Thread th) {
+    int64_t t;
+    if (!quant_work(p, th, &t))
+      return;
+    float amax[kWarp];
+    for (int lane = 0; lane < kWarp; ++lane)
+      amax[lane] = quant_lane_amax(p, t, lane);
+    warp_butterfly(amax, [](float x, float y) { return x < y ? y : x; });
+    const float qsv = rms_qscale(amax[0]);
+    for (int lane = 0; lane < kWarp; ++lane)
+      quant_lane_store(p, t, lane, qsv);
+  });
+}
+
 inline void add_f32(const LaunchDims &d, const ElementwiseParams &p) {
   for_each_thread(d, [&](Thread th) { add_thread(p, th); });
 }
 inline void relu2_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
   for_each_thread(d, [&](Thread th) { relu2_mul_thread(p, th); });
+}
+inline void silu_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
+  for_each_thread(d, [&](Thread th) { silu_mul_thread(p, th); });
 }
 inline void embed_f16(const LaunchDims &d, const EmbedParams &p) {
   for_each_thread(d, [&](Thread th) { embed_f16_thread(p, th); });

@@ -89,8 +89,20 @@ TERN_GPU_KERNEL void tern_gpu_rms_norm_quantize_i8(RmsQuantParams p) {
   rms_lane_quantize(p, t, lane, s, qsv);
 }
 
+TERN_GPU_KERNEL void tern_gpu_quantize_i8(QuantParams p) {
+  const Thread th = thread_here();
+  int64_t t;
+  if (!quant_work(p, th, &t))
+    return;
+  const int lane = lane_of(th);
+  quant_lane_store(p, t, lane, rms_qscale(warp_max(quant_lane_amax(p, t, lane))));
+}
+
 TERN_GPU_KERNEL void tern_gpu_add_f32(ElementwiseParams p) { add_thread(p, thread_here()); }
 TERN_GPU_KERNEL void tern_gpu_relu2_mul_f32(ElementwiseParams p) {
   relu2_mul_thread(p, thread_here());
+}
+TERN_GPU_KERNEL void tern_gpu_silu_mul_f32(ElementwiseParams p) {
+  silu_mul_thread(p, thread_here());
 }
 TERN_GPU_KERNEL void tern_gpu_embed_f16(EmbedParams p) { embed_f16_thread(p, thread_here()); }

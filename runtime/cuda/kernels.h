@@ -269,6 +269,41 @@ TERN_GPU_FN void rms_lane_quantize(const RmsQuantParams &p, int64_t t, int lane,
     p.qs[t] = qsv;
 }
 
+// ---- per-token int8 quantization (no norm): one warp per token ----
+// Bit-identical with tern_uk_quantize_i8_ref: amax is a max (order free),
+// then the ref's expressions.
+struct QuantParams {
+  int64_t n;
+  const float *x; // [n][dim]
+  int8_t *q;      // [n][dim]
+  float *qs;      // [n]
+  int64_t dim;
+};
+TERN_GPU_FN bool quant_work(const QuantParams &p, const Thread &th, int64_t *t) {
+  *t = warp_global(th);
+  return *t < p.n;
+}
+TERN_GPU_FN float quant_lane_amax(const QuantParams &p, int64_t t, int lane) {
+  const float *xt = p.x + t * p.dim;
+  float amax = 0.0f;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    const float a = fabs_gpu(xt[i]);
+    amax = amax < a ? a : amax;
+  }
+  return amax;
+}
+TERN_GPU_FN void quant_lane_store(const QuantParams &p, int64_t t, int lane, float qsv) {
+  const float *xt = p.x + t * p.dim;
+  int8_t *qt = p.q + t * p.dim;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    float v = __builtin_roundf(xt[i] * qsv);
+    v = v < -128.0f ? -128.0f : (127.0f < v ? 127.0f : v);
+    qt[i] = int8_t(v);
+  }
+  if (lane == 0)
+    p.qs[t] = qsv;
+}
+
 // ---- elementwise: one thread per element of [n][dim] ----
 struct ElementwiseParams {
   int64_t count; // n * dim
@@ -291,6 +326,43 @@ TERN_GPU_FN void relu2_mul_thread(const ElementwiseParams &p, const Thread &th) 
     const float g = p.a[i] > 0.0f ? p.a[i] : 0.0f;
     p.out[i] = g * g * p.b[i];
   }
+}
+
+// e^x in float without libdevice (the PTX build links none): x = n ln2 + r,
+// |r| <= ln2 / 2, e^r by its degree-7 Taylor polynomial (truncation < 0.1
+// ulp), times 2^n built from exponent bits in two steps (subnormal results).
+// Within a few ulp of the C library's expf, not bit-identical; the same bits
+// on the host and the GPU (no FMA: -ffp-contract=off on both).
+TERN_GPU_FN float pow2i_gpu(int e) { // 2^e for e in [-126, 127]
+  return __builtin_bit_cast(float, uint32_t(e + 127) << 23);
+}
+TERN_GPU_FN float exp_gpu(float x) {
+  if (x != x)
+    return x;
+  if (x > 88.72283935546875f)
+    return __builtin_inff();
+  if (x < -103.972084045410156f)
+    return 0.0f;
+  const float n = __builtin_rintf(x * 1.44269504088896341f);
+  float r = x - n * 0.693145751953125f; // ln2 high part: n * it is exact
+  r = r - n * 1.428606765330187045e-06f;
+  float e = 1.0f / 5040.0f;
+  e = e * r + 1.0f / 720.0f;
+  e = e * r + 1.0f / 120.0f;
+  e = e * r + 1.0f / 24.0f;
+  e = e * r + 1.0f / 6.0f;
+  e = e * r + 0.5f;
+  e = e * r + 1.0f;
+  e = e * r + 1.0f;
+  const int ni = int(n), half = ni / 2;
+  return e * pow2i_gpu(half) * pow2i_gpu(ni - half);
+}
+// silu(gate) * up = gate / (1 + e^-gate) * up, the ref's expression with
+// exp_gpu for expf: close to tern_uk_silu_mul_f32_ref (a few ulp).
+TERN_GPU_FN void silu_mul_thread(const ElementwiseParams &p, const Thread &th) {
+  const int64_t i = element_of(th);
+  if (i < p.count)
+    p.out[i] = p.a[i] / (1.0f + exp_gpu(-p.a[i])) * p.b[i];
 }
 
 // ---- embedding, f16 table: one thread per output element ----

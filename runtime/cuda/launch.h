@@ -24,7 +24,7 @@ constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
 LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK);
 // lm_head f16: one warp per vocab row, as the matmul. Needs hidden % 2 == 0.
 LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden);
-// rms_norm + quantize: one warp per token.
+// rms_norm + quantize, quantize: one warp per token.
 LaunchDims planRmsNormQuantize(int64_t n, int64_t dim);
 // add, relu2_mul, embed: one thread per element of [n][dim].
 LaunchDims planElementwise(int64_t n, int64_t dim);

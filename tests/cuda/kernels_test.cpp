@@ -154,6 +154,23 @@ TEST(CudaKernels, RmsNormQuantizeMatchesRef) {
   EXPECT_EQ(exactTokens, n);
 }
 
+TEST(CudaKernels, QuantizeBitExact) {
+  std::mt19937 rng(5);
+  const int64_t n = 5, dim = 640 + 3; // a lane tail
+  std::vector<float> x(n * dim), qsRef(n), qsGpu(n);
+  std::vector<int8_t> qRef(n * dim), qGpu(n * dim);
+  std::normal_distribution<float> g(0.0f, 3.0f);
+  for (float &v : x)
+    v = g(rng);
+  for (int64_t i = 0; i < dim; ++i) // token 4: all zeros (the 1e-5 floor)
+    x[4 * dim + i] = 0.0f;
+  tern_uk_quantize_i8_ref(nullptr, n, x.data(), qRef.data(), qsRef.data(), dim);
+  tc::QuantParams p{n, x.data(), qGpu.data(), qsGpu.data(), dim};
+  tc::emulate::quantize_i8(tc::planRmsNormQuantize(n, dim), p);
+  EXPECT_EQ(std::memcmp(qsRef.data(), qsGpu.data(), n * 4), 0);
+  EXPECT_EQ(std::memcmp(qRef.data(), qGpu.data(), n * dim), 0);
+}
+
 TEST(CudaKernels, ElementwiseAndEmbedBitExact) {
   std::mt19937 rng(3);
   const int64_t n = 3, dim = 2560 + 7; // a tail past the last whole block
@@ -172,6 +189,24 @@ TEST(CudaKernels, ElementwiseAndEmbedBitExact) {
   tern_uk_relu2_mul_f32_ref(nullptr, n, a.data(), b.data(), ref.data(), dim);
   tc::emulate::relu2_mul_f32(d, p);
   EXPECT_EQ(std::memcmp(ref.data(), gpu.data(), ref.size() * 4), 0);
+
+  // silu: exp_gpu is within a few ulp of expf (not bit-identical).
+  tern_uk_silu_mul_f32_ref(nullptr, n, a.data(), b.data(), ref.data(), dim);
+  tc::emulate::silu_mul_f32(d, p);
+  for (size_t i = 0; i < ref.size(); ++i)
+    ASSERT_NEAR(gpu[i], ref[i], 4e-7f * std::fabs(ref[i]) + 1e-38f) << i << " gate " << a[i];
+  // exp_gpu over the whole float range against the C library.
+  for (float x : {-200.0f, -103.9f, -87.5f, -10.0f, -1.0f, -1e-8f, 0.0f, 1e-8f, 0.3466f, 1.0f,
+                  10.0f, 50.0f, 88.7f, 89.0f}) {
+    const float e = std::exp(x), g = tc::exp_gpu(x);
+    if (e == 0.0f || std::isinf(e))
+      EXPECT_EQ(g, e) << x;
+    else if (e < 1e-37f)
+      EXPECT_NEAR(g, e, 2e-45f) << x; // subnormal results: absolute
+    else
+      EXPECT_NEAR(g, e, 3e-7f * e) << x;
+  }
+  EXPECT_TRUE(std::isnan(tc::exp_gpu(NAN)));
 
   const int64_t vocab = 50, hidden = 64;
   std::vector<uint16_t> table(vocab * hidden);
