@@ -48,6 +48,9 @@ GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
   } else if (callee.starts_with("tern_uk_rms_norm_quantize_i8_")) {
     g.kernel = "tern_gpu_rms_norm_quantize_i8";
     g.plan = cuda::planRmsNormQuantize(n, intArg(a, "n"));
+  } else if (callee.starts_with("tern_uk_rms_norm_f32_")) {
+    g.kernel = "tern_gpu_rms_norm_f32";
+    g.plan = cuda::planRmsNormQuantize(n, intArg(a, "n"));
   } else if (callee.starts_with("tern_uk_quantize_i8_")) {
     g.kernel = "tern_gpu_quantize_i8";
     g.plan = cuda::planRmsNormQuantize(n, intArg(a, "n"));

@@ -109,6 +109,22 @@ inline void rms_norm_quantize_i8(const LaunchDims &d, const RmsQuantParams &p) {
   });
 }
 
+inline void rms_norm_f32(const LaunchDims &d, const RmsParams &p) {
+  const RmsQuantParams pq = rms_as_quant(p);
+  for_each_warp(d, [&](Thread th) {
+    int64_t t;
+    if (!rms_work(pq, th, &t))
+      return;
+    double ss[kWarp];
+    for (int lane = 0; lane < kWarp; ++lane)
+      ss[lane] = rms_lane_squares(pq, t, lane);
+    warp_butterfly(ss, [](double x, double y) { return x + y; });
+    const float s = rms_scale_of(pq, ss[0]);
+    for (int lane = 0; lane < kWarp; ++lane)
+      rms_lane_store(p, t, lane, s);
+  });
+}
+
 inline void quantize_i8(const LaunchDims &d, const QuantParams &p) {
   for_each_warp(d, [&](Thread th) {
     int64_t t;

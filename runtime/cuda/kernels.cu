@@ -89,6 +89,16 @@ TERN_GPU_KERNEL void tern_gpu_rms_norm_quantize_i8(RmsQuantParams p) {
   rms_lane_quantize(p, t, lane, s, qsv);
 }
 
+TERN_GPU_KERNEL void tern_gpu_rms_norm_f32(RmsParams p) {
+  const Thread th = thread_here();
+  const RmsQuantParams pq = rms_as_quant(p);
+  int64_t t;
+  if (!rms_work(pq, th, &t))
+    return;
+  const int lane = lane_of(th);
+  rms_lane_store(p, t, lane, rms_scale_of(pq, warp_sum(rms_lane_squares(pq, t, lane))));
+}
+
 TERN_GPU_KERNEL void tern_gpu_quantize_i8(QuantParams p) {
   const Thread th = thread_here();
   int64_t t;

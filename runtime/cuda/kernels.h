@@ -269,6 +269,26 @@ TERN_GPU_FN void rms_lane_quantize(const RmsQuantParams &p, int64_t t, int lane,
     p.qs[t] = qsv;
 }
 
+// ---- rms_norm, f32 out: one warp per token ----
+// The scale as rms_norm_quantize_i8 computes it, then the ref's y = x * s * w
+// (equal to tern_uk_rms_norm_f32_ref but in the same rare tie).
+struct RmsParams {
+  int64_t n;
+  const float *x, *w; // x [n][dim], w [dim]
+  float *y;           // [n][dim]
+  int64_t dim;
+  float eps;
+};
+TERN_GPU_FN RmsQuantParams rms_as_quant(const RmsParams &p) {
+  return RmsQuantParams{p.n, p.x, p.w, nullptr, nullptr, p.dim, p.eps};
+}
+TERN_GPU_FN void rms_lane_store(const RmsParams &p, int64_t t, int lane, float s) {
+  const float *xt = p.x + t * p.dim;
+  float *yt = p.y + t * p.dim;
+  for (int64_t i = lane; i < p.dim; i += kWarp)
+    yt[i] = xt[i] * s * p.w[i];
+}
+
 // ---- per-token int8 quantization (no norm): one warp per token ----
 // Bit-identical with tern_uk_quantize_i8_ref: amax is a max (order free),
 // then the ref's expressions.

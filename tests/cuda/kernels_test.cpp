@@ -154,6 +154,25 @@ TEST(CudaKernels, RmsNormQuantizeMatchesRef) {
   EXPECT_EQ(exactTokens, n);
 }
 
+TEST(CudaKernels, RmsNormF32MatchesRef) {
+  std::mt19937 rng(13);
+  const int64_t n = 7, dim = 2560;
+  std::vector<float> x(n * dim), w(dim), ref(n * dim), gpu(n * dim, -1.0f);
+  std::normal_distribution<float> g(0.0f, 1.5f);
+  for (float &v : x)
+    v = g(rng);
+  for (float &v : w)
+    v = g(rng);
+  tern_uk_rms_norm_f32_ref(nullptr, n, x.data(), w.data(), ref.data(), dim, 1e-6f);
+  tc::RmsParams p{n, x.data(), w.data(), gpu.data(), dim, 1e-6f};
+  tc::emulate::rms_norm_f32(tc::planRmsNormQuantize(n, dim), p);
+  // Equal but in a rounding tie of the double sum (then within 2 ulp); on
+  // these inputs there is none.
+  for (size_t i = 0; i < ref.size(); ++i)
+    ASSERT_NEAR(gpu[i], ref[i], 2.5e-7f * std::fabs(ref[i])) << i;
+  EXPECT_EQ(std::memcmp(ref.data(), gpu.data(), ref.size() * 4), 0);
+}
+
 TEST(CudaKernels, QuantizeBitExact) {
   std::mt19937 rng(5);
   const int64_t n = 5, dim = 640 + 3; // a lane tail
