@@ -63,6 +63,10 @@ GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
   } else if (callee.starts_with("tern_uk_silu_mul_f32_")) {
     g.kernel = "tern_gpu_silu_mul_f32";
     g.plan = cuda::planElementwise(n, intArg(a, "n"));
+  } else if (callee.starts_with("tern_uk_rope_neox_f32_")) {
+    const int64_t half = intArg(a, "rot_dim") / 2, rest = intArg(a, "head_dim") - 2 * half;
+    g.kernel = "tern_gpu_rope_neox_f32";
+    g.plan = cuda::planElementwise(n, half > rest ? half : rest);
   } else if (callee.starts_with("tern_uk_embed_f16_")) {
     g.kernel = "tern_gpu_embed_f16";
     g.plan = cuda::planElementwise(n, intArg(a, "hidden"));

@@ -149,6 +149,9 @@ inline void relu2_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
 inline void silu_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
   for_each_thread(d, [&](Thread th) { silu_mul_thread(p, th); });
 }
+inline void rope_neox_f32(const LaunchDims &d, const RopeParams &p) {
+  for_each_thread(d, [&](Thread th) { rope_thread(p, th); });
+}
 inline void embed_f16(const LaunchDims &d, const EmbedParams &p) {
   for_each_thread(d, [&](Thread th) { embed_f16_thread(p, th); });
 }

@@ -385,6 +385,129 @@ TERN_GPU_FN void silu_mul_thread(const ElementwiseParams &p, const Thread &th) {
     p.out[i] = p.a[i] / (1.0f + exp_gpu(-p.a[i])) * p.b[i];
 }
 
+// ---- RoPE (NEOX halves) ----
+// The ref computes theta = pos * base^(-2i / rot_dim), cos and sin in double,
+// then rounds them to float. Without libdevice, double exp / log / sin / cos
+// are computed here (fdlibm-style range reductions and Taylor series, about
+// 1e-16 relative before the reduction of theta): the floats c and s equal the
+// ref's except when the double value lies within its error of a float
+// rounding boundary (then 1 ulp), and the rotation is the ref's expression.
+TERN_GPU_FN double pow2i_d(int e) { // 2^e, e in [-1022, 1023]
+  return __builtin_bit_cast(double, uint64_t(e + 1023) << 52);
+}
+TERN_GPU_FN double exp_d(double x) { // |x| < 700
+  const double n = __builtin_rint(x * 1.44269504088896338700e+00);
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double e = 1.0 / 6227020800.0; // 1/13!
+  const double inv[] = {1.0 / 479001600.0,
+                        1.0 / 39916800.0,
+                        1.0 / 3628800.0,
+                        1.0 / 362880.0,
+                        1.0 / 40320.0,
+                        1.0 / 5040.0,
+                        1.0 / 720.0,
+                        1.0 / 120.0,
+                        1.0 / 24.0,
+                        1.0 / 6.0,
+                        0.5,
+                        1.0,
+                        1.0};
+  for (double c : inv)
+    e = e * r + c;
+  const int ni = int(n), half = ni / 2;
+  return e * pow2i_d(half) * pow2i_d(ni - half);
+}
+TERN_GPU_FN double log_d(double x) { // x positive, normal, finite
+  const uint64_t bits = __builtin_bit_cast(uint64_t, x);
+  int e = int((bits >> 52) & 0x7ff) - 1023;
+  double m = __builtin_bit_cast(double, (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+  if (m > 1.41421356237309504880) {
+    m = m * 0.5;
+    ++e;
+  }
+  const double f = (m - 1.0) / (m + 1.0), f2 = f * f;
+  double sum = 1.0 / 25.0; // 2 atanh(f) = 2 (f + f^3/3 + ... + f^25/25)
+  for (int k = 23; k >= 1; k -= 2)
+    sum = sum * f2 + 1.0 / double(k);
+  return double(e) * 6.93147180369123816490e-01 +
+         (double(e) * 1.90821492927058770002e-10 + 2.0 * f * sum);
+}
+// sin and cos of theta (|theta| < 2^20 * pi / 2): theta = k pi/2 + r,
+// |r| <= pi/4, pi/2 in three parts (each k * part exact).
+TERN_GPU_FN void sincos_d(double theta, double *sn, double *cs) {
+  const double k = __builtin_rint(theta * 6.36619772367581382433e-01);
+  const double r = ((theta - k * 1.57079632673412561417e+00) - k * 6.07710050630396597660e-11) -
+                   k * 2.02226624871116645580e-21;
+  const double r2 = r * r;
+  double sp = -1.0 / 121645100408832000.0; // -1/19!, then 1/17!, ...
+  double cp = -1.0 / 6402373705728000.0;   // -1/18!, then 1/16!, ...
+  const double sinc[] = {1.0 / 355687428096000.0,
+                         -1.0 / 1307674368000.0,
+                         1.0 / 6227020800.0,
+                         -1.0 / 39916800.0,
+                         1.0 / 362880.0,
+                         -1.0 / 5040.0,
+                         1.0 / 120.0,
+                         -1.0 / 6.0,
+                         1.0};
+  const double cosc[] = {1.0 / 20922789888000.0,
+                         -1.0 / 87178291200.0,
+                         1.0 / 479001600.0,
+                         -1.0 / 3628800.0,
+                         1.0 / 40320.0,
+                         -1.0 / 720.0,
+                         1.0 / 24.0,
+                         -0.5,
+                         1.0};
+  for (double c : sinc)
+    sp = sp * r2 + c;
+  for (double c : cosc)
+    cp = cp * r2 + c;
+  const double s0 = sp * r, c0 = cp;
+  const int q = int(int64_t(k) & 3);
+  *sn = q == 0 ? s0 : q == 1 ? c0 : q == 2 ? -s0 : -c0;
+  *cs = q == 0 ? c0 : q == 1 ? -s0 : q == 2 ? -c0 : s0;
+}
+
+struct RopeParams {
+  int64_t n;
+  const float *x;
+  const int32_t *pos; // [n]
+  float *y;           // [n][n_heads * head_dim]; may be x
+  int64_t nHeads, headDim, rotDim;
+  float freqBase;
+};
+// Threads per token: max(rot_dim / 2, head_dim - rot_dim). Thread i rotates
+// pair (i, i + rot_dim / 2) of every head and, when y != x, copies the
+// unrotated dim rot_dim + i of every head.
+TERN_GPU_FN int64_t rope_threads_per_token(const RopeParams &p) {
+  const int64_t half = p.rotDim / 2, rest = p.headDim - p.rotDim;
+  return half > rest ? half : rest;
+}
+TERN_GPU_FN void rope_thread(const RopeParams &p, const Thread &th) {
+  const int64_t per = rope_threads_per_token(p), id = element_of(th);
+  if (id >= p.n * per)
+    return;
+  const int64_t t = id / per, i = id % per, half = p.rotDim / 2, dim = p.nHeads * p.headDim;
+  if (p.y != p.x && i < p.headDim - p.rotDim)
+    for (int64_t h = 0; h < p.nHeads; ++h)
+      p.y[t * dim + h * p.headDim + p.rotDim + i] = p.x[t * dim + h * p.headDim + p.rotDim + i];
+  if (i >= half)
+    return;
+  const double theta =
+      double(p.pos[t]) * exp_d(-2.0 * double(i) / double(p.rotDim) * log_d(double(p.freqBase)));
+  double sd, cd;
+  sincos_d(theta, &sd, &cd);
+  const float c = float(cd), s = float(sd);
+  for (int64_t h = 0; h < p.nHeads; ++h) {
+    const float *v = p.x + t * dim + h * p.headDim;
+    float *o = p.y + t * dim + h * p.headDim;
+    const float x0 = v[i], x1 = v[i + half];
+    o[i] = x0 * c - x1 * s;
+    o[i + half] = x0 * s + x1 * c;
+  }
+}
+
 // ---- embedding, f16 table: one thread per output element ----
 struct EmbedParams {
   int64_t n;

@@ -26,7 +26,8 @@ LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t
 LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden);
 // rms_norm + quantize, quantize: one warp per token.
 LaunchDims planRmsNormQuantize(int64_t n, int64_t dim);
-// add, relu2_mul, embed: one thread per element of [n][dim].
+// add, relu2_mul, silu_mul, embed: one thread per element of [n][dim]; rope:
+// dim = rope_threads_per_token.
 LaunchDims planElementwise(int64_t n, int64_t dim);
 
 } // namespace tern::cuda

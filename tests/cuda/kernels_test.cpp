@@ -173,6 +173,46 @@ TEST(CudaKernels, RmsNormF32MatchesRef) {
   EXPECT_EQ(std::memcmp(ref.data(), gpu.data(), ref.size() * 4), 0);
 }
 
+TEST(CudaKernels, RopeMatchesRef) {
+  std::mt19937 rng(17);
+  struct Case {
+    int64_t heads, headDim, rotDim;
+    bool inPlace;
+  };
+  for (const Case c : {Case{20, 128, 128, true}, Case{4, 64, 32, false}, Case{2, 64, 64, false}}) {
+    const int64_t dim = c.heads * c.headDim;
+    const std::vector<int32_t> pos = {0, 1, 7, 100, 1000, 4095, 123456};
+    const int64_t n = int64_t(pos.size());
+    std::vector<float> x(n * dim), ref(n * dim), gpu(n * dim, -7.0f);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (float &v : x)
+      v = g(rng);
+    tern_uk_rope_neox_f32_ref(nullptr, n, x.data(), pos.data(), ref.data(), c.heads, c.headDim,
+                              c.rotDim, 500000.0f);
+    float *out = gpu.data();
+    if (c.inPlace) {
+      gpu = x;
+      out = gpu.data();
+    }
+    tc::RopeParams p{
+        n, c.inPlace ? out : x.data(), pos.data(), out, c.heads, c.headDim, c.rotDim, 500000.0f};
+    tc::emulate::rope_neox_f32(tc::planElementwise(n, tc::rope_threads_per_token(p)), p);
+    int differ = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const int64_t t = int64_t(i) / dim, d = int64_t(i) % c.headDim;
+      const int64_t base = t * dim + (int64_t(i) % dim) / c.headDim * c.headDim;
+      // c and s equal the ref's but within 1 ulp (a double close to a float
+      // rounding boundary): allow 1 ulp of each term.
+      const float x0 = x[base + (d % (c.rotDim / 2))],
+                  x1 = x[base + (d % (c.rotDim / 2)) + c.rotDim / 2];
+      const float tol = d < c.rotDim ? 1.2e-7f * (std::fabs(x0) + std::fabs(x1)) : 0.0f;
+      ASSERT_NEAR(gpu[i], ref[i], tol) << "token " << t << " element " << i % dim;
+      differ += gpu[i] != ref[i];
+    }
+    EXPECT_LE(differ, int(ref.size() / 1000)) << "rotations differing from the ref";
+  }
+}
+
 TEST(CudaKernels, QuantizeBitExact) {
   std::mt19937 rng(5);
   const int64_t n = 5, dim = 640 + 3; // a lane tail
