@@ -78,8 +78,8 @@ struct Reader {
       if (!std::isfinite(g) || g <= 0)
         return error(f, fmt::format("rate must be a positive number, got {}", e[1].dump()));
       if (!r.empty() && n <= r.back().first)
-        return error(f, fmt::format("batch sizes must be ascending, {} after {}", n,
-                                    r.back().first));
+        return error(f,
+                     fmt::format("batch sizes must be ascending, {} after {}", n, r.back().first));
       r.push_back({n, g});
     }
     return r;
@@ -149,8 +149,8 @@ absl::StatusOr<Tuning> parseTuning(std::string_view text, const std::string &pat
     const std::string w = fmt::format("kernels[{}]", i);
     if (!e.is_object())
       return rd.error(w, "expected an object");
-    if (absl::Status s = rd.onlyKnown(
-            e, w, {"layout", "act", "variant", "m", "k", "tile_m", "tile_k", "rates"});
+    if (absl::Status s =
+            rd.onlyKnown(e, w, {"layout", "act", "variant", "m", "k", "tile_m", "tile_k", "rates"});
         !s.ok())
       return s;
     TunedKernel k;
@@ -158,8 +158,9 @@ absl::StatusOr<Tuning> parseTuning(std::string_view text, const std::string &pat
     TRY_ASSIGN(layout, rd.str(e, w, "layout"));
     std::optional<ir::KernelLayout> l = ir::symbolizeKernelLayout(layout);
     if (!l || !ir::isTernaryLayout(*l))
-      return rd.error(w + ".layout", "'" + layout + "' is not a ternary layout (i2s, tl1, tl2, "
-                                                    "tq2, tq1)");
+      return rd.error(w + ".layout", "'" + layout +
+                                         "' is not a ternary layout (i2s, tl1, tl2, "
+                                         "tq2, tq1)");
     k.layout = *l;
     TRY_ASSIGN(act, rd.str(e, w, "act"));
     std::optional<ActQuant> a = parseActQuant(act);
@@ -262,8 +263,12 @@ std::string tuningToJson(const Tuning &t) {
   out += " \"heads\": [";
   for (size_t i = 0; i < t.heads.size(); ++i) {
     const TunedHead &h = t.heads[i];
-    Json e = {{"format", h.format},   {"variant", h.variant}, {"m", h.m},
-              {"k", h.k},             {"tile_m", h.tileM},    {"tile_k", h.tileK},
+    Json e = {{"format", h.format},
+              {"variant", h.variant},
+              {"m", h.m},
+              {"k", h.k},
+              {"tile_m", h.tileM},
+              {"tile_k", h.tileK},
               {"rates", roundedRates(h.rates)}};
     out += (i ? ",\n  " : "\n  ") + e.dump();
   }

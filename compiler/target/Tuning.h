@@ -37,7 +37,7 @@ using TunedRates = std::vector<std::pair<int64_t, double>>;
 struct TunedKernel {
   ir::KernelLayout layout = ir::KernelLayout::I2S;
   ActQuant act = ActQuant::Token;
-  std::string variant; // ukernel ISA suffix that ran: the target's ISA or "ref"
+  std::string variant;  // ukernel ISA suffix that ran: the target's ISA or "ref"
   int64_t m = 0, k = 0; // the matrix shape measured (rows may be capped: "rows")
   int64_t tileM = 0, tileK = 0;
   TunedRates rates;

@@ -19,6 +19,7 @@
 #include "compiler/target/Tuning.h"
 #include "fmt/format.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "passes/Common.h"
@@ -28,7 +29,6 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/TargetParser/Host.h"
-#include "mlir/IR/Diagnostics.h"
 
 namespace tern::tune {
 namespace {
@@ -67,7 +67,8 @@ using LmHead = void (*)(TERN_UK_LM_HEAD_ARGS);
 const std::map<std::string, void *> &ukernels() {
   static const std::map<std::string, void *> m = [] {
     std::map<std::string, void *> out;
-#define TERN_UK_VARIANT(layout, act, isa) out[#layout "_" #act "_" #isa] = TUNE_FN_##act(layout, isa);
+#define TERN_UK_VARIANT(layout, act, isa)                                                          \
+  out[#layout "_" #act "_" #isa] = TUNE_FN_##act(layout, isa);
 #define TERN_UK_HEAD_VARIANT(isa) out["head_" #isa] = TUNE_PTR_##isa(tern_uk_lm_head_f16_##isa);
 #include "runtime/ukernels/variants.def"
 #undef TERN_UK_HEAD_VARIANT
@@ -171,7 +172,7 @@ std::optional<ModelShapes> modelShapes(const std::string &path, std::string &err
 }
 
 struct Options {
-  std::string model, out, target = "native", act = "both";
+  std::string model, out, target = "native", act = "token";
   double budget = 3;
   int64_t rows = 512;
   std::vector<int32_t> batches{1, 4, 16, 64, 128};
@@ -188,10 +189,10 @@ struct Job {
   std::vector<int32_t> batches;
 };
 
-// Runs `call(n)` for about `slice` seconds of wall time (at least twice:
-// one warm-up), returns the least thread CPU time of one call.
+// Runs `call()` for about `slice` seconds of wall time (at least once),
+// returns the least thread CPU time of one call (the least disturbed on a
+// shared machine; the packed weights were just written, so caches are warm).
 template <class F> double timeCall(F &&call, double slice) {
-  call();
   const auto start = std::chrono::steady_clock::now();
   double best = 1e30;
   do {
@@ -254,9 +255,8 @@ int runTune(const Options &o) {
       if (row.act != act || !ir::isTernaryLayout(row.layout))
         continue;
       const std::string actName = act == ActQuant::Token ? "i8" : "f32";
-      const std::string fnName =
-          fmt::format("{}_{}_{}", ir::stringifyKernelLayout(row.layout).str(), actName,
-                      row.variant);
+      const std::string fnName = fmt::format(
+          "{}_{}_{}", ir::stringifyKernelLayout(row.layout).str(), actName, row.variant);
       if (!ukernel(fnName))
         continue;
       const bool ref = std::string(row.variant) == "ref";
@@ -272,14 +272,17 @@ int runTune(const Options &o) {
           auto dist = [](std::pair<int64_t, int64_t> t) {
             return std::abs(std::log(t.first / 32.0)) + std::abs(std::log(t.second / 256.0));
           };
-          auto best = *std::min_element(tiles.begin(), tiles.end(), [&](auto a, auto b) {
-            return dist(a) < dist(b);
-          });
+          auto best = *std::min_element(tiles.begin(), tiles.end(),
+                                        [&](auto a, auto b) { return dist(a) < dist(b); });
           tiles = {best};
         }
+        // Scalar rows: n = 1 and the first prefill batch of at least 16
+        // (their rate hardly depends on the batch; larger ones cost seconds).
         std::vector<int32_t> bs = o.batches;
-        if (ref && !o.allTilesForRef && bs.size() > 2)
-          bs = {bs.front(), bs.back()};
+        if (ref && !o.allTilesForRef && bs.size() > 2) {
+          auto it = std::find_if(bs.begin() + 1, bs.end(), [](int32_t n) { return n >= 16; });
+          bs = {bs.front(), it == bs.end() ? bs.back() : *it};
+        }
         for (auto [tm, tk] : tiles)
           jobs.push_back({row.layout, act, row.variant, s, tm, tk, bs});
       }
@@ -305,8 +308,11 @@ int runTune(const Options &o) {
   t.model = o.model;
   const int32_t nMax = *std::max_element(o.batches.begin(), o.batches.end());
   for (const Job &j : jobs) {
+    // Scalar rows: at most 128 rows (a few row tiles) unless --long.
+    const int64_t cap =
+        j.variant == "ref" && !o.allTilesForRef ? std::min<int64_t>(o.rows, 128) : o.rows;
     const int64_t rows =
-        o.rows ? std::min(j.shape.m, (o.rows + j.tileM - 1) / j.tileM * j.tileM) : j.shape.m;
+        cap ? std::min(j.shape.m, (cap + j.tileM - 1) / j.tileM * j.tileM) : j.shape.m;
     absl::StatusOr<std::vector<uint8_t>> packed = packedRandom(j, rows);
     if (!packed.ok()) {
       std::cerr << "ternc tune: error: packing " << ir::stringifyKernelLayout(j.layout).str()
@@ -317,8 +323,7 @@ int runTune(const Options &o) {
     std::vector<int8_t> q(size_t(nMax) * j.shape.k);
     for (int8_t &x : q)
       x = int8_t(int(rng() % 255) - 127);
-    std::vector<float> qs(nMax, 10.0f), x(size_t(nMax) * j.shape.k, 0.5f),
-        out(size_t(nMax) * rows);
+    std::vector<float> qs(nMax, 10.0f), x(size_t(nMax) * j.shape.k, 0.5f), out(size_t(nMax) * rows);
     const bool f32 = j.act == ActQuant::None;
     void *fn = ukernel(fmt::format("{}_{}_{}", ir::stringifyKernelLayout(j.layout).str(),
                                    f32 ? "f32" : "i8", j.variant));
@@ -334,9 +339,9 @@ int runTune(const Options &o) {
       const double s = timeCall(
           [&] {
             if (f32)
-              reinterpret_cast<MatmulF32>(fn)(nullptr, n, x.data(), packed->data(), rows,
-                                              j.shape.k, j.tileM, j.tileK, out.data(), rows,
-                                              nullptr, 0, nullptr, 0);
+              reinterpret_cast<MatmulF32>(fn)(nullptr, n, x.data(), packed->data(), rows, j.shape.k,
+                                              j.tileM, j.tileK, out.data(), rows, nullptr, 0,
+                                              nullptr, 0);
             else
               reinterpret_cast<MatmulI8>(fn)(nullptr, n, q.data(), qs.data(), packed->data(), rows,
                                              j.shape.k, j.tileM, j.tileK, out.data(), rows, nullptr,
@@ -360,11 +365,15 @@ int runTune(const Options &o) {
     const int64_t rows = o.rows ? std::min(s.m, std::max<int64_t>(o.rows, 4096)) : s.m;
     std::vector<uint16_t> w(size_t(rows) * s.k, 0x2c00); // f16 1/16
     std::vector<float> x(s.k, 0.25f), logits(rows);
-    const double sec =
-        timeCall([&] { fn(nullptr, 1, x.data(), w.data(), logits.data(), s.k, rows, e.tileM,
-                          e.tileK); },
-                 slice);
-    t.heads.push_back({"f16", variant, s.m, s.k, e.tileM, e.tileK,
+    const double sec = timeCall(
+        [&] { fn(nullptr, 1, x.data(), w.data(), logits.data(), s.k, rows, e.tileM, e.tileK); },
+        slice);
+    t.heads.push_back({"f16",
+                       variant,
+                       s.m,
+                       s.k,
+                       e.tileM,
+                       e.tileK,
                        {{1, double(rows) * double(s.k) / sec / 1e9}}});
   }
 
@@ -460,10 +469,10 @@ chunks), and the f16 LM head; writes the rates as a tuning file for
             return absl::OkStatus();
           });
   p.choice("--act-quant", &o.act, {"token", "none", "both"}, "A",
-           "measure the int8 (token), f32 (none) kernels or both (default)");
+           "measure the int8 (token, default), f32 (none) kernels or both");
   p.number("--budget", &budget, 0, 36000, "S",
            "seconds of timing spread over all measurements (default 3;\n"
-           "each still runs at least twice)");
+           "each timing still runs at least one call)");
   p.integer("--rows", &rows, int64_t(0), int64_t(1) << 30, "N",
             "time at most N rows of each matrix (default 512; 0 = whole\n"
             "matrices: then decode rates include the memory stalls)");
