@@ -12,10 +12,12 @@
 
 #include "compiler/codegen/Codegen.h"
 #include "compiler/driver/ArtifactAssembly.h"
+#include "compiler/driver/CudaEmit.h"
 #include "compiler/import/Importer.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/pipeline/Registration.h"
 #include "compiler/target/TargetInfo.h"
+#include "compiler/target/Tuning.h"
 #include "fmt/format.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -34,6 +36,7 @@
 #include "llvm/Support/Threading.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 #ifndef TERN_COMPILER_VERSION
 #define TERN_COMPILER_VERSION "0.1.0"
@@ -84,8 +87,9 @@ int runCompileCommand(int argc, char **argv) {
            "output file (the artifact; '-' = stdout, the default for --emit)");
   p.value("--target", "T",
           "avx2 | x86-64-v3 | avx512_vnni | x86-64-v4 | neon | aarch64 |\n"
-          "neon_dotprod | aarch64-dotprod | native | cuda (default avx2;\n"
-          "cuda: --emit=import|tern|kernels only)",
+          "neon_dotprod | aarch64-dotprod | native | cuda:sm_80 | cuda:sm_90\n"
+          "(default avx2; cuda = cuda:sm_90; cuda targets: --emit=import|tern|\n"
+          "kernels|ptx only, untested on hardware: docs/cuda.md)",
           [&](std::string_view flag, const std::string &v) -> absl::Status {
             if (!createTargetInfo(v) || !resolveMachineTarget(v))
               return absl::InvalidArgumentError(
@@ -111,7 +115,7 @@ int runCompileCommand(int argc, char **argv) {
            "ukernel bitcode to link (default: the build's ukernels-<arch>.bc)");
   p.integer("-O", &optLevel, 0, 3, "N", "LLVM optimization level 0..3 (default 3; also -O2)");
   p.choice("--emit", &emit,
-           {"import", "tern", "kernels", "llvm-dialect", "llvm", "asm", "obj", "so"}, "E",
+           {"import", "tern", "kernels", "llvm-dialect", "llvm", "asm", "obj", "so", "ptx"}, "E",
            "import   the module as imported (graph level, no passes)\n"
            "tern     graph level after verify, fuse, kernel selection, packing\n"
            "kernels  ukernel calls with static shapes and offsets\n"
@@ -120,10 +124,14 @@ int runCompileCommand(int argc, char **argv) {
            "asm      assembly for the target\n"
            "obj      the object file\n"
            "so       the linked shared object\n"
+           "ptx      cuda targets: the GPU kernels' launch plan and PTX\n"
            "(no --emit: write the .tern artifact to -o)");
   p.flag(
       "--no-fuse", [&] { popts.fuse = false; }, "keep one bitlinear per matrix (skip tern-fuse)");
   p.flag("--explain", &popts.explain, "print why each kernel was chosen (remarks on stderr)");
+  p.string("--tuning", &popts.tuning, "FILE",
+           "kernel rates measured by `ternc tune` on the target machine:\n"
+           "they replace the built-in cost table (docs/cost-model.md)");
   p.string("--weights-out", &popts.weightsOut, "FILE",
            "write the packed-weight blob (tern-pack-weights out=) to FILE");
   p.integer("-j,--jobs", &jobs, 1, 4096, "N", "threads packing weights (default: every core)");
@@ -155,9 +163,24 @@ int runCompileCommand(int argc, char **argv) {
   std::optional<MachineTarget> machine = resolveMachineTarget(popts.target);
   if (codegen && (!machine || machine->triple.empty()))
     return usageError("--target " + popts.target + " has no CPU code generation; use " +
-                      "--emit=import, tern or kernels");
+                      "--emit=import, tern, kernels or ptx");
+  if (emit == "ptx" && (!machine || machine->gpuArch.empty()))
+    return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
+  if (!popts.tuning.empty()) {
+    // Checked before the model is read: a bad file fails fast (the pass
+    // checks it again, for tern-opt).
+    absl::StatusOr<Tuning> t = loadTuning(popts.tuning);
+    std::string why = t.ok() ? "" : std::string(t.status().message());
+    if (t.ok())
+      why = tuningMismatch(*t, *createTargetInfo(popts.target),
+                           popts.target == "native" ? llvm::sys::getHostCPUName().str() : "");
+    if (!why.empty()) {
+      llvm::errs() << "ternc compile: error: " << why << "\n";
+      return 1;
+    }
+  }
 
   // Progress: on a terminal (or with -v) one line per step; on a terminal
   // also a bar of matrices packed while tern-pack-weights runs.
@@ -249,7 +272,7 @@ int runCompileCommand(int argc, char **argv) {
     if (timing)
       pm.enableTiming();
     popts.lower = emit != "tern";
-    popts.lowerToLLVM = emit != "tern" && emit != "kernels";
+    popts.lowerToLLVM = emit != "tern" && emit != "kernels" && emit != "ptx";
     buildTernPipeline(pm, popts);
     if (mlir::failed(pm.run(*module)))
       return 1;
@@ -317,7 +340,14 @@ int runCompileCommand(int argc, char **argv) {
     llvm::errs() << "ternc compile: cannot open '" << out << "': " << err << "\n";
     return 1;
   }
-  if (binaryOut || emit == "asm") {
+  if (emit == "ptx") {
+    if (!emitCudaPtx(*module, *machine, popts.maxBatch, defaultCudaPtx(machine->gpuArch), text,
+                     err)) {
+      llvm::errs() << "ternc compile: " << err << "\n";
+      return 1;
+    }
+    file->os() << text;
+  } else if (binaryOut || emit == "asm") {
     file->os().write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
   } else if (emit == "llvm") {
     file->os() << text;

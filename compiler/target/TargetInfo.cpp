@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+
+#include "compiler/target/Tuning.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -83,6 +86,10 @@ llvm::StringRef actQuantName(ActQuant a) { return a == ActQuant::Token ? "token"
 
 std::vector<int64_t> TargetInfo::tileMChoices() const { return {16, 32, 64, 128}; }
 
+std::vector<int64_t> TargetInfo::ternaryTileKChoices(KernelLayout layout, int64_t k) const {
+  return tileKChoices(layout, k);
+}
+
 std::vector<KernelLayout> TargetInfo::ternaryLayouts(ActQuant act) const {
   std::vector<KernelLayout> out;
   for (const KernelCost &c : costTable())
@@ -107,8 +114,11 @@ std::string KernelEstimate::describe() const {
                        "decode/prefill): decode {7:f2} us (memory {8:f2}, compute {9:f2}), "
                        "prefill {10:f3} us/token, padding {11:f1}%, score {12:f3}",
                        ir::stringifyKernelLayout(layout), tileM, tileK, variant,
-                       measured ? "measured" : "estimated", decodeGs, prefillGs, decodeUs, memoryUs,
-                       computeUs, prefillUs, paddedFraction * 100, score)
+                       !tunedBy.empty() ? "tuned"
+                       : measured       ? "measured"
+                                        : "estimated",
+                       decodeGs, prefillGs, decodeUs, memoryUs, computeUs, prefillUs,
+                       paddedFraction * 100, score)
       .str();
 }
 
@@ -125,22 +135,30 @@ static double tileFactor(const TargetInfo &t, KernelLayout layout, int64_t tileM
 
 KernelEstimate TargetInfo::estimateRow(const KernelCost &row, int64_t m, int64_t k, int64_t tileM,
                                        int64_t tileK, int64_t maxBatch) const {
+  return estimateRates(row.layout, row.variant, row.measured, row.decodeGs,
+                       maxBatch >= 128 ? row.prefill128Gs : row.prefill64Gs,
+                       tileFactor(*this, row.layout, tileM, tileK), m, k, tileM, tileK, maxBatch);
+}
+
+KernelEstimate TargetInfo::estimateRates(KernelLayout layout, const std::string &variant,
+                                         bool measured, double decodeGs, double prefillGs, double f,
+                                         int64_t m, int64_t k, int64_t tileM, int64_t tileK,
+                                         int64_t maxBatch) const {
   KernelEstimate e;
-  e.layout = row.layout;
+  e.layout = layout;
   e.tileM = tileM;
   e.tileK = tileK;
-  e.variant = row.variant;
-  e.measured = row.measured;
-  e.decodeGs = row.decodeGs;
-  e.prefillGs = maxBatch >= 128 ? row.prefill128Gs : row.prefill64Gs;
+  e.variant = variant;
+  e.measured = measured;
+  e.decodeGs = decodeGs;
+  e.prefillGs = prefillGs;
   const int64_t mp = (m + tileM - 1) / tileM * tileM;
   const int64_t kp = (k + tileK - 1) / tileK * tileK;
   const double weights = double(mp) * double(kp);
   e.paddedFraction = weights / (double(m) * double(k)) - 1.0;
-  const double bytes = weights * layoutBitsPerWeight(row.layout) / 8.0;
+  const double bytes = weights * layoutBitsPerWeight(layout) / 8.0;
   // Work is split over cores by row tiles; few tiles leave cores idle.
   const double busy = std::min<double>(cores(), double(mp / tileM));
-  const double f = tileFactor(*this, row.layout, tileM, tileK);
   e.memoryUs = bytes / (bandwidthGBs() * 1e3);
   e.computeUs = weights / (e.decodeGs * 1e3 * busy) * f;
   e.decodeUs = std::max(e.memoryUs, e.computeUs);
@@ -150,6 +168,31 @@ KernelEstimate TargetInfo::estimateRow(const KernelCost &row, int64_t m, int64_t
   // decides; otherwise the per-token prefill cost is added, which mostly
   // breaks near-ties since decode (memory bound) costs several times more.
   e.score = maxBatch <= 1 ? e.decodeUs : e.decodeUs + e.prefillUs;
+  return e;
+}
+
+// Distance between two matrix shapes, for picking the nearest measured one.
+static double shapeDistance(int64_t m, int64_t k, int64_t m2, int64_t k2) {
+  return std::fabs(std::log(double(m) / double(m2))) + std::fabs(std::log(double(k) / double(k2)));
+}
+
+std::optional<KernelEstimate> TargetInfo::tunedEstimate(KernelLayout layout, ActQuant act,
+                                                        int64_t m, int64_t k, int64_t tileM,
+                                                        int64_t tileK, int64_t maxBatch) const {
+  if (!tuning_)
+    return std::nullopt;
+  const TunedKernel *best = nullptr;
+  for (const TunedKernel &t : tuning_->kernels)
+    if (t.layout == layout && t.act == act && t.tileM == tileM && t.tileK == tileK &&
+        (!best || shapeDistance(m, k, t.m, t.k) < shapeDistance(m, k, best->m, best->k)))
+      best = &t;
+  if (!best)
+    return std::nullopt;
+  // Measured at this very tile: no tile factor.
+  KernelEstimate e =
+      estimateRates(layout, best->variant, true, tunedDecodeRate(best->rates),
+                    tunedPrefillRate(best->rates, maxBatch), 1.0, m, k, tileM, tileK, maxBatch);
+  e.tunedBy = tuning_->path;
   return e;
 }
 
@@ -166,11 +209,15 @@ std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t 
     e.variant = name().str();
     e.memoryUs = double(m) * double(k) * layoutBitsPerWeight(layout) / 8.0 / (bandwidthGBs() * 1e3);
     e.decodeUs = e.score = e.memoryUs;
+    if (tuning_)
+      applyTunedHead(*tuning_, cores(), m, k, e);
     return e;
   }
   std::optional<KernelCost> row = cost(layout, act);
   if (!row)
     return std::nullopt;
+  if (std::optional<KernelEstimate> t = tunedEstimate(layout, act, m, k, tileM, tileK, maxBatch))
+    return t;
   return estimateRow(*row, m, k, tileM, tileK, maxBatch);
 }
 
@@ -192,8 +239,19 @@ std::vector<KernelEstimate> TargetInfo::candidates(int64_t m, int64_t k, ir::Wei
   for (const KernelCost &row : costTable()) {
     if (row.act != act || !ir::isTernaryLayout(row.layout))
       continue;
+    // A layout the tuning file measured: its measured tiles only.
+    std::set<std::pair<int64_t, int64_t>> tuned;
+    if (tuning_)
+      for (const TunedKernel &t : tuning_->kernels)
+        if (t.layout == row.layout && t.act == act &&
+            ir::kernelTileError(row.layout, isa(), t.tileM, t.tileK).empty())
+          tuned.insert({t.tileM, t.tileK});
+    for (auto [tm, tk] : tuned)
+      out.push_back(*tunedEstimate(row.layout, act, m, k, tm, tk, maxBatch));
+    if (!tuned.empty())
+      continue;
     for (int64_t tm : tileMChoices())
-      for (int64_t tk : tileKChoices(row.layout, k))
+      for (int64_t tk : ternaryTileKChoices(row.layout, k))
         if (ir::kernelTileError(row.layout, isa(), tm, tk).empty())
           out.push_back(estimateRow(row, m, k, tm, tk, maxBatch));
   }
@@ -304,30 +362,38 @@ private:
   bool dotprod;
 };
 
+// The GPU targets (docs/cuda.md): one row, i2s with int8 activations (the
+// dp4a kernel of runtime/cuda/kernels.h), with one K tile per row so that a
+// row's codes are contiguous for a warp's coalesced loads; the f32-activation
+// row is priced for the plan only (no GPU kernel runs it yet). Rates per SM
+// are estimates (no GPU here): dp4a peak / 4 for GEMV-shaped work.
 class CudaTarget : public TargetInfo {
 public:
+  explicit CudaTarget(int sm) : sm(sm) {}
   Isa isa() const override { return Isa::CUDA; }
-  int vectorBits() const override { return 1024; }       // a warp of 32-bit lanes
-  int cores() const override { return 132; }             // SMs
-  int64_t l1Bytes() const override { return 228 << 10; } // shared memory per SM
-  int64_t l2Bytes() const override { return 50 << 20; }
-  double bandwidthGBs() const override { return 3000; }
+  int vectorBits() const override { return 1024; }            // a warp of 32-bit lanes
+  int cores() const override { return sm >= 90 ? 132 : 108; } // SMs: H100/H200, A100
+  int64_t l1Bytes() const override { return (sm >= 90 ? 228 : 164) << 10; } // shared memory / SM
+  int64_t l2Bytes() const override { return (sm >= 90 ? 50 : 40) << 20; }
+  double bandwidthGBs() const override { return sm >= 90 ? 4800 : 2039; } // H200, A100 40GB
   std::vector<KernelCost> costTable() const override {
-    // No CUDA kernel exists yet (--target cuda stops at --emit=kernels):
-    // placeholder estimates per SM so that the plan is printable.
     return {{KernelLayout::I2S, ActQuant::Token, "cuda", 7000, 7000, 7000, false},
-            {KernelLayout::TQ2, ActQuant::Token, "cuda", 5200, 5200, 5200, false},
-            {KernelLayout::I2S, ActQuant::None, "cuda", 1700, 1700, 1700, false},
-            {KernelLayout::TQ2, ActQuant::None, "cuda", 1300, 1300, 1300, false}};
+            {KernelLayout::I2S, ActQuant::None, "cuda", 1700, 1700, 1700, false}};
   }
   std::vector<int64_t> tileMChoices() const override { return {32, 64, 128, 256}; }
+  std::vector<int64_t> ternaryTileKChoices(KernelLayout, int64_t k) const override {
+    return {(k + 127) / 128 * 128};
+  }
+
+private:
+  int sm;
 };
 
 } // namespace
 
 const char *targetNames() {
   return "avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, "
-         "cuda, native";
+         "cuda:sm_80, cuda:sm_90 (alias cuda), native";
 }
 
 std::string MachineTarget::arch() const {
@@ -356,8 +422,12 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     m = {m.name, "neon", arm, "generic", "+neon", "+neon"};
   } else if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod") {
     m = {m.name, "neon_dotprod", arm, "generic", "+neon,+dotprod", "+neon,+dotprod"};
-  } else if (name == "cuda") {
-    m = {m.name, "cuda", "", "", "", ""};
+  } else if (name == "cuda" || name == "cuda:sm_90") {
+    m = {m.name, "cuda:sm_90", "", "", "", ""};
+    m.gpuArch = "sm_90";
+  } else if (name == "cuda:sm_80") {
+    m = {m.name, "cuda:sm_80", "", "", "", ""};
+    m.gpuArch = "sm_80";
   } else if (name == "native") {
     llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
     std::string triple = llvm::sys::getProcessTriple();
@@ -405,8 +475,10 @@ std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name) {
     return std::make_unique<NeonTarget>(false);
   if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod")
     return std::make_unique<NeonTarget>(true);
-  if (name == "cuda")
-    return std::make_unique<CudaTarget>();
+  if (name == "cuda" || name == "cuda:sm_90")
+    return std::make_unique<CudaTarget>(90);
+  if (name == "cuda:sm_80")
+    return std::make_unique<CudaTarget>(80);
   return nullptr;
 }
 

@@ -23,6 +23,8 @@
 
 namespace tern::compiler {
 
+struct Tuning; // compiler/target/Tuning.h
+
 // How activations reach the matmuls (--act-quant): int8 per token, or f32.
 enum class ActQuant { Token, None };
 std::optional<ActQuant> parseActQuant(llvm::StringRef s); // "token" | "none"
@@ -54,6 +56,9 @@ struct KernelEstimate {
   double computeUs = 0;      // arithmetic of one decode step
   double paddedFraction = 0; // weights added by M/K padding to whole tiles
   double score = 0;          // what the choice minimises (TargetInfo::score)
+  // Where the rates come from: empty = the built-in table, else the path of
+  // the tuning file that measured this (layout, act, tile) on this host.
+  std::string tunedBy;
   std::string describe() const;
 };
 
@@ -73,6 +78,16 @@ public:
   // first, with the variant that runs it and its rates.
   virtual std::vector<KernelCost> costTable() const = 0;
   virtual std::vector<int64_t> tileMChoices() const;
+  // The tile_k values tried for a ternary layout and row length K (default:
+  // the free tileKChoices; cuda: one K tile per row, docs/cuda.md).
+  virtual std::vector<int64_t> ternaryTileKChoices(ir::KernelLayout layout, int64_t k) const;
+
+  // Rates measured on the host (`ternc tune`) that replace the built-in
+  // table for every (layout, act) the file has entries for: those layouts'
+  // candidates are the measured tiles, at the rates of the nearest measured
+  // shape; other layouts keep their built-in row. Null: built-in only.
+  void setTuning(std::shared_ptr<const Tuning> t) { tuning_ = std::move(t); }
+  const Tuning *tuning() const { return tuning_.get(); }
 
   // Ternary layouts with a row for `act`, in table order.
   std::vector<ir::KernelLayout> ternaryLayouts(ActQuant act = ActQuant::Token) const;
@@ -95,6 +110,15 @@ public:
 private:
   KernelEstimate estimateRow(const KernelCost &row, int64_t m, int64_t k, int64_t tileM,
                              int64_t tileK, int64_t maxBatch) const;
+  KernelEstimate estimateRates(ir::KernelLayout layout, const std::string &variant, bool measured,
+                               double decodeGs, double prefillGs, double tileF, int64_t m,
+                               int64_t k, int64_t tileM, int64_t tileK, int64_t maxBatch) const;
+  // The tuned estimate of (layout, act) at this tile (nearest measured
+  // shape); null when the tuning file did not measure that tile.
+  std::optional<KernelEstimate> tunedEstimate(ir::KernelLayout layout, ActQuant act, int64_t m,
+                                              int64_t k, int64_t tileM, int64_t tileK,
+                                              int64_t maxBatch) const;
+  std::shared_ptr<const Tuning> tuning_;
 };
 
 // What code generation needs for a --target name: the LLVM triple, CPU and
@@ -105,7 +129,8 @@ private:
 //   neon | aarch64            aarch64, +neon
 //   neon_dotprod | aarch64-dotprod   aarch64, +neon,+dotprod
 //   native                    the host (getHostCPUName / getHostCPUFeatures)
-//   cuda                      no CPU code generation (kernels only)
+//   cuda:sm_80 | cuda:sm_90   no CPU code generation: GPU kernels (PTX) for that
+//                             architecture, docs/cuda.md; `cuda` = cuda:sm_90
 struct MachineTarget {
   std::string name;         // as asked
   std::string kernelTarget; // createTargetInfo name: avx2, avx512_vnni, neon, ...
@@ -116,11 +141,13 @@ struct MachineTarget {
   // native on an x86 host without AVX2/FMA (or an arm host without NEON):
   // no ISA ukernel may run there, so every callee must be `_ref`.
   bool refOnly = false;
+  std::string gpuArch;      // cuda: "sm_80" | "sm_90"; empty otherwise
   std::string arch() const; // "x86_64" | "aarch64" | ""
 };
 std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
 
-// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda",
+// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda:sm_80",
+// "cuda:sm_90" (alias "cuda"),
 // "native" (the host). Null for an unknown name.
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name);
 // Names accepted by createTargetInfo, for messages.

@@ -31,3 +31,13 @@ if config.tern_ukernel_bc_dir and all(
         os.path.exists(os.path.join(config.tern_ukernel_bc_dir, "ukernels-%s.bc" % a))
         for a in ("x86_64", "aarch64")):
     config.available_features.add("ukernels-bc")
+
+# The cuda targets' PTX (runtime/cuda, built with clang-22) and, where a CUDA
+# toolkit is installed, its ptxas (%ptxas).
+if config.tern_cuda_ptx_dir and all(
+        os.path.exists(os.path.join(config.tern_cuda_ptx_dir, "tern-cuda-%s.ptx" % a))
+        for a in ("sm_80", "sm_90")):
+    config.available_features.add("cuda-ptx")
+if config.tern_ptxas and os.path.exists(config.tern_ptxas):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", config.tern_ptxas))

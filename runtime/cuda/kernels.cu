@@ -1,0 +1,119 @@
+// The GPU entry points of kernels.h: compiled by clang's NVPTX backend only
+// (runtime/cuda/CMakeLists.txt: -x cuda --cuda-device-only -nocudainc
+// -nocudalib, no CUDA headers), to PTX for each cuda target. Each entry reads
+// its coordinates, calls the shared body and, where the body has a warp
+// reduction, sums over the warp with __shfl_xor_sync's butterfly (the order
+// emulate.h reproduces on the host). UNTESTED ON HARDWARE: docs/cuda.md.
+#include "runtime/cuda/kernels.h"
+
+#define TERN_GPU_KERNEL extern "C" __attribute__((global)) __attribute__((used))
+
+namespace {
+
+using namespace tern::cuda;
+
+__attribute__((device)) inline Thread thread_here() {
+  return Thread{uint32_t(__nvvm_read_ptx_sreg_ctaid_x()), uint32_t(__nvvm_read_ptx_sreg_ctaid_y()),
+                uint32_t(__nvvm_read_ptx_sreg_tid_x()), uint32_t(__nvvm_read_ptx_sreg_ntid_x())};
+}
+
+__attribute__((device)) inline int32_t warp_sum(int32_t v) {
+  for (int off = kWarp / 2; off > 0; off /= 2)
+    v += __nvvm_shfl_sync_bfly_i32(0xffffffffu, v, off, 31);
+  return v;
+}
+__attribute__((device)) inline float warp_sum(float v) {
+  for (int off = kWarp / 2; off > 0; off /= 2)
+    v = v + __nvvm_shfl_sync_bfly_f32(0xffffffffu, v, off, 31);
+  return v;
+}
+__attribute__((device)) inline double warp_sum(double v) {
+  for (int off = kWarp / 2; off > 0; off /= 2) {
+    const uint64_t bits = __builtin_bit_cast(uint64_t, v);
+    const uint32_t lo =
+        uint32_t(__nvvm_shfl_sync_bfly_i32(0xffffffffu, int(uint32_t(bits)), off, 31));
+    const uint32_t hi =
+        uint32_t(__nvvm_shfl_sync_bfly_i32(0xffffffffu, int(uint32_t(bits >> 32)), off, 31));
+    v = v + __builtin_bit_cast(double, uint64_t(hi) << 32 | lo);
+  }
+  return v;
+}
+__attribute__((device)) inline float warp_max(float v) {
+  for (int off = kWarp / 2; off > 0; off /= 2) {
+    const float o = __nvvm_shfl_sync_bfly_f32(0xffffffffu, v, off, 31);
+    v = v < o ? o : v;
+  }
+  return v;
+}
+
+} // namespace
+
+TERN_GPU_KERNEL void tern_gpu_matmul_i2s_i8(I2sParams p) {
+  const Thread th = thread_here();
+  int64_t row, t0;
+  int nt;
+  if (!i2s_work(p, th, &row, &t0, &nt))
+    return;
+  int32_t acc[kTokenTile], sa[kTokenTile];
+  i2s_lane(p, row, t0, nt, lane_of(th), acc, sa);
+  for (int t = 0; t < kTokenTile; ++t) {
+    acc[t] = warp_sum(acc[t]);
+    sa[t] = warp_sum(sa[t]);
+  }
+  if (lane_of(th) == 0)
+    i2s_finish(p, row, t0, nt, acc, sa);
+}
+
+TERN_GPU_KERNEL void tern_gpu_lm_head_f16(LmHeadParams p) {
+  const Thread th = thread_here();
+  int64_t row, t0;
+  int nt;
+  if (!lm_head_work(p, th, &row, &t0, &nt))
+    return;
+  float acc[kTokenTile];
+  lm_head_lane(p, row, t0, nt, lane_of(th), acc);
+  for (int t = 0; t < kTokenTile; ++t)
+    acc[t] = warp_sum(acc[t]);
+  if (lane_of(th) == 0)
+    lm_head_finish(p, row, t0, nt, acc);
+}
+
+TERN_GPU_KERNEL void tern_gpu_rms_norm_quantize_i8(RmsQuantParams p) {
+  const Thread th = thread_here();
+  int64_t t;
+  if (!rms_work(p, th, &t))
+    return;
+  const int lane = lane_of(th);
+  const float s = rms_scale_of(p, warp_sum(rms_lane_squares(p, t, lane)));
+  const float qsv = rms_qscale(warp_max(rms_lane_amax(p, t, lane, s)));
+  rms_lane_quantize(p, t, lane, s, qsv);
+}
+
+TERN_GPU_KERNEL void tern_gpu_rms_norm_f32(RmsParams p) {
+  const Thread th = thread_here();
+  const RmsQuantParams pq = rms_as_quant(p);
+  int64_t t;
+  if (!rms_work(pq, th, &t))
+    return;
+  const int lane = lane_of(th);
+  rms_lane_store(p, t, lane, rms_scale_of(pq, warp_sum(rms_lane_squares(pq, t, lane))));
+}
+
+TERN_GPU_KERNEL void tern_gpu_quantize_i8(QuantParams p) {
+  const Thread th = thread_here();
+  int64_t t;
+  if (!quant_work(p, th, &t))
+    return;
+  const int lane = lane_of(th);
+  quant_lane_store(p, t, lane, rms_qscale(warp_max(quant_lane_amax(p, t, lane))));
+}
+
+TERN_GPU_KERNEL void tern_gpu_add_f32(ElementwiseParams p) { add_thread(p, thread_here()); }
+TERN_GPU_KERNEL void tern_gpu_relu2_mul_f32(ElementwiseParams p) {
+  relu2_mul_thread(p, thread_here());
+}
+TERN_GPU_KERNEL void tern_gpu_silu_mul_f32(ElementwiseParams p) {
+  silu_mul_thread(p, thread_here());
+}
+TERN_GPU_KERNEL void tern_gpu_rope_neox_f32(RopeParams p) { rope_thread(p, thread_here()); }
+TERN_GPU_KERNEL void tern_gpu_embed_f16(EmbedParams p) { embed_f16_thread(p, thread_here()); }

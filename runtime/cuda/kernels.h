@@ -1,0 +1,528 @@
+// GPU kernels of the cuda targets (docs/cuda.md), written once as plain
+// functions of (blockIdx, threadIdx, blockDim) and compiled twice:
+//  - for the GPU by kernels.cu (clang's NVPTX backend, -x cuda, no CUDA
+//    headers: TERN_GPU_FN is __device__ there), to PTX for sm_80 / sm_90;
+//  - for the host as ordinary C++ (TERN_GPU_FN is inline), driven by
+//    emulate.h's launch-grid emulation, and tested against the `_ref` twins.
+//
+// Each kernel is split at its warp-level reduction: a per-lane function
+// computes the lane's partial values, the caller sums them over the warp (on
+// the GPU with __shfl_xor_sync's butterfly; emulated on the host in the same
+// order, see warp_sum_emulated) and a finish function run by lane 0 writes the
+// result. No shared memory, no block-level barriers: every warp is
+// independent. Every kernel is batch-invariant (a token's result depends on
+// its own row of activations only).
+#pragma once
+
+#include <stdint.h>
+
+#if defined(__CUDA__)
+#define TERN_GPU_FN __attribute__((device)) inline __attribute__((always_inline))
+#else
+#define TERN_GPU_FN inline
+#endif
+
+namespace tern::cuda {
+
+constexpr int kWarp = 32;
+// Rows (or tokens) per block: 4 warps of 32 threads.
+constexpr int kWarpsPerBlock = 4;
+constexpr int kBlockThreads = kWarp * kWarpsPerBlock;
+// Tokens one warp of the ternary matmul and the lm_head handles per pass over
+// a weight row (the GEMM reuse of a row's codes; decode uses one of them).
+constexpr int kTokenTile = 8;
+
+// The thread coordinates a kernel body reads.
+struct Thread {
+  uint32_t blockX, blockY; // blockIdx.x, blockIdx.y
+  uint32_t threadX;        // threadIdx.x (0 .. blockDim.x)
+  uint32_t blockDimX;      // blockDim.x
+};
+TERN_GPU_FN int lane_of(const Thread &th) { return int(th.threadX % kWarp); }
+TERN_GPU_FN int64_t warp_global(const Thread &th) {
+  return int64_t(th.blockX) * (th.blockDimX / kWarp) + th.threadX / kWarp;
+}
+
+// Bit-exact IEEE half -> float (the same function as the CPU ukernels').
+TERN_GPU_FN float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {
+      float v = float(man) * 5.9604644775390625e-8f;
+      bits = sign | __builtin_bit_cast(uint32_t, v);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  return __builtin_bit_cast(float, bits);
+}
+
+// A 32-bit load of 4-byte aligned memory of another type (codes, int8
+// activations, f16 pairs): one ld.u32 on the GPU; memcpy on the host (no
+// strict-aliasing assumption for the host compiler).
+TERN_GPU_FN uint32_t load_u32(const void *p) {
+#if defined(__CUDA__) && defined(__CUDA_ARCH__)
+  return *static_cast<const uint32_t *>(p);
+#else
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
+// dp4a: c + sum of the four signed byte products of a and b. On the GPU one
+// instruction (sm_61+); on the host its definition.
+TERN_GPU_FN int32_t dp4a(uint32_t a, uint32_t b, int32_t c) {
+#if defined(__CUDA__) && defined(__CUDA_ARCH__)
+  int32_t r;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+#else
+  for (int i = 0; i < 4; ++i)
+    c += int32_t(int8_t(uint8_t(a >> (8 * i)))) * int32_t(int8_t(uint8_t(b >> (8 * i))));
+  return c;
+#endif
+}
+
+// ---- ternary matmul, i2s layout, int8 activations (dp4a) ----
+//
+// The packed weight is compiler/pack's i2s: for row tile rt, K tile kt, row
+// r of the tile, each 128-column block: 32 bytes, byte j = c[j]<<6 |
+// c[j+32]<<4 | c[j+64]<<2 | c[j+96], c = w + 1. A 32-bit word of bytes j..j+3
+// shifted right by 6 - 2s and masked with 0x03030303 is the four codes of
+// columns 32s + j .. 32s + j + 3 as bytes: one dp4a with the four
+// activations of those columns, minus dp4a(0x01010101, same) for the +1.
+// The GPU-friendly choice (tern-select-kernels for cuda:*): tile_k = K, so a
+// row's codes are contiguous and a warp reads 32 consecutive words.
+// Segments (fused q/k/v, gate/up) and the per-segment scales after the codes
+// (at the next multiple of 64 bytes) are as for the CPU ukernels.
+struct I2sParams {
+  int64_t n;       // tokens
+  const int8_t *q; // [n][k]
+  const float *qs; // [n]
+  const uint8_t *packed;
+  int64_t m, k, tileM, tileK;
+  float *out[3];
+  int64_t ms[3];
+};
+
+TERN_GPU_FN int64_t round_up64(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Lane partial sums of row `row` (the warp's) for tokens t0 .. t0 + nt:
+// acc[t] = sum over the lane's words of (codes . q), sa[t] = sum of q.
+TERN_GPU_FN void i2s_lane(const I2sParams &p, int64_t row, int64_t t0, int nt, int lane,
+                          int32_t *acc, int32_t *sa) {
+  for (int t = 0; t < kTokenTile; ++t)
+    acc[t] = sa[t] = 0;
+  const int64_t kp = round_up64(p.k, p.tileK), nkt = kp / p.tileK;
+  const int64_t rt = row / p.tileM, rr = row % p.tileM;
+  const int64_t tileBytes = p.tileM * p.tileK / 4;
+  const int64_t words = p.k / 16; // 8 words per 128 columns; k % 128 == 0 (launch plan)
+  for (int64_t wi = lane; wi < words; wi += kWarp) {
+    const int64_t blk = wi / 8, j = (wi % 8) * 4;
+    const int64_t col0 = blk * 128, kt = col0 / p.tileK, off = col0 % p.tileK;
+    const uint8_t *b =
+        p.packed + (rt * nkt + kt) * tileBytes + rr * (p.tileK / 4) + (off / 128) * 32 + j;
+    const uint32_t word = load_u32(b);
+    for (int s = 0; s < 4; ++s) {
+      const uint32_t codes = (word >> (6 - 2 * s)) & 0x03030303u;
+      const int64_t col = col0 + 32 * s + j;
+      for (int t = 0; t < nt; ++t) {
+        const uint32_t a = load_u32(p.q + (t0 + t) * p.k + col);
+        acc[t] = dp4a(codes, a, acc[t]);
+        sa[t] = dp4a(0x01010101u, a, sa[t]);
+      }
+    }
+  }
+}
+
+// Lane 0, with the warp's sums: out = float(sum) * scale / qs, the ref's
+// expression (so the result is bit-identical with tern_uk_matmul_i2s_ref).
+TERN_GPU_FN void i2s_finish(const I2sParams &p, int64_t row, int64_t t0, int nt, const int32_t *acc,
+                            const int32_t *sa) {
+  const int64_t mp = round_up64(p.m, p.tileM), kp = round_up64(p.k, p.tileK);
+  const uint8_t *scales = p.packed + round_up64(mp * kp / 4, 64); // one f32 per segment
+  int seg = 0;
+  int64_t r = row;
+  while (seg < 2 && r >= p.ms[seg]) {
+    r -= p.ms[seg];
+    ++seg;
+  }
+  int present = 0; // the scales of the segments with rows, in order (as the CPU kernels)
+  for (int i = 0; i < seg; ++i)
+    present += p.ms[i] > 0;
+  const float scale = __builtin_bit_cast(float, load_u32(scales + 4 * present));
+  for (int t = 0; t < nt; ++t)
+    p.out[seg][(t0 + t) * p.ms[seg] + r] = float(acc[t] - sa[t]) * scale / p.qs[t0 + t];
+}
+
+// Which (row, tokens) a warp computes; false for warps past the last row.
+TERN_GPU_FN bool i2s_work(const I2sParams &p, const Thread &th, int64_t *row, int64_t *t0,
+                          int *nt) {
+  *row = warp_global(th);
+  *t0 = int64_t(th.blockY) * kTokenTile;
+  const int64_t left = p.n - *t0;
+  *nt = int(left < kTokenTile ? left : kTokenTile);
+  return *row < p.m && *nt > 0;
+}
+
+// ---- lm_head, f16 weights [vocab][hidden], f32 activations ----
+// Lane sums of columns 2 * (lane + 32 i) and the next (hidden % 64 == 0 in
+// the launch plan), the warp's butterfly, lane 0 writes. Not the ref's
+// sequential order: close to the ref, not bit-identical (like the CPU heads).
+struct LmHeadParams {
+  int64_t n;
+  const float *x;    // [n][hidden]
+  const uint16_t *w; // [vocab][hidden]
+  float *logits;     // [n][vocab]
+  int64_t hidden, vocab;
+};
+
+TERN_GPU_FN bool lm_head_work(const LmHeadParams &p, const Thread &th, int64_t *row, int64_t *t0,
+                              int *nt) {
+  *row = warp_global(th);
+  *t0 = int64_t(th.blockY) * kTokenTile;
+  const int64_t left = p.n - *t0;
+  *nt = int(left < kTokenTile ? left : kTokenTile);
+  return *row < p.vocab && *nt > 0;
+}
+
+TERN_GPU_FN void lm_head_lane(const LmHeadParams &p, int64_t row, int64_t t0, int nt, int lane,
+                              float *acc) {
+  for (int t = 0; t < kTokenTile; ++t)
+    acc[t] = 0.0f;
+  const uint16_t *w = p.w + row * p.hidden;
+  for (int64_t i = lane; i < p.hidden / 2; i += kWarp) {
+    const uint32_t two = load_u32(w + 2 * i);
+    const float w0 = f16_to_f32(uint16_t(two)), w1 = f16_to_f32(uint16_t(two >> 16));
+    for (int t = 0; t < nt; ++t) {
+      const float *xt = p.x + (t0 + t) * p.hidden + 2 * i;
+      acc[t] = acc[t] + w0 * xt[0];
+      acc[t] = acc[t] + w1 * xt[1];
+    }
+  }
+}
+
+TERN_GPU_FN void lm_head_finish(const LmHeadParams &p, int64_t row, int64_t t0, int nt,
+                                const float *acc) {
+  for (int t = 0; t < nt; ++t)
+    p.logits[(t0 + t) * p.vocab + row] = acc[t];
+}
+
+// ---- fused rms_norm + per-token int8 quantization: one warp per token ----
+// Sum of squares in double per lane (float products are exact in double),
+// warp butterfly, then the ref's expressions: scale s, amax (a max: order
+// free), qs = 127 / max(amax, 1e-5), q = clamp(round(y * qs)). The double sum
+// is in another order than the ref's: s can differ from the ref's by 1 ulp in
+// a rounding tie (then a q by 1), as for the CPU fast variants.
+struct RmsQuantParams {
+  int64_t n;
+  const float *x, *w; // x [n][dim], w [dim]
+  int8_t *q;          // [n][dim]
+  float *qs;          // [n]
+  int64_t dim;
+  float eps;
+};
+
+TERN_GPU_FN bool rms_work(const RmsQuantParams &p, const Thread &th, int64_t *t) {
+  *t = warp_global(th);
+  return *t < p.n;
+}
+TERN_GPU_FN double rms_lane_squares(const RmsQuantParams &p, int64_t t, int lane) {
+  const float *xt = p.x + t * p.dim;
+  double ss = 0.0;
+  for (int64_t i = lane; i < p.dim; i += kWarp)
+    ss += double(xt[i]) * xt[i];
+  return ss;
+}
+TERN_GPU_FN float rms_scale_of(const RmsQuantParams &p, double ss) {
+  return float(1.0 / __builtin_sqrt(ss / double(p.dim) + p.eps));
+}
+TERN_GPU_FN float fabs_gpu(float v) { return v < 0.0f ? -v : v; }
+TERN_GPU_FN float rms_lane_amax(const RmsQuantParams &p, int64_t t, int lane, float s) {
+  const float *xt = p.x + t * p.dim;
+  float amax = 0.0f;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    const float a = fabs_gpu(xt[i] * s * p.w[i]);
+    amax = amax < a ? a : amax;
+  }
+  return amax;
+}
+TERN_GPU_FN float rms_qscale(float amax) { return 127.0f / (amax < 1e-5f ? 1e-5f : amax); }
+TERN_GPU_FN void rms_lane_quantize(const RmsQuantParams &p, int64_t t, int lane, float s,
+                                   float qsv) {
+  const float *xt = p.x + t * p.dim;
+  int8_t *qt = p.q + t * p.dim;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    float v = __builtin_roundf((xt[i] * s * p.w[i]) * qsv);
+    v = v < -128.0f ? -128.0f : (127.0f < v ? 127.0f : v);
+    qt[i] = int8_t(v);
+  }
+  if (lane == 0)
+    p.qs[t] = qsv;
+}
+
+// ---- rms_norm, f32 out: one warp per token ----
+// The scale as rms_norm_quantize_i8 computes it, then the ref's y = x * s * w
+// (equal to tern_uk_rms_norm_f32_ref but in the same rare tie).
+struct RmsParams {
+  int64_t n;
+  const float *x, *w; // x [n][dim], w [dim]
+  float *y;           // [n][dim]
+  int64_t dim;
+  float eps;
+};
+TERN_GPU_FN RmsQuantParams rms_as_quant(const RmsParams &p) {
+  return RmsQuantParams{p.n, p.x, p.w, nullptr, nullptr, p.dim, p.eps};
+}
+TERN_GPU_FN void rms_lane_store(const RmsParams &p, int64_t t, int lane, float s) {
+  const float *xt = p.x + t * p.dim;
+  float *yt = p.y + t * p.dim;
+  for (int64_t i = lane; i < p.dim; i += kWarp)
+    yt[i] = xt[i] * s * p.w[i];
+}
+
+// ---- per-token int8 quantization (no norm): one warp per token ----
+// Bit-identical with tern_uk_quantize_i8_ref: amax is a max (order free),
+// then the ref's expressions.
+struct QuantParams {
+  int64_t n;
+  const float *x; // [n][dim]
+  int8_t *q;      // [n][dim]
+  float *qs;      // [n]
+  int64_t dim;
+};
+TERN_GPU_FN bool quant_work(const QuantParams &p, const Thread &th, int64_t *t) {
+  *t = warp_global(th);
+  return *t < p.n;
+}
+TERN_GPU_FN float quant_lane_amax(const QuantParams &p, int64_t t, int lane) {
+  const float *xt = p.x + t * p.dim;
+  float amax = 0.0f;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    const float a = fabs_gpu(xt[i]);
+    amax = amax < a ? a : amax;
+  }
+  return amax;
+}
+TERN_GPU_FN void quant_lane_store(const QuantParams &p, int64_t t, int lane, float qsv) {
+  const float *xt = p.x + t * p.dim;
+  int8_t *qt = p.q + t * p.dim;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    float v = __builtin_roundf(xt[i] * qsv);
+    v = v < -128.0f ? -128.0f : (127.0f < v ? 127.0f : v);
+    qt[i] = int8_t(v);
+  }
+  if (lane == 0)
+    p.qs[t] = qsv;
+}
+
+// ---- elementwise: one thread per element of [n][dim] ----
+struct ElementwiseParams {
+  int64_t count; // n * dim
+  const float *a, *b;
+  float *out;
+};
+TERN_GPU_FN int64_t element_of(const Thread &th) {
+  return int64_t(th.blockX) * th.blockDimX + th.threadX;
+}
+// Residual add: out = a + b (bit-identical with tern_uk_add_f32_ref).
+TERN_GPU_FN void add_thread(const ElementwiseParams &p, const Thread &th) {
+  const int64_t i = element_of(th);
+  if (i < p.count)
+    p.out[i] = p.a[i] + p.b[i];
+}
+// relu(gate)^2 * up (bit-identical with tern_uk_relu2_mul_f32_ref).
+TERN_GPU_FN void relu2_mul_thread(const ElementwiseParams &p, const Thread &th) {
+  const int64_t i = element_of(th);
+  if (i < p.count) {
+    const float g = p.a[i] > 0.0f ? p.a[i] : 0.0f;
+    p.out[i] = g * g * p.b[i];
+  }
+}
+
+// e^x in float without libdevice (the PTX build links none): x = n ln2 + r,
+// |r| <= ln2 / 2, e^r by its degree-7 Taylor polynomial (truncation < 0.1
+// ulp), times 2^n built from exponent bits in two steps (subnormal results).
+// Within a few ulp of the C library's expf, not bit-identical; the same bits
+// on the host and the GPU (no FMA: -ffp-contract=off on both).
+TERN_GPU_FN float pow2i_gpu(int e) { // 2^e for e in [-126, 127]
+  return __builtin_bit_cast(float, uint32_t(e + 127) << 23);
+}
+TERN_GPU_FN float exp_gpu(float x) {
+  if (x != x)
+    return x;
+  if (x > 88.72283935546875f)
+    return __builtin_inff();
+  if (x < -103.972084045410156f)
+    return 0.0f;
+  const float n = __builtin_rintf(x * 1.44269504088896341f);
+  float r = x - n * 0.693145751953125f; // ln2 high part: n * it is exact
+  r = r - n * 1.428606765330187045e-06f;
+  float e = 1.0f / 5040.0f;
+  e = e * r + 1.0f / 720.0f;
+  e = e * r + 1.0f / 120.0f;
+  e = e * r + 1.0f / 24.0f;
+  e = e * r + 1.0f / 6.0f;
+  e = e * r + 0.5f;
+  e = e * r + 1.0f;
+  e = e * r + 1.0f;
+  const int ni = int(n), half = ni / 2;
+  return e * pow2i_gpu(half) * pow2i_gpu(ni - half);
+}
+// silu(gate) * up = gate / (1 + e^-gate) * up, the ref's expression with
+// exp_gpu for expf: close to tern_uk_silu_mul_f32_ref (a few ulp).
+TERN_GPU_FN void silu_mul_thread(const ElementwiseParams &p, const Thread &th) {
+  const int64_t i = element_of(th);
+  if (i < p.count)
+    p.out[i] = p.a[i] / (1.0f + exp_gpu(-p.a[i])) * p.b[i];
+}
+
+// ---- RoPE (NEOX halves) ----
+// The ref computes theta = pos * base^(-2i / rot_dim), cos and sin in double,
+// then rounds them to float. Without libdevice, double exp / log / sin / cos
+// are computed here (fdlibm-style range reductions and Taylor series, about
+// 1e-16 relative before the reduction of theta): the floats c and s equal the
+// ref's except when the double value lies within its error of a float
+// rounding boundary (then 1 ulp), and the rotation is the ref's expression.
+TERN_GPU_FN double pow2i_d(int e) { // 2^e, e in [-1022, 1023]
+  return __builtin_bit_cast(double, uint64_t(e + 1023) << 52);
+}
+TERN_GPU_FN double exp_d(double x) { // |x| < 700
+  const double n = __builtin_rint(x * 1.44269504088896338700e+00);
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double e = 1.0 / 6227020800.0; // 1/13!
+  const double inv[] = {1.0 / 479001600.0,
+                        1.0 / 39916800.0,
+                        1.0 / 3628800.0,
+                        1.0 / 362880.0,
+                        1.0 / 40320.0,
+                        1.0 / 5040.0,
+                        1.0 / 720.0,
+                        1.0 / 120.0,
+                        1.0 / 24.0,
+                        1.0 / 6.0,
+                        0.5,
+                        1.0,
+                        1.0};
+  for (double c : inv)
+    e = e * r + c;
+  const int ni = int(n), half = ni / 2;
+  return e * pow2i_d(half) * pow2i_d(ni - half);
+}
+TERN_GPU_FN double log_d(double x) { // x positive, normal, finite
+  const uint64_t bits = __builtin_bit_cast(uint64_t, x);
+  int e = int((bits >> 52) & 0x7ff) - 1023;
+  double m = __builtin_bit_cast(double, (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+  if (m > 1.41421356237309504880) {
+    m = m * 0.5;
+    ++e;
+  }
+  const double f = (m - 1.0) / (m + 1.0), f2 = f * f;
+  double sum = 1.0 / 25.0; // 2 atanh(f) = 2 (f + f^3/3 + ... + f^25/25)
+  for (int k = 23; k >= 1; k -= 2)
+    sum = sum * f2 + 1.0 / double(k);
+  return double(e) * 6.93147180369123816490e-01 +
+         (double(e) * 1.90821492927058770002e-10 + 2.0 * f * sum);
+}
+// sin and cos of theta (|theta| < 2^20 * pi / 2): theta = k pi/2 + r,
+// |r| <= pi/4, pi/2 in three parts (each k * part exact).
+TERN_GPU_FN void sincos_d(double theta, double *sn, double *cs) {
+  const double k = __builtin_rint(theta * 6.36619772367581382433e-01);
+  const double r = ((theta - k * 1.57079632673412561417e+00) - k * 6.07710050630396597660e-11) -
+                   k * 2.02226624871116645580e-21;
+  const double r2 = r * r;
+  double sp = -1.0 / 121645100408832000.0; // -1/19!, then 1/17!, ...
+  double cp = -1.0 / 6402373705728000.0;   // -1/18!, then 1/16!, ...
+  const double sinc[] = {1.0 / 355687428096000.0,
+                         -1.0 / 1307674368000.0,
+                         1.0 / 6227020800.0,
+                         -1.0 / 39916800.0,
+                         1.0 / 362880.0,
+                         -1.0 / 5040.0,
+                         1.0 / 120.0,
+                         -1.0 / 6.0,
+                         1.0};
+  const double cosc[] = {1.0 / 20922789888000.0,
+                         -1.0 / 87178291200.0,
+                         1.0 / 479001600.0,
+                         -1.0 / 3628800.0,
+                         1.0 / 40320.0,
+                         -1.0 / 720.0,
+                         1.0 / 24.0,
+                         -0.5,
+                         1.0};
+  for (double c : sinc)
+    sp = sp * r2 + c;
+  for (double c : cosc)
+    cp = cp * r2 + c;
+  const double s0 = sp * r, c0 = cp;
+  const int q = int(int64_t(k) & 3);
+  *sn = q == 0 ? s0 : q == 1 ? c0 : q == 2 ? -s0 : -c0;
+  *cs = q == 0 ? c0 : q == 1 ? -s0 : q == 2 ? -c0 : s0;
+}
+
+struct RopeParams {
+  int64_t n;
+  const float *x;
+  const int32_t *pos; // [n]
+  float *y;           // [n][n_heads * head_dim]; may be x
+  int64_t nHeads, headDim, rotDim;
+  float freqBase;
+};
+// Threads per token: max(rot_dim / 2, head_dim - rot_dim). Thread i rotates
+// pair (i, i + rot_dim / 2) of every head and, when y != x, copies the
+// unrotated dim rot_dim + i of every head.
+TERN_GPU_FN int64_t rope_threads_per_token(const RopeParams &p) {
+  const int64_t half = p.rotDim / 2, rest = p.headDim - p.rotDim;
+  return half > rest ? half : rest;
+}
+TERN_GPU_FN void rope_thread(const RopeParams &p, const Thread &th) {
+  const int64_t per = rope_threads_per_token(p), id = element_of(th);
+  if (id >= p.n * per)
+    return;
+  const int64_t t = id / per, i = id % per, half = p.rotDim / 2, dim = p.nHeads * p.headDim;
+  if (p.y != p.x && i < p.headDim - p.rotDim)
+    for (int64_t h = 0; h < p.nHeads; ++h)
+      p.y[t * dim + h * p.headDim + p.rotDim + i] = p.x[t * dim + h * p.headDim + p.rotDim + i];
+  if (i >= half)
+    return;
+  const double theta =
+      double(p.pos[t]) * exp_d(-2.0 * double(i) / double(p.rotDim) * log_d(double(p.freqBase)));
+  double sd, cd;
+  sincos_d(theta, &sd, &cd);
+  const float c = float(cd), s = float(sd);
+  for (int64_t h = 0; h < p.nHeads; ++h) {
+    const float *v = p.x + t * dim + h * p.headDim;
+    float *o = p.y + t * dim + h * p.headDim;
+    const float x0 = v[i], x1 = v[i + half];
+    o[i] = x0 * c - x1 * s;
+    o[i + half] = x0 * s + x1 * c;
+  }
+}
+
+// ---- embedding, f16 table: one thread per output element ----
+struct EmbedParams {
+  int64_t n;
+  const int32_t *tokens;
+  const uint16_t *table; // [vocab][hidden]
+  float *out;            // [n][hidden]
+  int64_t hidden, vocab;
+};
+TERN_GPU_FN void embed_f16_thread(const EmbedParams &p, const Thread &th) {
+  const int64_t i = element_of(th);
+  if (i >= p.n * p.hidden)
+    return;
+  const int64_t t = i / p.hidden, c = i % p.hidden;
+  const int64_t tok = p.tokens[t];
+  p.out[i] = tok < 0 || tok >= p.vocab ? 0.0f : f16_to_f32(p.table[tok * p.hidden + c]);
+}
+
+} // namespace tern::cuda

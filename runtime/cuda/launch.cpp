@@ -1,0 +1,83 @@
+#include "runtime/cuda/launch.h"
+
+#include "fmt/format.h"
+#include "runtime/cuda/kernels.h"
+
+namespace tern::cuda {
+
+std::string LaunchDims::describe() const {
+  if (!ok())
+    return "error: " + error;
+  return fmt::format("grid=({},{}) block={}", gridX, gridY, blockX);
+}
+
+namespace {
+
+LaunchDims fail(std::string why) {
+  LaunchDims d;
+  d.error = std::move(why);
+  return d;
+}
+
+// One warp per row, kWarpsPerBlock rows per block, kTokenTile tokens per
+// blockIdx.y.
+LaunchDims warpPerRow(int64_t n, int64_t rows) {
+  LaunchDims d;
+  d.blockX = kBlockThreads;
+  const int64_t gx = (rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  const int64_t gy = (n + kTokenTile - 1) / kTokenTile;
+  if (gx > kMaxGridX || gy > kMaxGridY)
+    return fail(fmt::format("{} rows x {} tokens exceed the grid limits", rows, n));
+  d.gridX = uint32_t(gx);
+  d.gridY = uint32_t(gy);
+  return d;
+}
+
+} // namespace
+
+LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK) {
+  if (n < 1 || m < 1 || k < 1)
+    return fail(fmt::format("empty matmul (n={}, m={}, k={})", n, m, k));
+  if (k % 128 != 0)
+    return fail(fmt::format("k={} is not a multiple of 128 (the GPU i2s kernel reads whole "
+                            "128-column blocks)",
+                            k));
+  if (tileM < 1 || tileK < 128 || tileK % 128 != 0)
+    return fail(fmt::format("i2s tile {}x{}: tile_k must be a multiple of 128", tileM, tileK));
+  return warpPerRow(n, m);
+}
+
+LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden) {
+  if (n < 1 || vocab < 1 || hidden < 1)
+    return fail(fmt::format("empty lm_head (n={}, vocab={}, hidden={})", n, vocab, hidden));
+  if (hidden % 2 != 0)
+    return fail(fmt::format("hidden={} is odd (the GPU lm_head reads f16 pairs)", hidden));
+  return warpPerRow(n, vocab);
+}
+
+LaunchDims planRmsNormQuantize(int64_t n, int64_t dim) {
+  if (n < 1 || dim < 1)
+    return fail(fmt::format("empty rms_norm (n={}, dim={})", n, dim));
+  LaunchDims d;
+  d.blockX = kBlockThreads;
+  const int64_t gx = (n + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (gx > kMaxGridX)
+    return fail(fmt::format("{} tokens exceed the grid limits", n));
+  d.gridX = uint32_t(gx);
+  return d;
+}
+
+LaunchDims planElementwise(int64_t n, int64_t dim) {
+  if (n < 1 || dim < 1)
+    return fail(fmt::format("empty elementwise op (n={}, dim={})", n, dim));
+  constexpr int64_t kThreads = 256;
+  LaunchDims d;
+  d.blockX = kThreads;
+  const int64_t gx = (n * dim + kThreads - 1) / kThreads;
+  if (gx > kMaxGridX)
+    return fail(fmt::format("{} elements exceed the grid limits", n * dim));
+  d.gridX = uint32_t(gx);
+  return d;
+}
+
+} // namespace tern::cuda

@@ -1,0 +1,33 @@
+// Launch plans of the cuda targets' kernels (kernels.h): grid and block
+// sizes for a call's shapes, or the reason the kernel cannot run them. Plain
+// C++ (no CUDA, no MLIR): used by ternc's --emit=ptx listing, the tests and
+// (later) the runtime's CUDA backend.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tern::cuda {
+
+struct LaunchDims {
+  uint32_t gridX = 0, gridY = 1, blockX = 0;
+  std::string error; // non-empty: the kernel cannot run these shapes
+  bool ok() const { return error.empty(); }
+  std::string describe() const; // "grid=(X,Y) block=B" or the error
+};
+
+// CUDA's limits the plans respect (every sm_80+ GPU).
+constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
+
+// Ternary matmul, i2s, int8 activations: one warp per output row, 4 rows per
+// block, kTokenTile tokens per blockIdx.y. Needs k % 128 == 0.
+LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK);
+// lm_head f16: one warp per vocab row, as the matmul. Needs hidden % 2 == 0.
+LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden);
+// rms_norm + quantize, quantize: one warp per token.
+LaunchDims planRmsNormQuantize(int64_t n, int64_t dim);
+// add, relu2_mul, silu_mul, embed: one thread per element of [n][dim]; rope:
+// dim = rope_threads_per_token.
+LaunchDims planElementwise(int64_t n, int64_t dim);
+
+} // namespace tern::cuda
