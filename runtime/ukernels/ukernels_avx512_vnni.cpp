@@ -13,6 +13,7 @@
 TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
                      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 
+#include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/ops.h"
