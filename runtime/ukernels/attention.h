@@ -64,6 +64,14 @@ template <class V> struct Attention {
     return b[0];
   }
 
+  static constexpr int64_t kAhead = 4; // K rows prefetched ahead
+
+  // One head's slice of a K or V row, line by line.
+  static TERN_UK_INLINE void prefetch(const float *p, int64_t D) {
+    for (int64_t d = 0; d < D; d += 16)
+      __builtin_prefetch(p + d, 0, 3);
+  }
+
   // Row pointers of positions [p0, p1) of layer `layer` of sequence sq: K
   // rows into kr, V rows into vr (page by page).
   static TERN_UK_INLINE void rows(const tern_ctx *ctx, int64_t sq, int64_t layer, int64_t p0,
@@ -108,6 +116,11 @@ template <class V> struct Attention {
       // 1. scores
       for (int64_t i = 0; i < nb; ++i) {
         const float *kp = kr[i];
+        // The rows are kv_dim apart (pages scattered): hardware prefetchers
+        // miss them. Fetch K a few rows ahead and this block's V rows for 3.
+        if (i + kAhead < nb)
+          prefetch(kr[i + kAhead], D);
+        prefetch(vr[i], D);
         F acc0[G], acc1[G];
         for (int g = 0; g < G; ++g)
           acc0[g] = acc1[g] = V::splat(0.0f);
@@ -245,7 +258,8 @@ template <class V> struct Attention {
     const tern_kv_view &kv = ctx->kv;
     for (int64_t t = 0; t < n; ++t) {
       const int64_t p = pos[t];
-      float *kd = kv.pool + int64_t(kv.page_tables[seq[t]][layer][p / kv.page_size]) * kv.page_floats +
+      float *kd = kv.pool +
+                  int64_t(kv.page_tables[seq[t]][layer][p / kv.page_size]) * kv.page_floats +
                   (p % kv.page_size) * kv_dim;
       Ops<V>::copy(k + t * kv_dim, kd, kv_dim);
       Ops<V>::copy(v + t * kv_dim, kd + kv.page_size * kv_dim, kv_dim);
@@ -263,12 +277,11 @@ template <class V> struct Attention {
     a.group = n_heads / n_kv_heads;
     a.n_kv = (n_heads + a.group - 1) / a.group;
     a.scale = scale;
-    // Heads per item: up to kMaxHeads; fewer while that leaves under 8
-    // items (decode), so the pool has work to share. Any split gives the
-    // same bits.
+    // Heads per item: all of a KV head's query heads, kMaxHeads at most.
+    // Decode is bound by reading K/V, so each row is read by one item only
+    // (splitting the heads over more items, for more parallelism, measured
+    // slower: every item re-reads the rows). Any split gives the same bits.
     a.chunk = min64(a.group, kMaxHeads);
-    while (a.chunk > 1 && n * a.n_kv * ((a.group + a.chunk - 1) / a.chunk) < 8)
-      a.chunk = (a.chunk + 1) / 2;
     a.chunks = (a.group + a.chunk - 1) / a.chunk;
     run_parallel(ctx, n * a.n_kv * a.chunks, &task, &a);
   }

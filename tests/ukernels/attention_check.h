@@ -53,7 +53,7 @@ struct Shape {
 struct Cache {
   int64_t nLayer = 2, pagesPerLayer, pageFloats;
   std::vector<int32_t> ids;
-  std::vector<const int32_t *> layers;       // [seq][layer]
+  std::vector<const int32_t *> layers;      // [seq][layer]
   std::vector<const int32_t *const *> seqs; // [seq]
   std::vector<float> pool;
   tern_ctx ctx{};
@@ -99,8 +99,9 @@ struct Batch {
 inline std::string attnFail(const char *isa, const Shape &s, const char *what, double a = 0,
                             double b = 0, double c = 0) {
   char buf[320];
-  std::snprintf(buf, sizeof buf, "attention_gqa_f32_%s (heads %ld/%ld, head_dim %ld, page %ld): ",
-                isa, long(s.nHeads), long(s.nKv), long(s.headDim), long(s.pageSize));
+  std::snprintf(buf, sizeof buf,
+                "attention_gqa_f32_%s (heads %ld/%ld, head_dim %ld, page %ld): ", isa,
+                long(s.nHeads), long(s.nKv), long(s.headDim), long(s.pageSize));
   char msg[256];
   std::snprintf(msg, sizeof msg, what, a, b, c);
   return std::string(buf) + msg;
@@ -109,17 +110,16 @@ inline std::string attnFail(const char *isa, const Shape &s, const char *what, d
 // worst: the largest |fast - ref| / ((1 + A) max|v|) seen (reported).
 inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rng, double &worst,
                                   tern_parallel_for_fn pf = &reverseItems, void *pool = nullptr) {
-  const Shape shapes[] = {{4, 4, 8, 16},  {20, 5, 128, 16}, {6, 2, 37, 7},
-                          {8, 1, 64, 3},  {3, 3, 5, 1},     {12, 4, 100, 16},
-                          {16, 2, 32, 7}, {2, 2, 16, 64}};
+  const Shape shapes[] = {{4, 4, 8, 16}, {20, 5, 128, 16}, {6, 2, 37, 7},  {8, 1, 64, 3},
+                          {3, 3, 5, 1},  {12, 4, 100, 16}, {16, 2, 32, 7}, {2, 2, 16, 64}};
   for (const Shape &s : shapes) {
     const int64_t nSeq = 3, kvDim = s.nKv * s.headDim, qDim = s.nHeads * s.headDim;
     const float scale = 1.0f / std::sqrt(float(s.headDim));
     const int64_t layer = 1;
     // Calls: prefill chunks of the three sequences (different lengths),
     // decode steps, then a mixed call (checked for batch invariance too).
-    const std::vector<std::vector<int64_t>> calls = {
-        {70, 5, 0}, {3, 60, 1}, {1, 1, 1}, {1, 0, 66}, {1, 1, 1}, {4, 2, 3}};
+    const std::vector<std::vector<int64_t>> calls = {{70, 5, 0}, {3, 60, 1}, {1, 1, 1},
+                                                     {1, 0, 66}, {1, 1, 1},  {4, 2, 3}};
     int64_t maxCtx = 0;
     for (int64_t q = 0; q < nSeq; ++q) {
       int64_t len = 0;
@@ -205,8 +205,8 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
       for (int64_t t = 0; t < n; ++t) {
         std::vector<float> one(qDim);
         before.ctx.parallel_for = nullptr;
-        fast(&before.ctx, 1, &b.q[t * qDim], &b.k[t * kvDim], &b.v[t * kvDim], &b.pos[t],
-             &b.seq[t], one.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
+        fast(&before.ctx, 1, &b.q[t * qDim], &b.k[t * kvDim], &b.v[t * kvDim], &b.pos[t], &b.seq[t],
+             one.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
         for (int64_t i = 0; i < qDim; ++i)
           if (std::memcmp(&one[i], &out[t * qDim + i], 4) != 0)
             return attnFail(isa, s, "token %g of %g alone differs at %g (batch invariance)",
