@@ -54,8 +54,11 @@ template <class V> struct Attention {
   static constexpr int64_t kBlock = 64; // positions per softmax block
   static constexpr int kMaxHeads = 4;   // query heads sharing one pass over K/V
 
-  // Lanes of v summed by a fixed pairwise tree.
+  // Lanes of v summed in a fixed order: V::hsum's shuffles where the traits
+  // have one, else a pairwise tree through memory.
   static TERN_UK_INLINE float hsum(F v) {
+    if constexpr (requires { V::hsum(v); })
+      return V::hsum(v);
     float b[L];
     V::store(b, v);
     for (int64_t w = L / 2; w >= 1; w /= 2)
