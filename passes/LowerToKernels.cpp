@@ -67,7 +67,7 @@ bool hasHeadVariant(llvm::StringRef isa) {
   return false;
 }
 
-// ISAs with a fast variant of every non-matmul op but attention
+// ISAs with a fast variant of every non-matmul op, attention included
 // (TERN_UK_OPS_VARIANT in variants.def).
 bool hasOpsVariant(llvm::StringRef isa) {
   static const char *const kIsas[] = {
@@ -90,8 +90,8 @@ struct Naming {
   std::string isa;     // the module's tern.target (tern-select-kernels); empty: none known
 };
 
-// tern_uk_<op>_<isa> for the ops of ops.h (embedding, norms, quantization,
-// rope, add, silu/relu2 mul) on the module's target ISA; `_ref` for
+// tern_uk_<op>_<isa> for the ops of ops.h and attention.h (embedding, norms,
+// quantization, rope, attention, add, silu/relu2 mul) on the module's target ISA; `_ref` for
 // --kernel=ref or when no target is known; `wanted` gets the name asked for
 // when the ISA has no such variant (then `_ref`).
 std::string opCallee(const Naming &nm, llvm::StringRef base, std::string &wanted) {
@@ -264,7 +264,7 @@ struct LowerAttention : Lower<AttentionOp> {
     Args a(op.getContext());
     a.i("layer", op.getLayer()).i("n_heads", op.getNHeads()).i("n_kv_heads", op.getNKvHeads());
     a.i("head_dim", op.getHeadDim()).i("max_ctx", op.getMaxCtx()).f("scale", op.getScaleAttr());
-    return replace(op, rw, "tern_uk_attention_gqa_f32_ref", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_attention_gqa_f32", ad.getOperands(), a);
   }
 };
 

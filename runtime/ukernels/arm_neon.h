@@ -190,6 +190,7 @@ struct NeonOps {
     return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23));
   }
   static TERN_UK_INLINE float hmax(F v) { return vmaxvq_f32(v); }
+  static TERN_UK_INLINE float hsum(F v) { return vaddvq_f32(v); } // attention.h
   // vcvt is exact for finite halves; inf / NaN lanes go to the scalar
   // conversion (the hardware would quiet a signalling NaN).
   static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {

@@ -1,8 +1,9 @@
 // The extern "C" non-matmul entries of one ISA file (tern_uk_<op>_<isa>),
 // each running the Ops<V> body of ops.h. The file defines TERN_UK_OPS_ISA
 // (its isa name) and tern_uk::OpsIsa (its float-vector traits), then
-// includes this header inside its target region, after ops.h. No include
-// guard: included once per ISA file. ctx is unused: these ops run on the
+// includes this header inside its target region, after ops.h and
+// attention.h. No include guard: included once per ISA file. ctx is unused
+// except by attention (the KV cache, the pool): the other ops run on the
 // calling thread.
 #define TERN_UK_OPS_CAT2(a, b) a##b
 #define TERN_UK_OPS_CAT(a, b) TERN_UK_OPS_CAT2(a, b)
@@ -55,6 +56,15 @@ void TERN_UK_OPS_NAME(silu_mul_f32)(const tern_ctx *, int64_t n, const float *ga
 void TERN_UK_OPS_NAME(relu2_mul_f32)(const tern_ctx *, int64_t n, const float *gate,
                                      const float *up, float *out, int64_t dim) {
   tern_uk::Ops<tern_uk::OpsIsa>::relu2_mul(n * dim, gate, up, out);
+}
+
+void TERN_UK_OPS_NAME(attention_gqa_f32)(const tern_ctx *ctx, int64_t n, const float *q,
+                                         const float *k, const float *v, const int32_t *pos,
+                                         const int32_t *seq, float *out, int64_t layer,
+                                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                         float scale) {
+  tern_uk::Attention<tern_uk::OpsIsa>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
+                                           n_kv_heads, head_dim, scale);
 }
 
 } // extern "C"

@@ -115,12 +115,14 @@ void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate,
 void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                                float *out, int64_t dim);
 
-/* Fast variants of the ops above except attention (ops.h), one set per ISA
+/* Fast variants of the ops above (ops.h, attention.h), one set per ISA
  * that variants.def lists as TERN_UK_OPS_VARIANT: same signatures as the
  * `_ref` ones. add, relu2_mul, embed, rope and quantize_i8 are bit-identical
  * to ref; rms_norm sums its squares in double in lane order (the f32 scale
  * equals ref's except in rare rounding ties: 1 ulp, then at most 1 in a
- * quantized value); silu_mul uses a vector exp (a few ulp). */
+ * quantized value); silu_mul uses a vector exp (a few ulp); attention
+ * (lane-wise dots, online softmax, vector exp) is within a float tolerance
+ * of ref (docs/ukernels.md) and batch-invariant. */
 #define TERN_UK_DECLARE_OPS(isa)                                                                   \
   void tern_uk_embed_f16_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
                                const uint16_t *table, float *out, int64_t hidden, int64_t vocab);  \
@@ -141,7 +143,11 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
   void tern_uk_silu_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,               \
                                   const float *up, float *out, int64_t dim);                       \
   void tern_uk_relu2_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,              \
-                                   const float *up, float *out, int64_t dim);
+                                   const float *up, float *out, int64_t dim);                      \
+  void tern_uk_attention_gqa_f32_##isa(                                                            \
+      const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,              \
+      const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
+      int64_t n_kv_heads, int64_t head_dim, float scale);
 #define TERN_UK_VARIANT(layout, act, isa)
 #define TERN_UK_OPS_VARIANT(isa) TERN_UK_DECLARE_OPS(isa)
 #include "runtime/ukernels/variants.def"

@@ -11,6 +11,7 @@
 
 TERN_UK_TARGET_BEGIN("avx2,fma,f16c", "avx2,fma,f16c")
 
+#include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/ops.h"

@@ -13,6 +13,7 @@
 TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
                      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 
+#include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/ops.h"
@@ -154,6 +155,7 @@ struct Avx512Ops {
         _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
   }
   static TERN_UK_INLINE float hmax(F v) { return _mm512_reduce_max_ps(v); }
+  static TERN_UK_INLINE float hsum(F v) { return _mm512_reduce_add_ps(v); } // attention.h
   // Exact for finite halves; inf / NaN lanes go to the scalar conversion.
   static TERN_UK_INLINE bool load_f16(const uint16_t *p, F &out) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));

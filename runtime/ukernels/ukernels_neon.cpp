@@ -8,6 +8,7 @@
 #include "runtime/ukernels/ukernels.h"
 
 #include "runtime/ukernels/arm_neon.h"
+#include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/ops.h"

@@ -11,6 +11,7 @@
 TERN_UK_TARGET_BEGIN("dotprod", "arch=armv8.2-a+dotprod")
 
 #include "runtime/ukernels/arm_neon.h"
+#include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
 #include "runtime/ukernels/matmul_i2s.h"
 #include "runtime/ukernels/ops.h"

@@ -285,6 +285,7 @@ struct Avx2Ops {
     return _mm256_castsi256_ps(
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
   }
+  static TERN_UK_INLINE float hsum(F v) { return hsum_ps(v); } // attention.h
   static TERN_UK_INLINE float hmax(F v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

@@ -1,4 +1,4 @@
-// Microbenchmarks of the matmul, lm_head and other ukernels (Google
+// Microbenchmarks of the matmul, lm_head, attention and other ukernels (Google
 // Benchmark), single thread, on BitNet b1.58 2B4T shapes: every matmul
 // variant of variants.def the host runs, the numbers behind the cost model
 // (docs/cost-model.md). Not a test: run build/bin/ukernels_bench.
@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
@@ -356,6 +357,85 @@ int registerOps() {
   return 0;
 }
 const int kOpsRegistered = registerOps();
+
+// ---- attention at the 2B4T shape (20 query heads, 5 KV heads of 128, page
+// size 16, one sequence), single thread; args {context, tokens}: the call's
+// tokens are the last `tokens` positions of `context` (decode: 1 token at
+// 512 / 2048; a prefill chunk: 128 tokens ending at 128 / 512). GB/s counts
+// the K/V rows each (token, KV head) reads.
+using AttnFn = void (*)(const tern_ctx *, int64_t, const float *, const float *, const float *,
+                        const int32_t *, const int32_t *, float *, int64_t, int64_t, int64_t,
+                        int64_t, float);
+
+void runAttention(benchmark::State &st, AttnFn fn) {
+  const int64_t ctxLen = st.range(0), n = st.range(1);
+  const int64_t nHeads = 20, nKv = 5, D = 128, kvDim = nKv * D, page = 16;
+  const int64_t pages = (ctxLen + page - 1) / page, pageFloats = 2 * page * kvDim;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> pool(pages * pageFloats);
+  for (float &e : pool)
+    e = nd(rng);
+  std::vector<int32_t> ids(pages);
+  for (int64_t i = 0; i < pages; ++i) // scattered pages, like a shared pool
+    ids[i] = int32_t((i * 7) % pages);
+  const int32_t *layer0 = ids.data();
+  const int32_t *const *seq0 = &layer0;
+  tern_ctx ctx{};
+  ctx.abi_version = TERN_ABI_VERSION;
+  ctx.kv.pool = pool.data();
+  ctx.kv.page_floats = pageFloats;
+  ctx.kv.page_size = page;
+  ctx.kv.n_seq = 1;
+  ctx.kv.page_tables = &seq0;
+  std::vector<float> q(n * nHeads * D), k(n * kvDim), v(n * kvDim), out(n * nHeads * D);
+  for (auto *x : {&q, &k, &v})
+    for (float &e : *x)
+      e = nd(rng);
+  std::vector<int32_t> pos(n), seq(n, 0);
+  double rowsRead = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    pos[t] = int32_t(ctxLen - n + t);
+    rowsRead += double(pos[t] + 1);
+  }
+  for (auto _ : st) {
+    fn(&ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), out.data(), 0, nHeads, nKv, D,
+       1.0f / 11.3137085f);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["GB/s"] = benchmark::Counter(rowsRead * 2 * kvDim * 4 * st.iterations() / 1e9,
+                                           benchmark::Counter::kIsRate);
+}
+
+int registerAttention() {
+  const std::pair<const char *, AttnFn> fns[] = {
+      {"ref", &tern_uk_attention_gqa_f32_ref},
+#if defined(__x86_64__)
+      {"avx2", &tern_uk_attention_gqa_f32_avx2},
+      {"avx512_vnni", &tern_uk_attention_gqa_f32_avx512_vnni},
+#elif defined(__aarch64__)
+      {"neon", &tern_uk_attention_gqa_f32_neon},
+#endif
+  };
+  for (const auto &[isa, fn] : fns) {
+    const std::string name = std::string("BM_attention_gqa_f32/") + isa;
+    const char *isaName = isa;
+    const AttnFn f = fn;
+    benchmark::RegisterBenchmark(name.c_str(),
+                                 [isaName, f](benchmark::State &st) {
+                                   if (!cpuHas(isaName))
+                                     return st.SkipWithError("this CPU lacks the ISA");
+                                   runAttention(st, f);
+                                 })
+        ->Args({512, 1})
+        ->Args({2048, 1})
+        ->Args({128, 128})
+        ->Args({512, 128})
+        ->Unit(benchmark::kMicrosecond);
+  }
+  return 0;
+}
+const int kAttentionRegistered = registerAttention();
 
 } // namespace
 

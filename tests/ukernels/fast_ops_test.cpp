@@ -1,12 +1,14 @@
 // The fast non-matmul ukernels of every x86 ISA (avx2, avx512_vnni) against
-// their `_ref` twins (tests/ukernels/ops_check.h states what is exact and
-// what tolerance applies), plus batch invariance (token 3 of 7 == the same
-// token alone). An ISA this CPU lacks is skipped, saying so. The NEON
-// variants run the same checks under qemu (neon_main.cpp).
+// their `_ref` twins (tests/ukernels/ops_check.h and attention_check.h state
+// what is exact and what tolerance applies), plus batch invariance (token 3
+// of 7 == the same token alone). An ISA this CPU lacks is skipped, saying
+// so. The NEON variants run the same checks under qemu (neon_main.cpp).
 #include <random>
 #include <string>
 
+#include "tests/ukernels/attention_check.h"
 #include "tests/ukernels/ops_check.h"
+#include "tests/ukernels/test_util.h"
 #include "gtest/gtest.h"
 
 namespace tern::uktest::ops {
@@ -38,11 +40,13 @@ protected:
     if (const char *why = lacks(avx512))
       GTEST_SKIP() << GetParam() << ": " << why;
     fns_ = avx512 ? TERN_UKTEST_OPS_FNS(avx512_vnni) : TERN_UKTEST_OPS_FNS(avx2);
+    attn_ = avx512 ? &tern_uk_attention_gqa_f32_avx512_vnni : &tern_uk_attention_gqa_f32_avx2;
 #else
     GTEST_SKIP() << "not an x86-64 host (the NEON variants run under qemu: ukernels_neon_qemu)";
 #endif
   }
   Fns fns_{};
+  attn::AttnFn attn_ = nullptr;
   std::mt19937 rng_{11};
 };
 
@@ -69,6 +73,16 @@ TEST_P(FastOps, ElementwiseExactAndSiluWithinUlps) {
   int64_t maxUlps = 0;
   EXPECT_EQ(checkElementwise(fns_, rng_, maxUlps), "");
   std::printf("silu_mul_f32_%s: at most %ld ulp from ref\n", fns_.isa, long(maxUlps));
+}
+
+// Single items last first, then the reference thread pool (3 threads).
+TEST_P(FastOps, AttentionWithinToleranceOfRefAndBatchInvariant) {
+  double worst = 0.0;
+  EXPECT_EQ(attn::checkAttention(attn_, fns_.isa, rng_, worst), "");
+  model::ThreadPool pool(3);
+  EXPECT_EQ(attn::checkAttention(attn_, fns_.isa, rng_, worst, &uktest::poolFor, &pool), "");
+  std::printf("attention_gqa_f32_%s: worst |fast - ref| = %.3g x (1 + A) max|v| (bound %.1g)\n",
+              fns_.isa, worst, attn::kAttnTol);
 }
 
 TEST_P(FastOps, BatchInvariant) { EXPECT_EQ(checkBatchInvariance(fns_, rng_), ""); }

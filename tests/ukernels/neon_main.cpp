@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/ukernels/ukernels.h"
+#include "tests/ukernels/attention_check.h"
 #include "tests/ukernels/ops_check.h"
 
 namespace {
@@ -199,6 +200,20 @@ int main() {
     std::printf("%s: rms_norm %ld / rms_norm_quantize %ld tokens not bit-identical, silu <= %ld "
                 "ulp\n",
                 f.isa, long(normInexact), long(quantInexact), long(siluUlps));
+  }
+  // Attention (attention_check.h: tolerance, cache bits, batch invariance).
+  const std::pair<const char *, tern::uktest::attn::AttnFn> attns[] = {
+      {"neon", &tern_uk_attention_gqa_f32_neon},
+      {"neon_dotprod", &tern_uk_attention_gqa_f32_neon_dotprod}};
+  for (const auto &[isa, fn] : attns) {
+    double worst = 0.0;
+    const std::string e = tern::uktest::attn::checkAttention(fn, isa, rng, worst);
+    ++cases;
+    if (!e.empty()) {
+      std::printf("FAIL %s\n", e.c_str());
+      ++failures;
+    }
+    std::printf("attention_gqa_f32_%s: worst |fast - ref| = %.3g x (1 + A) max|v|\n", isa, worst);
   }
   std::printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;

@@ -75,14 +75,14 @@ func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
 
 // The non-matmul ops call the variant of the module's target ISA (tern.target,
 // set by tern-select-kernels; without it, `_ref`): every TERN_UK_OPS_VARIANT
-// ISA of variants.def has one. Attention stays `_ref`. ref=1: all `_ref`.
+// ISA of variants.def has one, attention included. ref=1: all `_ref`.
 // CHECK-LABEL: func.func @ops_on_target
 // CHECK: "tern_uk_embed_f32_avx512_vnni"(%arg0) {static_args = {hidden = 256 : i64, vocab = 16
 // CHECK: "tern_uk_rms_norm_quantize_i8_avx512_vnni"
 // CHECK: "tern_uk_quantize_i8_avx512_vnni"
 // CHECK-NEXT: "tern_uk_matmul_i2s_avx512_vnni"
 // CHECK: "tern_uk_rope_neox_f32_avx512_vnni"
-// CHECK: "tern_uk_attention_gqa_f32_ref"
+// CHECK: "tern_uk_attention_gqa_f32_avx512_vnni"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}}
 // CHECK: "tern_uk_add_f32_avx512_vnni"
 // CHECK: "tern_uk_silu_mul_f32_avx512_vnni"
 // CHECK: "tern_uk_relu2_mul_f32_avx512_vnni"
@@ -98,6 +98,7 @@ func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
 // REF: "tern_uk_quantize_i8_ref"
 // REF-NEXT: "tern_uk_matmul_i2s_ref"
 // REF: "tern_uk_rope_neox_f32_ref"
+// REF: "tern_uk_attention_gqa_f32_ref"
 // REF: "tern_uk_add_f32_ref"
 // REF: "tern_uk_silu_mul_f32_ref"
 // REF: "tern_uk_relu2_mul_f32_ref"
@@ -129,5 +130,63 @@ module attributes {tern.target = "cuda"} {
 func.func @ops_no_variant(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
   %r = tern.add %x, %x : tensor<?x256xf32>
   return %r : tensor<?x256xf32>
+}
+}
+
+// -----
+
+// Attention on every target: the ISA's own variant (GQA 20/5, head_dim 128,
+// the 2B4T shape), `_ref` with ref=1; an ISA without fast ops falls back to
+// `_ref` and records what it wanted.
+// CHECK-LABEL: func.func @attention_avx2
+// CHECK: "tern_uk_attention_gqa_f32_avx2"({{.*}}) {static_args = {head_dim = 128 : i64, layer = 3 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32}}
+// REF-LABEL: func.func @attention_avx2
+// REF: "tern_uk_attention_gqa_f32_ref"
+module attributes {tern.target = "avx2"} {
+func.func @attention_avx2(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
+  %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 3 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
+  return %a : tensor<?x2560xf32>
+}
+}
+
+// -----
+
+// CHECK-LABEL: func.func @attention_neon
+// CHECK: "tern_uk_attention_gqa_f32_neon"(
+// CHECK-NOT: fallback_from
+// REF-LABEL: func.func @attention_neon
+// REF: "tern_uk_attention_gqa_f32_ref"
+module attributes {tern.target = "neon"} {
+func.func @attention_neon(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
+  %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
+  return %a : tensor<?x2560xf32>
+}
+}
+
+// -----
+
+// CHECK-LABEL: func.func @attention_neon_dotprod
+// CHECK: "tern_uk_attention_gqa_f32_neon_dotprod"(
+// CHECK-NOT: fallback_from
+// REF-LABEL: func.func @attention_neon_dotprod
+// REF: "tern_uk_attention_gqa_f32_ref"
+module attributes {tern.target = "neon_dotprod"} {
+func.func @attention_neon_dotprod(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
+  %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
+  return %a : tensor<?x2560xf32>
+}
+}
+
+// -----
+
+// CHECK-LABEL: func.func @attention_no_fast_ops
+// CHECK: "tern_uk_attention_gqa_f32_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_attention_gqa_f32_cuda", head_dim = 128
+// REF-LABEL: func.func @attention_no_fast_ops
+// REF: "tern_uk_attention_gqa_f32_ref"
+// REF-NOT: fallback_from
+module attributes {tern.target = "cuda"} {
+func.func @attention_no_fast_ops(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
+  %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
+  return %a : tensor<?x2560xf32>
 }
 }
