@@ -62,6 +62,9 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     target has no kernel for, or a tile its kernels cannot run, is an error.
     `explain` emits a remark per matrix: the kernel variant that will run,
     its rates, the estimate of the winner and of the best other layout.
+    `tuning=FILE` (written by `ternc tune`) replaces the built-in rates of
+    the layouts it measured; the module records which table chose each
+    matrix (`tern.cost_table`, `tern.kernel_sources`).
   }];
   let options = [
     Option<"target", "target", "std::string", "\"avx2\"",
@@ -73,6 +76,8 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
            "token (int8 per-token activations) | none (f32 activations)">,
     Option<"maxBatch", "max-batch", "int64_t", "512",
            "most tokens one forward call takes (1: decode alone decides)">,
+    Option<"tuning", "tuning", "std::string", "\"\"",
+           "tuning file from `ternc tune`: measured rates replace the built-in table">,
   ];
 }
 
