@@ -14,7 +14,7 @@ int64_t nowNs() {
 
 const char *OpProfile::name(int kind) {
   static const char *const kNames[kOpKinds] = {
-      "matmul_qkv", "matmul_o", "matmul_gate_up", "matmul_down", "matmul_other", "head", "embed",
+      "matmul_qkv", "matmul_o", "matmul_gate_up", "matmul_down", "matmul_other", "head",   "embed",
       "norm",       "quantize", "rope",           "attention",   "add",          "act_mul"};
   return kind >= 0 && kind < kOpKinds ? kNames[kind] : "?";
 }

@@ -44,10 +44,10 @@ public:
     uint64_t ns = 0, calls = 0;
   };
   const std::array<Entry, kOpKinds> &ops() const { return ops_; }
-  uint64_t opsNs() const;        // sum of ops()
+  uint64_t opsNs() const; // sum of ops()
   uint64_t forwardNs() const { return forwardNs_; }
   uint64_t forwardCalls() const { return forwardCalls_; }
-  uint64_t otherNs() const;      // forwardNs - opsNs (>= 0)
+  uint64_t otherNs() const; // forwardNs - opsNs (>= 0)
   uint64_t waitNs() const { return waitNs_; }
   uint64_t unknownOps() const { return unknown_; } // hook calls with an unknown op kind
 

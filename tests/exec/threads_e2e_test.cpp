@@ -105,7 +105,8 @@ TEST(ThreadPoolE2E, ConcurrentForwardCallsOnOneModel) {
   std::vector<std::thread> callers;
   for (int c = 0; c < kCallers; ++c)
     callers.emplace_back([&, c] {
-      together[size_t(c)] = runSession(**m, promptOf(5 + 3 * uint32_t(c), (*m)->config().nVocab, c), 8);
+      together[size_t(c)] =
+          runSession(**m, promptOf(5 + 3 * uint32_t(c), (*m)->config().nVocab, c), 8);
     });
   for (std::thread &t : callers)
     t.join();
@@ -151,9 +152,9 @@ TEST(BenchProfileE2E, JsonKeysAreSane) {
     const uint64_t calls = p.value("forward_calls", uint64_t(0));
     EXPECT_EQ(calls, std::string(phase) == "decode" ? uint64_t(nGen) : 1u);
     double sum = 0;
-    for (const char *op : {"matmul_qkv", "matmul_o", "matmul_gate_up", "matmul_down",
-                           "matmul_other", "head", "embed", "norm", "quantize", "rope",
-                           "attention", "add", "act_mul"}) {
+    for (const char *op :
+         {"matmul_qkv", "matmul_o", "matmul_gate_up", "matmul_down", "matmul_other", "head",
+          "embed", "norm", "quantize", "rope", "attention", "add", "act_mul"}) {
       ASSERT_TRUE(p["ops"].contains(op)) << op;
       const double ms = p["ops"][op].value("ms", -1.0);
       EXPECT_GE(ms, 0.0) << op;
