@@ -18,8 +18,9 @@ extern "C" {
 
 /* 1: one sequence of consecutive positions per call, last token's logits.
  * 2: tern_batch: tokens of several sequences (per-token position and
- *    sequence), logits of a list of rows; per-sequence page tables. */
-#define TERN_ABI_VERSION 2u
+ *    sequence), logits of a list of rows; per-sequence page tables.
+ * 3: tern_ctx.profile / profile_arg: per-op profiling hook of the ukernels. */
+#define TERN_ABI_VERSION 3u
 
 /* ---- parallelism: the runtime's thread pool, called back by ukernels ---- */
 
@@ -29,6 +30,27 @@ typedef void (*tern_range_fn)(void *arg, int64_t begin, int64_t end);
  * pool and returns when all are done. Results must not depend on the split. */
 typedef void (*tern_parallel_for_fn)(void *pool, int64_t n, int64_t grain, tern_range_fn fn,
                                      void *arg);
+
+/* ---- profiling: optional hook the ukernels call around every op ---- */
+
+/* The kind of op a ukernel entry runs (tern_profile_fn's `op`). */
+typedef enum tern_op_kind {
+  TERN_OP_MATMUL = 0,  /* ternary matmul: a = rows (all segments), b = k, c = segments */
+  TERN_OP_LM_HEAD = 1, /* dense head: a = vocab, b = hidden */
+  TERN_OP_EMBED = 2,   /* a = tokens, b = hidden */
+  TERN_OP_NORM = 3, /* rms_norm, alone or fused with the int8 quantization: a = tokens, b = dim */
+  TERN_OP_QUANTIZE = 4,  /* a = tokens, b = dim */
+  TERN_OP_ROPE = 5,      /* a = tokens, b = heads */
+  TERN_OP_ATTENTION = 6, /* KV write + attention: a = tokens, b = heads, c = layer */
+  TERN_OP_ADD = 7,       /* residual add: a = tokens, b = dim */
+  TERN_OP_ACT_MUL = 8,   /* silu / relu^2 gate times up: a = tokens, b = dim */
+  TERN_OP_KIND_COUNT = 9
+} tern_op_kind;
+
+/* Called on the forward call's thread with end = 0 when an op starts and
+ * end = 1 when it is done (the op's parallel_for calls included). */
+typedef void (*tern_profile_fn)(void *arg, int32_t op, int32_t end, int64_t a, int64_t b,
+                                int64_t c);
 
 /* ---- the paged KV cache ----
  * One pool of pages; a page holds page_size positions of K and V for one
@@ -55,6 +77,8 @@ typedef struct tern_ctx {
   tern_kv_view kv;
   void *pool; /* passed back to parallel_for */
   tern_parallel_for_fn parallel_for;
+  void *profile_arg;       /* passed back to profile */
+  tern_profile_fn profile; /* NULL: no profiling */
 } tern_ctx;
 
 /* ---- what the generated shared object exports ---- */
@@ -157,7 +181,7 @@ static_assert(sizeof(tern_artifact_header) == 8 + 4 * 4 + 8 + 8 + 64 + 32 + 256 
               "artifact header layout");
 static_assert(sizeof(tern_artifact_section) == 32, "artifact section layout");
 /* The generated code reads these fields at fixed offsets (LP64). */
-static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 80, "ctx layout");
+static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 96, "ctx layout");
 static_assert(sizeof(tern_batch) == 56, "batch layout");
 #endif
 

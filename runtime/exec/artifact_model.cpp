@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
@@ -45,10 +46,23 @@ public:
   std::vector<const int32_t *> tablePtrs;
 };
 
-thread_local bool tInParallel = false;
+// tern_parallel_for_fn over model::ThreadPool: `grain` items per unit, the
+// units split statically over the threads. Nested calls (a ukernel calling
+// parallel_for from inside a chunk) run serially (the pool's rule).
+struct RangeJob {
+  tern_range_fn fn;
+  void *arg;
+  int64_t n, grain;
+};
 
-// tern_parallel_for_fn over model::ThreadPool. Nested calls (a ukernel
-// calling parallel_for from inside a worker) run serially.
+void runRangeJob(void *p, size_t ub, size_t ue) {
+  const RangeJob &j = *static_cast<const RangeJob *>(p);
+  const int64_t b = int64_t(ub) * j.grain;
+  const int64_t e = std::min<int64_t>(int64_t(ue) * j.grain, j.n);
+  if (b < e)
+    j.fn(j.arg, b, e);
+}
+
 void parallelFor(void *poolPtr, int64_t n, int64_t grain, tern_range_fn fn, void *arg) {
   if (n <= 0)
     return;
@@ -56,19 +70,12 @@ void parallelFor(void *poolPtr, int64_t n, int64_t grain, tern_range_fn fn, void
     grain = 1;
   auto *pool = static_cast<model::ThreadPool *>(poolPtr);
   const int64_t units = (n + grain - 1) / grain;
-  if (tInParallel || !pool || pool->size() <= 1 || units <= 1) {
+  if (!pool || pool->size() <= 1 || units <= 1) {
     fn(arg, 0, n);
     return;
   }
-  pool->parallelFor(size_t(units), [&](size_t ub, size_t ue) {
-    const bool was = tInParallel;
-    tInParallel = true;
-    const int64_t b = int64_t(ub) * grain;
-    const int64_t e = std::min<int64_t>(int64_t(ue) * grain, n);
-    if (b < e)
-      fn(arg, b, e);
-    tInParallel = was;
-  });
+  RangeJob job{fn, arg, n, grain};
+  pool->parallelFor(size_t(units), &runRangeJob, &job);
 }
 
 void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
@@ -417,6 +424,11 @@ absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::fork(const model:
 
 model::KvUsage ArtifactModel::kvUsage() const { return model::kvUsageOf(*kv_); }
 
+void ArtifactModel::setProfile(OpProfile *p) {
+  profile_ = p;
+  threads_->setTiming(p != nullptr);
+}
+
 absl::Status ArtifactModel::decode(model::Session &session, std::span<const int32_t> tokens,
                                    std::span<float> logits) {
   if (logits.size() != size_t(desc_->vocab))
@@ -456,6 +468,10 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
   ctx.kv.page_tables = seqTables.data();
   ctx.pool = threads_.get();
   ctx.parallel_for = &parallelFor;
+  if (profile_) {
+    ctx.profile_arg = profile_;
+    ctx.profile = &OpProfile::hook;
+  }
 
   const size_t maxB = size_t(desc_->max_batch), vocab = size_t(desc_->vocab);
   std::vector<int32_t> tokens, positions, seqs, outRows;
@@ -465,6 +481,11 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
   seqs.reserve(maxB);
 
   std::lock_guard<std::mutex> lock(forwardMutex_);
+  // Workers spin between the ukernel calls of this forward call (no sleep
+  // and wake per op; docs/runtime.md, "Thread pool").
+  model::ThreadPool::HotScope hot(*threads_);
+  const auto profStart = std::chrono::steady_clock::now();
+  const uint64_t waitStart = profile_ ? threads_->stats().waitNs : 0;
   // Items before failFrom ran completely; a failed call (never expected: the
   // batch was validated) fails the items it touched and every later one.
   size_t k = 0, off = 0; // next token: work[k].feed[off]
@@ -526,6 +547,11 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
         std::memcpy((*work)[outItem[r]].logits.data(), rowLogits_.data() + r * vocab,
                     vocab * sizeof(float));
   }
+  if (profile_)
+    profile_->addForward(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - profStart)
+                                      .count()),
+                         threads_->stats().waitNs - waitStart);
   for (size_t i = 0; i < work->size(); ++i) {
     if (i < failFrom)
       model::commitItem((*work)[i], items, options_.prefixCache);

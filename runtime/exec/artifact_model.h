@@ -26,6 +26,7 @@
 
 #include "runtime/abi/tern_abi.h"
 #include "runtime/artifact/artifact.h"
+#include "runtime/exec/op_profile.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
 #include "runtime/model/thread_pool.h"
@@ -66,6 +67,9 @@ public:
   model::KvPool &kvPool() { return *kv_; }
   model::ThreadPool &threadPool() { return *threads_; }
   uint32_t contextLength() const { return ctxLen_; }
+  // Profiles the following forward calls into `p` (null: stop). Not
+  // synchronised with forward(): set it while no forward call runs.
+  void setProfile(OpProfile *p);
 
 private:
   ArtifactModel() = default;
@@ -88,6 +92,7 @@ private:
   std::mutex forwardMutex_;      // one forward call at a time (shared scratch); guards below
   std::vector<float> rowLogits_; // [max_batch][vocab]: output rows of one call
   std::atomic<uint64_t> forwardCalls_{0};
+  OpProfile *profile_ = nullptr;
 };
 
 // Opens a model by path: `.tern` runs the compiled artifact (ArtifactModel),

@@ -110,6 +110,7 @@ void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> 
   const uint32_t E = c.nEmbd, Q = c.qDim(), KV = c.kvDim(), F = c.nFf, D = c.headDim;
   const uint32_t group = c.nHead / c.nHeadKv;
   ThreadPool &pool = *threads_;
+  ThreadPool::HotScope hot(pool); // workers spin between the ops of this call
 
   std::vector<float> x(uint64_t(T) * E), xn(uint64_t(T) * E);
   std::vector<float> q(uint64_t(T) * Q), k(uint64_t(T) * KV), v(uint64_t(T) * KV);

@@ -1,16 +1,51 @@
 #include "runtime/model/thread_pool.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace tern::model {
 
 namespace {
+
 // Chunk `part` of `parts` over [0, n).
 inline void chunk(size_t n, size_t parts, size_t part, size_t &b, size_t &e) {
   b = n * part / parts;
   e = n * (part + 1) / parts;
 }
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+inline int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The pool whose chunk this thread is running (workers: always their pool).
+thread_local const ThreadPool *tInPool = nullptr;
+
+// Caller-side spin before it sleeps waiting for the workers' chunks.
+constexpr int64_t kCallerSpinNs = 200'000;
+
 } // namespace
 
 ThreadPool::ThreadPool(int threads) {
+  if (const char *e = std::getenv("TERN_POOL_SPIN"); e && std::strcmp(e, "0") == 0) {
+    neverSpin_ = true;
+    noSpinJobs_.store(1);
+  }
   if (threads <= 0)
     threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 1; i < threads; ++i)
@@ -19,63 +54,137 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    std::lock_guard<std::mutex> call(callMutex_);
+    stop_.store(true);
+    generation_.fetch_add(1);
   }
-  wake_.notify_all();
+  generation_.notify_all();
   for (std::thread &t : workers_)
     t.join();
 }
 
+ThreadPool::Stats ThreadPool::stats() const {
+  Stats s;
+  s.jobs = jobs_.load(std::memory_order_relaxed);
+  s.wakes = wakes_.load(std::memory_order_relaxed);
+  s.sleeps = sleeps_.load(std::memory_order_relaxed);
+  s.waitNs = waitNs_.load(std::memory_order_relaxed);
+  s.late = late_.load(std::memory_order_relaxed);
+  return s;
+}
+
+// Spins until the generation moves past `seen` (bounded), then sleeps on it.
+uint32_t ThreadPool::awaitJob(uint32_t seen) {
+  int64_t deadline = 0;
+  const bool spin = noSpinJobs_.load(std::memory_order_relaxed) == 0;
+  for (uint32_t i = 1; spin; ++i) {
+    const uint32_t g = generation_.load(std::memory_order_acquire);
+    if (g != seen)
+      return g;
+    cpuRelax();
+    if ((i & 63) == 0) {
+      const int64_t now = nowNs();
+      const int64_t budget = noSpinJobs_.load(std::memory_order_relaxed) > 0 ? 0
+                             : hot_.load(std::memory_order_relaxed) > 0      ? kHotSpinNs
+                                                                             : kIdleSpinNs;
+      if (deadline == 0)
+        deadline = now + budget;
+      else if (now >= deadline)
+        break;
+    }
+  }
+  // Sleep. sleepers_ is raised before the generation is re-read (both
+  // seq_cst): a caller either sees a sleeper and wakes it, or this thread
+  // sees the new generation and does not sleep.
+  sleepers_.fetch_add(1);
+  uint32_t g;
+  while ((g = generation_.load()) == seen) {
+    sleeps_.fetch_add(1, std::memory_order_relaxed);
+    generation_.wait(seen);
+  }
+  sleepers_.fetch_sub(1);
+  return g;
+}
+
 void ThreadPool::workerLoop(size_t index) {
-  size_t seen = 0;
+  tInPool = this;
+  uint32_t seen = 0;
   for (;;) {
-    const std::function<void(size_t, size_t)> *job;
-    size_t n;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_)
-        return;
-      seen = generation_;
-      job = job_;
-      n = jobN_;
-    }
+    seen = awaitJob(seen);
+    if (stop_.load(std::memory_order_acquire))
+      return;
+    if (nowNs() - publishNs_ > kLateNs)
+      sawLate_.store(true, std::memory_order_relaxed);
     size_t b, e;
-    chunk(n, workers_.size() + 1, index, b, e);
+    chunk(n_, workers_.size() + 1, index, b, e);
     if (b < e)
-      (*job)(b, e);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0)
-        done_.notify_one();
-    }
+      fn_(arg_, b, e);
+    // The caller sleeps only after raising callerSleeping_ and re-reading
+    // pending_ (seq_cst on both sides, as for the workers' sleep).
+    if (pending_.fetch_sub(1) == 1 && callerSleeping_.load() != 0)
+      pending_.notify_one();
   }
 }
 
-void ThreadPool::parallelFor(size_t n, const std::function<void(size_t, size_t)> &fn) {
+void ThreadPool::awaitWorkers() {
+  const bool spin = noSpinJobs_.load(std::memory_order_relaxed) == 0;
+  const int64_t deadline = nowNs() + (spin ? kCallerSpinNs : 0);
+  for (uint32_t i = 1;; ++i) {
+    if (pending_.load(std::memory_order_acquire) == 0)
+      return;
+    cpuRelax();
+    if ((i & 63) == 0 && nowNs() >= deadline)
+      break;
+  }
+  callerSleeping_.store(1);
+  uint32_t p;
+  while ((p = pending_.load()) != 0)
+    pending_.wait(p);
+  callerSleeping_.store(0);
+}
+
+void ThreadPool::parallelFor(size_t n, RangeFn fn, void *arg) {
   if (n == 0)
     return;
-  if (workers_.empty() || n == 1) {
-    fn(0, n);
+  if (workers_.empty() || n == 1 || tInPool == this) {
+    fn(arg, 0, n);
     return;
   }
   std::lock_guard<std::mutex> call(callMutex_);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    jobN_ = n;
-    pending_ = workers_.size();
-    ++generation_;
+  fn_ = fn;
+  arg_ = arg;
+  n_ = n;
+  publishNs_ = nowNs();
+  pending_.store(static_cast<uint32_t>(workers_.size()), std::memory_order_relaxed);
+  jobs_.fetch_add(1, std::memory_order_relaxed);
+  generation_.fetch_add(1); // seq_cst: publishes the job, ordered before sleepers_ below
+  if (sleepers_.load() != 0) {
+    wakes_.fetch_add(1, std::memory_order_relaxed);
+    generation_.notify_all();
   }
-  wake_.notify_all();
   size_t b, e;
   chunk(n, workers_.size() + 1, 0, b, e);
+  const ThreadPool *was = tInPool;
+  tInPool = this;
   if (b < e)
-    fn(b, e);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
-  job_ = nullptr;
+    fn(arg, b, e);
+  tInPool = was;
+  if (timing_.load(std::memory_order_relaxed)) {
+    const int64_t t0 = nowNs();
+    awaitWorkers();
+    waitNs_.fetch_add(uint64_t(nowNs() - t0), std::memory_order_relaxed);
+  } else {
+    awaitWorkers();
+  }
+  // Adapt: a late pick-up switches spinning off for a while.
+  if (sawLate_.load(std::memory_order_relaxed)) {
+    sawLate_.store(false, std::memory_order_relaxed);
+    late_.fetch_add(1, std::memory_order_relaxed);
+    backoff_ = backoff_ == 0 ? 64 : std::min<uint32_t>(backoff_ * 2, 4096);
+    noSpinJobs_.store(backoff_, std::memory_order_relaxed);
+  } else if (uint32_t left = noSpinJobs_.load(std::memory_order_relaxed); left > 0 && !neverSpin_) {
+    noSpinJobs_.store(left - 1, std::memory_order_relaxed);
+  }
 }
 
 } // namespace tern::model

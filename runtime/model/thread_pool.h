@@ -1,13 +1,31 @@
 // One fixed-size pool of worker threads, created once (`-t` sets its size).
 //
-// parallelFor cuts [0, n) into contiguous chunks; every index is handled by
+// parallelFor cuts [0, n) into one contiguous chunk per thread (a static
+// partition: chunk i of T is [n*i/T, n*(i+1)/T)); every index is handled by
 // exactly one call, so any computation that writes disjoint outputs per
-// index gives bit-identical results for every thread count.
+// index gives bit-identical results for every thread count. The calling
+// thread runs chunk 0.
+//
+// Workers do not sleep between calls that come close together: after a job
+// a worker spins on the pool's generation counter (with a pause
+// instruction) for a bounded time -- kIdleSpin, or kHotSpin while a
+// HotScope is open (the runtime opens one per forward call, so the ~400
+// ukernel calls of a decode step never put a worker to sleep) -- and only
+// then sleeps on the counter (a futex wait). A caller wakes sleepers only
+// when there are some. The caller likewise spins, then sleeps, while it
+// waits for the workers' chunks.
+//
+// Spinning only pays while every thread has a core. When a worker picks a
+// job up late (kLateNs after it was published: it was spinning but not
+// running -- the machine is oversubscribed), the workers stop spinning for
+// the next `backoff` jobs (sleep at once, woken per job like a
+// condition-variable pool, which the scheduler favours), `backoff` doubling
+// from 64 to 4096 on every repeat. See docs/runtime.md, "Thread pool".
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,6 +34,9 @@ namespace tern::model {
 
 class ThreadPool {
 public:
+  // Work on items [begin, end).
+  using RangeFn = void (*)(void *arg, size_t begin, size_t end);
+
   // threads <= 0 means std::thread::hardware_concurrency().
   explicit ThreadPool(int threads = 1);
   ~ThreadPool();
@@ -24,23 +45,82 @@ public:
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Runs fn(begin, end) over chunks covering [0, n); the calling thread takes
-  // part. Calls are serialised (one parallelFor at a time per pool).
-  void parallelFor(size_t n, const std::function<void(size_t begin, size_t end)> &fn);
+  // Runs fn(arg, begin, end) over the static partition of [0, n) and returns
+  // when every chunk is done. Calls from several threads are serialised; a
+  // call from inside one of this pool's chunks (nested) runs fn(arg, 0, n)
+  // on the calling thread.
+  void parallelFor(size_t n, RangeFn fn, void *arg);
+
+  // The same over any callable f(begin, end).
+  template <class F> void parallelFor(size_t n, const F &f) {
+    parallelFor(n, &callRange<F>, const_cast<void *>(static_cast<const void *>(&f)));
+  }
+
+  // While at least one HotScope of this pool is open, idle workers spin for
+  // up to kHotSpin instead of kIdleSpin before they sleep. Scopes may
+  // overlap and may be opened from any thread.
+  class HotScope {
+  public:
+    explicit HotScope(ThreadPool &p) : pool_(p) { pool_.hot_.fetch_add(1); }
+    ~HotScope() { pool_.hot_.fetch_sub(1); }
+    HotScope(const HotScope &) = delete;
+    HotScope &operator=(const HotScope &) = delete;
+
+  private:
+    ThreadPool &pool_;
+  };
+
+  // Counters since construction (for tests, `tern bench` and docs).
+  struct Stats {
+    uint64_t jobs = 0;   // parallelFor calls that used the workers
+    uint64_t wakes = 0;  // calls that had to wake sleeping workers (a futex wake)
+    uint64_t sleeps = 0; // times a worker went to sleep
+    uint64_t waitNs = 0; // caller time spent waiting for workers (when timing is on)
+    uint64_t late = 0;   // jobs a worker picked up late (spinning was switched off)
+  };
+  Stats stats() const;
+  // Measure the caller's waiting time (two clock reads per call; off by default).
+  void setTiming(bool on) { timing_.store(on, std::memory_order_relaxed); }
+
+  // Spin budgets before a worker sleeps. The environment variable
+  // TERN_POOL_SPIN=0 switches spinning off for good (workers sleep after
+  // every job and are woken per job, like the earlier condition-variable
+  // pool): a measurement knob for docs/performance.md's before/after.
+  static constexpr int64_t kIdleSpinNs = 20'000; // 20 us
+  static constexpr int64_t kHotSpinNs = 200'000; // 200 us
+  static constexpr int64_t kLateNs = 100'000;    // a pick-up later than this: oversubscribed
 
 private:
+  template <class F> static void callRange(void *f, size_t b, size_t e) {
+    (*static_cast<const F *>(f))(b, e);
+  }
   void workerLoop(size_t index);
+  uint32_t awaitJob(uint32_t seen);
+  void awaitWorkers();
 
   std::vector<std::thread> workers_;
   std::mutex callMutex_; // one parallelFor at a time
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  const std::function<void(size_t, size_t)> *job_ = nullptr;
-  size_t jobN_ = 0;
-  size_t generation_ = 0;
-  size_t pending_ = 0;
-  bool stop_ = false;
+
+  // The job, written by the caller before it bumps generation_ and read by
+  // the workers after they see the new generation.
+  RangeFn fn_ = nullptr;
+  void *arg_ = nullptr;
+  size_t n_ = 0;
+  int64_t publishNs_ = 0; // when the job was published
+  uint32_t backoff_ = 0;  // caller-only (under callMutex_): the next penalty
+
+  // Each hot counter on its own cache line.
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<uint32_t> pending_{0}; // workers still on the current job
+  alignas(64) std::atomic<uint32_t> sleepers_{0};
+  std::atomic<uint32_t> callerSleeping_{0};
+  std::atomic<int> hot_{0};
+  std::atomic<uint32_t> noSpinJobs_{0}; // jobs left with spinning switched off
+  bool neverSpin_ = false;              // TERN_POOL_SPIN=0
+  std::atomic<bool> sawLate_{false};    // a worker picked the current job up late
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> timing_{false};
+  std::atomic<uint64_t> jobs_{0}, wakes_{0}, sleeps_{0}, waitNs_{0}, late_{0};
 };
 
 } // namespace tern::model

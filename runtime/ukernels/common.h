@@ -130,6 +130,22 @@ TERN_UK_INLINE void store(const MatmulArgs &a, int seg, int64_t r, int64_t t, fl
   a.out[seg][t * a.ms[seg] + (r - a.seg_begin[seg])] = v;
 }
 
+// Reports an op to ctx->profile (when set) on construction and destruction.
+struct ProfileScope {
+  const tern_ctx *ctx;
+  int32_t op;
+  int64_t a, b, c;
+  TERN_UK_INLINE ProfileScope(const tern_ctx *x, int32_t o, int64_t a_, int64_t b_, int64_t c_ = 0)
+      : ctx(x), op(o), a(a_), b(b_), c(c_) {
+    if (ctx && ctx->profile)
+      ctx->profile(ctx->profile_arg, op, 0, a, b, c);
+  }
+  TERN_UK_INLINE ~ProfileScope() {
+    if (ctx && ctx->profile)
+      ctx->profile(ctx->profile_arg, op, 1, a, b, c);
+  }
+};
+
 // Runs fn over [0, n_items) on the pool when there is one.
 TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_range_fn fn,
                                  void *arg) {
@@ -326,6 +342,7 @@ template <Layout L, bool kF32> struct ScalarRows {
 // (`static bool batch(MatmulArgs &)`, e.g. the AMX GEMM) that takes the call.
 template <Layout L, tern_range_fn Task, class Body = void>
 TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
+  ProfileScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
   MatmulArgs a;
   init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.q = q;
@@ -337,6 +354,7 @@ TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
 }
 
 template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_f32(TERN_UK_MATMUL_F32_ARGS) {
+  ProfileScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
   MatmulArgs a;
   init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.x = x;
@@ -396,6 +414,7 @@ struct Scalar {
 
 template <class Isa> TERN_UK_INLINE void lm_head(TERN_UK_LM_HEAD_ARGS) {
   (void)tile_k;
+  ProfileScope prof(ctx, TERN_OP_LM_HEAD, vocab, hidden);
   LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
   run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task<Isa>, &a);
 }

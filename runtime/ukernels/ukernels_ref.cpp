@@ -123,18 +123,21 @@ TERN_UK_INLINE void embed_rows(int64_t n, const int32_t *tokens, const Elem *tab
 
 extern "C" {
 
-void tern_uk_embed_f16_ref(const tern_ctx *, int64_t n, const int32_t *tokens,
+void tern_uk_embed_f16_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
                            const uint16_t *table, float *out, int64_t hidden, int64_t vocab) {
+  ProfileScope prof(ctx, TERN_OP_EMBED, n, hidden);
   embed_rows(n, tokens, table, out, hidden, vocab, [](uint16_t h) { return f16_to_f32(h); });
 }
 
-void tern_uk_embed_f32_ref(const tern_ctx *, int64_t n, const int32_t *tokens, const float *table,
-                           float *out, int64_t hidden, int64_t vocab) {
+void tern_uk_embed_f32_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
+                           const float *table, float *out, int64_t hidden, int64_t vocab) {
+  ProfileScope prof(ctx, TERN_OP_EMBED, n, hidden);
   embed_rows(n, tokens, table, out, hidden, vocab, [](float f) { return f; });
 }
 
-void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const float *w, float *y,
-                              int64_t dim, float eps) {
+void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const float *w,
+                              float *y, int64_t dim, float eps) {
+  ProfileScope prof(ctx, TERN_OP_NORM, n, dim);
   for (int64_t t = 0; t < n; ++t) {
     const float *xt = x + t * dim;
     float *yt = y + t * dim;
@@ -144,8 +147,10 @@ void tern_uk_rms_norm_f32_ref(const tern_ctx *, int64_t n, const float *x, const
   }
 }
 
-void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, const float *w,
-                                      int8_t *q, float *qs, int64_t dim, float eps) {
+void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x,
+                                      const float *w, int8_t *q, float *qs, int64_t dim,
+                                      float eps) {
+  ProfileScope prof(ctx, TERN_OP_NORM, n, dim);
   for (int64_t t = 0; t < n; ++t) {
     const float *xt = x + t * dim;
     const float s = rms_scale(xt, dim, eps);
@@ -165,15 +170,17 @@ void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *, int64_t n, const float *
   }
 }
 
-void tern_uk_quantize_i8_ref(const tern_ctx *, int64_t n, const float *x, int8_t *q, float *qs,
+void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q, float *qs,
                              int64_t dim) {
+  ProfileScope prof(ctx, TERN_OP_QUANTIZE, n, dim);
   for (int64_t t = 0; t < n; ++t)
     quantize_row(x + t * dim, q + t * dim, qs + t, dim);
 }
 
-void tern_uk_rope_neox_f32_ref(const tern_ctx *, int64_t n, const float *x, const int32_t *pos,
+void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const int32_t *pos,
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                float freq_base) {
+  ProfileScope prof(ctx, TERN_OP_ROPE, n, n_heads);
   const int64_t half = rot_dim / 2;
   const int64_t dim = n_heads * head_dim;
   for (int64_t t = 0; t < n; ++t) {
@@ -202,6 +209,7 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
                                    const float *v, const int32_t *pos, const int32_t *seq,
                                    float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, float scale) {
+  ProfileScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
   const int64_t kv_dim = n_kv_heads * head_dim;
   for (int64_t t = 0; t < n; ++t) {
     float *kd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, false));
@@ -215,20 +223,23 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
   run_parallel(ctx, n * n_heads, &attn_task, &a);
 }
 
-void tern_uk_add_f32_ref(const tern_ctx *, int64_t n, const float *a, const float *b, float *out,
+void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim) {
+  ProfileScope prof(ctx, TERN_OP_ADD, n, dim);
   for (int64_t i = 0; i < n * dim; ++i)
     out[i] = a[i] + b[i];
 }
 
-void tern_uk_silu_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, const float *up,
+void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                               float *out, int64_t dim) {
+  ProfileScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
   for (int64_t i = 0; i < n * dim; ++i)
     out[i] = gate[i] / (1.0f + __builtin_expf(-gate[i])) * up[i];
 }
 
-void tern_uk_relu2_mul_f32_ref(const tern_ctx *, int64_t n, const float *gate, const float *up,
+void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                                float *out, int64_t dim) {
+  ProfileScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
   for (int64_t i = 0; i < n * dim; ++i) {
     const float r = max_f(gate[i], 0.0f);
     out[i] = r * r * up[i];

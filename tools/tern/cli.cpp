@@ -402,7 +402,7 @@ int cmdRun(const std::vector<std::string> &a, std::ostream &out, std::ostream &e
 }
 
 constexpr const char *kBenchUsage =
-    R"(usage: tern bench MODEL [--json] [-p N] [-n N] [-r N] [options]
+    R"(usage: tern bench MODEL [--json] [--profile] [-p N] [-n N] [-r N] [options]
        tern bench --sampling [--json] [--vocab N]
 
 Measures prompt processing (one N-token prompt into a fresh session) and
@@ -414,9 +414,18 @@ step); it reports the aggregate and per-session decode tokens/s (best of R)
 and the aggregate's ratio to the single-session decode of the same run.
 The prefix cache is off: every repetition computes its prompt.
 Token ids are deterministic (not a real text). Prints threads, machine, the
-ukernels the compiled code ran, and decode's weight traffic (weights section
-bytes x tokens/s) as a fraction of the machine's read bandwidth (measured by
-summing a 256 MiB buffer with the same thread count).
+ukernels the compiled code ran, and the bytes one decode step reads (every
+matrix and the head once, one row of an untied embedding table, the K and V
+attention reads) x tokens/s as achieved GB/s, beside the machine's read
+bandwidth (measured by summing a 256 MiB buffer with the same thread count).
+
+--profile (compiled artifacts) adds one more repetition, after the timed
+ones, with the ukernels' profiling hook on, and prints the time per op kind
+of its prefill and of its decode (per token): the matmuls by role (qkv, o,
+gate_up, down), head, embed, norm, quantize, rope, attention, add, act_mul,
+"other" (forward-call time outside every ukernel: the generated glue and the
+runtime's batch bookkeeping), and the time the forward thread waited for
+the pool's workers (part of the ops' times). With --json: key "profile".
 
 --sampling measures the sampler alone (no model), one thread, on synthetic
 logits (normal(0, 1) x 3, seeded) over a 128256-entry vocabulary: the default
@@ -547,7 +556,7 @@ absl::StatusOr<ParallelBench> benchParallel(model::Model &m, int nSessions, size
 
 int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
-  bool json = false, sampling = false;
+  bool json = false, sampling = false, profile = false;
   double minTime = 0.25;
   int nPrompt = 128, nGen = 32, reps = 3, vocab = 128256;
   args::Parser p("tern bench", kBenchUsage);
@@ -560,6 +569,7 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   p.integer("-n,--n-gen", &nGen, 0, 1 << 20, "N", "decode steps (default 32)");
   p.integer("-r,--repetitions", &reps, 1, 1 << 20, "N", "repetitions, best kept (default 3)");
   p.flag("--json", &json, "one JSON object");
+  p.flag("--profile", &profile, "time per op kind of prefill and decode (see above)");
   addModelFlags(p, c);
   if (std::optional<int> rc = parseCommand(p, c, a, out, err, /*needModel=*/false))
     return *rc;
@@ -575,7 +585,7 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
               "--sampling measures the sampler alone; it takes no model (got '{}')", c.modelPath)));
     return benchSampling(vocab, minTime, json, out, err);
   }
-  for (const char *f : {"--vocab", "--min-time"})
+  for (const char *f : {"--vocab", "--min-time"}) // (--profile: checked after the model opens)
     if (p.given(f))
       return fail(err, "bench",
                   absl::InvalidArgumentError(fmt::format("{} applies to --sampling only", f)));
@@ -585,6 +595,13 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
   if (!m.ok())
     return fail(err, "bench", m.status());
+  auto *profiled = dynamic_cast<exec::ArtifactModel *>(m->get());
+  if (profile && !profiled)
+    return fail(err, "bench --profile",
+                absl::InvalidArgumentError(fmt::format(
+                    "'{}' runs on the reference forward pass; --profile times the ukernels of a "
+                    "compiled artifact (.tern, or --compile)",
+                    c.modelPath)));
   const model::ModelConfig &cfg = (*m)->config();
   const int64_t ctx = (*m)->options().contextLength
                           ? (*m)->options().contextLength
@@ -631,6 +648,26 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
         par = std::move(*pb);
     }
   }
+  // --profile: one more repetition with the ukernels' hook on (the timed
+  // ones above ran without it).
+  std::optional<exec::OpProfile> profPrefill, profDecode;
+  if (profile) {
+    profPrefill.emplace(cfg);
+    profDecode.emplace(cfg);
+    absl::StatusOr<std::unique_ptr<model::Session>> s = (*m)->newSession();
+    if (!s.ok())
+      return fail(err, "bench", s.status());
+    profiled->setProfile(&*profPrefill);
+    absl::Status e = (*m)->decode(**s, prompt, logits);
+    profiled->setProfile(&*profDecode);
+    for (int i = 0; e.ok() && i < nGen; ++i) {
+      const int32_t next = model::argmax(logits);
+      e = (*m)->decode(**s, std::span<const int32_t>(&next, 1), logits);
+    }
+    profiled->setProfile(nullptr);
+    if (!e.ok())
+      return fail(err, "bench --profile", e);
+  }
   const int threads = (*m)->options().threads > 0 ? (*m)->options().threads
                                                   : int(std::thread::hardware_concurrency());
   const std::string kernels = kernelsLine(**m);
@@ -640,6 +677,9 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   const double bw = measureReadBandwidth(threads);
   const double weightBytes = am ? double(am->artifact().weights().size()) : 0.0;
   const double decodeGbps = weightBytes * bestTg / 1e9;
+  const DecodeBytes readPerToken =
+      am ? decodeBytesPerToken(*am, prompt.size(), uint64_t(nGen)) : DecodeBytes{};
+  const double achievedGbps = readPerToken.total * bestTg / 1e9;
   if (json) {
     nlohmann::ordered_json j;
     j["model"] = c.modelPath;
@@ -677,8 +717,20 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     if (am) {
       j["weights_bytes"] = am->artifact().weights().size();
       j["decode_weight_gbps"] = decodeGbps;
-      j["decode_bandwidth_fraction"] = bw > 0 ? decodeGbps / bw : 0.0;
+      j["decode_bytes_per_token"] = readPerToken.total;
+      j["decode_weight_bytes_per_token"] = readPerToken.weights;
+      j["decode_kv_bytes_per_token"] = readPerToken.kv;
+      j["decode_gbps"] = achievedGbps;
+      j["decode_bandwidth_fraction"] = bw > 0 ? achievedGbps / bw : 0.0;
     }
+    if (profiled) {
+      const model::ThreadPool::Stats ps = profiled->threadPool().stats();
+      j["pool"] = {
+          {"jobs", ps.jobs}, {"wakes", ps.wakes}, {"sleeps", ps.sleeps}, {"late", ps.late}};
+    }
+    if (profile)
+      j["profile"] = {{"prefill", profileJson(*profPrefill, prompt.size())},
+                      {"decode", profileJson(*profDecode, uint64_t(nGen))}};
     out << j.dump() << "\n";
   } else {
     out << (*m)->describe() << "\n";
@@ -697,15 +749,28 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
                          bestTg > 0 ? par.aggregateTg / bestTg : 0.0, per, reps);
     }
     if (am)
-      out << fmt::format("decode reads {:.1f} MB of weights per token: {:.2f} GB/s, {:.0f}% of "
-                         "the measured {:.2f} GB/s read bandwidth ({} threads)\n",
-                         weightBytes / 1e6, decodeGbps, bw > 0 ? 100.0 * decodeGbps / bw : 0.0, bw,
-                         threads);
+      out << fmt::format("decode reads {:.1f} MB per token ({:.1f} MB weights{}, {:.1f} MB KV): "
+                         "{:.2f} GB/s achieved, {:.0f}% of the measured {:.2f} GB/s read "
+                         "bandwidth ({} threads)\n",
+                         readPerToken.total / 1e6, readPerToken.weights / 1e6,
+                         readPerToken.embedRowOnly ? " with one embedding row" : "",
+                         readPerToken.kv / 1e6, achievedGbps,
+                         bw > 0 ? 100.0 * achievedGbps / bw : 0.0, bw, threads);
     else
       out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
         << "\n";
     warnFallbacks(**m, out);
+    if (profiled) {
+      const model::ThreadPool::Stats ps = profiled->threadPool().stats();
+      out << fmt::format("thread pool: {} parallel ops, {} woke sleeping workers, {} worker "
+                         "sleeps, {} late pick-ups (whole run)\n",
+                         ps.jobs, ps.wakes, ps.sleeps, ps.late);
+    }
+    if (profile) {
+      printProfile(*profPrefill, "prefill", prompt.size(), /*perToken=*/false, out);
+      printProfile(*profDecode, "decode", uint64_t(nGen), /*perToken=*/true, out);
+    }
   }
   return 0;
 }

@@ -1,0 +1,143 @@
+// The spinning thread pool (runtime/model/thread_pool.h): the static
+// partition, many tiny calls from several threads at once (meant to run
+// under the sanitizer build too), the sleep/wake path, nested calls and
+// HotScope. No timings are asserted.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "runtime/model/thread_pool.h"
+#include "gtest/gtest.h"
+
+namespace tern::model {
+namespace {
+
+TEST(ThreadPoolSpin, StaticContiguousPartition) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (size_t n : {2u, 3u, 7u, 64u, 1001u}) {
+      std::vector<std::pair<size_t, size_t>> ranges(size_t(threads), {0, 0});
+      std::atomic<int> calls{0};
+      pool.parallelFor(n, [&](size_t b, size_t e) {
+        // chunk i is [n*i/T, n*(i+1)/T): find i from b
+        for (size_t i = 0; i < size_t(threads); ++i)
+          if (n * i / size_t(threads) == b && n * (i + 1) / size_t(threads) == e)
+            ranges[i] = {b, e};
+        calls.fetch_add(1);
+      });
+      size_t nonEmpty = 0;
+      for (size_t i = 0; i < size_t(threads); ++i) {
+        const size_t b = n * i / size_t(threads), e = n * (i + 1) / size_t(threads);
+        if (b < e) {
+          ++nonEmpty;
+          EXPECT_EQ(ranges[i], std::make_pair(b, e)) << "threads " << threads << " n " << n;
+        }
+      }
+      EXPECT_EQ(size_t(calls.load()), threads == 1 ? 1u : nonEmpty);
+    }
+  }
+}
+
+// One call's work: out[i] = f(i, salt) for i in [0, n).
+uint64_t mix(uint64_t i, uint64_t salt) {
+  uint64_t x = i * 0x9e3779b97f4a7c15ull ^ salt;
+  x ^= x >> 31;
+  return x * 0xbf58476d1ce4e5b9ull;
+}
+
+TEST(ThreadPoolSpin, ManyTinyCallsFromSeveralThreads) {
+  ThreadPool pool(3);
+  constexpr int kCallers = 4, kCalls = 1000;
+  std::atomic<uint64_t> bad{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c)
+    callers.emplace_back([&, c] {
+      std::vector<uint64_t> out(17);
+      for (int k = 0; k < kCalls; ++k) {
+        const size_t n = size_t(2 + (k * 7 + c) % 16);
+        const uint64_t salt = uint64_t(c) << 32 | uint64_t(k);
+        pool.parallelFor(n, [&](size_t b, size_t e) {
+          for (size_t i = b; i < e; ++i)
+            out[i] = mix(i, salt);
+        });
+        for (size_t i = 0; i < n; ++i)
+          if (out[i] != mix(i, salt))
+            bad.fetch_add(1);
+      }
+    });
+  for (std::thread &t : callers)
+    t.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(pool.stats().jobs, uint64_t(kCallers) * kCalls);
+}
+
+TEST(ThreadPoolSpin, SleepingWorkersAreWoken) {
+  ThreadPool pool(4);
+  std::vector<int> hits(40);
+  for (int rep = 0; rep < 5; ++rep) {
+    // Longer than the idle spin: the workers go to sleep in between.
+    std::this_thread::sleep_for(std::chrono::nanoseconds(ThreadPool::kIdleSpinNs * 5));
+    pool.parallelFor(hits.size(), [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i)
+        ++hits[i];
+    });
+  }
+  for (int h : hits)
+    EXPECT_EQ(h, 5);
+  const ThreadPool::Stats s = pool.stats();
+  EXPECT_EQ(s.jobs, 5u);
+  EXPECT_GT(s.sleeps, 0u);
+  EXPECT_GT(s.wakes, 0u);
+}
+
+TEST(ThreadPoolSpin, NestedCallRunsOnTheCallingThread) {
+  ThreadPool pool(3);
+  std::vector<std::atomic<int>> hits(30 * 5);
+  pool.parallelFor(30, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      pool.parallelFor(5, [&, i](size_t b2, size_t e2) {
+        for (size_t j = b2; j < e2; ++j)
+          hits[i * 5 + j].fetch_add(1);
+      });
+  });
+  for (auto &h : hits)
+    EXPECT_EQ(h.load(), 1);
+}
+
+TEST(ThreadPoolSpin, HotScopesNestAndOverlap) {
+  ThreadPool pool(2);
+  uint64_t sum = 0;
+  std::vector<uint64_t> part(2);
+  {
+    ThreadPool::HotScope a(pool);
+    std::thread other([&] { ThreadPool::HotScope b(pool); });
+    for (int k = 0; k < 500; ++k) {
+      pool.parallelFor(2, [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i)
+          part[i] = i + 1;
+      });
+      sum += part[0] + part[1];
+    }
+    other.join();
+  }
+  EXPECT_EQ(sum, 500u * 3u);
+  pool.setTiming(true);
+  pool.parallelFor(8, [](size_t, size_t) {});
+  EXPECT_EQ(pool.stats().jobs, 501u);
+}
+
+TEST(ThreadPoolSpin, DestroyWhileWorkersSleepOrSpin) {
+  for (int i = 0; i < 20; ++i) {
+    ThreadPool pool(1 + i % 4);
+    if (i % 2)
+      pool.parallelFor(9, [](size_t, size_t) {});
+    if (i % 3 == 0)
+      std::this_thread::sleep_for(std::chrono::nanoseconds(ThreadPool::kIdleSpinNs * 3));
+  }
+}
+
+} // namespace
+} // namespace tern::model
