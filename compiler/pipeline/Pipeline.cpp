@@ -16,6 +16,7 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   select.explain = opts.explain;
   select.actQuant = opts.actQuant;
   select.maxBatch = opts.maxBatch;
+  select.head = opts.head;
   pm.addPass(tern::passes::createSelectKernelsPass(select));
   tern::passes::PackWeightsPassOptions pack;
   pack.source = opts.source;

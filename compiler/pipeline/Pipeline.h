@@ -21,6 +21,7 @@ struct PipelineOptions {
   bool refKernels = false;        // --kernel=ref: every callee `_ref`
   bool lowerToLLVM = false;       // run tern-lower-to-llvm after lowering to kernels
   int64_t maxBatch = 512;
+  std::string head = "f16"; // f16 | q8 (select-kernels head=)
 };
 
 // verify-quant-mapping -> fuse -> select-kernels -> pack-weights
