@@ -65,6 +65,9 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     `head=q8` gives a float lm_head the q8 layout (int8 rows, one f32 scale
     per row, requantized by tern-pack-weights) instead of its exact float
     one; the choice is recorded as the module's `tern.head`.
+    `tuning=FILE` (written by `ternc tune`) replaces the built-in rates of
+    the layouts it measured; the module records which table chose each
+    matrix (`tern.cost_table`, `tern.kernel_sources`).
   }];
   let options = [
     Option<"target", "target", "std::string", "\"avx2\"",
@@ -78,6 +81,8 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
            "most tokens one forward call takes (1: decode alone decides)">,
     Option<"head", "head", "std::string", "\"f16\"",
            "f16 (the float LM head as stored, exact) | q8 (int8 rows, f32 scale per row)">,
+    Option<"tuning", "tuning", "std::string", "\"\"",
+           "tuning file from `ternc tune`: measured rates replace the built-in table">,
   ];
 }
 

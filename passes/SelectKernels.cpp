@@ -3,9 +3,11 @@
 #include "passes/Passes.h"
 
 #include "compiler/target/TargetInfo.h"
+#include "compiler/target/Tuning.h"
 #include "mlir/IR/Builders.h"
 #include "passes/Common.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/TargetParser/Host.h"
 
 namespace tern::passes {
 #define GEN_PASS_DEF_SELECTKERNELSPASS
@@ -81,7 +83,27 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         return signalPassFailure();
       }
     }
+    if (!tuning.empty()) {
+      absl::StatusOr<tern::compiler::Tuning> t = tern::compiler::loadTuning(tuning);
+      if (!t.ok()) {
+        module.emitError() << std::string(t.status().message());
+        return signalPassFailure();
+      }
+      const std::string hostCpu =
+          llvm::StringRef(target) == "native" ? llvm::sys::getHostCPUName().str() : "";
+      if (std::string why = tern::compiler::tuningMismatch(*t, *ti, hostCpu); !why.empty()) {
+        module.emitError() << why;
+        return signalPassFailure();
+      }
+      ti->setTuning(std::make_shared<const tern::compiler::Tuning>(std::move(*t)));
+    }
     module->setAttr("tern.target", StringAttr::get(&getContext(), ti->name()));
+    // Which table chose each matrix: the receipt the artifact's metadata
+    // and `ternc inspect` show.
+    module->setAttr("tern.cost_table",
+                    StringAttr::get(&getContext(),
+                                    tuning.empty() ? std::string("built-in") : "tuning " + tuning));
+    NamedAttrList sources;
     bool ok = true;
     module.walk([&](Operation *op) {
       std::optional<tern::passes::MatrixInfo> info = tern::passes::matrixInfo(op);
@@ -140,11 +162,22 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       if (isa<LmHeadOp>(op)) // what the head reads: f16, f32, q8_0, q8, or a ternary layout
         module->setAttr("tern.head",
                         StringAttr::get(&getContext(), stringifyKernelLayout(choice->layout)));
+      const bool forcedHere = info->ternaryRole && forced->layout.has_value();
+      sources.set(info->weights.front().getName(),
+                  StringAttr::get(&getContext(), choiceSource(*choice, forcedHere)));
       if (explain)
         explainChoice(op, *info, *ti, *act, *choice, cands, forced->layout.has_value());
     });
+    module->setAttr("tern.kernel_sources", sources.getDictionary(&getContext()));
     if (!ok)
       signalPassFailure();
+  }
+
+  // "built-in" | "tuning FILE" (the rates that priced the choice), with
+  // " (forced)" when kernel= chose the layout.
+  static std::string choiceSource(const KernelEstimate &e, bool forcedLayout) {
+    std::string s = e.tunedBy.empty() ? std::string("built-in") : "tuning " + e.tunedBy;
+    return forcedLayout ? s + " (forced)" : s;
   }
 
   // One remark per matrix: what runs (the ukernel variant, "table" rates
@@ -162,15 +195,22 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
                                               : " (the only kernel for ")
         << stringifyWeightFormat(info.weights.front().getFormat()) << " weights), memory "
         << llvm::formatv("{0:f2}", choice.memoryUs).str() << " us/token";
+      if (!choice.tunedBy.empty())
+        d << llvm::formatv(", compute {0:f2} us/token ({1} kernel, tuned {2:f1} G/s per core; "
+                           "tuning {3})",
+                           choice.computeUs, choice.variant, choice.decodeGs, choice.tunedBy)
+                 .str();
       return;
     }
     d << ", act-quant " << tern::compiler::actQuantName(act) << ", max-batch " << int64_t(maxBatch)
       << ": " << choice.describe();
+    const std::string table =
+        choice.tunedBy.empty() ? std::string("built-in table") : "tuning " + choice.tunedBy;
     if (forcedLayout)
-      d << " (forced)";
+      d << " (forced; rates from " << table << ")";
     else
-      d << " (table: lowest score = " << (maxBatch <= 1 ? "decode" : "decode + prefill per token")
-        << ")";
+      d << " (" << table
+        << ": lowest score = " << (maxBatch <= 1 ? "decode" : "decode + prefill per token") << ")";
     for (const KernelEstimate &e : cands)
       if (e.layout != choice.layout) {
         const double pct = (e.score / choice.score - 1) * 100;

@@ -6,18 +6,20 @@
 # compiles it with ternc (--target native; extra ternc flags in TERNC_FLAGS,
 # e.g. TERNC_FLAGS="--head q8" once that exists), then runs llama.cpp (through
 # node-llama-cpp's JavaScript API, scripts/bench-llama.mjs) and `tern bench`
-# alternately, pp128 and tg64 at 1 and 2 threads, REPS times each, and prints
-# one table (median, min, max) plus a JSON file.
+# alternately, prefill of PROMPTS tokens (pp128 and pp512) then tg64, at 1 and
+# 2 threads, REPS times each, and prints one table (median, min, max) plus a
+# JSON file. Run it on a quiet machine (the numbers are same-run ratios).
 #
 #   bash scripts/bench.sh [OUT.json]     env: REPS (default 3), THREADS ("1 2"),
-#                                        PROMPT (128), GEN (64), BUILD (build)
+#                                        PROMPTS ("128 512"; PROMPT=N for one
+#                                        size), GEN (64), BUILD (build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 BUILD=${BUILD:-build}
 REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
-PROMPT=${PROMPT:-128}
+PROMPTS=${PROMPTS:-${PROMPT:-"128 512"}}
 GEN=${GEN:-64}
 out_json=${1:-$BUILD/bench/bench.json}
 work=$BUILD/bench
@@ -51,14 +53,23 @@ echo "bench: ternc compile --target native ${TERNC_FLAGS:-}" >&2
 
 lines=$work/runs.jsonl
 : > "$lines"
-for t in $THREADS; do
-  for r in $(seq 1 "$REPS"); do
-    echo "bench: threads $t, repetition $r: llama.cpp" >&2
-    node scripts/bench-llama.mjs --node-dir "$work/node" --model "$model" --threads "$t" \
-      --prompt "$PROMPT" --gen "$GEN" --reps 1 >> "$lines"
-    echo "bench: threads $t, repetition $r: tern" >&2
-    "$BUILD/bin/tern" bench "$art" -t "$t" -p "$PROMPT" -n "$GEN" -r 2 --json |
-      python3 -c 'import json,sys; j=json.loads(sys.stdin.readline()); j["engine"]="tern"; print(json.dumps(j))' >> "$lines"
+# The first JSON line of a run, tagged with its engine and prompt size.
+tag() {
+  python3 -c 'import json,sys
+lines = [l for l in sys.stdin.read().splitlines() if l.strip()]
+j = json.loads(lines[0]); j.setdefault("engine", sys.argv[1]); j["prompt"] = int(sys.argv[2])
+print(json.dumps(j))' "$1" "$2"
+}
+for p in $PROMPTS; do
+  for t in $THREADS; do
+    for r in $(seq 1 "$REPS"); do
+      echo "bench: pp$p, threads $t, repetition $r: llama.cpp" >&2
+      node scripts/bench-llama.mjs --node-dir "$work/node" --model "$model" --threads "$t" \
+        --prompt "$p" --gen "$GEN" --reps 1 | tag llama.cpp "$p" >> "$lines"
+      echo "bench: pp$p, threads $t, repetition $r: tern" >&2
+      "$BUILD/bin/tern" bench "$art" -t "$t" -p "$p" -n "$GEN" -r 2 --json |
+        tag tern "$p" >> "$lines"
+    done
   done
 done
 
@@ -67,19 +78,21 @@ import json, statistics, sys, platform
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rows, summary = [], {"cpu": cpu, "runs": runs, "table": []}
-for t in sorted({r["threads"] for r in runs}):
+for p in sorted({r["prompt"] for r in runs}):
+  for t in sorted({r["threads"] for r in runs}):
     for metric in ("pp_tokens_per_s", "tg_tokens_per_s"):
         med = {}
         for eng in ("llama.cpp", "tern"):
-            v = [r[metric] for r in runs if r["engine"] == eng and r["threads"] == t]
+            v = [r[metric] for r in runs if r["engine"] == eng and r["threads"] == t and r["prompt"] == p]
             if not v:
                 continue
             med[eng] = statistics.median(v)
-            summary["table"].append({"engine": eng, "threads": t, "metric": metric, "median": med[eng],
-                                     "min": min(v), "max": max(v), "n": len(v)})
-            rows.append(f"| {eng:9} | {t} | {metric[:2]} | {med[eng]:8.2f} | {min(v):8.2f} | {max(v):8.2f} | {len(v)} |")
+            test = f"pp{p}" if metric.startswith("pp") else f"tg after pp{p}"
+            summary["table"].append({"engine": eng, "threads": t, "prompt": p, "metric": metric,
+                                     "median": med[eng], "min": min(v), "max": max(v), "n": len(v)})
+            rows.append(f"| {eng:9} | {t} | {test} | {med[eng]:8.2f} | {min(v):8.2f} | {max(v):8.2f} | {len(v)} |")
         if len(med) == 2:
-            rows.append(f"| tern / llama.cpp | {t} | {metric[:2]} | {med['tern'] / med['llama.cpp']:.2f}x | | | |")
+            rows.append(f"| tern / llama.cpp | {t} | {test} | {med['tern'] / med['llama.cpp']:.2f}x | | | |")
 print(f"CPU: {cpu}; model: 2B4T shape, TQ2_0, LLaMA-3 vocabulary; tokens/s")
 print("| engine | threads | test | median | min | max | runs |\n|---|---|---|---|---|---|---|")
 print("\n".join(rows))

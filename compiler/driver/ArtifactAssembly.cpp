@@ -185,6 +185,17 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
       matrices.push_back(k);
   meta["kernels"] = kernels;
   meta["matrices"] = matrices;
+  // Which cost table chose each matrix's kernel (tern-select-kernels):
+  // "built-in" or "tuning FILE", per weight (the first of a fused group).
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.cost_table"))
+    meta["cost_table"] = a.getValue().str();
+  if (auto d = m->getAttrOfType<mlir::DictionaryAttr>("tern.kernel_sources")) {
+    nlohmann::json src = nlohmann::json::object();
+    for (mlir::NamedAttribute na : d)
+      if (auto v = llvm::dyn_cast<mlir::StringAttr>(na.getValue()))
+        src[na.getName().str()] = v.getValue().str();
+    meta["kernel_sources"] = src;
+  }
   nlohmann::json tensors = nlohmann::json::array();
   for (const Piece &p : pieces)
     tensors.push_back({{"name", p.name}, {"offset", p.offset}, {"bytes", p.bytes}});

@@ -16,6 +16,7 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "compiler/pipeline/Registration.h"
 #include "compiler/target/TargetInfo.h"
+#include "compiler/target/Tuning.h"
 #include "fmt/format.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -34,6 +35,7 @@
 #include "llvm/Support/Threading.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 #ifndef TERN_COMPILER_VERSION
 #define TERN_COMPILER_VERSION "0.1.0"
@@ -127,6 +129,9 @@ int runCompileCommand(int argc, char **argv) {
   p.flag(
       "--no-fuse", [&] { popts.fuse = false; }, "keep one bitlinear per matrix (skip tern-fuse)");
   p.flag("--explain", &popts.explain, "print why each kernel was chosen (remarks on stderr)");
+  p.string("--tuning", &popts.tuning, "FILE",
+           "kernel rates measured by `ternc tune` on the target machine:\n"
+           "they replace the built-in cost table (docs/cost-model.md)");
   p.string("--weights-out", &popts.weightsOut, "FILE",
            "write the packed-weight blob (tern-pack-weights out=) to FILE");
   p.integer("-j,--jobs", &jobs, 1, 4096, "N", "threads packing weights (default: every core)");
@@ -161,6 +166,19 @@ int runCompileCommand(int argc, char **argv) {
                       "--emit=import, tern or kernels");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
+  if (!popts.tuning.empty()) {
+    // Checked before the model is read: a bad file fails fast (the pass
+    // checks it again, for tern-opt).
+    absl::StatusOr<Tuning> t = loadTuning(popts.tuning);
+    std::string why = t.ok() ? "" : std::string(t.status().message());
+    if (t.ok())
+      why = tuningMismatch(*t, *createTargetInfo(popts.target),
+                           popts.target == "native" ? llvm::sys::getHostCPUName().str() : "");
+    if (!why.empty()) {
+      llvm::errs() << "ternc compile: error: " << why << "\n";
+      return 1;
+    }
+  }
 
   // Progress: on a terminal (or with -v) one line per step; on a terminal
   // also a bar of matrices packed while tern-pack-weights runs.

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+
+#include "compiler/target/Tuning.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -124,8 +127,11 @@ std::string KernelEstimate::describe() const {
                        "decode/prefill): decode {7:f2} us (memory {8:f2}, compute {9:f2}), "
                        "prefill {10:f3} us/token, padding {11:f1}%, score {12:f3}",
                        ir::stringifyKernelLayout(layout), tileM, tileK, variant,
-                       measured ? "measured" : "estimated", decodeGs, prefillGs, decodeUs, memoryUs,
-                       computeUs, prefillUs, paddedFraction * 100, score)
+                       !tunedBy.empty() ? "tuned"
+                       : measured       ? "measured"
+                                        : "estimated",
+                       decodeGs, prefillGs, decodeUs, memoryUs, computeUs, prefillUs,
+                       paddedFraction * 100, score)
       .str();
 }
 
@@ -142,22 +148,30 @@ static double tileFactor(const TargetInfo &t, KernelLayout layout, int64_t tileM
 
 KernelEstimate TargetInfo::estimateRow(const KernelCost &row, int64_t m, int64_t k, int64_t tileM,
                                        int64_t tileK, int64_t maxBatch) const {
+  return estimateRates(row.layout, row.variant, row.measured, row.decodeGs,
+                       maxBatch >= 128 ? row.prefill128Gs : row.prefill64Gs,
+                       tileFactor(*this, row.layout, tileM, tileK), m, k, tileM, tileK, maxBatch);
+}
+
+KernelEstimate TargetInfo::estimateRates(KernelLayout layout, const std::string &variant,
+                                         bool measured, double decodeGs, double prefillGs, double f,
+                                         int64_t m, int64_t k, int64_t tileM, int64_t tileK,
+                                         int64_t maxBatch) const {
   KernelEstimate e;
-  e.layout = row.layout;
+  e.layout = layout;
   e.tileM = tileM;
   e.tileK = tileK;
-  e.variant = row.variant;
-  e.measured = row.measured;
-  e.decodeGs = row.decodeGs;
-  e.prefillGs = maxBatch >= 128 ? row.prefill128Gs : row.prefill64Gs;
+  e.variant = variant;
+  e.measured = measured;
+  e.decodeGs = decodeGs;
+  e.prefillGs = prefillGs;
   const int64_t mp = (m + tileM - 1) / tileM * tileM;
   const int64_t kp = (k + tileK - 1) / tileK * tileK;
   const double weights = double(mp) * double(kp);
   e.paddedFraction = weights / (double(m) * double(k)) - 1.0;
-  const double bytes = weights * layoutBitsPerWeight(row.layout) / 8.0;
+  const double bytes = weights * layoutBitsPerWeight(layout) / 8.0;
   // Work is split over cores by row tiles; few tiles leave cores idle.
   const double busy = std::min<double>(cores(), double(mp / tileM));
-  const double f = tileFactor(*this, row.layout, tileM, tileK);
   e.memoryUs = bytes / (bandwidthGBs() * 1e3);
   e.computeUs = weights / (e.decodeGs * 1e3 * busy) * f;
   e.decodeUs = std::max(e.memoryUs, e.computeUs);
@@ -167,6 +181,31 @@ KernelEstimate TargetInfo::estimateRow(const KernelCost &row, int64_t m, int64_t
   // decides; otherwise the per-token prefill cost is added, which mostly
   // breaks near-ties since decode (memory bound) costs several times more.
   e.score = maxBatch <= 1 ? e.decodeUs : e.decodeUs + e.prefillUs;
+  return e;
+}
+
+// Distance between two matrix shapes, for picking the nearest measured one.
+static double shapeDistance(int64_t m, int64_t k, int64_t m2, int64_t k2) {
+  return std::fabs(std::log(double(m) / double(m2))) + std::fabs(std::log(double(k) / double(k2)));
+}
+
+std::optional<KernelEstimate> TargetInfo::tunedEstimate(KernelLayout layout, ActQuant act,
+                                                        int64_t m, int64_t k, int64_t tileM,
+                                                        int64_t tileK, int64_t maxBatch) const {
+  if (!tuning_)
+    return std::nullopt;
+  const TunedKernel *best = nullptr;
+  for (const TunedKernel &t : tuning_->kernels)
+    if (t.layout == layout && t.act == act && t.tileM == tileM && t.tileK == tileK &&
+        (!best || shapeDistance(m, k, t.m, t.k) < shapeDistance(m, k, best->m, best->k)))
+      best = &t;
+  if (!best)
+    return std::nullopt;
+  // Measured at this very tile: no tile factor.
+  KernelEstimate e =
+      estimateRates(layout, best->variant, true, tunedDecodeRate(best->rates),
+                    tunedPrefillRate(best->rates, maxBatch), 1.0, m, k, tileM, tileK, maxBatch);
+  e.tunedBy = tuning_->path;
   return e;
 }
 
@@ -183,11 +222,15 @@ std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t 
     e.variant = name().str();
     e.memoryUs = denseBytes(layout, m, k) / (bandwidthGBs() * 1e3);
     e.decodeUs = e.score = e.memoryUs;
+    if (tuning_)
+      applyTunedHead(*tuning_, cores(), m, k, e);
     return e;
   }
   std::optional<KernelCost> row = cost(layout, act);
   if (!row)
     return std::nullopt;
+  if (std::optional<KernelEstimate> t = tunedEstimate(layout, act, m, k, tileM, tileK, maxBatch))
+    return t;
   return estimateRow(*row, m, k, tileM, tileK, maxBatch);
 }
 
@@ -210,6 +253,17 @@ std::vector<KernelEstimate> TargetInfo::candidates(int64_t m, int64_t k, ir::Wei
   }
   for (const KernelCost &row : costTable()) {
     if (row.act != act || !ir::isTernaryLayout(row.layout))
+      continue;
+    // A layout the tuning file measured: its measured tiles only.
+    std::set<std::pair<int64_t, int64_t>> tuned;
+    if (tuning_)
+      for (const TunedKernel &t : tuning_->kernels)
+        if (t.layout == row.layout && t.act == act &&
+            ir::kernelTileError(row.layout, isa(), t.tileM, t.tileK).empty())
+          tuned.insert({t.tileM, t.tileK});
+    for (auto [tm, tk] : tuned)
+      out.push_back(*tunedEstimate(row.layout, act, m, k, tm, tk, maxBatch));
+    if (!tuned.empty())
       continue;
     for (int64_t tm : tileMChoices())
       for (int64_t tk : tileKChoices(row.layout, k))

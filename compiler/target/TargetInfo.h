@@ -23,6 +23,8 @@
 
 namespace tern::compiler {
 
+struct Tuning; // compiler/target/Tuning.h
+
 // How activations reach the matmuls (--act-quant): int8 per token, or f32.
 enum class ActQuant { Token, None };
 std::optional<ActQuant> parseActQuant(llvm::StringRef s); // "token" | "none"
@@ -60,6 +62,9 @@ struct KernelEstimate {
   double computeUs = 0;      // arithmetic of one decode step
   double paddedFraction = 0; // weights added by M/K padding to whole tiles
   double score = 0;          // what the choice minimises (TargetInfo::score)
+  // Where the rates come from: empty = the built-in table, else the path of
+  // the tuning file that measured this (layout, act, tile) on this host.
+  std::string tunedBy;
   std::string describe() const;
 };
 
@@ -79,6 +84,13 @@ public:
   // first, with the variant that runs it and its rates.
   virtual std::vector<KernelCost> costTable() const = 0;
   virtual std::vector<int64_t> tileMChoices() const;
+
+  // Rates measured on the host (`ternc tune`) that replace the built-in
+  // table for every (layout, act) the file has entries for: those layouts'
+  // candidates are the measured tiles, at the rates of the nearest measured
+  // shape; other layouts keep their built-in row. Null: built-in only.
+  void setTuning(std::shared_ptr<const Tuning> t) { tuning_ = std::move(t); }
+  const Tuning *tuning() const { return tuning_.get(); }
 
   // Ternary layouts with a row for `act`, in table order.
   std::vector<ir::KernelLayout> ternaryLayouts(ActQuant act = ActQuant::Token) const;
@@ -103,6 +115,15 @@ public:
 private:
   KernelEstimate estimateRow(const KernelCost &row, int64_t m, int64_t k, int64_t tileM,
                              int64_t tileK, int64_t maxBatch) const;
+  KernelEstimate estimateRates(ir::KernelLayout layout, const std::string &variant, bool measured,
+                               double decodeGs, double prefillGs, double tileF, int64_t m,
+                               int64_t k, int64_t tileM, int64_t tileK, int64_t maxBatch) const;
+  // The tuned estimate of (layout, act) at this tile (nearest measured
+  // shape); null when the tuning file did not measure that tile.
+  std::optional<KernelEstimate> tunedEstimate(ir::KernelLayout layout, ActQuant act, int64_t m,
+                                              int64_t k, int64_t tileM, int64_t tileK,
+                                              int64_t maxBatch) const;
+  std::shared_ptr<const Tuning> tuning_;
 };
 
 // What code generation needs for a --target name: the LLVM triple, CPU and

@@ -17,7 +17,9 @@ void quantizeRowQ8F16(const uint16_t *row, int64_t cols, int8_t *q, float *scale
 // Byte size of the packed q8 head: [rows][cols] int8, then at the next
 // multiple of 64 bytes one f32 scale per row (ukernels.h
 // TERN_UK_LM_HEAD_Q8_ARGS reads this).
-inline uint64_t q8HeadScalesAt(uint64_t rows, uint64_t cols) { return (rows * cols + 63) / 64 * 64; }
+inline uint64_t q8HeadScalesAt(uint64_t rows, uint64_t cols) {
+  return (rows * cols + 63) / 64 * 64;
+}
 inline uint64_t q8HeadBytes(uint64_t rows, uint64_t cols) {
   return q8HeadScalesAt(rows, cols) + 4 * rows;
 }

@@ -27,10 +27,10 @@ namespace {
 
 struct HeadArgs {
   int64_t n;
-  const float *x;        // [n][hidden]
-  const void *w;         // [vocab][hidden] f16 or int8
-  const float *scale;    // [vocab] (q8), or null (f16)
-  float *logits;         // [n][vocab]
+  const float *x;     // [n][hidden]
+  const void *w;      // [vocab][hidden] f16 or int8
+  const float *scale; // [vocab] (q8), or null (f16)
+  float *logits;      // [n][vocab]
   int64_t hidden, vocab, rows_per_item;
 };
 

@@ -700,8 +700,9 @@ TEST(CApi, Sampler) {
     ASSERT_EQ(tern_sampler_sample(a.s, logits.data(), logits.size(), &t), TERN_OK);
     da.push_back(t);
     ASSERT_EQ(tern_sampler_accept(a.s, t), TERN_OK);
-    if (i == 9)
+    if (i == 9) {
       ASSERT_EQ(tern_sampler_clone(a.s, &c.s), TERN_OK);
+    }
   }
   for (int i = 0; i < 20; ++i) {
     ASSERT_EQ(tern_sampler_sample(b.s, logits.data(), logits.size(), &t), TERN_OK);

@@ -372,8 +372,9 @@ TEST(ChatConversation, FedTextIsTheRendering) {
       for (bool withSystem : {false, true}) {
         Conversation c(t, opts(false)); // addGenerationPrompt is forced on
         EXPECT_TRUE(c.startOfSession());
-        if (withSystem)
+        if (withSystem) {
           ASSERT_TRUE(c.addSystem("Be brief.").ok());
+        }
         std::string session;
         for (const std::string reply : {"Hello!", "", "Привет 🌍", "4"}) {
           const bool first = c.startOfSession();
@@ -485,8 +486,9 @@ TEST_F(ChatTokens, ExactlyOneBos) {
     EXPECT_EQ(std::count(d.begin(), d.end(), kBos), 0);
     // Special-token text is parsed: one <|eot_id|> per message (bitnet,
     // llama3; ChatML's markers are not in this vocabulary).
-    if (t != TemplateKind::Chatml)
+    if (t != TemplateKind::Chatml) {
       EXPECT_EQ(std::count(ids.begin(), ids.end(), kEot), 4) << templateName(t);
+    }
   }
 }
 

@@ -55,8 +55,9 @@ TEST_P(PackRoundTrip, ExactIncludingTails) {
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_TRUE(pk::sameMatrix(*back, m))
         << tern::ir::stringifyKernelLayout(c.layout).str() << " " << rows << "x" << cols;
-    if (tq && rows > 1) // TQ keeps f16 scales: 0.25 is exact
+    if (tq && rows > 1) { // TQ keeps f16 scales: 0.25 is exact
       EXPECT_EQ(back->scaleAt(0), 0.25f);
+    }
   }
 }
 

@@ -169,9 +169,10 @@ TEST(E2ESynth, Bitnet158CompiledMatchesReference) {
             model::compareWithGolden(g, *got, ref ? 0.0 : 0.05, ref ? 0.0 : 0.03);
         worst = std::max(worst, cmp.maxDeltaP);
         EXPECT_TRUE(cmp.ok) << (ref ? "ref" : "native") << ": " << cmp.detail;
-        if (ref)
+        if (ref) {
           for (size_t i = 0; i < want->size(); ++i)
             EXPECT_EQ((*want)[i].probs, (*got)[i].probs) << "step " << i;
+        }
       }
       std::printf("MEASURED e2e synth bitnet-b1.58 i2s %s head %s vs reference: max dp %.5f\n",
                   ref ? "ref" : "native", q8 ? "q8" : "f16", worst);

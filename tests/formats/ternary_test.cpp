@@ -111,8 +111,9 @@ TEST(Half, BF16) {
   EXPECT_TRUE(std::isnan(bf16ToF32(f32ToBf16(NAN))));
   for (uint32_t h = 0; h < 65536; ++h) {
     float f = bf16ToF32(uint16_t(h));
-    if (!std::isnan(f))
+    if (!std::isnan(f)) {
       ASSERT_EQ(f32ToBf16(f), h);
+    }
   }
 }
 

@@ -162,8 +162,9 @@ TEST(PagedKv, SessionChurnReturnsEveryPage) {
       auto s = m->newSession();
       ASSERT_TRUE(s.ok());
       absl::Status st = m->decode(**s, std::span<const int32_t>(kPrompt.data(), 3 + i), logits);
-      if (i < 4)
+      if (i < 4) {
         EXPECT_TRUE(st.ok()) << statusMessage(st);
+      }
       live.push_back(std::move(*s));
     }
     EXPECT_LT(ref.kvPool().freePages(), ref.kvPool().totalPages());
@@ -215,8 +216,9 @@ TEST_P(Invariance, InterleavedSessionsAreIndependent) {
   // Alternate token by token so the two sessions' pages interleave in the pool.
   for (size_t i = 0; i < kPrompt.size(); ++i) {
     ASSERT_TRUE(m->decode(**a, std::span<const int32_t>(&kPrompt[i], 1), la).ok());
-    if (i < other.size())
+    if (i < other.size()) {
       ASSERT_TRUE(m->decode(**b, std::span<const int32_t>(&other[i], 1), lb).ok());
+    }
   }
   EXPECT_EQ(la, wantA);
   EXPECT_EQ(lb, wantB);

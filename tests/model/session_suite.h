@@ -368,8 +368,9 @@ inline void churn(const Opener &open, uint32_t nLayer, int ops, uint32_t seed) {
       const size_t i = pick(uint32_t(sessions.size()));
       ASSERT_NO_FATAL_FAILURE(feed({{i, tokensOf(rng(), 2 + pick(10), V)}}, op));
     }
-    if (pool)
+    if (pool) {
       ASSERT_NO_FATAL_FAILURE(checkAccounting(*pool, liveSessions(), fmt::format("op {}", op)));
+    }
   }
   sessions.clear();
   ASSERT_NE(pool, nullptr);

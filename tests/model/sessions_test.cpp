@@ -4,6 +4,7 @@
 // 10,000-operation churn (tests/model/session_suite.h). Runs in the
 // sanitizer build too (no compiler needed); tests/exec/sessions_e2e_test.cpp
 // runs the same suite on a compiled artifact.
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <unistd.h>
@@ -35,6 +36,11 @@ const std::string &smallModel() {
         ::testing::TempDir() + "/sessions-test-small-" + std::to_string(::getpid()) + ".gguf";
     absl::Status st = synth::writeModel(c, p);
     EXPECT_TRUE(st.ok()) << st;
+    // Removed when the process exits (ctest runs many of them).
+    static const struct Remove {
+      std::string path;
+      ~Remove() { std::remove(path.c_str()); }
+    } remove{p};
     return p;
   }();
   return path;

@@ -118,8 +118,9 @@ TEST(ServerApi, RefusesBadRequestsNamingTheField) {
     EXPECT_EQ(e.status, 400) << c.body;
     EXPECT_EQ(e.param, c.param) << c.body << ": " << e.message;
     EXPECT_FALSE(e.message.empty());
-    if (*c.param)
+    if (*c.param) {
       EXPECT_NE(e.message.find(c.param), std::string::npos) << e.message;
+    }
   }
 }
 

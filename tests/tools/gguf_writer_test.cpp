@@ -206,8 +206,9 @@ TEST(GgufWriter, TamperedFilesAreRejected) {
     ASSERT_TRUE(bytes.ok()) << what;
     auto f = File::fromBuffer(*bytes);
     EXPECT_FALSE(f.ok()) << what;
-    if (!f.ok())
+    if (!f.ok()) {
       EXPECT_FALSE(f.status().message().empty());
+    }
   };
   {
     Writer w = base();

@@ -193,8 +193,9 @@ TEST(I2sGemm, EveryBatchPathMatchesRefBitForBit) {
     std::printf("runs: i2s i8 %s, batches 1..%lld\n", kn.name, (long long)batchSizes().back());
   }
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2"))
+  if (__builtin_cpu_supports("avx2")) {
     EXPECT_GT(ran, 0);
+  }
 #endif
 }
 

@@ -237,10 +237,11 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng,
                                           std::to_string(sh.tileK) + " K=" + std::to_string(K) +
                                           " n=" + std::to_string(n) + " t=" + std::to_string(t) +
                                           " row=" + std::to_string(r);
-                if (exact)
+                if (exact) {
                   ASSERT_TRUE(sameBits(got, ref)) << where << ": " << got << " vs " << ref;
-                else
+                } else {
                   ASSERT_NEAR(got, ref, 1e-4 * (1.0 + std::fabs(ref))) << where;
+                }
                 ASSERT_NEAR(got, plain, 1e-3 * (1.0 + std::fabs(plain))) << where;
               }
           }
@@ -301,8 +302,9 @@ TEST(UkernelMatmulVariants, EveryFastVariantTheHostSupportsRuns) {
 #if defined(__x86_64__)
   // This project's x86 hosts have AVX2 at least: a build that runs no x86
   // variant here has lost them (or their detection).
-  if (__builtin_cpu_supports("avx2"))
+  if (__builtin_cpu_supports("avx2")) {
     EXPECT_GT(ran, 0);
+  }
 #endif
 }
 

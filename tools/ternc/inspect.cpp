@@ -1,9 +1,11 @@
 #include "tools/ternc/inspect.h"
 
+#include <fstream>
 #include <iomanip>
 #include <ostream>
 
 #include "fmt/format.h"
+#include "runtime/artifact/artifact.h"
 #include "runtime/model/config.h"
 #include "runtime/support/args.h"
 #include "runtime/support/status.h"
@@ -204,15 +206,108 @@ void printText(std::ostream &os, const json &r) {
   }
 }
 
+json artifactReport(const artifact::Artifact &a) {
+  const json &meta = a.metadata();
+  json r;
+  r["file"] = {{"path", a.path()}, {"format", "tern-artifact"}, {"size", a.bytes().size()}};
+  r["compiler_version"] = a.compilerVersion();
+  r["target"] = meta.value("target", json::object());
+  r["act_quant"] = meta.value("act_quant", "");
+  r["max_batch"] = meta.value("max_batch", json());
+  // The LM head's layout (ternc --head: f16 as stored, or q8); absent in
+  // artifacts made before it was recorded.
+  r["head"] = meta.value("head", "unrecorded");
+  // Which cost table chose the kernels (tern-select-kernels): "built-in" or
+  // "tuning FILE"; per matrix in kernel_sources (absent in artifacts made
+  // before it was recorded).
+  r["cost_table"] = meta.value("cost_table", "unrecorded");
+  const json sources = meta.value("kernel_sources", json::object());
+  json ms = json::array();
+  for (const json &k : meta.value("matrices", json::array())) {
+    json e = k;
+    std::string first;
+    if (k.contains("weights") && k["weights"].is_array() && !k["weights"].empty() &&
+        k["weights"][0].is_string())
+      first = k["weights"][0].get<std::string>();
+    e["chosen_by"] = sources.is_object() && sources.contains(first) && sources[first].is_string()
+                         ? sources[first]
+                         : json("unrecorded");
+    ms.push_back(e);
+  }
+  r["matrices"] = ms;
+  return r;
+}
+
+void printArtifactText(std::ostream &os, const json &r) {
+  os << fmt::format("file       {}  (tern artifact, {} bytes, {})\n",
+                    r["file"]["path"].get<std::string>(), r["file"]["size"].get<uint64_t>(),
+                    r["compiler_version"].get<std::string>());
+  const json &t = r["target"];
+  os << fmt::format("target     {} (kernels {}, cpu {}), act-quant {}, head {}, max-batch {}\n",
+                    t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
+                    r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
+                    r["max_batch"].dump());
+  os << fmt::format("cost table {}\n\n", r["cost_table"].get<std::string>());
+  os << fmt::format("{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n", "matrix", "layout", "m", "k",
+                    "tile", "callee", "chosen by");
+  for (const json &m : r["matrices"]) {
+    std::string names;
+    for (const json &w : m.value("weights", json::array()))
+      names += (names.empty() ? "" : "+") + w.get<std::string>();
+    os << fmt::format(
+        "{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n", names, m.value("layout", "?"),
+        m.value("m", int64_t(0)), m.value("k", int64_t(0)),
+        fmt::format("{}x{}", m.value("tile_m", int64_t(0)), m.value("tile_k", int64_t(0))),
+        m.value("callee", "?"), m["chosen_by"].get<std::string>());
+  }
+}
+
+// A .tern artifact (by its magic): what was compiled and which cost table
+// chose each kernel.
+int inspectArtifact(const std::string &path, bool asJson, std::ostream &out, std::ostream &err) {
+  artifact::OpenOptions o;
+  o.verifyWeightsHash = false;
+  o.checkCpuFeatures = false;
+  absl::StatusOr<std::unique_ptr<artifact::Artifact>> a = artifact::Artifact::open(path, o);
+  for (uint16_t machine : {uint16_t(62) /* EM_X86_64 */, uint16_t(183) /* EM_AARCH64 */}) {
+    if (a.ok())
+      break;
+    o.elfMachine = machine; // an artifact for another architecture
+    if (auto b = artifact::Artifact::open(path, o); b.ok())
+      a = std::move(b);
+  }
+  if (!a.ok()) {
+    err << "ternc inspect: error: " << statusMessage(a.status()) << "\n";
+    return 1;
+  }
+  const json r = artifactReport(**a);
+  if (asJson)
+    out << r.dump(1) << "\n";
+  else
+    printArtifactText(out, r);
+  return 0;
+}
+
+bool isArtifact(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, 8);
+  return in && std::string_view(magic, 8) == std::string_view(TERN_ARTIFACT_MAGIC, 8);
+}
+
 int runInspectCommand(int argc, char **argv, std::ostream &out, std::ostream &err) {
   Options opts;
   std::string path;
-  args::Parser p("ternc inspect",
-                 R"(usage: ternc inspect MODEL.gguf [--json] [--i2s-layout L] [--no-value-check]
+  args::Parser p(
+      "ternc inspect",
+      R"(usage: ternc inspect MODEL.gguf|MODEL.tern [--json] [--i2s-layout L] [--no-value-check]
 
 Prints the file's arch, hyperparameters, tokenizer summary, a tensor table (name,
 shape, ggml type, resolved format, bytes, offset) and the quant-mapping verdict
 with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.
+For a compiled .tern artifact: its target, the kernel of every matrix and the
+cost table that chose it (built-in, or the `ternc tune` file given to
+--tuning).
 )");
   p.positional("MODEL.gguf", "", [&](std::string_view, const std::string &v) -> absl::Status {
     if (!path.empty())
@@ -236,6 +331,8 @@ with its reasons. Exits 1 (reasons on stderr) when ternc refuses the file.
     err << "ternc inspect: error: no model given (see 'ternc inspect --help')\n";
     return 2;
   }
+  if (isArtifact(path))
+    return inspectArtifact(path, opts.json, out, err);
   auto file = gguf::File::open(path);
   if (!file.ok()) {
     err << "ternc inspect: error: " << statusMessage(file.status()) << "\n";

@@ -6,12 +6,14 @@
 #include "compiler/driver/CompileDriver.h"
 #include "runtime/support/hash.h"
 #include "tools/ternc/inspect.h"
+#include "tools/ternc/tune.h"
 
 static void usage(std::ostream &os) {
   os << "usage: ternc <command> [options]\n\n"
         "commands:\n"
         "  inspect MODEL.gguf [--json]     metadata, tensor table, quant-mapping verdict\n"
         "  compile MODEL.gguf -o OUT ...   compile a model (ternc compile --help)\n"
+        "  tune MODEL.gguf -o TUNING.json  time the kernels on this host for compile --tuning\n"
         "\n  ternc <command> --help for the command's options; ternc --version\n";
 }
 
@@ -45,6 +47,8 @@ int main(int argc, char **argv) {
     return tern::inspect::runInspectCommand(argc - 1, argv + 1, std::cout, std::cerr);
   if (!std::strcmp(cmd, "compile"))
     return tern::compiler::runCompileCommand(argc - 1, argv + 1);
+  if (!std::strcmp(cmd, "tune"))
+    return tern::tune::runTuneCommand(argc - 1, argv + 1);
   std::cerr << "ternc: unknown command '" << cmd << "'\n";
   usage(std::cerr);
   return 2;

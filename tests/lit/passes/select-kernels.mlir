@@ -22,7 +22,7 @@
 // On AVX2 the i2s ukernel (pmaddubsw) outruns the tl2 one (measured 17.1 vs
 // 10.9 G/s per core at decode, 37 vs 12-14 at prefill): its 20% more bytes
 // do not make up for it, so i2s wins everything; tiles follow the shape.
-// AVX2: module attributes {tern.head = "f16", tern.target = "avx2"}
+// AVX2: module attributes {tern.cost_table = "built-in", tern.head = "f16", tern.kernel_sources = {{{.*}}blk.0.attn_q.weight = "built-in"{{.*}}}, tern.target = "avx2"}
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
@@ -86,13 +86,13 @@
 
 // The remark names the kernel that runs, its measured rates, the estimate
 // and the score rule, and the best other layout with its cost.
-// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/37.1 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (table: lowest score = decode + prefill per token); best other layout tl2 {{.*}}(avx2 kernel, measured 10.9/11.8 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
+// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/37.1 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + prefill per token); best other layout tl2 {{.*}}(avx2 kernel, measured 10.9/11.8 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
 // EXPLAIN: remark: kernel for 'blk.0.attn_k.weight' [640x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'output.weight' [128256x2560] on avx2: f16 (the only kernel for f16 weights), memory {{[0-9.]+}} us/token
-// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: i2s tile_m=128 tile_k=512 (avx512_vnni kernel, measured 24.1/76.2 G/s per core decode/prefill){{.*}}(table: lowest score = decode); best other layout tq2 {{.*}}(ref kernel, measured 4.1/4.8 G/s
-// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced); best other layout i2s {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
+// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: i2s tile_m=128 tile_k=512 (avx512_vnni kernel, measured 24.1/76.2 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout tq2 {{.*}}(ref kernel, measured 4.1/4.8 G/s
+// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout i2s {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
 
 func.func @b2b4t(%x2560: tensor<?x2560xf32>, %x6912: tensor<?x6912xf32>) {
   %attn_q = tern.bitlinear %x2560 {weight = #tern.weight<"blk.0.attn_q.weight", [2560, 2560], i2_s, offset = 0, bytes = 1638432>} : tensor<?x2560xf32> -> tensor<?x2560xf32>
