@@ -71,7 +71,10 @@ def Tern_KernelLayout : I32EnumAttr<"KernelLayout",
   // Dense float / int8 kernels for the non-ternary matrices (LM head).
   I32EnumAttrCase<"F16",  5, "f16">,
   I32EnumAttrCase<"F32",  6, "f32">,
-  I32EnumAttrCase<"Q8_0", 7, "q8_0">
+  I32EnumAttrCase<"Q8_0", 7, "q8_0">,
+  // int8 rows with one f32 scale per row, requantized at compile time from a
+  // float LM head (ternc --head q8; runtime/formats/q8_rows.h).
+  I32EnumAttrCase<"Q8",   8, "q8">
 ]> {
   let cppNamespace = "::tern::ir";
   let genSpecializedAttr = 0;

@@ -43,8 +43,11 @@ LogicalResult checkKernel(Operation *op, WeightFormat format, KernelAttr kernel,
                              << " cannot serve a " << (ternaryRole ? "ternary" : "non-ternary")
                              << " matrix";
   if (!ternaryRole) {
-    // Dense kernels read the stored format as is (or f16 from f32/bf16).
-    bool ok = (kernel.getLayout() == KernelLayout::Q8_0) == (format == WeightFormat::Q8_0);
+    // Dense kernels read the stored format as is (or f16 from f32/bf16);
+    // q8 requantizes a float weight.
+    bool ok = kernel.getLayout() == KernelLayout::Q8
+                  ? isFloatFormat(format)
+                  : (kernel.getLayout() == KernelLayout::Q8_0) == (format == WeightFormat::Q8_0);
     if (!ok)
       return op->emitOpError() << "kernel layout " << stringifyKernelLayout(kernel.getLayout())
                                << " cannot read a " << stringifyWeightFormat(format) << " weight";

@@ -51,7 +51,7 @@ struct Args {
 
 int64_t width(Value v) { return cast<RankedTensorType>(v.getType()).getDimSize(1); }
 
-// f16 LM head variants beyond ref (TERN_UK_HEAD_VARIANT in variants.def).
+// LM head variants (f16 and q8) beyond ref (TERN_UK_HEAD_VARIANT in variants.def).
 bool hasHeadVariant(llvm::StringRef isa) {
   static const char *const kHeads[] = {
       "ref",
@@ -291,16 +291,18 @@ struct LowerLmHead : Lower<LmHeadOp> {
     Args a(op.getContext());
     a.i("vocab", op.getWeight().getRows()).i("hidden", op.getWeight().getCols());
     a.kernel(k, op.getPackedAttr()).weight(op.getWeight());
-    if (k.getLayout() != KernelLayout::F16)
+    if (k.getLayout() != KernelLayout::F16 && k.getLayout() != KernelLayout::Q8)
       return op.emitOpError() << "lm_head layout '" << stringifyKernelLayout(k.getLayout())
-                              << "' has no ukernel (only f16)";
+                              << "' has no ukernel (only f16 and q8)";
     llvm::StringRef isa = stringifyIsa(k.getIsa());
-    std::string wanted, callee = "tern_uk_lm_head_f16_ref";
+    const std::string base =
+        std::string("tern_uk_lm_head_") + (k.getLayout() == KernelLayout::Q8 ? "q8_" : "f16_");
+    std::string wanted, callee = base + "ref";
     if (!nm.ref) {
       if (hasHeadVariant(isa))
-        callee = ("tern_uk_lm_head_f16_" + isa).str();
+        callee = base + isa.str();
       else
-        wanted = ("tern_uk_lm_head_f16_" + isa).str();
+        wanted = base + isa.str();
     }
     return replace(op, rw, callee, ad.getOperands(), a, wanted);
   }

@@ -101,7 +101,7 @@ Kind kindOf(llvm::StringRef callee) {
   if (callee.starts_with("tern_uk_add_f32") || callee.starts_with("tern_uk_silu_mul_f32") ||
       callee.starts_with("tern_uk_relu2_mul_f32"))
     return Kind::Binary;
-  if (callee.starts_with("tern_uk_lm_head_f16"))
+  if (callee.starts_with("tern_uk_lm_head_f16") || callee.starts_with("tern_uk_lm_head_q8"))
     return Kind::LmHead;
   return Kind::Unknown;
 }

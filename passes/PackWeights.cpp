@@ -24,6 +24,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Threading.h"
 #include "passes/Common.h"
+#include "runtime/formats/q8_rows.h"
 #include "runtime/gguf/gguf.h"
 #include "runtime/support/hash.h"
 
@@ -109,7 +110,64 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       return pk::packedBytes({j.kernel.getLayout(), j.kernel.getTileM(), j.kernel.getTileK()},
                              j.info.rows, j.info.cols, j.info.weights.size());
     WeightAttr w = j.info.weights.front();
+    if (j.kernel.getLayout() == KernelLayout::Q8)
+      return fmts::q8HeadBytes(w.getRows(), w.getCols());
     return widensBf16(w, j.kernel.getLayout()) ? w.getBytes() * 2 : w.getBytes();
+  }
+
+  // A float head requantized to q8 (--head q8): int8 rows, then one f32
+  // scale per row at the next multiple of 64 bytes (formats/q8_rows.h),
+  // rows streamed in chunks of about 4 MiB of source.
+  void packQ8(Job &j, const Write &write) const {
+    WeightAttr w = j.info.weights.front();
+    auto fail = [&](const std::string &why) {
+      j.error = "cannot pack " + j.info.names() + " into q8: " + why;
+    };
+    auto bytes = bytesOf(w);
+    if (!bytes.ok())
+      return fail(std::string(bytes.status().message()));
+    const uint64_t rows = w.getRows(), cols = w.getCols();
+    const WeightFormat f = w.getFormat();
+    const uint64_t elemBytes = f == WeightFormat::F32 ? 4 : 2;
+    if (f != WeightFormat::F32 && f != WeightFormat::F16 && f != WeightFormat::BF16)
+      return fail(std::string("a ") + stringifyWeightFormat(f).str() + " weight is not float");
+    if (bytes->size() != rows * cols * elemBytes)
+      return fail("the weight holds " + std::to_string(bytes->size()) + " bytes, not " +
+                  std::to_string(rows * cols * elemBytes));
+    tern::ContentHasher codesHash;
+    std::vector<float> scales(rows), row(cols);
+    const uint64_t rowsPerChunk = std::max<uint64_t>(1, (4u << 20) / (cols * elemBytes));
+    std::vector<uint8_t> q;
+    for (uint64_t r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+      const uint64_t nr = std::min(rowsPerChunk, rows - r0);
+      std::span<const uint8_t> in = bytes->subspan(r0 * cols * elemBytes, nr * cols * elemBytes);
+      q.resize(nr * cols);
+      for (uint64_t r = 0; r < nr; ++r) {
+        const uint8_t *src = in.data() + r * cols * elemBytes;
+        for (uint64_t c = 0; c < cols; ++c) {
+          if (f == WeightFormat::F32) {
+            std::memcpy(&row[c], src + 4 * c, 4);
+          } else {
+            const uint16_t h = uint16_t(src[2 * c] | (src[2 * c + 1] << 8));
+            row[c] = f == WeightFormat::F16 ? fmts::f16ToF32(h) : fmts::bf16ToF32(h);
+          }
+        }
+        fmts::quantizeRowQ8(row.data(), int64_t(cols), reinterpret_cast<int8_t *>(&q[r * cols]),
+                            &scales[r0 + r]);
+      }
+      codesHash.update(q);
+      if (absl::Status s = write(j.offset + r0 * cols, q); !s.ok())
+        return fail(std::string(s.message()));
+      src->release(in);
+    }
+    // The padding between the codes and the scales, then the scales.
+    const uint64_t at = fmts::q8HeadScalesAt(rows, cols);
+    std::vector<uint8_t> tail(at - rows * cols + 4 * rows, 0);
+    std::memcpy(tail.data() + (at - rows * cols), scales.data(), 4 * rows);
+    codesHash.update(tail);
+    if (absl::Status s = write(j.offset + rows * cols, tail); !s.ok())
+      return fail(std::string(s.message()));
+    j.checksum = codesHash.digest();
   }
 
   // Dense matrices (the LM head) are stored as their layout reads them,
@@ -289,6 +347,8 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       Job &j = jobs[order[k]];
       if (j.info.ternaryRole)
         packMatrix(j, write);
+      else if (j.kernel.getLayout() == KernelLayout::Q8)
+        packQ8(j, write);
       else
         packDense(j, write);
       size_t n = ++done;

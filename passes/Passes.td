@@ -62,6 +62,9 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     target has no kernel for, or a tile its kernels cannot run, is an error.
     `explain` emits a remark per matrix: the kernel variant that will run,
     its rates, the estimate of the winner and of the best other layout.
+    `head=q8` gives a float lm_head the q8 layout (int8 rows, one f32 scale
+    per row, requantized by tern-pack-weights) instead of its exact float
+    one; the choice is recorded as the module's `tern.head`.
     `tuning=FILE` (written by `ternc tune`) replaces the built-in rates of
     the layouts it measured; the module records which table chose each
     matrix (`tern.cost_table`, `tern.kernel_sources`).
@@ -76,6 +79,8 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
            "token (int8 per-token activations) | none (f32 activations)">,
     Option<"maxBatch", "max-batch", "int64_t", "512",
            "most tokens one forward call takes (1: decode alone decides)">,
+    Option<"head", "head", "std::string", "\"f16\"",
+           "f16 (the float LM head as stored, exact) | q8 (int8 rows, f32 scale per row)">,
     Option<"tuning", "tuning", "std::string", "\"\"",
            "tuning file from `ternc tune`: measured rates replace the built-in table">,
   ];

@@ -64,6 +64,11 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       module.emitError() << "invalid max-batch= " << int64_t(maxBatch) << " (at least 1)";
       return signalPassFailure();
     }
+    std::optional<tern::compiler::HeadType> headType = tern::compiler::parseHeadType(head);
+    if (!headType) {
+      module.emitError() << "invalid head= '" << head << "' (f16 or q8)";
+      return signalPassFailure();
+    }
     std::optional<Forced> forced = parseForced(kernel);
     if (!forced) {
       module.emitError() << "invalid kernel= '" << kernel
@@ -113,8 +118,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         ok = false;
         return;
       }
-      std::vector<KernelEstimate> cands =
-          ti->candidates(info->rows, info->cols, format, info->ternaryRole, *act, maxBatch);
+      std::vector<KernelEstimate> cands = ti->candidates(
+          info->rows, info->cols, format, info->ternaryRole, *act, maxBatch, *headType);
       std::optional<KernelEstimate> choice;
       if (info->ternaryRole && forced->layout) {
         if (!ti->supports(*forced->layout, *act)) {
@@ -154,6 +159,9 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         return;
       }
       op->setAttr("kernel", attr);
+      if (isa<LmHeadOp>(op)) // what the head reads: f16, f32, q8_0, q8, or a ternary layout
+        module->setAttr("tern.head",
+                        StringAttr::get(&getContext(), stringifyKernelLayout(choice->layout)));
       const bool forcedHere = info->ternaryRole && forced->layout.has_value();
       sources.set(info->weights.front().getName(),
                   StringAttr::get(&getContext(), choiceSource(*choice, forcedHere)));
@@ -182,7 +190,9 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
     d << "kernel for " << info.names() << " [" << info.rows << "x" << info.cols << "] on "
       << ti.name();
     if (!info.ternaryRole) {
-      d << ": " << stringifyKernelLayout(choice.layout) << " (the only kernel for "
+      d << ": " << stringifyKernelLayout(choice.layout)
+        << (choice.layout == KernelLayout::Q8 ? " (head=q8: int8 rows, f32 scale per row, from "
+                                              : " (the only kernel for ")
         << stringifyWeightFormat(info.weights.front().getFormat()) << " weights), memory "
         << llvm::formatv("{0:f2}", choice.memoryUs).str() << " us/token";
       if (!choice.tunedBy.empty())

@@ -156,6 +156,8 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.act_quant"))
     actQuant = a.getValue().str();
   meta["act_quant"] = actQuant;
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.head"))
+    meta["head"] = a.getValue().str();
   meta["target"] = {{"name", in.target.name},
                     {"kernel_target", in.target.kernelTarget},
                     {"triple", in.target.triple},

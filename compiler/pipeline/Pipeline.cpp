@@ -16,6 +16,7 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   select.explain = opts.explain;
   select.actQuant = opts.actQuant;
   select.maxBatch = opts.maxBatch;
+  select.head = opts.head;
   select.tuning = opts.tuning;
   pm.addPass(tern::passes::createSelectKernelsPass(select));
   tern::passes::PackWeightsPassOptions pack;

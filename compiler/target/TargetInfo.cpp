@@ -32,6 +32,8 @@ double layoutBitsPerWeight(KernelLayout l) {
     return 32;
   case KernelLayout::Q8_0:
     return 34.0 * 8 / 32;
+  case KernelLayout::Q8:
+    return 8; // + one f32 per row (headBytes counts it)
   }
   return 32;
 }
@@ -72,6 +74,21 @@ ir::KernelLayout denseLayoutFor(ir::WeightFormat f) {
   default:
     return KernelLayout::F32;
   }
+}
+
+std::optional<HeadType> parseHeadType(llvm::StringRef s) {
+  if (s == "f16")
+    return HeadType::F16;
+  if (s == "q8")
+    return HeadType::Q8;
+  return std::nullopt;
+}
+
+llvm::StringRef headTypeName(HeadType h) { return h == HeadType::Q8 ? "q8" : "f16"; }
+
+double denseBytes(KernelLayout l, int64_t m, int64_t k) {
+  const double b = double(m) * double(k) * layoutBitsPerWeight(l) / 8.0;
+  return l == KernelLayout::Q8 ? b + 4.0 * double(m) : b;
 }
 
 std::optional<ActQuant> parseActQuant(llvm::StringRef s) {
@@ -207,7 +224,7 @@ std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t 
     e.tileM = tileM;
     e.tileK = tileK;
     e.variant = name().str();
-    e.memoryUs = double(m) * double(k) * layoutBitsPerWeight(layout) / 8.0 / (bandwidthGBs() * 1e3);
+    e.memoryUs = denseBytes(layout, m, k) / (bandwidthGBs() * 1e3);
     e.decodeUs = e.score = e.memoryUs;
     if (tuning_)
       applyTunedHead(*tuning_, cores(), m, k, e);
@@ -222,13 +239,15 @@ std::optional<KernelEstimate> TargetInfo::estimate(KernelLayout layout, int64_t 
 }
 
 std::vector<KernelEstimate> TargetInfo::candidates(int64_t m, int64_t k, ir::WeightFormat format,
-                                                   bool ternaryRole, ActQuant act,
-                                                   int64_t maxBatch) const {
+                                                   bool ternaryRole, ActQuant act, int64_t maxBatch,
+                                                   HeadType head) const {
   std::vector<KernelEstimate> out;
   if (!ternaryRole) {
-    // One dense kernel per format; its tiles only split the work (64 rows
-    // per item; tile_k up to 512).
+    // One dense kernel per format (or q8 for a float head when asked); its
+    // tiles only split the work (64 rows per item; tile_k up to 512).
     KernelLayout l = denseLayoutFor(format);
+    if (head == HeadType::Q8 && ir::isFloatFormat(format))
+      l = KernelLayout::Q8;
     int64_t tk = 0;
     for (int64_t c : tileKChoices(l, k))
       if (tk == 0 || c <= 512)

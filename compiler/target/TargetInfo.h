@@ -30,6 +30,12 @@ enum class ActQuant { Token, None };
 std::optional<ActQuant> parseActQuant(llvm::StringRef s); // "token" | "none"
 llvm::StringRef actQuantName(ActQuant a);
 
+// The LM head's kernel (--head): the exact f16 (or f32) rows as stored, or
+// int8 rows with one f32 scale per row (q8, runtime/formats/q8_rows.h).
+enum class HeadType { F16, Q8 };
+std::optional<HeadType> parseHeadType(llvm::StringRef s); // "f16" | "q8"
+llvm::StringRef headTypeName(HeadType h);
+
 // One row of a target's cost table.
 struct KernelCost {
   ir::KernelLayout layout;
@@ -96,11 +102,13 @@ public:
 
   // Every candidate for an [M, K] matrix stored as `format` (sorted, best
   // first). Ternary roles get the ternary rows for `act`; other matrices get
-  // the dense layout that reads their format. `maxBatch` is the most tokens
-  // one forward call takes (score rule: docs/cost-model.md).
+  // the dense layout that reads their format (q8 for a float matrix when
+  // `head` is Q8: only the LM head goes through here). `maxBatch` is the most
+  // tokens one forward call takes (score rule: docs/cost-model.md).
   std::vector<KernelEstimate> candidates(int64_t m, int64_t k, ir::WeightFormat format,
                                          bool ternaryRole, ActQuant act = ActQuant::Token,
-                                         int64_t maxBatch = 512) const;
+                                         int64_t maxBatch = 512,
+                                         HeadType head = HeadType::F16) const;
   // Null when the layout has no row for `act` on this target.
   std::optional<KernelEstimate> estimate(ir::KernelLayout layout, int64_t m, int64_t k,
                                          int64_t tileM, int64_t tileK,
@@ -160,5 +168,7 @@ double layoutBitsPerWeight(ir::KernelLayout layout);
 std::vector<int64_t> tileKChoices(ir::KernelLayout layout, int64_t k);
 // The dense layout that reads a non-ternary format.
 ir::KernelLayout denseLayoutFor(ir::WeightFormat format);
+// Bytes a dense layout stores for an [m, k] matrix (q8: + one f32 per row).
+double denseBytes(ir::KernelLayout layout, int64_t m, int64_t k);
 
 } // namespace tern::compiler

@@ -320,6 +320,9 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
           "metadata act_quant = \"{}\" but the code's desc->act_quant = {}", *aq, d.act_quant));
   }
   options_.actQuant = d.act_quant ? model::ActQuant::PerToken : model::ActQuant::None;
+  // The LM head ternc packed (--head): "f16" (or f32, q8_0, ...) or "q8".
+  head_ = metaStr(meta, "head").value_or("f16");
+  options_.q8Head = head_ == "q8";
 
   // Kernels.
   if (d.kernels) {
@@ -396,10 +399,10 @@ std::string ArtifactModel::describe() const {
   const tern_model_desc &d = *desc_;
   return fmt::format(
       "{} ({}, {} layers, hidden {}, vocab {}): compiled artifact, {} / cpu {} [{}], {}, "
-      "act-quant {}, max_batch {}, {} threads; ukernels: {}",
+      "act-quant {}, head {}, max_batch {}, {} threads; ukernels: {}",
       artifact_->path(), config_.arch, d.n_layer, d.hidden, d.vocab, artifact_->targetTriple(),
       artifact_->cpu(), artifact_->cpuFeatures(), artifact_->compilerVersion(),
-      d.act_quant ? "token" : "none", d.max_batch, threads_->size(), kernelSummary());
+      d.act_quant ? "token" : "none", head_, d.max_batch, threads_->size(), kernelSummary());
 }
 
 absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {

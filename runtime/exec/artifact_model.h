@@ -80,6 +80,7 @@ private:
   model::ModelConfig config_;
   void *dl_ = nullptr;
   std::string loadedVia_;
+  std::string head_ = "f16"; // metadata "head": the LM head's layout
   const tern_model_desc *desc_ = nullptr;
   tern_forward_fn forward_ = nullptr;
   std::vector<std::pair<std::string, int>> kernelUse_;

@@ -40,6 +40,10 @@ struct ModelOptions {
   bool prefixCache = true;    // share full pages of common prompt prefixes between sessions
   formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128;
   bool verifyWeightsHash = true; // .tern: hash the weights section on open
+  // --head q8: the LM head as int8 rows with one f32 scale per row
+  // (formats/q8_rows.h), what `ternc compile --head q8` packs; a .tern
+  // carries its own choice (metadata "head").
+  bool q8Head = false;
 };
 
 class Session {

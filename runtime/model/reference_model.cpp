@@ -21,6 +21,8 @@ ReferenceModel::create(std::unique_ptr<gguf::File> file, const ModelOptions &opt
   if (!w.ok())
     return w.status();
   m->weights_ = std::move(*w);
+  if (options.q8Head) // what ternc compile --head q8 packs, so compiled and reference agree
+    m->weights_.output.quantizeQ8();
   m->file_ = std::move(file);
   m->options_ = options;
   ModelOptions &o = m->options_;
@@ -54,12 +56,13 @@ std::string ReferenceModel::describe() const {
   for (const std::string &x : storages)
     s += (s.empty() ? "" : ",") + x;
   return fmt::format("reference {} ({} layers, hidden {}, heads {}/{}, ffn {} {}, vocab {}), "
-                     "weights {}, act-quant {}, {} threads, ctx {}, KV {} pages x {} "
+                     "weights {}, act-quant {}, head {}, {} threads, ctx {}, KV {} pages x {} "
                      "positions",
                      config_.arch, config_.nLayer, config_.nEmbd, config_.nHead, config_.nHeadKv,
                      config_.nFf, ffnActivationName(config_.ffnAct), config_.nVocab, s,
-                     actQuantName(options_.actQuant), threads_->size(), options_.contextLength,
-                     options_.kvPages, options_.pageSize);
+                     actQuantName(options_.actQuant),
+                     options_.q8Head ? "q8" : (weights_.output.isF16 ? "f16" : "f32"),
+                     threads_->size(), options_.contextLength, options_.kvPages, options_.pageSize);
 }
 
 absl::StatusOr<std::unique_ptr<Session>> ReferenceModel::newSession() {

@@ -6,6 +6,7 @@
 #include "fmt/format.h"
 #include "runtime/formats/ggml_types.h"
 #include "runtime/formats/mapping.h"
+#include "runtime/formats/q8_rows.h"
 #include "runtime/support/status.h"
 
 namespace tern::model {
@@ -123,8 +124,24 @@ void DenseMatrix::row(uint32_t r, float *out) const {
   }
 }
 
+void DenseMatrix::quantizeQ8() {
+  q8.resize(uint64_t(rows) * cols);
+  q8Scales.resize(rows);
+  std::vector<float> f(cols);
+  for (uint32_t r = 0; r < rows; ++r) {
+    row(r, f.data());
+    formats::quantizeRowQ8(f.data(), cols, q8.data() + uint64_t(r) * cols, &q8Scales[r]);
+  }
+}
+
 float DenseMatrix::dotRow(uint32_t r, const float *x) const {
   float acc = 0.0f;
+  if (!q8.empty()) {
+    const int8_t *q = q8.data() + uint64_t(r) * cols;
+    for (uint32_t c = 0; c < cols; ++c)
+      acc += float(q[c]) * x[c];
+    return acc * q8Scales[r];
+  }
   if (isF16) {
     const float *tab = halfTable();
     const uint8_t *p = data + uint64_t(r) * cols * 2;

@@ -33,10 +33,19 @@ struct DenseMatrix {
   uint32_t cols = 0; // ne0 (hidden)
   bool isF16 = true; // else F32
   const uint8_t *data = nullptr;
+  // Set by quantizeQ8(): int8 rows and their scales, which dotRow then reads
+  // instead of `data` (row() still converts the float rows).
+  std::vector<int8_t> q8;      // [rows][cols]
+  std::vector<float> q8Scales; // [rows]
+
+  // Requantizes the rows to int8 with one f32 scale per row
+  // (formats::quantizeRowQ8): the `--head q8` LM head.
+  void quantizeQ8();
 
   // Row r converted to f32.
   void row(uint32_t r, float *out) const;
-  // Dot product of row r with x (f32 accumulation in index order).
+  // Dot product of row r with x (f32 accumulation in index order; q8: of
+  // the int8 row, times the row's scale, as tern_uk_lm_head_q8_ref).
   float dotRow(uint32_t r, const float *x) const;
 };
 

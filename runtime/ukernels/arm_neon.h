@@ -10,6 +10,7 @@
 
 #include <arm_neon.h>
 
+#include "runtime/ukernels/lm_head.h"
 #include "runtime/ukernels/matmul_i2s.h"
 
 namespace tern_uk {
@@ -66,21 +67,29 @@ struct Neon {
   static TERN_UK_INLINE int32x4_t tl1_rows(const int32x4_t *acc, int i) {
     return vpaddq_s32(acc[2 * i], acc[2 * i + 1]);
   }
+};
 
-  // lm_head: vector f32 sums over 8 columns per step (close to the ref, not
-  // bit-exact).
-  static TERN_UK_INLINE float head_dot(const uint16_t *row, const float *x, int64_t hidden,
-                                       int64_t *done) {
-    const int64_t h8 = hidden / 8 * 8;
-    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
-    for (int64_t c = 0; c < h8; c += 8) {
-      const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(row + c));
-      s0 = vfmaq_f32(s0, vcvt_f32_f16(vget_low_f16(h)), vld1q_f32(x + c));
-      s1 = vfmaq_f32(s1, vcvt_high_f32_f16(h), vld1q_f32(x + c + 4));
-    }
-    *done = h8;
-    return vaddvq_f32(vaddq_f32(s0, s1));
+// LM head traits (lm_head.h): 8 columns per step as two float32x4 halves,
+// 4 rows x 2 tokens per block (16 + 8 + 2 of the 32 q registers).
+struct HeadNeon : HeadTail {
+  static constexpr int kLanes = 8, kRows = 4, kTokens = 2;
+  struct F {
+    float32x4_t lo, hi;
+  };
+  static TERN_UK_INLINE F zero() { return {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}; }
+  static TERN_UK_INLINE F load_x(const float *x) { return {vld1q_f32(x), vld1q_f32(x + 4)}; }
+  static TERN_UK_INLINE F load_w(const uint16_t *w) {
+    const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w));
+    return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
   }
+  static TERN_UK_INLINE F load_w(const int8_t *w) {
+    const int16x8_t s = vmovl_s8(vld1_s8(w));
+    return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(s))), vcvtq_f32_s32(vmovl_high_s16(s))};
+  }
+  static TERN_UK_INLINE F fma(F w, F x, F acc) {
+    return {vfmaq_f32(acc.lo, w.lo, x.lo), vfmaq_f32(acc.hi, w.hi, x.hi)};
+  }
+  static TERN_UK_INLINE float hsum(F a) { return vaddvq_f32(vaddq_f32(a.lo, a.hi)); }
 };
 
 // q[col..col+3] broadcast to every 32-bit lane (zeros past k).

@@ -1,6 +1,6 @@
 // The ISA-independent parts of the ukernels: packed-layout addressing and
 // decoding, the scalar matmul every fast kernel falls back to, the i2s tail,
-// token blocking, the row-tile and lm_head tasks and the extern "C" entry
+// token blocking, the row-tile tasks and the extern "C" entry
 // bodies. Each ISA file (ukernels_<isa>.cpp) includes it inside its target
 // region (target.h), so the templates below are instantiated over that ISA's
 // traits type and compiled for its target, with everything inlined into the
@@ -374,50 +374,6 @@ template <Layout L, bool kF32> struct MatmulBody;
   ctx, n, q, qs, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
 #define TERN_UK_MATMUL_F32_NAMES                                                                   \
   ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
-
-// ---- lm_head f16 ----
-struct LmHeadArgs {
-  int64_t n;
-  const float *x;    // [n][hidden]
-  const uint16_t *w; // [vocab][hidden] f16
-  float *logits;     // [n][vocab]
-  int64_t hidden, vocab, rows_per_item;
-};
-
-// Rows [begin, end) * rows_per_item of the head. Isa::head_dot(row, x,
-// hidden, &done) sums a prefix [0, done) of the row's products its own way;
-// the rest is added one by one in column order. The Scalar traits sum
-// nothing, so the whole row is the ref's sequential sum.
-template <class Isa> void lm_head_task(void *arg, int64_t begin, int64_t end) {
-  const LmHeadArgs &a = *static_cast<const LmHeadArgs *>(arg);
-  const int64_t v0 = begin * a.rows_per_item, v1 = min64(end * a.rows_per_item, a.vocab);
-  for (int64_t v = v0; v < v1; ++v) {
-    const uint16_t *row = a.w + v * a.hidden;
-    for (int64_t t = 0; t < a.n; ++t) {
-      const float *xt = a.x + t * a.hidden;
-      int64_t done = 0;
-      float acc = Isa::head_dot(row, xt, a.hidden, &done);
-      for (int64_t c = done; c < a.hidden; ++c)
-        acc += f16_to_f32(row[c]) * xt[c];
-      a.logits[t * a.vocab + v] = acc;
-    }
-  }
-}
-
-// The scalar traits: sums nothing itself (the ref head).
-struct Scalar {
-  static TERN_UK_INLINE float head_dot(const uint16_t *, const float *, int64_t, int64_t *done) {
-    *done = 0;
-    return 0.0f;
-  }
-};
-
-template <class Isa> TERN_UK_INLINE void lm_head(TERN_UK_LM_HEAD_ARGS) {
-  (void)tile_k;
-  ProfileScope prof(ctx, TERN_OP_LM_HEAD, vocab, hidden);
-  LmHeadArgs a{n, x, w, logits, hidden, vocab, tile_m > 0 ? tile_m : 16};
-  run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &lm_head_task<Isa>, &a);
-}
 
 #define TERN_UK_LM_HEAD_NAMES ctx, n, x, w, logits, hidden, vocab, tile_m, tile_k
 

@@ -28,7 +28,10 @@ using OpsIsa = Avx2Ops;
 #include "runtime/ukernels/entries.h"
 
 extern "C" void tern_uk_lm_head_f16_avx2(TERN_UK_LM_HEAD_ARGS) {
-  tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
+  tern_uk::lm_head_f16<tern_uk::HeadAvx2>(TERN_UK_LM_HEAD_NAMES);
+}
+extern "C" void tern_uk_lm_head_q8_avx2(TERN_UK_LM_HEAD_Q8_ARGS) {
+  tern_uk::lm_head_q8<tern_uk::HeadAvx2>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 #define TERN_UK_OPS_ISA avx2

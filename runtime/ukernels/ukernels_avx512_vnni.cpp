@@ -224,6 +224,26 @@ template <> struct MatmulBody<kI2S, true> {
   using type = I2sF32Zmm;
 };
 
+// LM head traits (lm_head.h): 16 columns per step (vcvtph2ps zmm /
+// vpmovsxbd + vcvtdq2ps), 4 rows x 4 tokens per block (16 accumulators + 4
+// weights + 1 activation vector of the 32 zmm registers).
+struct HeadAvx512 : HeadTail {
+  static constexpr int kLanes = 16, kRows = 4, kTokens = 4;
+  using F = __m512;
+  static TERN_UK_INLINE F zero() { return _mm512_setzero_ps(); }
+  static TERN_UK_INLINE F load_x(const float *x) { return _mm512_loadu_ps(x); }
+  static TERN_UK_INLINE F load_w(const uint16_t *w) { return _mm512_cvtph_ps(load256(w)); }
+  static TERN_UK_INLINE F load_w(const int8_t *w) {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w))));
+  }
+  static TERN_UK_INLINE F fma(F w, F x, F acc) { return _mm512_fmadd_ps(w, x, acc); }
+  static TERN_UK_INLINE float hsum(F a) {
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(a), hi));
+  }
+};
+
 } // namespace
 } // namespace tern_uk
 
@@ -231,7 +251,10 @@ template <> struct MatmulBody<kI2S, true> {
 #include "runtime/ukernels/entries.h"
 
 extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
-  tern_uk::lm_head<tern_uk::Avx2>(TERN_UK_LM_HEAD_NAMES);
+  tern_uk::lm_head_f16<tern_uk::HeadAvx512>(TERN_UK_LM_HEAD_NAMES);
+}
+extern "C" void tern_uk_lm_head_q8_avx512_vnni(TERN_UK_LM_HEAD_Q8_ARGS) {
+  tern_uk::lm_head_q8<tern_uk::HeadAvx512>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 #define TERN_UK_OPS_ISA avx512_vnni

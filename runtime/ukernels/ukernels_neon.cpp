@@ -28,7 +28,10 @@ using OpsIsa = NeonOps;
 #undef TERN_UK_OPS_ISA
 
 extern "C" void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {
-  tern_uk::lm_head<tern_uk::Neon>(TERN_UK_LM_HEAD_NAMES);
+  tern_uk::lm_head_f16<tern_uk::HeadNeon>(TERN_UK_LM_HEAD_NAMES);
+}
+extern "C" void tern_uk_lm_head_q8_neon(TERN_UK_LM_HEAD_Q8_ARGS) {
+  tern_uk::lm_head_q8<tern_uk::HeadNeon>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 #endif // __aarch64__

@@ -4,6 +4,7 @@
 // model built from these matches the reference forward pass.
 // No libc beyond libm (through __builtin_*), no globals, no allocation.
 #include "runtime/ukernels/common.h"
+#include "runtime/ukernels/lm_head.h"
 
 using namespace tern_uk;
 
@@ -246,7 +247,12 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
   }
 }
 
-void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS) { lm_head<Scalar>(TERN_UK_LM_HEAD_NAMES); }
+void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS) {
+  lm_head_f16<HeadScalar>(TERN_UK_LM_HEAD_NAMES);
+}
+void tern_uk_lm_head_q8_ref(TERN_UK_LM_HEAD_Q8_ARGS) {
+  lm_head_q8<HeadScalar>(TERN_UK_LM_HEAD_Q8_NAMES);
+}
 
 } // extern "C"
 

@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 
+#include "runtime/ukernels/lm_head.h"
 #include "runtime/ukernels/matmul_i2s.h"
 
 namespace tern_uk {
@@ -76,24 +77,25 @@ struct Avx2 {
     }
     return hsum_epi32(acc);
   }
+};
 
-  // lm_head: F16C conversion, two FMA chains over 16 columns per step (not
-  // bit-exact with the ref's sequential sum; tests use a tolerance).
-  static TERN_UK_INLINE float head_dot(const uint16_t *row, const float *x, int64_t hidden,
-                                       int64_t *done) {
-    const int64_t h16 = hidden / 16 * 16;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    for (int64_t c = 0; c < h16; c += 16) {
-      const __m256 w0 =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c)));
-      const __m256 w1 =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + c + 8)));
-      s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c), s0);
-      s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + c + 8), s1);
-    }
-    *done = h16;
-    return hsum_ps(_mm256_add_ps(s0, s1));
+// LM head traits (lm_head.h): 8 columns per step (F16C / vpmovsxbd +
+// vcvtdq2ps), 4 rows x 2 tokens per block (8 accumulators + 4 weights + 1
+// activation vector of the 16 ymm registers).
+struct HeadAvx2 : HeadTail {
+  static constexpr int kLanes = 8, kRows = 4, kTokens = 2;
+  using F = __m256;
+  static TERN_UK_INLINE F zero() { return _mm256_setzero_ps(); }
+  static TERN_UK_INLINE F load_x(const float *x) { return _mm256_loadu_ps(x); }
+  static TERN_UK_INLINE F load_w(const uint16_t *w) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w)));
   }
+  static TERN_UK_INLINE F load_w(const int8_t *w) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(w))));
+  }
+  static TERN_UK_INLINE F fma(F w, F x, F acc) { return _mm256_fmadd_ps(w, x, acc); }
+  static TERN_UK_INLINE float hsum(F a) { return hsum_ps(a); }
 };
 
 // ---- i2s, f32 activations: weights as -1/0/+1 floats, FMA (exact product,

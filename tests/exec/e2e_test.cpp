@@ -111,7 +111,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, E2E, ::testing::ValuesIn(cases()), caseName);
 
 // A bitnet-b1.58 (relu^2 FFN) model from tern-synth, I2_S: compiled vs the
 // reference forward pass on the same GGUF (same per-token scheme): within
-// 0.05 with the native kernels, identical with --kernel=ref.
+// 0.05 with the native kernels, identical with --kernel=ref; with the exact
+// f16 head and with --head q8 (the reference model quantizing its head the
+// same way: the artifact's metadata says so).
 TEST(E2ESynth, Bitnet158CompiledMatchesReference) {
   const fs::path dir = fs::path(TERN_E2E_DIR);
   fs::create_directories(dir);
@@ -122,50 +124,59 @@ TEST(E2ESynth, Bitnet158CompiledMatchesReference) {
                     log),
             0)
       << tail(log);
-  for (bool ref : {false, true}) {
-    const std::string tern =
-        compile(gguf, ref ? "synth-b158-i2s_ref" : "synth-b158-i2s_native",
-                ref ? std::vector<std::string>{"--kernel=ref"} : std::vector<std::string>{});
-    ASSERT_FALSE(tern.empty());
-    model::ModelOptions o;
-    o.threads = 2;
-    o.contextLength = 128;
-    auto compiled = ArtifactModel::open(tern, o);
-    ASSERT_TRUE(compiled.ok()) << statusMessage(compiled.status());
-    auto reference = model::openReferenceModel(gguf, o);
-    ASSERT_TRUE(reference.ok()) << statusMessage(reference.status());
-    EXPECT_EQ((*compiled)->config().nVocab, (*reference)->config().nVocab);
-    double worst = 0;
-    for (std::vector<int32_t> input : {std::vector<int32_t>{354, 72, 101, 108, 108, 111},
-                                       std::vector<int32_t>{354, 1, 2, 3, 200, 17, 99, 300, 5}}) {
-      model::GreedyOptions go;
-      go.steps = 8;
-      go.keepProbs = true;
-      auto want = model::greedyEval(**reference, input, go);
-      ASSERT_TRUE(want.ok()) << statusMessage(want.status());
-      std::vector<int32_t> forced;
-      for (const EvalStep &s : *want)
-        forced.push_back(s.token);
-      go.forced = forced;
-      auto got = model::greedyEval(**compiled, input, go);
-      ASSERT_TRUE(got.ok()) << statusMessage(got.status());
-      EvalResult g;
-      g.input = input;
-      g.tokens = input;
-      g.steps = *want;
-      // --kernel=ref is the reference's own arithmetic: exact.
-      model::GoldenComparison cmp =
-          model::compareWithGolden(g, *got, ref ? 0.0 : 0.05, ref ? 0.0 : 0.03);
-      worst = std::max(worst, cmp.maxDeltaP);
-      EXPECT_TRUE(cmp.ok) << (ref ? "ref" : "native") << ": " << cmp.detail;
-      if (ref) {
-        for (size_t i = 0; i < want->size(); ++i)
-          EXPECT_EQ((*want)[i].probs, (*got)[i].probs) << "step " << i;
+  for (bool q8 : {false, true})
+    for (bool ref : {false, true}) {
+      std::vector<std::string> flags;
+      if (ref)
+        flags.push_back("--kernel=ref");
+      if (q8)
+        flags.insert(flags.end(), {"--head", "q8"});
+      const std::string tern = compile(
+          gguf, fmt::format("synth-b158-i2s_{}{}", ref ? "ref" : "native", q8 ? "_q8" : ""), flags);
+      ASSERT_FALSE(tern.empty());
+      model::ModelOptions o;
+      o.threads = 2;
+      o.contextLength = 128;
+      auto compiled = ArtifactModel::open(tern, o);
+      ASSERT_TRUE(compiled.ok()) << statusMessage(compiled.status());
+      EXPECT_EQ((*compiled)->options().q8Head, q8);
+      EXPECT_NE((*compiled)->describe().find(q8 ? "head q8" : "head f16"), std::string::npos)
+          << (*compiled)->describe();
+      o.q8Head = q8;
+      auto reference = model::openReferenceModel(gguf, o);
+      ASSERT_TRUE(reference.ok()) << statusMessage(reference.status());
+      EXPECT_EQ((*compiled)->config().nVocab, (*reference)->config().nVocab);
+      double worst = 0;
+      for (std::vector<int32_t> input : {std::vector<int32_t>{354, 72, 101, 108, 108, 111},
+                                         std::vector<int32_t>{354, 1, 2, 3, 200, 17, 99, 300, 5}}) {
+        model::GreedyOptions go;
+        go.steps = 8;
+        go.keepProbs = true;
+        auto want = model::greedyEval(**reference, input, go);
+        ASSERT_TRUE(want.ok()) << statusMessage(want.status());
+        std::vector<int32_t> forced;
+        for (const EvalStep &s : *want)
+          forced.push_back(s.token);
+        go.forced = forced;
+        auto got = model::greedyEval(**compiled, input, go);
+        ASSERT_TRUE(got.ok()) << statusMessage(got.status());
+        EvalResult g;
+        g.input = input;
+        g.tokens = input;
+        g.steps = *want;
+        // --kernel=ref is the reference's own arithmetic: exact.
+        model::GoldenComparison cmp =
+            model::compareWithGolden(g, *got, ref ? 0.0 : 0.05, ref ? 0.0 : 0.03);
+        worst = std::max(worst, cmp.maxDeltaP);
+        EXPECT_TRUE(cmp.ok) << (ref ? "ref" : "native") << ": " << cmp.detail;
+        if (ref) {
+          for (size_t i = 0; i < want->size(); ++i)
+            EXPECT_EQ((*want)[i].probs, (*got)[i].probs) << "step " << i;
+        }
       }
+      std::printf("MEASURED e2e synth bitnet-b1.58 i2s %s head %s vs reference: max dp %.5f\n",
+                  ref ? "ref" : "native", q8 ? "q8" : "f16", worst);
     }
-    std::printf("MEASURED e2e synth bitnet-b1.58 i2s %s vs reference: max dp %.5f\n",
-                ref ? "ref" : "native", worst);
-  }
 }
 
 // `tern eval MODEL.gguf --compile`: ternc as a subprocess into the cache,

@@ -167,27 +167,64 @@ void registerGemm() {
   }
 }
 
-using LmHead = void (*)(TERN_UK_LM_HEAD_ARGS);
-void runHead(benchmark::State &st, LmHead fn) {
-  const int64_t vocab = 32000, hidden = 2560, n = 1;
-  std::vector<uint16_t> w(vocab * hidden, 0x3c00);
-  std::vector<float> x(hidden, 0.25f), logits(vocab);
+// The LM head on the 2B4T shape (vocab 128256, hidden 2560: 657 MB f16,
+// 328 MB q8, far beyond the last-level cache), n tokens per call; GB/s
+// counts the head's bytes once per call (every variant reads each row once
+// for all n tokens).
+constexpr int64_t kHeadVocab = 128256, kHeadHidden = 2560;
+const std::vector<uint16_t> &headF16() {
+  static const std::vector<uint16_t> w = [] {
+    std::vector<uint16_t> v(kHeadVocab * kHeadHidden);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = uint16_t(0x3000 + (i * 7919) % 0x0c00); // finite, varied
+    return v;
+  }();
+  return w;
+}
+const std::vector<uint8_t> &headQ8() {
+  static const std::vector<uint8_t> w = [] {
+    const int64_t at = (kHeadVocab * kHeadHidden + 63) / 64 * 64;
+    std::vector<uint8_t> v(at + 4 * kHeadVocab);
+    for (int64_t i = 0; i < kHeadVocab * kHeadHidden; ++i)
+      v[i] = uint8_t((i * 7919) % 255);
+    for (int64_t r = 0; r < kHeadVocab; ++r) {
+      const float s = 0.01f;
+      std::memcpy(&v[at + 4 * r], &s, 4);
+    }
+    return v;
+  }();
+  return w;
+}
+const uint16_t *headOf(void (*)(TERN_UK_LM_HEAD_ARGS)) { return headF16().data(); }
+const uint8_t *headOf(void (*)(TERN_UK_LM_HEAD_Q8_ARGS)) { return headQ8().data(); }
+template <class Fn> void runHead(benchmark::State &st, Fn fn) {
+  const int64_t n = st.range(0);
+  std::vector<float> x(n * kHeadHidden, 0.25f), logits(n * kHeadVocab);
+  const auto *w = headOf(fn);
   for (auto _ : st) {
-    fn(nullptr, n, x.data(), w.data(), logits.data(), hidden, vocab, 16, 256);
+    fn(nullptr, n, x.data(), w, logits.data(), kHeadHidden, kHeadVocab, 64, 256);
     benchmark::DoNotOptimize(logits.data());
   }
-  st.counters["GB/s"] = benchmark::Counter(double(vocab) * hidden * 2 * st.iterations() / 1e9,
-                                           benchmark::Counter::kIsRate);
+  const double bytes = double(kHeadVocab) * kHeadHidden * sizeof(*w);
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-void BM_lm_head_ref(benchmark::State &st) { runHead(st, &tern_uk_lm_head_f16_ref); }
-BENCHMARK(BM_lm_head_ref)->Unit(benchmark::kMillisecond);
+#define TERN_BM_HEAD(kind, isa, guard)                                                             \
+  void BM_lm_head_##kind##_##isa(benchmark::State &st) {                                           \
+    if (!(guard))                                                                                  \
+      return st.SkipWithError("cpu lacks " #isa);                                                  \
+    runHead(st, &tern_uk_lm_head_##kind##_##isa);                                                  \
+  }                                                                                                \
+  BENCHMARK(BM_lm_head_##kind##_##isa)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond);
+TERN_BM_HEAD(f16, ref, true)
+TERN_BM_HEAD(q8, ref, true)
 #if defined(__x86_64__)
-void BM_lm_head_avx2(benchmark::State &st) {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("f16c"))
-    return st.SkipWithError("no avx2/f16c");
-  runHead(st, &tern_uk_lm_head_f16_avx2);
-}
-BENCHMARK(BM_lm_head_avx2)->Unit(benchmark::kMillisecond);
+TERN_BM_HEAD(f16, avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+TERN_BM_HEAD(q8, avx2, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+TERN_BM_HEAD(f16, avx512_vnni,
+             __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
+TERN_BM_HEAD(q8, avx512_vnni,
+             __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
 #endif
 
 // ---- the non-matmul ops (ops.h) at the 2B4T shape: hidden 2560, ffn 6912,

@@ -134,25 +134,55 @@ void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vecto
   }
 }
 
+// f16 and q8 heads vs their refs (lane sums vs sequential: a relative
+// tolerance), and each token's logits alone equal to its row in the batch.
 void checkLmHead(std::mt19937 &rng, int64_t hidden, int64_t vocab, int64_t n) {
   std::normal_distribution<float> nd;
   std::vector<uint16_t> w(vocab * hidden);
   for (auto &h : w) // finite halves with small exponents
     h = uint16_t((rng() & 0x83ff) | ((12 + rng() % 6) << 10));
+  const int64_t scalesAt = (vocab * hidden + 63) / 64 * 64;
+  std::vector<uint8_t> w8(scalesAt + 4 * vocab);
+  for (int64_t i = 0; i < vocab * hidden; ++i)
+    w8[i] = uint8_t(int8_t(int(rng() % 255) - 127));
+  for (int64_t v = 0; v < vocab; ++v) {
+    const float s = 0.001f * float(1 + rng() % 50);
+    std::memcpy(&w8[scalesAt + 4 * v], &s, 4);
+  }
   std::vector<float> x(n * hidden);
   for (auto &v : x)
     v = nd(rng);
-  std::vector<float> want(n * vocab), got(n * vocab);
-  tern_uk_lm_head_f16_ref(nullptr, n, x.data(), w.data(), want.data(), hidden, vocab, 16, 256);
-  tern_uk_lm_head_f16_neon(nullptr, n, x.data(), w.data(), got.data(), hidden, vocab, 16, 256);
-  for (int64_t i = 0; i < n * vocab; ++i)
-    if (std::fabs(got[i] - want[i]) >
-        1e-4f * (1.0f + std::fabs(want[i])) * std::sqrt(float(hidden))) {
-      std::printf("FAIL lm_head_f16_neon hidden=%ld item %ld: %g vs %g\n", long(hidden), long(i),
-                  got[i], want[i]);
-      ++failures;
-      return;
+  for (int q8 = 0; q8 < 2; ++q8) {
+    auto run = [&](bool ref, int64_t nt, const float *xs, float *out) {
+      if (q8)
+        (ref ? tern_uk_lm_head_q8_ref : tern_uk_lm_head_q8_neon)(nullptr, nt, xs, w8.data(), out,
+                                                                 hidden, vocab, 16, 256);
+      else
+        (ref ? tern_uk_lm_head_f16_ref : tern_uk_lm_head_f16_neon)(nullptr, nt, xs, w.data(), out,
+                                                                   hidden, vocab, 16, 256);
+    };
+    std::vector<float> want(n * vocab), got(n * vocab), one(vocab);
+    run(true, n, x.data(), want.data());
+    run(false, n, x.data(), got.data());
+    const float unit = q8 ? 127.0f * 0.05f : 1.0f;
+    for (int64_t i = 0; i < n * vocab; ++i)
+      if (std::fabs(got[i] - want[i]) >
+          1e-4f * (unit + std::fabs(want[i])) * std::sqrt(float(hidden))) {
+        std::printf("FAIL lm_head_%s_neon hidden=%ld item %ld: %g vs %g\n", q8 ? "q8" : "f16",
+                    long(hidden), long(i), got[i], want[i]);
+        ++failures;
+        return;
+      }
+    for (int64_t t = 0; t < n; ++t) {
+      run(false, 1, &x[t * hidden], one.data());
+      if (std::memcmp(one.data(), &got[t * vocab], 4 * vocab) != 0) {
+        std::printf("FAIL lm_head_%s_neon hidden=%ld token %ld: not batch invariant\n",
+                    q8 ? "q8" : "f16", long(hidden), long(t));
+        ++failures;
+        return;
+      }
     }
+  }
 }
 
 } // namespace
@@ -174,10 +204,11 @@ int main() {
     checkMatmul(rng, true, 48, 64, {21}, 100, n); // one row tile, M tail of 27 rows
     cases += 11;
   }
-  for (int64_t hidden : {8, 100, 256, 7}) {
-    checkLmHead(rng, hidden, 31, 3);
-    ++cases;
-  }
+  for (int64_t hidden : {8, 100, 256, 7, 67})
+    for (int64_t n : {1, 3, 6}) {
+      checkLmHead(rng, hidden, 31, n);
+      ++cases;
+    }
   // The non-matmul ops (ops_check.h: exact, or the stated tolerance) and
   // their batch invariance, for both arm ISA files.
   namespace ops = tern::uktest::ops;

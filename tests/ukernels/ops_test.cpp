@@ -3,10 +3,12 @@
 // any split of the work, on random data with tails.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <vector>
 
+#include "runtime/formats/q8_rows.h"
 #include "runtime/formats/ternary.h"
 #include "runtime/model/kernels_ref.h"
 #include "runtime/model/weights.h"
@@ -195,40 +197,151 @@ TEST(UkernelOps, LmHeadMatchesDotRowForAnySplit) {
     }
 }
 
-TEST(UkernelOps, FastLmHeadsAreCloseToRef) {
-  std::mt19937 rng(9);
-  using Fn = void (*)(TERN_UK_LM_HEAD_ARGS);
-  std::vector<std::pair<const char *, Fn>> fns;
+// Every head variant the host runs: f16 and q8.
+struct HeadFns {
+  const char *name;
+  void (*f16)(TERN_UK_LM_HEAD_ARGS);
+  void (*q8)(TERN_UK_LM_HEAD_Q8_ARGS);
+};
+std::vector<HeadFns> fastHeads() {
+  std::vector<HeadFns> fns;
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
       __builtin_cpu_supports("f16c"))
-    fns.push_back({"avx2", &tern_uk_lm_head_f16_avx2});
+    fns.push_back({"avx2", &tern_uk_lm_head_f16_avx2, &tern_uk_lm_head_q8_avx2});
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    fns.push_back({"avx512_vnni", &tern_uk_lm_head_f16_avx512_vnni});
+    fns.push_back(
+        {"avx512_vnni", &tern_uk_lm_head_f16_avx512_vnni, &tern_uk_lm_head_q8_avx512_vnni});
 #elif defined(__aarch64__)
-  fns.push_back({"neon", &tern_uk_lm_head_f16_neon});
+  fns.push_back({"neon", &tern_uk_lm_head_f16_neon, &tern_uk_lm_head_q8_neon});
 #endif
-  for (int64_t hidden : {16, 100, 256, 7})
-    for (const auto &[name, fn] : fns) {
-      const int64_t vocab = 29, n = 5;
-      std::vector<uint16_t> w = randomHalfs(rng, vocab * hidden);
-      std::vector<float> x = randomFloats(rng, n * hidden);
-      std::vector<float> want(n * vocab), got(n * vocab, NAN);
-      tern_uk_lm_head_f16_ref(nullptr, n, x.data(), w.data(), want.data(), hidden, vocab, 16, 256);
-      for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
-        Ctx c(s);
-        fn(&c.ctx, n, x.data(), w.data(), got.data(), hidden, vocab, 8, 256);
-        for (int64_t i = 0; i < n * vocab; ++i) {
-          double mag = 0.0; // sum of |terms| bounds the rounding difference
-          for (int64_t cc = 0; cc < hidden; ++cc)
-            mag += std::fabs(formats::f16ToF32(w[(i % vocab) * hidden + cc]) *
-                             x[(i / vocab) * hidden + cc]);
-          ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + mag)) << name << " hidden=" << hidden;
+  return fns;
+}
+
+// A random float head packed as q8 (formats/q8_rows.h), and its int8 rows.
+std::vector<uint8_t> packQ8Head(std::mt19937 &rng, int64_t vocab, int64_t hidden) {
+  std::vector<float> w = randomFloats(rng, vocab * hidden, 0.05f);
+  std::vector<uint8_t> packed(formats::q8HeadBytes(vocab, hidden), 0xee);
+  std::vector<float> scales(vocab);
+  for (int64_t v = 0; v < vocab; ++v)
+    formats::quantizeRowQ8(&w[v * hidden], hidden,
+                           reinterpret_cast<int8_t *>(packed.data()) + v * hidden, &scales[v]);
+  std::memcpy(packed.data() + formats::q8HeadScalesAt(vocab, hidden), scales.data(), 4 * vocab);
+  return packed;
+}
+
+// Tests that the fast heads (f16 and q8) are within float tolerance of their
+// ref twins (lane-wise FMA sums vs the ref's sequential sum: |diff| <= 1e-5
+// of sum |w x|, times the row scale for q8) on random shapes with column
+// tails, rows not a multiple of the 4-row blocks, any token count, any split
+// of the work; and that each token's logits are bit-identical whether it is
+// alone or in a batch (batch invariance).
+TEST(UkernelOps, FastLmHeadsAreCloseToRefAndBatchInvariant) {
+  std::mt19937 rng(9);
+  for (int64_t hidden : {16, 100, 256, 7, 67})
+    for (int64_t vocab : {29, 64, 3})
+      for (const HeadFns &h : fastHeads()) {
+        const int64_t n = 6;
+        std::vector<uint16_t> w16 = randomHalfs(rng, vocab * hidden);
+        std::vector<uint8_t> w8 = packQ8Head(rng, vocab, hidden);
+        const int8_t *q8 = reinterpret_cast<const int8_t *>(w8.data());
+        const float *sc =
+            reinterpret_cast<const float *>(w8.data() + formats::q8HeadScalesAt(vocab, hidden));
+        std::vector<float> x = randomFloats(rng, n * hidden);
+        for (bool isQ8 : {false, true}) {
+          std::vector<float> want(n * vocab), got(n * vocab, NAN), one(vocab, NAN);
+          auto run = [&](const tern_ctx *ctx, bool ref, int64_t nt, const float *xs, float *out,
+                         int64_t tileM) {
+            if (isQ8)
+              (ref ? &tern_uk_lm_head_q8_ref : h.q8)(ctx, nt, xs, w8.data(), out, hidden, vocab,
+                                                     tileM, 256);
+            else
+              (ref ? &tern_uk_lm_head_f16_ref : h.f16)(ctx, nt, xs, w16.data(), out, hidden, vocab,
+                                                       tileM, 256);
+          };
+          run(nullptr, true, n, x.data(), want.data(), 16);
+          for (Split s : {Split::None, Split::Pool, Split::Reverse})
+            for (int64_t tileM : {8, 13, 64}) {
+              Ctx c(s);
+              run(&c.ctx, false, n, x.data(), got.data(), tileM);
+              for (int64_t i = 0; i < n * vocab; ++i) {
+                const int64_t v = i % vocab, t = i / vocab;
+                double mag = 0.0; // sum of |terms| bounds the rounding difference
+                for (int64_t cc = 0; cc < hidden; ++cc)
+                  mag += std::fabs((isQ8 ? float(q8[v * hidden + cc])
+                                         : formats::f16ToF32(w16[v * hidden + cc])) *
+                                   x[t * hidden + cc]);
+                ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + mag) * (isQ8 ? sc[v] : 1.0f))
+                    << h.name << (isQ8 ? " q8" : " f16") << " hidden=" << hidden
+                    << " vocab=" << vocab << " tile_m=" << tileM;
+              }
+            }
+          for (int64_t t = 0; t < n; ++t) {
+            run(nullptr, false, 1, &x[t * hidden], one.data(), 64);
+            for (int64_t v = 0; v < vocab; ++v)
+              ASSERT_TRUE(sameBits(one[v], got[t * vocab + v]))
+                  << h.name << (isQ8 ? " q8" : " f16") << " token " << t << " row " << v;
+          }
         }
       }
-    }
+}
+
+// Tests that the q8 ref head is the sequential int8 x f32 sum times the row
+// scale, i.e. exactly what the reference model's q8 head (DenseMatrix::dotRow
+// after quantizeQ8) computes, for any split.
+TEST(UkernelOps, Q8LmHeadRefMatchesReferenceModelHead) {
+  std::mt19937 rng(11);
+  const int64_t vocab = 37, hidden = 100, n = 3;
+  std::vector<uint16_t> w = randomHalfs(rng, vocab * hidden);
+  std::vector<float> x = randomFloats(rng, n * hidden);
+  model::DenseMatrix dm;
+  dm.rows = vocab;
+  dm.cols = hidden;
+  dm.isF16 = true;
+  dm.data = reinterpret_cast<const uint8_t *>(w.data());
+  dm.quantizeQ8();
+  std::vector<uint8_t> packed(formats::q8HeadBytes(vocab, hidden));
+  for (int64_t v = 0; v < vocab; ++v) {
+    float s;
+    formats::quantizeRowQ8F16(&w[v * hidden], hidden,
+                              reinterpret_cast<int8_t *>(packed.data()) + v * hidden, &s);
+    ASSERT_TRUE(sameBits(s, dm.q8Scales[v])) << v;
+    std::memcpy(packed.data() + formats::q8HeadScalesAt(vocab, hidden) + 4 * v, &s, 4);
+  }
+  ASSERT_EQ(0, std::memcmp(packed.data(), dm.q8.data(), vocab * hidden));
+  for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
+    Ctx c(s);
+    std::vector<float> logits(n * vocab, -1.0f);
+    tern_uk_lm_head_q8_ref(&c.ctx, n, x.data(), packed.data(), logits.data(), hidden, vocab, 5,
+                           256);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t v = 0; v < vocab; ++v)
+        ASSERT_TRUE(sameBits(logits[t * vocab + v], dm.dotRow(uint32_t(v), &x[t * hidden])))
+            << t << "," << v;
+  }
+}
+
+// Tests the q8 row quantizer: scale max|w| / 127, codes within [-127, 127],
+// |w - d q| <= d / 2, and an all-zero row gives scale 0 and zero codes.
+TEST(UkernelOps, Q8RowQuantization) {
+  std::mt19937 rng(12);
+  std::vector<float> w = randomFloats(rng, 300);
+  w[5] = -4.0f; // the largest magnitude: code -127 exactly
+  std::vector<int8_t> q(w.size());
+  float d = 0;
+  formats::quantizeRowQ8(w.data(), int64_t(w.size()), q.data(), &d);
+  EXPECT_EQ(d, 4.0f / 127.0f);
+  EXPECT_EQ(q[5], -127);
+  for (size_t i = 0; i < w.size(); ++i)
+    EXPECT_LE(std::fabs(w[i] - d * q[i]), d * 0.5f + 1e-7f) << i;
+  std::vector<float> z(17, 0.0f);
+  std::vector<int8_t> qz(17, 1);
+  formats::quantizeRowQ8(z.data(), 17, qz.data(), &d);
+  EXPECT_EQ(d, 0.0f);
+  for (int8_t v : qz)
+    EXPECT_EQ(v, 0);
 }
 
 // The reference forward pass's own attention (model::attentionOneRow, what

@@ -38,6 +38,10 @@ void addModelFlags(args::Parser &p, Common &c) {
            "or none (float activations against the ternary weights)\n"
            "or q8k (llama.cpp-compatible, for cross-checking:\n"
            "ggml's Q8_K blocks of 256 and f16 KV cache)");
+  p.choice("--head", &c.opts.q8Head, {{"f16", false}, {"q8", true}}, "H",
+           ".gguf: the LM head, f16 (as stored, exact; default) or q8\n"
+           "(int8 rows + f32 row scales, ternc compile --head q8),\n"
+           "compiled and reference alike; a .tern keeps its own");
   p.flag("--compile", &c.compile,
          ".gguf only: compile with ternc into the artifact cache\n"
          "($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;\n"
@@ -90,6 +94,7 @@ std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<st
     return rc;
   c.actQuantGiven = p.given("--act-quant");
   c.i2sGiven = p.given("--i2s-layout");
+  c.headGiven = p.given("--head");
   if (needModel && c.modelPath.empty()) {
     err << p.prog() << ": error: no model given (" << p.prog() << " MODEL ...)\n";
     return 2;
@@ -141,6 +146,11 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
           "fixed at compile time; recompile with ternc compile --act-quant {})",
           model::actQuantName(c.opts.actQuant), c.modelPath,
           model::actQuantName((*m)->options().actQuant), model::actQuantName(c.opts.actQuant)));
+    if (m.ok() && c.headGiven && (*m)->options().q8Head != c.opts.q8Head)
+      return absl::InvalidArgumentError(fmt::format(
+          "--head {}: {} was compiled with a different LM head (the head is packed at compile "
+          "time; recompile with ternc compile --head {})",
+          c.opts.q8Head ? "q8" : "f16", c.modelPath, c.opts.q8Head ? "q8" : "f16"));
     return m;
   }
   bool compile = c.compile;
@@ -172,6 +182,8 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
     req.actQuant = "none";
   if (c.i2sGiven)
     req.i2sLayout = formats::i2sLayoutName(c.opts.i2sLayout);
+  if (c.opts.q8Head)
+    req.head = "q8";
   absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
   if (!path.ok())
     return path.status();

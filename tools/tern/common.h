@@ -23,7 +23,7 @@ struct Common {
   std::string modelPath;
   model::ModelOptions opts;
   bool compile = false, reference = false;
-  bool actQuantGiven = false, i2sGiven = false;
+  bool actQuantGiven = false, i2sGiven = false, headGiven = false;
   std::string kernel, target = "native";
 };
 

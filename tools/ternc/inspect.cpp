@@ -214,6 +214,9 @@ json artifactReport(const artifact::Artifact &a) {
   r["target"] = meta.value("target", json::object());
   r["act_quant"] = meta.value("act_quant", "");
   r["max_batch"] = meta.value("max_batch", json());
+  // The LM head's layout (ternc --head: f16 as stored, or q8); absent in
+  // artifacts made before it was recorded.
+  r["head"] = meta.value("head", "unrecorded");
   // Which cost table chose the kernels (tern-select-kernels): "built-in" or
   // "tuning FILE"; per matrix in kernel_sources (absent in artifacts made
   // before it was recorded).
@@ -240,9 +243,10 @@ void printArtifactText(std::ostream &os, const json &r) {
                     r["file"]["path"].get<std::string>(), r["file"]["size"].get<uint64_t>(),
                     r["compiler_version"].get<std::string>());
   const json &t = r["target"];
-  os << fmt::format("target     {} (kernels {}, cpu {}), act-quant {}, max-batch {}\n",
+  os << fmt::format("target     {} (kernels {}, cpu {}), act-quant {}, head {}, max-batch {}\n",
                     t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
-                    r["act_quant"].get<std::string>(), r["max_batch"].dump());
+                    r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
+                    r["max_batch"].dump());
   os << fmt::format("cost table {}\n\n", r["cost_table"].get<std::string>());
   os << fmt::format("{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n", "matrix", "layout", "m", "k",
                     "tile", "callee", "chosen by");

@@ -32,7 +32,7 @@
 
 // The measured rates make tl2 (90 G/s per core at decode) beat i2s (20-25
 // G/s): every ternary matrix gets tl2 at its one measured tile.
-// TUNED: tern.cost_table = "tuning {{.*}}tuning-avx2.json", tern.kernel_sources = {blk.0.attn_k.weight = "tuning {{.*}}tuning-avx2.json", blk.0.attn_q.weight = "tuning {{.*}}tuning-avx2.json"
+// TUNED: tern.cost_table = "tuning {{.*}}tuning-avx2.json", tern.head = "f16", tern.kernel_sources = {blk.0.attn_k.weight = "tuning {{.*}}tuning-avx2.json", blk.0.attn_q.weight = "tuning {{.*}}tuning-avx2.json"
 // TUNED: kernel = #tern.kernel<tl2, avx2, tile_m = 64, tile_k = 384>, weight = #tern.weight<"blk.0.attn_q.weight"
 // TUNED: kernel = #tern.kernel<tl2, avx2, tile_m = 64, tile_k = 384>, weight = #tern.weight<"blk.0.attn_k.weight"
 // TUNED: kernel = #tern.kernel<tl2, avx2, tile_m = 64, tile_k = 384>, weight = #tern.weight<"blk.0.ffn_up.weight"

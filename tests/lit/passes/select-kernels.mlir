@@ -15,6 +15,7 @@
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni act-quant=none" | FileCheck %s --check-prefix=NONE-VNNI
 // RUN: tern-opt %s --tern-select-kernels="target=neon act-quant=none explain=true" 2>&1 | FileCheck %s --check-prefix=NONE-NEON
 // RUN: tern-opt %s --tern-select-kernels="target=avx2 kernel=i2s" | FileCheck %s --check-prefix=FORCE
+// RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni head=q8 explain=true" 2>&1 | FileCheck %s --check-prefix=HEADQ8
 // RUN: tern-opt %s --tern-select-kernels="target=neon kernel=tq2:16x512" | FileCheck %s --check-prefix=TILES
 // RUN: tern-opt %s --tern-select-kernels="target=avx2 explain=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=EXPLAIN
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni max-batch=1 explain=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=EXPLAIN1
@@ -23,7 +24,7 @@
 // On AVX2 the i2s ukernel (pmaddubsw) outruns the tl2 one (measured 17.1 vs
 // 10.9 G/s per core at decode, 37 vs 12-14 at prefill): its 20% more bytes
 // do not make up for it, so i2s wins everything; tiles follow the shape.
-// AVX2: module attributes {tern.cost_table = "built-in", tern.kernel_sources = {{{.*}}blk.0.attn_q.weight = "built-in"{{.*}}}, tern.target = "avx2"}
+// AVX2: module attributes {tern.cost_table = "built-in", tern.head = "f16", tern.kernel_sources = {{{.*}}blk.0.attn_q.weight = "built-in"{{.*}}}, tern.target = "avx2"}
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
@@ -75,6 +76,13 @@
 // FORCE: kernel = #tern.kernel<i2s, avx2,{{.*}}weight = #tern.weight<"blk.0.ffn_down.weight"
 // The LM head keeps its dense kernel whatever is forced.
 // FORCE: kernel = #tern.kernel<f16, avx2,{{.*}}weight = #tern.weight<"output.weight"
+
+// head=q8 gives the f16 LM head the q8 layout (half its bytes), says so,
+// and records the head's layout as tern.head; the matrices are unchanged.
+// HEADQ8: remark: kernel for 'output.weight' [{{[0-9]+}}x2560] on avx512_vnni: q8 (head=q8: int8 rows, f32 scale per row, from f16 weights), memory
+// HEADQ8: tern.head = "q8"
+// HEADQ8: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// HEADQ8: kernel = #tern.kernel<q8, avx512_vnni,{{.*}}weight = #tern.weight<"output.weight"
 
 // TILES: kernel = #tern.kernel<tq2, neon, tile_m = 16, tile_k = 512>
 // TILES: kernel = #tern.kernel<tq2, neon, tile_m = 16, tile_k = 512>
