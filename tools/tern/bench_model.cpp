@@ -11,8 +11,9 @@ DecodeBytes decodeBytesPerToken(const exec::ArtifactModel &m, uint64_t nPrompt, 
   DecodeBytes b;
   const model::ModelConfig &c = m.config();
   b.weights = double(m.artifact().weights().size());
-  // An untied embedding table is read one row per token, not whole.
-  if (!c.tiedOutput) {
+  // An embedding table that is not also the head (untied, or tied but the
+  // head packed separately as q8) is read one row per token, not whole.
+  if (!c.tiedOutput || m.options().q8Head) {
     const nlohmann::json &meta = m.artifact().metadata();
     auto w = meta.find("weights");
     if (w != meta.end() && w->is_object())
