@@ -189,6 +189,10 @@ func.func @attention_no_fast_ops(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, 
   %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
   return %a : tensor<?x2560xf32>
 }
+}
+
+// -----
+
 // A q8 head (ternc --head q8) calls the q8 head variant of its ISA.
 // CHECK-LABEL: func.func @q8_head
 // CHECK: tern.ukernel_call "tern_uk_lm_head_q8_avx512_vnni"({{.*}}) {static_args = {hidden = 256 : i64, layout = "q8", packed_bytes = 92560 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 64 : i64, vocab = 356 : i64, weight = "output.weight"
