@@ -70,6 +70,9 @@ ThreadPool::Stats ThreadPool::stats() const {
   s.sleeps = sleeps_.load(std::memory_order_relaxed);
   s.waitNs = waitNs_.load(std::memory_order_relaxed);
   s.late = late_.load(std::memory_order_relaxed);
+  s.noSpinJobs = noSpinJobsStat_.load(std::memory_order_relaxed);
+  s.backoff = backoffStat_.load(std::memory_order_relaxed);
+  s.noSpinLeft = neverSpin_ ? 0 : noSpinJobs_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -113,7 +116,7 @@ void ThreadPool::workerLoop(size_t index) {
     seen = awaitJob(seen);
     if (stop_.load(std::memory_order_acquire))
       return;
-    if (nowNs() - publishNs_ > kLateNs)
+    if (nowNs() - publishNs_ > lateNs_.load(std::memory_order_relaxed))
       sawLate_.store(true, std::memory_order_relaxed);
     size_t b, e;
     chunk(n_, workers_.size() + 1, index, b, e);
@@ -157,6 +160,9 @@ void ThreadPool::parallelFor(size_t n, RangeFn fn, void *arg) {
   publishNs_ = nowNs();
   pending_.store(static_cast<uint32_t>(workers_.size()), std::memory_order_relaxed);
   jobs_.fetch_add(1, std::memory_order_relaxed);
+  const bool spinning = noSpinJobs_.load(std::memory_order_relaxed) == 0;
+  if (!spinning)
+    noSpinJobsStat_.fetch_add(1, std::memory_order_relaxed);
   generation_.fetch_add(1); // seq_cst: publishes the job, ordered before sleepers_ below
   if (sleepers_.load() != 0) {
     wakes_.fetch_add(1, std::memory_order_relaxed);
@@ -176,15 +182,30 @@ void ThreadPool::parallelFor(size_t n, RangeFn fn, void *arg) {
   } else {
     awaitWorkers();
   }
-  // Adapt: a late pick-up switches spinning off for a while.
-  if (sawLate_.load(std::memory_order_relaxed)) {
+  // Adapt. A late pick-up of a job the workers were spinning for (they
+  // were not running: oversubscribed) switches spinning off for backoff_
+  // jobs, doubling on every repeat. A late pick-up while spinning is off is
+  // a slow wake-up, not a failed spin: it changes nothing. kDecayJobs
+  // spinning jobs in a row picked up on time halve the penalty, so spinning
+  // comes back once the load has gone.
+  const bool late = sawLate_.load(std::memory_order_relaxed);
+  if (late) {
     sawLate_.store(false, std::memory_order_relaxed);
     late_.fetch_add(1, std::memory_order_relaxed);
-    backoff_ = backoff_ == 0 ? 64 : std::min<uint32_t>(backoff_ * 2, 4096);
-    noSpinJobs_.store(backoff_, std::memory_order_relaxed);
-  } else if (uint32_t left = noSpinJobs_.load(std::memory_order_relaxed); left > 0 && !neverSpin_) {
-    noSpinJobs_.store(left - 1, std::memory_order_relaxed);
   }
+  if (neverSpin_)
+    return;
+  if (!spinning) {
+    noSpinJobs_.store(noSpinJobs_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  } else if (late) {
+    onTime_ = 0;
+    backoff_ = backoff_ == 0 ? kMinBackoff : std::min<uint32_t>(backoff_ * 2, kMaxBackoff);
+    noSpinJobs_.store(backoff_, std::memory_order_relaxed);
+  } else if (backoff_ > 0 && ++onTime_ >= kDecayJobs) {
+    onTime_ = 0;
+    backoff_ = backoff_ / 2 < kMinBackoff ? 0 : backoff_ / 2;
+  }
+  backoffStat_.store(backoff_, std::memory_order_relaxed);
 }
 
 } // namespace tern::model

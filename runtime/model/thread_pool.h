@@ -20,7 +20,10 @@
 // running -- the machine is oversubscribed), the workers stop spinning for
 // the next `backoff` jobs (sleep at once, woken per job like a
 // condition-variable pool, which the scheduler favours), `backoff` doubling
-// from 64 to 4096 on every repeat. See docs/runtime.md, "Thread pool".
+// from 64 to 4096 on every late pick-up of a spinning job, and halving
+// (down to 0) after every kDecayJobs jobs in a row picked up on time, so a
+// burst of load does not switch spinning off for the rest of the run. See
+// docs/runtime.md, "Thread pool".
 #pragma once
 
 #include <atomic>
@@ -76,7 +79,10 @@ public:
     uint64_t wakes = 0;  // calls that had to wake sleeping workers (a futex wake)
     uint64_t sleeps = 0; // times a worker went to sleep
     uint64_t waitNs = 0; // caller time spent waiting for workers (when timing is on)
-    uint64_t late = 0;   // jobs a worker picked up late (spinning was switched off)
+    uint64_t late = 0;   // jobs a worker picked up late (spinning or not)
+    uint64_t noSpinJobs = 0; // jobs published while spinning was switched off
+    uint32_t backoff = 0;    // the current penalty (jobs without spinning after a late one)
+    uint32_t noSpinLeft = 0; // jobs left with spinning switched off
   };
   Stats stats() const;
   // Measure the caller's waiting time (two clock reads per call; off by default).
@@ -89,6 +95,11 @@ public:
   static constexpr int64_t kIdleSpinNs = 20'000; // 20 us
   static constexpr int64_t kHotSpinNs = 200'000; // 200 us
   static constexpr int64_t kLateNs = 100'000;    // a pick-up later than this: oversubscribed
+  static constexpr uint32_t kMinBackoff = 64, kMaxBackoff = 4096;
+  static constexpr uint32_t kDecayJobs = 64; // on-time jobs in a row that halve the penalty
+  // Tests: what counts as late (kLateNs by default; negative = every pick-up,
+  // INT64_MAX = none), so the back-off can be driven without timing.
+  void setLateNsForTest(int64_t ns) { lateNs_.store(ns, std::memory_order_relaxed); }
 
 private:
   template <class F> static void callRange(void *f, size_t b, size_t e) {
@@ -107,7 +118,8 @@ private:
   void *arg_ = nullptr;
   size_t n_ = 0;
   int64_t publishNs_ = 0; // when the job was published
-  uint32_t backoff_ = 0;  // caller-only (under callMutex_): the next penalty
+  uint32_t backoff_ = 0;  // caller-only (under callMutex_): the current penalty
+  uint32_t onTime_ = 0;   // caller-only: spinning jobs picked up on time in a row
 
   // Each hot counter on its own cache line.
   alignas(64) std::atomic<uint32_t> generation_{0};
@@ -120,7 +132,9 @@ private:
   std::atomic<bool> sawLate_{false};    // a worker picked the current job up late
   std::atomic<bool> stop_{false};
   std::atomic<bool> timing_{false};
-  std::atomic<uint64_t> jobs_{0}, wakes_{0}, sleeps_{0}, waitNs_{0}, late_{0};
+  std::atomic<int64_t> lateNs_{kLateNs};
+  std::atomic<uint32_t> backoffStat_{0};
+  std::atomic<uint64_t> jobs_{0}, wakes_{0}, sleeps_{0}, waitNs_{0}, late_{0}, noSpinJobsStat_{0};
 };
 
 } // namespace tern::model

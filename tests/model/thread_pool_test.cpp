@@ -2,9 +2,12 @@
 // partition, many tiny calls from several threads at once (meant to run
 // under the sanitizer build too), the sleep/wake path, nested calls and
 // HotScope. No timings are asserted.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -137,6 +140,72 @@ TEST(ThreadPoolSpin, DestroyWhileWorkersSleepOrSpin) {
     if (i % 3 == 0)
       std::this_thread::sleep_for(std::chrono::nanoseconds(ThreadPool::kIdleSpinNs * 3));
   }
+}
+
+// The overload back-off, driven through the late threshold (no timing): a
+// late pick-up of a spinning job switches spinning off for `backoff` jobs,
+// doubling up to kMaxBackoff on repeats; late pick-ups while spinning is
+// off change nothing; kDecayJobs on-time jobs in a row halve the penalty,
+// down to 0 (the defect this guards against: a penalty that never decayed
+// left spinning off for the rest of a run after ~26 late pick-ups).
+TEST(ThreadPoolSpin, BackoffGrowsWhenLateAndDecaysWhenOnTime) {
+  unsetenv("TERN_POOL_SPIN");
+  ThreadPool pool(2);
+  auto job = [&] { pool.parallelFor(4, [](size_t, size_t) {}); };
+  auto drainPenalty = [&] {
+    for (int guard = 0; pool.stats().noSpinLeft > 0 && guard < 10000; ++guard)
+      job();
+    ASSERT_EQ(pool.stats().noSpinLeft, 0u);
+  };
+  pool.setLateNsForTest(-1); // every pick-up is late
+  job();
+  ThreadPool::Stats s = pool.stats();
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(s.backoff, ThreadPool::kMinBackoff);
+  EXPECT_EQ(s.noSpinLeft, ThreadPool::kMinBackoff);
+  drainPenalty();
+  s = pool.stats();
+  EXPECT_EQ(s.backoff, ThreadPool::kMinBackoff) << "late wake-ups while not spinning escalated";
+  EXPECT_EQ(s.noSpinJobs, uint64_t(ThreadPool::kMinBackoff));
+  EXPECT_EQ(s.late, 1u + ThreadPool::kMinBackoff);
+  uint32_t expect = ThreadPool::kMinBackoff;
+  for (int rep = 0; rep < 7; ++rep) { // 128 ... 4096, then capped
+    job(); // spinning again, late again
+    expect = std::min(expect * 2, ThreadPool::kMaxBackoff);
+    EXPECT_EQ(pool.stats().backoff, expect) << "repeat " << rep;
+    EXPECT_EQ(pool.stats().noSpinLeft, expect);
+    drainPenalty();
+  }
+  EXPECT_EQ(expect, ThreadPool::kMaxBackoff);
+
+  // The load has gone: every pick-up is on time.
+  pool.setLateNsForTest(std::numeric_limits<int64_t>::max());
+  const uint64_t lateBefore = pool.stats().late;
+  int halvings = 0;
+  while (pool.stats().backoff > 0 && halvings < 20) {
+    const uint32_t was = pool.stats().backoff;
+    for (uint32_t i = 0; i < ThreadPool::kDecayJobs; ++i) {
+      EXPECT_EQ(pool.stats().backoff, was);
+      job();
+    }
+    const uint32_t now = pool.stats().backoff;
+    EXPECT_EQ(now, was / 2 < ThreadPool::kMinBackoff ? 0u : was / 2);
+    ++halvings;
+  }
+  EXPECT_EQ(halvings, 7); // 4096 -> 2048 -> ... -> 64 -> 0
+  s = pool.stats();
+  EXPECT_EQ(s.backoff, 0u);
+  EXPECT_EQ(s.noSpinLeft, 0u);
+  EXPECT_EQ(s.late, lateBefore);
+  const uint64_t offBefore = s.noSpinJobs;
+  for (int i = 0; i < 100; ++i)
+    job();
+  EXPECT_EQ(pool.stats().noSpinJobs, offBefore) << "spinning did not come back";
+
+  // And a new late pick-up starts again from the minimum.
+  pool.setLateNsForTest(-1);
+  job();
+  EXPECT_EQ(pool.stats().backoff, ThreadPool::kMinBackoff);
 }
 
 } // namespace
