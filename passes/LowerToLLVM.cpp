@@ -40,6 +40,10 @@ int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 constexpr int64_t kCtxWeights = offsetof(tern_ctx, weights);
 constexpr int64_t kCtxScratch = offsetof(tern_ctx, scratch);
 constexpr int64_t kCtxNSeq = offsetof(tern_ctx, kv) + offsetof(tern_kv_view, n_seq);
+constexpr int64_t kCtxTid = offsetof(tern_ctx, tid);
+constexpr int64_t kCtxNThreads = offsetof(tern_ctx, nthreads);
+constexpr int64_t kCtxBarrierArg = offsetof(tern_ctx, barrier_arg);
+constexpr int64_t kCtxBarrier = offsetof(tern_ctx, barrier);
 constexpr int64_t kBatchN = offsetof(tern_batch, n);
 constexpr int64_t kBatchTokens = offsetof(tern_batch, tokens);
 constexpr int64_t kBatchPositions = offsetof(tern_batch, positions);
@@ -460,20 +464,41 @@ void LowerToLLVMPass::runOnOperation() {
   };
 
   // The head: the final norm and the lm_head run last, on the n_out rows.
+  // In a parallel region (ABI 4: ctx->nthreads > 1, every thread runs this
+  // function) each thread gathers its slice [n_out*tid/T, n_out*(tid+1)/T)
+  // of the rows, then all meet at ctx->barrier before the head reads them.
   auto emitHead = [&]() -> LogicalResult {
-    Block *gHead = newBlock(true), *gBody = newBlock(false), *head = newBlock(false),
-          *done = newBlock(false);
-    LLVM::CondBrOp::create(b, loc, icmp(P::sgt, nOut, c64(0)), gHead, ValueRange{c64(0)}, done,
+    Block *gHead = newBlock(true), *gBody = newBlock(false), *sync = newBlock(false),
+          *wait = newBlock(false), *head = newBlock(false), *done = newBlock(false);
+    Value nthr32 = loadAt(i32, cctx, kCtxNThreads), tid32 = loadAt(i32, cctx, kCtxTid);
+    Value inRegion = icmp(P::sgt, nthr32, LLVM::ConstantOp::create(b, loc, i32, 1));
+    Value threads =
+        LLVM::SelectOp::create(b, loc, inRegion, LLVM::SExtOp::create(b, loc, i64, nthr32), c64(1));
+    Value tid =
+        LLVM::SelectOp::create(b, loc, inRegion, LLVM::SExtOp::create(b, loc, i64, tid32), c64(0));
+    Value j0 = LLVM::SDivOp::create(b, loc, LLVM::MulOp::create(b, loc, nOut, tid), threads);
+    Value j1 = LLVM::SDivOp::create(
+        b, loc, LLVM::MulOp::create(b, loc, nOut, LLVM::AddOp::create(b, loc, tid, c64(1))),
+        threads);
+    LLVM::CondBrOp::create(b, loc, icmp(P::sgt, nOut, c64(0)), gHead, ValueRange{j0}, done,
                            ValueRange{});
     // gather: row j of `gathered` = row out_rows[j] of the head's input
     b.setInsertionPointToEnd(gHead);
     Value j = gHead->getArgument(0);
-    LLVM::CondBrOp::create(b, loc, icmp(P::slt, j, nOut), gBody, ValueRange{}, head, ValueRange{});
+    LLVM::CondBrOp::create(b, loc, icmp(P::slt, j, j1), gBody, ValueRange{}, sync, ValueRange{});
     b.setInsertionPointToEnd(gBody);
     Value src = gep(ptrOf(headIn), LLVM::MulOp::create(b, loc, elem(outRows, j), c64(gatherRow)));
     Value dst = gep(gathered, LLVM::MulOp::create(b, loc, j, c64(gatherRow)));
     LLVM::MemcpyOp::create(b, loc, dst, src, c64(gatherRow), /*isVolatile=*/false);
     LLVM::BrOp::create(b, loc, ValueRange{LLVM::AddOp::create(b, loc, j, c64(1))}, gHead);
+    b.setInsertionPointToEnd(sync);
+    LLVM::CondBrOp::create(b, loc, inRegion, wait, ValueRange{}, head, ValueRange{});
+    b.setInsertionPointToEnd(wait);
+    Value barrierFn = loadAt(ptrTy, cctx, kCtxBarrier);
+    Value barrierArg = loadAt(ptrTy, cctx, kCtxBarrierArg);
+    LLVM::CallOp::create(b, loc, LLVM::LLVMFunctionType::get(voidTy, {ptrTy, i32}),
+                         ValueRange{barrierFn, barrierArg, tid32});
+    LLVM::BrOp::create(b, loc, ValueRange{}, head);
     b.setInsertionPointToEnd(head);
     Value x = gathered;
     if (finalNorm) {

@@ -19,8 +19,12 @@ extern "C" {
 /* 1: one sequence of consecutive positions per call, last token's logits.
  * 2: tern_batch: tokens of several sequences (per-token position and
  *    sequence), logits of a list of rows; per-sequence page tables.
- * 3: tern_ctx.profile / profile_arg: per-op profiling hook of the ukernels. */
-#define TERN_ABI_VERSION 3u
+ * 3: tern_ctx.profile / profile_arg: per-op profiling hook of the ukernels.
+ * 4: one parallel region per forward call: tern_ctx.tid / nthreads /
+ *    barrier; the runtime calls tern_model_forward on every thread of the
+ *    region at once, each ukernel takes its static slice and ends with a
+ *    barrier. */
+#define TERN_ABI_VERSION 4u
 
 /* ---- parallelism: the runtime's thread pool, called back by ukernels ---- */
 
@@ -30,6 +34,11 @@ typedef void (*tern_range_fn)(void *arg, int64_t begin, int64_t end);
  * pool and returns when all are done. Results must not depend on the split. */
 typedef void (*tern_parallel_for_fn)(void *pool, int64_t n, int64_t grain, tern_range_fn fn,
                                      void *arg);
+
+/* Waits until every thread of the forward call's region (tern_ctx.nthreads)
+ * has called it with the same arg; memory written before it by any thread
+ * is visible after it to all. */
+typedef void (*tern_barrier_fn)(void *arg, int32_t tid);
 
 /* ---- profiling: optional hook the ukernels call around every op ---- */
 
@@ -47,8 +56,9 @@ typedef enum tern_op_kind {
   TERN_OP_KIND_COUNT = 9
 } tern_op_kind;
 
-/* Called on the forward call's thread with end = 0 when an op starts and
- * end = 1 when it is done (the op's parallel_for calls included). */
+/* Called on the forward call's thread (in a region: by thread 0 only) with
+ * end = 0 when an op starts and end = 1 when it is done (the op's
+ * parallel_for calls, or in a region its closing barrier, included). */
 typedef void (*tern_profile_fn)(void *arg, int32_t op, int32_t end, int64_t a, int64_t b,
                                 int64_t c);
 
@@ -68,7 +78,16 @@ typedef struct tern_kv_view {
   const int32_t *const *const *page_tables; /* [n_seq][n_layer][max_ctx / page_size] page ids */
 } tern_kv_view;
 
-/* ---- the context every entry point and ukernel receives ---- */
+/* ---- the context every entry point and ukernel receives ----
+ * One forward call runs either on one thread (nthreads 0 or 1: the ukernels
+ * split their work through parallel_for, op by op) or as one parallel region
+ * (nthreads > 1): the runtime calls tern_model_forward on nthreads threads
+ * at once, with the same ctx except tid and the same batch; every ukernel
+ * does the static slice [w * tid / nthreads, w * (tid + 1) / nthreads) of
+ * its w work items (the split parallel_for would make) and ends with
+ * barrier(barrier_arg, tid); code between ukernels that writes memory does
+ * its own slice and then calls the barrier. Every thread returns the same
+ * value. */
 typedef struct tern_ctx {
   uint32_t abi_version; /* TERN_ABI_VERSION */
   uint32_t reserved0;
@@ -79,6 +98,10 @@ typedef struct tern_ctx {
   tern_parallel_for_fn parallel_for;
   void *profile_arg;       /* passed back to profile */
   tern_profile_fn profile; /* NULL: no profiling */
+  int32_t tid;             /* this thread's index in the region, 0..nthreads-1 */
+  int32_t nthreads;        /* threads running this call together; 0 or 1: one */
+  void *barrier_arg;       /* passed back to barrier */
+  tern_barrier_fn barrier; /* used when nthreads > 1 */
 } tern_ctx;
 
 /* ---- what the generated shared object exports ---- */
@@ -181,7 +204,7 @@ static_assert(sizeof(tern_artifact_header) == 8 + 4 * 4 + 8 + 8 + 64 + 32 + 256 
               "artifact header layout");
 static_assert(sizeof(tern_artifact_section) == 32, "artifact section layout");
 /* The generated code reads these fields at fixed offsets (LP64). */
-static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 96, "ctx layout");
+static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 120, "ctx layout");
 static_assert(sizeof(tern_batch) == 56, "batch layout");
 #endif
 

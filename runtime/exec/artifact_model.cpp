@@ -78,6 +78,29 @@ void parallelFor(void *poolPtr, int64_t n, int64_t grain, tern_range_fn fn, void
   pool->parallelFor(size_t(units), &runRangeJob, &job);
 }
 
+// One forward call as a parallel region: thread tid runs tern_model_forward
+// with its own copy of the context (tid set); all return the same value.
+struct RegionCall {
+  tern_forward_fn forward;
+  const tern_ctx *ctx;
+  const tern_batch *batch;
+  int32_t *rc; // [threads]
+};
+
+void regionBarrier(void *arg, int32_t) { static_cast<model::RegionBarrier *>(arg)->wait(false); }
+
+// With a profile: thread 0's waiting counts as "waiting for workers".
+void timedRegionBarrier(void *arg, int32_t tid) {
+  static_cast<model::RegionBarrier *>(arg)->wait(tid == 0);
+}
+
+void runRegionThread(void *arg, int tid) {
+  auto &call = *static_cast<RegionCall *>(arg);
+  tern_ctx c = *call.ctx;
+  c.tid = tid;
+  call.rc[tid] = call.forward(&c, call.batch);
+}
+
 void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
   if (j.is_string()) {
     const std::string &s = j.get_ref<const std::string &>();
@@ -370,6 +393,9 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
         fmt::format("--ctx-size {} exceeds the compiled max_ctx {}", ctxLen_, d.max_ctx));
   options_.contextLength = ctxLen_;
   threads_ = std::make_unique<model::ThreadPool>(options_.threads);
+  barrier_.reset(threads_->size());
+  if (const char *e = std::getenv("TERN_REGION"); e && std::strcmp(e, "0") == 0)
+    useRegion_ = false;
   scratchBytes_ = size_t(d.scratch_per_token * d.max_batch + d.scratch_fixed);
   scratchBytes_ = std::max<size_t>((scratchBytes_ + 63) / 64 * 64, 64);
   scratch_ =
@@ -475,6 +501,13 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
     ctx.profile_arg = profile_;
     ctx.profile = &OpProfile::hook;
   }
+  const bool region = usesRegion();
+  std::vector<int32_t> regionRc(size_t(threads_->size()), 0);
+  if (region) {
+    ctx.nthreads = int32_t(threads_->size());
+    ctx.barrier_arg = &barrier_;
+    ctx.barrier = profile_ ? &timedRegionBarrier : &regionBarrier;
+  }
 
   const size_t maxB = size_t(desc_->max_batch), vocab = size_t(desc_->vocab);
   std::vector<int32_t> tokens, positions, seqs, outRows;
@@ -488,7 +521,7 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
   // and wake per op; docs/runtime.md, "Thread pool").
   model::ThreadPool::HotScope hot(*threads_);
   const auto profStart = std::chrono::steady_clock::now();
-  const uint64_t waitStart = profile_ ? threads_->stats().waitNs : 0;
+  const uint64_t waitStart = profile_ ? threads_->stats().waitNs + barrier_.waitNs() : 0;
   // Items before failFrom ran completely; a failed call (never expected: the
   // batch was validated) fails the items it touched and every later one.
   size_t k = 0, off = 0; // next token: work[k].feed[off]
@@ -537,7 +570,16 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
     b.out_rows = outRows.data();
     b.logits = logits;
     ++forwardCalls_;
-    const int32_t rc = forward_(&ctx, &b);
+    int32_t rc;
+    RegionCall call{forward_, &ctx, &b, regionRc.data()};
+    if (region && threads_->region(&runRegionThread, &call)) {
+      rc = call.rc[0];
+    } else {
+      // One thread (or a forward() from inside this pool's work): op by op.
+      tern_ctx one = ctx;
+      one.nthreads = 1;
+      rc = forward_(&one, &b);
+    }
     if (rc != 0) {
       failed = absl::InternalError(
           fmt::format("tern_model_forward failed with code {} ({} tokens of {} sessions)", rc,
@@ -554,7 +596,7 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
     profile_->addForward(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                       std::chrono::steady_clock::now() - profStart)
                                       .count()),
-                         threads_->stats().waitNs - waitStart);
+                         threads_->stats().waitNs + barrier_.waitNs() - waitStart);
   for (size_t i = 0; i < work->size(); ++i) {
     if (i < failFrom)
       model::commitItem((*work)[i], items, options_.prefixCache);

@@ -67,6 +67,8 @@ public:
   model::KvPool &kvPool() { return *kv_; }
   model::ThreadPool &threadPool() { return *threads_; }
   uint32_t contextLength() const { return ctxLen_; }
+  // Whether forward calls run as one parallel region (ABI 4) or op by op.
+  bool usesRegion() const { return useRegion_ && threads_->size() > 1; }
   // Profiles the following forward calls into `p` (null: stop). Not
   // synchronised with forward(): set it while no forward call runs.
   void setProfile(OpProfile *p);
@@ -86,6 +88,12 @@ private:
   std::vector<std::pair<std::string, int>> kernelUse_;
   std::vector<std::pair<std::string, int>> fallbacks_;
   std::unique_ptr<model::ThreadPool> threads_;
+  // ABI 4: every forward call runs as one parallel region over threads_
+  // (each thread calls tern_model_forward; the ukernels meet at barrier_).
+  // TERN_REGION=0 runs the calls on one thread with a parallel_for per op
+  // instead (the ABI 3 way; a measurement knob).
+  model::RegionBarrier barrier_;
+  bool useRegion_ = true;
   std::shared_ptr<model::KvPool> kv_;
   uint8_t *scratch_ = nullptr;
   size_t scratchBytes_ = 0;

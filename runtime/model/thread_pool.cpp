@@ -208,4 +208,76 @@ void ThreadPool::parallelFor(size_t n, RangeFn fn, void *arg) {
   backoffStat_.store(backoff_, std::memory_order_relaxed);
 }
 
+namespace {
+struct RegionJob {
+  ThreadPool::RegionFn fn;
+  void *arg;
+};
+void runRegionChunk(void *p, size_t b, size_t e) {
+  const RegionJob &j = *static_cast<const RegionJob *>(p);
+  for (size_t i = b; i < e; ++i)
+    j.fn(j.arg, int(i));
+}
+} // namespace
+
+bool ThreadPool::region(RegionFn fn, void *arg) {
+  if (tInPool == this)
+    return false;
+  if (workers_.empty()) {
+    fn(arg, 0);
+    return true;
+  }
+  // parallelFor over [0, size()): chunk i of size() threads is [i, i+1),
+  // so thread i runs tid i (it never runs inline: size() > 1, not nested).
+  RegionJob job{fn, arg};
+  parallelFor(size_t(size()), &runRegionChunk, &job);
+  return true;
+}
+
+void RegionBarrier::wait(bool timed) {
+  if (n_ <= 1)
+    return;
+  waits_.fetch_add(1, std::memory_order_relaxed);
+  const uint32_t gen = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    // Last one in: reset the count before the generation moves (the next
+    // wait's arrivals come only after they see the new generation).
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1); // seq_cst: ordered before sleepers_ below
+    if (sleepers_.load() != 0)
+      generation_.notify_all();
+    return;
+  }
+  const int64_t t0 = timed ? nowNs() : 0;
+  const uint32_t noSpin = noSpin_.load(std::memory_order_relaxed);
+  if (noSpin > 0)
+    noSpin_.store(noSpin - 1, std::memory_order_relaxed); // racy decrement: a hint only
+  int64_t deadline = 0;
+  for (uint32_t i = 1; noSpin == 0; ++i) {
+    if (generation_.load(std::memory_order_acquire) != gen)
+      break;
+    cpuRelax();
+    if ((i & 63) == 0) {
+      const int64_t now = nowNs();
+      if (deadline == 0) {
+        deadline = now + kSpinNs;
+      } else if (now >= deadline) {
+        noSpin_.store(kBackoffWaits, std::memory_order_relaxed);
+        break;
+      }
+    }
+  }
+  if (generation_.load(std::memory_order_acquire) == gen) {
+    // As in the pool: sleepers_ raised before the re-read (seq_cst both sides).
+    sleepers_.fetch_add(1);
+    while (generation_.load() == gen) {
+      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      generation_.wait(gen);
+    }
+    sleepers_.fetch_sub(1);
+  }
+  if (timed)
+    waitNs_.fetch_add(uint64_t(nowNs() - t0), std::memory_order_relaxed);
+}
+
 } // namespace tern::model

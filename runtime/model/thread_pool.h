@@ -54,6 +54,14 @@ public:
   // on the calling thread.
   void parallelFor(size_t n, RangeFn fn, void *arg);
 
+  // Runs fn(arg, tid) once on every thread of the pool at once (tid 0 on
+  // the caller), for code that synchronises its threads itself (a
+  // RegionBarrier of size()): every tid gets its own thread. Returns false,
+  // running nothing, when it cannot promise that (a call from inside one of
+  // this pool's chunks or regions); size() == 1 runs fn(arg, 0) here.
+  using RegionFn = void (*)(void *arg, int tid);
+  bool region(RegionFn fn, void *arg);
+
   // The same over any callable f(begin, end).
   template <class F> void parallelFor(size_t n, const F &f) {
     parallelFor(n, &callRange<F>, const_cast<void *>(static_cast<const void *>(&f)));
@@ -75,11 +83,11 @@ public:
 
   // Counters since construction (for tests, `tern bench` and docs).
   struct Stats {
-    uint64_t jobs = 0;   // parallelFor calls that used the workers
-    uint64_t wakes = 0;  // calls that had to wake sleeping workers (a futex wake)
-    uint64_t sleeps = 0; // times a worker went to sleep
-    uint64_t waitNs = 0; // caller time spent waiting for workers (when timing is on)
-    uint64_t late = 0;   // jobs a worker picked up late (spinning or not)
+    uint64_t jobs = 0;       // parallelFor calls that used the workers
+    uint64_t wakes = 0;      // calls that had to wake sleeping workers (a futex wake)
+    uint64_t sleeps = 0;     // times a worker went to sleep
+    uint64_t waitNs = 0;     // caller time spent waiting for workers (when timing is on)
+    uint64_t late = 0;       // jobs a worker picked up late (spinning or not)
     uint64_t noSpinJobs = 0; // jobs published while spinning was switched off
     uint32_t backoff = 0;    // the current penalty (jobs without spinning after a late one)
     uint32_t noSpinLeft = 0; // jobs left with spinning switched off
@@ -135,6 +143,42 @@ private:
   std::atomic<int64_t> lateNs_{kLateNs};
   std::atomic<uint32_t> backoffStat_{0};
   std::atomic<uint64_t> jobs_{0}, wakes_{0}, sleeps_{0}, waitNs_{0}, late_{0}, noSpinJobsStat_{0};
+};
+
+// A barrier for the threads of one ThreadPool::region: a central arrival
+// counter and a generation (each on its own cache line). A thread spins on
+// the generation for a bounded time, then sleeps on it (a futex); the last
+// arrival wakes sleepers only when there are some. When a spin times out
+// (the thread it waits for is not running: more threads than cores, or a
+// loaded machine), the next kBackoffWaits waits (of any thread) sleep at
+// once; then spinning is tried again.
+class RegionBarrier {
+public:
+  explicit RegionBarrier(int threads = 1) { reset(threads); }
+  RegionBarrier(const RegionBarrier &) = delete;
+  RegionBarrier &operator=(const RegionBarrier &) = delete;
+
+  // Only while no thread is waiting.
+  void reset(int threads) { n_ = uint32_t(threads < 1 ? 1 : threads); }
+  int size() const { return int(n_); }
+
+  // Blocks until all size() threads have called it. Adds the time spent
+  // waiting to waitNs() when `timed`.
+  void wait(bool timed = false);
+  uint64_t waitNs() const { return waitNs_.load(std::memory_order_relaxed); }
+  uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+  uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
+
+  static constexpr int64_t kSpinNs = 50'000; // 50 us
+  static constexpr uint32_t kBackoffWaits = 256;
+
+private:
+  uint32_t n_ = 1;
+  alignas(64) std::atomic<uint32_t> arrived_{0};
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<uint32_t> sleepers_{0};
+  std::atomic<uint32_t> noSpin_{0}; // waits left without spinning
+  std::atomic<uint64_t> waitNs_{0}, waits_{0}, sleeps_{0};
 };
 
 } // namespace tern::model

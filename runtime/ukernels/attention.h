@@ -259,7 +259,11 @@ template <class V> struct Attention {
                                  int64_t head_dim, float scale) {
     const int64_t kv_dim = n_kv_heads * head_dim;
     const tern_kv_view &kv = ctx->kv;
-    for (int64_t t = 0; t < n; ++t) {
+    // The call's K/V rows first (in a region: each thread its tokens, then
+    // a barrier: a token attends over rows other tokens of the call wrote).
+    int64_t tb, te;
+    region_slice(ctx, n, tb, te);
+    for (int64_t t = tb; t < te; ++t) {
       const int64_t p = pos[t];
       float *kd = kv.pool +
                   int64_t(kv.page_tables[seq[t]][layer][p / kv.page_size]) * kv.page_floats +
@@ -267,6 +271,7 @@ template <class V> struct Attention {
       Ops<V>::copy(k + t * kv_dim, kd, kv_dim);
       Ops<V>::copy(v + t * kv_dim, kd + kv.page_size * kv_dim, kv_dim);
     }
+    region_barrier(ctx);
     GqaArgs a{};
     a.ctx = ctx;
     a.q = q;

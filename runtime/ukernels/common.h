@@ -130,27 +130,78 @@ TERN_UK_INLINE void store(const MatmulArgs &a, int seg, int64_t r, int64_t t, fl
   a.out[seg][t * a.ms[seg] + (r - a.seg_begin[seg])] = v;
 }
 
-// Reports an op to ctx->profile (when set) on construction and destruction.
-struct ProfileScope {
+// ---- the forward call's parallel region (ABI 4, tern_abi.h) ----
+// Inside a region (nthreads > 1) every thread runs every ukernel entry: each
+// does its static slice of the op's work items -- the slice parallel_for's
+// static partition gives the same thread, so every item is computed by
+// exactly one thread, the same way, whatever the thread count -- and the
+// entry ends with the region's barrier (OpScope), so the next op reads
+// complete inputs and may overwrite this op's.
+TERN_UK_INLINE bool in_region(const tern_ctx *ctx) { return ctx && ctx->nthreads > 1; }
+
+// This thread's slice [b, e) of [0, n): all of it outside a region.
+TERN_UK_INLINE void region_slice(const tern_ctx *ctx, int64_t n, int64_t &b, int64_t &e) {
+  if (!in_region(ctx)) {
+    b = 0;
+    e = n;
+    return;
+  }
+  b = n * ctx->tid / ctx->nthreads;
+  e = n * (ctx->tid + 1) / ctx->nthreads;
+}
+
+// The slice of `len` elements cut at multiples of `granule` (a multiple of
+// every vector width, so each element takes the same code path as when one
+// thread does them all).
+TERN_UK_INLINE void region_slice_elems(const tern_ctx *ctx, int64_t len, int64_t &b, int64_t &e) {
+  constexpr int64_t kGranule = 64;
+  int64_t ub, ue;
+  region_slice(ctx, (len + kGranule - 1) / kGranule, ub, ue);
+  b = ub * kGranule < len ? ub * kGranule : len;
+  e = ue * kGranule < len ? ue * kGranule : len;
+}
+
+// Every thread of the region waits for the others (no-op outside one).
+TERN_UK_INLINE void region_barrier(const tern_ctx *ctx) {
+  if (in_region(ctx))
+    ctx->barrier(ctx->barrier_arg, ctx->tid);
+}
+
+// One ukernel entry: reports the op to ctx->profile (when set; in a region
+// thread 0 only) on construction, and on destruction ends the op with the
+// region's barrier, then reports its end.
+struct OpScope {
   const tern_ctx *ctx;
   int32_t op;
   int64_t a, b, c;
-  TERN_UK_INLINE ProfileScope(const tern_ctx *x, int32_t o, int64_t a_, int64_t b_, int64_t c_ = 0)
+  TERN_UK_INLINE bool reports() const {
+    return ctx && ctx->profile && (!in_region(ctx) || ctx->tid == 0);
+  }
+  TERN_UK_INLINE OpScope(const tern_ctx *x, int32_t o, int64_t a_, int64_t b_, int64_t c_ = 0)
       : ctx(x), op(o), a(a_), b(b_), c(c_) {
-    if (ctx && ctx->profile)
+    if (reports())
       ctx->profile(ctx->profile_arg, op, 0, a, b, c);
   }
-  TERN_UK_INLINE ~ProfileScope() {
-    if (ctx && ctx->profile)
+  TERN_UK_INLINE ~OpScope() {
+    region_barrier(ctx);
+    if (reports())
       ctx->profile(ctx->profile_arg, op, 1, a, b, c);
   }
 };
 
-// Runs fn over [0, n_items) on the pool when there is one.
+// Runs fn over [0, n_items): this thread's slice inside a region, else on
+// the pool when there is one.
 TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_range_fn fn,
                                  void *arg) {
   if (n_items <= 0)
     return;
+  if (in_region(ctx)) {
+    int64_t b, e;
+    region_slice(ctx, n_items, b, e);
+    if (b < e)
+      fn(arg, b, e);
+    return;
+  }
   if (ctx && ctx->parallel_for && n_items > 1)
     ctx->parallel_for(ctx->pool, n_items, 1, fn, arg);
   else
@@ -342,7 +393,7 @@ template <Layout L, bool kF32> struct ScalarRows {
 // (`static bool batch(MatmulArgs &)`, e.g. the AMX GEMM) that takes the call.
 template <Layout L, tern_range_fn Task, class Body = void>
 TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
-  ProfileScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
+  OpScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
   MatmulArgs a;
   init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.q = q;
@@ -354,7 +405,7 @@ TERN_UK_INLINE void matmul_i8(TERN_UK_MATMUL_I8_ARGS) {
 }
 
 template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_f32(TERN_UK_MATMUL_F32_ARGS) {
-  ProfileScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
+  OpScope prof(ctx, TERN_OP_MATMUL, m, k, (m0 > 0) + (m1 > 0) + (m2 > 0));
   MatmulArgs a;
   init_args(a, L, ctx, n, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2);
   a.x = x;

@@ -110,7 +110,7 @@ template <class V, class W>
 TERN_UK_INLINE void lm_head_run(const tern_ctx *ctx, int64_t n, const float *x, const W *w,
                                 const float *scale, float *logits, int64_t hidden, int64_t vocab,
                                 int64_t tile_m) {
-  ProfileScope prof(ctx, TERN_OP_LM_HEAD, vocab, hidden);
+  OpScope prof(ctx, TERN_OP_LM_HEAD, vocab, hidden);
   HeadArgs a{n, x, w, scale, logits, hidden, vocab, tile_m > 0 ? tile_m : 64};
   run_parallel(ctx, (vocab + a.rows_per_item - 1) / a.rows_per_item, &head_task<V, W>, &a);
 }

@@ -126,20 +126,27 @@ extern "C" {
 
 void tern_uk_embed_f16_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
                            const uint16_t *table, float *out, int64_t hidden, int64_t vocab) {
-  ProfileScope prof(ctx, TERN_OP_EMBED, n, hidden);
-  embed_rows(n, tokens, table, out, hidden, vocab, [](uint16_t h) { return f16_to_f32(h); });
+  OpScope prof(ctx, TERN_OP_EMBED, n, hidden);
+  int64_t b, e;
+  region_slice(ctx, n, b, e);
+  embed_rows(e - b, tokens + b, table, out + b * hidden, hidden, vocab,
+             [](uint16_t h) { return f16_to_f32(h); });
 }
 
 void tern_uk_embed_f32_ref(const tern_ctx *ctx, int64_t n, const int32_t *tokens,
                            const float *table, float *out, int64_t hidden, int64_t vocab) {
-  ProfileScope prof(ctx, TERN_OP_EMBED, n, hidden);
-  embed_rows(n, tokens, table, out, hidden, vocab, [](float f) { return f; });
+  OpScope prof(ctx, TERN_OP_EMBED, n, hidden);
+  int64_t b, e;
+  region_slice(ctx, n, b, e);
+  embed_rows(e - b, tokens + b, table, out + b * hidden, hidden, vocab, [](float f) { return f; });
 }
 
 void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const float *w,
                               float *y, int64_t dim, float eps) {
-  ProfileScope prof(ctx, TERN_OP_NORM, n, dim);
-  for (int64_t t = 0; t < n; ++t) {
+  OpScope prof(ctx, TERN_OP_NORM, n, dim);
+  int64_t b, e;
+  region_slice(ctx, n, b, e);
+  for (int64_t t = b; t < e; ++t) {
     const float *xt = x + t * dim;
     float *yt = y + t * dim;
     const float s = rms_scale(xt, dim, eps);
@@ -151,8 +158,10 @@ void tern_uk_rms_norm_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, co
 void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x,
                                       const float *w, int8_t *q, float *qs, int64_t dim,
                                       float eps) {
-  ProfileScope prof(ctx, TERN_OP_NORM, n, dim);
-  for (int64_t t = 0; t < n; ++t) {
+  OpScope prof(ctx, TERN_OP_NORM, n, dim);
+  int64_t b, e;
+  region_slice(ctx, n, b, e);
+  for (int64_t t = b; t < e; ++t) {
     const float *xt = x + t * dim;
     const float s = rms_scale(xt, dim, eps);
     // y is not stored: recomputed (same expression, same value) by the
@@ -173,18 +182,22 @@ void tern_uk_rms_norm_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const floa
 
 void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int8_t *q, float *qs,
                              int64_t dim) {
-  ProfileScope prof(ctx, TERN_OP_QUANTIZE, n, dim);
-  for (int64_t t = 0; t < n; ++t)
+  OpScope prof(ctx, TERN_OP_QUANTIZE, n, dim);
+  int64_t b, e;
+  region_slice(ctx, n, b, e);
+  for (int64_t t = b; t < e; ++t)
     quantize_row(x + t * dim, q + t * dim, qs + t, dim);
 }
 
 void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const int32_t *pos,
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                float freq_base) {
-  ProfileScope prof(ctx, TERN_OP_ROPE, n, n_heads);
+  OpScope prof(ctx, TERN_OP_ROPE, n, n_heads);
   const int64_t half = rot_dim / 2;
   const int64_t dim = n_heads * head_dim;
-  for (int64_t t = 0; t < n; ++t) {
+  int64_t tb, te;
+  region_slice(ctx, n, tb, te);
+  for (int64_t t = tb; t < te; ++t) {
     const double p = double(pos[t]);
     // copy the unrotated dims when not in place
     if (y != x)
@@ -210,9 +223,11 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
                                    const float *v, const int32_t *pos, const int32_t *seq,
                                    float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, float scale) {
-  ProfileScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
+  OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
   const int64_t kv_dim = n_kv_heads * head_dim;
-  for (int64_t t = 0; t < n; ++t) {
+  int64_t tb, te;
+  region_slice(ctx, n, tb, te); // K/V rows first, then a barrier (attention.h)
+  for (int64_t t = tb; t < te; ++t) {
     float *kd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, false));
     float *vd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, true));
     for (int64_t d = 0; d < kv_dim; ++d) {
@@ -220,28 +235,35 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
       vd[d] = v[t * kv_dim + d];
     }
   }
+  region_barrier(ctx);
   AttnArgs a{ctx, q, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
   run_parallel(ctx, n * n_heads, &attn_task, &a);
 }
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim) {
-  ProfileScope prof(ctx, TERN_OP_ADD, n, dim);
-  for (int64_t i = 0; i < n * dim; ++i)
+  OpScope prof(ctx, TERN_OP_ADD, n, dim);
+  int64_t i0, i1;
+  region_slice_elems(ctx, n * dim, i0, i1);
+  for (int64_t i = i0; i < i1; ++i)
     out[i] = a[i] + b[i];
 }
 
 void tern_uk_silu_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                               float *out, int64_t dim) {
-  ProfileScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
-  for (int64_t i = 0; i < n * dim; ++i)
+  OpScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
+  int64_t i0, i1;
+  region_slice_elems(ctx, n * dim, i0, i1);
+  for (int64_t i = i0; i < i1; ++i)
     out[i] = gate[i] / (1.0f + __builtin_expf(-gate[i])) * up[i];
 }
 
 void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate, const float *up,
                                float *out, int64_t dim) {
-  ProfileScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
-  for (int64_t i = 0; i < n * dim; ++i) {
+  OpScope prof(ctx, TERN_OP_ACT_MUL, n, dim);
+  int64_t i0, i1;
+  region_slice_elems(ctx, n * dim, i0, i1);
+  for (int64_t i = i0; i < i1; ++i) {
     const float r = max_f(gate[i], 0.0f);
     out[i] = r * r * up[i];
   }

@@ -103,11 +103,23 @@ __attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx
   for (int64_t r = 0; r < b->n_out; ++r)
     if (b->out_rows[r] < 0 || b->out_rows[r] >= n)
       return 8;
+  /* ABI 4: in a parallel region (nthreads > 1) every thread runs this
+   * function; each does its slice of the K/V rows and of the output rows,
+   * with a barrier between the two, like generated code. */
+  const int64_t T = ctx->nthreads > 1 ? ctx->nthreads : 1, tid = ctx->nthreads > 1 ? ctx->tid : 0;
+  if (T > 1 && (!ctx->barrier || tid < 0 || tid >= T))
+    return 9;
   /* Touch every scratch byte promised (ASan catches a short buffer). */
-  memset(ctx->scratch, 0xab, (size_t)(SCRATCH_PER_TOKEN * n + SCRATCH_FIXED));
+  if (tid == 0)
+    memset(ctx->scratch, 0xab, (size_t)(SCRATCH_PER_TOKEN * n + SCRATCH_FIXED));
   struct Job job = {ctx, b};
-  ctx->parallel_for(ctx->pool, n * N_LAYER, 1, writeKv, &job);
-  for (int64_t r = 0; r < b->n_out; ++r) {
+  if (T > 1) {
+    writeKv(&job, n * N_LAYER * tid / T, n * N_LAYER * (tid + 1) / T);
+    ctx->barrier(ctx->barrier_arg, ctx->tid);
+  } else {
+    ctx->parallel_for(ctx->pool, n * N_LAYER, 1, writeKv, &job);
+  }
+  for (int64_t r = b->n_out * tid / T; r < b->n_out * (tid + 1) / T; ++r) {
     const int64_t t = b->out_rows[r];
     const int64_t last = b->positions[t];
     const int32_t s = b->seq[t];
@@ -119,5 +131,6 @@ __attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx
     for (int v = 0; v < VOCAB; ++v)
       out[v] = (float)((h * 31 + v * 7) % 97) + (float)ctx->weights[v % WEIGHTS] / 256.0f;
   }
+  /* The runtime reads the logits after every thread has returned. */
   return 0;
 }

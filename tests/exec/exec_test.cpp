@@ -284,6 +284,16 @@ TEST_F(ExecTest, CodeOfAnotherAbiIsRefused) {
   EXPECT_NE(msg.find("recompile"), std::string::npos) << msg;
 }
 
+// Code built for ABI 3 (forward calls on one thread, a parallel_for per op)
+// is refused the same way: ABI 4 runs every forward call as a parallel region.
+TEST_F(ExecTest, CodeOfAbi3IsRefused) {
+  auto m = ArtifactModel::open(write("abi3", TINY_MODEL_ABI3_SO), {});
+  ASSERT_FALSE(m.ok());
+  const std::string msg = statusMessage(m.status());
+  EXPECT_NE(msg.find("abi_version is 3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("recompile"), std::string::npos) << msg;
+}
+
 TEST_F(ExecTest, CtxSizeAboveCompiledMaxIsRefused) {
   model::ModelOptions o;
   o.contextLength = 65;

@@ -170,7 +170,7 @@ TEST(ThreadPoolSpin, BackoffGrowsWhenLateAndDecaysWhenOnTime) {
   EXPECT_EQ(s.late, 1u + ThreadPool::kMinBackoff);
   uint32_t expect = ThreadPool::kMinBackoff;
   for (int rep = 0; rep < 7; ++rep) { // 128 ... 4096, then capped
-    job(); // spinning again, late again
+    job();                            // spinning again, late again
     expect = std::min(expect * 2, ThreadPool::kMaxBackoff);
     EXPECT_EQ(pool.stats().backoff, expect) << "repeat " << rep;
     EXPECT_EQ(pool.stats().noSpinLeft, expect);

@@ -49,17 +49,29 @@
 // CHECK: llvm.call @tern_uk_matmul_i2s_ref(%arg0, %[[N]]
 // CHECK: llvm.call @tern_uk_add_f32_ref
 // The head runs only when n_out > 0: gather rows out_rows[j] into the slot
-// at n * 3392, then the final norm and the head on n_out rows.
+// at n * 3392, then the final norm and the head on n_out rows. In a parallel
+// region (ABI 4: ctx->nthreads, byte 100, > 1) each thread gathers its
+// slice of the rows (ctx->tid, byte 96), then waits at ctx->barrier (byte
+// 112, its argument at byte 104) before the head reads them.
+// CHECK: llvm.mlir.constant(100 : i64)
+// CHECK: llvm.mlir.constant(96 : i64)
+// CHECK: llvm.icmp "sgt"
+// CHECK: llvm.sdiv
+// CHECK: llvm.sdiv
 // CHECK: llvm.icmp "sgt" %[[NOUT]]
 // CHECK: llvm.mlir.constant(1024 : i64)
 // CHECK: llvm.getelementptr %[[ROWS]]
 // CHECK: "llvm.intr.memcpy"
+// CHECK: llvm.mlir.constant(112 : i64)
+// CHECK: %[[BAR:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
+// CHECK: llvm.mlir.constant(104 : i64)
+// CHECK: llvm.call %[[BAR]](%{{.*}}, %{{.*}}) : !llvm.ptr, (!llvm.ptr, i32) -> ()
 // CHECK: llvm.call @tern_uk_rms_norm_f32_ref(%arg0, %[[NOUT]], %{{.*}}
 // CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %[[NOUT]], %{{.*}}, %{{.*}}, %[[LOGITS]]
 // CHECK: llvm.return
 // CHECK: llvm.mlir.global internal constant @tern_model_kernels("[{\22callee\22:\22tern_uk_embed_f16_ref\22
 // CHECK: llvm.mlir.global internal constant @tern_model_desc()
-// CHECK: llvm.mlir.constant(3 : i32)
+// CHECK: llvm.mlir.constant(4 : i32)
 // CHECK: llvm.func @tern_model_describe() -> !llvm.ptr
 // CHECK-NOT: func.func
 
