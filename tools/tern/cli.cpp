@@ -571,15 +571,20 @@ absl::StatusOr<ParallelBench> benchParallel(tern_model *m, int nSessions, size_t
 
 // One session: the prompt, then nGen greedy single-token steps. The times of
 // the prompt and of the steps go to *pp and *tg (seconds) when not NULL;
-// `prefillHook` / `decodeHook` run before each phase (--profile).
-absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int nGen, double *pp,
-                          double *tg, const std::function<void()> &prefillHook = {},
+// `prefillHook` / `decodeHook` run before each phase (--profile). The
+// session goes to *keep, for the caller to free: a repetition keeps its
+// single session (and its KV pages) until after its --parallel run, so the
+// pool hands out pages in the same order in every repetition.
+absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int nGen,
+                          SessionHandle *keep, double *pp, double *tg,
+                          const std::function<void()> &prefillHook = {},
                           const std::function<void()> &decodeHook = {}) {
   using Clock = std::chrono::steady_clock;
   tern_session *raw = nullptr;
   if (tern_status st = tern_session_create(m, &raw))
     return apiStatus(st);
-  SessionHandle s(raw);
+  SessionHandle &s = *keep;
+  s.reset(raw);
   if (prefillHook)
     prefillHook();
   auto t0 = Clock::now();
@@ -677,7 +682,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   ParallelBench par;
   for (int r = 0; r < reps; ++r) {
     double ppS = 0, tgS = 0;
-    if (absl::Status e = benchSession(m->get(), prompt, nGen, &ppS, &tgS); !e.ok())
+    SessionHandle single; // freed after the --parallel run
+    if (absl::Status e = benchSession(m->get(), prompt, nGen, &single, &ppS, &tgS); !e.ok())
       return fail(err, "bench", e);
     const double pp = prompt.size() / std::max(1e-9, ppS);
     const double tg = nGen / std::max(1e-9, tgS);
@@ -700,9 +706,10 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     const model::ModelConfig &cfg = profiled->config();
     profPrefill.emplace(cfg);
     profDecode.emplace(cfg);
+    SessionHandle session;
     absl::Status e = benchSession(
-        m->get(), prompt, nGen, nullptr, nullptr, [&] { profiled->setProfile(&*profPrefill); },
-        [&] { profiled->setProfile(&*profDecode); });
+        m->get(), prompt, nGen, &session, nullptr, nullptr,
+        [&] { profiled->setProfile(&*profPrefill); }, [&] { profiled->setProfile(&*profDecode); });
     profiled->setProfile(nullptr);
     if (!e.ok())
       return fail(err, "bench --profile", e);
