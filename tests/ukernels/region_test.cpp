@@ -154,8 +154,7 @@ TEST(Region, LmHeadWritesTheSingleThreadBits) {
     std::vector<float> logits(size_t(n * vocab));
     for (auto [isa, fn] : heads)
       expectSame("lm_head_f16", Fns{isa}, logits, [&](const tern_ctx *c) {
-        fn(c, n, x.data(), wt.data(), logits.data(), hidden,
-           vocab, 16, 0);
+        fn(c, n, x.data(), wt.data(), logits.data(), hidden, vocab, 16, 0);
       });
   }
 }
