@@ -164,7 +164,7 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
  * scale per row. Integer: each token is quantized like a BitLinear input
  * (qs[t], q[t][c] as tern_uk_quantize_i8), then logits[t][v] =
  * float(sum_c row_v[c] * q[t][c]) * scale[v] / qs[t] with an exact int32
- * sum (hidden < 2^17). Needs about min(64 KiB, hidden) bytes of stack. */
+ * sum (hidden < 2^17). Uses at most max(64 KiB, hidden) bytes of stack. */
 #define TERN_UK_LM_HEAD_Q8_ARGS                                                                    \
   const tern_ctx *ctx, int64_t n, const float *x, const uint8_t *w, float *logits, int64_t hidden, \
       int64_t vocab, int64_t tile_m, int64_t tile_k
