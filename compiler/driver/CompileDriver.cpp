@@ -111,7 +111,8 @@ int runCompileCommand(int argc, char **argv) {
            "activations: f32act matmuls, no tern-fuse)");
   p.choice("--head", &popts.head, {"f16", "q8"}, "H",
            "the LM head: f16 (a float head as stored, exact; default) |\n"
-           "q8 (int8 rows, one f32 scale per row: half the bytes of f16)");
+           "q8 (int8 rows, one f32 scale per row: half the bytes of f16;\n"
+           "activations quantized to int8 per token, integer dot products)");
   p.integer("--max-batch", &popts.maxBatch, 1, INT32_MAX, "N",
             "most tokens one forward call takes (default 512)");
   p.string("--ukernels", &ukernels, "FILE",

@@ -235,6 +235,15 @@ void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivati
 }
 
 void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool) {
+  if (!head.q8.empty()) { // the q8 head: integer, on the token quantized per token
+    BitLinearInput in;
+    quantizeActivations(x, 1, head.cols, ActQuant::PerToken, in);
+    pool.parallelFor(head.rows, [&](size_t v0, size_t v1) {
+      for (size_t v = v0; v < v1; ++v)
+        logits[v] = head.dotRowQ8(static_cast<uint32_t>(v), in.q.data(), in.scale[0]);
+    });
+    return;
+  }
   pool.parallelFor(head.rows, [&](size_t v0, size_t v1) {
     for (size_t v = v0; v < v1; ++v)
       logits[v] = head.dotRow(static_cast<uint32_t>(v), x);

@@ -173,7 +173,9 @@ void ropeNeoxGgml(float *v, uint32_t nRot, uint64_t pos, float freqBase);
 // out[c] = act(gate[c]) * up[c]: SiLU (x / (1 + e^-x)) or squared ReLU.
 void gatedActivation(const float *gate, const float *up, uint32_t n, FfnActivation act, float *out);
 
-// logits[v] = dot(head row v, x), rows split over the pool.
+// logits[v] = dot(head row v, x), rows split over the pool; for a q8 head
+// (head.q8 set) x is quantized per token first and the dot is integer
+// (DenseMatrix::dotRowQ8).
 void lmHead(const DenseMatrix &head, const float *x, float *logits, ThreadPool &pool);
 
 } // namespace tern::model

@@ -134,14 +134,16 @@ void DenseMatrix::quantizeQ8() {
   }
 }
 
+float DenseMatrix::dotRowQ8(uint32_t r, const int8_t *q, float qs) const {
+  const int8_t *w = q8.data() + uint64_t(r) * cols;
+  int32_t acc = 0;
+  for (uint32_t c = 0; c < cols; ++c)
+    acc += int32_t(w[c]) * int32_t(q[c]);
+  return float(acc) * q8Scales[r] / qs;
+}
+
 float DenseMatrix::dotRow(uint32_t r, const float *x) const {
   float acc = 0.0f;
-  if (!q8.empty()) {
-    const int8_t *q = q8.data() + uint64_t(r) * cols;
-    for (uint32_t c = 0; c < cols; ++c)
-      acc += float(q[c]) * x[c];
-    return acc * q8Scales[r];
-  }
   if (isF16) {
     const float *tab = halfTable();
     const uint8_t *p = data + uint64_t(r) * cols * 2;

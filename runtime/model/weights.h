@@ -33,8 +33,8 @@ struct DenseMatrix {
   uint32_t cols = 0; // ne0 (hidden)
   bool isF16 = true; // else F32
   const uint8_t *data = nullptr;
-  // Set by quantizeQ8(): int8 rows and their scales, which dotRow then reads
-  // instead of `data` (row() still converts the float rows).
+  // Set by quantizeQ8(): int8 rows and their scales, which dotRowQ8 reads
+  // (row() and dotRow still read the float rows of `data`).
   std::vector<int8_t> q8;      // [rows][cols]
   std::vector<float> q8Scales; // [rows]
 
@@ -44,9 +44,12 @@ struct DenseMatrix {
 
   // Row r converted to f32.
   void row(uint32_t r, float *out) const;
-  // Dot product of row r with x (f32 accumulation in index order; q8: of
-  // the int8 row, times the row's scale, as tern_uk_lm_head_q8_ref).
+  // Dot product of row r with x (f32 accumulation in index order).
   float dotRow(uint32_t r, const float *x) const;
+  // The q8 head's logit (after quantizeQ8()) for a token quantized per
+  // token (quantizeActivations, PerToken: q[cols], qs): float(int32 sum of
+  // q8 row r times q) * row scale / qs, as tern_uk_lm_head_q8_ref.
+  float dotRowQ8(uint32_t r, const int8_t *q, float qs) const;
 };
 
 struct LayerWeights {

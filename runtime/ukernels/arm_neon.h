@@ -82,14 +82,31 @@ struct HeadNeon : HeadTail {
     const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(w));
     return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
   }
-  static TERN_UK_INLINE F load_w(const int8_t *w) {
-    const int16x8_t s = vmovl_s8(vld1_s8(w));
-    return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(s))), vcvtq_f32_s32(vmovl_high_s16(s))};
-  }
   static TERN_UK_INLINE F fma(F w, F x, F acc) {
     return {vfmaq_f32(acc.lo, w.lo, x.lo), vfmaq_f32(acc.hi, w.hi, x.hi)};
   }
   static TERN_UK_INLINE float hsum(F a) { return vaddvq_f32(vaddq_f32(a.lo, a.hi)); }
+};
+
+// The q8 head's integer traits (lm_head.h) without `quantize` (each NEON
+// file adds its ops' quantize_i8): 16 columns per step, 4 rows x 2 tokens.
+// smull/smlal2 of s8 pairs (|q * w| <= 128 * 127: two fit int16), sadalp
+// into int32 lanes; NeonDot's files use sdot instead.
+struct HeadQ8NeonInt {
+  static constexpr int kBytes = 16, kRows = 4, kTokens = 2;
+  static constexpr bool kRowSum = false;
+  using W = int8x16_t;
+  using X = int8x16_t;
+  using A = int32x4_t;
+  static TERN_UK_INLINE A zero() { return vdupq_n_s32(0); }
+  static TERN_UK_INLINE W load_w(const int8_t *w) { return vld1q_s8(w); }
+  static TERN_UK_INLINE X load_x(const int8_t *q) { return vld1q_s8(q); }
+  static TERN_UK_INLINE A dot(A acc, W w, X x) {
+    const int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), w, x);
+    return vpadalq_s16(acc, p);
+  }
+  static TERN_UK_INLINE A wsum(A acc, W) { return acc; }
+  static TERN_UK_INLINE int32_t isum(A acc) { return vaddvq_s32(acc); }
 };
 
 // q[col..col+3] broadcast to every 32-bit lane (zeros past k).

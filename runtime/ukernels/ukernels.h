@@ -161,16 +161,19 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
       int64_t hidden, int64_t vocab, int64_t tile_m, int64_t tile_k
 /* The q8 head (ternc --head q8): w is tern-pack-weights' q8 form (formats/q8_rows.h):
  * [vocab][hidden] int8 rows, then at the next multiple of 64 bytes one f32
- * scale per row; logits[t][v] = scale[v] * (x[t] . row v). Activations stay
- * f32 (no activation quantization). */
+ * scale per row. Integer: each token is quantized like a BitLinear input
+ * (qs[t], q[t][c] as tern_uk_quantize_i8), then logits[t][v] =
+ * float(sum_c row_v[c] * q[t][c]) * scale[v] / qs[t] with an exact int32
+ * sum (hidden < 2^17). Uses at most max(64 KiB, hidden) bytes of stack. */
 #define TERN_UK_LM_HEAD_Q8_ARGS                                                                    \
   const tern_ctx *ctx, int64_t n, const float *x, const uint8_t *w, float *logits, int64_t hidden, \
       int64_t vocab, int64_t tile_m, int64_t tile_k
 void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS);
 void tern_uk_lm_head_q8_ref(TERN_UK_LM_HEAD_Q8_ARGS);
-/* Vectorised heads (FMA over lanes, then the lanes summed: close to the
- * ref's sequential sum, not bit-identical; the ukernel tests allow a
- * relative 1e-5 of sum |w x|). variants.def lists them as
+/* Vectorised heads. f16: FMA over lanes, then the lanes summed (close to
+ * the ref's sequential sum, not bit-identical; the ukernel tests allow a
+ * relative 1e-5 of sum |w x|). q8: integer sums, bit-identical to the ref.
+ * variants.def lists them as
  * TERN_UK_HEAD_VARIANT(isa): tern_uk_lm_head_f16_<isa> and
  * tern_uk_lm_head_q8_<isa>. */
 #define TERN_UK_VARIANT(layout, act, isa)

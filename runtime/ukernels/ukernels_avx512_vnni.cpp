@@ -224,19 +224,41 @@ template <> struct MatmulBody<kI2S, true> {
   using type = I2sF32Zmm;
 };
 
-// LM head traits (lm_head.h): 16 columns per step (vcvtph2ps zmm /
-// vpmovsxbd + vcvtdq2ps), 4 rows x 4 tokens per block (16 accumulators + 4
-// weights + 1 activation vector of the 32 zmm registers).
+// The q8 head (lm_head.h): 64 columns per step, 4 rows x 4 tokens. vpdpbusd
+// multiplies u8 by s8, so the activation goes in as q + 128 (q ^ 0x80) and
+// the row's 128 * sum(w) (one more vpdpbusd with ones per row, shared by the
+// tokens) is subtracted at the end; four products of at most 255 * 127 per
+// int32 lane per step: no overflow for any realistic hidden.
+struct HeadQ8Avx512 {
+  static constexpr int kBytes = 64, kRows = 4, kTokens = 4;
+  static constexpr bool kRowSum = true;
+  using W = __m512i;
+  using X = __m512i;
+  using A = __m512i;
+  static TERN_UK_INLINE A zero() { return _mm512_setzero_si512(); }
+  static TERN_UK_INLINE W load_w(const int8_t *w) { return _mm512_loadu_si512(w); }
+  static TERN_UK_INLINE X load_x(const int8_t *q) {
+    return _mm512_xor_si512(_mm512_loadu_si512(q), _mm512_set1_epi8(char(0x80)));
+  }
+  static TERN_UK_INLINE A dot(A acc, W w, X x) { return _mm512_dpbusd_epi32(acc, x, w); }
+  static TERN_UK_INLINE A wsum(A acc, W w) {
+    return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), w);
+  }
+  static TERN_UK_INLINE int32_t isum(A acc) { return _mm512_reduce_add_epi32(acc); }
+  static TERN_UK_INLINE void quantize(int64_t n, const float *x, int8_t *q, float *qs,
+                                      int64_t dim) {
+    Ops<Avx512Ops>::quantize_i8(n, x, q, qs, dim);
+  }
+};
+
+// f16 LM head traits (lm_head.h): 16 columns per step (vcvtph2ps zmm), 4 rows x 4 tokens per block
+// (16 accumulators + 4 weights + 1 activation vector of the 32 zmm registers).
 struct HeadAvx512 : HeadTail {
   static constexpr int kLanes = 16, kRows = 4, kTokens = 4;
   using F = __m512;
   static TERN_UK_INLINE F zero() { return _mm512_setzero_ps(); }
   static TERN_UK_INLINE F load_x(const float *x) { return _mm512_loadu_ps(x); }
   static TERN_UK_INLINE F load_w(const uint16_t *w) { return _mm512_cvtph_ps(load256(w)); }
-  static TERN_UK_INLINE F load_w(const int8_t *w) {
-    return _mm512_cvtepi32_ps(
-        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w))));
-  }
   static TERN_UK_INLINE F fma(F w, F x, F acc) { return _mm512_fmadd_ps(w, x, acc); }
   static TERN_UK_INLINE float hsum(F a) {
     const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
@@ -254,7 +276,7 @@ extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head_f16<tern_uk::HeadAvx512>(TERN_UK_LM_HEAD_NAMES);
 }
 extern "C" void tern_uk_lm_head_q8_avx512_vnni(TERN_UK_LM_HEAD_Q8_ARGS) {
-  tern_uk::lm_head_q8<tern_uk::HeadAvx512>(TERN_UK_LM_HEAD_Q8_NAMES);
+  tern_uk::lm_head_q8<tern_uk::HeadQ8Avx512>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 #define TERN_UK_OPS_ISA avx512_vnni

@@ -17,6 +17,12 @@ namespace tern_uk {
 namespace {
 template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, Neon> {};
 using OpsIsa = NeonOps;
+struct HeadQ8Neon : HeadQ8NeonInt {
+  static TERN_UK_INLINE void quantize(int64_t n, const float *x, int8_t *q, float *qs,
+                                      int64_t dim) {
+    Ops<OpsIsa>::quantize_i8(n, x, q, qs, dim);
+  }
+};
 } // namespace
 } // namespace tern_uk
 
@@ -31,7 +37,7 @@ extern "C" void tern_uk_lm_head_f16_neon(TERN_UK_LM_HEAD_ARGS) {
   tern_uk::lm_head_f16<tern_uk::HeadNeon>(TERN_UK_LM_HEAD_NAMES);
 }
 extern "C" void tern_uk_lm_head_q8_neon(TERN_UK_LM_HEAD_Q8_ARGS) {
-  tern_uk::lm_head_q8<tern_uk::HeadNeon>(TERN_UK_LM_HEAD_Q8_NAMES);
+  tern_uk::lm_head_q8<tern_uk::HeadQ8Neon>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 #endif // __aarch64__

@@ -38,6 +38,15 @@ struct NeonDot : Neon {
 template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, NeonDot> {};
 using OpsIsa = NeonOps;
 
+// The q8 head with sdot (4 s8 products per int32 lane, exact).
+struct HeadQ8NeonDot : HeadQ8NeonInt {
+  static TERN_UK_INLINE A dot(A acc, W w, X x) { return vdotq_s32(acc, w, x); }
+  static TERN_UK_INLINE void quantize(int64_t n, const float *x, int8_t *q, float *qs,
+                                      int64_t dim) {
+    Ops<OpsIsa>::quantize_i8(n, x, q, qs, dim);
+  }
+};
+
 } // namespace
 } // namespace tern_uk
 
@@ -47,6 +56,13 @@ using OpsIsa = NeonOps;
 #define TERN_UK_OPS_ISA neon_dotprod
 #include "runtime/ukernels/ops_entries.h"
 #undef TERN_UK_OPS_ISA
+
+extern "C" void tern_uk_lm_head_f16_neon_dotprod(TERN_UK_LM_HEAD_ARGS) {
+  tern_uk::lm_head_f16<tern_uk::HeadNeon>(TERN_UK_LM_HEAD_NAMES);
+}
+extern "C" void tern_uk_lm_head_q8_neon_dotprod(TERN_UK_LM_HEAD_Q8_ARGS) {
+  tern_uk::lm_head_q8<tern_uk::HeadQ8NeonDot>(TERN_UK_LM_HEAD_Q8_NAMES);
+}
 
 TERN_UK_TARGET_END()
 

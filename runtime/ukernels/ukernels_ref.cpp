@@ -27,6 +27,27 @@ TERN_UK_INLINE void quantize_row(const float *y, int8_t *q, float *qs, int64_t d
   }
 }
 
+// The q8 head's scalar traits (lm_head.h): one column per step; the int32
+// sum is exact, so it equals every ISA's.
+struct HeadQ8Scalar {
+  static constexpr int kBytes = 1, kRows = 1, kTokens = 1;
+  static constexpr bool kRowSum = false;
+  using W = int32_t;
+  using X = int32_t;
+  using A = int32_t;
+  static TERN_UK_INLINE A zero() { return 0; }
+  static TERN_UK_INLINE W load_w(const int8_t *w) { return *w; }
+  static TERN_UK_INLINE X load_x(const int8_t *q) { return *q; }
+  static TERN_UK_INLINE A dot(A acc, W w, X x) { return acc + w * x; }
+  static TERN_UK_INLINE A wsum(A acc, W) { return acc; }
+  static TERN_UK_INLINE int32_t isum(A acc) { return acc; }
+  static TERN_UK_INLINE void quantize(int64_t n, const float *x, int8_t *q, float *qs,
+                                      int64_t dim) {
+    for (int64_t t = 0; t < n; ++t)
+      quantize_row(x + t * dim, q + t * dim, qs + t, dim);
+  }
+};
+
 TERN_UK_INLINE float rms_scale(const float *x, int64_t dim, float eps) {
   double ss = 0.0;
   for (int64_t i = 0; i < dim; ++i)
@@ -273,7 +294,7 @@ void tern_uk_lm_head_f16_ref(TERN_UK_LM_HEAD_ARGS) {
   lm_head_f16<HeadScalar>(TERN_UK_LM_HEAD_NAMES);
 }
 void tern_uk_lm_head_q8_ref(TERN_UK_LM_HEAD_Q8_ARGS) {
-  lm_head_q8<HeadScalar>(TERN_UK_LM_HEAD_Q8_NAMES);
+  lm_head_q8<HeadQ8Scalar>(TERN_UK_LM_HEAD_Q8_NAMES);
 }
 
 } // extern "C"

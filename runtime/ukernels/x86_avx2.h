@@ -79,9 +79,8 @@ struct Avx2 {
   }
 };
 
-// LM head traits (lm_head.h): 8 columns per step (F16C / vpmovsxbd +
-// vcvtdq2ps), 4 rows x 2 tokens per block (8 accumulators + 4 weights + 1
-// activation vector of the 16 ymm registers).
+// f16 LM head traits (lm_head.h): 8 columns per step (F16C), 4 rows x 2 tokens per block (8
+// accumulators + 4 weights + 1 activation vector of the 16 ymm registers).
 struct HeadAvx2 : HeadTail {
   static constexpr int kLanes = 8, kRows = 4, kTokens = 2;
   using F = __m256;
@@ -89,10 +88,6 @@ struct HeadAvx2 : HeadTail {
   static TERN_UK_INLINE F load_x(const float *x) { return _mm256_loadu_ps(x); }
   static TERN_UK_INLINE F load_w(const uint16_t *w) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(w)));
-  }
-  static TERN_UK_INLINE F load_w(const int8_t *w) {
-    return _mm256_cvtepi32_ps(
-        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(w))));
   }
   static TERN_UK_INLINE F fma(F w, F x, F acc) { return _mm256_fmadd_ps(w, x, acc); }
   static TERN_UK_INLINE float hsum(F a) { return hsum_ps(a); }

@@ -10,6 +10,11 @@
 #include <utility>
 #include <vector>
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include "runtime/ukernels/ukernels.h"
 
 namespace {
@@ -199,7 +204,9 @@ const uint16_t *headOf(void (*)(TERN_UK_LM_HEAD_ARGS)) { return headF16().data()
 const uint8_t *headOf(void (*)(TERN_UK_LM_HEAD_Q8_ARGS)) { return headQ8().data(); }
 template <class Fn> void runHead(benchmark::State &st, Fn fn) {
   const int64_t n = st.range(0);
-  std::vector<float> x(n * kHeadHidden, 0.25f), logits(n * kHeadVocab);
+  std::vector<float> x(n * kHeadHidden), logits(n * kHeadVocab);
+  for (size_t i = 0; i < x.size(); ++i) // varied activations (the q8 head quantizes them)
+    x[i] = float((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
   const auto *w = headOf(fn);
   for (auto _ : st) {
     fn(nullptr, n, x.data(), w, logits.data(), kHeadHidden, kHeadVocab, 64, 256);
@@ -225,6 +232,10 @@ TERN_BM_HEAD(f16, avx512_vnni,
              __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
 TERN_BM_HEAD(q8, avx512_vnni,
              __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni"))
+#elif defined(__aarch64__)
+TERN_BM_HEAD(f16, neon, true)
+TERN_BM_HEAD(q8, neon, true)
+TERN_BM_HEAD(q8, neon_dotprod, getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
 #endif
 
 // ---- the non-matmul ops (ops.h) at the 2B4T shape: hidden 2560, ffn 6912,

@@ -134,8 +134,9 @@ void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vecto
   }
 }
 
-// f16 and q8 heads vs their refs (lane sums vs sequential: a relative
-// tolerance), and each token's logits alone equal to its row in the batch.
+// f16 heads vs their ref (lane sums vs sequential: a relative tolerance),
+// q8 heads (integer sums) bit-identical to theirs, for both arm ISA files;
+// and each token's logits alone equal to its row in the batch.
 void checkLmHead(std::mt19937 &rng, int64_t hidden, int64_t vocab, int64_t n) {
   std::normal_distribution<float> nd;
   std::vector<uint16_t> w(vocab * hidden);
@@ -152,37 +153,47 @@ void checkLmHead(std::mt19937 &rng, int64_t hidden, int64_t vocab, int64_t n) {
   std::vector<float> x(n * hidden);
   for (auto &v : x)
     v = nd(rng);
-  for (int q8 = 0; q8 < 2; ++q8) {
-    auto run = [&](bool ref, int64_t nt, const float *xs, float *out) {
-      if (q8)
-        (ref ? tern_uk_lm_head_q8_ref : tern_uk_lm_head_q8_neon)(nullptr, nt, xs, w8.data(), out,
-                                                                 hidden, vocab, 16, 256);
-      else
-        (ref ? tern_uk_lm_head_f16_ref : tern_uk_lm_head_f16_neon)(nullptr, nt, xs, w.data(), out,
-                                                                   hidden, vocab, 16, 256);
-    };
-    std::vector<float> want(n * vocab), got(n * vocab), one(vocab);
-    run(true, n, x.data(), want.data());
-    run(false, n, x.data(), got.data());
-    const float unit = q8 ? 127.0f * 0.05f : 1.0f;
-    for (int64_t i = 0; i < n * vocab; ++i)
-      if (std::fabs(got[i] - want[i]) >
-          1e-4f * (unit + std::fabs(want[i])) * std::sqrt(float(hidden))) {
-        std::printf("FAIL lm_head_%s_neon hidden=%ld item %ld: %g vs %g\n", q8 ? "q8" : "f16",
-                    long(hidden), long(i), got[i], want[i]);
-        ++failures;
-        return;
-      }
-    for (int64_t t = 0; t < n; ++t) {
-      run(false, 1, &x[t * hidden], one.data());
-      if (std::memcmp(one.data(), &got[t * vocab], 4 * vocab) != 0) {
-        std::printf("FAIL lm_head_%s_neon hidden=%ld token %ld: not batch invariant\n",
-                    q8 ? "q8" : "f16", long(hidden), long(t));
-        ++failures;
-        return;
+  using F16 = void (*)(TERN_UK_LM_HEAD_ARGS);
+  using Q8 = void (*)(TERN_UK_LM_HEAD_Q8_ARGS);
+  const struct {
+    const char *name;
+    F16 f16;
+    Q8 q8;
+  } fast[] = {
+      {"neon", &tern_uk_lm_head_f16_neon, &tern_uk_lm_head_q8_neon},
+      {"neon_dotprod", &tern_uk_lm_head_f16_neon_dotprod, &tern_uk_lm_head_q8_neon_dotprod}};
+  for (const auto &f : fast)
+    for (int q8 = 0; q8 < 2; ++q8) {
+      auto run = [&](bool ref, int64_t nt, const float *xs, float *out) {
+        if (q8)
+          (ref ? tern_uk_lm_head_q8_ref : f.q8)(nullptr, nt, xs, w8.data(), out, hidden, vocab, 16,
+                                                256);
+        else
+          (ref ? tern_uk_lm_head_f16_ref : f.f16)(nullptr, nt, xs, w.data(), out, hidden, vocab, 16,
+                                                  256);
+      };
+      std::vector<float> want(n * vocab), got(n * vocab), one(vocab);
+      run(true, n, x.data(), want.data());
+      run(false, n, x.data(), got.data());
+      for (int64_t i = 0; i < n * vocab; ++i)
+        if (q8 ? !sameBits(got[i], want[i])
+               : std::fabs(got[i] - want[i]) >
+                     1e-4f * (1.0f + std::fabs(want[i])) * std::sqrt(float(hidden))) {
+          std::printf("FAIL lm_head_%s_%s hidden=%ld n=%ld item %ld: %g vs %g\n", q8 ? "q8" : "f16",
+                      f.name, long(hidden), long(n), long(i), got[i], want[i]);
+          ++failures;
+          return;
+        }
+      for (int64_t t = 0; t < n; ++t) {
+        run(false, 1, &x[t * hidden], one.data());
+        if (std::memcmp(one.data(), &got[t * vocab], 4 * vocab) != 0) {
+          std::printf("FAIL lm_head_%s_%s hidden=%ld token %ld: not batch invariant\n",
+                      q8 ? "q8" : "f16", f.name, long(hidden), long(t));
+          ++failures;
+          return;
+        }
       }
     }
-  }
 }
 
 } // namespace
@@ -204,9 +215,9 @@ int main() {
     checkMatmul(rng, true, 48, 64, {21}, 100, n); // one row tile, M tail of 27 rows
     cases += 11;
   }
-  for (int64_t hidden : {8, 100, 256, 7, 67})
-    for (int64_t n : {1, 3, 6}) {
-      checkLmHead(rng, hidden, 31, n);
+  for (int64_t hidden : {8, 100, 256, 7, 67, 33})
+    for (int64_t n : {1, 2, 3, 6, 17}) {
+      checkLmHead(rng, hidden, hidden == 33 ? 5 : 31, n);
       ++cases;
     }
   // The non-matmul ops (ops_check.h: exact, or the stated tolerance) and

@@ -8,6 +8,11 @@
 #include <random>
 #include <vector>
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include "runtime/formats/q8_rows.h"
 #include "runtime/formats/ternary.h"
 #include "runtime/model/kernels_ref.h"
@@ -216,6 +221,9 @@ std::vector<HeadFns> fastHeads() {
         {"avx512_vnni", &tern_uk_lm_head_f16_avx512_vnni, &tern_uk_lm_head_q8_avx512_vnni});
 #elif defined(__aarch64__)
   fns.push_back({"neon", &tern_uk_lm_head_f16_neon, &tern_uk_lm_head_q8_neon});
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
+    fns.push_back(
+        {"neon_dotprod", &tern_uk_lm_head_f16_neon_dotprod, &tern_uk_lm_head_q8_neon_dotprod});
 #endif
   return fns;
 }
@@ -232,34 +240,95 @@ std::vector<uint8_t> packQ8Head(std::mt19937 &rng, int64_t vocab, int64_t hidden
   return packed;
 }
 
-// Tests that the fast heads (f16 and q8) are within float tolerance of their
-// ref twins (lane-wise FMA sums vs the ref's sequential sum: |diff| <= 1e-5
-// of sum |w x|, times the row scale for q8) on random shapes with column
-// tails, rows not a multiple of the 4-row blocks, any token count, any split
-// of the work; and that each token's logits are bit-identical whether it is
-// alone or in a batch (batch invariance).
-TEST(UkernelOps, FastLmHeadsAreCloseToRefAndBatchInvariant) {
+// Tests that the fast q8 heads (integer sums) equal their ref twin bit for
+// bit on random shapes: column tails past each ISA's step (16, 32, 64
+// bytes), rows not a multiple of the 4-row blocks, 1..20 tokens (token
+// blocks and their tails), several tile_m and splits of the work; and that
+// each token's logits are bit-identical whether it is alone or in a batch.
+TEST(UkernelOps, FastQ8LmHeadsEqualRefAndAreBatchInvariant) {
+  std::mt19937 rng(19);
+  for (int64_t hidden : {1, 7, 16, 33, 64, 100, 129, 256, 300})
+    for (int64_t vocab : {1, 3, 29, 67}) {
+      std::vector<uint8_t> w8 = packQ8Head(rng, vocab, hidden);
+      const int64_t n = 1 + int64_t(rng() % 20);
+      std::vector<float> x = randomFloats(rng, n * hidden);
+      if (hidden > 3) // a large outlier: most codes near 0
+        x[rng() % (n * hidden)] = 40.0f;
+      std::vector<float> want(n * vocab, NAN);
+      tern_uk_lm_head_q8_ref(nullptr, n, x.data(), w8.data(), want.data(), hidden, vocab, 16, 0);
+      for (const HeadFns &h : fastHeads())
+        for (Split s : {Split::None, Split::Pool, Split::Reverse})
+          for (int64_t tileM : {4, 13, 64}) {
+            Ctx c(s);
+            std::vector<float> got(n * vocab, NAN), one(vocab, NAN);
+            h.q8(&c.ctx, n, x.data(), w8.data(), got.data(), hidden, vocab, tileM, 0);
+            for (int64_t i = 0; i < n * vocab; ++i)
+              ASSERT_TRUE(sameBits(got[i], want[i]))
+                  << h.name << " hidden=" << hidden << " vocab=" << vocab << " n=" << n
+                  << " tile_m=" << tileM << " item " << i << ": " << got[i] << " vs " << want[i];
+            for (int64_t t = 0; t < n; t += 3) {
+              h.q8(nullptr, 1, &x[t * hidden], w8.data(), one.data(), hidden, vocab, tileM, 0);
+              for (int64_t v = 0; v < vocab; ++v)
+                ASSERT_TRUE(sameBits(one[v], got[t * vocab + v]))
+                    << h.name << " token " << t << " row " << v;
+            }
+          }
+    }
+}
+
+// Tests the q8 heads where the int32 sums are largest: rows of 127s against
+// tokens of +-127 (or +-128 wide offsets on AVX-512, whose u8 sums wrap
+// modulo 2^32 past hidden 2^16) over hidden 70000, which is also past the
+// 64 KiB activation buffer (one token per chunk).
+TEST(UkernelOps, FastQ8LmHeadsExactAtLargeSums) {
+  const int64_t hidden = 70000, vocab = 5, n = 3;
+  std::vector<float> w(vocab * hidden);
+  for (int64_t v = 0; v < vocab; ++v)
+    for (int64_t c = 0; c < hidden; ++c)
+      w[v * hidden + c] = v == 1 ? -0.5f : (v == 3 && c % 2 ? -0.25f : 0.25f);
+  std::vector<uint8_t> packed(formats::q8HeadBytes(vocab, hidden));
+  for (int64_t v = 0; v < vocab; ++v) {
+    float s;
+    formats::quantizeRowQ8(&w[v * hidden], hidden,
+                           reinterpret_cast<int8_t *>(packed.data()) + v * hidden, &s);
+    std::memcpy(packed.data() + formats::q8HeadScalesAt(vocab, hidden) + 4 * v, &s, 4);
+  }
+  std::vector<float> x(n * hidden);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < hidden; ++c)
+      x[t * hidden + c] = t == 0 ? 1.0f : (t == 1 ? -3.0f : (c % 3 ? 2.0f : -2.0f));
+  std::vector<float> want(n * vocab);
+  tern_uk_lm_head_q8_ref(nullptr, n, x.data(), packed.data(), want.data(), hidden, vocab, 64, 0);
+  // Row 0, token 0: 127 * 127 * hidden times 0.25/127 / (127/1).
+  EXPECT_FLOAT_EQ(want[0], float(127 * 127 * hidden) * (0.25f / 127.0f) / 127.0f);
+  for (const HeadFns &h : fastHeads()) {
+    std::vector<float> got(n * vocab, NAN);
+    h.q8(nullptr, n, x.data(), packed.data(), got.data(), hidden, vocab, 2, 0);
+    for (int64_t i = 0; i < n * vocab; ++i)
+      ASSERT_TRUE(sameBits(got[i], want[i])) << h.name << " item " << i;
+  }
+}
+
+// Tests that the fast f16 heads are within float tolerance of their ref
+// twins (lane-wise FMA sums vs the ref's sequential sum: |diff| <= 1e-5 of
+// sum |w x|) on random shapes with column tails, rows not a multiple of the
+// 4-row blocks, any token count, any split of the work; and that each
+// token's logits are bit-identical whether it is alone or in a batch (batch
+// invariance).
+TEST(UkernelOps, FastF16LmHeadsAreCloseToRefAndBatchInvariant) {
   std::mt19937 rng(9);
   for (int64_t hidden : {16, 100, 256, 7, 67})
     for (int64_t vocab : {29, 64, 3})
       for (const HeadFns &h : fastHeads()) {
         const int64_t n = 6;
         std::vector<uint16_t> w16 = randomHalfs(rng, vocab * hidden);
-        std::vector<uint8_t> w8 = packQ8Head(rng, vocab, hidden);
-        const int8_t *q8 = reinterpret_cast<const int8_t *>(w8.data());
-        const float *sc =
-            reinterpret_cast<const float *>(w8.data() + formats::q8HeadScalesAt(vocab, hidden));
         std::vector<float> x = randomFloats(rng, n * hidden);
-        for (bool isQ8 : {false, true}) {
+        {
           std::vector<float> want(n * vocab), got(n * vocab, NAN), one(vocab, NAN);
           auto run = [&](const tern_ctx *ctx, bool ref, int64_t nt, const float *xs, float *out,
                          int64_t tileM) {
-            if (isQ8)
-              (ref ? &tern_uk_lm_head_q8_ref : h.q8)(ctx, nt, xs, w8.data(), out, hidden, vocab,
+            (ref ? &tern_uk_lm_head_f16_ref : h.f16)(ctx, nt, xs, w16.data(), out, hidden, vocab,
                                                      tileM, 256);
-            else
-              (ref ? &tern_uk_lm_head_f16_ref : h.f16)(ctx, nt, xs, w16.data(), out, hidden, vocab,
-                                                       tileM, 256);
           };
           run(nullptr, true, n, x.data(), want.data(), 16);
           for (Split s : {Split::None, Split::Pool, Split::Reverse})
@@ -270,27 +339,25 @@ TEST(UkernelOps, FastLmHeadsAreCloseToRefAndBatchInvariant) {
                 const int64_t v = i % vocab, t = i / vocab;
                 double mag = 0.0; // sum of |terms| bounds the rounding difference
                 for (int64_t cc = 0; cc < hidden; ++cc)
-                  mag += std::fabs((isQ8 ? float(q8[v * hidden + cc])
-                                         : formats::f16ToF32(w16[v * hidden + cc])) *
-                                   x[t * hidden + cc]);
-                ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + mag) * (isQ8 ? sc[v] : 1.0f))
-                    << h.name << (isQ8 ? " q8" : " f16") << " hidden=" << hidden
-                    << " vocab=" << vocab << " tile_m=" << tileM;
+                  mag += std::fabs(formats::f16ToF32(w16[v * hidden + cc]) * x[t * hidden + cc]);
+                ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + mag))
+                    << h.name << " f16 hidden=" << hidden << " vocab=" << vocab
+                    << " tile_m=" << tileM;
               }
             }
           for (int64_t t = 0; t < n; ++t) {
             run(nullptr, false, 1, &x[t * hidden], one.data(), 64);
             for (int64_t v = 0; v < vocab; ++v)
               ASSERT_TRUE(sameBits(one[v], got[t * vocab + v]))
-                  << h.name << (isQ8 ? " q8" : " f16") << " token " << t << " row " << v;
+                  << h.name << " f16 token " << t << " row " << v;
           }
         }
       }
 }
 
-// Tests that the q8 ref head is the sequential int8 x f32 sum times the row
-// scale, i.e. exactly what the reference model's q8 head (DenseMatrix::dotRow
-// after quantizeQ8) computes, for any split.
+// Tests that the q8 ref head is exactly what the reference model's q8 head
+// computes (quantizeActivations per token, then DenseMatrix::dotRowQ8 after
+// quantizeQ8), for any split.
 TEST(UkernelOps, Q8LmHeadRefMatchesReferenceModelHead) {
   std::mt19937 rng(11);
   const int64_t vocab = 37, hidden = 100, n = 3;
@@ -316,10 +383,14 @@ TEST(UkernelOps, Q8LmHeadRefMatchesReferenceModelHead) {
     std::vector<float> logits(n * vocab, -1.0f);
     tern_uk_lm_head_q8_ref(&c.ctx, n, x.data(), packed.data(), logits.data(), hidden, vocab, 5,
                            256);
-    for (int64_t t = 0; t < n; ++t)
+    for (int64_t t = 0; t < n; ++t) {
+      model::BitLinearInput in;
+      model::quantizeActivations(&x[t * hidden], 1, hidden, model::ActQuant::PerToken, in);
       for (int64_t v = 0; v < vocab; ++v)
-        ASSERT_TRUE(sameBits(logits[t * vocab + v], dm.dotRow(uint32_t(v), &x[t * hidden])))
+        ASSERT_TRUE(
+            sameBits(logits[t * vocab + v], dm.dotRowQ8(uint32_t(v), in.q.data(), in.scale[0])))
             << t << "," << v;
+    }
   }
 }
 
