@@ -72,7 +72,7 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
     std::optional<Forced> forced = parseForced(kernel);
     if (!forced) {
       module.emitError() << "invalid kernel= '" << kernel
-                         << "' (auto, i2s, tl1, tl2, tq2 or tq1, optionally with "
+                         << "' (auto, i2s, tl1, tl2, tl2v, tq2 or tq1, optionally with "
                             ":<tile_m>x<tile_k>)";
       return signalPassFailure();
     }
