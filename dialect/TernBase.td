@@ -74,7 +74,11 @@ def Tern_KernelLayout : I32EnumAttr<"KernelLayout",
   I32EnumAttrCase<"Q8_0", 7, "q8_0">,
   // int8 rows with one f32 scale per row, requantized at compile time from a
   // float LM head (ternc --head q8; runtime/formats/q8_rows.h).
-  I32EnumAttrCase<"Q8",   8, "q8">
+  I32EnumAttrCase<"Q8",   8, "q8">,
+  // |triple| in 4 bits + sign bits, rows contiguous, 64 triples per
+  // 192-column group (1.67 bits per weight): vpshufb digit tables +
+  // vpdpbusd (x86 AVX-512 VNNI, compiler/pack/Pack.h).
+  I32EnumAttrCase<"TL2V", 9, "tl2v">
 ]> {
   let cppNamespace = "::tern::ir";
   let genSpecializedAttr = 0;

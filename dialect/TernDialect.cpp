@@ -49,6 +49,7 @@ bool isTernaryLayout(KernelLayout l) {
   case KernelLayout::I2S:
   case KernelLayout::TL1:
   case KernelLayout::TL2:
+  case KernelLayout::TL2V:
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:
     return true;
@@ -165,6 +166,9 @@ std::string tern::ir::kernelTileError(KernelLayout layout, Isa isa, int64_t tile
   case KernelLayout::TL2:
     kQuantum = 48; // 16 triples share a sign word
     break;
+  case KernelLayout::TL2V:
+    kQuantum = 64; // K is not tiled (rows contiguous); tile_k only rounds K up to 64
+    break;
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:
     kQuantum = 256;
@@ -183,6 +187,9 @@ std::string tern::ir::kernelTileError(KernelLayout layout, Isa isa, int64_t tile
                stringifyIsa(isa).str());
   if (layout == KernelLayout::TL2 && isa != Isa::AVX2 && isa != Isa::AVX512VNNI)
     return str("kernel layout tl2 (pshufb lookup) needs an x86-64 target, got ",
+               stringifyIsa(isa).str());
+  if (layout == KernelLayout::TL2V && isa != Isa::AVX2 && isa != Isa::AVX512VNNI)
+    return str("kernel layout tl2v (pshufb digit tables) needs an x86-64 target, got ",
                stringifyIsa(isa).str());
   // The lookup-table kernels process 16 rows per vector (tl2 keeps up to
   // 1024 row sums on the stack); other tiles would need a scalar path.

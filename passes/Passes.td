@@ -73,7 +73,7 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     Option<"target", "target", "std::string", "\"avx2\"",
            "avx2 | avx512_vnni | neon | neon_dotprod | cuda">,
     Option<"kernel", "kernel", "std::string", "\"auto\"",
-           "auto, or a layout (i2s, tl1, tl2, tq2, tq1) with optional tiles (i2s:32x256)">,
+           "auto, or a layout (i2s, tl1, tl2, tl2v, tq2, tq1) with optional tiles (i2s:32x256)">,
     Option<"explain", "explain", "bool", "false", "emit a remark explaining each choice">,
     Option<"actQuant", "act-quant", "std::string", "\"token\"",
            "token (int8 per-token activations) | none (f32 activations)">,

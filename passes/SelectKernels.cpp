@@ -72,7 +72,7 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
     std::optional<Forced> forced = parseForced(kernel);
     if (!forced) {
       module.emitError() << "invalid kernel= '" << kernel
-                         << "' (auto, i2s, tl1, tl2, tq2 or tq1, optionally with "
+                         << "' (auto, i2s, tl1, tl2, tl2v, tq2 or tq1, optionally with "
                             ":<tile_m>x<tile_k>)";
       return signalPassFailure();
     }
@@ -210,7 +210,7 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       d << " (forced; rates from " << table << ")";
     else
       d << " (" << table
-        << ": lowest score = " << (maxBatch <= 1 ? "decode" : "decode + prefill per token") << ")";
+        << ": lowest score = " << (maxBatch <= 1 ? "decode" : "decode + 4 x prefill per token") << ")";
     for (const KernelEstimate &e : cands)
       if (e.layout != choice.layout) {
         const double pct = (e.score / choice.score - 1) * 100;

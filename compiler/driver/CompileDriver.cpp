@@ -99,7 +99,7 @@ int runCompileCommand(int argc, char **argv) {
           });
   p.value("--kernel", "K",
           "auto | ref (every ukernel the scalar `_ref` one) | a forced ternary\n"
-          "layout i2s | tl1 | tl2 | tq2 | tq1, optionally with tiles,\n"
+          "layout i2s | tl1 | tl2 | tl2v | tq2 | tq1, optionally with tiles,\n"
           "e.g. i2s:32x256 (default auto)",
           [&](std::string_view, const std::string &v) {
             popts.kernel = v;

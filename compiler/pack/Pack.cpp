@@ -26,6 +26,8 @@ uint64_t codeBytes(const PackParams &p, uint64_t rows, uint64_t cols) {
     const uint64_t triples = kp / 3;
     return mp * (triples / 2) + mp * (triples / 16) * 2;
   }
+  case KernelLayout::TL2V:
+    return mp * uint64_t(layouts::tl2v_row_bytes(int64_t(cols)));
   case KernelLayout::TQ2:
     return formats::tq2_0Bytes(rows, roundUp(cols, 256));
   case KernelLayout::TQ1:
@@ -53,6 +55,11 @@ absl::Status checkParams(const PackParams &p) {
     if (p.tileK % 48)
       return absl::InvalidArgumentError(
           fmt::format("tl2 needs tile_k % 48 == 0 (16 triples), got {}", p.tileK));
+    break;
+  case KernelLayout::TL2V:
+    if (p.tileK % 64)
+      return absl::InvalidArgumentError(
+          fmt::format("tl2v needs tile_k % 64 == 0, got {}", p.tileK));
     break;
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:
@@ -82,6 +89,38 @@ absl::StatusOr<std::vector<float>> segmentScales(const formats::TernaryMatrix &m
     row += segs[s];
   }
   return out;
+}
+
+// tl2v rows (Pack.h): for each of mp rows (rows past m.rows are zero
+// weights), k / 192 groups of 64 triples (magnitude nibbles, sign bits),
+// then 64-column chunks of 2-bit codes for the rest (zero-padded).
+void packTl2vRows(const formats::TernaryMatrix &m, uint8_t *out, uint64_t mp) {
+  namespace ly = tern::layouts;
+  const uint64_t k = m.cols, groups = k / ly::kTl2vGroupCols;
+  auto w = [&](uint64_t r, uint64_t c) -> int {
+    return r < m.rows && c < k ? m.codes[r * k + c] : 0;
+  };
+  for (uint64_t r = 0; r < mp; ++r) {
+    for (uint64_t g = 0; g < groups; ++g, out += ly::kTl2vGroupBytes) {
+      const uint64_t c0 = g * ly::kTl2vGroupCols;
+      uint64_t signs = 0;
+      for (uint64_t t = 0; t < 64; ++t) {
+        const int v = 9 * w(r, c0 + t) + 3 * w(r, c0 + 64 + t) + w(r, c0 + 128 + t);
+        out[t % 32] |= uint8_t(std::abs(v) << (4 * (t / 32)));
+        signs |= uint64_t(v < 0) << t;
+      }
+      for (int b = 0; b < 8; ++b)
+        out[32 + b] = uint8_t(signs >> (8 * b));
+    }
+    for (uint64_t c0 = groups * ly::kTl2vGroupCols; c0 < k;
+         c0 += ly::kTl2vTailCols, out += ly::kTl2vTailBytes)
+      for (uint64_t j = 0; j < 16; ++j) {
+        uint8_t b = 0;
+        for (uint64_t l = 0; l < 4; ++l)
+          b |= uint8_t((w(r, c0 + 16 * l + j) + 1) << (2 * l));
+        out[j] = b;
+      }
+  }
 }
 
 void writeScales(std::vector<uint8_t> &out, uint64_t codeSize, const std::vector<float> &scales) {
@@ -138,6 +177,13 @@ absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m
   absl::StatusOr<std::vector<float>> scales = segmentScales(m, segmentRows);
   if (!scales.ok())
     return scales.status();
+  if (p.layout == KernelLayout::TL2V) {
+    const uint64_t codeSize = codeBytes(p, m.rows, m.cols);
+    std::vector<uint8_t> out(codeSize, 0);
+    packTl2vRows(m, out.data(), roundUp(m.rows, p.tileM));
+    writeScales(out, codeSize, *scales);
+    return out;
+  }
   const uint64_t mp = roundUp(m.rows, p.tileM), kp = roundUp(m.cols, p.tileK);
   const uint64_t tm = p.tileM, tk = p.tileK;
   const uint64_t codeSize = codeBytes(p, m.rows, m.cols);
@@ -245,8 +291,10 @@ absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> by
     return m;
   }
 
-  const uint64_t mp = roundUp(rows, p.tileM), kp = roundUp(cols, p.tileK);
-  const uint64_t tm = p.tileM, tk = p.tileK;
+  const uint64_t mp = roundUp(rows, p.tileM),
+                 kp = p.layout == KernelLayout::TL2V ? cols : roundUp(cols, p.tileK);
+  const uint64_t tm = p.layout == KernelLayout::TL2V ? mp : p.tileM,
+                 tk = p.layout == KernelLayout::TL2V ? cols : p.tileK;
   formats::TernaryMatrix m;
   m.rows = rows;
   m.cols = cols;
@@ -265,7 +313,36 @@ absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> by
   const uint8_t *cur = bytes.data();
   for (uint64_t t = 0; t < (mp / tm) * (kp / tk); ++t) {
     const uint64_t r0 = (t / (kp / tk)) * tm, c0 = (t % (kp / tk)) * tk;
-    if (p.layout == KernelLayout::I2S) {
+    if (p.layout == KernelLayout::TL2V) { // one "tile": every row, all of K
+      const uint64_t groups = cols / ly::kTl2vGroupCols;
+      int8_t w[64];
+      for (uint64_t r = 0; r < mp; ++r) {
+        for (uint64_t g = 0; g < groups; ++g, cur += ly::kTl2vGroupBytes) {
+          for (int t = 0; t < 64; ++t)
+            if (ly::tl2v_magnitude(cur, t) > 13)
+              return absl::InvalidArgumentError(fmt::format("triple magnitude {} > 13 at byte {}",
+                                                            ly::tl2v_magnitude(cur, t),
+                                                            cur - bytes.data() + t % 32));
+          for (int i = 0; i < 3; ++i) {
+            ly::decode_tl2v_digit(cur, i, w);
+            for (int t = 0; t < 64; ++t)
+              if (auto s = put(r, g * ly::kTl2vGroupCols + 64 * i + t, w[t]); !s.ok())
+                return s;
+          }
+        }
+        for (uint64_t c0 = groups * ly::kTl2vGroupCols; c0 < cols;
+             c0 += ly::kTl2vTailCols, cur += ly::kTl2vTailBytes) {
+          ly::decode_tl2v_tail(cur, w);
+          for (uint64_t c = 0; c < 64; ++c) {
+            if (w[c] > 1)
+              return absl::InvalidArgumentError(
+                  fmt::format("code 3 at byte {}", cur - bytes.data() + c % 16));
+            if (auto s = put(r, c0 + c, w[c]); !s.ok())
+              return s;
+          }
+        }
+      }
+    } else if (p.layout == KernelLayout::I2S) {
       int8_t w[128];
       for (uint64_t r = 0; r < tm; ++r)
         for (uint64_t b = 0; b < tk / 128; ++b, cur += 32) {

@@ -16,9 +16,18 @@
 //        each pair of triples p, r: byte = |v(2p)| | |v(2p+1)| << 4; then
 //        signs, for each group g of 16 triples, r: uint16 (LE) with bit
 //        15 - i set when triple 16g + i is negative. 5 bits per 3 weights.
+//   tl2v triples too, but rows contiguous and K not tiled (tile_k only has
+//        to be a multiple of 64; M is padded to tile_m). Each row (bytes
+//        formats' tl2v_row_bytes(K)): K / 192 groups of 64 triples, triple
+//        p of group g = columns (192g + p, 192g + 64 + p, 192g + 128 + p):
+//        32 bytes, byte j = |v(j)| | |v(32 + j)| << 4, then 8 bytes (LE
+//        uint64) with bit p set when triple p is negative: 40 bytes per 192
+//        weights. Then the last K % 192 columns in 64-column chunks of 16
+//        bytes: bits 2l..2l+1 of byte j = code c = w + 1 of column 16l + j
+//        (zero weights past K).
 //   tq2, tq1  GGML TQ2_0 / TQ1_0 blocks, row-major (scales in the blocks).
 //
-// i2s/tl1/tl2 are followed, at the next multiple of 64 bytes, by one f32
+// i2s/tl1/tl2/tl2v are followed, at the next multiple of 64 bytes, by one f32
 // scale per segment: every segment must have one scale (the packer refuses
 // a weight whose blocks have different scales for those layouts).
 #pragma once
@@ -48,7 +57,7 @@ absl::StatusOr<std::vector<uint8_t>> packTernary(const formats::TernaryMatrix &m
                                                  const PackParams &p);
 
 // Inverse of packTernary. The result has one scale per row (blockElems ==
-// cols) for i2s/tl1/tl2, per 256-block for TQ layouts.
+// cols) for i2s/tl1/tl2/tl2v, per 256-block for TQ layouts.
 absl::StatusOr<formats::TernaryMatrix> unpackTernary(std::span<const uint8_t> bytes, uint64_t rows,
                                                      uint64_t cols,
                                                      std::span<const int64_t> segmentRows,

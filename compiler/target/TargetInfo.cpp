@@ -21,6 +21,7 @@ double layoutBitsPerWeight(KernelLayout l) {
   case KernelLayout::TL1:
     return 2.0;
   case KernelLayout::TL2:
+  case KernelLayout::TL2V: // + 16 bytes per row for a K tail not a multiple of 192
     return 5.0 / 3.0;
   case KernelLayout::TQ2:
     return 66.0 * 8 / 256;
@@ -46,6 +47,8 @@ static int64_t layoutKGroup(KernelLayout l) {
     return 64;
   case KernelLayout::TL2:
     return 96; // 32 triples: one 32-byte pshufb lane of magnitudes per row pair
+  case KernelLayout::TL2V:
+    return 64; // K is not tiled: the one tile_k is K rounded up to 64
   case KernelLayout::TQ1:
   case KernelLayout::TQ2:
     return 256;
@@ -59,6 +62,8 @@ static int64_t layoutKGroup(KernelLayout l) {
 std::vector<int64_t> tileKChoices(KernelLayout l, int64_t k) {
   int64_t g = layoutKGroup(l);
   int64_t kMax = (k + g - 1) / g * g;
+  if (l == KernelLayout::TL2V)
+    return {kMax};
   std::vector<int64_t> out;
   for (int64_t t = g; t <= std::min<int64_t>(kMax, 16 * g); t *= 2)
     out.push_back(t);
@@ -143,6 +148,11 @@ std::string KernelEstimate::describe() const {
 // the slowdown of a tile whose weights and activations spill L1.
 static double tileFactor(const TargetInfo &t, KernelLayout layout, int64_t tileM, int64_t tileK) {
   auto overhead = [](double tm, double tk) { return 1.0 + 8.0 / tm + 64.0 / tk; };
+  // tl2v streams whole rows (tile_k is K, nothing is reused across a tile):
+  // only tile_m's share of the overhead changes.
+  if (layout == KernelLayout::TL2V)
+    return overhead(tileM, TargetInfo::kMeasuredTileK) /
+           overhead(TargetInfo::kMeasuredTileM, TargetInfo::kMeasuredTileK);
   const double tileBytes = tileM * tileK * layoutBitsPerWeight(layout) / 8.0 + tileK;
   const double spill =
       tileBytes > t.l1Bytes() / 2 ? 1.0 + tileBytes / double(t.l2Bytes()) * 4 : 1.0;
@@ -180,11 +190,11 @@ KernelEstimate TargetInfo::estimateRates(KernelLayout layout, const std::string 
   e.computeUs = weights / (e.decodeGs * 1e3 * busy) * f;
   e.decodeUs = std::max(e.memoryUs, e.computeUs);
   e.prefillUs = weights / (e.prefillGs * 1e3 * busy) * f;
-  // Score (docs/cost-model.md): one generated token plus one prompt token.
-  // With max_batch 1 every prompt token is a decode step, so decode alone
-  // decides; otherwise the per-token prefill cost is added, which mostly
-  // breaks near-ties since decode (memory bound) costs several times more.
-  e.score = maxBatch <= 1 ? e.decodeUs : e.decodeUs + e.prefillUs;
+  // Score (docs/cost-model.md): llama-bench's default workload, a 512-token
+  // prompt and 128 generated tokens, i.e. one generated token plus
+  // kPromptTokensPerGenerated prompt tokens. With max_batch 1 every prompt
+  // token is a decode step, so decode alone decides.
+  e.score = maxBatch <= 1 ? e.decodeUs : e.decodeUs + kPromptTokensPerGenerated * e.prefillUs;
   return e;
 }
 
@@ -290,10 +300,14 @@ struct Rates {
 // x86, measured 2026-12-01 on an Intel Xeon (Emerald Rapids, AVX-512 VNNI,
 // AMX) KVM guest by scripts/cost-table.py; docs/cost-model.md has the
 // per-shape table. G weight x token MACs / s, one core: decode, n=64, n=128.
-constexpr Rates kI2sAvx2{17.1, 36.8, 37.1}, kI2sVnni{24.1, 76.2, 80.9}, kTl2Avx2{10.9, 14.0, 11.8};
+constexpr Rates kI2sAvx2{17.1, 36.8, 37.1}, kTl2Avx2{10.9, 14.0, 11.8};
+// Remeasured 2026-12-02 in one run (docs/cost-model.md): i2s VNNI (n >= 6
+// tokens run the AMX GEMM: the old 76/81 G/s predate it) and tl2v VNNI.
+constexpr Rates kI2sVnni{21.5, 377.0, 315.4}, kTl2vVnni{48.2, 76.7, 78.8};
 constexpr Rates kI2sF32Avx2{6.1, 14.9, 13.9}, kI2sF32Avx512{9.9, 28.5, 26.6};
 // Scalar twins, measured at 2560x2560 (n = 64 stands for 128 too).
-constexpr Rates kTl2Ref{0.29, 1.65, 1.65}, kTq2Ref{4.08, 4.84, 4.84}, kTq1Ref{0.65, 2.67, 2.67};
+constexpr Rates kTl2Ref{0.29, 1.65, 1.65}, kTq2Ref{4.08, 4.84, 4.84}, kTq1Ref{0.65, 2.67, 2.67},
+    kTl2vRef{0.10, 0.85, 0.85}, kTl2vF32Ref{0.12, 0.43, 0.43};
 constexpr Rates kI2sF32Ref{1.11, 1.13, 1.13}, kTl1F32Ref{0.45, 0.56, 0.56},
     kTl2F32Ref{0.25, 0.92, 0.92}, kTq2F32Ref{0.94, 1.08, 1.08}, kTq1F32Ref{0.42, 0.67, 0.67};
 
@@ -308,17 +322,18 @@ KernelCost row(KernelLayout l, ActQuant a, const char *variant, Rates r, bool me
 std::vector<KernelCost> x86Table(llvm::StringRef isa) {
   const ActQuant T = ActQuant::Token, N = ActQuant::None;
   const KernelLayout I2S = KernelLayout::I2S, TL2 = KernelLayout::TL2, TQ2 = KernelLayout::TQ2,
-                     TQ1 = KernelLayout::TQ1;
+                     TQ1 = KernelLayout::TQ1, TL2V = KernelLayout::TL2V;
   std::vector<KernelCost> t;
   if (isa == "avx2")
     t = {row(TL2, T, "avx2", kTl2Avx2, true), row(I2S, T, "avx2", kI2sAvx2, true),
-         row(I2S, N, "avx2", kI2sF32Avx2, true)};
+         row(I2S, N, "avx2", kI2sF32Avx2, true), row(TL2V, T, "ref", kTl2vRef, true)};
   else
-    t = {row(I2S, T, "avx512_vnni", kI2sVnni, true), row(TL2, T, "ref", kTl2Ref, true),
-         row(I2S, N, "avx512_vnni", kI2sF32Avx512, true)};
-  for (KernelCost c : {row(TQ2, T, "ref", kTq2Ref, true), row(TQ1, T, "ref", kTq1Ref, true),
-                       row(TL2, N, "ref", kTl2F32Ref, true), row(TQ2, N, "ref", kTq2F32Ref, true),
-                       row(TQ1, N, "ref", kTq1F32Ref, true)})
+    t = {row(I2S, T, "avx512_vnni", kI2sVnni, true), row(TL2V, T, "avx512_vnni", kTl2vVnni, true),
+         row(TL2, T, "ref", kTl2Ref, true), row(I2S, N, "avx512_vnni", kI2sF32Avx512, true)};
+  for (KernelCost c :
+       {row(TQ2, T, "ref", kTq2Ref, true), row(TQ1, T, "ref", kTq1Ref, true),
+        row(TL2, N, "ref", kTl2F32Ref, true), row(TQ2, N, "ref", kTq2F32Ref, true),
+        row(TQ1, N, "ref", kTq1F32Ref, true), row(TL2V, N, "ref", kTl2vF32Ref, true)})
     t.push_back(c);
   return t;
 }

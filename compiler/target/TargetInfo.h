@@ -71,6 +71,9 @@ struct KernelEstimate {
 class TargetInfo {
 public:
   static constexpr int64_t kMeasuredTileM = 32, kMeasuredTileK = 256;
+  // The default score (max_batch > 1) prices a request as llama-bench's defaults
+  // do: pp512 + tg128, i.e. 4 prompt tokens per generated token.
+  static constexpr double kPromptTokensPerGenerated = 4.0;
 
   virtual ~TargetInfo() = default;
   virtual ir::Isa isa() const = 0;

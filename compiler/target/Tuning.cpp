@@ -159,7 +159,7 @@ absl::StatusOr<Tuning> parseTuning(std::string_view text, const std::string &pat
     std::optional<ir::KernelLayout> l = ir::symbolizeKernelLayout(layout);
     if (!l || !ir::isTernaryLayout(*l))
       return rd.error(w + ".layout", "'" + layout +
-                                         "' is not a ternary layout (i2s, tl1, tl2, "
+                                         "' is not a ternary layout (i2s, tl1, tl2, tl2v, "
                                          "tq2, tq1)");
     k.layout = *l;
     TRY_ASSIGN(act, rd.str(e, w, "act"));

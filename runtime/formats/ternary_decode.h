@@ -101,6 +101,51 @@ constexpr int kTQ1ScaleAt = 52;
   w[2] = int8_t(s * d2);
 }
 
+// ---- kernel layout tl2v: rows of 192-column groups of 64 triples, then
+// 64-column 2-bit tail chunks (compiler/pack/Pack.h) ----
+constexpr int64_t kTl2vGroupCols = 192, kTl2vGroupBytes = 40;
+constexpr int64_t kTl2vTailCols = 64, kTl2vTailBytes = 16;
+
+// Bytes of one packed row of k columns: k / 192 groups, then the rest in
+// 64-column tail chunks.
+[[gnu::always_inline]] static inline int64_t tl2v_row_bytes(int64_t k) {
+  const int64_t groups = k / kTl2vGroupCols, rest = k - groups * kTl2vGroupCols;
+  return groups * kTl2vGroupBytes + (rest + kTl2vTailCols - 1) / kTl2vTailCols * kTl2vTailBytes;
+}
+
+// Magnitude (0..15) of triple p (0..63) of a tl2v group: byte p % 32, low
+// nibble for p < 32, high nibble for p >= 32.
+[[gnu::always_inline]] static inline int tl2v_magnitude(const uint8_t *group, int p) {
+  return (group[p & 31] >> (4 * (p >> 5))) & 15;
+}
+
+// Sign of triple p of a tl2v group: bit p of the 8 bytes after the
+// magnitudes (little endian).
+[[gnu::always_inline]] static inline bool tl2v_negative(const uint8_t *group, int p) {
+  return (group[32 + p / 8] >> (p % 8)) & 1;
+}
+
+// The 64 weights of digit i (0..2) of a tl2v group: columns 64 i .. 64 i + 63
+// of the group, weight p = digit i of triple p (v = 9 w0 + 3 w1 + w2). A
+// magnitude above 13 gives digit 0 a weight of magnitude 2 (callers that
+// validate check tl2v_magnitude).
+[[gnu::always_inline]] static inline void decode_tl2v_digit(const uint8_t *group, int i,
+                                                            int8_t *w) {
+  for (int p = 0; p < 64; ++p) {
+    int8_t t[3];
+    decode_tl2_triple(tl2v_magnitude(group, p), tl2v_negative(group, p), t);
+    w[p] = t[i];
+  }
+}
+
+// The 64 weights of a tl2v tail chunk: weight 16 l + j is bits 2l..2l+1 of
+// byte j (codes c = w + 1, least significant pair first).
+[[gnu::always_inline]] static inline void decode_tl2v_tail(const uint8_t *chunk, int8_t *w) {
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < 16; ++j)
+      w[16 * l + j] = int8_t(((chunk[j] >> (2 * l)) & 3) - 1);
+}
+
 } // namespace tern::layouts
 
 #endif // TERN_FORMATS_TERNARY_DECODE_H

@@ -19,7 +19,7 @@
 namespace tern_uk {
 namespace { // internal: each ISA file has its own copy, compiled for its target
 
-enum Layout { kI2S, kTL1, kTL2, kTQ2, kTQ1 };
+enum Layout { kI2S, kTL1, kTL2, kTQ2, kTQ1, kTL2V };
 
 TERN_UK_INLINE int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 TERN_UK_INLINE int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -78,6 +78,8 @@ TERN_UK_INLINE int64_t tile_bytes(Layout l, int64_t tm, int64_t tk) {
 
 TERN_UK_INLINE int64_t code_bytes(Layout l, int64_t mp, int64_t kp, int64_t m, int64_t tm,
                                   int64_t tk) {
+  if (l == kTL2V) // rows of tl2v_row_bytes(k): callers pass k as kp (K is not tiled)
+    return mp * tern::layouts::tl2v_row_bytes(kp);
   if (l == kTQ2)
     return m * (kp / 256) * 66;
   if (l == kTQ1)
@@ -99,7 +101,7 @@ TERN_UK_INLINE void init_args(MatmulArgs &a, Layout l, const tern_ctx *ctx, int6
   a.k = k;
   const bool tq = l == kTQ2 || l == kTQ1;
   a.tm = tile_m > 0 ? tile_m : 16;
-  a.tk = tq ? 256 : tile_k;
+  a.tk = tq ? 256 : l == kTL2V ? round_up(k, 64) : tile_k; // tl2v: one K tile
   a.mp = round_up(m, a.tm);
   a.kp = round_up(k, a.tk);
   a.nkt = a.kp / a.tk;
@@ -114,7 +116,7 @@ TERN_UK_INLINE void init_args(MatmulArgs &a, Layout l, const tern_ctx *ctx, int6
   a.seg_begin[2] = m0 + m1;
   a.scale[0] = a.scale[1] = a.scale[2] = 0.0f;
   if (!tq) {
-    const int64_t at = round_up(code_bytes(l, a.mp, a.kp, m, a.tm, a.tk), 64);
+    const int64_t at = round_up(code_bytes(l, a.mp, l == kTL2V ? k : a.kp, m, a.tm, a.tk), 64);
     int s = 0;
     for (int i = 0; i < 3; ++i)
       if (a.ms[i] > 0)
@@ -215,9 +217,10 @@ TERN_UK_INLINE void run_parallel(const tern_ctx *ctx, int64_t n_items, tern_rang
 // the packer. ----
 
 // Chunk sizes: i2s one 128-block, tl1 128 columns (or the tile's rest),
-// tl2 one 16-triple sign group, TQ one 256-block.
+// tl2 one 16-triple sign group, TQ one 256-block, tl2v one digit of a
+// 192-column group or one 64-column tail chunk.
 TERN_UK_INLINE int64_t chunk_cols(Layout l) {
-  return l == kTL2 ? 48 : (l == kTQ2 || l == kTQ1) ? 256 : 128;
+  return l == kTL2 ? 48 : (l == kTQ2 || l == kTQ1) ? 256 : l == kTL2V ? 64 : 128;
 }
 
 TERN_UK_INLINE void decode_chunk(const MatmulArgs &a, Layout l, int64_t r, int64_t col, int64_t len,
@@ -232,6 +235,18 @@ TERN_UK_INLINE void decode_chunk(const MatmulArgs &a, Layout l, int64_t r, int64
     else
       ly::decode_tq1_block(blk, w);
     *block_scale = f16_to_f32(load_u16(blk + (l == kTQ2 ? ly::kTQ2ScaleAt : ly::kTQ1ScaleAt)));
+    return;
+  }
+  if (l == kTL2V) { // col is a multiple of 64
+    const uint8_t *row = a.packed + r * ly::tl2v_row_bytes(a.k);
+    const int64_t groups = a.k / ly::kTl2vGroupCols, gcols = groups * ly::kTl2vGroupCols;
+    if (col < gcols)
+      ly::decode_tl2v_digit(row + (col / ly::kTl2vGroupCols) * ly::kTl2vGroupBytes,
+                            int((col % ly::kTl2vGroupCols) / 64), w);
+    else
+      ly::decode_tl2v_tail(row + groups * ly::kTl2vGroupBytes +
+                               (col - gcols) / ly::kTl2vTailCols * ly::kTl2vTailBytes,
+                           w);
     return;
   }
   const int64_t rt = r / a.tm, rr = r % a.tm, kt = col / a.tk, off = col % a.tk;
@@ -414,7 +429,7 @@ template <Layout L, tern_range_fn Task> TERN_UK_INLINE void matmul_f32(TERN_UK_M
 
 // The Layout of a variants.def layout name.
 constexpr Layout kLayout_i2s = kI2S, kLayout_tl1 = kTL1, kLayout_tl2 = kTL2, kLayout_tq2 = kTQ2,
-                 kLayout_tq1 = kTQ1;
+                 kLayout_tq1 = kTQ1, kLayout_tl2v = kTL2V;
 
 // Each ISA file specializes MatmulBody<L, kF32>::type (a Body for
 // row_tiles_task) for the variants it implements; entries.h defines the

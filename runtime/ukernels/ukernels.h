@@ -45,7 +45,7 @@ void tern_uk_quantize_i8_ref(const tern_ctx *ctx, int64_t n, const float *x, int
                              int64_t dim);
 
 /* Ternary matmul over a weight packed by compiler/pack (Pack.h documents
- * the byte layouts; scales follow i2s/tl1/tl2 data at the next multiple of
+ * the byte layouts; scales follow i2s/tl1/tl2/tl2v data at the next multiple of
  * 64 bytes, one f32 per segment; TQ layouts carry per-block scales). Up to
  * three row segments (fused q/k/v, gate/up): m = m0 + m1 + m2, unused
  * segments are (NULL, 0). out_s[t][r] = (sum_c code[r][c] * q[t][c]) *
@@ -68,6 +68,7 @@ TERN_UK_DECLARE_MATMUL(tl1, ref)
 TERN_UK_DECLARE_MATMUL(tl2, ref)
 TERN_UK_DECLARE_MATMUL(tq2, ref)
 TERN_UK_DECLARE_MATMUL(tq1, ref)
+TERN_UK_DECLARE_MATMUL(tl2v, ref)
 
 /* Every variant variants.def lists, declared from it (the ref ones again,
  * identically). int8 fast variants are bit-identical to their `ref` twin;

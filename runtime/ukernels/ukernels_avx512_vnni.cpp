@@ -115,6 +115,131 @@ struct I2sF32Zmm {
   }
 };
 
+// tl2v int8 (1.67 bits per weight; compiler/pack/Pack.h): rows are
+// contiguous; a row is 192-column groups of 64 triples (32 bytes of
+// magnitude nibbles, 8 bytes of sign bits), then 64-column tail chunks of
+// 2-bit codes. Per group and row: the 32 nibble bytes are broadcast to both
+// halves of a zmm and shifted by 0 / 4 (byte p = magnitude of triple p), the
+// 64 sign bits load into a mask register; digit i's codes c = w + 1 are one
+// vpshufb of a 16-entry table (T_i[m] = digit i of m, plus 1) and one masked
+// byte subtract (c = 2 - c where the triple is negative); vpdpbusd dots them
+// with the 64 activations of columns 64 i .. 64 i + 63 of the group (u8 x s8,
+// the offset trick: sum q is subtracted at the end). 11 vector uops per 192
+// weights and no loop-carried chain longer than three vpdpbusd per row: up to
+// 4 rows (one token) or 2 rows (two tokens) run side by side. Integer sums
+// are exact: the ref's bits, whatever the token blocking (batch-invariant).
+struct Tl2vVnni {
+  static TERN_UK_INLINE __m512i table(int digit) {
+    // balanced-ternary digits of m = 0..13 (9 d0 + 3 d1 + d2 = m), plus 1; 14, 15 unused
+    const __m128i t = digit == 0   ? _mm_setr_epi8(1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1)
+                      : digit == 1 ? _mm_setr_epi8(1, 1, 2, 2, 2, 0, 0, 0, 1, 1, 1, 2, 2, 2, 1, 1)
+                                   : _mm_setr_epi8(1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 1, 1);
+    return _mm512_broadcast_i32x4(t);
+  }
+
+  // sum of q[0, len), exact (u8 ones x s8 q).
+  static TERN_UK_INLINE int32_t sum_q(const int8_t *q, int64_t len) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc = _mm512_setzero_si512();
+    int64_t c = 0;
+    for (; c + 64 <= len; c += 64)
+      acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(q + c));
+    int32_t s = _mm512_reduce_add_epi32(acc);
+    for (; c < len; ++c)
+      s += q[c];
+    return s;
+  }
+
+  // Rows r .. r + R of tokens t0 .. t0 + NT (qt, sums of q in sq).
+  template <int NT, int R>
+  static TERN_UK_INLINE void step(const MatmulArgs &a, int64_t r, int64_t t0,
+                                  const int8_t *const *qt, const int32_t *sq) {
+    namespace ly = tern::layouts;
+    const int64_t rb = ly::tl2v_row_bytes(a.k), ng = a.k / ly::kTl2vGroupCols;
+    const int64_t tail0 = ng * ly::kTl2vGroupCols;
+    const uint8_t *row = a.packed + r * rb;
+    const __m512i m15 = _mm512_set1_epi8(15), two = _mm512_set1_epi8(2), m3 = _mm512_set1_epi8(3);
+    const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i t0v = table(0), t1v = table(1), t2v = table(2);
+    __m512i acc[R][NT];
+    for (int ri = 0; ri < R; ++ri)
+      for (int tt = 0; tt < NT; ++tt)
+        acc[ri][tt] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < ng; ++g) {
+      __m512i q[NT][3];
+      for (int tt = 0; tt < NT; ++tt)
+        for (int i = 0; i < 3; ++i)
+          q[tt][i] = _mm512_loadu_si512(qt[tt] + g * ly::kTl2vGroupCols + 64 * i);
+      for (int ri = 0; ri < R; ++ri) {
+        const uint8_t *p = row + ri * rb + g * ly::kTl2vGroupBytes;
+        const __m512i idx =
+            _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(load256(p)), nib_shift), m15);
+        uint64_t bits;
+        __builtin_memcpy(&bits, p + 32, 8);
+        const __mmask64 neg = _cvtu64_mask64(bits);
+        __m512i c0 = _mm512_shuffle_epi8(t0v, idx), c1 = _mm512_shuffle_epi8(t1v, idx),
+                c2 = _mm512_shuffle_epi8(t2v, idx);
+        c0 = _mm512_mask_sub_epi8(c0, neg, two, c0);
+        c1 = _mm512_mask_sub_epi8(c1, neg, two, c1);
+        c2 = _mm512_mask_sub_epi8(c2, neg, two, c2);
+        for (int tt = 0; tt < NT; ++tt) {
+          __m512i s = _mm512_dpbusd_epi32(acc[ri][tt], c0, q[tt][0]);
+          s = _mm512_dpbusd_epi32(s, c1, q[tt][1]);
+          acc[ri][tt] = _mm512_dpbusd_epi32(s, c2, q[tt][2]);
+        }
+      }
+    }
+    // Tail chunks: 16 bytes broadcast to the four 128-bit lanes, lane l
+    // shifted by 2 l: byte 16 l + j = code of column 16 l + j.
+    const __m512i tail_shift =
+        _mm512_set_epi64(0x0006000600060006, 0x0006000600060006, 0x0004000400040004,
+                         0x0004000400040004, 0x0002000200020002, 0x0002000200020002, 0, 0);
+    for (int64_t c0 = tail0, ch = 0; c0 < a.k; c0 += ly::kTl2vTailCols, ++ch) {
+      __m512i q[NT];
+      const int64_t valid = min64(ly::kTl2vTailCols, a.k - c0);
+      for (int tt = 0; tt < NT; ++tt)
+        q[tt] = _mm512_maskz_loadu_epi8(valid == 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1,
+                                        qt[tt] + c0);
+      for (int ri = 0; ri < R; ++ri) {
+        const uint8_t *p = row + ri * rb + ng * ly::kTl2vGroupBytes + ch * ly::kTl2vTailBytes;
+        const __m512i codes = _mm512_and_si512(
+            _mm512_srlv_epi16(
+                _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))),
+                tail_shift),
+            m3);
+        for (int tt = 0; tt < NT; ++tt)
+          acc[ri][tt] = _mm512_dpbusd_epi32(acc[ri][tt], codes, q[tt]);
+      }
+    }
+    for (int ri = 0; ri < R; ++ri) {
+      const int seg = segment_of(a, r + ri);
+      for (int tt = 0; tt < NT; ++tt) {
+        const int32_t tot = _mm512_reduce_add_epi32(acc[ri][tt]) - sq[tt];
+        store(a, seg, r + ri, t0 + tt, float(tot) * a.scale[seg] / a.qs[t0 + tt]);
+      }
+    }
+  }
+
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    constexpr int R = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const int8_t *qt[NT];
+    int32_t sq[NT];
+    for (int tt = 0; tt < NT; ++tt) {
+      qt[tt] = a.q + (t0 + tt) * a.k;
+      sq[tt] = sum_q(qt[tt], a.k);
+    }
+    int64_t r = r0;
+    for (; r + R <= r1; r += R)
+      step<NT, R>(a, r, t0, qt, sq);
+    for (; r < r1; ++r)
+      step<NT, 1>(a, r, t0, qt, sq);
+  }
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    token_blocks<Tl2vVnni, 4>(a, rt);
+  }
+};
+
 // The float-vector traits of the non-matmul ops (ops.h), 16 lanes.
 struct Avx512Ops {
   using F = __m512;
@@ -216,12 +341,15 @@ struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
   }
 };
 
-// i2s int8 over the VNNI traits (and AMX for batches), i2s f32 on zmm; no
-// tl2 here (the tl2 kernel is an AVX2 pshufb body: it is offered as tl2_avx2
+// i2s int8 over the VNNI traits (and AMX for batches), i2s f32 on zmm, tl2v
+// int8 (Tl2vVnni); no tl2 here (the tl2 kernel is an AVX2 pshufb body: it is offered as tl2_avx2
 // only).
 template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sVnniAmx> {};
 template <> struct MatmulBody<kI2S, true> {
   using type = I2sF32Zmm;
+};
+template <> struct MatmulBody<kTL2V, false> {
+  using type = Tl2vVnni;
 };
 
 // The q8 head (lm_head.h): 64 columns per step, 4 rows x 4 tokens. vpdpbusd

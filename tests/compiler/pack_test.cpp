@@ -81,6 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{KernelLayout::I2S, 48, 384}, Case{KernelLayout::TL1, 16, 64},
                       Case{KernelLayout::TL1, 32, 4}, Case{KernelLayout::TL2, 32, 96},
                       Case{KernelLayout::TL2, 24, 48}, Case{KernelLayout::TL2, 128, 384},
+                      Case{KernelLayout::TL2V, 32, 64}, Case{KernelLayout::TL2V, 1, 2560},
                       Case{KernelLayout::TQ2, 1, 256}, Case{KernelLayout::TQ1, 1, 256}),
     [](const auto &info) {
       return tern::ir::stringifyKernelLayout(info.param.layout).str() + "_" +
@@ -122,6 +123,36 @@ TEST(Pack, KnownTl2Bytes) {
   EXPECT_EQ((*packed)[8] | ((*packed)[9] << 8), 1 << 14);
 }
 
+TEST(Pack, KnownTl2vBytes) {
+  // One row of 256: a 192-column group, then one 64-column tail chunk.
+  // Triple 0 = columns (0, 64, 128) = (1, -1, 0): v = 6; triple 33 = columns
+  // (33, 97, 161) = (-1, 0, 1): v = -8, magnitude 8 in the high nibble of
+  // byte 1, sign bit 33. Tail column 192 + 16 + 2 = 1: code 2 at bits 3:2 of
+  // tail byte 2.
+  tern::formats::TernaryMatrix m;
+  m.rows = 1;
+  m.cols = 256;
+  m.blockElems = 256;
+  m.codes.assign(256, 0);
+  m.codes[0] = 1, m.codes[64] = -1, m.codes[33] = -1, m.codes[161] = 1, m.codes[210] = 1;
+  m.scales = {1.0f};
+  std::vector<int64_t> segs = {1};
+  const pk::PackParams p{KernelLayout::TL2V, 1, 64};
+  auto packed = pk::packTernary(m, segs, p);
+  ASSERT_TRUE(packed.ok());
+  EXPECT_EQ(pk::packedBytes(p, 1, 256, 1), 64u + 4u); // 40 + 16 code bytes, then the scale
+  EXPECT_EQ((*packed)[0], 6);
+  EXPECT_EQ((*packed)[1], 8 << 4);
+  EXPECT_EQ((*packed)[32 + 4], 1 << 1); // sign bit 33
+  for (int b : {32, 33, 35, 36 + 1, 39})
+    EXPECT_EQ((*packed)[b], 0) << b;
+  EXPECT_EQ((*packed)[40 + 2], 0b01011001);
+  EXPECT_EQ((*packed)[40 + 3], 0b01010101);
+  // A magnitude of 14 is refused on unpack.
+  (*packed)[5] = 14;
+  EXPECT_FALSE(pk::unpackTernary(*packed, 1, 256, segs, p).ok());
+}
+
 TEST(Pack, RefusesMixedScalesForPerMatrixLayouts) {
   tern::formats::TernaryMatrix m;
   m.rows = 2;
@@ -142,6 +173,7 @@ TEST(Pack, RefusesBadTilesAndSizes) {
   std::vector<int64_t> segs = {4};
   EXPECT_FALSE(pk::packTernary(m, segs, {KernelLayout::I2S, 32, 100}).ok());
   EXPECT_FALSE(pk::packTernary(m, segs, {KernelLayout::TL2, 32, 96 + 3}).ok());
+  EXPECT_FALSE(pk::packTernary(m, segs, {KernelLayout::TL2V, 32, 100}).ok());
   EXPECT_FALSE(pk::packTernary(m, segs, {KernelLayout::F16, 32, 256}).ok());
   std::vector<int64_t> wrong = {3};
   EXPECT_FALSE(pk::packTernary(m, wrong, {KernelLayout::I2S, 32, 128}).ok());

@@ -206,6 +206,7 @@ std::vector<Variant> variants() {
   v.push_back({"tiny-bitnet-tq2", "avx2", "ref", "token"});
   v.push_back({"tiny-bitnet-tq2", "avx2", "ref", "none"});
   v.push_back({"gqa-bitnet-tq2", "avx512_vnni", "auto", "token"});
+  v.push_back({"tiny-bitnet-tq2", "avx512_vnni", "tl2v", "token"});
   return v;
 }
 

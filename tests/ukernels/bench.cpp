@@ -4,9 +4,11 @@
 // (docs/cost-model.md). Not a test: run build/bin/ukernels_bench.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include <sys/auxv.h>
 #endif
 
+#include "runtime/formats/ternary_decode.h"
 #include "runtime/ukernels/ukernels.h"
 
 namespace {
@@ -80,9 +83,20 @@ std::vector<uint8_t> packedFor(const std::string &layout, int64_t m, int64_t k) 
   const int64_t block = layout == "tq2" ? 66 : layout == "tq1" ? 54 : 0;
   if (block)
     codeBytes = mp * (kp / 256) * block;
+  const int64_t rowBytes = tern::layouts::tl2v_row_bytes(k);
+  if (layout == "tl2v")
+    codeBytes = mp * rowBytes;
   std::vector<uint8_t> p((codeBytes + 63) / 64 * 64 + 4);
   for (int64_t i = 0; i < codeBytes; ++i) {
-    if (layout == "tl1") {
+    if (layout == "tl2v") { // magnitude nibbles 0..13, any sign bits, tail codes 0..2
+      const int64_t at = i % rowBytes, g = at / 40;
+      if (g < k / 192 && at % 40 < 32)
+        p[i] = uint8_t(rng() % 14 | (rng() % 14) << 4);
+      else if (g < k / 192)
+        p[i] = uint8_t(rng());
+      else
+        p[i] = uint8_t(rng() % 3 | (rng() % 3) << 2 | (rng() % 3) << 4 | (rng() % 3) << 6);
+    } else if (layout == "tl1") {
       p[i] = uint8_t(rng() % 9 | (rng() % 9) << 4);
     } else if (layout == "tl2") {
       p[i] = uint8_t(rng() % 14 | (rng() % 14) << 4);
@@ -149,6 +163,140 @@ void registerMatmuls() {
     for (int64_t n : {1, 64, 128})
       for (auto [m, k] : shapes)
         b->Args({m, k, n});
+  }
+}
+
+// ---- decode over a working set larger than the last-level cache: every
+// ternary matrix of the 2B4T shape (30 layers of fused q+k+v 3840x2560, o
+// 2560x2560, fused gate+up 13824x2560, down 2560x6912: 2.085 G weights, 521
+// MB as i2s, 436 MB as tl2v) in turn, as a decode step reads them, n tokens,
+// 1 or 2 threads (a helper thread, polling with sched_yield, takes the
+// second half of the row tiles: a static split, like one parallel region).
+// Wall-clock rate (CPU time shows how much of it the machine gave us).
+struct SpinPool {
+  std::atomic<uint64_t> gen{0}, done{0};
+  std::atomic<bool> stop{false};
+  tern_range_fn fn = nullptr;
+  void *arg = nullptr;
+  int64_t n = 0;
+  std::thread th;
+  SpinPool() {
+    th = std::thread([this] {
+      uint64_t seen = 0;
+      for (;;) {
+        uint64_t g;
+        while ((g = gen.load(std::memory_order_acquire)) == seen) {
+          if (stop.load(std::memory_order_relaxed))
+            return;
+          std::this_thread::yield(); // a shared, loaded machine: give the core away
+        }
+        seen = g;
+        const int64_t half = (n + 1) / 2;
+        if (half < n)
+          fn(arg, half, n);
+        done.store(g, std::memory_order_release);
+      }
+    });
+  }
+  ~SpinPool() {
+    stop = true;
+    th.join();
+  }
+  static void parallelFor(void *pool, int64_t n, int64_t, tern_range_fn fn, void *arg) {
+    auto *p = static_cast<SpinPool *>(pool);
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    const uint64_t g = p->gen.load(std::memory_order_relaxed) + 1;
+    p->gen.store(g, std::memory_order_release);
+    fn(arg, 0, (n + 1) / 2);
+    while (p->done.load(std::memory_order_acquire) != g)
+      std::this_thread::yield();
+  }
+};
+
+struct StreamCase {
+  const Variant *v;
+  int64_t tileM, tileK; // tileK 0: K rounded up to 128 (whole rows per K tile)
+};
+
+void runStream(benchmark::State &st, StreamCase sc) {
+  const int64_t n = st.range(0), threads = st.range(1), layers = 30;
+  const std::string layout = sc.v->layout;
+  const std::pair<int64_t, int64_t> shapes[] = {
+      {3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
+  // Packed bytes: one random matrix per shape, copied into every layer.
+  struct Mat {
+    int64_t m, k, tk;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Mat> mats;
+  double totalBytes = 0, totalWeights = 0;
+  for (auto [m, k] : shapes) {
+    const int64_t tk = sc.tileK ? sc.tileK : (k + 127) / 128 * 128;
+    std::vector<uint8_t> one = packedFor(layout, m, k);
+    if (layout == "i2s" && tk != 256) { // repack the codes at this K tile: any valid bytes do
+      const int64_t mp = (m + sc.tileM - 1) / sc.tileM * sc.tileM, kp = (k + tk - 1) / tk * tk;
+      one.resize((mp * kp / 4 + 63) / 64 * 64 + 4, 0x55);
+      const float s = 1.0f;
+      std::memcpy(one.data() + one.size() - 4, &s, 4);
+    }
+    for (int64_t l = 0; l < layers; ++l) {
+      mats.push_back({m, k, tk, one});
+      totalBytes += double(one.size());
+      totalWeights += double(m) * double(k);
+    }
+  }
+  std::mt19937 rng(2);
+  std::vector<int8_t> q(n * 13824);
+  for (auto &x : q)
+    x = int8_t(int(rng() % 256) - 128);
+  std::vector<float> qs(n, 10.0f), out(n * 13824);
+  SpinPool pool;
+  tern_ctx ctx{};
+  ctx.abi_version = TERN_ABI_VERSION;
+  if (threads > 1) {
+    ctx.pool = &pool;
+    ctx.parallel_for = &SpinPool::parallelFor;
+  }
+  for (auto _ : st)
+    for (const Mat &mt : mats)
+      reinterpret_cast<MatmulI8>(sc.v->fn)(&ctx, n, q.data(), qs.data(), mt.bytes.data(), mt.m,
+                                           mt.k, sc.tileM, mt.tk, out.data(), mt.m, nullptr, 0,
+                                           nullptr, 0);
+  st.counters["Gweights/s"] =
+      benchmark::Counter(totalWeights * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  st.counters["GB/s"] =
+      benchmark::Counter(totalBytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  st.counters["MB"] = totalBytes / 1e6;
+}
+
+// BM_stream/<layout>_<isa>_<tile>/n/threads for the int8 decode kernels
+// this host runs (i2s at the measured tile 32x256 and with whole-row K
+// tiles, tl2, tl2v).
+void registerStream() {
+  for (const Variant &v : kVariants) {
+    const std::string layout = v.layout, isa = v.isa;
+    if (!v.fn || !hostRuns(isa) || std::string(v.act) != "i8" || isa == "ref" ||
+        (layout != "i2s" && layout != "tl2v" && layout != "tl2"))
+      continue;
+    std::vector<StreamCase> cases;
+    if (layout == "i2s")
+      cases = {{&v, 32, 256}, {&v, 32, 0}};
+    else
+      cases = {{&v, 32, layout == "tl2" ? 240 : 64}};
+    for (StreamCase sc : cases) {
+      const std::string name = "BM_stream/" + layout + "_" + isa + "_32x" +
+                               (sc.tileK ? std::to_string(sc.tileK) : std::string("K"));
+      benchmark::RegisterBenchmark(name.c_str(), [sc](benchmark::State &st) { runStream(st, sc); })
+          ->ArgNames({"n", "threads"})
+          ->Args({1, 1})
+          ->Args({1, 2})
+          ->Args({4, 1})
+          ->Args({4, 2})
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   }
 }
 
@@ -490,6 +638,7 @@ const int kAttentionRegistered = registerAttention();
 int main(int argc, char **argv) {
   registerMatmuls();
   registerGemm();
+  registerStream();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;

@@ -169,6 +169,10 @@ std::vector<Shape> shapesFor(const std::string &layout) {
   if (layout == "tl2")
     return {{16, 96, {64}, 288},  {32, 192, {40, 24, 24}, 384}, {48, 48, {37, 11}, 200},
             {16, 240, {5}, 1000}, {32, 1584, {40}, 1700},       {64, 96, {256, 128, 128}, 256}};
+  if (layout == "tl2v") // K: whole groups of 192, 64-column tails, partial tails, no group
+    return {{16, 64, {64}, 192},  {32, 64, {40, 24, 24}, 448}, {16, 64, {37, 11}, 200},
+            {4, 64, {5}, 1000},   {32, 128, {100}, 2560},      {64, 64, {7}, 130},
+            {16, 64, {9, 9}, 60}, {8, 64, {13}, 6912}};
   return {{16, 256, {64}, 256},
           {32, 256, {40, 24, 24}, 512},
           {16, 256, {37, 11}, 200},
@@ -192,7 +196,7 @@ void runCase(const std::string &layout, const Shape &sh, std::mt19937 &rng,
   std::vector<int64_t> segs = sh.segs;
   segs.resize(3, 0);
 
-  for (int64_t n : {1, 3, 9}) {
+  for (int64_t n : {1, 2, 3, 9}) {
     std::vector<float> x = randomFloats(rng, n * K);
     for (bool f32 : {false, true}) {
       model::BitLinearInput in;
@@ -270,7 +274,7 @@ TEST_P(UkernelMatmul, EveryVariantMatchesBitLinear) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, UkernelMatmul,
-                         ::testing::Values("i2s", "tl1", "tl2", "tq2", "tq1"),
+                         ::testing::Values("i2s", "tl1", "tl2", "tl2v", "tq2", "tq1"),
                          [](const auto &info) { return info.param; });
 
 // Every fast variant in variants.def whose ISA this host has is linked and

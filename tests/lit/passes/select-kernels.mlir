@@ -5,7 +5,8 @@
 // it cannot do.
 // RUN: tern-opt %s --tern-select-kernels=target=avx2 | FileCheck %s --check-prefix=AVX2
 // RUN: tern-opt %s --tern-select-kernels=target=avx512_vnni | FileCheck %s --check-prefix=VNNI
-// RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni max-batch=1" | FileCheck %s --check-prefix=VNNI
+// RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni max-batch=1" | FileCheck %s --check-prefix=VNNI1
+// RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni kernel=i2s" | FileCheck %s --check-prefix=VNNI-I2S
 // RUN: tern-opt %s --tern-select-kernels=target=neon | FileCheck %s --check-prefix=NEON
 // RUN: tern-opt %s --tern-select-kernels=target=neon_dotprod | FileCheck %s --check-prefix=DOT
 // RUN: tern-opt %s --tern-select-kernels=target=cuda | FileCheck %s --check-prefix=CUDA
@@ -32,12 +33,22 @@
 // AVX2: kernel = #tern.kernel<f16, avx2,{{.*}}weight = #tern.weight<"output.weight"
 
 // On VNNI there is no tl2 kernel with VNNI instructions (tl2 runs only as
-// its scalar twin there): i2s (vpdpbusd on zmm) for every matrix, the FFN
-// included, whether prefill counts (max-batch 512) or not (max-batch 1).
-// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
-// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
-// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
-// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// its scalar twin there). tl2v (1.67 bits, measured 48.2 G/s at decode
+// against i2s's 21.5) reads 17% fewer bytes and decodes faster; i2s's AMX
+// prefill (315 vs 79 G/s) nearly makes up for it when prefill counts
+// (max-batch 512: tl2v by 1-13%), not when decode alone decides (max-batch
+// 1). tl2v does not tile K: tile_k is K (rounded up to 64).
+// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
+// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 32, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
+// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
+// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 6912>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
+// VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
+// VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
+// VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 6912>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// A prompt-heavy workload forces i2s (the AMX GEMM for prefill).
+// VNNI-I2S: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// VNNI-I2S: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 
 // On NEON without dotprod, TL1 table lookups beat widening multiplies
 // (estimated rates: no AArch64 CPU measured them).
@@ -81,7 +92,7 @@
 // and records the head's layout as tern.head; the matrices are unchanged.
 // HEADQ8: remark: kernel for 'output.weight' [{{[0-9]+}}x2560] on avx512_vnni: q8 (head=q8: int8 rows, f32 scale per row, from f16 weights), memory
 // HEADQ8: tern.head = "q8"
-// HEADQ8: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// HEADQ8: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
 // HEADQ8: kernel = #tern.kernel<q8, avx512_vnni,{{.*}}weight = #tern.weight<"output.weight"
 
 // TILES: kernel = #tern.kernel<tq2, neon, tile_m = 16, tile_k = 512>
@@ -89,13 +100,13 @@
 
 // The remark names the kernel that runs, its measured rates, the estimate
 // and the score rule, and the best other layout with its cost.
-// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/37.1 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + prefill per token); best other layout tl2 {{.*}}(avx2 kernel, measured 10.9/11.8 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
+// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/37.1 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + 4 x prefill per token); best other layout tl2 {{.*}}(avx2 kernel, measured 10.9/11.8 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
 // EXPLAIN: remark: kernel for 'blk.0.attn_k.weight' [640x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'output.weight' [128256x2560] on avx2: f16 (the only kernel for f16 weights), memory {{[0-9.]+}} us/token
-// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: i2s tile_m=128 tile_k=512 (avx512_vnni kernel, measured 24.1/76.2 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout tq2 {{.*}}(ref kernel, measured 4.1/4.8 G/s
-// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout i2s {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
+// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: tl2v tile_m=16 tile_k=2560 (avx512_vnni kernel, measured 48.2/76.7 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout i2s {{.*}}(avx512_vnni kernel, measured 21.5/377.0 G/s
+// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout tl2v {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
 
 func.func @b2b4t(%x2560: tensor<?x2560xf32>, %x6912: tensor<?x6912xf32>) {
   %attn_q = tern.bitlinear %x2560 {weight = #tern.weight<"blk.0.attn_q.weight", [2560, 2560], i2_s, offset = 0, bytes = 1638432>} : tensor<?x2560xf32> -> tensor<?x2560xf32>
