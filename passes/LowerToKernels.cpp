@@ -85,9 +85,10 @@ bool hasOpsVariant(llvm::StringRef isa) {
 
 // How callees are named (runtime/ukernels/ukernels.h).
 struct Naming {
-  bool f32act = false; // --act-quant=none
-  bool ref = false;    // --kernel=ref
-  std::string isa;     // the module's tern.target (tern-select-kernels); empty: none known
+  bool f32act = false;        // --act-quant=none
+  bool ref = false;           // --kernel=ref
+  std::string isa;            // the module's tern.target (tern-select-kernels); empty: none known
+  std::string kvType = "f16"; // the KV cache's element type (kv-type=): f16 | f32
 };
 
 // tern_uk_<op>_<isa> for the ops of ops.h and attention.h (embedding, norms,
@@ -264,7 +265,7 @@ struct LowerAttention : Lower<AttentionOp> {
     Args a(op.getContext());
     a.i("layer", op.getLayer()).i("n_heads", op.getNHeads()).i("n_kv_heads", op.getNKvHeads());
     a.i("head_dim", op.getHeadDim()).i("max_ctx", op.getMaxCtx()).f("scale", op.getScaleAttr());
-    return replaceOp(op, rw, "tern_uk_attention_gqa_f32", ad.getOperands(), a);
+    return replaceOp(op, rw, "tern_uk_attention_gqa_" + nm.kvType, ad.getOperands(), a);
   }
 };
 
@@ -341,6 +342,11 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
       return signalPassFailure();
     }
     nm.ref = refKernels;
+    if (kvType != "f16" && kvType != "f32") {
+      module.emitError() << "kv-type must be 'f16' or 'f32', not '" << kvType << "'";
+      return signalPassFailure();
+    }
+    nm.kvType = kvType;
     if (auto t = module->getAttrOfType<StringAttr>("tern.target"))
       nm.isa = t.getValue().str();
     if (nm.f32act) {
@@ -365,6 +371,7 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
       return signalPassFailure();
     module->setAttr("tern.level", StringAttr::get(ctx, "kernels"));
     module->setAttr("tern.act_quant", StringAttr::get(ctx, actQuant));
+    module->setAttr("tern.kv_type", StringAttr::get(ctx, kvType));
   }
 };
 

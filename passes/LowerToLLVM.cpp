@@ -100,7 +100,8 @@ Kind kindOf(llvm::StringRef callee) {
     return callee.contains("_f32act_") ? Kind::MatmulF32 : Kind::Matmul;
   if (callee.starts_with("tern_uk_rope_neox_f32"))
     return Kind::Rope;
-  if (callee.starts_with("tern_uk_attention_gqa_f32"))
+  if (callee.starts_with("tern_uk_attention_gqa_f32") ||
+      callee.starts_with("tern_uk_attention_gqa_f16"))
     return Kind::Attention;
   if (callee.starts_with("tern_uk_add_f32") || callee.starts_with("tern_uk_silu_mul_f32") ||
       callee.starts_with("tern_uk_relu2_mul_f32"))

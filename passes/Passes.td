@@ -116,6 +116,10 @@ def LowerToKernelsPass : Pass<"tern-lower-to-kernels", "mlir::ModuleOp"> {
     op, layout and ISA and whose static arguments hold every shape, tile and
     weight offset. A conversion target makes every other tern op illegal:
     an op that cannot be lowered (no kernel chosen, not packed) is an error.
+    `kv-type` picks the attention ukernel's cache type (f16: K/V stored as
+    IEEE halves; f32) and is recorded as the module's `tern.kv_type`, which
+    the artifact's metadata carries (`kv_type`) for the runtime to size its
+    KV pool by.
   }];
   let options = [
     Option<"requirePacked", "require-packed", "bool", "true",
@@ -123,6 +127,8 @@ def LowerToKernelsPass : Pass<"tern-lower-to-kernels", "mlir::ModuleOp"> {
     Option<"actQuant", "act-quant", "std::string", "\"token\"",
            "token (int8 per-token activations) | none (f32act matmuls; run without tern-fuse)">,
     Option<"refKernels", "ref", "bool", "false", "call the scalar `_ref` ukernel everywhere">,
+    Option<"kvType", "kv-type", "std::string", "\"f16\"",
+           "the KV cache's element type: f16 (tern_uk_attention_gqa_f16_*) | f32">,
   ];
 }
 

@@ -158,6 +158,8 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
   meta["act_quant"] = actQuant;
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.head"))
     meta["head"] = a.getValue().str();
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.kv_type"))
+    meta["kv_type"] = a.getValue().str();
   meta["target"] = {{"name", in.target.name},
                     {"kernel_target", in.target.kernelTarget},
                     {"triple", in.target.triple},

@@ -109,6 +109,9 @@ int runCompileCommand(int argc, char **argv) {
   p.choice("--act-quant", &popts.actQuant, {"token", "none"}, "A",
            "token (int8 per-token activations, default) | none (float\n"
            "activations: f32act matmuls, no tern-fuse)");
+  p.choice("--kv-type", &popts.kvType, {"f16", "f32"}, "T",
+           "the KV cache's element type: f16 (IEEE half, rounded to\n"
+           "nearest even when written; default: half the bytes) | f32");
   p.choice("--head", &popts.head, {"f16", "q8"}, "H",
            "the LM head: f16 (a float head as stored, exact; default) |\n"
            "q8 (int8 rows, one f32 scale per row: half the bytes of f16;\n"

@@ -27,6 +27,7 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
     tern::passes::LowerToKernelsPassOptions lower;
     lower.actQuant = opts.actQuant;
     lower.refKernels = opts.refKernels;
+    lower.kvType = opts.kvType;
     pm.addPass(tern::passes::createLowerToKernelsPass(lower));
     if (opts.lowerToLLVM) {
       tern::passes::LowerToLLVMPassOptions llvmOpts;

@@ -64,15 +64,18 @@ typedef void (*tern_profile_fn)(void *arg, int32_t op, int32_t end, int64_t a, i
 
 /* ---- the paged KV cache ----
  * One pool of pages; a page holds page_size positions of K and V for one
- * layer: K[page_size][kv_dim] followed by V[page_size][kv_dim], f32.
+ * layer: K[page_size][kv_dim] followed by V[page_size][kv_dim], elements of
+ * the code's KV type: f32 (tern_uk_attention_gqa_f32_*) or IEEE f16
+ * (tern_uk_attention_gqa_f16_*, `ternc compile --kv-type f16`, the
+ * artifact metadata's "kv_type"; the runtime sizes the pool by it).
  * Position p of layer l of sequence s lives in page
  * page_tables[s][l][p / page_size], row p % page_size. The runtime guarantees
  * pages exist for every position the call writes, and that every page a call
  * writes belongs to one sequence only (pages shared by several sequences,
  * e.g. after a fork or through the prefix cache, are only read). */
 typedef struct tern_kv_view {
-  float *pool;                              /* base of the pool */
-  int64_t page_floats;                      /* floats per page = 2 * page_size * kv_dim */
+  void *pool;                               /* base of the pool */
+  int64_t page_elems;                       /* elements per page = 2 * page_size * kv_dim */
   int64_t page_size;                        /* positions per page */
   int64_t n_seq;                            /* sequences of this call: entries of page_tables */
   const int32_t *const *const *page_tables; /* [n_seq][n_layer][max_ctx / page_size] page ids */

@@ -346,6 +346,17 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   // The LM head ternc packed (--head): "f16" (or f32, q8_0, ...) or "q8".
   head_ = metaStr(meta, "head").value_or("f16");
   options_.q8Head = head_ == "q8";
+  // The KV cache's element type ternc compiled (--kv-type): the pool is
+  // sized and laid out by it. Artifacts from before the option have no key
+  // and attend over an f32 cache.
+  {
+    const std::string kt = metaStr(meta, "kv_type").value_or("f32");
+    std::optional<model::KvType> t = model::parseKvType(kt);
+    if (!t)
+      return absl::FailedPreconditionError(
+          fmt::format("metadata kv_type = \"{}\" is not f16 or f32", kt));
+    options_.kvType = *t;
+  }
 
   // Kernels.
   if (d.kernels) {
@@ -360,6 +371,17 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     if (auto it = meta.find("kernels"); it != meta.end())
       collectKernels(*it, use);
     kernelUse_.assign(use.begin(), use.end());
+  }
+  // The attention ukernels the code calls must read the cache type the pool
+  // will have (a mismatch would read past the pool or misread it).
+  for (const auto &[k, n] : kernelUse_) {
+    const bool f16 = k.rfind("tern_uk_attention_gqa_f16_", 0) == 0;
+    const bool f32 = k.rfind("tern_uk_attention_gqa_f32_", 0) == 0;
+    if ((f16 && options_.kvType != model::KvType::F16) ||
+        (f32 && options_.kvType != model::KvType::F32))
+      return absl::FailedPreconditionError(
+          fmt::format("metadata kv_type = \"{}\" but the code calls {}",
+                      model::kvTypeName(options_.kvType), k));
   }
   {
     std::map<std::string, int> fb;
@@ -425,10 +447,11 @@ std::string ArtifactModel::describe() const {
   const tern_model_desc &d = *desc_;
   return fmt::format(
       "{} ({}, {} layers, hidden {}, vocab {}): compiled artifact, {} / cpu {} [{}], {}, "
-      "act-quant {}, head {}, max_batch {}, {} threads; ukernels: {}",
+      "act-quant {}, head {}, kv {}, max_batch {}, {} threads; ukernels: {}",
       artifact_->path(), config_.arch, d.n_layer, d.hidden, d.vocab, artifact_->targetTriple(),
       artifact_->cpu(), artifact_->cpuFeatures(), artifact_->compilerVersion(),
-      d.act_quant ? "token" : "none", head_, d.max_batch, threads_->size(), kernelSummary());
+      d.act_quant ? "token" : "none", head_, model::kvTypeName(options_.kvType), d.max_batch,
+      threads_->size(), kernelSummary());
 }
 
 absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {
@@ -490,8 +513,8 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
   ctx.abi_version = TERN_ABI_VERSION;
   ctx.weights = artifact_->weights().data();
   ctx.scratch = scratch_;
-  ctx.kv.pool = kv_->pageK(0);
-  ctx.kv.page_floats = int64_t(2) * kv_->options().pageSize * kv_->options().kvDim;
+  ctx.kv.pool = kv_->pageK<uint8_t>(0);
+  ctx.kv.page_elems = int64_t(kv_->pageElems());
   ctx.kv.page_size = kv_->options().pageSize;
   ctx.kv.n_seq = int64_t(work->size());
   ctx.kv.page_tables = seqTables.data();

@@ -142,6 +142,8 @@ absl::StatusOr<std::string> compileToCache(const std::string &ggufPath, const Co
     flags.insert(flags.end(), {"--i2s-layout", req.i2sLayout});
   if (!req.head.empty())
     flags.insert(flags.end(), {"--head", req.head});
+  if (!req.kvType.empty())
+    flags.insert(flags.end(), {"--kv-type", req.kvType});
   flags.insert(flags.end(), req.extraArgs.begin(), req.extraArgs.end());
   // The compiler's identity: its version line (which names the ukernel
   // bitcode it links) and the hash of the executable itself, so that a

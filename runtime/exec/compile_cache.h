@@ -23,6 +23,7 @@ struct CompileRequest {
   std::string kernel;    // "" (ternc's default) or e.g. "ref"
   std::string actQuant;  // "" (token, the default) or "none"
   std::string head;      // "" (f16, the default) or "q8"
+  std::string kvType;    // "" (f16, the default) or "f32"
   std::string i2sLayout; // "" or a formats::i2sLayoutName (x86-qk128, arm-qk64, x86-1x4)
   std::vector<std::string> extraArgs;
 };

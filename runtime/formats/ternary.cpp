@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
+#include "runtime/formats/half.h"
 #include "runtime/formats/ternary_decode.h"
 
 namespace tern::formats {
@@ -106,58 +107,9 @@ absl::Status badScale(const char *fmtName, uint64_t block, uint64_t byteOffset, 
 // ---------------------------------------------------------------------------
 // Half precision
 
-float f16ToF32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else { // subnormal: man * 2^-24
-      float v = std::ldexp(float(man), -24);
-      bits = sign | std::bit_cast<uint32_t>(v);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13); // inf / NaN (payload kept)
-  } else {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  return std::bit_cast<float>(bits);
-}
+float f16ToF32(uint16_t h) { return half::f16_to_f32(h); }
 
-uint16_t f32ToF16(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
-  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
-  const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) { // NaN: keep it a (quiet) NaN
-    uint16_t man = uint16_t((absx >> 13) & 0x3ff);
-    return sign | 0x7c00 | 0x200 | man;
-  }
-  if (absx >= 0x477ff000u) // >= 65520 rounds to infinity (and inf itself)
-    return sign | 0x7c00;
-  const int32_t exp = int32_t(absx >> 23) - 127;
-  if (exp >= -14) { // normal f16
-    uint32_t man = absx & 0x7fffff;
-    uint32_t h = (uint32_t(exp + 15) << 10) | (man >> 13);
-    uint32_t rest = man & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-      ++h; // may carry into the exponent: correct
-    return sign | uint16_t(h);
-  }
-  if (exp < -25) // below half the smallest subnormal (2^-25): zero
-    return sign;
-  // subnormal: value = m * 2^-24 with m = round(|f| * 2^24)
-  uint32_t man = (absx & 0x7fffff) | 0x800000; // 24-bit significand, value man * 2^(exp-23)
-  int shift = -exp - 1;                        // to reach units of 2^-24: (exp-23)+24 = exp+1
-  // m = man >> (-(exp+1)) with rounding; -(exp+1) in [14, 24]
-  uint32_t m = man >> shift;
-  uint32_t rest = man & ((1u << shift) - 1);
-  uint32_t half = 1u << (shift - 1);
-  if (rest > half || (rest == half && (m & 1)))
-    ++m;
-  return sign | uint16_t(m);
-}
+uint16_t f32ToF16(float f) { return half::f32_to_f16(f); }
 
 float bf16ToF32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "runtime/formats/half.h"
+
 namespace tern::model {
 
 const char *actQuantName(ActQuant a) {
@@ -19,24 +21,7 @@ const char *actQuantName(ActQuant a) {
   return "?";
 }
 
-float roundToF16(float x) {
-  const uint32_t u = std::bit_cast<uint32_t>(x);
-  const uint32_t sign = u & 0x80000000u;
-  uint32_t a = u ^ sign;
-  if (a >= 0x7f800000u) // inf, nan
-    return x;
-  if (a >= 0x477ff000u) // >= 65520: rounds past the largest half, 65504
-    return std::bit_cast<float>(sign | 0x7f800000u);
-  if (a < 0x38800000u) { // below 2^-14: half subnormals, steps of 2^-24
-    // Scaling by a power of two is exact; nearbyint rounds half to even.
-    const float r = std::nearbyint(std::fabs(x) * 16777216.0f) / 16777216.0f;
-    return std::copysign(r, x);
-  }
-  // Normal: keep 10 of the 23 mantissa bits, round half to even.
-  a += 0x0fffu + ((a >> 13) & 1u);
-  a &= ~0x1fffu;
-  return std::bit_cast<float>(sign | a);
-}
+float roundToF16(float x) { return half::f16_to_f32(half::f32_to_f16(x)); }
 
 namespace {
 // ggml's nearest_int: round half to even via the 1.5*2^23 trick (|v| must

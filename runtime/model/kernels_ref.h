@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "runtime/formats/half.h"
 #include "runtime/model/thread_pool.h"
 #include "runtime/model/weights.h"
 
@@ -84,21 +85,27 @@ void bitLinear(const TernaryMatrix &w, const BitLinearInput &in, float *y /*[tok
 // of 256).
 bool bitLinearSupportsQ8K(const TernaryMatrix &w);
 
-// One query row of the reference attention over positions 0..n-1 (the f32
-// KV cache's): s_p = dot(q, k_p) * scale summed in float, softmax with the
-// maximum subtracted and the sum in double, out = sum_p (e_p * (1 / sum))
-// v_p in position order. `scores` is scratch (resized to n). The ukernel
-// tern_uk_attention_gqa_f32_ref follows the same order.
+// A cached K/V element as a float: f32 as is, f16 (uint16_t) converted
+// exactly.
+inline float kvF32(float x) { return x; }
+inline float kvF32(uint16_t h) { return half::f16_to_f32(h); }
+
+// One query row of the reference attention over positions 0..n-1: s_p =
+// dot(q, k_p) * scale summed in float, softmax with the maximum subtracted
+// and the sum in double, out = sum_p (e_p * (1 / sum)) v_p in position
+// order. kAt / vAt give rows of float (f32 cache) or uint16_t (f16 cache).
+// `scores` is scratch (resized to n). The ukernels
+// tern_uk_attention_gqa_{f32,f16}_ref follow the same order.
 template <class KAt, class VAt>
 void attentionOneRow(const float *q, uint32_t D, uint64_t n, float scale, KAt kAt, VAt vAt,
                      std::vector<float> &scores, float *out) {
   scores.resize(n);
   float mx = -INFINITY;
   for (uint64_t p = 0; p < n; ++p) {
-    const float *kp = kAt(p);
+    const auto *kp = kAt(p);
     float dot = 0.0f;
     for (uint32_t d = 0; d < D; ++d)
-      dot += q[d] * kp[d];
+      dot += q[d] * kvF32(kp[d]);
     scores[p] = dot * scale;
     mx = std::max(mx, scores[p]);
   }
@@ -110,10 +117,10 @@ void attentionOneRow(const float *q, uint32_t D, uint64_t n, float scale, KAt kA
   const float inv = static_cast<float>(1.0 / sum);
   std::fill_n(out, D, 0.0f);
   for (uint64_t p = 0; p < n; ++p) {
-    const float *vp = vAt(p);
+    const auto *vp = vAt(p);
     const float w = scores[p] * inv;
     for (uint32_t d = 0; d < D; ++d)
-      out[d] += w * vp[d];
+      out[d] += w * kvF32(vp[d]);
   }
 }
 
@@ -137,10 +144,10 @@ void flashAttnOneRowF16(const float *q, uint32_t D, uint64_t n, float scale, KAt
   float M = -INFINITY, S = 0.0f;
   std::fill_n(out, D, 0.0f);
   for (uint64_t p = 0; p < n; ++p) {
-    const float *kp = kAt(p);
+    const auto *kp = kAt(p);
     float dot = 0.0f;
     for (uint32_t d = 0; d < D; ++d)
-      dot += qh[d] * kp[d];
+      dot += qh[d] * kvF32(kp[d]);
     const float sc = dot * scale;
     float ms = 1.0f, vs = 1.0f;
     if (sc > M) {
@@ -152,9 +159,9 @@ void flashAttnOneRowF16(const float *q, uint32_t D, uint64_t n, float scale, KAt
     } else {
       vs = std::exp(sc - M);
     }
-    const float *vp = vAt(p);
+    const auto *vp = vAt(p);
     for (uint32_t d = 0; d < D; ++d)
-      out[d] = roundToF16(std::fma(vp[d], vs, out[d]));
+      out[d] = roundToF16(std::fma(kvF32(vp[d]), vs, out[d]));
     S = S * ms + vs;
   }
   const float inv = S == 0.0f ? 0.0f : 1.0f / S;

@@ -15,22 +15,32 @@
 
 namespace tern::model {
 
-void KvPool::Unmap::operator()(float *p) const {
+void KvPool::Unmap::operator()(uint8_t *p) const {
   if (p)
     ::munmap(p, bytes);
 }
 
 namespace {
 
-constexpr uint64_t kMaxPoolFloats = 1ull << 37; // 512 GiB of f32: surely a mistake
+constexpr uint64_t kMaxPoolBytes = 1ull << 39; // 512 GiB: surely a mistake
 // Seed of the first block's chain key (any constant; a new one invalidates
 // nothing since the cache lives in memory only).
 constexpr uint64_t kRootKey = 0x7465726e6b760001ull;
 
 } // namespace
 
-uint64_t kvBlockBytes(uint32_t nLayer, uint32_t kvDim, uint32_t pageSize) {
-  return uint64_t(nLayer) * pageSize * kvDim * 2 * sizeof(float);
+const char *kvTypeName(KvType t) { return t == KvType::F16 ? "f16" : "f32"; }
+
+std::optional<KvType> parseKvType(std::string_view name) {
+  if (name == "f16")
+    return KvType::F16;
+  if (name == "f32")
+    return KvType::F32;
+  return std::nullopt;
+}
+
+uint64_t kvBlockBytes(uint32_t nLayer, uint32_t kvDim, uint32_t pageSize, KvType type) {
+  return uint64_t(nLayer) * pageSize * kvDim * 2 * kvTypeBytes(type);
 }
 
 absl::StatusOr<uint32_t> kvPoolPages(const KvSizing &s) {
@@ -38,15 +48,15 @@ absl::StatusOr<uint32_t> kvPoolPages(const KvSizing &s) {
     return absl::InvalidArgumentError(
         fmt::format("KV sizing: layers ({}), kv dim ({}) and page size ({}) must be positive",
                     s.nLayer, s.kvDim, s.pageSize));
-  const uint64_t blockBytes = kvBlockBytes(s.nLayer, s.kvDim, s.pageSize);
+  const uint64_t blockBytes = kvBlockBytes(s.nLayer, s.kvDim, s.pageSize, s.type);
   uint64_t blocks = 0;
   if (s.memBytes != 0) {
     blocks = s.memBytes / blockBytes;
     if (blocks == 0)
       return absl::InvalidArgumentError(fmt::format(
           "--kv-mem {} bytes is less than one KV block ({} bytes: {} positions x {} layers x "
-          "K and V x {} floats)",
-          s.memBytes, blockBytes, s.pageSize, s.nLayer, s.kvDim));
+          "K and V x {} {} values)",
+          s.memBytes, blockBytes, s.pageSize, s.nLayer, s.kvDim, kvTypeName(s.type)));
   } else {
     if (s.contextLength == 0 || s.parallel == 0)
       return absl::InvalidArgumentError(fmt::format(
@@ -54,7 +64,7 @@ absl::StatusOr<uint32_t> kvPoolPages(const KvSizing &s) {
     blocks = s.contextLength / s.pageSize + (s.contextLength % s.pageSize != 0);
     blocks = blocks > UINT32_MAX ? UINT64_MAX : blocks * s.parallel;
   }
-  if (blocks > UINT32_MAX / s.nLayer || blocks > kMaxPoolFloats / (blockBytes / sizeof(float)))
+  if (blocks > UINT32_MAX / s.nLayer || blocks > kMaxPoolBytes / blockBytes)
     return absl::InvalidArgumentError(
         fmt::format("KV pool of {} blocks x {} bytes is too large ({}: {})", blocks, blockBytes,
                     s.memBytes ? "--kv-mem" : "-c x --parallel",
@@ -133,22 +143,22 @@ absl::StatusOr<std::shared_ptr<KvPool>> KvPool::create(const KvPoolOptions &o) {
     return absl::InvalidArgumentError(
         fmt::format("KV pool of {} pages cannot hold one block of {} layers (one page per layer)",
                     o.numPages, o.nLayer));
-  const uint64_t pageFloats = 2ull * o.pageSize * o.kvDim;
-  const uint64_t total = pageFloats * o.nLayer * blocks;
-  if (total > kMaxPoolFloats)
+  const uint64_t pageElems = 2ull * o.pageSize * o.kvDim;
+  const uint64_t total = pageElems * o.nLayer * blocks * kvTypeBytes(o.type); // bytes
+  if (total > kMaxPoolBytes)
     return absl::ResourceExhaustedError(
-        fmt::format("KV pool of {} pages x {} floats is too large", o.numPages, pageFloats));
+        fmt::format("KV pool of {} pages x {} {} values is too large", o.numPages, pageElems,
+                    kvTypeName(o.type)));
   std::shared_ptr<KvPool> pool(new KvPool(o));
   pool->opts_.numPages = blocks * o.nLayer;
   pool->numBlocks_ = blocks;
-  pool->pageFloats_ = pageFloats;
-  void *mem = ::mmap(nullptr, total * sizeof(float), PROT_READ | PROT_WRITE,
+  pool->pageElems_ = pageElems;
+  void *mem = ::mmap(nullptr, total, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED)
     return absl::ResourceExhaustedError(
-        fmt::format("cannot allocate a KV pool of {} MiB", total * 4 >> 20));
-  pool->data_ =
-      std::unique_ptr<float[], Unmap>(static_cast<float *>(mem), Unmap{total * sizeof(float)});
+        fmt::format("cannot allocate a KV pool of {} MiB", total >> 20));
+  pool->data_ = std::unique_ptr<uint8_t[], Unmap>(static_cast<uint8_t *>(mem), Unmap{total});
   // Every piece of bookkeeping is sized here, once.
   pool->free_.reserve(blocks);
   for (uint32_t b = blocks; b-- > 0;)
@@ -451,13 +461,12 @@ absl::Status KvSession::prepareWrite(uint64_t fromPos, uint64_t toPos) {
     if (p.refs_[b] == 1 && p.cached_[b])
       p.uncacheLocked(b);
   }
-  const uint64_t blockFloats = p.pageFloats_ * nLayer_;
+  const uint64_t blockBytes = p.blockBytes();
   size_t g = 0;
   for (size_t i : copy) {
     const uint32_t from = blocks_[i], to = got[g++];
     // `from` is shared, hence written by nobody: a stable source.
-    std::memcpy(p.data_.get() + to * blockFloats, p.data_.get() + from * blockFloats,
-                blockFloats * sizeof(float));
+    std::memcpy(p.data_.get() + to * blockBytes, p.data_.get() + from * blockBytes, blockBytes);
     setBlockLocked(i, to);
     p.releaseLocked(from);
     ++p.counters_.copies;
@@ -552,16 +561,6 @@ absl::Status KvSession::exportTables(std::span<int32_t *const> tables, size_t ta
     std::fill(tables[l] + blocks_.size(), tables[l] + tableLen, -1);
   }
   return absl::OkStatus();
-}
-
-float *KvSession::k(uint32_t layer, uint64_t pos) {
-  const uint32_t P = pool_->options().pageSize;
-  return pool_->pageK(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
-}
-
-float *KvSession::v(uint32_t layer, uint64_t pos) {
-  const uint32_t P = pool_->options().pageSize;
-  return pool_->pageV(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
 }
 
 } // namespace tern::model

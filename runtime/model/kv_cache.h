@@ -4,7 +4,7 @@
 // ALL layers. Block b is stored as nLayer consecutive ABI pages, page id
 // b * nLayer + l for layer l, each laid out as tern_kv_view expects
 // (runtime/abi/tern_abi.h):
-//   page = { K[pageSize][kvDim], V[pageSize][kvDim] }  (f32)
+//   page = { K[pageSize][kvDim], V[pageSize][kvDim] }  (f32 or f16: KvType)
 // so the compiled code indexes the pool directly through per-layer page
 // tables (page_tables[seq][l][p / pageSize], ABI v2); the pool base is 64-byte aligned.
 //
@@ -26,10 +26,12 @@
 // thread at a time; different sessions may be used from different threads.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <unordered_map>
@@ -41,12 +43,20 @@
 
 namespace tern::model {
 
+// The element type of the cached K and V (`ternc compile --kv-type`): f16
+// (IEEE half, rounded to nearest even as written; the default) or f32.
+enum class KvType : uint8_t { F32, F16 };
+const char *kvTypeName(KvType t); // "f32" | "f16"
+std::optional<KvType> parseKvType(std::string_view name);
+inline uint32_t kvTypeBytes(KvType t) { return t == KvType::F16 ? 2 : 4; }
+
 struct KvPoolOptions {
   uint32_t nLayer = 0;
   uint32_t kvDim = 0;     // nHeadKv * headDim
   uint32_t pageSize = 16; // token positions per page (and per block)
   uint32_t numPages = 0;  // ABI pages in the pool; rounded down to whole
                           // blocks (a multiple of nLayer)
+  KvType type = KvType::F32;
 };
 
 // How big to make the pool: either `parallel` sessions of `contextLength`
@@ -59,10 +69,12 @@ struct KvSizing {
   uint64_t contextLength = 0; // positions per session (-c)
   uint32_t parallel = 1;      // sessions at full context (--parallel)
   uint64_t memBytes = 0;      // --kv-mem; 0: use contextLength x parallel
+  KvType type = KvType::F32;
 };
 
-// Bytes of one block: nLayer x pageSize x kvDim x (K + V) x 4.
-uint64_t kvBlockBytes(uint32_t nLayer, uint32_t kvDim, uint32_t pageSize);
+// Bytes of one block: nLayer x pageSize x kvDim x (K + V) x element bytes.
+uint64_t kvBlockBytes(uint32_t nLayer, uint32_t kvDim, uint32_t pageSize,
+                      KvType type = KvType::F32);
 // KvPoolOptions::numPages (ABI pages, a multiple of nLayer) for `s`.
 // InvalidArgument naming the flag when the result is zero or too large.
 absl::StatusOr<uint32_t> kvPoolPages(const KvSizing &s);
@@ -104,11 +116,20 @@ public:
   // Blocks one session needs for `positions` positions.
   uint64_t blocksFor(uint64_t positions) const;
   uint32_t totalBlocks() const { return numBlocks_; }
-  uint64_t blockBytes() const { return pageFloats_ * opts_.nLayer * sizeof(float); }
+  uint64_t blockBytes() const { return pageElems_ * opts_.nLayer * elemBytes(); }
+  KvType type() const { return opts_.type; }
+  uint32_t elemBytes() const { return kvTypeBytes(opts_.type); }
 
-  float *pageK(uint32_t page) { return data_.get() + uint64_t(page) * pageFloats_; }
-  float *pageV(uint32_t page) { return pageK(page) + uint64_t(opts_.pageSize) * opts_.kvDim; }
-  uint64_t pageFloats() const { return pageFloats_; }
+  // K / V rows of an ABI page as elements of the pool's type (T = float for
+  // f32, uint16_t for f16).
+  template <class T = float> T *pageK(uint32_t page) {
+    assert(sizeof(T) == 1 || sizeof(T) == elemBytes()); // bytes, or the pool's type
+    return reinterpret_cast<T *>(data_.get() + uint64_t(page) * pageElems_ * elemBytes());
+  }
+  template <class T = float> T *pageV(uint32_t page) {
+    return pageK<T>(page) + uint64_t(opts_.pageSize) * opts_.kvDim;
+  }
+  uint64_t pageElems() const { return pageElems_; } // 2 x pageSize x kvDim
 
   KvPoolStats stats() const;
   // Block ids the prefix cache holds (referenced or not), in no order.
@@ -141,15 +162,15 @@ private:
 
   KvPoolOptions opts_;
   uint32_t numBlocks_ = 0;
-  uint64_t pageFloats_ = 0;
+  uint64_t pageElems_ = 0;
   // The pool is one anonymous mapping: page-aligned (tern_abi.h asks for
   // 64 bytes), reserved once, and zero pages until first written, so a
   // large `-c` costs address space, not start-up time or resident memory.
   struct Unmap {
     uint64_t bytes;
-    void operator()(float *p) const;
+    void operator()(uint8_t *p) const;
   };
-  std::unique_ptr<float[], Unmap> data_;
+  std::unique_ptr<uint8_t[], Unmap> data_;
 
   mutable std::mutex mutex_;
   std::vector<uint32_t> free_; // stack of free block ids
@@ -224,14 +245,15 @@ public:
   // changes page ids). InvalidArgument if a table is too short.
   absl::Status exportTables(std::span<int32_t *const> tables, size_t tableLen) const;
 
-  // K/V rows of `layer` at position `pos` (must be < capacity()).
-  float *k(uint32_t layer, uint64_t pos);
-  float *v(uint32_t layer, uint64_t pos);
-  const float *k(uint32_t layer, uint64_t pos) const {
-    return const_cast<KvSession *>(this)->k(layer, pos);
+  // K/V rows of `layer` at position `pos` (must be < capacity()), as
+  // elements of the pool's type (T = float for f32, uint16_t for f16).
+  template <class T = float> T *k(uint32_t layer, uint64_t pos) {
+    const uint32_t P = pool_->options().pageSize;
+    return pool_->pageK<T>(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
   }
-  const float *v(uint32_t layer, uint64_t pos) const {
-    return const_cast<KvSession *>(this)->v(layer, pos);
+  template <class T = float> T *v(uint32_t layer, uint64_t pos) {
+    const uint32_t P = pool_->options().pageSize;
+    return pool_->pageV<T>(tables_[layer][pos / P]) + (pos % P) * pool_->options().kvDim;
   }
 
   KvPool &pool() { return *pool_; }

@@ -26,6 +26,7 @@
 #include "runtime/gguf/gguf.h"
 #include "runtime/model/config.h"
 #include "runtime/model/kernels_ref.h"
+#include "runtime/model/kv_cache.h"
 
 namespace tern::model {
 
@@ -44,6 +45,10 @@ struct ModelOptions {
   // (formats/q8_rows.h), what `ternc compile --head q8` packs; a .tern
   // carries its own choice (metadata "head").
   bool q8Head = false;
+  // --kv-type: the KV cache's element type, what `ternc compile --kv-type`
+  // compiles (f16 by default); a .tern carries its own (metadata "kv_type",
+  // f32 when absent: artifacts from before the option).
+  KvType kvType = KvType::F16;
 };
 
 class Session {

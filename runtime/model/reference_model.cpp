@@ -55,14 +55,14 @@ std::string ReferenceModel::describe() const {
   std::string s;
   for (const std::string &x : storages)
     s += (s.empty() ? "" : ",") + x;
-  return fmt::format("reference {} ({} layers, hidden {}, heads {}/{}, ffn {} {}, vocab {}), "
-                     "weights {}, act-quant {}, head {}, {} threads, ctx {}, KV {} pages x {} "
-                     "positions",
-                     config_.arch, config_.nLayer, config_.nEmbd, config_.nHead, config_.nHeadKv,
-                     config_.nFf, ffnActivationName(config_.ffnAct), config_.nVocab, s,
-                     actQuantName(options_.actQuant),
-                     options_.q8Head ? "q8" : (weights_.output.isF16 ? "f16" : "f32"),
-                     threads_->size(), options_.contextLength, options_.kvPages, options_.pageSize);
+  return fmt::format(
+      "reference {} ({} layers, hidden {}, heads {}/{}, ffn {} {}, vocab {}), "
+      "weights {}, act-quant {}, head {}, {} threads, ctx {}, KV {} pages x {} "
+      "positions ({})",
+      config_.arch, config_.nLayer, config_.nEmbd, config_.nHead, config_.nHeadKv, config_.nFf,
+      ffnActivationName(config_.ffnAct), config_.nVocab, s, actQuantName(options_.actQuant),
+      options_.q8Head ? "q8" : (weights_.output.isF16 ? "f16" : "f32"), threads_->size(),
+      options_.contextLength, options_.kvPages, options_.pageSize, kvTypeName(options_.kvType));
 }
 
 absl::StatusOr<std::unique_ptr<Session>> ReferenceModel::newSession() {
@@ -132,6 +132,10 @@ void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> 
   // rounded to f16. docs/reference-forward.md, "act-quant q8k".
   const bool q8k = options_.actQuant == ActQuant::Q8K;
   const bool faOneChunk = q8k && T < kFlashTileQ;
+  // --kv-type f16: K/V stored as IEEE halves (tern_uk_attention_gqa_f16_ref's
+  // cache, bit for bit); the arithmetic is the f32 cache's on the rounded
+  // values.
+  const bool f16Kv = options_.kvType == KvType::F16;
   auto norm = q8k ? rmsNormGgml : rmsNorm;
   auto rope = q8k ? ropeNeoxGgml : ropeNeox;
   auto f16 = [](float *p, uint64_t n) {
@@ -153,6 +157,14 @@ void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> 
         rope(&q[uint64_t(t) * Q + hh * D], c.nRot, pos, c.ropeFreqBase);
       for (uint32_t hh = 0; hh < c.nHeadKv; ++hh)
         rope(&k[uint64_t(t) * KV + hh * D], c.nRot, pos, c.ropeFreqBase);
+      if (f16Kv) { // rounded to nearest even, as tern_uk_attention_gqa_f16_* writes them
+        uint16_t *kd = kv.k<uint16_t>(li, pos), *vd = kv.v<uint16_t>(li, pos);
+        for (uint32_t i = 0; i < KV; ++i) {
+          kd[i] = half::f32_to_f16(k[uint64_t(t) * KV + i]);
+          vd[i] = half::f32_to_f16(v[uint64_t(t) * KV + i]);
+        }
+        continue;
+      }
       std::copy_n(&k[uint64_t(t) * KV], KV, kv.k(li, pos));
       std::copy_n(&v[uint64_t(t) * KV], KV, kv.v(li, pos));
       if (q8k) {
@@ -160,9 +172,10 @@ void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> 
         f16(kv.v(li, pos), KV);
       }
     }
-    // One (token, head) pair per work item; each reads the cache through
-    // the session's page table up to its own position (causal).
-    pool.parallelFor(uint64_t(T) * c.nHead, [&](size_t i0, size_t i1) {
+    // One (token, head) pair per work item; each reads the cache (elements
+    // of type E) through the session's page table up to its own position
+    // (causal).
+    auto attend = [&]<class E>(size_t i0, size_t i1) {
       std::vector<float> scores;
       for (size_t i = i0; i < i1; ++i) {
         const uint32_t t = static_cast<uint32_t>(i / c.nHead);
@@ -171,16 +184,19 @@ void ReferenceModel::run(KvSession &kv, uint64_t pos0, std::span<const int32_t> 
         const uint64_t n = pos0 + t + 1;
         const float *qv = &q[uint64_t(t) * Q + hh * D];
         float *out = &att[uint64_t(t) * Q + hh * D];
-        if (faOneChunk) {
-          flashAttnOneRowF16(
-              qv, D, n, attScale, [&](uint64_t p) { return kv.k(li, p) + kvh * D; },
-              [&](uint64_t p) { return kv.v(li, p) + kvh * D; }, out);
-          continue;
-        }
-        attentionOneRow(
-            qv, D, n, attScale, [&](uint64_t p) { return kv.k(li, p) + kvh * D; },
-            [&](uint64_t p) { return kv.v(li, p) + kvh * D; }, scores, out);
+        auto kAt = [&](uint64_t p) { return kv.k<E>(li, p) + kvh * D; };
+        auto vAt = [&](uint64_t p) { return kv.v<E>(li, p) + kvh * D; };
+        if (faOneChunk)
+          flashAttnOneRowF16(qv, D, n, attScale, kAt, vAt, out);
+        else
+          attentionOneRow(qv, D, n, attScale, kAt, vAt, scores, out);
       }
+    };
+    pool.parallelFor(uint64_t(T) * c.nHead, [&](size_t i0, size_t i1) {
+      if (f16Kv)
+        attend.template operator()<uint16_t>(i0, i1);
+      else
+        attend.template operator()<float>(i0, i1);
     });
     for (uint32_t t = 0; t < T; ++t)
       norm(&att[uint64_t(t) * Q], L.attnSubNorm.data(), Q, c.rmsEps, &attn[uint64_t(t) * Q]);

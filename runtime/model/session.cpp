@@ -148,6 +148,7 @@ absl::StatusOr<std::shared_ptr<KvPool>> createModelPool(uint32_t nLayer, uint32_
     z.contextLength = o.contextLength;
     z.parallel = o.parallel;
     z.memBytes = o.kvMemBytes;
+    z.type = o.kvType;
     absl::StatusOr<uint32_t> pages = kvPoolPages(z);
     if (!pages.ok())
       return pages.status();
@@ -158,6 +159,7 @@ absl::StatusOr<std::shared_ptr<KvPool>> createModelPool(uint32_t nLayer, uint32_
   po.kvDim = kvDim;
   po.pageSize = o.pageSize;
   po.numPages = o.kvPages;
+  po.type = o.kvType;
   return KvPool::create(po);
 }
 

@@ -226,6 +226,15 @@ struct NeonOps {
     out = vcvt_f32_f16(vreinterpret_f16_u16(h));
     return true;
   }
+  // The f16 KV cache (attention.h): vcvt_f32_f16 is exact; vcvt_f16_f32
+  // rounds as FPCR says, nearest even by default (the runtime never changes
+  // it): half.h's f32_to_f16 lane by lane.
+  static TERN_UK_INLINE F load_h(const uint16_t *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+  }
+  static TERN_UK_INLINE void store_h(uint16_t *p, F v) {
+    vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v)));
+  }
   // Squares in double, lanes 0-1 and 2-3 in two accumulators.
   struct SumSq {
     float64x2_t lo, hi;

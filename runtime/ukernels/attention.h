@@ -1,11 +1,15 @@
 // The vectorised grouped-query attention over the paged KV cache
-// (tern_uk_attention_gqa_f32_<isa>), written once over the float-vector
-// traits V of ops.h and instantiated in each ISA file inside its target
-// region, after ops.h (ops_entries.h defines the extern "C" entry). Scalar
-// twin: tern_uk_attention_gqa_f32_ref (ukernels_ref.cpp).
+// (tern_uk_attention_gqa_{f32,f16}_<isa>), written once over the float-vector
+// traits V of ops.h and the cache's element type T (float, or uint16_t for
+// the f16 cache of `ternc compile --kv-type f16`), instantiated in each ISA
+// file inside its target region, after ops.h (ops_entries.h defines the
+// extern "C" entries). Scalar twins: tern_uk_attention_gqa_{f32,f16}_ref
+// (ukernels_ref.cpp).
 //
 // The call first copies every token's K and V rows into its sequence's pages
-// (on the calling thread, before any row is read, as the ref), then runs work
+// (on the calling thread, before any row is read, as the ref; the f16 cache
+// rounds to nearest even: V::store_h, bit-identical to half.h's f32_to_f16),
+// then runs work
 // items through run_parallel: item = (token, KV head, chunk of at most
 // kMaxHeads of the query heads that read that KV head). An item walks its
 // sequence's positions 0..pos in blocks of kBlock positions (page by page
@@ -18,7 +22,9 @@
 //      grows, the running sum l_g and the output row are scaled by
 //      e^(m_old - m_new); e = e^(s - m_g) by Ops<V>::exp;
 //   3. o_g += e[g][p] * v_p lane-wise over head_dim (FMA), positions in order.
-// Finally o_g *= 1 / l_g. The output row itself holds the accumulator.
+// Finally o_g *= 1 / l_g. The output row itself holds the accumulator. An
+// f16 cache is read through V::load_h (F16C vcvtph2ps, NEON vcvt_f32_f16:
+// exact), so the arithmetic is the f32 kernel's on the rounded values.
 //
 // Numerics (vs ref, which takes a sequential float dot, libm expf, a double
 // sum and normalises each weight before the V sum): a float tolerance, see
@@ -48,7 +54,7 @@ struct GqaArgs {
   float scale;
 };
 
-template <class V> struct Attention {
+template <class V, class T> struct Attention {
   using F = typename V::F;
   static constexpr int64_t L = V::kLanes;
   static constexpr int64_t kBlock = 64; // positions per softmax block
@@ -69,25 +75,45 @@ template <class V> struct Attention {
 
   static constexpr int64_t kAhead = 4; // K rows prefetched ahead
 
+  // A cache row's lanes / element as floats.
+  static TERN_UK_INLINE F ld(const float *p) { return V::load(p); }
+  static TERN_UK_INLINE F ld(const uint16_t *p) { return V::load_h(p); }
+  static TERN_UK_INLINE float at(const float *p, int64_t i) { return p[i]; }
+  static TERN_UK_INLINE float at(const uint16_t *p, int64_t i) { return f16_to_f32(p[i]); }
+
   // One head's slice of a K or V row, line by line.
-  static TERN_UK_INLINE void prefetch(const float *p, int64_t D) {
-    for (int64_t d = 0; d < D; d += 16)
-      __builtin_prefetch(p + d, 0, 3);
+  static TERN_UK_INLINE void prefetch(const T *p, int64_t D) {
+    const char *b = reinterpret_cast<const char *>(p);
+    for (int64_t d = 0; d < D * int64_t(sizeof(T)); d += 64)
+      __builtin_prefetch(b + d, 0, 3);
+  }
+
+  // One token's K or V row into the cache.
+  static TERN_UK_INLINE void put(const float *src, float *dst, int64_t len) {
+    Ops<V>::copy(src, dst, len);
+  }
+  static TERN_UK_INLINE void put(const float *src, uint16_t *dst, int64_t len) {
+    int64_t c = 0;
+    for (; c + L <= len; c += L)
+      V::store_h(dst + c, V::load(src + c));
+    for (; c < len; ++c)
+      dst[c] = f32_to_f16(src[c]);
   }
 
   // Row pointers of positions [p0, p1) of layer `layer` of sequence sq: K
   // rows into kr, V rows into vr (page by page).
   static TERN_UK_INLINE void rows(const tern_ctx *ctx, int64_t sq, int64_t layer, int64_t p0,
-                                  int64_t p1, int64_t kv_dim, int64_t off, const float **kr,
-                                  const float **vr) {
+                                  int64_t p1, int64_t kv_dim, int64_t off, const T **kr,
+                                  const T **vr) {
     const tern_kv_view &kv = ctx->kv;
     const int32_t *table = kv.page_tables[sq][layer];
     int64_t p = p0;
     while (p < p1) {
       const int64_t pg = p / kv.page_size, r0 = p % kv.page_size;
       const int64_t cnt = min64(p1 - p, kv.page_size - r0);
-      const float *kb = kv.pool + int64_t(table[pg]) * kv.page_floats + r0 * kv_dim + off;
-      const float *vb = kb + kv.page_size * kv_dim;
+      const T *kb =
+          static_cast<const T *>(kv.pool) + int64_t(table[pg]) * kv.page_elems + r0 * kv_dim + off;
+      const T *vb = kb + kv.page_size * kv_dim;
       for (int64_t i = 0; i < cnt; ++i) {
         kr[p - p0 + i] = kb + i * kv_dim;
         vr[p - p0 + i] = vb + i * kv_dim;
@@ -111,14 +137,14 @@ template <class V> struct Attention {
       m[g] = -__builtin_inff();
       l[g] = 0.0f;
     }
-    const float *kr[kBlock], *vr[kBlock];
+    const T *kr[kBlock], *vr[kBlock];
     alignas(64) float e[G][kBlock]; // scores, then weights (kBlock % L == 0)
     for (int64_t b0 = 0; b0 < np; b0 += kBlock) {
       const int64_t nb = min64(kBlock, np - b0), nbv = (nb + L - 1) / L * L;
       rows(a.ctx, sq, a.layer, b0, b0 + nb, a.kv_dim, kvh * D, kr, vr);
       // 1. scores
       for (int64_t i = 0; i < nb; ++i) {
-        const float *kp = kr[i];
+        const T *kp = kr[i];
         // The rows are kv_dim apart (pages scattered): hardware prefetchers
         // miss them. Fetch K a few rows ahead and this block's V rows for 3.
         if (i + kAhead < nb)
@@ -129,21 +155,21 @@ template <class V> struct Attention {
           acc0[g] = acc1[g] = V::splat(0.0f);
         int64_t d = 0;
         for (; d + 2 * L <= D; d += 2 * L) {
-          const F k0 = V::load(kp + d), k1 = V::load(kp + d + L);
+          const F k0 = ld(kp + d), k1 = ld(kp + d + L);
           for (int g = 0; g < G; ++g) {
             acc0[g] = V::fma(V::load(qv[g] + d), k0, acc0[g]);
             acc1[g] = V::fma(V::load(qv[g] + d + L), k1, acc1[g]);
           }
         }
         if (d < Dv) {
-          const F k0 = V::load(kp + d);
+          const F k0 = ld(kp + d);
           for (int g = 0; g < G; ++g)
             acc0[g] = V::fma(V::load(qv[g] + d), k0, acc0[g]);
         }
         for (int g = 0; g < G; ++g) {
           float s = hsum(V::add(acc0[g], acc1[g]));
           for (int64_t c = Dv; c < D; ++c)
-            s += qv[g][c] * kp[c];
+            s += qv[g][c] * at(kp, c);
           e[g][i] = s * a.scale;
         }
       }
@@ -184,7 +210,7 @@ template <class V> struct Attention {
           acc1[g] = V::load(o[g] + d + L);
         }
         for (int64_t i = 0; i < nb; ++i) {
-          const F v0 = V::load(vr[i] + d), v1 = V::load(vr[i] + d + L);
+          const F v0 = ld(vr[i] + d), v1 = ld(vr[i] + d + L);
           for (int g = 0; g < G; ++g) {
             const F w = V::splat(e[g][i]);
             acc0[g] = V::fma(w, v0, acc0[g]);
@@ -201,7 +227,7 @@ template <class V> struct Attention {
         for (int g = 0; g < G; ++g)
           acc[g] = V::load(o[g] + d);
         for (int64_t i = 0; i < nb; ++i) {
-          const F v0 = V::load(vr[i] + d);
+          const F v0 = ld(vr[i] + d);
           for (int g = 0; g < G; ++g)
             acc[g] = V::fma(V::splat(e[g][i]), v0, acc[g]);
         }
@@ -212,7 +238,7 @@ template <class V> struct Attention {
         for (int g = 0; g < G; ++g) {
           float acc = o[g][c];
           for (int64_t i = 0; i < nb; ++i)
-            acc += e[g][i] * vr[i][c];
+            acc += e[g][i] * at(vr[i], c);
           o[g][c] = acc;
         }
     }
@@ -265,11 +291,11 @@ template <class V> struct Attention {
     region_slice(ctx, n, tb, te);
     for (int64_t t = tb; t < te; ++t) {
       const int64_t p = pos[t];
-      float *kd = kv.pool +
-                  int64_t(kv.page_tables[seq[t]][layer][p / kv.page_size]) * kv.page_floats +
-                  (p % kv.page_size) * kv_dim;
-      Ops<V>::copy(k + t * kv_dim, kd, kv_dim);
-      Ops<V>::copy(v + t * kv_dim, kd + kv.page_size * kv_dim, kv_dim);
+      T *kd = static_cast<T *>(kv.pool) +
+              int64_t(kv.page_tables[seq[t]][layer][p / kv.page_size]) * kv.page_elems +
+              (p % kv.page_size) * kv_dim;
+      put(k + t * kv_dim, kd, kv_dim);
+      put(v + t * kv_dim, kd + kv.page_size * kv_dim, kv_dim);
     }
     region_barrier(ctx);
     GqaArgs a{};

@@ -9,6 +9,7 @@
 #ifndef TERN_UKERNELS_COMMON_H
 #define TERN_UKERNELS_COMMON_H
 
+#include "runtime/formats/half.h"
 #include "runtime/formats/ternary_decode.h"
 #include "runtime/ukernels/ukernels.h"
 
@@ -24,26 +25,9 @@ enum Layout { kI2S, kTL1, kTL2, kTQ2, kTQ1, kTL2V };
 TERN_UK_INLINE int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 TERN_UK_INLINE int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// IEEE half to float, bit-exact with runtime/formats' f16ToF32 (NaN payload kept).
-TERN_UK_INLINE float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else { // subnormal: man * 2^-24 (exact in float)
-      float v = float(man) * 5.9604644775390625e-8f;
-      bits = sign | __builtin_bit_cast(uint32_t, v);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  return __builtin_bit_cast(float, bits);
-}
+// IEEE half <-> float: the one conversion (runtime/formats/half.h).
+using tern::half::f16_to_f32;
+using tern::half::f32_to_f16;
 
 TERN_UK_INLINE uint16_t load_u16(const uint8_t *p) { return uint16_t(p[0] | (p[1] << 8)); }
 TERN_UK_INLINE float load_f32(const uint8_t *p) {

@@ -106,8 +106,18 @@ void TERN_UK_OPS_NAME(attention_gqa_f32)(const tern_ctx *ctx, int64_t n, const f
                                          int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                                          float scale) {
   tern_uk::OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  tern_uk::Attention<tern_uk::OpsIsa>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
-                                           n_kv_heads, head_dim, scale);
+  tern_uk::Attention<tern_uk::OpsIsa, float>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
+                                                  n_kv_heads, head_dim, scale);
+}
+
+void TERN_UK_OPS_NAME(attention_gqa_f16)(const tern_ctx *ctx, int64_t n, const float *q,
+                                         const float *k, const float *v, const int32_t *pos,
+                                         const int32_t *seq, float *out, int64_t layer,
+                                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                                         float scale) {
+  tern_uk::OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
+  tern_uk::Attention<tern_uk::OpsIsa, uint16_t>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
+                                                     n_kv_heads, head_dim, scale);
 }
 
 } // extern "C"

@@ -107,6 +107,14 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
                                    const float *v, const int32_t *pos, const int32_t *seq,
                                    float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, float scale);
+/* The same over an f16 cache (ctx->kv.pool holds IEEE halves): k and v are
+ * rounded to nearest even as they are written (runtime/formats/half.h), and
+ * every cached element is read as the float it represents, so the result is
+ * the f32 kernel's over the rounded K/V, bit for bit. */
+void tern_uk_attention_gqa_f16_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
+                                   const float *v, const int32_t *pos, const int32_t *seq,
+                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
+                                   int64_t head_dim, float scale);
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim);
@@ -122,8 +130,9 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
  * to ref; rms_norm sums its squares in double in lane order (the f32 scale
  * equals ref's except in rare rounding ties: 1 ulp, then at most 1 in a
  * quantized value); silu_mul uses a vector exp (a few ulp); attention
- * (lane-wise dots, online softmax, vector exp) is within a float tolerance
- * of ref (docs/ukernels.md) and batch-invariant. */
+ * (lane-wise dots, online softmax, vector exp; f32 or f16 cache) is within
+ * a float tolerance of ref (docs/ukernels.md) and batch-invariant, and
+ * writes the cache bit-identically to ref. */
 #define TERN_UK_DECLARE_OPS(isa)                                                                   \
   void tern_uk_embed_f16_##isa(const tern_ctx *ctx, int64_t n, const int32_t *tokens,              \
                                const uint16_t *table, float *out, int64_t hidden, int64_t vocab);  \
@@ -146,6 +155,10 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
   void tern_uk_relu2_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,              \
                                    const float *up, float *out, int64_t dim);                      \
   void tern_uk_attention_gqa_f32_##isa(                                                            \
+      const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,              \
+      const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
+      int64_t n_kv_heads, int64_t head_dim, float scale);                                          \
+  void tern_uk_attention_gqa_f16_##isa(                                                            \
       const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,              \
       const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
       int64_t n_kv_heads, int64_t head_dim, float scale);

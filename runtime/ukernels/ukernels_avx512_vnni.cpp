@@ -290,6 +290,14 @@ struct Avx512Ops {
     out = _mm512_cvtph_ps(h);
     return true;
   }
+  // The f16 KV cache (attention.h), as Avx2Ops::load_h / store_h.
+  static TERN_UK_INLINE F load_h(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+  }
+  static TERN_UK_INLINE void store_h(uint16_t *p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(p),
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   // Squares in double, lanes 0-7 and 8-15 in two accumulators.
   struct SumSq {
     __m512d lo, hi;

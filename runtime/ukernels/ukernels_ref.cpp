@@ -55,7 +55,7 @@ TERN_UK_INLINE float rms_scale(const float *x, int64_t dim, float eps) {
   return float(1.0 / __builtin_sqrt(ss / double(dim) + eps));
 }
 
-// ---- attention ----
+// ---- attention (T: float, or uint16_t for the f16 cache) ----
 struct AttnArgs {
   const tern_ctx *ctx;
   const float *q;
@@ -66,24 +66,31 @@ struct AttnArgs {
   float scale;
 };
 
-TERN_UK_INLINE const float *kv_row(const tern_ctx *ctx, int64_t seq, int64_t layer, int64_t p,
-                                   int64_t kv_dim, bool v) {
+TERN_UK_INLINE float kv_f32(float x) { return x; }
+TERN_UK_INLINE float kv_f32(uint16_t h) { return f16_to_f32(h); }
+TERN_UK_INLINE void kv_put(float x, float *d) { *d = x; }
+TERN_UK_INLINE void kv_put(float x, uint16_t *d) { *d = f32_to_f16(x); }
+
+template <class T>
+TERN_UK_INLINE T *kv_row(const tern_ctx *ctx, int64_t seq, int64_t layer, int64_t p, int64_t kv_dim,
+                         bool v) {
   const tern_kv_view &kv = ctx->kv;
   const int64_t page = kv.page_tables[seq][layer][p / kv.page_size];
-  return kv.pool + page * kv.page_floats + (v ? kv.page_size * kv_dim : 0) +
+  return static_cast<T *>(kv.pool) + page * kv.page_elems + (v ? kv.page_size * kv_dim : 0) +
          (p % kv.page_size) * kv_dim;
 }
 
+template <class T>
 TERN_UK_INLINE float attn_score(const AttnArgs &a, int64_t sq, const float *qv, int64_t kvh,
                                 int64_t p) {
-  const float *kp = kv_row(a.ctx, sq, a.layer, p, a.kv_dim, false) + kvh * a.head_dim;
+  const T *kp = kv_row<T>(a.ctx, sq, a.layer, p, a.kv_dim, false) + kvh * a.head_dim;
   float dot = 0.0f;
   for (int64_t d = 0; d < a.head_dim; ++d)
-    dot += qv[d] * kp[d];
+    dot += qv[d] * kv_f32(kp[d]);
   return dot * a.scale;
 }
 
-void attn_task(void *arg, int64_t begin, int64_t end) {
+template <class T> void attn_task(void *arg, int64_t begin, int64_t end) {
   const AttnArgs &a = *static_cast<const AttnArgs *>(arg);
   constexpr int64_t kCache = 2048; // scores kept on the stack; recomputed beyond
   float scores[kCache];
@@ -95,14 +102,14 @@ void attn_task(void *arg, int64_t begin, int64_t end) {
     const float *qv = a.q + t * qdim + h * a.head_dim;
     float mx = -__builtin_inff();
     for (int64_t p = 0; p < np; ++p) {
-      const float s = attn_score(a, sq, qv, kvh, p);
+      const float s = attn_score<T>(a, sq, qv, kvh, p);
       if (p < kCache)
         scores[p] = s;
       mx = max_f(mx, s);
     }
     double sum = 0.0;
     for (int64_t p = 0; p < np; ++p) {
-      const float s = p < kCache ? scores[p] : attn_score(a, sq, qv, kvh, p);
+      const float s = p < kCache ? scores[p] : attn_score<T>(a, sq, qv, kvh, p);
       const float e = __builtin_expf(s - mx);
       if (p < kCache)
         scores[p] = e;
@@ -113,13 +120,36 @@ void attn_task(void *arg, int64_t begin, int64_t end) {
     for (int64_t d = 0; d < a.head_dim; ++d)
       o[d] = 0.0f;
     for (int64_t p = 0; p < np; ++p) {
-      const float e = p < kCache ? scores[p] : __builtin_expf(attn_score(a, sq, qv, kvh, p) - mx);
-      const float *vp = kv_row(a.ctx, sq, a.layer, p, a.kv_dim, true) + kvh * a.head_dim;
+      const float e =
+          p < kCache ? scores[p] : __builtin_expf(attn_score<T>(a, sq, qv, kvh, p) - mx);
+      const T *vp = kv_row<T>(a.ctx, sq, a.layer, p, a.kv_dim, true) + kvh * a.head_dim;
       const float wgt = e * inv;
       for (int64_t d = 0; d < a.head_dim; ++d)
-        o[d] += wgt * vp[d];
+        o[d] += wgt * kv_f32(vp[d]);
     }
   }
+}
+
+// Writes every token's K/V (before any is read), then one item per (token,
+// head).
+template <class T>
+void attention_gqa(const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,
+                   const int32_t *pos, const int32_t *seq, float *out, int64_t layer,
+                   int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, float scale) {
+  const int64_t kv_dim = n_kv_heads * head_dim;
+  int64_t tb, te;
+  region_slice(ctx, n, tb, te); // K/V rows first, then a barrier (attention.h)
+  for (int64_t t = tb; t < te; ++t) {
+    T *kd = kv_row<T>(ctx, seq[t], layer, pos[t], kv_dim, false);
+    T *vd = kv_row<T>(ctx, seq[t], layer, pos[t], kv_dim, true);
+    for (int64_t d = 0; d < kv_dim; ++d) {
+      kv_put(k[t * kv_dim + d], kd + d);
+      kv_put(v[t * kv_dim + d], vd + d);
+    }
+  }
+  region_barrier(ctx);
+  AttnArgs a{ctx, q, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
+  run_parallel(ctx, n * n_heads, &attn_task<T>, &a);
 }
 
 // Row tokens[t] of table[vocab][hidden] through load(row, c); a token
@@ -245,20 +275,16 @@ void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *
                                    float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
                                    int64_t head_dim, float scale) {
   OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  const int64_t kv_dim = n_kv_heads * head_dim;
-  int64_t tb, te;
-  region_slice(ctx, n, tb, te); // K/V rows first, then a barrier (attention.h)
-  for (int64_t t = tb; t < te; ++t) {
-    float *kd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, false));
-    float *vd = const_cast<float *>(kv_row(ctx, seq[t], layer, pos[t], kv_dim, true));
-    for (int64_t d = 0; d < kv_dim; ++d) {
-      kd[d] = k[t * kv_dim + d];
-      vd[d] = v[t * kv_dim + d];
-    }
-  }
-  region_barrier(ctx);
-  AttnArgs a{ctx, q, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, kv_dim, scale};
-  run_parallel(ctx, n * n_heads, &attn_task, &a);
+  attention_gqa<float>(ctx, n, q, k, v, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, scale);
+}
+
+void tern_uk_attention_gqa_f16_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
+                                   const float *v, const int32_t *pos, const int32_t *seq,
+                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
+                                   int64_t head_dim, float scale) {
+  OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
+  attention_gqa<uint16_t>(ctx, n, q, k, v, pos, seq, out, layer, n_heads, n_kv_heads, head_dim,
+                          scale);
 }
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,

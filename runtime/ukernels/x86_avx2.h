@@ -299,6 +299,15 @@ struct Avx2Ops {
     out = _mm256_cvtph_ps(h);
     return true;
   }
+  // The f16 KV cache (attention.h): vcvtph2ps is exact; vcvtps2ph with
+  // round-to-nearest-even is half.h's f32_to_f16 lane by lane (overflow to
+  // inf, subnormals, NaN quieted with the payload's top bits).
+  static TERN_UK_INLINE F load_h(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+  }
+  static TERN_UK_INLINE void store_h(uint16_t *p, F v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   // Squares in double, lanes 0-3 and 4-7 in two accumulators.
   struct SumSq {
     __m256d lo, hi;

@@ -53,7 +53,7 @@ __attribute__((visibility("default"))) const tern_model_desc *tern_model_describ
 
 static float *kRow(const tern_ctx *c, int32_t s, int l, int64_t p) {
   const int32_t page = c->kv.page_tables[s][l][p / c->kv.page_size];
-  return c->kv.pool + (int64_t)page * c->kv.page_floats + (p % c->kv.page_size) * KV_DIM;
+  return (float *)c->kv.pool + (int64_t)page * c->kv.page_elems + (p % c->kv.page_size) * KV_DIM;
 }
 static float *vRow(const tern_ctx *c, int32_t s, int l, int64_t p) {
   return kRow(c, s, l, p) + c->kv.page_size * KV_DIM;
@@ -90,7 +90,7 @@ __attribute__((visibility("default"))) int32_t tern_model_forward(const tern_ctx
     return 2;
   if ((uintptr_t)ctx->weights % 64 || (uintptr_t)ctx->scratch % 64 || (uintptr_t)ctx->kv.pool % 64)
     return 3;
-  if (ctx->kv.page_floats != 2 * ctx->kv.page_size * KV_DIM || !ctx->parallel_for)
+  if (ctx->kv.page_elems != 2 * ctx->kv.page_size * KV_DIM || !ctx->parallel_for)
     return 4;
   for (int64_t i = 0; i < n; ++i) {
     if (b->positions[i] < 0 || b->positions[i] >= MAX_CTX)

@@ -2,8 +2,9 @@
 // forward pass computes: the logits of every step are bit-identical
 // (tolerance 0), on every fixture model and on generated shapes covering
 // head dim 64 and 128, GQA ratios 1 to 5, SiLU and relu^2 FFNs, the
-// activation modes token and none, and prompts that reach positions past
-// 2048 (where the attention ukernel stops keeping scores on its stack).
+// activation modes token and none, both KV cache types (f16, the default,
+// and f32: --kv-type), and prompts that reach positions past 2048 (where
+// the attention ukernel stops keeping scores on its stack).
 //
 // Built only with TERN_BUILD_COMPILER (exec_e2e_test).
 #include <cstring>
@@ -30,6 +31,7 @@ struct BitCase {
   ActQuant actQuant = ActQuant::PerToken;
   uint32_t promptLen = 12;
   int steps = 4;
+  model::KvType kvType = model::KvType::F16;
 };
 
 void PrintTo(const BitCase &c, std::ostream *os) { *os << c.name; }
@@ -75,6 +77,8 @@ TEST_P(RefKernelsBitIdentical, LogitsEqualTheReferenceForwardPass) {
   std::vector<std::string> flags = {"--kernel=ref", "--max-context", std::to_string(ctx)};
   if (c.actQuant == ActQuant::None)
     flags.insert(flags.end(), {"--act-quant", "none"});
+  if (c.kvType != model::KvType::F16)
+    flags.insert(flags.end(), {"--kv-type", model::kvTypeName(c.kvType)});
   const std::string tern = e2e::compile(gguf, "bitexact-" + c.name, flags);
   ASSERT_FALSE(tern.empty());
 
@@ -82,8 +86,10 @@ TEST_P(RefKernelsBitIdentical, LogitsEqualTheReferenceForwardPass) {
   o.threads = 2;
   o.contextLength = ctx;
   o.actQuant = c.actQuant;
+  o.kvType = c.kvType;
   auto compiled = ArtifactModel::open(tern, o);
   ASSERT_TRUE(compiled.ok()) << statusMessage(compiled.status());
+  ASSERT_EQ((*compiled)->options().kvType, c.kvType) << "the artifact's metadata kv_type";
   auto reference = model::openReferenceModel(gguf, o);
   ASSERT_TRUE(reference.ok()) << statusMessage(reference.status());
   const uint32_t vocab = (*reference)->config().nVocab;
@@ -123,10 +129,21 @@ std::vector<BitCase> cases() {
                    aq,
                    49,
                    4});
+  // The f32 KV cache (--kv-type f32) on every fixture.
+  for (const char *m : {"tiny-bitnet-tq2", "tiny-bitnet-tq1", "tiny-bitnet-f16", "tiny-bitnet-i2s",
+                        "gqa-bitnet-tq2"})
+    v.push_back({fmt::format("{}_token_kvf32", m),
+                 std::string(m) + ".gguf",
+                 {},
+                 ActQuant::PerToken,
+                 49,
+                 4,
+                 model::KvType::F32});
   // Generated shapes: head dim (hidden / heads) 64 and 128, GQA ratios 1..5,
   // both FFN activations; two of them past position 2048.
   auto synth = [&](std::string name, std::string arch, std::string format, int hidden, int heads,
-                   int kvHeads, int ffn, uint32_t promptLen, ActQuant aq = ActQuant::PerToken) {
+                   int kvHeads, int ffn, uint32_t promptLen, ActQuant aq = ActQuant::PerToken,
+                   model::KvType kv = model::KvType::F16) {
     v.push_back(
         {name,
          "",
@@ -135,7 +152,8 @@ std::vector<BitCase> cases() {
           std::to_string(ffn), "--ctx", "4096", "--seed", std::to_string(hidden + heads + kvHeads)},
          aq,
          promptLen,
-         3});
+         3,
+         kv});
   };
   synth("hd128_gqa1_relu2_long", "bitnet-b1.58", "i2_s", 256, 2, 2, 256, 2100);
   synth("hd64_gqa5_silu_long", "bitnet", "i2_s", 320, 5, 1, 256, 2100);
@@ -143,6 +161,8 @@ std::vector<BitCase> cases() {
   synth("hd128_gqa3_silu", "bitnet", "i2_s", 384, 3, 1, 256, 40);
   synth("hd64_gqa4_relu2_tq1", "bitnet-b1.58", "tq1_0", 256, 4, 1, 256, 40);
   synth("hd128_gqa2_silu_f16_none", "bitnet", "f16", 256, 2, 1, 256, 40, ActQuant::None);
+  synth("hd64_gqa5_silu_long_kvf32", "bitnet", "i2_s", 320, 5, 1, 256, 2100, ActQuant::PerToken,
+        model::KvType::F32);
   return v;
 }
 

@@ -367,6 +367,26 @@ TEST_F(ExecTest, ConfigComesFromTheMetadata) {
       << statusMessage(m.status());
 }
 
+// The KV cache's type comes from the metadata's kv_type: absent (artifacts
+// from before ternc --kv-type) is f32, which the stand-in code reads; a
+// value that is neither type, or one the code's attention callee contradicts,
+// is refused naming the key.
+TEST_F(ExecTest, KvTypeComesFromTheMetadata) {
+  auto m = ArtifactModel::open(write("kvdefault"), {});
+  ASSERT_TRUE(m.ok()) << statusMessage(m.status());
+  EXPECT_EQ((*m)->options().kvType, model::KvType::F32);
+  EXPECT_NE((*m)->describe().find("kv f32"), std::string::npos) << (*m)->describe();
+  m = ArtifactModel::open(
+      writeWith("kvf16", metaWith([](nlohmann::json &j) { j["kv_type"] = "f16"; })), {});
+  ASSERT_TRUE(m.ok()) << statusMessage(m.status());
+  EXPECT_EQ((*m)->options().kvType, model::KvType::F16);
+  m = ArtifactModel::open(
+      writeWith("kvbad", metaWith([](nlohmann::json &j) { j["kv_type"] = "bf16"; })), {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(statusMessage(m.status()).find("kv_type = \"bf16\""), std::string::npos)
+      << statusMessage(m.status());
+}
+
 TEST_F(ExecTest, MissingEntryPoint) {
   // A valid ELF shared object without the entry points: this test binary's
   // own companion, the b1 model renamed? Use libm-free trick: the tokenizer

@@ -161,6 +161,64 @@ TEST(KvSizing, ContextTimesParallelAndMemory) {
   EXPECT_EQ(kvBlockBytes(30, 640, 16) * 256 * 4, 4ull * 4096 * 30 * 640 * 2 * 4);
 }
 
+// The f16 cache (--kv-type f16): half the bytes per block, so --kv-mem holds
+// twice the blocks; -c x --parallel gives the same page count.
+TEST(KvSizing, F16HalvesTheBytesPerPosition) {
+  EXPECT_EQ(kvBlockBytes(2, 8, 4, KvType::F16), 256u);
+  EXPECT_EQ(kvBlockBytes(30, 640, 16, KvType::F16), 30u * 16 * 640 * 2 * 2);
+  auto pages = kvPoolPages(
+      {.nLayer = 2, .kvDim = 8, .pageSize = 4, .memBytes = 512 * 7 + 511, .type = KvType::F16});
+  ASSERT_TRUE(pages.ok());
+  EXPECT_EQ(*pages, 15u * 2);
+  auto tooSmall =
+      kvPoolPages({.nLayer = 2, .kvDim = 8, .pageSize = 4, .memBytes = 255, .type = KvType::F16});
+  EXPECT_NE(statusMessage(tooSmall.status()).find("f16"), std::string::npos)
+      << statusMessage(tooSmall.status());
+  pages = kvPoolPages({.nLayer = 2,
+                       .kvDim = 8,
+                       .pageSize = 4,
+                       .contextLength = 10,
+                       .parallel = 4,
+                       .type = KvType::F16});
+  ASSERT_TRUE(pages.ok());
+  EXPECT_EQ(*pages, 12u * 2);
+  EXPECT_EQ(std::string(kvTypeName(KvType::F16)), "f16");
+  EXPECT_EQ(parseKvType("f32"), KvType::F32);
+  EXPECT_FALSE(parseKvType("bf16").has_value());
+}
+
+// An f16 pool: elements of 2 bytes, pages where tern_abi.h says, and a
+// copy-on-write copies whole blocks of halves.
+TEST(KvPool, F16PoolLayoutAndCopyOnWrite) {
+  auto pool =
+      KvPool::create({.nLayer = 3, .kvDim = 8, .pageSize = 4, .numPages = 15, .type = KvType::F16});
+  ASSERT_TRUE(pool.ok());
+  KvPool &p = **pool;
+  EXPECT_EQ(p.elemBytes(), 2u);
+  EXPECT_EQ(p.blockBytes(), 3u * 2 * 4 * 8 * 2);
+  EXPECT_EQ(p.pageElems(), 2u * 4 * 8);
+  KvSession a(*pool);
+  ASSERT_TRUE(a.reserve(8).ok());
+  uint16_t *base = p.pageK<uint16_t>(0);
+  for (uint32_t l = 0; l < 3; ++l)
+    for (uint64_t pos = 0; pos < 8; ++pos) {
+      const uint64_t page = a.pageTable(l)[pos / 4];
+      ASSERT_EQ(a.k<uint16_t>(l, pos), base + page * p.pageElems() + (pos % 4) * 8);
+      ASSERT_EQ(a.v<uint16_t>(l, pos), base + page * p.pageElems() + 4 * 8 + (pos % 4) * 8);
+      a.k<uint16_t>(l, pos)[3] = uint16_t(l * 100 + pos);
+      a.v<uint16_t>(l, pos)[7] = uint16_t(l * 100 + pos + 50);
+    }
+  KvSession b(*pool);
+  ASSERT_TRUE(b.forkFrom(a).ok());
+  ASSERT_TRUE(b.prepareWrite(4, 8).ok()); // copies the shared second block
+  EXPECT_NE(b.blocks()[1], a.blocks()[1]);
+  for (uint32_t l = 0; l < 3; ++l)
+    for (uint64_t pos = 0; pos < 8; ++pos) {
+      EXPECT_EQ(b.k<uint16_t>(l, pos)[3], uint16_t(l * 100 + pos));
+      EXPECT_EQ(b.v<uint16_t>(l, pos)[7], uint16_t(l * 100 + pos + 50));
+    }
+}
+
 TEST(KvSizing, ParseByteSize) {
   EXPECT_EQ(*parseByteSize("4096"), 4096u);
   EXPECT_EQ(*parseByteSize("512K"), 512u << 10);
@@ -191,12 +249,12 @@ TEST(KvPool, RejectsBadOptionsAndRoundsToBlocks) {
 }
 
 // The memory layout the compiled code reads through tern_kv_view: page id
-// `i` at pool + i * page_floats holding K[P][kvDim] then V[P][kvDim], and
+// `i` at pool + i * page_elems holding K[P][kvDim] then V[P][kvDim], and
 // block b owning the pages b * nLayer + l.
 TEST(KvPool, PagesOfABlockFollowTheAbiLayout) {
   auto pool = makePool(3, 8, 4, 5);
   KvPool &p = *pool;
-  EXPECT_EQ(p.pageFloats(), 2u * 4 * 8);
+  EXPECT_EQ(p.pageElems(), 2u * 4 * 8);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p.pageK(0)) % 64, 0u);
   KvSession a(pool), b(pool);
   ASSERT_TRUE(b.reserve(4).ok()); // b takes a block first so a's ids are not 0..
@@ -211,12 +269,12 @@ TEST(KvPool, PagesOfABlockFollowTheAbiLayout) {
       EXPECT_EQ(a.pageTable(l)[i], a.blocks()[i] * 3 + l);
     for (uint64_t pos = 0; pos < 12; ++pos) {
       const uint64_t page = a.pageTable(l)[pos / 4];
-      EXPECT_EQ(a.k(l, pos), base + page * p.pageFloats() + (pos % 4) * 8);
-      EXPECT_EQ(a.v(l, pos), base + page * p.pageFloats() + 4 * 8 + (pos % 4) * 8);
+      EXPECT_EQ(a.k(l, pos), base + page * p.pageElems() + (pos % 4) * 8);
+      EXPECT_EQ(a.v(l, pos), base + page * p.pageElems() + 4 * 8 + (pos % 4) * 8);
     }
   }
   // A block's layers are contiguous: one block is nLayer pages in a row.
-  EXPECT_EQ(p.pageK(a.pageTable(2)[1]) - p.pageK(a.pageTable(0)[1]), int64_t(2 * p.pageFloats()));
+  EXPECT_EQ(p.pageK(a.pageTable(2)[1]) - p.pageK(a.pageTable(0)[1]), int64_t(2 * p.pageElems()));
   // The int32 tables the compiled code gets, -1 past the held blocks.
   std::vector<std::vector<int32_t>> abi(3, std::vector<int32_t>(5, 7));
   std::vector<int32_t *> ptrs = {abi[0].data(), abi[1].data(), abi[2].data()};

@@ -1,5 +1,5 @@
-// Check of a fast tern_uk_attention_gqa_f32_<isa> (runtime/ukernels/attention.h)
-// against tern_uk_attention_gqa_f32_ref, shared by the gtest driver
+// Check of a fast tern_uk_attention_gqa_{f32,f16}_<isa>
+// (runtime/ukernels/attention.h) against its `_ref` twin, shared by the gtest driver
 // (fast_ops_test.cpp, x86) and the standalone NEON checker under qemu
 // (neon_main.cpp). Plain C++ only: returns "" or the first mismatch.
 //
@@ -10,7 +10,8 @@
 // the kernel's 64-position softmax blocks).
 //
 // What must hold:
-//  - the KV cache the fast kernel writes is bit-identical to ref's;
+//  - the KV cache the fast kernel writes is bit-identical to ref's (f16:
+//    the vector conversion rounds as half.h's f32_to_f16);
 //  - every output within kAttnTol of ref, relative to the largest |v| of
 //    the run: |fast - ref| <= kAttnTol * (1 + A) * max|v|, where A = scale *
 //    max over the token's positions of sum_d |q_d k_d| (the size of the
@@ -39,6 +40,15 @@ using AttnFn = void (*)(const tern_ctx *, int64_t, const float *, const float *,
 
 constexpr double kAttnTol = 1e-6;
 
+// The cache type under test: element bytes, its ref kernel, its name.
+struct KvKind {
+  int64_t bytes;
+  AttnFn ref;
+  const char *name; // "f32" | "f16"
+};
+inline const KvKind kKvF32{4, &tern_uk_attention_gqa_f32_ref, "f32"};
+inline const KvKind kKvF16{2, &tern_uk_attention_gqa_f16_ref, "f16"};
+
 // Single items, last first (any split dependence shows up).
 inline void reverseItems(void *, int64_t n, int64_t, tern_range_fn fn, void *arg) {
   for (int64_t i = n - 1; i >= 0; --i)
@@ -50,17 +60,18 @@ struct Shape {
 };
 
 // A paged cache of nSeq sequences x nLayer layers with shuffled page ids.
+// The pool is raw bytes (elements of `bytes` bytes) filled with NaN.
 struct Cache {
-  int64_t nLayer = 2, pagesPerLayer, pageFloats;
+  int64_t nLayer = 2, pagesPerLayer, pageElems;
   std::vector<int32_t> ids;
   std::vector<const int32_t *> layers;      // [seq][layer]
   std::vector<const int32_t *const *> seqs; // [seq]
-  std::vector<float> pool;
+  std::vector<uint8_t> pool;
   tern_ctx ctx{};
 
-  Cache(const Shape &s, int64_t nSeq, int64_t maxCtx, std::mt19937 &rng) {
+  Cache(const Shape &s, int64_t nSeq, int64_t maxCtx, int64_t bytes, std::mt19937 &rng) {
     pagesPerLayer = (maxCtx + s.pageSize - 1) / s.pageSize;
-    pageFloats = 2 * s.pageSize * s.nKv * s.headDim;
+    pageElems = 2 * s.pageSize * s.nKv * s.headDim;
     ids.resize(nSeq * nLayer * pagesPerLayer);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
@@ -68,15 +79,19 @@ struct Cache {
       layers.push_back(ids.data() + i * pagesPerLayer);
     for (int64_t q = 0; q < nSeq; ++q)
       seqs.push_back(layers.data() + q * nLayer);
-    pool.assign(ids.size() * pageFloats, NAN);
+    pool.resize(ids.size() * pageElems * bytes);
+    const uint32_t nan32 = 0x7fc00000u;
+    const uint16_t nan16 = 0x7e00u;
+    for (size_t i = 0; i < pool.size(); i += size_t(bytes))
+      std::memcpy(&pool[i], bytes == 4 ? static_cast<const void *>(&nan32) : &nan16, size_t(bytes));
     ctx.abi_version = TERN_ABI_VERSION;
-    ctx.kv.page_floats = pageFloats;
+    ctx.kv.page_elems = pageElems;
     ctx.kv.page_size = s.pageSize;
     ctx.kv.n_seq = nSeq;
     bind();
   }
   Cache(const Cache &o)
-      : nLayer(o.nLayer), pagesPerLayer(o.pagesPerLayer), pageFloats(o.pageFloats), ids(o.ids),
+      : nLayer(o.nLayer), pagesPerLayer(o.pagesPerLayer), pageElems(o.pageElems), ids(o.ids),
         pool(o.pool), ctx(o.ctx) {
     for (size_t i = 0; i < o.layers.size(); ++i)
       layers.push_back(ids.data() + i * pagesPerLayer);
@@ -96,11 +111,11 @@ struct Batch {
   int64_t n() const { return int64_t(pos.size()); }
 };
 
-inline std::string attnFail(const char *isa, const Shape &s, const char *what, double a = 0,
-                            double b = 0, double c = 0) {
+inline std::string attnFail(const KvKind &kv, const char *isa, const Shape &s, const char *what,
+                            double a = 0, double b = 0, double c = 0) {
   char buf[320];
   std::snprintf(buf, sizeof buf,
-                "attention_gqa_f32_%s (heads %ld/%ld, head_dim %ld, page %ld): ", isa,
+                "attention_gqa_%s_%s (heads %ld/%ld, head_dim %ld, page %ld): ", kv.name, isa,
                 long(s.nHeads), long(s.nKv), long(s.headDim), long(s.pageSize));
   char msg[256];
   std::snprintf(msg, sizeof msg, what, a, b, c);
@@ -108,8 +123,9 @@ inline std::string attnFail(const char *isa, const Shape &s, const char *what, d
 }
 
 // worst: the largest |fast - ref| / ((1 + A) max|v|) seen (reported).
-inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rng, double &worst,
-                                  tern_parallel_for_fn pf = &reverseItems, void *pool = nullptr) {
+inline std::string checkAttention(const KvKind &kv, AttnFn fast, const char *isa, std::mt19937 &rng,
+                                  double &worst, tern_parallel_for_fn pf = &reverseItems,
+                                  void *pool = nullptr) {
   const Shape shapes[] = {{4, 4, 8, 16}, {20, 5, 128, 16}, {6, 2, 37, 7},  {8, 1, 64, 3},
                           {3, 3, 5, 1},  {12, 4, 100, 16}, {16, 2, 32, 7}, {2, 2, 16, 64}};
   for (const Shape &s : shapes) {
@@ -127,7 +143,7 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
         len += c[q];
       maxCtx = std::max(maxCtx, len);
     }
-    Cache ref(s, nSeq, maxCtx, rng);
+    Cache ref(s, nSeq, maxCtx, kv.bytes, rng);
     Cache got(ref);
     ref.ctx.parallel_for = pf;
     ref.ctx.pool = pool;
@@ -159,9 +175,8 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
       const bool last = ci + 1 == calls.size();
       Cache before(got);
       std::vector<float> want(n * qDim), out(n * qDim, NAN);
-      tern_uk_attention_gqa_f32_ref(&ref.ctx, n, b.q.data(), b.k.data(), b.v.data(), b.pos.data(),
-                                    b.seq.data(), want.data(), layer, s.nHeads, s.nKv, s.headDim,
-                                    scale);
+      kv.ref(&ref.ctx, n, b.q.data(), b.k.data(), b.v.data(), b.pos.data(), b.seq.data(),
+             want.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
       fast(&got.ctx, n, b.q.data(), b.k.data(), b.v.data(), b.pos.data(), b.seq.data(), out.data(),
            layer, s.nHeads, s.nKv, s.headDim, scale);
       for (int64_t t = 0; t < n; ++t) {
@@ -172,9 +187,9 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
       for (int64_t q = 0; q < nSeq; ++q)
         len[q] += calls[ci][q];
       for (size_t i = 0; i < ref.pool.size(); ++i)
-        if (!(ref.pool[i] == got.pool[i] || (std::isnan(ref.pool[i]) && std::isnan(got.pool[i]))))
-          return attnFail(isa, s, "call %g: KV pool float %g differs from ref's", double(ci),
-                          double(i));
+        if (ref.pool[i] != got.pool[i])
+          return attnFail(kv, isa, s, "call %g: KV pool element %g differs from ref's", double(ci),
+                          double(i / size_t(kv.bytes)));
       for (int64_t t = 0; t < n; ++t)
         for (int64_t h = 0; h < s.nHeads; ++h) {
           const int64_t kvh = h / (s.nHeads / s.nKv), q = b.seq[t];
@@ -193,7 +208,7 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
             const double err = std::fabs(double(out[i]) - double(want[i])) / ((1.0 + A) * vmax);
             worst = std::max(worst, err);
             if (!(err <= kAttnTol))
-              return attnFail(isa, s, "call %g token %g: %g from ref (relative)", double(ci),
+              return attnFail(kv, isa, s, "call %g token %g: %g from ref (relative)", double(ci),
                               double(t), err);
           }
         }
@@ -209,7 +224,7 @@ inline std::string checkAttention(AttnFn fast, const char *isa, std::mt19937 &rn
              one.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
         for (int64_t i = 0; i < qDim; ++i)
           if (std::memcmp(&one[i], &out[t * qDim + i], 4) != 0)
-            return attnFail(isa, s, "token %g of %g alone differs at %g (batch invariance)",
+            return attnFail(kv, isa, s, "token %g of %g alone differs at %g (batch invariance)",
                             double(t), double(n), double(i));
       }
     }

@@ -18,6 +18,7 @@
 #endif
 
 #include "runtime/formats/ternary_decode.h"
+#include "runtime/formats/half.h"
 #include "runtime/ukernels/ukernels.h"
 
 namespace {
@@ -557,21 +558,29 @@ const int kOpsRegistered = registerOps();
 // ---- attention at the 2B4T shape (20 query heads, 5 KV heads of 128, page
 // size 16, one sequence), single thread; args {context, tokens}: the call's
 // tokens are the last `tokens` positions of `context` (decode: 1 token at
-// 512 / 2048; a prefill chunk: 128 tokens ending at 128 / 512). GB/s counts
-// the K/V rows each (token, KV head) reads.
+// 512 / 2048; a prefill chunk: 128 tokens ending at 128 / 512), an f32 or
+// an f16 cache (`bytes` per element). GB/s counts the K/V rows each (token,
+// KV head) reads.
 using AttnFn = void (*)(const tern_ctx *, int64_t, const float *, const float *, const float *,
                         const int32_t *, const int32_t *, float *, int64_t, int64_t, int64_t,
                         int64_t, float);
 
-void runAttention(benchmark::State &st, AttnFn fn) {
+void runAttention(benchmark::State &st, AttnFn fn, int64_t bytes) {
   const int64_t ctxLen = st.range(0), n = st.range(1);
   const int64_t nHeads = 20, nKv = 5, D = 128, kvDim = nKv * D, page = 16;
-  const int64_t pages = (ctxLen + page - 1) / page, pageFloats = 2 * page * kvDim;
+  const int64_t pages = (ctxLen + page - 1) / page, pageElems = 2 * page * kvDim;
   std::mt19937 rng(4);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> pool(pages * pageFloats);
-  for (float &e : pool)
-    e = nd(rng);
+  std::vector<uint8_t> pool(pages * pageElems * bytes);
+  for (int64_t i = 0; i < pages * pageElems; ++i) {
+    const float x = nd(rng);
+    if (bytes == 2) {
+      const uint16_t h = tern::half::f32_to_f16(x);
+      std::memcpy(&pool[i * 2], &h, 2);
+    } else {
+      std::memcpy(&pool[i * 4], &x, 4);
+    }
+  }
   std::vector<int32_t> ids(pages);
   for (int64_t i = 0; i < pages; ++i) // scattered pages, like a shared pool
     ids[i] = int32_t((i * 7) % pages);
@@ -580,7 +589,7 @@ void runAttention(benchmark::State &st, AttnFn fn) {
   tern_ctx ctx{};
   ctx.abi_version = TERN_ABI_VERSION;
   ctx.kv.pool = pool.data();
-  ctx.kv.page_floats = pageFloats;
+  ctx.kv.page_elems = pageElems;
   ctx.kv.page_size = page;
   ctx.kv.n_seq = 1;
   ctx.kv.page_tables = &seq0;
@@ -599,29 +608,38 @@ void runAttention(benchmark::State &st, AttnFn fn) {
        1.0f / 11.3137085f);
     benchmark::DoNotOptimize(out.data());
   }
-  st.counters["GB/s"] = benchmark::Counter(rowsRead * 2 * kvDim * 4 * st.iterations() / 1e9,
+  st.counters["GB/s"] = benchmark::Counter(rowsRead * 2 * kvDim * bytes * st.iterations() / 1e9,
                                            benchmark::Counter::kIsRate);
 }
 
 int registerAttention() {
-  const std::pair<const char *, AttnFn> fns[] = {
-      {"ref", &tern_uk_attention_gqa_f32_ref},
+  struct Fn {
+    const char *isa, *kv;
+    AttnFn fn;
+  };
+  const Fn fns[] = {
+      {"ref", "f32", &tern_uk_attention_gqa_f32_ref},
+      {"ref", "f16", &tern_uk_attention_gqa_f16_ref},
 #if defined(__x86_64__)
-      {"avx2", &tern_uk_attention_gqa_f32_avx2},
-      {"avx512_vnni", &tern_uk_attention_gqa_f32_avx512_vnni},
+      {"avx2", "f32", &tern_uk_attention_gqa_f32_avx2},
+      {"avx2", "f16", &tern_uk_attention_gqa_f16_avx2},
+      {"avx512_vnni", "f32", &tern_uk_attention_gqa_f32_avx512_vnni},
+      {"avx512_vnni", "f16", &tern_uk_attention_gqa_f16_avx512_vnni},
 #elif defined(__aarch64__)
-      {"neon", &tern_uk_attention_gqa_f32_neon},
+      {"neon", "f32", &tern_uk_attention_gqa_f32_neon},
+      {"neon", "f16", &tern_uk_attention_gqa_f16_neon},
 #endif
   };
-  for (const auto &[isa, fn] : fns) {
-    const std::string name = std::string("BM_attention_gqa_f32/") + isa;
-    const char *isaName = isa;
-    const AttnFn f = fn;
+  for (const Fn &x : fns) {
+    const std::string name = std::string("BM_attention_gqa_") + x.kv + "/" + x.isa;
+    const char *isaName = x.isa;
+    const AttnFn f = x.fn;
+    const int64_t bytes = std::string(x.kv) == "f16" ? 2 : 4;
     benchmark::RegisterBenchmark(name.c_str(),
-                                 [isaName, f](benchmark::State &st) {
+                                 [isaName, f, bytes](benchmark::State &st) {
                                    if (!cpuHas(isaName))
                                      return st.SkipWithError("this CPU lacks the ISA");
-                                   runAttention(st, f);
+                                   runAttention(st, f, bytes);
                                  })
         ->Args({512, 1})
         ->Args({2048, 1})

@@ -41,12 +41,13 @@ protected:
       GTEST_SKIP() << GetParam() << ": " << why;
     fns_ = avx512 ? TERN_UKTEST_OPS_FNS(avx512_vnni) : TERN_UKTEST_OPS_FNS(avx2);
     attn_ = avx512 ? &tern_uk_attention_gqa_f32_avx512_vnni : &tern_uk_attention_gqa_f32_avx2;
+    attnF16_ = avx512 ? &tern_uk_attention_gqa_f16_avx512_vnni : &tern_uk_attention_gqa_f16_avx2;
 #else
     GTEST_SKIP() << "not an x86-64 host (the NEON variants run under qemu: ukernels_neon_qemu)";
 #endif
   }
   Fns fns_{};
-  attn::AttnFn attn_ = nullptr;
+  attn::AttnFn attn_ = nullptr, attnF16_ = nullptr;
   std::mt19937 rng_{11};
 };
 
@@ -78,10 +79,24 @@ TEST_P(FastOps, ElementwiseExactAndSiluWithinUlps) {
 // Single items last first, then the reference thread pool (3 threads).
 TEST_P(FastOps, AttentionWithinToleranceOfRefAndBatchInvariant) {
   double worst = 0.0;
-  EXPECT_EQ(attn::checkAttention(attn_, fns_.isa, rng_, worst), "");
+  EXPECT_EQ(attn::checkAttention(attn::kKvF32, attn_, fns_.isa, rng_, worst), "");
   model::ThreadPool pool(3);
-  EXPECT_EQ(attn::checkAttention(attn_, fns_.isa, rng_, worst, &uktest::poolFor, &pool), "");
+  EXPECT_EQ(
+      attn::checkAttention(attn::kKvF32, attn_, fns_.isa, rng_, worst, &uktest::poolFor, &pool),
+      "");
   std::printf("attention_gqa_f32_%s: worst |fast - ref| = %.3g x (1 + A) max|v| (bound %.1g)\n",
+              fns_.isa, worst, attn::kAttnTol);
+}
+
+// The f16 cache: the same tolerance, the cache's halves bit-identical.
+TEST_P(FastOps, AttentionF16WithinToleranceOfRefAndBatchInvariant) {
+  double worst = 0.0;
+  EXPECT_EQ(attn::checkAttention(attn::kKvF16, attnF16_, fns_.isa, rng_, worst), "");
+  model::ThreadPool pool(3);
+  EXPECT_EQ(
+      attn::checkAttention(attn::kKvF16, attnF16_, fns_.isa, rng_, worst, &uktest::poolFor, &pool),
+      "");
+  std::printf("attention_gqa_f16_%s: worst |fast - ref| = %.3g x (1 + A) max|v| (bound %.1g)\n",
               fns_.isa, worst, attn::kAttnTol);
 }
 

@@ -244,18 +244,28 @@ int main() {
                 f.isa, long(normInexact), long(quantInexact), long(siluUlps));
   }
   // Attention (attention_check.h: tolerance, cache bits, batch invariance).
-  const std::pair<const char *, tern::uktest::attn::AttnFn> attns[] = {
-      {"neon", &tern_uk_attention_gqa_f32_neon},
-      {"neon_dotprod", &tern_uk_attention_gqa_f32_neon_dotprod}};
-  for (const auto &[isa, fn] : attns) {
+  // Both cache types: f32 and f16.
+  namespace attn = tern::uktest::attn;
+  struct AttnCase {
+    const char *isa;
+    const attn::KvKind *kv;
+    attn::AttnFn fn;
+  };
+  const AttnCase attns[] = {
+      {"neon", &attn::kKvF32, &tern_uk_attention_gqa_f32_neon},
+      {"neon_dotprod", &attn::kKvF32, &tern_uk_attention_gqa_f32_neon_dotprod},
+      {"neon", &attn::kKvF16, &tern_uk_attention_gqa_f16_neon},
+      {"neon_dotprod", &attn::kKvF16, &tern_uk_attention_gqa_f16_neon_dotprod}};
+  for (const AttnCase &a : attns) {
     double worst = 0.0;
-    const std::string e = tern::uktest::attn::checkAttention(fn, isa, rng, worst);
+    const std::string e = attn::checkAttention(*a.kv, a.fn, a.isa, rng, worst);
     ++cases;
     if (!e.empty()) {
       std::printf("FAIL %s\n", e.c_str());
       ++failures;
     }
-    std::printf("attention_gqa_f32_%s: worst |fast - ref| = %.3g x (1 + A) max|v|\n", isa, worst);
+    std::printf("attention_gqa_%s_%s: worst |fast - ref| = %.3g x (1 + A) max|v|\n", a.kv->name,
+                a.isa, worst);
   }
   std::printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;

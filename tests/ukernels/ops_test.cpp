@@ -416,9 +416,11 @@ TEST(UkernelOps, Q8RowQuantization) {
 }
 
 // The reference forward pass's own attention (model::attentionOneRow, what
-// reference_model.cpp calls) over contiguous per-position K/V rows.
-void referenceAttention(const std::vector<std::vector<float>> &kc,
-                        const std::vector<std::vector<float>> &vc, const float *q, int64_t pos,
+// reference_model.cpp calls) over contiguous per-position K/V rows (float,
+// or uint16_t halves for the f16 cache).
+template <class T>
+void referenceAttention(const std::vector<std::vector<T>> &kc,
+                        const std::vector<std::vector<T>> &vc, const float *q, int64_t pos,
                         int64_t nHeads, int64_t nKv, int64_t D, float scale, float *out) {
   std::vector<float> scores;
   for (int64_t hh = 0; hh < nHeads; ++hh) {
@@ -430,7 +432,14 @@ void referenceAttention(const std::vector<std::vector<float>> &kc,
   }
 }
 
-TEST(UkernelOps, AttentionPagedMatchesReference) {
+// A cache element as the reference pass stores it: f32 as is, f16 rounded
+// to nearest even (formats::f32ToF16).
+float keep(float x, float *) { return x; }
+uint16_t keep(float x, uint16_t *) { return formats::f32ToF16(x); }
+
+// tern_uk_attention_gqa_{f32,f16}_ref (T = float, uint16_t) bit for bit
+// against the reference pass, and the cache where tern_abi.h says it lives.
+template <class T> void pagedMatchesReference(decltype(&tern_uk_attention_gqa_f32_ref) fn) {
   std::mt19937 rng(8);
   const int64_t nLayer = 2, nHeads = 4, nKv = 2, D = 8, kvDim = nKv * D, pageSize = 3;
   const int64_t maxCtx = 24, pagesPerLayer = maxCtx / pageSize;
@@ -441,18 +450,18 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
   std::shuffle(ids.begin(), ids.end(), rng);
   std::vector<const int32_t *> tables = {ids.data(), ids.data() + pagesPerLayer};
   const int32_t *const *seqTables[1] = {tables.data()};
-  const int64_t pageFloats = 2 * pageSize * kvDim;
-  std::vector<float> pool(ids.size() * pageFloats, NAN);
+  const int64_t pageElems = 2 * pageSize * kvDim;
+  std::vector<T> pool(ids.size() * pageElems, T(0x7e00)); // NaN (f32: a garbage value)
 
   for (Split s : {Split::None, Split::Pool, Split::Reverse}) {
     Ctx c(s);
     c.ctx.kv.pool = pool.data();
-    c.ctx.kv.page_floats = pageFloats;
+    c.ctx.kv.page_elems = pageElems;
     c.ctx.kv.page_size = pageSize;
     c.ctx.kv.n_seq = 1;
     c.ctx.kv.page_tables = seqTables;
     const int64_t layer = 1;
-    std::vector<std::vector<float>> kc, vc;
+    std::vector<std::vector<T>> kc, vc;
     // Prefill 7 tokens, then decode 1, then a batch of 4 (crossing pages).
     int64_t pos0 = 0;
     for (int64_t n : {7, 1, 4}) {
@@ -461,12 +470,16 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
       std::vector<int32_t> pos(n), seq(n, 0);
       for (int64_t t = 0; t < n; ++t) {
         pos[t] = int32_t(pos0 + t);
-        kc.emplace_back(k.begin() + t * kvDim, k.begin() + (t + 1) * kvDim);
-        vc.emplace_back(v.begin() + t * kvDim, v.begin() + (t + 1) * kvDim);
+        kc.emplace_back();
+        vc.emplace_back();
+        for (int64_t d = 0; d < kvDim; ++d) {
+          kc.back().push_back(keep(k[t * kvDim + d], static_cast<T *>(nullptr)));
+          vc.back().push_back(keep(v[t * kvDim + d], static_cast<T *>(nullptr)));
+        }
       }
       std::vector<float> out(n * nHeads * D), want(nHeads * D);
-      tern_uk_attention_gqa_f32_ref(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
-                                    out.data(), layer, nHeads, nKv, D, scale);
+      fn(&c.ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), out.data(), layer, nHeads,
+         nKv, D, scale);
       for (int64_t t = 0; t < n; ++t) {
         referenceAttention(kc, vc, &q[t * nHeads * D], pos0 + t, nHeads, nKv, D, scale,
                            want.data());
@@ -478,13 +491,21 @@ TEST(UkernelOps, AttentionPagedMatchesReference) {
     }
     // The cache holds every position where tern_abi.h says it lives.
     for (int64_t p = 0; p < pos0; ++p) {
-      const float *page = pool.data() + tables[1][p / pageSize] * pageFloats;
+      const T *page = pool.data() + tables[1][p / pageSize] * pageElems;
       for (int64_t d = 0; d < kvDim; ++d) {
         ASSERT_EQ(page[(p % pageSize) * kvDim + d], kc[p][d]);
         ASSERT_EQ(page[pageSize * kvDim + (p % pageSize) * kvDim + d], vc[p][d]);
       }
     }
   }
+}
+
+TEST(UkernelOps, AttentionPagedMatchesReference) {
+  pagedMatchesReference<float>(&tern_uk_attention_gqa_f32_ref);
+}
+
+TEST(UkernelOps, AttentionF16PagedMatchesReference) {
+  pagedMatchesReference<uint16_t>(&tern_uk_attention_gqa_f16_ref);
 }
 
 // Tokens of several sequences in one call (ABI v2): each token writes its
@@ -526,7 +547,7 @@ TEST(UkernelOps, AttentionOfSeveralSequencesInOneCallEqualsEachAlone) {
     std::vector<float> pool(nSeq * pagesPerSeq * pageFloats, NAN);
     Ctx c(split);
     c.ctx.kv.pool = pool.data();
-    c.ctx.kv.page_floats = pageFloats;
+    c.ctx.kv.page_elems = pageFloats;
     c.ctx.kv.page_size = pageSize;
     c.ctx.kv.n_seq = nSeq;
     c.ctx.kv.page_tables = seqTables.data();

@@ -25,11 +25,11 @@ DecodeBytes decodeBytesPerToken(const exec::ArtifactModel &m, uint64_t nPrompt, 
             b.embedRowOnly = true;
           }
   }
-  // Attention reads K and V (f32) of every position up to the new one, in
-  // every layer: the mean over the decode steps at positions
-  // nPrompt .. nPrompt + nGen - 1.
+  // Attention reads K and V (of the artifact's KV type: f16 or f32) of every
+  // position up to the new one, in every layer: the mean over the decode
+  // steps at positions nPrompt .. nPrompt + nGen - 1.
   const double meanPositions = double(nPrompt) + double(nGen + 1) / 2.0;
-  b.kv = meanPositions * 2.0 * c.kvDim() * sizeof(float) * c.nLayer;
+  b.kv = meanPositions * 2.0 * c.kvDim() * model::kvTypeBytes(m.options().kvType) * c.nLayer;
   b.total = b.weights + b.kv;
   return b;
 }

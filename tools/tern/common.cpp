@@ -42,6 +42,11 @@ void addModelFlags(args::Parser &p, Common &c) {
            ".gguf: the LM head, f16 (as stored, exact; default) or q8\n"
            "(int8 rows + f32 row scales, ternc compile --head q8),\n"
            "compiled and reference alike; a .tern keeps its own");
+  p.choice("--kv-type", &c.opts.kvType, {{"f16", model::KvType::F16}, {"f32", model::KvType::F32}},
+           "T",
+           ".gguf: the KV cache's element type, f16 (default; half\n"
+           "the bytes) or f32 (ternc compile --kv-type), compiled and\n"
+           "reference alike; a .tern keeps its own");
   p.flag("--compile", &c.compile,
          ".gguf only: compile with ternc into the artifact cache\n"
          "($TERN_CACHE_DIR, $XDG_CACHE_HOME/ternc or ~/.cache/ternc;\n"
@@ -95,6 +100,7 @@ std::optional<int> parseCommand(args::Parser &p, Common &c, const std::vector<st
   c.actQuantGiven = p.given("--act-quant");
   c.i2sGiven = p.given("--i2s-layout");
   c.headGiven = p.given("--head");
+  c.kvTypeGiven = p.given("--kv-type");
   if (needModel && c.modelPath.empty()) {
     err << p.prog() << ": error: no model given (" << p.prog() << " MODEL ...)\n";
     return 2;
@@ -151,6 +157,12 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
           "--head {}: {} was compiled with a different LM head (the head is packed at compile "
           "time; recompile with ternc compile --head {})",
           c.opts.q8Head ? "q8" : "f16", c.modelPath, c.opts.q8Head ? "q8" : "f16"));
+    if (m.ok() && c.kvTypeGiven && (*m)->options().kvType != c.opts.kvType)
+      return absl::InvalidArgumentError(fmt::format(
+          "--kv-type {}: {} was compiled with --kv-type {} (the KV cache's type is fixed at "
+          "compile time; recompile with ternc compile --kv-type {})",
+          model::kvTypeName(c.opts.kvType), c.modelPath, model::kvTypeName((*m)->options().kvType),
+          model::kvTypeName(c.opts.kvType)));
     return m;
   }
   bool compile = c.compile;
@@ -184,6 +196,8 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
     req.i2sLayout = formats::i2sLayoutName(c.opts.i2sLayout);
   if (c.opts.q8Head)
     req.head = "q8";
+  if (c.opts.kvType != model::KvType::F16)
+    req.kvType = model::kvTypeName(c.opts.kvType);
   absl::StatusOr<std::string> path = exec::compileToCache(c.modelPath, req, err);
   if (!path.ok())
     return path.status();

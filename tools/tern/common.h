@@ -24,6 +24,7 @@ struct Common {
   model::ModelOptions opts;
   bool compile = false, reference = false;
   bool actQuantGiven = false, i2sGiven = false, headGiven = false;
+  bool kvTypeGiven = false; // --kv-type given (a .tern must agree)
   std::string kernel, target = "native";
 };
 

@@ -217,6 +217,9 @@ json artifactReport(const artifact::Artifact &a) {
   // The LM head's layout (ternc --head: f16 as stored, or q8); absent in
   // artifacts made before it was recorded.
   r["head"] = meta.value("head", "unrecorded");
+  // The KV cache's element type (ternc --kv-type); artifacts made before it
+  // was recorded attend over an f32 cache, which the runtime assumes.
+  r["kv_type"] = meta.value("kv_type", "f32 (unrecorded)");
   // Which cost table chose the kernels (tern-select-kernels): "built-in" or
   // "tuning FILE"; per matrix in kernel_sources (absent in artifacts made
   // before it was recorded).
@@ -243,10 +246,11 @@ void printArtifactText(std::ostream &os, const json &r) {
                     r["file"]["path"].get<std::string>(), r["file"]["size"].get<uint64_t>(),
                     r["compiler_version"].get<std::string>());
   const json &t = r["target"];
-  os << fmt::format("target     {} (kernels {}, cpu {}), act-quant {}, head {}, max-batch {}\n",
-                    t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
-                    r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
-                    r["max_batch"].dump());
+  os << fmt::format(
+      "target     {} (kernels {}, cpu {}), act-quant {}, head {}, kv-type {}, max-batch {}\n",
+      t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
+      r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
+      r["kv_type"].get<std::string>(), r["max_batch"].dump());
   os << fmt::format("cost table {}\n\n", r["cost_table"].get<std::string>());
   os << fmt::format("{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n", "matrix", "layout", "m", "k",
                     "tile", "callee", "chosen by");

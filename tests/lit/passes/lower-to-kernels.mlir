@@ -3,6 +3,17 @@
 // kernel or packed weight.
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels | FileCheck %s
 // RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels=ref | FileCheck %s --check-prefix=REF
+// RUN: tern-opt %s -split-input-file -verify-diagnostics --tern-lower-to-kernels=kv-type=f32 | FileCheck %s --check-prefix=KV32
+// RUN: not tern-opt %s -split-input-file --tern-lower-to-kernels=kv-type=bf16 2>&1 | FileCheck %s --check-prefix=BADKV
+// The KV cache's type (kv-type=, default f16) picks the attention callee
+// (tern_uk_attention_gqa_f16_* / _f32_*) and is recorded as tern.kv_type.
+// CHECK: module attributes {{{.*}}tern.kv_type = "f16"
+// KV32: module attributes {{{.*}}tern.kv_type = "f32"
+// KV32-LABEL: func.func @attention_avx2
+// KV32: "tern_uk_attention_gqa_f32_avx2"({{.*}}) {static_args = {head_dim = 128 : i64
+// KV32-LABEL: func.func @attention_neon
+// KV32: "tern_uk_attention_gqa_f32_neon"(
+// BADKV: error: kv-type must be 'f16' or 'f32', not 'bf16'
 // Callees are only variants listed in runtime/ukernels/variants.def (a
 // missing one becomes `_ref`, recorded as fallback_from: see @fallback);
 // ref=1 makes every callee `_ref`.
@@ -17,7 +28,7 @@
 // CHECK: tern.ukernel_call "tern_uk_rms_norm_quantize_i8_ref"({{.*}}) {static_args = {eps = 9.99999974E-6 : f32, n = 256 : i64, weight = "blk.0.attn_norm.weight", weight_bytes = 1024 : i64, weight_offset = 183296 : i64}} : (tensor<?x256xf32>) -> (tensor<?x256xi8>, tensor<?xf32>)
 // CHECK: tern.ukernel_call "tern_uk_matmul_tl2_{{(avx2|ref)}}"({{.*}}) {static_args = {{{(fallback_from = "tern_uk_matmul_tl2_avx2", )?}}k = 256 : i64, layout = "tl2", m = 512 : i64, m0 = 256 : i64, m1 = 128 : i64, m2 = 128 : i64, packed_bytes = 30000 : i64, packed_offset = 0 : i64, segments = 3 : i64, tile_k = 96 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_q.weight"
 // CHECK: tern.ukernel_call "tern_uk_rope_neox_f32_ref"({{.*}}) {static_args = {freq_base = 5.000000e+05 : f32, head_dim = 64 : i64, n_heads = 4 : i64, rot_dim = 64 : i64}}
-// CHECK: tern.ukernel_call "tern_uk_attention_gqa_f32_ref"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
+// CHECK: tern.ukernel_call "tern_uk_attention_gqa_f16_ref"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 2 : i64, scale = 1.250000e-01 : f32}}
 // CHECK: tern.ukernel_call "tern_uk_quantize_i8_ref"({{.*}}) {static_args = {n = 256 : i64}}
 // CHECK-NEXT: tern.ukernel_call "tern_uk_matmul_i2s_avx2"({{.*}}) {static_args = {k = 256 : i64, layout = "i2s", m = 256 : i64, m0 = 256 : i64, packed_bytes = 16388 : i64, packed_offset = 30016 : i64, segments = 1 : i64, tile_k = 256 : i64, tile_m = 32 : i64, weight0 = "blk.0.attn_output.weight"
 // CHECK: tern.ukernel_call "tern_uk_add_f32_ref"({{.*}}) {static_args = {n = 256 : i64}}
@@ -82,7 +93,7 @@ func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
 // CHECK: "tern_uk_quantize_i8_avx512_vnni"
 // CHECK-NEXT: "tern_uk_matmul_i2s_avx512_vnni"
 // CHECK: "tern_uk_rope_neox_f32_avx512_vnni"
-// CHECK: "tern_uk_attention_gqa_f32_avx512_vnni"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}}
+// CHECK: "tern_uk_attention_gqa_f16_avx512_vnni"({{.*}}) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}}
 // CHECK: "tern_uk_add_f32_avx512_vnni"
 // CHECK: "tern_uk_silu_mul_f32_avx512_vnni"
 // CHECK: "tern_uk_relu2_mul_f32_avx512_vnni"
@@ -98,7 +109,7 @@ func.func @fallback(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
 // REF: "tern_uk_quantize_i8_ref"
 // REF-NEXT: "tern_uk_matmul_i2s_ref"
 // REF: "tern_uk_rope_neox_f32_ref"
-// REF: "tern_uk_attention_gqa_f32_ref"
+// REF: "tern_uk_attention_gqa_f16_ref"
 // REF: "tern_uk_add_f32_ref"
 // REF: "tern_uk_silu_mul_f32_ref"
 // REF: "tern_uk_relu2_mul_f32_ref"
@@ -139,9 +150,9 @@ func.func @ops_no_variant(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
 // the 2B4T shape), `_ref` with ref=1; an ISA without fast ops falls back to
 // `_ref` and records what it wanted.
 // CHECK-LABEL: func.func @attention_avx2
-// CHECK: "tern_uk_attention_gqa_f32_avx2"({{.*}}) {static_args = {head_dim = 128 : i64, layer = 3 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32}}
+// CHECK: "tern_uk_attention_gqa_f16_avx2"({{.*}}) {static_args = {head_dim = 128 : i64, layer = 3 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32}}
 // REF-LABEL: func.func @attention_avx2
-// REF: "tern_uk_attention_gqa_f32_ref"
+// REF: "tern_uk_attention_gqa_f16_ref"
 module attributes {tern.target = "avx2"} {
 func.func @attention_avx2(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
   %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 3 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
@@ -152,10 +163,10 @@ func.func @attention_avx2(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: ten
 // -----
 
 // CHECK-LABEL: func.func @attention_neon
-// CHECK: "tern_uk_attention_gqa_f32_neon"(
+// CHECK: "tern_uk_attention_gqa_f16_neon"(
 // CHECK-NOT: fallback_from
 // REF-LABEL: func.func @attention_neon
-// REF: "tern_uk_attention_gqa_f32_ref"
+// REF: "tern_uk_attention_gqa_f16_ref"
 module attributes {tern.target = "neon"} {
 func.func @attention_neon(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
   %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
@@ -166,10 +177,10 @@ func.func @attention_neon(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: ten
 // -----
 
 // CHECK-LABEL: func.func @attention_neon_dotprod
-// CHECK: "tern_uk_attention_gqa_f32_neon_dotprod"(
+// CHECK: "tern_uk_attention_gqa_f16_neon_dotprod"(
 // CHECK-NOT: fallback_from
 // REF-LABEL: func.func @attention_neon_dotprod
-// REF: "tern_uk_attention_gqa_f32_ref"
+// REF: "tern_uk_attention_gqa_f16_ref"
 module attributes {tern.target = "neon_dotprod"} {
 func.func @attention_neon_dotprod(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
   %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
@@ -180,9 +191,9 @@ func.func @attention_neon_dotprod(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>,
 // -----
 
 // CHECK-LABEL: func.func @attention_no_fast_ops
-// CHECK: "tern_uk_attention_gqa_f32_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_attention_gqa_f32_cuda", head_dim = 128
+// CHECK: "tern_uk_attention_gqa_f16_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_attention_gqa_f16_cuda", head_dim = 128
 // REF-LABEL: func.func @attention_no_fast_ops
-// REF: "tern_uk_attention_gqa_f32_ref"
+// REF: "tern_uk_attention_gqa_f16_ref"
 // REF-NOT: fallback_from
 module attributes {tern.target = "cuda"} {
 func.func @attention_no_fast_ops(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {

@@ -154,7 +154,7 @@ module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64
 
 // -----
 
-// Tests that attention gets the batch's per-token sequence ids after the
+// Tests that attention (f32 and f16 KV cache) gets the batch's per-token sequence ids after the
 // positions (ABI v2), and that a head without a final norm gathers its own
 // input rows.
 // CHECK-LABEL: module attributes
@@ -167,6 +167,7 @@ module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64
 // CHECK: llvm.mlir.constant(32 : i64)
 // CHECK: %[[NOUT:.*]] = llvm.load %{{.*}} : !llvm.ptr -> i64
 // CHECK: llvm.call @tern_uk_attention_gqa_f32_ref(%arg0, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[POS]], %[[SEQ]], %{{.*}})
+// CHECK: llvm.call @tern_uk_attention_gqa_f16_ref(%arg0, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[POS]], %[[SEQ]], %{{.*}})
 // CHECK: "llvm.intr.memcpy"
 // CHECK: llvm.call @tern_uk_lm_head_f16_ref(%arg0, %[[NOUT]]
 module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64, tern.act_quant = "token",
@@ -174,7 +175,8 @@ module attributes {tern.data_offset = 1000 : i64, tern.packed_bytes = 8192 : i64
   func.func @forward(%tok: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
     %x = tern.ukernel_call "tern_uk_embed_f16_ref"(%tok) {static_args = {hidden = 256 : i64, vocab = 16 : i64, weight = "token_embd.weight", weight_bytes = 8192 : i64, weight_offset = 0 : i64}} : (tensor<?xi32>) -> tensor<?x256xf32>
     %a = tern.ukernel_call "tern_uk_attention_gqa_f32_ref"(%x, %x, %x, %pos) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 128 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}} : (tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>) -> tensor<?x256xf32>
-    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%a) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
+    %b = tern.ukernel_call "tern_uk_attention_gqa_f16_ref"(%a, %a, %a, %pos) {static_args = {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 128 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 1.250000e-01 : f32}} : (tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>) -> tensor<?x256xf32>
+    %l = tern.ukernel_call "tern_uk_lm_head_f16_ref"(%b) {static_args = {hidden = 256 : i64, layout = "f16", packed_bytes = 8192 : i64, packed_offset = 0 : i64, tile_k = 256 : i64, tile_m = 16 : i64, vocab = 16 : i64}} : (tensor<?x256xf32>) -> tensor<?x16xf32>
     return %l : tensor<?x16xf32>
   }
 }
