@@ -67,7 +67,7 @@ TERN_UK_INLINE void sdot_gemm_block(const MatmulArgs &a, int64_t rt, int64_t rb,
       int8x16_t w[R];
       for (int r = 0; r < R; ++r) {
         const uint8x16_t v = raw[r][i & 1];
-        const uint8x16_t c = i < 2 ? vshrq_n_u8(v, 6)
+        const uint8x16_t c = i < 2   ? vshrq_n_u8(v, 6)
                              : i < 4 ? vandq_u8(vshrq_n_u8(v, 4), m3)
                              : i < 6 ? vandq_u8(vshrq_n_u8(v, 2), m3)
                                      : vandq_u8(v, m3);

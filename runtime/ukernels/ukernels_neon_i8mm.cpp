@@ -49,7 +49,7 @@ TERN_UK_INLINE void mmla_gemm_block(const MatmulArgs &a, int64_t rt, const int64
   const uint8x16_t m3 = vdupq_n_u8(3);
   for (int64_t gb = 0; gb < nb; ++gb) {
     const int64_t off = (gb / bpt) * tbytes + (gb % bpt) * 32;
-#pragma GCC unroll 8 // constant shifts per chunk
+#pragma GCC unroll 8              // constant shifts per chunk
     for (int i = 0; i < 8; ++i) { // chunk i: columns 16 i .. 16 i + 15 (NeonDot::decode order)
       int8x16_t lo[TP], hi[TP];
       for (int j = 0; j < TP; ++j) {
