@@ -1,16 +1,18 @@
-// The C++ side door of the C API, for the `tern` tools only (not installed,
-// not in libtern.so's exports). The tools run everything through tern.h;
-// what only a tool needs stays C++ (docs/c-api.md, "The tools and the C
-// API"): opening a model with tool-only options (--act-quant q8k,
-// --kernel, --i2s-layout, --kv-pages and the .tern/--act-quant check are
-// in tools/tern/common.cpp's openFor) and the receipts printed after a run
-// (ukernels run, scalar fallbacks, artifact facts). adoptModel hands such a
-// model to the C API; cxxModel reads the receipts back. Code that uses this
-// header links tern_capi (the static twin of libtern.so), never libtern.so:
-// one copy of the runtime per process.
+// The C++ side door of the C API, for the `tern` tools and `tern serve`'s
+// library only (not installed, not in libtern.so's exports). The tools run
+// everything through tern.h; what only a tool needs stays C++ (docs/c-api.md,
+// "The tools and the C API"): opening a model with tool-only options
+// (--act-quant q8k, --kernel, --i2s-layout, --kv-pages and the .tern
+// /--act-quant check are in tools/tern/common.cpp's openFor), the receipts
+// printed after a run (ukernels run, scalar fallbacks, artifact facts) and
+// `tern bench --profile`'s hook. adoptModel / borrowModel hand such a model to
+// the C API; cxxModel reads the receipts back. Code that uses this header
+// links tern_capi (the static twin of libtern.so), never libtern.so: one copy
+// of the runtime per process.
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "runtime/include/tern/tern.h"
@@ -23,13 +25,23 @@ namespace tern::capi {
 // with tern_model_free. TERN_ERR_INVALID_ARGUMENT for a null model or out.
 tern_status adoptModel(std::unique_ptr<model::Model> m, tern_model **out);
 
-// The C++ model behind a handle (for receipts); `m` must not be NULL.
-const model::Model &cxxModel(const tern_model *m);
+// The same for a model the caller keeps owning (the C++ entry points of
+// runtime/server that take a model::Model&): the handle must be freed
+// (tern_model_free, which leaves `m` alone) before `m` goes.
+tern_status borrowModel(model::Model &m, tern_model **out);
 
-// The calling thread's last C API error as an absl::Status of the matching
-// code (TERN_ERR_INVALID_ARGUMENT -> InvalidArgument, ...) and its message
-// without the entry point's name ("tern_decode: "), so that a tool's
-// messages read as before. OkStatus for TERN_OK.
+// The C++ model behind a handle (for receipts, and --profile's hook); `m`
+// must not be NULL.
+const model::Model &cxxModel(const tern_model *m);
+model::Model &cxxModel(tern_model *m);
+
+// A C API status and message as an absl::Status of the matching code
+// (TERN_ERR_INVALID_ARGUMENT -> InvalidArgument, TERN_ERR_KV_EXHAUSTED and
+// _CONTEXT_FULL -> ResourceExhausted, ...) with the message stripped of the
+// entry point's name ("tern_decode: "), so that a tool's messages read as
+// before. OkStatus for TERN_OK.
+absl::Status toStatus(tern_status code, std::string_view message);
+// toStatus of the calling thread's last C API error.
 absl::Status lastStatus(tern_status code);
 
 } // namespace tern::capi

@@ -36,7 +36,8 @@
 using namespace tern;
 
 struct tern_model {
-  std::unique_ptr<model::Model> m;
+  model::Model *m = nullptr; // owned (owned) or borrowed (capi::borrowModel)
+  std::unique_ptr<model::Model> owned;
   std::optional<tokenizer::Tokenizer> tok;
   std::string tokError; // why there is no tokenizer
   std::string describe, arch, name;
@@ -61,7 +62,7 @@ struct tern_detokenizer {
 };
 
 struct tern_sampler {
-  const tern_model *model = nullptr;
+  int32_t nVocab = 0; // the vocabulary it samples (its model's, or tern_sampler_create_vocab's)
   sampling::Sampler s;
   uint64_t seed = 0;
 };
@@ -287,16 +288,18 @@ absl::StatusOr<std::unique_ptr<model::Model>> openAny(const std::string &path,
 }
 
 // A handle for an opened model: what tern_model_open and adoptModel share.
-std::unique_ptr<tern_model> adopt(std::unique_ptr<model::Model> m) {
+// `owned` NULL: the handle borrows `m` (capi::borrowModel).
+std::unique_ptr<tern_model> adopt(model::Model *m, std::unique_ptr<model::Model> owned) {
   auto h = std::make_unique<tern_model>();
-  h->m = std::move(m);
+  h->m = m;
+  h->owned = std::move(owned);
   const model::ModelConfig &cfg = h->m->config();
   h->nVocab = int32_t(cfg.nVocab);
   h->nCtx = h->m->options().contextLength;
   h->describe = h->m->describe();
   h->arch = cfg.arch;
   h->name = cfg.name;
-  h->compiled = dynamic_cast<const exec::ArtifactModel *>(h->m.get()) != nullptr;
+  h->compiled = dynamic_cast<const exec::ArtifactModel *>(h->m) != nullptr;
   if (const gguf::File *g = h->m->ggufFile()) {
     absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*g);
     if (t.ok())
@@ -445,7 +448,8 @@ tern_status tern_model_open(const char *path, const tern_model_options *options,
     log->flush();
     if (!m.ok())
       return fail(m.status(), fmt::format("{}: {}", fn, path), ctx);
-    *out = adopt(std::move(*m)).release();
+    model::Model *raw = m->get();
+    *out = adopt(raw, std::move(*m)).release();
     return TERN_OK;
   });
 }
@@ -918,43 +922,77 @@ void tern_sampler_params_init(tern_sampler_params *p) {
   p->ignore_eos = 0;
 }
 
+} // extern "C"
+
+namespace {
+
+// What tern_sampler_create and tern_sampler_create_vocab share: `m` (NULL for
+// a bare vocabulary) gives the end-of-generation tokens ignore_eos bans.
+tern_status makeSampler(const tern_model *m, int32_t nVocab, int32_t nCtx,
+                        const tern_sampler_params *params, tern_sampler **out, const char *fn) {
+  tern_sampler_params p;
+  tern_sampler_params_init(&p);
+  if (params)
+    p = *params;
+  if (!p.logit_bias && p.n_logit_bias)
+    return nullArg(fn, "params->logit_bias");
+  sampling::SamplerParams sp;
+  sp.temperature = p.temperature;
+  sp.topK = p.top_k;
+  sp.topP = p.top_p;
+  sp.minP = p.min_p;
+  sp.repeatLastN = p.repeat_last_n;
+  sp.repeatPenalty = p.repeat_penalty;
+  sp.frequencyPenalty = p.frequency_penalty;
+  sp.presencePenalty = p.presence_penalty;
+  sp.seed = p.seed == TERN_SEED_RANDOM ? sampling::randomSeed() : p.seed;
+  for (size_t i = 0; i < p.n_logit_bias; ++i)
+    sp.logitBias.push_back({p.logit_bias[i].token, p.logit_bias[i].bias});
+  if (p.ignore_eos) {
+    if (!m)
+      return fail(TERN_ERR_INVALID_ARGUMENT,
+                  fmt::format("{}: params->ignore_eos needs a model (its end-of-generation "
+                              "tokens); ban tokens with params->logit_bias instead",
+                              fn));
+    std::vector<int32_t> eog;
+    for (int32_t t = 0; t < m->nVocab; ++t)
+      if (tern_token_is_eog(m, t))
+        eog.push_back(t);
+    sampling::banTokens(sp, eog);
+  }
+  const uint64_t seed = sp.seed;
+  absl::StatusOr<sampling::Sampler> s = sampling::Sampler::create(std::move(sp), nVocab, nCtx);
+  if (!s.ok())
+    return fail(s.status(), fn);
+  *out = new tern_sampler{nVocab, std::move(*s), seed};
+  return TERN_OK;
+}
+
+} // namespace
+
+extern "C" {
+
 tern_status tern_sampler_create(const tern_model *m, const tern_sampler_params *params,
                                 tern_sampler **out) {
   static constexpr const char *fn = "tern_sampler_create";
   clearOut(out);
   return entry(fn, {{"sampler", out}, {"model", m}}, [&]() -> tern_status {
-    tern_sampler_params p;
-    tern_sampler_params_init(&p);
-    if (params)
-      p = *params;
-    if (!p.logit_bias && p.n_logit_bias)
-      return nullArg(fn, "params->logit_bias");
-    sampling::SamplerParams sp;
-    sp.temperature = p.temperature;
-    sp.topK = p.top_k;
-    sp.topP = p.top_p;
-    sp.minP = p.min_p;
-    sp.repeatLastN = p.repeat_last_n;
-    sp.repeatPenalty = p.repeat_penalty;
-    sp.frequencyPenalty = p.frequency_penalty;
-    sp.presencePenalty = p.presence_penalty;
-    sp.seed = p.seed == TERN_SEED_RANDOM ? sampling::randomSeed() : p.seed;
-    for (size_t i = 0; i < p.n_logit_bias; ++i)
-      sp.logitBias.push_back({p.logit_bias[i].token, p.logit_bias[i].bias});
-    if (p.ignore_eos) {
-      std::vector<int32_t> eog;
-      for (int32_t t = 0; t < m->nVocab; ++t)
-        if (tern_token_is_eog(m, t))
-          eog.push_back(t);
-      sampling::banTokens(sp, eog);
-    }
-    const uint64_t seed = sp.seed;
-    absl::StatusOr<sampling::Sampler> s =
-        sampling::Sampler::create(std::move(sp), m->nVocab, int32_t(m->nCtx));
-    if (!s.ok())
-      return fail(s.status(), fn);
-    *out = new tern_sampler{m, std::move(*s), seed};
-    return TERN_OK;
+    return makeSampler(m, m->nVocab, int32_t(m->nCtx), params, out, fn);
+  });
+}
+
+tern_status tern_sampler_create_vocab(int32_t n_vocab, int32_t n_ctx,
+                                      const tern_sampler_params *params, tern_sampler **out) {
+  static constexpr const char *fn = "tern_sampler_create_vocab";
+  clearOut(out);
+  return entry(fn, {{"sampler", out}}, [&]() -> tern_status {
+    if (n_vocab < 1)
+      return fail(TERN_ERR_INVALID_ARGUMENT,
+                  fmt::format("{}: n_vocab must be >= 1, got {}", fn, n_vocab));
+    if (n_ctx < 0)
+      return fail(TERN_ERR_INVALID_ARGUMENT,
+                  fmt::format("{}: n_ctx must be >= 0 (0: none), got {}", fn, n_ctx));
+    return makeSampler(nullptr, n_vocab, n_ctx, params, out, fn);
   });
 }
 
@@ -980,10 +1018,10 @@ tern_status tern_sampler_sample(tern_sampler *s, const float *logits, size_t n_l
                                 int32_t *token) {
   static constexpr const char *fn = "tern_sampler_sample";
   return entry(fn, {{"sampler", s}, {"logits", logits}, {"token", token}}, [&]() -> tern_status {
-    if (n_logits != size_t(s->model->nVocab))
+    if (n_logits != size_t(s->nVocab))
       return fail(
           TERN_ERR_INVALID_ARGUMENT,
-          fmt::format("{}: n_logits is {}, the vocabulary has {}", fn, n_logits, s->model->nVocab));
+          fmt::format("{}: n_logits is {}, the vocabulary has {}", fn, n_logits, s->nVocab));
     absl::StatusOr<int32_t> t = s->s.sample(std::span<const float>(logits, n_logits));
     if (!t.ok())
       return fail(t.status(), fn);
@@ -995,8 +1033,10 @@ tern_status tern_sampler_sample(tern_sampler *s, const float *logits, size_t n_l
 tern_status tern_sampler_accept(tern_sampler *s, int32_t token) {
   static constexpr const char *fn = "tern_sampler_accept";
   return entry(fn, {{"sampler", s}}, [&]() -> tern_status {
-    if (tern_status st = checkToken(s->model, token, fn, "token id"))
-      return st;
+    if (token < 0 || token >= s->nVocab)
+      return fail(
+          TERN_ERR_INVALID_ARGUMENT,
+          fmt::format("{}: token id {} is outside the vocabulary [0, {})", fn, token, s->nVocab));
     s->s.accept(token);
     return TERN_OK;
   });
@@ -1218,17 +1258,28 @@ tern_status adoptModel(std::unique_ptr<model::Model> m, tern_model **out) {
   static constexpr const char *fn = "tern::capi::adoptModel";
   clearOut(out);
   return entry(fn, {{"model", out}, {"m", m.get()}}, [&]() -> tern_status {
-    *out = adopt(std::move(m)).release();
+    model::Model *raw = m.get();
+    *out = adopt(raw, std::move(m)).release();
+    return TERN_OK;
+  });
+}
+
+tern_status borrowModel(model::Model &m, tern_model **out) {
+  static constexpr const char *fn = "tern::capi::borrowModel";
+  clearOut(out);
+  return entry(fn, {{"model", out}}, [&]() -> tern_status {
+    *out = adopt(&m, nullptr).release();
     return TERN_OK;
   });
 }
 
 const model::Model &cxxModel(const tern_model *m) { return *m->m; }
+model::Model &cxxModel(tern_model *m) { return *m->m; }
 
-absl::Status lastStatus(tern_status code) {
+absl::Status toStatus(tern_status code, std::string_view message) {
   if (code == TERN_OK)
     return absl::OkStatus();
-  std::string_view msg = tLastError;
+  std::string_view msg = message;
   // Drop the entry point's name ("tern_decode: "): a tool names itself.
   if (msg.rfind("tern_", 0) == 0)
     if (size_t colon = msg.find(": ");
@@ -1256,5 +1307,7 @@ absl::Status lastStatus(tern_status code) {
     return absl::InternalError(text);
   }
 }
+
+absl::Status lastStatus(tern_status code) { return toStatus(code, tLastError); }
 
 } // namespace tern::capi

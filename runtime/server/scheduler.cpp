@@ -4,8 +4,10 @@
 #include <cmath>
 #include <optional>
 
+#include <stdexcept>
+
 #include "fmt/format.h"
-#include "runtime/sampling/stop.h"
+#include "runtime/capi/bridge.h"
 
 namespace tern::server {
 
@@ -67,25 +69,75 @@ void Handle::finish(FinishReason reason, absl::Status error) {
 // ---------------------------------------------------------------------------
 // Scheduler
 
+namespace {
+
+// The C API's answer as a status: its code kept, its message without the
+// entry point's name (capi::toStatus).
+absl::Status apiStatus(tern_status code) { return capi::lastStatus(code); }
+
+// The chain's parameters as the C API takes them; `bias` holds the logit
+// biases the result points to.
+tern_sampler_params samplerParams(const Work &w, std::vector<tern_logit_bias> &bias) {
+  tern_sampler_params p;
+  tern_sampler_params_init(&p);
+  const sampling::SamplerParams &s = w.sampler;
+  p.temperature = s.temperature;
+  p.top_k = s.topK;
+  p.top_p = s.topP;
+  p.min_p = s.minP;
+  p.repeat_last_n = s.repeatLastN;
+  p.repeat_penalty = s.repeatPenalty;
+  p.frequency_penalty = s.frequencyPenalty;
+  p.presence_penalty = s.presencePenalty;
+  p.seed = s.seed;
+  bias.clear();
+  for (const auto &b : s.logitBias)
+    bias.push_back({b.token, b.bias});
+  p.logit_bias = bias.data();
+  p.n_logit_bias = bias.size();
+  p.ignore_eos = w.ignoreEos ? 1 : 0;
+  return p;
+}
+
+} // namespace
+
 struct Scheduler::Active {
   std::shared_ptr<Handle> h;
-  std::unique_ptr<model::Session> session;
-  std::optional<sampling::Sampler> sampler;
-  std::optional<tokenizer::StreamDecoder> dec;
-  std::optional<sampling::StopStrings> stops;
+  Owned<tern_session> session;
+  Owned<tern_sampler> sampler;
+  Owned<tern_detokenizer> dec;
+  Owned<tern_stop_matcher> stops;
   size_t fed = 0;    // prompt tokens fed
   int32_t next = -1; // the sampled token to feed next
   int32_t generated = 0;
-  std::vector<float> logits; // [nVocab]
 };
 
-Scheduler::Scheduler(model::Model &model, const tokenizer::Tokenizer &tok, SchedulerOptions opts)
-    : model_(model), tok_(tok), opts_(opts) {
+Scheduler::Scheduler(tern_model *model, SchedulerOptions opts) : model_(model), opts_(opts) {
+  start();
+}
+
+Scheduler::Scheduler(model::Model &model, const tokenizer::Tokenizer & /*the model's*/,
+                     SchedulerOptions opts)
+    : opts_(opts) {
+  tern_model *h = nullptr;
+  if (tern_status st = capi::borrowModel(model, &h); st != TERN_OK)
+    throw std::runtime_error(std::string(apiStatus(st).message()));
+  borrowed_.reset(h);
+  model_ = h;
+  start();
+}
+
+void Scheduler::start() {
   opts_.maxActive = std::max<uint32_t>(1, opts_.maxActive);
   opts_.prefillChunk = std::max<uint32_t>(1, opts_.prefillChunk);
-  const model::KvUsage u = model_.kvUsage();
-  totalBlocks_ = u.totalBlocks;
-  pageSize_ = std::max<uint32_t>(1, u.pageSize);
+  tern_model_info info;
+  tern_kv_usage u;
+  if (tern_model_get_info(model_, &info) != TERN_OK || tern_model_kv_usage(model_, &u) != TERN_OK)
+    throw std::runtime_error(fmt::format("tern serve: scheduler: {}", tern_last_error()));
+  nVocab_ = info.n_vocab;
+  ctx_ = info.n_ctx;
+  totalBlocks_ = u.total_blocks;
+  pageSize_ = std::max<uint32_t>(1, u.page_size);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -95,8 +147,10 @@ void Scheduler::shutdown() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
-    for (auto &h : queue_)
+    for (auto &h : queue_) {
+      h->sampler_.reset();
       h->finish(FinishReason::Cancelled, absl::UnavailableError("the server is shutting down"));
+    }
     queue_.clear();
   }
   cv_.notify_all();
@@ -104,11 +158,11 @@ void Scheduler::shutdown() {
     thread_.join();
 }
 
-uint32_t Scheduler::contextLength() const { return model_.options().contextLength; }
+uint32_t Scheduler::contextLength() const { return ctx_; }
 
 absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
   const uint32_t ctx = contextLength();
-  const int32_t nVocab = int32_t(model_.config().nVocab);
+  const int32_t nVocab = nVocab_;
   if (work.prompt.empty())
     return absl::InvalidArgumentError("the prompt is empty (0 tokens)");
   for (size_t i = 0; i < work.prompt.size(); ++i)
@@ -123,10 +177,13 @@ absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
                     work.prompt.size(), ctx));
   const int32_t room = int32_t(ctx - work.prompt.size());
   work.maxTokens = work.maxTokens < 0 ? room : std::min(work.maxTokens, room);
-  absl::StatusOr<sampling::Sampler> probe =
-      sampling::Sampler::create(work.sampler, nVocab, int32_t(ctx));
-  if (!probe.ok())
-    return probe.status();
+  // The request's sampler, made now so that bad parameters are refused here.
+  std::vector<tern_logit_bias> bias;
+  const tern_sampler_params sp = samplerParams(work, bias);
+  tern_sampler *smp = nullptr;
+  if (tern_status st = tern_sampler_create(model_, &sp, &smp); st != TERN_OK)
+    return apiStatus(st);
+  Owned<tern_sampler> sampler(smp);
   const uint64_t positions = work.prompt.size() + uint64_t(work.maxTokens);
   const uint32_t need = uint32_t((positions + pageSize_ - 1) / pageSize_);
   if (need > totalBlocks_)
@@ -136,6 +193,7 @@ absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
         need, positions, totalBlocks_));
   auto h = std::make_shared<Handle>();
   h->work_ = std::move(work);
+  h->sampler_ = std::move(sampler);
   h->needBlocks_ = need;
   h->pending_.promptTokens = int32_t(h->work_.prompt.size());
   {
@@ -173,6 +231,7 @@ void Scheduler::loop() {
       // Requests cancelled while queued leave without running.
       for (auto it = queue_.begin(); it != queue_.end();)
         if ((*it)->cancelled()) {
+          (*it)->sampler_.reset();
           (*it)->finish(FinishReason::Cancelled, absl::CancelledError("cancelled"));
           ++stats_.cancelled;
           it = queue_.erase(it);
@@ -185,20 +244,30 @@ void Scheduler::loop() {
         std::shared_ptr<Handle> h = std::move(queue_.front());
         queue_.pop_front();
         auto a = std::make_unique<Active>();
-        absl::StatusOr<std::unique_ptr<model::Session>> s = model_.newSession();
-        absl::StatusOr<sampling::Sampler> smp = sampling::Sampler::create(
-            h->work_.sampler, int32_t(model_.config().nVocab), int32_t(contextLength()));
-        if (!s.ok() || !smp.ok()) {
-          h->finish(FinishReason::Error, !s.ok() ? s.status() : smp.status());
+        a->sampler = std::move(h->sampler_);
+        tern_session *s = nullptr;
+        tern_detokenizer *d = nullptr;
+        tern_stop_matcher *m = nullptr;
+        std::vector<const char *> stops;
+        for (const std::string &x : h->work_.stop)
+          stops.push_back(x.c_str());
+        tern_status st = tern_session_create(model_, &s);
+        a->session.reset(s);
+        if (st == TERN_OK) {
+          st = tern_detokenizer_create(model_, 0, &d);
+          a->dec.reset(d);
+        }
+        if (st == TERN_OK) {
+          st = tern_stop_matcher_create(stops.data(), stops.size(), &m);
+          a->stops.reset(m);
+        }
+        // llama.cpp's server lets the penalties see the prompt.
+        for (size_t i = 0; st == TERN_OK && i < h->work_.prompt.size(); ++i)
+          st = tern_sampler_accept(a->sampler.get(), h->work_.prompt[i]);
+        if (st != TERN_OK) {
+          h->finish(FinishReason::Error, apiStatus(st));
           continue;
         }
-        a->session = std::move(*s);
-        a->sampler.emplace(std::move(*smp));
-        for (int32_t t : h->work_.prompt)
-          a->sampler->accept(t); // llama.cpp's server lets the penalties see the prompt
-        a->dec.emplace(tok_);
-        a->stops.emplace(h->work_.stop);
-        a->logits.resize(model_.config().nVocab);
         reservedBlocks_ += h->needBlocks_;
         a->h = std::move(h);
         active.push_back(std::move(a));
@@ -216,6 +285,7 @@ void Scheduler::loop() {
   }
   for (auto &a : active) {
     a->session.reset();
+    a->sampler.reset();
     a->h->finish(FinishReason::Cancelled, absl::UnavailableError("the server is shutting down"));
   }
 }
@@ -250,6 +320,19 @@ TokenLogprob logprobOf(std::span<const float> logits, int32_t token, int32_t top
   return t;
 }
 
+// The stop matcher fed `text`: what is safe to show is appended to *out.
+tern_status stopPush(tern_stop_matcher *m, const char *text, size_t len, std::string *out,
+                     bool *stopped) {
+  const char *o = nullptr;
+  size_t n = 0;
+  int st = 0;
+  if (tern_status s = tern_stop_matcher_push(m, text, len, &o, &n, &st); s != TERN_OK)
+    return s;
+  out->append(o, n);
+  *stopped = st != 0;
+  return TERN_OK;
+}
+
 } // namespace
 
 void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
@@ -280,13 +363,13 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
     return;
 
   // One forward call: a prompt chunk or the last sampled token per request.
-  std::vector<model::BatchItem> items;
+  std::vector<tern_batch_item> items;
   std::vector<Active *> owner;
   std::vector<size_t> prefill; // prompt tokens in the item (0: decode)
   uint32_t budget = opts_.prefillChunk;
   for (auto &a : active) {
     const std::vector<int32_t> &prompt = a->h->work_.prompt;
-    model::BatchItem it;
+    tern_batch_item it{};
     it.session = a->session.get();
     size_t n = 0;
     if (a->fed < prompt.size()) {
@@ -299,12 +382,13 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
       if (n == 0)
         continue;
       budget -= uint32_t(n);
-      it.tokens = std::span<const int32_t>(prompt).subspan(a->fed, n);
-      if (a->fed + n == prompt.size())
-        it.logits = a->logits;
+      it.tokens = prompt.data() + a->fed;
+      it.n_tokens = n;
+      it.want_logits = a->fed + n == prompt.size() ? 1 : 0;
     } else {
-      it.tokens = std::span<const int32_t>(&a->next, 1);
-      it.logits = a->logits;
+      it.tokens = &a->next;
+      it.n_tokens = 1;
+      it.want_logits = 1;
     }
     items.push_back(it);
     owner.push_back(a.get());
@@ -312,7 +396,12 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
   }
   if (items.empty())
     return;
-  absl::Status st = model_.forward(items);
+  tern_forward(model_, items.data(), items.size());
+  // Each item's result, read before any other call can reuse its message.
+  std::vector<absl::Status> results;
+  results.reserve(items.size());
+  for (const tern_batch_item &it : items)
+    results.push_back(capi::toStatus(it.status, it.message ? it.message : ""));
 
   uint64_t promptTokens = 0, generated = 0;
   std::vector<Active *> done;
@@ -324,13 +413,15 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
     absl::Status status;
   };
   std::vector<Ending> endings;
+  auto fail = [&](Active &a, absl::Status s) {
+    endings.push_back({a.h, FinishReason::Error, std::move(s)});
+    done.push_back(&a);
+  };
   for (size_t i = 0; i < items.size(); ++i) {
     Active &a = *owner[i];
     Handle &h = *a.h;
-    const absl::Status &is = st.ok() ? items[i].status : st;
-    if (!is.ok()) {
-      endings.push_back({a.h, FinishReason::Error, is});
-      done.push_back(&a);
+    if (!results[i].ok()) {
+      fail(a, results[i]);
       continue;
     }
     if (prefill[i]) {
@@ -339,39 +430,57 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
       if (a.fed < h.work_.prompt.size())
         continue;
     }
-    std::vector<TokenLogprob> lp;
-    absl::StatusOr<int32_t> tok = a.sampler->sample(a.logits);
-    if (!tok.ok()) {
-      endings.push_back({a.h, FinishReason::Error, tok.status()});
-      done.push_back(&a);
+    const float *logits = nullptr;
+    size_t nLogits = 0;
+    int32_t tok = -1;
+    if (tern_status st = tern_session_logits(a.session.get(), &logits, &nLogits); st != TERN_OK) {
+      fail(a, apiStatus(st));
       continue;
     }
-    a.sampler->accept(*tok);
+    if (tern_status st = tern_sampler_sample(a.sampler.get(), logits, nLogits, &tok);
+        st != TERN_OK) {
+      fail(a, apiStatus(st));
+      continue;
+    }
+    tern_sampler_accept(a.sampler.get(), tok); // a valid id: it was just drawn
     ++a.generated;
     ++generated;
     {
       std::lock_guard lock(h.mu_);
       h.pending_.completionTokens = a.generated;
     }
-    const bool eog = std::find(h.work_.stopTokens.begin(), h.work_.stopTokens.end(), *tok) !=
+    const bool eog = std::find(h.work_.stopTokens.begin(), h.work_.stopTokens.end(), tok) !=
                      h.work_.stopTokens.end();
+    std::vector<TokenLogprob> lp;
     if (h.work_.topLogprobs >= 0 && !eog)
-      lp.push_back(logprobOf(a.logits, *tok, h.work_.topLogprobs));
+      lp.push_back(logprobOf(std::span<const float>(logits, nLogits), tok, h.work_.topLogprobs));
     std::string text;
     bool stopped = false;
+    tern_status st = TERN_OK;
+    const char *piece = nullptr;
+    size_t pieceLen = 0;
     if (!eog) {
-      sampling::StopStrings::Step s = a.stops->push(a.dec->push(*tok));
-      text = std::move(s.text);
-      stopped = s.stopped;
+      st = tern_detokenizer_push(a.dec.get(), tok, &piece, &pieceLen);
+      if (st == TERN_OK)
+        st = stopPush(a.stops.get(), piece, pieceLen, &text, &stopped);
     }
     const bool length = a.generated >= h.work_.maxTokens;
-    if ((eog || length) && !stopped) {
+    if (st == TERN_OK && (eog || length) && !stopped) {
       // End of output: release what the decoder and the stop matcher hold.
-      sampling::StopStrings::Step s = a.stops->push(a.dec->flush());
-      text += s.text;
-      stopped = s.stopped;
-      if (!stopped)
-        text += a.stops->flush();
+      st = tern_detokenizer_flush(a.dec.get(), &piece, &pieceLen);
+      if (st == TERN_OK)
+        st = stopPush(a.stops.get(), piece, pieceLen, &text, &stopped);
+      if (st == TERN_OK && !stopped) {
+        const char *rest = nullptr;
+        size_t restLen = 0;
+        st = tern_stop_matcher_flush(a.stops.get(), &rest, &restLen);
+        if (st == TERN_OK)
+          text.append(rest, restLen);
+      }
+    }
+    if (st != TERN_OK) {
+      fail(a, apiStatus(st));
+      continue;
     }
     if (!text.empty() || !lp.empty())
       h.publish(std::move(text), std::move(lp));
@@ -380,7 +489,7 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>> &active) {
           {a.h, eog || stopped ? FinishReason::Stop : FinishReason::Length, absl::OkStatus()});
       done.push_back(&a);
     } else {
-      a.next = *tok;
+      a.next = tok;
     }
   }
 

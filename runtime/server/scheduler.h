@@ -1,14 +1,16 @@
 // The scheduler of `tern serve`: one thread runs the model for every request.
+// It runs on the public C API (runtime/include/tern/tern.h) only: sessions,
+// tern_forward, samplers, the streaming detokenizer and stop matchers.
 //
 // Each step it gathers the next work of every active request -- a chunk of
 // its prompt (prefill) or the one token it sampled last (decode) -- into ONE
-// Model::forward call (continuous batching), then samples each request's next
-// token from its own logits with its own Sampler (so a request's tokens do
-// not depend on what else ran: the model is batch-invariant and the sampler
-// state is per request). Requests join and leave between steps.
+// tern_forward call (continuous batching), then samples each request's next
+// token from its own logits with its own tern_sampler (so a request's tokens
+// do not depend on what else ran: the model is batch-invariant and the
+// sampler state is per request). Requests join and leave between steps.
 //
-// Every request has its own Session, with a context of up to the model's
-// contextLength (-c) out of the shared KV pool; nothing divides the context
+// Every request has its own tern_session, with a context of up to the
+// model's ctx_size (-c) out of the shared KV pool; nothing divides the context
 // by --parallel. Admission reserves the pages a request can use at most
 // (prompt + max tokens, in pages) against the pool, so a running request
 // never runs out of pages because of another; a request that does not fit
@@ -34,17 +36,32 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/include/tern/tern.h"
 #include "runtime/model/model.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace tern::server {
 
+// C API handles the server owns, freed by their tern_*_free.
+struct ApiFree {
+  void operator()(tern_model *p) const { tern_model_free(p); }
+  void operator()(tern_session *p) const { tern_session_free(p); }
+  void operator()(tern_sampler *p) const { tern_sampler_free(p); }
+  void operator()(tern_detokenizer *p) const { tern_detokenizer_free(p); }
+  void operator()(tern_stop_matcher *p) const { tern_stop_matcher_free(p); }
+  void operator()(tern_chat *p) const { tern_chat_free(p); }
+};
+template <class T> using Owned = std::unique_ptr<T, ApiFree>;
+
 // What a request asks the scheduler for: already tokenized.
 struct Work {
   std::vector<int32_t> prompt;
   int32_t maxTokens = -1; // < 0: up to the end of the context
+  // The chain's parameters (a tern_sampler_params is made of them); seed
+  // UINT64_MAX (TERN_SEED_RANDOM) draws a random seed.
   sampling::SamplerParams sampler;
+  bool ignoreEos = false; // ban every end-of-generation token (tern_sampler_params.ignore_eos)
   std::vector<std::string> stop;
   std::vector<int32_t> stopTokens; // end of generation (EOS/EOT); not emitted
   int32_t topLogprobs = -1;        // < 0: no logprobs; else that many alternatives per token
@@ -87,6 +104,7 @@ private:
   void finish(FinishReason reason, absl::Status error);
 
   Work work_;
+  Owned<tern_sampler> sampler_; // made (and the parameters checked) by submit()
   uint32_t needBlocks_ = 0;
   std::atomic<bool> cancelled_{false};
 
@@ -112,6 +130,12 @@ struct SchedulerStats {
 
 class Scheduler {
 public:
+  // Runs requests on `model` (not owned: it outlives the scheduler; it needs
+  // a tokenizer).
+  Scheduler(tern_model *model, SchedulerOptions opts);
+  // For C++ callers: the same on a C API handle that borrows `model`
+  // (capi::borrowModel; the handle reads the model's own tokenizer, which
+  // `tok` must be).
   Scheduler(model::Model &model, const tokenizer::Tokenizer &tok, SchedulerOptions opts);
   ~Scheduler(); // shutdown()
   Scheduler(const Scheduler &) = delete;
@@ -135,10 +159,13 @@ private:
   friend class Handle;
   struct Active;
   void loop();
+  void start();
   void step(std::vector<std::unique_ptr<Active>> &active);
 
-  model::Model &model_;
-  const tokenizer::Tokenizer &tok_;
+  Owned<tern_model> borrowed_; // the handle of the C++ constructor
+  tern_model *model_ = nullptr;
+  int32_t nVocab_ = 0;
+  uint32_t ctx_ = 0;
   SchedulerOptions opts_;
   uint32_t totalBlocks_ = 0, pageSize_ = 16;
 

@@ -1,5 +1,6 @@
 #include "runtime/server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -9,12 +10,11 @@
 
 #include "fmt/format.h"
 #include "httplib.h"
+#include "runtime/capi/bridge.h"
 #include "runtime/chat/chat.h"
-#include "runtime/sampling/sampler.h"
 #include "runtime/server/api.h"
 #include "runtime/server/scheduler.h"
 #include "runtime/support/status.h"
-#include "runtime/tokenizer/tokenizer.h"
 
 namespace tern::server {
 
@@ -96,6 +96,23 @@ std::string reasonPhrase(int status) {
   }
 }
 
+// Calls a C API function that fills a buffer of `T` (capacity, size out)
+// with a first guess of `guess` entries, and again with the size it asked
+// for when that was too small.
+template <class T, class F> absl::StatusOr<std::vector<T>> fill(size_t guess, F &&call) {
+  std::vector<T> buf(std::max<size_t>(guess, 1));
+  size_t n = 0;
+  tern_status st = call(buf.data(), buf.size(), &n);
+  if (st == TERN_ERR_BUFFER_TOO_SMALL) {
+    buf.resize(n + 1);
+    st = call(buf.data(), buf.size(), &n);
+  }
+  if (st != TERN_OK)
+    return capi::lastStatus(st);
+  buf.resize(n);
+  return buf;
+}
+
 json bytesOf(std::string_view s) {
   json b = json::array();
   for (unsigned char c : s)
@@ -113,12 +130,15 @@ struct Server::Impl {
   int boundPort = -1;
 
   // Set once by attach(), read-only afterwards (published by `ready`).
-  std::unique_ptr<model::Model> model;
-  std::unique_ptr<tokenizer::Tokenizer> tok;
+  // Everything below runs through the C API (tern.h); the model handle is
+  // used concurrently only as tern.h allows (tokenizing, kv usage, the
+  // scheduler's forward calls).
+  Owned<tern_model> model;
   std::unique_ptr<Scheduler> scheduler;
-  chat::TemplateKind templ = chat::kDefaultTemplate;
-  chat::RenderOptions renderOpts;
+  std::string templ;        // the chat template's name (tern_chat_apply_template)
+  std::string endOfTurn;    // its end-of-turn text, a stop string of every chat
   std::vector<int32_t> eog; // end-of-generation token ids
+  int32_t nVocab = 0;
   int64_t created = unixNow();
 
   std::mutex metricsMu;
@@ -132,6 +152,8 @@ struct Server::Impl {
   bool checkReady(httplib::Response &res);
   void generate(Endpoint endpoint, const httplib::Request &req, httplib::Response &res);
   std::string metricsText();
+  std::string piece(int32_t token) const;
+  absl::StatusOr<std::vector<int32_t>> promptTokens(std::string_view text) const;
   json logprobsJson(Endpoint ep, const std::vector<TokenLogprob> &lp, size_t textOffset);
 };
 
@@ -178,15 +200,30 @@ bool Server::Impl::checkReady(httplib::Response &res) {
   return false;
 }
 
+// The text of one token (control tokens: nothing), as tern_token_to_piece.
+std::string Server::Impl::piece(int32_t token) const {
+  absl::StatusOr<std::vector<char>> p = fill<char>(32, [&](char *buf, size_t cap, size_t *n) {
+    return tern_token_to_piece(model.get(), token, 0, buf, cap, n);
+  });
+  return p.ok() ? std::string(p->begin(), p->end()) : std::string();
+}
+
+// Prompt text as tokens: special tokens parsed, BOS as the model says.
+absl::StatusOr<std::vector<int32_t>> Server::Impl::promptTokens(std::string_view text) const {
+  return fill<int32_t>(text.size() + 8, [&](int32_t *buf, size_t cap, size_t *n) {
+    return tern_chat_tokenize(model.get(), text.data(), text.size(), 1, buf, cap, n);
+  });
+}
+
 json Server::Impl::logprobsJson(Endpoint ep, const std::vector<TokenLogprob> &lp,
                                 size_t textOffset) {
   if (ep == Endpoint::Chat) {
     json content = json::array();
     for (const TokenLogprob &t : lp) {
-      const std::string_view piece = tok->tokenPiece(t.token);
+      const std::string piece = this->piece(t.token);
       json top = json::array();
       for (const auto &[id, l] : t.top) {
-        const std::string_view p = tok->tokenPiece(id);
+        const std::string p = this->piece(id);
         top.push_back({{"token", std::string(p)}, {"logprob", l}, {"bytes", bytesOf(p)}});
       }
       content.push_back({{"token", std::string(piece)},
@@ -198,12 +235,12 @@ json Server::Impl::logprobsJson(Endpoint ep, const std::vector<TokenLogprob> &lp
   }
   json tokens = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
   for (const TokenLogprob &t : lp) {
-    const std::string piece(tok->tokenPiece(t.token));
+    const std::string piece = this->piece(t.token);
     tokens.push_back(piece);
     lps.push_back(t.logprob);
     json top = json::object();
     for (const auto &[id, l] : t.top)
-      top[std::string(tok->tokenPiece(id))] = l;
+      top[this->piece(id)] = l;
     tops.push_back(std::move(top));
     offs.push_back(textOffset);
     textOffset += piece.size();
@@ -223,27 +260,38 @@ void Server::Impl::generate(Endpoint ep, const httplib::Request &req, httplib::R
   GenerationRequest &r = std::get<GenerationRequest>(parsed);
 
   Work work;
+  absl::StatusOr<std::vector<int32_t>> prompt;
   if (ep == Endpoint::Chat) {
-    chat::RenderOptions ro = renderOpts;
-    ro.addGenerationPrompt = true;
-    const std::string text = chat::render(templ, r.messages, ro);
-    work.prompt = chat::tokenizePrompt(*tok, text, /*startOfSession=*/true);
+    std::vector<tern_chat_message> msgs;
+    size_t bytes = 0;
+    for (const chat::Message &m : r.messages) {
+      msgs.push_back({chat::roleName(m.role).data(), m.content.c_str()});
+      bytes += m.content.size();
+    }
+    absl::StatusOr<std::vector<char>> text =
+        fill<char>(bytes + 64 * msgs.size() + 256, [&](char *buf, size_t cap, size_t *n) {
+          return tern_chat_apply_template(model.get(), templ.c_str(), msgs.data(), msgs.size(),
+                                          /*add_generation_prompt=*/1, buf, cap, n);
+        });
+    prompt = text.ok() ? promptTokens(std::string_view(text->data(), text->size())) : text.status();
     // Where the template's end-of-turn text is no single token, stop on the text.
-    work.stop.emplace_back(chat::endOfTurn(templ));
+    work.stop.push_back(endOfTurn);
   } else if (r.promptTokens) {
-    work.prompt = std::move(*r.promptTokens);
+    prompt = std::move(*r.promptTokens);
   } else {
-    work.prompt = chat::tokenizePrompt(*tok, r.prompt, /*startOfSession=*/true);
+    prompt = promptTokens(r.prompt);
   }
+  if (!prompt.ok())
+    return sendError(res, fromStatus(prompt.status()));
+  work.prompt = std::move(*prompt);
   for (std::string &s : r.stop)
     work.stop.push_back(std::move(s));
   work.maxTokens = r.maxTokens.value_or(-1);
   work.sampler = r.sampler;
   if (!r.seedGiven)
-    work.sampler.seed = sampling::randomSeed();
-  if (r.ignoreEos)
-    sampling::banTokens(work.sampler, eog);
-  else
+    work.sampler.seed = TERN_SEED_RANDOM;
+  work.ignoreEos = r.ignoreEos;
+  if (!r.ignoreEos)
     work.stopTokens = eog;
   work.topLogprobs = r.logprobs ? r.topLogprobs : -1;
 
@@ -397,7 +445,8 @@ std::string Server::Impl::metricsText() {
   if (!ready.load())
     return out;
   const SchedulerStats s = scheduler->stats();
-  const model::KvUsage kv = model->kvUsage();
+  tern_kv_usage kv{};
+  tern_model_kv_usage(model.get(), &kv);
   metric("tern_prompt_tokens_total", "counter", "Prompt tokens fed to the model (prefill).",
          s.promptTokens);
   metric("tern_generated_tokens_total", "counter", "Tokens generated.", s.generatedTokens);
@@ -410,19 +459,19 @@ std::string Server::Impl::metricsText() {
          s.cancelled);
   metric("tern_forward_steps_total", "counter", "Batched forward calls.", s.steps);
   metric("tern_kv_block_positions", "gauge", "Positions per KV block (--kv-page-size).",
-         kv.pageSize);
+         kv.page_size);
   metric("tern_kv_blocks_total", "gauge",
-         "KV pool size in blocks (--kv-page-size positions of all layers).", kv.totalBlocks);
+         "KV pool size in blocks (--kv-page-size positions of all layers).", kv.total_blocks);
   metric("tern_kv_blocks_used", "gauge",
-         "KV blocks in use (held by sessions or kept by the prefix cache).", kv.usedBlocks);
-  metric("tern_kv_blocks_free", "gauge", "KV blocks free.", kv.freeBlocks);
+         "KV blocks in use (held by sessions or kept by the prefix cache).", kv.used_blocks);
+  metric("tern_kv_blocks_free", "gauge", "KV blocks free.", kv.free_blocks);
   metric("tern_kv_blocks_cached", "gauge",
          "KV blocks in the prefix cache, held by a session or not (counted in used; unheld "
          "ones are evicted when blocks run out).",
-         kv.cachedBlocks);
+         kv.cached_blocks);
   metric("tern_kv_sessions", "gauge", "Live sessions on the KV pool.", kv.sessions);
   metric("tern_prefix_cache_hit_tokens_total", "counter",
-         "Prompt positions not computed thanks to the prefix cache.", kv.prefixHitPositions);
+         "Prompt positions not computed thanks to the prefix cache.", kv.prefix_hit_positions);
   return out;
 }
 
@@ -485,8 +534,8 @@ void Server::Impl::routes() {
     json m = {
         {"id", opts.modelId}, {"object", "model"}, {"created", created}, {"owned_by", "tern"}};
     m["meta"] = {{"n_ctx", scheduler->contextLength()},
-                 {"n_vocab", model->config().nVocab},
-                 {"description", model->describe()}};
+                 {"n_vocab", nVocab},
+                 {"description", tern_model_describe(model.get())}};
     res.set_content(dumpJson({{"object", "list"}, {"data", json::array({m})}}), kJson);
   });
   http.Post("/v1/chat/completions", [this](const httplib::Request &req, httplib::Response &res) {
@@ -502,8 +551,15 @@ void Server::Impl::routes() {
     if (auto *e = std::get_if<ApiError>(&r))
       return sendError(res, *e);
     const TokenizeRequest &t = std::get<TokenizeRequest>(r);
-    std::vector<int32_t> ids = tok->encode(t.content, t.addSpecial, t.parseSpecial);
-    res.set_content(dumpJson({{"tokens", ids}}), kJson);
+    const unsigned flags = (t.addSpecial ? TERN_TOKENIZE_ADD_SPECIAL : 0u) |
+                           (t.parseSpecial ? TERN_TOKENIZE_PARSE_SPECIAL : 0u);
+    absl::StatusOr<std::vector<int32_t>> ids =
+        fill<int32_t>(t.content.size() + 8, [&](int32_t *buf, size_t cap, size_t *n) {
+          return tern_tokenize(model.get(), t.content.data(), t.content.size(), flags, buf, cap, n);
+        });
+    if (!ids.ok())
+      return sendError(res, fromStatus(ids.status()));
+    res.set_content(dumpJson({{"tokens", *ids}}), kJson);
   });
   http.Post("/detokenize", [this](const httplib::Request &req, httplib::Response &res) {
     if (!checkReady(res))
@@ -513,13 +569,19 @@ void Server::Impl::routes() {
       return sendError(res, *e);
     const std::vector<int32_t> &ids = std::get<std::vector<int32_t>>(r);
     for (size_t i = 0; i < ids.size(); ++i)
-      if (size_t(ids[i]) >= tok->vocabSize())
+      if (ids[i] < 0 || ids[i] >= nVocab)
         return sendError(res, ApiError{400,
                                        fmt::format("tokens[{}]: {} is outside the vocabulary [0, "
                                                    "{})",
-                                                   i, ids[i], tok->vocabSize()),
+                                                   i, ids[i], nVocab),
                                        "invalid_request_error", "tokens", ""});
-    res.set_content(dumpJson({{"content", tok->decode(ids)}}), kJson);
+    absl::StatusOr<std::vector<char>> text =
+        fill<char>(ids.size() * 8 + 16, [&](char *buf, size_t cap, size_t *n) {
+          return tern_detokenize(model.get(), ids.data(), ids.size(), 0, buf, cap, n);
+        });
+    if (!text.ok())
+      return sendError(res, fromStatus(text.status()));
+    res.set_content(dumpJson({{"content", std::string(text->begin(), text->end())}}), kJson);
   });
 }
 
@@ -562,30 +624,50 @@ void Server::start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-absl::Status Server::attach(std::unique_ptr<model::Model> m) {
+absl::Status Server::attach(tern_model *handle) {
   Impl &s = *impl_;
-  if (!m->ggufFile())
-    return absl::FailedPreconditionError("the model carries no tokenizer metadata (GGUF)");
-  absl::StatusOr<tokenizer::Tokenizer> t = tokenizer::Tokenizer::fromGGUF(*m->ggufFile());
-  if (!t.ok())
-    return withContext(t.status(), "tokenizer");
-  absl::StatusOr<chat::Selection> sel = chat::selectTemplate(*m->ggufFile(), s.opts.chatTemplate);
-  if (!sel.ok())
-    return sel.status();
-  s.tok = std::make_unique<tokenizer::Tokenizer>(std::move(*t));
-  s.templ = sel->kind;
-  s.renderOpts = chat::specialTokenText(*s.tok);
-  for (int32_t id = 0; id < int32_t(s.tok->vocabSize()); ++id)
-    if (s.tok->isEog(id))
+  Owned<tern_model> m(handle);
+  if (!m)
+    return absl::InvalidArgumentError("no model");
+  tern_model_info info;
+  if (tern_status st = tern_model_get_info(m.get(), &info); st != TERN_OK)
+    return capi::lastStatus(st);
+  // The template: --chat-template names a built-in (a bad name is the
+  // flag's fault), else the model's tokenizer.chat_template picks one.
+  const char *name = s.opts.chatTemplate.empty() ? nullptr : s.opts.chatTemplate.c_str();
+  if (name) {
+    const char *resolved = nullptr;
+    if (tern_status st = tern_chat_template(nullptr, name, &resolved); st != TERN_OK)
+      return absl::InvalidArgumentError(capi::lastStatus(st).message());
+  }
+  tern_chat *c = nullptr;
+  if (tern_status st = tern_chat_create(m.get(), name, &c); st != TERN_OK)
+    return capi::lastStatus(st);
+  Owned<tern_chat> chat(c);
+  tern_chat_info ci;
+  if (tern_status st = tern_chat_get_info(chat.get(), &ci); st != TERN_OK)
+    return capi::lastStatus(st);
+  s.templ = ci.template_name;
+  s.endOfTurn = ci.end_of_turn;
+  s.nVocab = info.n_vocab;
+  for (int32_t id = 0; id < info.n_vocab; ++id)
+    if (tern_token_is_eog(m.get(), id))
       s.eog.push_back(id);
   s.model = std::move(m);
   SchedulerOptions so;
   so.maxActive = s.opts.parallel;
   so.maxQueue = s.opts.maxQueue;
   so.prefillChunk = s.opts.prefillChunk;
-  s.scheduler = std::make_unique<Scheduler>(*s.model, *s.tok, so);
+  s.scheduler = std::make_unique<Scheduler>(s.model.get(), so);
   s.ready.store(true);
   return absl::OkStatus();
+}
+
+absl::Status Server::attach(std::unique_ptr<model::Model> m) {
+  tern_model *h = nullptr;
+  if (tern_status st = capi::adoptModel(std::move(m), &h); st != TERN_OK)
+    return capi::lastStatus(st);
+  return attach(h);
 }
 
 void Server::stop() {
@@ -601,6 +683,7 @@ void Server::stop() {
     s.thread.join();
   s.ready.store(false);
   s.scheduler.reset();
+  s.model.reset(); // after the scheduler: its sessions and samplers are gone
 }
 
 void Server::wait() {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "runtime/include/tern/tern.h"
 #include "runtime/model/model.h"
 
 namespace tern::server {
@@ -46,9 +47,13 @@ public:
   int port() const;
   // Serves in a background thread until stop().
   void start();
-  // The model is loaded: builds the tokenizer, chat template and scheduler;
-  // /health turns 200. Errors (no tokenizer, unknown template) leave the
+  // The model is loaded: takes the C API handle (owned from here on, freed
+  // by the server, also on error), picks the chat template and starts the
+  // scheduler; /health turns 200. Everything the server does with the model
+  // goes through tern.h. Errors (no tokenizer, unknown template) leave the
   // server answering 503.
+  absl::Status attach(tern_model *model);
+  // For C++ callers: the model handed to the C API first (capi::adoptModel).
   absl::Status attach(std::unique_ptr<model::Model> model);
   void stop();
   // Blocks until the server thread ends (stop() or a listen failure).

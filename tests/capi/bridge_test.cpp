@@ -79,4 +79,36 @@ TEST(CApiBridge, LastStatusKeepsTheCodeAndDropsTheFunctionName) {
   EXPECT_EQ(capi::lastStatus(TERN_ERR_UNSUPPORTED).code(), absl::StatusCode::kUnimplemented);
 }
 
+TEST(CApiBridge, BorrowedModelLeavesTheModelToItsOwner) {
+  model::ModelOptions o;
+  o.contextLength = 64;
+  absl::StatusOr<std::unique_ptr<model::Model>> cxx = exec::openModel(kTq2, o);
+  ASSERT_TRUE(cxx.ok()) << cxx.status();
+  tern_model *m = nullptr;
+  ASSERT_EQ(capi::borrowModel(**cxx, &m), TERN_OK) << tern_last_error();
+  EXPECT_EQ(&capi::cxxModel(m), cxx->get());
+  tern_session *s = nullptr;
+  ASSERT_EQ(tern_session_create(m, &s), TERN_OK);
+  const std::vector<int32_t> prompt = {354, 116, 262};
+  ASSERT_EQ(tern_decode(s, prompt.data(), prompt.size()), TERN_OK) << tern_last_error();
+  EXPECT_EQ((*cxx)->kvUsage().sessions, 1u); // the C API's session is the model's
+  tern_session_free(s);
+  EXPECT_EQ((*cxx)->kvUsage().sessions, 0u);
+  tern_model_free(m); // leaves the model alone: it still runs
+  absl::StatusOr<std::unique_ptr<model::Session>> again = (*cxx)->newSession();
+  ASSERT_TRUE(again.ok()) << again.status();
+  std::vector<float> logits((*cxx)->config().nVocab);
+  EXPECT_TRUE((*cxx)->decode(**again, prompt, logits).ok());
+}
+
+TEST(CApiBridge, ToStatusTakesAnItemMessage) {
+  absl::Status s = capi::toStatus(TERN_ERR_KV_EXHAUSTED, "the KV pool is full");
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(statusMessage(s), "the KV pool is full");
+  s = capi::toStatus(TERN_ERR_INVALID_ARGUMENT, "tern_forward: item 0: session is NULL");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(statusMessage(s), "item 0: session is NULL");
+  EXPECT_TRUE(capi::toStatus(TERN_OK, "").ok());
+}
+
 } // namespace

@@ -765,6 +765,57 @@ TEST(CApi, Sampler) {
   tern_sampler_free(nullptr);
 }
 
+// 0.3: a sampler for a bare vocabulary draws exactly what a model's sampler
+// of the same parameters draws; ignore_eos needs a model.
+TEST(CApi, SamplerWithoutAModel) {
+  ModelPtr m{openRef()};
+  ASSERT_NE(m.m, nullptr);
+  SessionPtr s;
+  ASSERT_EQ(tern_session_create(m.m, &s.s), TERN_OK);
+  ASSERT_EQ(tern_decode(s.s, kPrompt.data(), kPrompt.size()), TERN_OK);
+  const std::vector<float> logits = logitsOf(s.s);
+  tern_model_info info;
+  ASSERT_EQ(tern_model_get_info(m.m, &info), TERN_OK);
+  tern_sampler_params p;
+  tern_sampler_params_init(&p);
+  p.seed = 77;
+  p.temperature = 1.2f;
+  p.top_k = 0;
+  SamplerPtr withModel, bare;
+  ASSERT_EQ(tern_sampler_create(m.m, &p, &withModel.s), TERN_OK) << lastError();
+  ASSERT_EQ(tern_sampler_create_vocab(info.n_vocab, int32_t(info.n_ctx), &p, &bare.s), TERN_OK)
+      << lastError();
+  for (int i = 0; i < 50; ++i) {
+    int32_t a = -1, b = -2;
+    ASSERT_EQ(tern_sampler_sample(withModel.s, logits.data(), logits.size(), &a), TERN_OK);
+    ASSERT_EQ(tern_sampler_sample(bare.s, logits.data(), logits.size(), &b), TERN_OK);
+    EXPECT_EQ(a, b) << "draw " << i;
+    ASSERT_EQ(tern_sampler_accept(withModel.s, a), TERN_OK);
+    ASSERT_EQ(tern_sampler_accept(bare.s, b), TERN_OK);
+  }
+  int32_t t = 0;
+  EXPECT_EQ(tern_sampler_sample(bare.s, logits.data(), logits.size() - 1, &t),
+            TERN_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(tern_sampler_accept(bare.s, info.n_vocab), TERN_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(lastError().find("outside the vocabulary"), std::string::npos) << lastError();
+
+  tern_sampler *x = reinterpret_cast<tern_sampler *>(0x1);
+  EXPECT_EQ(tern_sampler_create_vocab(0, 0, &p, &x), TERN_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(x, nullptr);
+  EXPECT_NE(lastError().find("n_vocab"), std::string::npos) << lastError();
+  EXPECT_EQ(tern_sampler_create_vocab(10, -1, &p, &x), TERN_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(tern_sampler_create_vocab(10, 0, &p, nullptr), TERN_ERR_INVALID_ARGUMENT);
+  p.ignore_eos = 1;
+  EXPECT_EQ(tern_sampler_create_vocab(10, 0, &p, &x), TERN_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(lastError().find("ignore_eos"), std::string::npos) << lastError();
+  p.ignore_eos = 0;
+  p.repeat_last_n = -1; // the context size, unknown without one
+  EXPECT_EQ(tern_sampler_create_vocab(10, 0, &p, &x), TERN_ERR_INVALID_ARGUMENT);
+  SamplerPtr ok;
+  EXPECT_EQ(tern_sampler_create_vocab(10, 16, &p, &ok.s), TERN_OK) << lastError();
+  EXPECT_EQ(tern_sampler_create_vocab(10, 0, nullptr, &ok.s), TERN_OK) << lastError();
+}
+
 TEST(CApi, ChatTemplate) {
   ModelPtr m{openRef()};
   ASSERT_NE(m.m, nullptr);

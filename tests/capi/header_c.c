@@ -29,6 +29,7 @@ static const tern_fn kFunctions[] = {
     (tern_fn)tern_session_logits,
     (tern_fn)tern_sampler_params_init,
     (tern_fn)tern_sampler_create,
+    (tern_fn)tern_sampler_create_vocab,
     (tern_fn)tern_sampler_clone,
     (tern_fn)tern_sampler_free,
     (tern_fn)tern_sampler_seed,

@@ -41,7 +41,7 @@ class Server:
         if "listening on http://" not in line:
             raise SystemExit(f"tern serve did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split("http://")[1].split(" ")[0].rsplit(":", 1)[1])
-        for _ in range(300):
+        for _ in range(1200):  # 60 s: a loaded CI machine can be slow to warm up
             if self.request("GET", "/health")[0] == 200:
                 break
             time.sleep(0.05)

@@ -1,4 +1,5 @@
-// `tern bench --sampling`: the sampler alone on synthetic logits. Rates are
+// `tern bench --sampling`: the sampler alone on synthetic logits, through the
+// C API (tern_sampler_create_vocab: a sampler without a model). Rates are
 // per second of this thread's CPU time (as Google Benchmark's rate counters,
 // tests/sampling/bench.cpp), so that other load on the machine does not
 // count; wall-clock rates are printed next to them.
@@ -13,9 +14,9 @@
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
-#include "runtime/sampling/sampler.h"
 #include "runtime/support/status.h"
 #include "tools/tern/commands.h"
+#include "tools/tern/common.h"
 
 namespace tern::cli {
 
@@ -34,14 +35,16 @@ struct Rate {
 
 // Samples from `rows` in turn until at least `minCpu` s of CPU time passed;
 // best of 3 such runs (by CPU rate).
-absl::StatusOr<Rate> measure(const sampling::SamplerParams &p, int vocab,
+absl::StatusOr<Rate> measure(const tern_sampler_params &p, int vocab,
                              const std::vector<std::vector<float>> &rows, double minCpu) {
-  absl::StatusOr<sampling::Sampler> s = sampling::Sampler::create(p, vocab);
-  if (!s.ok())
-    return s.status();
+  tern_sampler *raw = nullptr;
+  if (tern_status st = tern_sampler_create_vocab(vocab, 0, &p, &raw))
+    return apiStatus(st);
+  SamplerHandle s(raw);
+  int32_t t = 0;
   for (const auto &r : rows) // warm-up: scratch buffers sized, pages touched
-    if (absl::StatusOr<int32_t> t = s->sample(r); !t.ok())
-      return t.status();
+    if (tern_status st = tern_sampler_sample(s.get(), r.data(), r.size(), &t))
+      return apiStatus(st);
   Rate best;
   int64_t sink = 0;
   for (int rep = 0; rep < 3; ++rep) {
@@ -51,10 +54,10 @@ absl::StatusOr<Rate> measure(const sampling::SamplerParams &p, int vocab,
     double c1 = c0;
     while (c1 - c0 < minCpu) {
       for (int i = 0; i < 64; ++i, ++n) {
-        absl::StatusOr<int32_t> t = s->sample(rows[size_t(n) % rows.size()]);
-        if (!t.ok())
-          return t.status();
-        sink += *t;
+        const std::vector<float> &r = rows[size_t(n) % rows.size()];
+        if (tern_status st = tern_sampler_sample(s.get(), r.data(), r.size(), &t))
+          return apiStatus(st);
+        sink += t;
       }
       c1 = threadCpuSeconds();
     }
@@ -98,10 +101,14 @@ int benchSampling(int vocab, double minCpuSeconds, bool json, std::ostream &out,
       x = d(g) * 3.0f;
   struct Case {
     const char *key, *what;
-    sampling::SamplerParams params;
+    tern_sampler_params params;
   };
-  sampling::SamplerParams def, topK0, greedy;
-  topK0.topK = 0;
+  // llama.cpp's defaults, seed 0.
+  tern_sampler_params def;
+  tern_sampler_params_init(&def);
+  def.seed = 0;
+  tern_sampler_params topK0 = def, greedy = def;
+  topK0.top_k = 0;
   greedy.temperature = 0;
   const Case cases[] = {
       {"default_chain", "default chain (top-k 40, top-p 0.95, min-p 0.05, temp 0.8)", def},

@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
 
 #include "fmt/format.h"
+#include "runtime/capi/bridge.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/eval.h"
 #include "runtime/model/kv_cache.h"
@@ -487,55 +489,68 @@ double measureReadBandwidth(int threads) {
   return best;
 }
 
-// N sessions decoding at once through Model::forward (one item per session
+// The first failed item of a tern_forward call as a status (every item's
+// status is set), else the call's own.
+absl::Status forwardStatus(tern_status r, const std::vector<tern_batch_item> &items) {
+  if (r == TERN_ERR_BATCH)
+    for (const tern_batch_item &it : items)
+      if (it.status != TERN_OK)
+        return capi::toStatus(it.status, it.message ? it.message : "");
+  return apiStatus(r);
+}
+
+// N sessions decoding at once through tern_forward (one item per session
 // per step), best of `reps`: aggregate and per-session decode tokens/s.
 struct ParallelBench {
   double aggregateTg = 0;
   std::vector<double> perSessionTg;
 };
-absl::StatusOr<ParallelBench> benchParallel(model::Model &m, int nSessions, size_t promptLen,
+absl::StatusOr<ParallelBench> benchParallel(tern_model *m, int nSessions, size_t promptLen,
                                             int nGen, int reps) {
   using Clock = std::chrono::steady_clock;
-  const uint32_t V = m.config().nVocab;
+  tern_model_info info;
+  if (tern_status st = tern_model_get_info(m, &info))
+    return apiStatus(st);
+  const uint32_t V = uint32_t(info.n_vocab);
   ParallelBench best;
   for (int r = 0; r < reps; ++r) {
-    std::vector<std::unique_ptr<model::Session>> ss;
+    std::vector<SessionHandle> ss;
     const size_t ns = static_cast<size_t>(nSessions);
     std::vector<std::vector<int32_t>> prompts(ns, std::vector<int32_t>(promptLen));
-    std::vector<std::vector<float>> logits(ns, std::vector<float>(V));
-    std::vector<model::BatchItem> items;
+    std::vector<tern_batch_item> items;
     for (int s = 0; s < nSessions; ++s) {
-      absl::StatusOr<std::unique_ptr<model::Session>> n = m.newSession();
-      if (!n.ok())
-        return n.status();
-      ss.push_back(std::move(*n));
+      tern_session *n = nullptr;
+      if (tern_status st = tern_session_create(m, &n))
+        return apiStatus(st);
+      ss.emplace_back(n);
       // Distinct prompts: no prefix cache hits between the sessions.
       for (size_t i = 0; i < promptLen; ++i)
         prompts[size_t(s)][i] = int32_t((i * 7919 + 13 + size_t(s) * 104729) % V);
-      items.push_back({ss.back().get(), prompts[size_t(s)], logits[size_t(s)], {}});
+      tern_batch_item it{};
+      it.session = n;
+      it.tokens = prompts[size_t(s)].data();
+      it.n_tokens = promptLen;
+      it.want_logits = 1;
+      items.push_back(it);
     }
-    auto check = [&]() -> absl::Status {
-      for (const model::BatchItem &it : items)
-        if (!it.status.ok())
-          return it.status;
-      return absl::OkStatus();
-    };
-    if (absl::Status e = m.forward(items); !e.ok())
-      return e;
-    if (absl::Status e = check(); !e.ok())
-      return e;
+    if (tern_status st = tern_forward(m, items.data(), items.size()))
+      return forwardStatus(st, items);
     std::vector<int32_t> next(ns);
     std::vector<uint64_t> done(ns, 0);
     const auto t0 = Clock::now();
     for (int step = 0; step < nGen; ++step) {
-      for (int s = 0; s < nSessions; ++s) {
-        next[size_t(s)] = model::argmax(logits[size_t(s)]);
-        items[size_t(s)].tokens = std::span<const int32_t>(&next[size_t(s)], 1);
+      for (size_t s = 0; s < ns; ++s) {
+        const float *logits = nullptr;
+        size_t n = 0;
+        if (tern_status st = tern_session_logits(ss[s].get(), &logits, &n))
+          return apiStatus(st);
+        if (tern_status st = tern_logits_argmax(logits, n, &next[s]))
+          return apiStatus(st);
+        items[s].tokens = &next[s];
+        items[s].n_tokens = 1;
       }
-      if (absl::Status e = m.forward(items); !e.ok())
-        return e;
-      if (absl::Status e = check(); !e.ok())
-        return e;
+      if (tern_status st = tern_forward(m, items.data(), items.size()))
+        return forwardStatus(st, items);
       for (uint64_t &d : done)
         ++d;
     }
@@ -552,6 +567,49 @@ absl::StatusOr<ParallelBench> benchParallel(model::Model &m, int nSessions, size
     }
   }
   return best;
+}
+
+// One session: the prompt, then nGen greedy single-token steps. The times of
+// the prompt and of the steps go to *pp and *tg (seconds) when not NULL;
+// `prefillHook` / `decodeHook` run before each phase (--profile). The
+// session goes to *keep, for the caller to free: a repetition keeps its
+// single session (and its KV pages) until after its --parallel run, so the
+// pool hands out pages in the same order in every repetition.
+absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int nGen,
+                          SessionHandle *keep, double *pp, double *tg,
+                          const std::function<void()> &prefillHook = {},
+                          const std::function<void()> &decodeHook = {}) {
+  using Clock = std::chrono::steady_clock;
+  tern_session *raw = nullptr;
+  if (tern_status st = tern_session_create(m, &raw))
+    return apiStatus(st);
+  SessionHandle &s = *keep;
+  s.reset(raw);
+  if (prefillHook)
+    prefillHook();
+  auto t0 = Clock::now();
+  if (tern_status st = tern_decode(s.get(), prompt.data(), prompt.size()))
+    return apiStatus(st);
+  auto t1 = Clock::now();
+  if (decodeHook)
+    decodeHook();
+  for (int i = 0; i < nGen; ++i) {
+    const float *logits = nullptr;
+    size_t n = 0;
+    int32_t next = 0;
+    if (tern_status st = tern_session_logits(s.get(), &logits, &n))
+      return apiStatus(st);
+    if (tern_status st = tern_logits_argmax(logits, n, &next))
+      return apiStatus(st);
+    if (tern_status st = tern_decode(s.get(), &next, 1))
+      return apiStatus(st);
+  }
+  auto t2 = Clock::now();
+  if (pp)
+    *pp = std::chrono::duration<double>(t1 - t0).count();
+  if (tg)
+    *tg = std::chrono::duration<double>(t2 - t1).count();
+  return absl::OkStatus();
 }
 
 int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
@@ -592,20 +650,25 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   // Every repetition prefills the same prompt: with the prefix cache on,
   // the second one would be served from the cache, not computed.
   c.opts.prefixCache = false;
-  absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
+  absl::StatusOr<ModelHandle> m = openHandle(c, err);
   if (!m.ok())
     return fail(err, "bench", m.status());
-  auto *profiled = dynamic_cast<exec::ArtifactModel *>(m->get());
+  // The receipts, --profile's hook and the weight bytes are the compiled
+  // artifact's, read through the bridge (docs/c-api.md); the runs themselves
+  // go through tern.h.
+  auto *profiled = dynamic_cast<exec::ArtifactModel *>(&capi::cxxModel(m->get()));
   if (profile && !profiled)
     return fail(err, "bench --profile",
                 absl::InvalidArgumentError(fmt::format(
                     "'{}' runs on the reference forward pass; --profile times the ukernels of a "
                     "compiled artifact (.tern, or --compile)",
                     c.modelPath)));
-  const model::ModelConfig &cfg = (*m)->config();
-  const int64_t ctx = (*m)->options().contextLength
-                          ? (*m)->options().contextLength
-                          : std::min<uint32_t>(cfg.nCtxTrain ? cfg.nCtxTrain : 4096, 4096);
+  tern_model_info info;
+  if (tern_status st = tern_model_get_info(m->get(), &info))
+    return fail(err, "bench", apiStatus(st));
+  const int64_t ctx = info.n_ctx
+                          ? info.n_ctx
+                          : std::min<uint32_t>(info.n_ctx_train ? info.n_ctx_train : 4096, 4096);
   if (nPrompt + nGen > ctx) {
     nPrompt = int(std::max<int64_t>(1, ctx - nGen));
     if (nPrompt + nGen > ctx)
@@ -613,35 +676,23 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   }
   std::vector<int32_t> prompt(size_t(std::max(nPrompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)
-    prompt[i] = int32_t((i * 7919 + 13) % cfg.nVocab);
-  std::vector<float> logits(cfg.nVocab);
-  using Clock = std::chrono::steady_clock;
+    prompt[i] = int32_t((i * 7919 + 13) % uint32_t(info.n_vocab));
   double bestPp = 0, bestTg = 0;
   const int nParallel = int(c.opts.parallel);
   ParallelBench par;
   for (int r = 0; r < reps; ++r) {
-    absl::StatusOr<std::unique_ptr<model::Session>> s = (*m)->newSession();
-    if (!s.ok())
-      return fail(err, "bench", s.status());
-    auto t0 = Clock::now();
-    if (absl::Status e = (*m)->decode(**s, prompt, logits); !e.ok())
+    double ppS = 0, tgS = 0;
+    SessionHandle single; // freed after the --parallel run
+    if (absl::Status e = benchSession(m->get(), prompt, nGen, &single, &ppS, &tgS); !e.ok())
       return fail(err, "bench", e);
-    auto t1 = Clock::now();
-    for (int i = 0; i < nGen; ++i) {
-      const int32_t next = model::argmax(logits);
-      if (absl::Status e = (*m)->decode(**s, std::span<const int32_t>(&next, 1), logits); !e.ok())
-        return fail(err, "bench", e);
-    }
-    auto t2 = Clock::now();
-    const double pp =
-        prompt.size() / std::max(1e-9, std::chrono::duration<double>(t1 - t0).count());
-    const double tg = nGen / std::max(1e-9, std::chrono::duration<double>(t2 - t1).count());
+    const double pp = prompt.size() / std::max(1e-9, ppS);
+    const double tg = nGen / std::max(1e-9, tgS);
     bestPp = std::max(bestPp, pp);
     bestTg = std::max(bestTg, tg);
     // The parallel run right after the single one, so that both see the same
     // machine load.
     if (nParallel > 1) {
-      absl::StatusOr<ParallelBench> pb = benchParallel(**m, nParallel, prompt.size(), nGen, 1);
+      absl::StatusOr<ParallelBench> pb = benchParallel(m->get(), nParallel, prompt.size(), nGen, 1);
       if (!pb.ok())
         return fail(err, "bench --parallel", pb.status());
       if (pb->aggregateTg > par.aggregateTg)
@@ -652,26 +703,21 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   // ones above ran without it).
   std::optional<exec::OpProfile> profPrefill, profDecode;
   if (profile) {
+    const model::ModelConfig &cfg = profiled->config();
     profPrefill.emplace(cfg);
     profDecode.emplace(cfg);
-    absl::StatusOr<std::unique_ptr<model::Session>> s = (*m)->newSession();
-    if (!s.ok())
-      return fail(err, "bench", s.status());
-    profiled->setProfile(&*profPrefill);
-    absl::Status e = (*m)->decode(**s, prompt, logits);
-    profiled->setProfile(&*profDecode);
-    for (int i = 0; e.ok() && i < nGen; ++i) {
-      const int32_t next = model::argmax(logits);
-      e = (*m)->decode(**s, std::span<const int32_t>(&next, 1), logits);
-    }
+    SessionHandle session;
+    absl::Status e = benchSession(
+        m->get(), prompt, nGen, &session, nullptr, nullptr,
+        [&] { profiled->setProfile(&*profPrefill); }, [&] { profiled->setProfile(&*profDecode); });
     profiled->setProfile(nullptr);
     if (!e.ok())
       return fail(err, "bench --profile", e);
   }
-  const int threads = (*m)->options().threads > 0 ? (*m)->options().threads
-                                                  : int(std::thread::hardware_concurrency());
-  const std::string kernels = kernelsLine(**m);
-  auto *am = dynamic_cast<const exec::ArtifactModel *>(m->get());
+  const int threads =
+      info.threads > 0 ? int(info.threads) : int(std::thread::hardware_concurrency());
+  const std::string kernels = kernelsLine(capi::cxxModel(m->get()));
+  const exec::ArtifactModel *am = profiled;
   // Decode reads every weight once per token: effective weight bandwidth vs
   // what this machine reads (DESIGN.md, performance model).
   const double bw = measureReadBandwidth(threads);
@@ -733,7 +779,7 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
                       {"decode", profileJson(*profDecode, uint64_t(nGen))}};
     out << j.dump() << "\n";
   } else {
-    out << (*m)->describe() << "\n";
+    out << tern_model_describe(m->get()) << "\n";
     out << fmt::format("machine: {} ({} hardware threads), {} threads\n", cpuModelName(),
                        std::thread::hardware_concurrency(), threads);
     out << fmt::format("prompt processing: {} tokens: {:.2f} tokens/s (best of {})\n",
@@ -760,7 +806,7 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
       out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
         << "\n";
-    warnFallbacks(**m, out);
+    warnFallbacks(capi::cxxModel(m->get()), out);
     if (profiled) {
       const model::ThreadPool::Stats ps = profiled->threadPool().stats();
       out << fmt::format("thread pool: {} parallel ops, {} woke sleeping workers, {} worker "

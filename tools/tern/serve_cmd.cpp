@@ -1,6 +1,7 @@
 // `tern serve MODEL`: the OpenAI-compatible HTTP server (runtime/server,
-// docs/server.md). This file only parses the flags, opens the model and waits
-// for SIGINT / SIGTERM.
+// docs/server.md). This file only parses the flags, opens the model (with the
+// tool-only options, then handed to the C API: the server runs on tern.h)
+// and waits for SIGINT / SIGTERM.
 #include "tools/tern/serve_cmd.h"
 #include "tools/tern/common.h"
 
@@ -11,8 +12,6 @@
 #include <pthread.h>
 
 #include "fmt/format.h"
-#include "runtime/exec/artifact_model.h"
-#include "runtime/exec/compile_cache.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/server/server.h"
 #include "runtime/support/args.h"
@@ -95,9 +94,12 @@ int cmdServe(const std::vector<std::string> &a, std::ostream &out, std::ostream 
 
   std::atomic<int> rc{0};
   std::thread loader([&] {
-    absl::StatusOr<std::unique_ptr<model::Model>> m = openFor(c, err);
-    const uint32_t ctx = m.ok() ? (*m)->options().contextLength : 0;
-    absl::Status st = m.ok() ? srv.attach(std::move(*m)) : m.status();
+    absl::StatusOr<ModelHandle> m = openHandle(c, err);
+    tern_model_info info{};
+    if (m.ok())
+      tern_model_get_info(m->get(), &info);
+    const uint32_t ctx = info.n_ctx;
+    absl::Status st = m.ok() ? srv.attach(m->release()) : m.status();
     if (!st.ok()) {
       err << "tern serve: error: " << c.modelPath << ": " << statusMessage(st) << "\n";
       rc = st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;

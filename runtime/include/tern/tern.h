@@ -54,7 +54,7 @@ extern "C" {
 /* The version of this API. A change of the major number breaks source or
  * binary compatibility (and changes the library's SONAME, libtern.so.MAJOR). */
 #define TERN_VERSION_MAJOR 0
-#define TERN_VERSION_MINOR 2
+#define TERN_VERSION_MINOR 3
 #define TERN_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. */
@@ -342,6 +342,14 @@ TERN_API void tern_sampler_params_init(tern_sampler_params *params);
  * Bad parameters are TERN_ERR_INVALID_ARGUMENT naming the flag. */
 TERN_API tern_status tern_sampler_create(const tern_model *model, const tern_sampler_params *params,
                                          tern_sampler **sampler);
+/* A sampler for a bare vocabulary of n_vocab tokens, without a model (logits
+ * from elsewhere; `tern bench --sampling`). n_ctx is what repeat_last_n = -1
+ * means (0: unknown, and repeat_last_n = -1 is then an error). ignore_eos needs a model's
+ * end-of-generation tokens: it is TERN_ERR_INVALID_ARGUMENT here (ban them
+ * with logit_bias). Since 0.3. */
+TERN_API tern_status tern_sampler_create_vocab(int32_t n_vocab, int32_t n_ctx,
+                                               const tern_sampler_params *params,
+                                               tern_sampler **sampler);
 /* An independent copy (penalty window and generator state), e.g. for a fork. */
 TERN_API tern_status tern_sampler_clone(const tern_sampler *sampler, tern_sampler **clone);
 TERN_API void tern_sampler_free(tern_sampler *sampler);
