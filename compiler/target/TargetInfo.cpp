@@ -300,7 +300,13 @@ struct Rates {
 // x86, measured 2026-12-01 on an Intel Xeon (Emerald Rapids, AVX-512 VNNI,
 // AMX) KVM guest by scripts/cost-table.py; docs/cost-model.md has the
 // per-shape table. G weight x token MACs / s, one core: decode, n=64, n=128.
-constexpr Rates kI2sAvx2{17.1, 36.8, 37.1}, kTl2Avx2{10.9, 14.0, 11.8};
+// i2s avx2 prefill: the AVX2 GEMM (x86_avx2.h), measured 2026-12-02 (its
+// decode path, n < 4, is the unchanged one-row kernel: the decode rate stays).
+constexpr Rates kI2sAvx2{17.1, 61.7, 60.6}, kTl2Avx2{10.9, 14.0, 11.8};
+// The AVX2 one-row kernel before the GEMM (decode and prefill alike: it
+// blocked 4 tokens per decoded block), the basis of the NEON estimates of
+// the kernels that have no GEMM (plain neon i2s, tl1).
+constexpr Rates kI2sAvx2Rowwise{17.1, 36.8, 37.1};
 // Remeasured 2026-12-02 in one run (docs/cost-model.md): i2s VNNI (n >= 6
 // tokens run the AMX GEMM: the old 76/81 G/s predate it) and tl2v VNNI.
 constexpr Rates kI2sVnni{21.5, 377.0, 315.4}, kTl2vVnni{48.2, 76.7, 78.8};
@@ -339,18 +345,22 @@ std::vector<KernelCost> x86Table(llvm::StringRef isa) {
 }
 
 // NEON: not measured (no AArch64 CPU here; qemu checks correctness only).
-// Estimates from the measured AVX2 i2s rate and the vector widths: sdot on
-// 128-bit vectors ~ half of pmaddubsw on 256-bit, smull + sadalp ~ a
-// quarter, the tl1 tbl kernels in between (docs/cost-model.md). The scalar
-// twins use the x86 measurements, also marked as estimates.
+// Estimates from the measured AVX2 i2s rates and the vector widths: sdot on
+// 128-bit vectors ~ half of pmaddubsw on 256-bit (the neon_dotprod i2s
+// kernel is a GEMM for batches like the AVX2 one: scaled from the AVX2 GEMM
+// rates), smull + sadalp ~ a quarter and the tl1 tbl kernels in between,
+// scaled from the AVX2 one-row kernel (they do not block rows x tokens)
+// (docs/cost-model.md). The scalar twins use the x86 measurements, also
+// marked as estimates.
 std::vector<KernelCost> neonTable(bool dotprod) {
   const ActQuant T = ActQuant::Token, N = ActQuant::None;
   const char *isa = dotprod ? "neon_dotprod" : "neon";
   auto scaled = [](Rates r, double f) {
     return Rates{r.decode * f, r.prefill64 * f, r.prefill128 * f};
   };
-  return {row(KernelLayout::TL1, T, isa, scaled(kI2sAvx2, dotprod ? 0.35 : 0.3), false),
-          row(KernelLayout::I2S, T, isa, scaled(kI2sAvx2, dotprod ? 0.5 : 0.25), false),
+  return {row(KernelLayout::TL1, T, isa, scaled(kI2sAvx2Rowwise, dotprod ? 0.35 : 0.3), false),
+          row(KernelLayout::I2S, T, isa,
+              dotprod ? scaled(kI2sAvx2, 0.5) : scaled(kI2sAvx2Rowwise, 0.25), false),
           row(KernelLayout::TQ2, T, "ref", kTq2Ref, false),
           row(KernelLayout::TQ1, T, "ref", kTq1Ref, false),
           row(KernelLayout::I2S, N, "ref", kI2sF32Ref, false),

@@ -32,6 +32,9 @@
 #ifndef TERN_UK_DEFINE_neon_dotprod
 #define TERN_UK_DEFINE_neon_dotprod(layout, act)
 #endif
+#ifndef TERN_UK_DEFINE_neon_i8mm
+#define TERN_UK_DEFINE_neon_i8mm(layout, act)
+#endif
 
 #define TERN_UK_VARIANT(layout, act, isa) TERN_UK_DEFINE_##isa(layout, act)
 #define TERN_UK_PENDING_VARIANT(layout, act, isa) TERN_UK_DEFINE_##isa(layout, act)

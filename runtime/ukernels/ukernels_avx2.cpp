@@ -19,7 +19,7 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c", "avx2,fma,f16c")
 
 namespace tern_uk {
 namespace {
-template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sI8<Avx2>> {};
+template <Layout L, bool kF32> struct MatmulBody : X86Body<L, kF32, I2sAvx2Gemm> {};
 using OpsIsa = Avx2Ops;
 
 // The q8 head (lm_head.h): 32 columns per step, 4 rows x 2 tokens. vpmaddubsw

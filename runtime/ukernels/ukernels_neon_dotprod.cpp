@@ -1,6 +1,6 @@
-// AArch64 NEON + dotprod ukernels: the i2s int8 driver and the tl1 body over
-// the NeonDot traits (sdot), compiled for +dotprod. Scalar twins:
-// ukernels_ref.cpp.
+// AArch64 NEON + dotprod ukernels: the i2s int8 GEMM / driver and the tl1
+// body over the NeonDot traits (sdot, arm_dotprod.h), compiled for +dotprod.
+// Scalar twins: ukernels_ref.cpp.
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
@@ -10,6 +10,7 @@
 
 TERN_UK_TARGET_BEGIN("dotprod", "arch=armv8.2-a+dotprod")
 
+#include "runtime/ukernels/arm_dotprod.h"
 #include "runtime/ukernels/arm_neon.h"
 #include "runtime/ukernels/attention.h"
 #include "runtime/ukernels/common.h"
@@ -19,23 +20,10 @@ TERN_UK_TARGET_BEGIN("dotprod", "arch=armv8.2-a+dotprod")
 namespace tern_uk {
 namespace {
 
-struct NeonDot : Neon {
-  static TERN_UK_INLINE Acc dot(Acc acc, const Codes &c, const int8_t *qp) {
-    for (int i = 0; i < 8; ++i)
-      acc = vdotq_s32(acc, c.w[i], vld1q_s8(qp + 16 * i));
-    return acc;
-  }
-
-  static constexpr int kTl1Tokens = 4;
-  static constexpr int kTl1Acc = 4;
-  static TERN_UK_INLINE void tl1_acc(int32x4_t *acc, const int8x16_t *R, int8x16_t Q) {
-    for (int i = 0; i < 4; ++i)
-      acc[i] = vdotq_s32(acc[i], R[i], Q);
-  }
-  static TERN_UK_INLINE int32x4_t tl1_rows(const int32x4_t *acc, int i) { return acc[i]; }
-};
-
 template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, NeonDot> {};
+template <> struct MatmulBody<kI2S, false> {
+  using type = I2sSdotGemm;
+};
 using OpsIsa = NeonOps;
 
 // The q8 head with sdot (4 s8 products per int32 lane, exact).

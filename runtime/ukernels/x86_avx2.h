@@ -79,6 +79,120 @@ struct Avx2 {
   }
 };
 
+// ---- i2s int8 GEMM for batches (prefill), AVX2 ----
+// Per row tile: tokens in blocks of T (kAvx2GemmTokens, then 8, 4, 2, 1 for
+// the rest); per token block, rows in passes of kAvx2GemmRows; per pass, K
+// in chunks of kAvx2GemmChunk 128-column blocks. Each row's 32-byte block is
+// unpacked once per 32-column group (load, shift, and) and that code vector
+// feeds T vpmaddubsw (one per token, the activations a memory operand), each
+// summed into the token's i16 accumulator by one vpaddw; at the end of the
+// chunk vpmaddwd by ones widens to i32, added into the (row, token) i32
+// vector kept on the stack. So a decoded block serves T tokens and a chunk's
+// activations (T x 1 KiB) and weights (rows x 256 B) stay in L1.
+//
+// No saturation: a vpmaddubsw lane is c0 q0 + c1 q1 with codes c in {0, 1, 2}
+// and q in [-128, 127], |.| <= 512; one chunk adds 4 x kAvx2GemmChunk = 32
+// of them per i16 lane, |.| <= 16384 < 32767 (even for invalid code 3:
+// 24576). Integer sums are exact, so the result is the ref's whatever the
+// blocking: a token's bits never depend on the batch around it.
+#ifndef TERN_UK_AVX2_GEMM_TOKENS
+#define TERN_UK_AVX2_GEMM_TOKENS 8 // 8 i16 accumulators + codes + mask + scratch: no spills
+#endif
+constexpr int kAvx2GemmTokens = TERN_UK_AVX2_GEMM_TOKENS; // tokens per block (i16 accumulators)
+constexpr int64_t kAvx2GemmChunk = 8; // 128-column blocks per i16 pass (<= 15 stays exact)
+constexpr int64_t kAvx2GemmRows = 64; // rows per i32 accumulator pass (64 x T x 32 B on the stack)
+constexpr int64_t kAvx2GemmMinTokens = 4; // smaller batches: I2sI8<Avx2> (decode)
+
+template <int T> TERN_UK_INLINE void avx2_gemm_block(const MatmulArgs &a, int64_t rt, int64_t t0) {
+  const int64_t kfull = (a.k / 128) * 128, nb = kfull / 128, bpt = a.tk / 128;
+  const int64_t tbytes = a.tm * a.tk / 4, rstride = a.tk / 4;
+  const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+  const uint8_t *tile = a.packed + rt * a.nkt * tbytes;
+  const int8_t *qt[T];
+  int32_t sq[T];
+  for (int t = 0; t < T; ++t) {
+    qt[t] = a.q + (t0 + t) * a.k;
+    sq[t] = Avx2::sum_q(qt[t], kfull);
+  }
+  const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+  __m256i acc[kAvx2GemmRows * T];
+  for (int64_t rb = r0; rb < r1; rb += kAvx2GemmRows) {
+    const int64_t nr = min64(kAvx2GemmRows, r1 - rb);
+    for (int64_t i = 0; i < nr * T; ++i)
+      acc[i] = _mm256_setzero_si256();
+    for (int64_t c0 = 0; c0 < nb; c0 += kAvx2GemmChunk) {
+      const int64_t c1 = min64(c0 + kAvx2GemmChunk, nb);
+      for (int64_t i = 0; i < nr; ++i) {
+        const uint8_t *row = tile + (rb + i - r0) * rstride;
+        __m256i s[T];
+        for (int t = 0; t < T; ++t)
+          s[t] = _mm256_setzero_si256();
+        // Block gb's bytes: K tile gb / bpt, block gb % bpt (stepped, no division).
+        const uint8_t *p = row + (c0 / bpt) * tbytes + (c0 % bpt) * 32;
+        int64_t j = c0 % bpt;
+        for (int64_t gb = c0; gb < c1; ++gb) {
+          const __m256i raw = load256(p);
+          p += 32;
+          if (++j == bpt) {
+            j = 0;
+            p += tbytes - bpt * 32;
+          }
+          for (int g = 0; g < 4; ++g) {
+            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(raw, 6 - 2 * g), m3);
+            for (int t = 0; t < T; ++t)
+              s[t] = _mm256_add_epi16(s[t],
+                                      _mm256_maddubs_epi16(c, load256(qt[t] + gb * 128 + 32 * g)));
+            // Keeps each accumulator in its register here: without it GCC
+            // reassociates the four groups' adds into trees and spills.
+            for (int t = 0; t < T; ++t)
+              __asm__("" : "+x"(s[t]));
+          }
+        }
+        for (int t = 0; t < T; ++t)
+          acc[i * T + t] = _mm256_add_epi32(acc[i * T + t], _mm256_madd_epi16(s[t], ones16));
+      }
+    }
+    for (int64_t i = 0; i < nr; ++i) {
+      const int64_t r = rb + i;
+      const int seg = segment_of(a, r);
+      for (int t = 0; t < T; ++t) {
+        const int32_t tot = hsum_epi32(acc[i * T + t]) + i2s_tail(a, r, kfull, qt[t]) - sq[t];
+        store(a, seg, r, t0 + t, float(tot) * a.scale[seg] / a.qs[t0 + t]);
+      }
+    }
+  }
+}
+
+// The i2s int8 body of the avx2 entry: the GEMM above for batches of at
+// least kAvx2GemmMinTokens tokens, the one-row I2sI8<Avx2> kernel (up to 4
+// tokens per decoded block) for decode and tiny batches. Both give the ref's
+// bits, so which one runs never changes a result.
+struct I2sAvx2Gemm : I2sI8<Avx2> {
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    if (a.n < kAvx2GemmMinTokens) {
+      I2sI8<Avx2>::tile(a, rt);
+      return;
+    }
+    int64_t t0 = 0;
+    for (; t0 + kAvx2GemmTokens <= a.n; t0 += kAvx2GemmTokens)
+      avx2_gemm_block<kAvx2GemmTokens>(a, rt, t0);
+    if (kAvx2GemmTokens > 8 && a.n - t0 >= 8) {
+      avx2_gemm_block<8>(a, rt, t0);
+      t0 += 8;
+    }
+    if (a.n - t0 >= 4) {
+      avx2_gemm_block<4>(a, rt, t0);
+      t0 += 4;
+    }
+    if (a.n - t0 >= 2) {
+      avx2_gemm_block<2>(a, rt, t0);
+      t0 += 2;
+    }
+    if (a.n - t0 >= 1)
+      avx2_gemm_block<1>(a, rt, t0);
+  }
+};
+
 // f16 LM head traits (lm_head.h): 8 columns per step (F16C), 4 rows x 2 tokens per block (8
 // accumulators + 4 weights + 1 activation vector of the 16 ymm registers).
 struct HeadAvx2 : HeadTail {

@@ -143,6 +143,15 @@ void runVariant(benchmark::State &st, const Variant &v) {
       benchmark::Counter(double(m) * k * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
+// BM_gemm: the same run, reported as GOP/s = 10^9 int8 multiply-adds
+// (weight x token activation) per CPU second, the unit of the ISA peaks
+// below (BM_peak, docs/performance.md).
+void runGemm(benchmark::State &st, const Variant &v) {
+  runVariant(st, v);
+  st.counters["GOP/s"] = st.counters["Gweights/s"];
+  st.counters.erase("Gweights/s");
+}
+
 // Every fast variant the host runs at the BitNet b1.58 2B4T matrix shapes
 // (fused q+k+v 3840, o 2560, k/v 640, fused gate+up 13824, gate/up 6912,
 // down 2560x6912) for decode (n = 1) and prefill (n = 64, 128); the scalar
@@ -303,18 +312,20 @@ void registerStream() {
 
 // The prefill (GEMM) batch sizes of the i2s int8 kernels at the 2B4T shapes
 // (q/o 2560x2560, k/v 640x2560, gate/up 6912x2560, down 2560x6912), n = 1 ..
-// 512 tokens, as BM_gemm/i2s_i8_<isa>. The avx512_vnni entry runs the AMX
-// GEMM for n >= 6 where the CPU (and Linux) allow it.
+// 512 tokens, as BM_gemm/i2s_i8_<isa>, in GOP/s. The avx512_vnni entry runs
+// the AMX GEMM for n >= 6 where the CPU (and Linux) allow it, its VNNI
+// kernel below (n = 4: the VNNI kernel's batch rate); the avx2 entry runs
+// its GEMM for n >= 4.
 void registerGemm() {
   for (const Variant &v : kVariants) {
     if (!v.fn || !hostRuns(v.isa) || std::string(v.layout) != "i2s" || std::string(v.act) != "i8" ||
         std::string(v.isa) == "ref")
       continue;
     const std::string name = std::string("BM_gemm/i2s_i8_") + v.isa;
-    auto *b = benchmark::RegisterBenchmark(name.c_str(),
-                                           [&v](benchmark::State &st) { runVariant(st, v); });
+    auto *b =
+        benchmark::RegisterBenchmark(name.c_str(), [&v](benchmark::State &st) { runGemm(st, v); });
     b->Unit(benchmark::kMicrosecond)->ArgNames({"m", "k", "n"});
-    for (int64_t n : {1, 8, 16, 64, 128, 512})
+    for (int64_t n : {1, 4, 8, 16, 64, 128, 512})
       for (auto [m, k] :
            {std::pair<int64_t, int64_t>{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}})
         b->Args({m, k, n});
@@ -650,6 +661,76 @@ int registerAttention() {
   return 0;
 }
 const int kAttentionRegistered = registerAttention();
+
+// ---- ISA peaks and the clock (docs/performance.md, "GEMM efficiency") ----
+// BM_peak/clock_dependent_imul: 8 dependent `imul`s (3-cycle latency on
+// every Intel core since Sandy Bridge and on AMD Zen) per loop trip, so
+// G imuls / s x 3 = the core clock in GHz while the thread runs. (Not `add
+// reg, imm`: Golden Cove-class cores fold immediate adds at rename and run
+// such chains faster than one per cycle: measured here as "6.2 GHz".)
+// BM_peak/<instr>: an unrolled block of independent instructions (12
+// destination / accumulator registers, more than latency x throughput),
+// reported as G instructions / s and GOP/s (x the int8 multiply-adds of one
+// instruction): what one core issues at most. Inline assembly, so the
+// compiler cannot drop or merge them.
+#if defined(__x86_64__)
+void peakClock(benchmark::State &st) {
+  const int64_t trips = 1 << 18;
+  for (auto _ : st) {
+    uint64_t x = 1, c = trips;
+    __asm__ volatile("1:\n\t"
+                     "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0\n\t"
+                     "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0\n\t"
+                     "dec %1\n\tjnz 1b"
+                     : "+r"(x), "+r"(c));
+    benchmark::DoNotOptimize(x);
+  }
+  st.counters["GHz"] = benchmark::Counter(double(trips) * 8 * 3 * st.iterations() / 1e9,
+                                          benchmark::Counter::kIsRate);
+}
+BENCHMARK(peakClock)->Name("BM_peak/clock_dependent_imul")->Unit(benchmark::kMicrosecond);
+
+#define TERN_PEAK12(ins, r)                                                                        \
+  ins " " r "1, " r "0, " r "4\n\t" ins " " r "1, " r "0, " r "5\n\t" ins " " r "1, " r "0, " r    \
+      "6\n\t" ins " " r "1, " r "0, " r "7\n\t" ins " " r "1, " r "0, " r "8\n\t" ins " " r        \
+      "1, " r "0, " r "9\n\t" ins " " r "1, " r "0, " r "10\n\t" ins " " r "1, " r "0, " r         \
+      "11\n\t" ins " " r "1, " r "0, " r "12\n\t" ins " " r "1, " r "0, " r "13\n\t" ins " " r     \
+      "1, " r "0, " r "14\n\t" ins " " r "1, " r "0, " r "15\n\t"
+// One loop trip = 4 x 12 instructions.
+#define TERN_PEAK_BODY(ins, r, clobbers...)                                                        \
+  for (auto _ : st) {                                                                              \
+    uint64_t c = trips;                                                                            \
+    __asm__ volatile("1:\n\t" TERN_PEAK12(ins, r) TERN_PEAK12(ins, r) TERN_PEAK12(ins, r)          \
+                         TERN_PEAK12(ins, r) "dec %0\n\tjnz 1b"                                    \
+                     : "+r"(c)                                                                     \
+                     :                                                                             \
+                     : clobbers);                                                                  \
+  }
+void peakCounters(benchmark::State &st, int64_t trips, double macsPerInstr) {
+  const double instr = double(trips) * 48 * st.iterations();
+  st.counters["Ginstr/s"] = benchmark::Counter(instr / 1e9, benchmark::Counter::kIsRate);
+  st.counters["GOP/s"] =
+      benchmark::Counter(instr * macsPerInstr / 1e9, benchmark::Counter::kIsRate);
+}
+__attribute__((target("avx2"))) void peakMaddubs(benchmark::State &st) {
+  const int64_t trips = 1 << 18;
+  TERN_PEAK_BODY("vpmaddubsw", "%%ymm", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                 "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
+  peakCounters(st, trips, 32); // 32 u8 x s8 products, summed in pairs
+}
+BENCHMARK(peakMaddubs)->Name("BM_peak/avx2_vpmaddubsw_ymm")->Unit(benchmark::kMicrosecond);
+__attribute__((target("avx512f,avx512vnni"))) void peakDpbusd(benchmark::State &st) {
+  if (!__builtin_cpu_supports("avx512vnni"))
+    return st.SkipWithError("this CPU lacks avx512vnni");
+  const int64_t trips = 1 << 18;
+  TERN_PEAK_BODY("vpdpbusd", "%%zmm", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                 "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
+  peakCounters(st, trips, 64); // 64 u8 x s8 products accumulated into 16 i32 lanes
+}
+BENCHMARK(peakDpbusd)->Name("BM_peak/avx512_vpdpbusd_zmm")->Unit(benchmark::kMicrosecond);
+#undef TERN_PEAK_BODY
+#undef TERN_PEAK12
+#endif
 
 } // namespace
 

@@ -43,16 +43,19 @@ struct Variant {
 #define UK_PTR_avx512_vnni(f) reinterpret_cast<void *>(&f)
 #define UK_PTR_neon(f) nullptr
 #define UK_PTR_neon_dotprod(f) nullptr
+#define UK_PTR_neon_i8mm(f) nullptr
 #elif defined(__aarch64__)
 #define UK_PTR_avx2(f) nullptr
 #define UK_PTR_avx512_vnni(f) nullptr
 #define UK_PTR_neon(f) reinterpret_cast<void *>(&f)
 #define UK_PTR_neon_dotprod(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon_i8mm(f) reinterpret_cast<void *>(&f)
 #else
 #define UK_PTR_avx2(f) nullptr
 #define UK_PTR_avx512_vnni(f) nullptr
 #define UK_PTR_neon(f) nullptr
 #define UK_PTR_neon_dotprod(f) nullptr
+#define UK_PTR_neon_i8mm(f) nullptr
 #endif
 #define UK_FN_i8(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_##isa)
 #define UK_FN_f32(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_f32act_##isa)
@@ -81,7 +84,7 @@ Support hostSupport(const std::string &isa) {
   if (isa == "ref")
     return {true, ""};
   const bool x86Isa = isa == "avx2" || isa == "avx512_vnni";
-  const bool armIsa = isa == "neon" || isa == "neon_dotprod";
+  const bool armIsa = isa == "neon" || isa == "neon_dotprod" || isa == "neon_i8mm";
   if (!x86Isa && !armIsa) {
     ADD_FAILURE() << "variants.def names ISA '" << isa << "' that this test does not know";
     return {false, "unknown ISA"};
@@ -105,6 +108,14 @@ Support hostSupport(const std::string &isa) {
     return {false, "an x86-64 variant on an AArch64 host"};
   if (isa == "neon")
     return {true, ""};
+  if (isa == "neon_i8mm") {
+#if defined(HWCAP2_I8MM)
+    const bool mm = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) && (getauxval(AT_HWCAP2) & HWCAP2_I8MM);
+    return {mm, mm ? "" : "the host CPU lacks the dotprod or i8mm extension"};
+#else
+    return {false, "this libc's hwcap.h has no HWCAP2_I8MM"};
+#endif
+  }
   const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
   return {ok, ok ? "" : "the host CPU lacks the dotprod extension"};
 #else

@@ -118,9 +118,10 @@ void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vecto
     MatmulI8 fn;
   } fast[] = {{"neon", &tern_uk_matmul_i2s_neon},
               {"neon_dotprod", &tern_uk_matmul_i2s_neon_dotprod},
+              {"neon_i8mm", &tern_uk_matmul_i2s_neon_i8mm},
               {"neon", &tern_uk_matmul_tl1_neon},
               {"neon_dotprod", &tern_uk_matmul_tl1_neon_dotprod}};
-  for (int fi = tl1 ? 2 : 0; fi < (tl1 ? 4 : 2); ++fi) {
+  for (int fi = tl1 ? 3 : 0; fi < (tl1 ? 5 : 3); ++fi) {
     const auto &f = fast[fi];
     run(f.fn, got);
     for (int s = 0; s < 3; ++s)
@@ -131,6 +132,27 @@ void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vecto
           ++failures;
           return;
         }
+    // Batch invariance: the first, a middle and the last token run alone give
+    // the bits they got inside the batch (the GEMM paths block tokens by 4,
+    // 2, 1; decode, n = 1, runs the one-row kernel).
+    for (int64_t t : {int64_t(0), n / 2, n - 1}) {
+      std::vector<std::vector<float>> alone(3);
+      for (int i = 0; i < 3; ++i)
+        alone[i].assign(segs[i], NAN);
+      f.fn(nullptr, 1, q.data() + t * k, qs.data() + t, packed.data(), m, k, tm, tk,
+           alone[0].data(), segs[0], segs[1] ? alone[1].data() : nullptr, segs[1],
+           segs[2] ? alone[2].data() : nullptr, segs[2]);
+      for (int s = 0; s < 3; ++s)
+        for (int64_t i = 0; i < segs[s]; ++i)
+          if (!sameBits(alone[s][i], got[s][t * segs[s] + i])) {
+            std::printf("FAIL %s_%s batch invariance tile %ldx%ld K=%ld n=%ld t=%ld seg %d row "
+                        "%ld: alone %g, in the batch %g\n",
+                        f.name, lay, long(tm), long(tk), long(k), long(n), long(t), s, long(i),
+                        alone[s][i], got[s][t * segs[s] + i]);
+            ++failures;
+            return;
+          }
+    }
   }
 }
 
@@ -215,6 +237,19 @@ int main() {
     checkMatmul(rng, true, 48, 64, {21}, 100, n); // one row tile, M tail of 27 rows
     cases += 11;
   }
+  // The i2s GEMM (prefill) paths: batches with token tails of the 4-token
+  // blocks, row tiles whose rows are not a multiple of 4 (tile_m 6, M tails),
+  // K tails; up to 600 tokens on a small shape.
+  for (int64_t n : {2, 5, 7, 8, 13, 33, 64}) {
+    checkMatmul(rng, false, 6, 128, {17}, 300, n);
+    checkMatmul(rng, false, 32, 256, {70, 26}, 2560, n);
+    checkMatmul(rng, false, 16, 1024, {33, 1}, 1100, n);
+    checkMatmul(rng, false, 8, 128, {45}, 130, n);
+    cases += 4;
+  }
+  checkMatmul(rng, false, 16, 128, {40, 24, 24}, 384, 600);
+  checkMatmul(rng, false, 6, 256, {13}, 520, 300);
+  cases += 2;
   for (int64_t hidden : {8, 100, 256, 7, 67, 33})
     for (int64_t n : {1, 2, 3, 6, 17}) {
       checkLmHead(rng, hidden, hidden == 33 ? 5 : 31, n);
