@@ -34,19 +34,19 @@
 
 // On VNNI there is no tl2 kernel with VNNI instructions (tl2 runs only as
 // its scalar twin there). tl2v (1.67 bits, measured 48.2 G/s at decode
-// against i2s's 21.5) reads 17% fewer bytes and decodes faster; i2s's AMX
-// prefill (315 vs 79 G/s) nearly makes up for it when prefill counts
-// (max-batch 512: tl2v by 1-13%), not when decode alone decides (max-batch
-// 1). tl2v does not tile K: tile_k is K (rounded up to 64).
-// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
-// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 32, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
-// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
-// VNNI: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 6912>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// against i2s's 21.5) reads 17% fewer bytes and decodes faster, but has no
+// GEMM: with prompts weighted as llama-bench's pp512 + tg128 (max-batch 512)
+// i2s's AMX prefill (315 vs 79 G/s) wins; when decode alone decides
+// (max-batch 1) tl2v does. tl2v does not tile K: tile_k is K (rounded up to 64).
+// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
+// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
+// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 6912>, weight = #tern.weight<"blk.0.ffn_down.weight"
-// A prompt-heavy workload forces i2s (the AMX GEMM for prefill).
+// Forcing i2s gives the default choice.
 // VNNI-I2S: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // VNNI-I2S: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 
@@ -92,7 +92,7 @@
 // and records the head's layout as tern.head; the matrices are unchanged.
 // HEADQ8: remark: kernel for 'output.weight' [{{[0-9]+}}x2560] on avx512_vnni: q8 (head=q8: int8 rows, f32 scale per row, from f16 weights), memory
 // HEADQ8: tern.head = "q8"
-// HEADQ8: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 128, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
+// HEADQ8: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // HEADQ8: kernel = #tern.kernel<q8, avx512_vnni,{{.*}}weight = #tern.weight<"output.weight"
 
 // TILES: kernel = #tern.kernel<tq2, neon, tile_m = 16, tile_k = 512>
@@ -106,7 +106,7 @@
 // EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'output.weight' [128256x2560] on avx2: f16 (the only kernel for f16 weights), memory {{[0-9.]+}} us/token
 // EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: tl2v tile_m=16 tile_k=2560 (avx512_vnni kernel, measured 48.2/76.7 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout i2s {{.*}}(avx512_vnni kernel, measured 21.5/377.0 G/s
-// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout tl2v {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
+// FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout i2s {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
 
 func.func @b2b4t(%x2560: tensor<?x2560xf32>, %x6912: tensor<?x6912xf32>) {
   %attn_q = tern.bitlinear %x2560 {weight = #tern.weight<"blk.0.attn_q.weight", [2560, 2560], i2_s, offset = 0, bytes = 1638432>} : tensor<?x2560xf32> -> tensor<?x2560xf32>
