@@ -210,7 +210,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       d << " (forced; rates from " << table << ")";
     else
       d << " (" << table
-        << ": lowest score = " << (maxBatch <= 1 ? "decode" : "decode + 4 x prefill per token") << ")";
+        << ": lowest score = " << (maxBatch <= 1 ? "decode" : "decode + 4 x prefill per token")
+        << ")";
     for (const KernelEstimate &e : cands)
       if (e.layout != choice.layout) {
         const double pct = (e.score / choice.score - 1) * 100;

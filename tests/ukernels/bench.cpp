@@ -17,8 +17,8 @@
 #include <sys/auxv.h>
 #endif
 
-#include "runtime/formats/ternary_decode.h"
 #include "runtime/formats/half.h"
+#include "runtime/formats/ternary_decode.h"
 #include "runtime/ukernels/ukernels.h"
 
 namespace {
