@@ -380,7 +380,16 @@ struct HeadQ8Avx512 {
   static TERN_UK_INLINE A wsum(A acc, W w) {
     return _mm512_dpbusd_epi32(acc, _mm512_set1_epi8(1), w);
   }
-  static TERN_UK_INLINE int32_t isum(A acc) { return _mm512_reduce_add_epi32(acc); }
+  // Lanes summed modulo 2^32 (the offset sums may wrap on purpose): vector
+  // adds, not GCC's _mm512_reduce_add_epi32, whose last steps are signed
+  // scalar adds (undefined on overflow).
+  static TERN_UK_INLINE int32_t isum(A acc) {
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    return _mm_cvtsi128_si32(q);
+  }
   static TERN_UK_INLINE void quantize(int64_t n, const float *x, int8_t *q, float *qs,
                                       int64_t dim) {
     Ops<Avx512Ops>::quantize_i8(n, x, q, qs, dim);

@@ -811,9 +811,9 @@ TEST(CApi, SamplerWithoutAModel) {
   p.ignore_eos = 0;
   p.repeat_last_n = -1; // the context size, unknown without one
   EXPECT_EQ(tern_sampler_create_vocab(10, 0, &p, &x), TERN_ERR_INVALID_ARGUMENT);
-  SamplerPtr ok;
+  SamplerPtr ok, ok2;
   EXPECT_EQ(tern_sampler_create_vocab(10, 16, &p, &ok.s), TERN_OK) << lastError();
-  EXPECT_EQ(tern_sampler_create_vocab(10, 0, nullptr, &ok.s), TERN_OK) << lastError();
+  EXPECT_EQ(tern_sampler_create_vocab(10, 0, nullptr, &ok2.s), TERN_OK) << lastError();
 }
 
 TEST(CApi, ChatTemplate) {
