@@ -41,6 +41,27 @@ TERN_UK_INLINE int64_t q8_head_scales_at(int64_t vocab, int64_t hidden) {
   return round_up(vocab * hidden, 64);
 }
 
+// Whether the traits V want the next row group prefetched (V::kPrefetch):
+// with one token the loop reads R rows as R interleaved streams, and the
+// hardware prefetchers alone leave the core short of the memory bandwidth.
+template <class V> constexpr bool head_prefetch() {
+  if constexpr (requires { V::kPrefetch; })
+    return V::kPrefetch;
+  else
+    return false;
+}
+
+// Prefetches the line at byte `at` of the R rows after rows [0, R) (row
+// stride `stride` bytes) when `at` starts a 64-byte line of a row whose
+// steps are `step` bytes.
+template <int R>
+TERN_UK_INLINE void head_prefetch_next(const void *rows, int64_t stride, int64_t at, int step) {
+  if (step < 64 && at % 64 != 0)
+    return;
+  for (int r = 0; r < R; ++r)
+    __builtin_prefetch(static_cast<const char *>(rows) + (R + r) * stride + at);
+}
+
 template <class V, int R, int NT>
 TERN_UK_INLINE void head_block(const HeadArgs &a, int64_t v, int64_t t0) {
   const int64_t h = a.hidden, hv = h / V::kLanes * V::kLanes;
@@ -50,6 +71,8 @@ TERN_UK_INLINE void head_block(const HeadArgs &a, int64_t v, int64_t t0) {
     for (int t = 0; t < NT; ++t)
       acc[r][t] = V::zero();
   for (int64_t c = 0; c < hv; c += V::kLanes) {
+    if constexpr (head_prefetch<V>() && R > 1)
+      head_prefetch_next<R>(rows, 2 * h, 2 * c, 2 * V::kLanes);
     typename V::F w[R];
     for (int r = 0; r < R; ++r)
       w[r] = V::load_w(rows + r * h + c);
@@ -161,6 +184,8 @@ TERN_UK_INLINE void head_q8_block(const HeadQ8Args &a, const int8_t *q, const fl
       acc[r][j] = Q::zero();
   }
   for (int64_t c = 0; c < hv; c += Q::kBytes) {
+    if constexpr (head_prefetch<Q>() && R > 1)
+      head_prefetch_next<R>(rows, h, c, Q::kBytes);
     typename Q::W w[R];
     for (int r = 0; r < R; ++r) {
       w[r] = Q::load_w(rows + r * h + c);

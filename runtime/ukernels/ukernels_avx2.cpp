@@ -30,6 +30,7 @@ using OpsIsa = Avx2Ops;
 struct HeadQ8Avx2 {
   static constexpr int kBytes = 32, kRows = 4, kTokens = 2;
   static constexpr bool kRowSum = false;
+  static constexpr bool kPrefetch = true; // the next 4 rows (lm_head.h)
   using W = __m256i;
   using A = __m256i;
   struct X {

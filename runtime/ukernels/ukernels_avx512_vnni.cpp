@@ -34,9 +34,16 @@ struct Vnni256 : Avx2 {
 
 // Two rows per zmm (row r in the low 256 bits, r + 1 in the high),
 // activations broadcast to both halves: one decode and one vpdpbusd serve
-// two rows.
+// two rows. dot chains 4 vpdpbusd (5 cycles each) per block in one
+// accumulator, so the driver keeps kChains accumulators in flight: at
+// decode 4 row pairs (8 rows) per step, sharing the broadcast activations,
+// and prefetches the next step's rows (matmul_i2s.h). Measured
+// (docs/performance.md, "i2s decode at the memory roofline"): 8 chains or
+// a prefetch distance of two steps are no faster.
 struct Vnni512 {
   static constexpr int kRows = 2;
+  static constexpr int kChains = 4;
+  static constexpr bool kPrefetch = true;
   static constexpr bool kOffsetCodes = true;
   using Acc = __m512i;
   struct Codes {
@@ -367,6 +374,7 @@ template <> struct MatmulBody<kTL2V, false> {
 // int32 lane per step: no overflow for any realistic hidden.
 struct HeadQ8Avx512 {
   static constexpr int kBytes = 64, kRows = 4, kTokens = 4;
+  static constexpr bool kPrefetch = true;
   static constexpr bool kRowSum = true;
   using W = __m512i;
   using X = __m512i;
@@ -400,6 +408,7 @@ struct HeadQ8Avx512 {
 // (16 accumulators + 4 weights + 1 activation vector of the 32 zmm registers).
 struct HeadAvx512 : HeadTail {
   static constexpr int kLanes = 16, kRows = 4, kTokens = 4;
+  static constexpr bool kPrefetch = true;
   using F = __m512;
   static TERN_UK_INLINE F zero() { return _mm512_setzero_ps(); }
   static TERN_UK_INLINE F load_x(const float *x) { return _mm512_loadu_ps(x); }

@@ -36,8 +36,14 @@ TERN_UK_INLINE float hsum_ps(__m256 v) {
 }
 
 // AVX2 (+FMA, F16C): one row per step, pmaddubsw + pmaddwd.
+// At decode (one token) two rows per step and the next step's rows
+// prefetched (matmul_i2s.h): the loop is bound by the unpacking's
+// throughput, not by a latency chain, but the hardware prefetchers alone
+// leave it short of memory (docs/performance.md).
 struct Avx2 {
   static constexpr int kRows = 1;
+  static constexpr int kChains = 2;
+  static constexpr bool kPrefetch = true;
   static constexpr bool kOffsetCodes = true;
   using Acc = __m256i;
   struct Codes {
@@ -197,6 +203,7 @@ struct I2sAvx2Gemm : I2sI8<Avx2> {
 // accumulators + 4 weights + 1 activation vector of the 16 ymm registers).
 struct HeadAvx2 : HeadTail {
   static constexpr int kLanes = 8, kRows = 4, kTokens = 2;
+  static constexpr bool kPrefetch = true;
   using F = __m256;
   static TERN_UK_INLINE F zero() { return _mm256_setzero_ps(); }
   static TERN_UK_INLINE F load_x(const float *x) { return _mm256_loadu_ps(x); }

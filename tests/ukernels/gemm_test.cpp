@@ -129,6 +129,9 @@ const std::vector<Shape> &shapes() {
       {16, 256, {37, 11}, 200},  {8, 128, {5}, 1000},          {4, 128, {3}, 100},
       {128, 256, {300}, 1088},   {32, 256, {70, 26}, 2560},    {8, 128, {45}, 130},
       {16, 1024, {33, 1}, 1024},
+      // 29 rows: three 8-row decode steps (avx512_vnni, 4 row pairs in
+      // flight), two row pairs and the odd row; 3 blocks per K tile, K tail.
+      {32, 384, {29}, 1000},
   };
   return s;
 }
