@@ -38,8 +38,8 @@ struct Vnni256 : Avx2 {
 // accumulator, so the driver keeps kChains accumulators in flight: at
 // decode 4 row pairs (8 rows) per step, sharing the broadcast activations,
 // and prefetches the next step's rows (matmul_i2s.h). Measured
-// (docs/performance.md, "i2s decode at the memory roofline"): 8 chains or
-// a prefetch distance of two steps are no faster.
+// (docs/performance.md, "i2s decode and the LM heads at the memory
+// roofline"): 8 chains or a prefetch distance of two steps are no faster.
 struct Vnni512 {
   static constexpr int kRows = 2;
   static constexpr int kChains = 4;
