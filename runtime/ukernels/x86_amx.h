@@ -28,10 +28,15 @@
 // (2 B tiles per 64 columns) every 32-token pair of the super-block streams
 // past; C (4 tiles) accumulates in an int32 buffer across chunks. (Chunks of
 // 512, 1024, 2048, 4096 columns measured 620, 620, 665, 685 G/s at 2560 x
-// 2560, n = 128: fewer C reloads beat an L1-resident panel.) A partial last
-// token block and the K tail are copied, zero-padded, into a 16 x 64 buffer,
-// so every token runs on AMX. Memory: all on the stack, ~98 KiB (64 KiB
-// panel, 32 KiB accumulator of 256 tokens x 32 rows, 2 KiB of A copies).
+// 2560, n = 128: fewer C reloads beat an L1-resident panel.) The first token
+// pair builds the panel as it goes, one 128-column block ahead of its
+// tdpbssds, so the vector unpack overlaps the tile unit instead of preceding
+// it; the raw codes are prefetched 4 blocks ahead (a model's weights come
+// from DRAM); in the last chunk each pair's epilogue runs after the next
+// pair's tiles are issued. A partial last token block and the K tail are
+// copied, zero-padded, into a 16 x 64 buffer, so every token runs on AMX.
+// Memory: all on the stack, ~98 KiB (64 KiB panel, 32 KiB accumulator of 256
+// tokens x 32 rows, 2 KiB of A copies).
 #ifndef TERN_UKERNELS_X86_AMX_H
 #define TERN_UKERNELS_X86_AMX_H
 
