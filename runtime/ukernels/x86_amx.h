@@ -28,10 +28,15 @@
 // (2 B tiles per 64 columns) every 32-token pair of the super-block streams
 // past; C (4 tiles) accumulates in an int32 buffer across chunks. (Chunks of
 // 512, 1024, 2048, 4096 columns measured 620, 620, 665, 685 G/s at 2560 x
-// 2560, n = 128: fewer C reloads beat an L1-resident panel.) A partial last
-// token block and the K tail are copied, zero-padded, into a 16 x 64 buffer,
-// so every token runs on AMX. Memory: all on the stack, ~98 KiB (64 KiB
-// panel, 32 KiB accumulator of 256 tokens x 32 rows, 2 KiB of A copies).
+// 2560, n = 128: fewer C reloads beat an L1-resident panel.) The first token
+// pair builds the panel as it goes, one 128-column block ahead of its
+// tdpbssds, so the vector unpack overlaps the tile unit instead of preceding
+// it; the raw codes are prefetched 4 blocks ahead (a model's weights come
+// from DRAM); in the last chunk each pair's epilogue runs after the next
+// pair's tiles are issued. A partial last token block and the K tail are
+// copied, zero-padded, into a 16 x 64 buffer, so every token runs on AMX.
+// Memory: all on the stack, ~98 KiB (64 KiB panel, 32 KiB accumulator of 256
+// tokens x 32 rows, 2 KiB of A copies).
 #ifndef TERN_UKERNELS_X86_AMX_H
 #define TERN_UKERNELS_X86_AMX_H
 
@@ -52,7 +57,11 @@ constexpr int64_t kAmxMinTokens = TERN_UK_AMX_MIN_TOKENS; // smaller batches sta
 #endif
 constexpr int64_t kAmxPanelCols = TERN_UK_AMX_PANEL_COLS; // K columns per weight panel
 constexpr int64_t kAmxSuperTokens = 256;                  // tokens per accumulator pass
-constexpr int64_t kAmxRows = 32;                          // weight rows per block (two B tiles)
+#ifndef TERN_UK_AMX_PREFETCH_BLOCKS
+#define TERN_UK_AMX_PREFETCH_BLOCKS 4
+#endif
+constexpr int64_t kAmxPrefetchBlocks = TERN_UK_AMX_PREFETCH_BLOCKS; // weight prefetch distance
+constexpr int64_t kAmxRows = 32; // weight rows per block (two B tiles)
 constexpr int64_t kAmxPanelBytes = kAmxPanelCols / 64 * 2 * 1024;
 
 // Whether this process may run AMX-INT8 now; requests the Linux tile data
@@ -153,6 +162,7 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
   const int64_t r_begin = begin * a.tm, r_end = min64(end * a.tm, a.m);
   const int64_t nsteps = (a.k + 63) / 64;
   const int64_t bpt = a.tk / 128, tbytes = a.tm * a.tk / 4, rstride = a.tk / 4;
+  const int64_t nblocks = a.nkt * bpt; // 128-column blocks per row, padding included
 
   AmxTileConfig cfg = {};
   cfg.palette = 1;
@@ -177,23 +187,60 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
       rowbase[i] =
           i < nrows ? a.packed + (r / a.tm) * a.nkt * tbytes + (r % a.tm) * rstride : nullptr;
     }
+    // The B tiles of 128-column block b (K steps 2 b, 2 b + 1, both row
+    // halves) into the panel of the chunk starting at step s0.
+    auto build = [&](int64_t b, int64_t s0) {
+      const int64_t boff = (b / bpt) * tbytes + (b % bpt) * 32;
+      if (b + kAmxPrefetchBlocks < nblocks) {
+        // The raw codes kAmxPrefetchBlocks blocks ahead (a model's weights
+        // come from DRAM): one line per row holds two blocks.
+        const int64_t pb = b + kAmxPrefetchBlocks, poff = (pb / bpt) * tbytes + (pb % bpt) * 32;
+        for (int64_t i = 0; i < nrows; ++i)
+          _mm_prefetch(reinterpret_cast<const char *>(rowbase[i] + poff), _MM_HINT_T0);
+      }
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t *raw[16];
+        for (int i = 0; i < 16; ++i)
+          raw[i] = rowbase[16 * h + i] ? rowbase[16 * h + i] + boff : zero_codes;
+        amx_b_tiles(raw, panel + ((2 * b - s0) * 2 + h) * 1024);
+      }
+    };
+    // Epilogue of tokens [t0, t1) (accumulator rows from ts): float(acc) *
+    // scale / qs[t], the ref's order (mul, then div).
+    auto epilogue = [&](int64_t ts, int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int32_t *ct = acc + (t - ts) * kAmxRows;
+        for (int64_t i0 = 0; i0 < nrows; i0 += 16) {
+          const int64_t r = rb + i0;
+          const int seg = segment_of(a, r);
+          if (i0 + 16 <= nrows && segment_of(a, r + 15) == seg) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(ct + i0));
+            v = _mm512_div_ps(_mm512_mul_ps(v, _mm512_set1_ps(a.scale[seg])),
+                              _mm512_set1_ps(a.qs[t]));
+            _mm512_storeu_ps(a.out[seg] + t * a.ms[seg] + (r - a.seg_begin[seg]), v);
+          } else {
+            for (int64_t i = i0; i < min64(i0 + 16, nrows); ++i) {
+              const int sg = segment_of(a, rb + i);
+              store(a, sg, rb + i, t, float(ct[i]) * a.scale[sg] / a.qs[t]);
+            }
+          }
+        }
+      }
+    };
     for (int64_t ts = 0; ts < a.n; ts += kAmxSuperTokens) {
       const int64_t te = min64(ts + kAmxSuperTokens, a.n);
       for (int64_t s0 = 0; s0 < nsteps; s0 += kAmxPanelCols / 64) {
         const int64_t s1 = min64(nsteps, s0 + kAmxPanelCols / 64);
-        // The weight panel: K steps [s0, s1) (128-column blocks b).
-        for (int64_t b = s0 / 2; b < (s1 + 1) / 2; ++b) {
-          const int64_t boff = (b / bpt) * tbytes + (b % bpt) * 32;
-          for (int h = 0; h < 2; ++h) {
-            const uint8_t *raw[16];
-            for (int i = 0; i < 16; ++i)
-              raw[i] = rowbase[16 * h + i] ? rowbase[16 * h + i] + boff : zero_codes;
-            amx_b_tiles(raw, panel + ((2 * b - s0) * 2 + h) * 1024);
-          }
-        }
+        const int64_t bend = (s1 + 1) / 2; // 128-column blocks [s0 / 2, bend)
+        const bool last = s1 == nsteps;
+        // The first token pair builds the panel one block ahead of its
+        // tdpbssds (block b + 1 before the steps of block b): the vector
+        // unpack runs while the tile unit works, and the stores have retired
+        // by the time the tile loads read them.
+        build(s0 / 2, s0);
         for (int64_t t0 = ts; t0 < te; t0 += 32) {
           const int64_t nt0 = min64(16, te - t0), nt1 = te - t0 - 16;
-          const bool two = nt1 > 0;
+          const bool two = nt1 > 0, first = t0 == ts;
           int32_t *cb = acc + (t0 - ts) * kAmxRows;
           if (s0 == 0) {
             _tile_zero(0);
@@ -214,6 +261,8 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
           // 10.1 ns per tdpbssd against 11.5 ns for four loads, then four
           // tdpbssds; 5.96 ns without loads.
           for (int64_t s = s0; s < s1; ++s) {
+            if (first && (s & 1) == 0 && s / 2 + 1 < bend)
+              build(s / 2 + 1, s0);
             const uint8_t *bt = panel + (s - s0) * 2 * 1024;
             const bool full_k = (s + 1) * 64 <= a.k;
             const bool direct0 = full_k && nt0 == 16, direct1 = full_k && nt1 >= 16;
@@ -244,26 +293,13 @@ __attribute__((noinline)) void amx_i2s_task(void *arg, int64_t begin, int64_t en
             _tile_stored(2, cb + 16 * kAmxRows, kAmxRows * 4);
             _tile_stored(3, cb + 16 * kAmxRows + 16, kAmxRows * 4);
           }
+          // The previous pair's epilogue (its sums are final after the last
+          // chunk) runs while the tile unit works on this pair.
+          if (last && !first)
+            epilogue(ts, t0 - 32, t0);
         }
-      }
-      // Epilogue: float(acc) * scale / qs[t], the ref's order (mul, then div).
-      for (int64_t t = ts; t < te; ++t) {
-        const int32_t *ct = acc + (t - ts) * kAmxRows;
-        for (int64_t i0 = 0; i0 < nrows; i0 += 16) {
-          const int64_t r = rb + i0;
-          const int seg = segment_of(a, r);
-          if (i0 + 16 <= nrows && segment_of(a, r + 15) == seg) {
-            __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(ct + i0));
-            v = _mm512_div_ps(_mm512_mul_ps(v, _mm512_set1_ps(a.scale[seg])),
-                              _mm512_set1_ps(a.qs[t]));
-            _mm512_storeu_ps(a.out[seg] + t * a.ms[seg] + (r - a.seg_begin[seg]), v);
-          } else {
-            for (int64_t i = i0; i < min64(i0 + 16, nrows); ++i) {
-              const int sg = segment_of(a, rb + i);
-              store(a, sg, rb + i, t, float(ct[i]) * a.scale[sg] / a.qs[t]);
-            }
-          }
-        }
+        if (last)
+          epilogue(ts, ts + (te - ts - 1) / 32 * 32, te);
       }
     }
   }

@@ -138,6 +138,9 @@ const std::vector<Shape> &shapes() {
       // 29 rows: three 8-row decode steps (avx512_vnni, 4 row pairs in
       // flight), two row pairs and the odd row; 3 blocks per K tile, K tail.
       {32, 384, {29}, 1000},
+      // AMX: a second K chunk (2048 columns) of 3 steps (odd: half a
+      // 128-column block) ending in a 24-column tail.
+      {32, 256, {70}, 2200},
   };
   return s;
 }
