@@ -33,8 +33,10 @@ ir::PackedAttr packedOf(mlir::Operation *op);
 bool hasUkernelVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa);
 // Calls of fewer tokens than this read a matrix's decode copy
 // (select-kernels decode-layout=, ternc --decode-layout) unless the module's
-// tern.decode_below says otherwise; docs/cost-model.md "Two layouts".
-constexpr int64_t kDefaultDecodeBelow = 4;
+// tern.decode_below says otherwise: 6, where the i2s AVX-512 entry's AMX
+// GEMM starts (kAmxMinTokens); below it tl2v beat the i2s VNNI body at every
+// n measured (docs/cost-model.md "Two layouts").
+constexpr int64_t kDefaultDecodeBelow = 6;
 
 // The ISAs (not "ref") with that variant, comma-separated ("" if none).
 std::string ukernelIsas(llvm::StringRef layout, llvm::StringRef act);

@@ -127,7 +127,7 @@ int runCompileCommand(int argc, char **argv) {
            "ternary bytes on disk. Needs a tl2v kernel (avx512_vnni)");
   p.integer("--decode-below", &popts.decodeBelow, 2, INT32_MAX, "N",
             "with --decode-layout: calls of fewer than N tokens read the\n"
-            "decode copy (default 4)");
+            "decode copy (default 6)");
   p.string("--ukernels", &ukernels, "FILE",
            "ukernel bitcode to link (default: the build's ukernels-<arch>.bc)");
   p.integer("-O", &optLevel, 0, 3, "N", "LLVM optimization level 0..3 (default 3; also -O2)");

@@ -58,7 +58,7 @@ std::string compiled(const std::string &model, const std::string &target, const 
   if (auto it = gCompiled->paths.find(name); it != gCompiled->paths.end())
     return it->second;
   // "<layout>+decode-tl2v": --kernel <layout> --decode-layout tl2v (calls
-  // of fewer than 4 tokens read a tl2v copy of every ternary matrix).
+  // of fewer than 6 tokens read a tl2v copy of every ternary matrix).
   const size_t plus = kernel.find("+decode-");
   std::vector<std::string> flags = {
       "--target",    target,   "--kernel",    kernel.substr(0, plus),

@@ -324,11 +324,11 @@ TEST(UkernelMatmulVariants, EveryFastVariantTheHostSupportsRuns) {
 }
 
 // ternc --decode-layout: one matrix packed as i2s (prefill: VNNI blocks,
-// the AMX GEMM from 6 tokens) and as tl2v (calls of fewer than 4 tokens).
+// the AMX GEMM from 6 tokens) and as tl2v (calls of fewer than 6 tokens).
 // A token's outputs must not depend on which copy its call read: both are
 // exact integer sums scaled by float(sum) * scale / qs. Random shapes with
 // M and K tails and up to three segments; the i2s GEMM runs the whole batch,
-// tl2v runs it again in calls of 1, 2 and 3 tokens; every output equal bit
+// tl2v runs it again in calls of 1 to 5 tokens; every output equal bit
 // for bit. Every pair of an i2s and a tl2v int8 variant the host runs.
 TEST(UkernelMatmulDecodeCopy, Tl2vEqualsI2sBitForBitAtAnyBatch) {
   std::vector<const Variant *> i2s, tl2v;
@@ -382,7 +382,7 @@ TEST(UkernelMatmulDecodeCopy, Tl2vEqualsI2sBitForBitAtAnyBatch) {
       std::vector<std::vector<float>> gemm = fresh();
       run(*vi, *bi, i2sTm, i2sTk, 0, n, gemm);
       for (const Variant *vt : tl2v)
-        for (int64_t chunk : {1, 2, 3}) {
+        for (int64_t chunk : {1, 2, 3, 4, 5}) {
           std::vector<std::vector<float>> small = fresh();
           for (int64_t t0 = 0; t0 < n; t0 += chunk)
             run(*vt, *bt, tlTm, tlTk, t0, std::min(chunk, n - t0), small);
