@@ -331,11 +331,11 @@ TEST(CodegenRun, ActQuantNoneAndRefKernelsRun) {
 
 // ternc --decode-layout tl2v packs every ternary matrix twice and runs the
 // tl2v copy for calls of fewer than 6 tokens, the i2s one (AMX GEMM, or the
-// VNNI body where AMX is unusable) otherwise. Both are exact integer sums with the same float epilogue, so
-// the logits are those of the plain i2s artifact bit for bit, whatever the
-// batch: the prompt is fed in chunks of 1, 2, 3, 5, 6 and all at once (every
-// token's logits, n_out = n) to both artifacts, and every run must equal
-// the plain artifact's run of the whole prompt in one call.
+// VNNI body where AMX is unusable) otherwise. Both are exact integer sums with the same float
+// epilogue, so the logits are those of the plain i2s artifact bit for bit, whatever the batch: the
+// prompt is fed in chunks of 1, 2, 3, 5, 6 and all at once (every token's logits, n_out = n) to
+// both artifacts, and every run must equal the plain artifact's run of the whole prompt in one
+// call.
 TEST(CodegenRun, DecodeLayoutTl2vIsBitIdenticalToI2s) {
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
