@@ -67,6 +67,29 @@ LogicalResult checkPacked(Operation *op, KernelAttr kernel, PackedAttr packed) {
   return success();
 }
 
+// The decode copy (ternc --decode-layout): a ternary layout other than the
+// main kernel's, packed in that layout when packed.
+LogicalResult checkDecode(Operation *op, KernelAttr kernel, KernelAttr decode,
+                          PackedAttr decodePacked) {
+  if (!decode)
+    return decodePacked ? op->emitOpError() << "has a decode_packed weight but no decode_kernel"
+                        : success();
+  if (!kernel)
+    return op->emitOpError() << "has a decode_kernel but no kernel";
+  if (!isTernaryLayout(decode.getLayout()))
+    return op->emitOpError() << "decode_kernel layout " << stringifyKernelLayout(decode.getLayout())
+                             << " is not a ternary layout";
+  if (decode.getLayout() == kernel.getLayout())
+    return op->emitOpError() << "decode_kernel layout " << stringifyKernelLayout(decode.getLayout())
+                             << " is the kernel's own layout";
+  if (decodePacked && decodePacked.getLayout() != decode.getLayout())
+    return op->emitOpError() << "decode_packed layout "
+                             << stringifyKernelLayout(decodePacked.getLayout())
+                             << " differs from decode_kernel layout "
+                             << stringifyKernelLayout(decode.getLayout());
+  return success();
+}
+
 bool ternaryCapable(WeightFormat f) { return isTernaryFormat(f) || isFloatFormat(f); }
 
 } // namespace
@@ -128,7 +151,8 @@ LogicalResult BitLinearOp::verify() {
                          << " of weight '" << w.getName() << "'";
   if (!sameTokens(getInput(), getResult()))
     return emitOpError() << "input and result token counts differ";
-  if (failed(checkKernel(*this, w.getFormat(), getKernelAttr(), /*ternaryRole=*/true)))
+  if (failed(checkKernel(*this, w.getFormat(), getKernelAttr(), /*ternaryRole=*/true)) ||
+      failed(checkDecode(*this, getKernelAttr(), getDecodeKernelAttr(), getDecodePackedAttr())))
     return failure();
   return checkPacked(*this, getKernelAttr(), getPackedAttr());
 }
@@ -274,7 +298,8 @@ LogicalResult TernaryMatmulOp::verify() {
     if (!sameTokens(getInput(), result))
       return emitOpError() << "input and result token counts differ";
   }
-  if (failed(checkKernel(*this, *format, getKernelAttr(), /*ternaryRole=*/true)))
+  if (failed(checkKernel(*this, *format, getKernelAttr(), /*ternaryRole=*/true)) ||
+      failed(checkDecode(*this, getKernelAttr(), getDecodeKernelAttr(), getDecodePackedAttr())))
     return failure();
   return checkPacked(*this, getKernelAttr(), getPackedAttr());
 }

@@ -73,7 +73,9 @@ def Tern_BitLinearOp : Tern_Op<"bitlinear", [Pure]> {
     The weight may be stored in a ternary format (TQ1_0, TQ2_0, I2_S, TL1,
     TL2) or in a float type holding ternary values (as HF converters write
     them). `kernel` (set by tern-select-kernels) and `packed` (set by
-    tern-pack-weights) record later decisions.
+    tern-pack-weights) record later decisions; `decode_kernel` and
+    `decode_packed` (`ternc --decode-layout`) a second copy of the weight in
+    another layout, which small batches (decode) read instead.
 
     ```mlir
     %y = tern.bitlinear %x {weight = #tern.weight<"blk.0.ffn_up.weight", [512, 256], tq2_0, offset = 270848, bytes = 33792>}
@@ -82,7 +84,9 @@ def Tern_BitLinearOp : Tern_Op<"bitlinear", [Pure]> {
   }];
   let arguments = (ins Tern_Activation:$input, Tern_WeightAttr:$weight,
                    OptionalAttr<Tern_KernelAttr>:$kernel,
-                   OptionalAttr<Tern_PackedAttr>:$packed);
+                   OptionalAttr<Tern_PackedAttr>:$packed,
+                   OptionalAttr<Tern_KernelAttr>:$decode_kernel,
+                   OptionalAttr<Tern_PackedAttr>:$decode_packed);
   let results = (outs Tern_Activation:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
@@ -253,7 +257,9 @@ def Tern_TernaryMatmulOp : Tern_Op<"ternary_matmul", [Pure]> {
   let arguments = (ins Tern_QActivation:$input, Tern_TokenScales:$scales,
                    Tern_WeightArrayAttr:$weights,
                    OptionalAttr<Tern_KernelAttr>:$kernel,
-                   OptionalAttr<Tern_PackedAttr>:$packed);
+                   OptionalAttr<Tern_PackedAttr>:$packed,
+                   OptionalAttr<Tern_KernelAttr>:$decode_kernel,
+                   OptionalAttr<Tern_PackedAttr>:$decode_packed);
   let results = (outs Variadic<Tern_Activation>:$results);
   let assemblyFormat = [{
     $input `,` $scales attr-dict `:` type($input) `,` type($scales) `->`

@@ -61,6 +61,22 @@ std::optional<MatrixInfo> matrixInfo(Operation *op) {
 KernelAttr kernelOf(Operation *op) { return op->getAttrOfType<KernelAttr>("kernel"); }
 PackedAttr packedOf(Operation *op) { return op->getAttrOfType<PackedAttr>("packed"); }
 
+KernelAttr decodeKernelOf(Operation *op) { return op->getAttrOfType<KernelAttr>("decode_kernel"); }
+PackedAttr decodePackedOf(Operation *op) { return op->getAttrOfType<PackedAttr>("decode_packed"); }
+
+std::string ukernelIsas(llvm::StringRef layout, llvm::StringRef act) {
+  static const char *const kVariants[][3] = {
+#define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_VARIANT
+  };
+  std::string out;
+  for (const auto &v : kVariants)
+    if (layout == v[0] && act == v[1] && llvm::StringRef(v[2]) != "ref")
+      out += (out.empty() ? "" : ", ") + std::string(v[2]);
+  return out;
+}
+
 bool hasUkernelVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa) {
   static const char *const kVariants[][3] = {
 #define TERN_UK_VARIANT(l, a, i) {#l, #a, #i},

@@ -31,5 +31,16 @@ ir::PackedAttr packedOf(mlir::Operation *op);
 // Whether runtime/ukernels implements the matmul variant (variants.def):
 // layout "i2s"..., act "i8" or "f32", isa "avx2"... ("ref" always exists).
 bool hasUkernelVariant(llvm::StringRef layout, llvm::StringRef act, llvm::StringRef isa);
+// Calls of fewer tokens than this read a matrix's decode copy
+// (select-kernels decode-layout=, ternc --decode-layout) unless the module's
+// tern.decode_below says otherwise: 6, where the i2s AVX-512 entry's AMX
+// GEMM starts (kAmxMinTokens); below it tl2v beat the i2s VNNI body at every
+// n measured (docs/cost-model.md "Two layouts").
+constexpr int64_t kDefaultDecodeBelow = 6;
+
+// The ISAs (not "ref") with that variant, comma-separated ("" if none).
+std::string ukernelIsas(llvm::StringRef layout, llvm::StringRef act);
+ir::KernelAttr decodeKernelOf(mlir::Operation *op);
+ir::PackedAttr decodePackedOf(mlir::Operation *op);
 
 } // namespace tern::passes

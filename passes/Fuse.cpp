@@ -75,8 +75,9 @@ struct FusePass : tern::passes::impl::FusePassBase<FusePass> {
           mlocs.push_back(op.getLoc());
         }
         b.setInsertionPoint(members.front());
-        auto mm = TernaryMatmulOp::create(b, b.getFusedLoc(mlocs), types, q, s,
-                                          b.getArrayAttr(weights), nullptr, nullptr);
+        auto mm =
+            TernaryMatmulOp::create(b, b.getFusedLoc(mlocs), types, q, s, b.getArrayAttr(weights),
+                                    nullptr, nullptr, nullptr, nullptr);
         for (auto [op, result] : llvm::zip(members, mm.getResults())) {
           op.getResult().replaceAllUsesWith(result);
           op.erase();

@@ -89,6 +89,7 @@ struct Naming {
   bool ref = false;           // --kernel=ref
   std::string isa;            // the module's tern.target (tern-select-kernels); empty: none known
   std::string kvType = "f16"; // the KV cache's element type (kv-type=): f16 | f32
+  int64_t decodeBelow = tern::passes::kDefaultDecodeBelow; // the module's tern.decode_below
 };
 
 // tern_uk_<op>_<isa> for the ops of ops.h and attention.h (embedding, norms,
@@ -116,6 +117,26 @@ std::string matmulCallee(const Naming &nm, KernelAttr k, std::string &wanted) {
     return (base + "_" + isa).str();
   wanted = (base + "_" + isa).str();
   return base + "_ref";
+}
+
+// The decode copy (decode_kernel / decode_packed, ternc --decode-layout):
+// calls of fewer than `decode_below` tokens run `decode_callee` on the
+// decode_packed bytes (tern-lower-to-llvm emits the branch).
+LogicalResult addDecode(Operation *op, const Naming &nm, Args &a) {
+  KernelAttr dk = tern::passes::decodeKernelOf(op);
+  if (!dk)
+    return success();
+  if (nm.f32act)
+    return op->emitOpError() << "has a decode_kernel, which only act-quant=token supports";
+  std::string wanted, callee = matmulCallee(nm, dk, wanted);
+  a.s("decode_callee", callee).s("decode_layout", stringifyKernelLayout(dk.getLayout()));
+  a.i("decode_tile_m", dk.getTileM()).i("decode_tile_k", dk.getTileK());
+  if (PackedAttr p = tern::passes::decodePackedOf(op))
+    a.i("decode_packed_offset", p.getOffset()).i("decode_packed_bytes", p.getBytes());
+  a.i("decode_below", nm.decodeBelow);
+  if (!wanted.empty())
+    a.s("decode_fallback_from", wanted);
+  return success();
 }
 
 template <typename Op> struct Lower : OpConversionPattern<Op> {
@@ -219,6 +240,8 @@ struct LowerBitLinear : Lower<BitLinearOp> {
     a.i("m", op.getWeight().getRows()).i("k", op.getWeight().getCols()).i("segments", 1);
     a.i("m0", op.getWeight().getRows());
     a.kernel(k, op.getPackedAttr()).weight(op.getWeight(), "weight0");
+    if (failed(addDecode(op, nm, a)))
+      return failure();
     return replace(op, rw, callee, quant.getResults(), a, wanted);
   }
 };
@@ -243,6 +266,8 @@ struct LowerMatmul : Lower<TernaryMatmulOp> {
       a.i(("m" + std::to_string(idx)), w.getRows());
       a.weight(w, "weight" + std::to_string(idx));
     }
+    if (failed(addDecode(op, nm, a)))
+      return failure();
     return replace(op, rw, callee, ad.getOperands(), a, wanted);
   }
 };
@@ -324,6 +349,10 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
       } else if (requirePacked && !tern::passes::packedOf(op)) {
         op->emitOpError() << "cannot be lowered: weight not packed (run tern-pack-weights)";
         ok = false;
+      } else if (requirePacked && tern::passes::decodeKernelOf(op) &&
+                 !tern::passes::decodePackedOf(op)) {
+        op->emitOpError() << "cannot be lowered: decode copy not packed (run tern-pack-weights)";
+        ok = false;
       }
     });
     if (!ok)
@@ -349,6 +378,8 @@ struct LowerToKernelsPass : tern::passes::impl::LowerToKernelsPassBase<LowerToKe
     nm.kvType = kvType;
     if (auto t = module->getAttrOfType<StringAttr>("tern.target"))
       nm.isa = t.getValue().str();
+    if (auto d = module->getAttrOfType<IntegerAttr>("tern.decode_below"))
+      nm.decodeBelow = d.getInt();
     if (nm.f32act) {
       bool quantized = false;
       module.walk([&](Operation *op) {

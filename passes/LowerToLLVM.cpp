@@ -150,6 +150,14 @@ void LowerToLLVMPass::runOnOperation() {
       call.emitOpError() << "calls '" << call.getCallee() << "', which is no known ukernel";
       return signalPassFailure();
     }
+    if (!argStr(call, "decode_callee").empty() &&
+        (kindOf(call.getCallee()) != Kind::Matmul || argInt(call, "decode_packed_offset") < 0 ||
+         argInt(call, "decode_tile_m") <= 0 || argInt(call, "decode_tile_k") <= 0 ||
+         argInt(call, "decode_below") < 2)) {
+      call.emitOpError() << "has a decode_callee but is no int8 matmul with decode_packed_offset, "
+                            "decode_tile_m, decode_tile_k and decode_below >= 2";
+      return signalPassFailure();
+    }
     calls.push_back(call);
   }
   auto lmHead = logitsValue.getDefiningOp<UKernelCallOp>();
@@ -232,6 +240,21 @@ void LowerToLLVMPass::runOnOperation() {
       o["layout"] = argStr(call, "layout").str();
     if (!argStr(call, "fallback_from").empty())
       o["fallback_from"] = argStr(call, "fallback_from").str();
+    if (!argStr(call, "decode_callee").empty()) {
+      // The decode copy (ternc --decode-layout): what calls of fewer than
+      // `below` tokens run instead.
+      llvm::json::Object d;
+      d["callee"] = argStr(call, "decode_callee").str();
+      d["layout"] = argStr(call, "decode_layout").str();
+      d["tile_m"] = argInt(call, "decode_tile_m");
+      d["tile_k"] = argInt(call, "decode_tile_k");
+      d["below"] = argInt(call, "decode_below");
+      d["packed_bytes"] = argInt(call, "decode_packed_bytes");
+      o["packed_bytes"] = argInt(call, "packed_bytes"); // what decode steps do not read
+      if (!argStr(call, "decode_fallback_from").empty())
+        d["fallback_from"] = argStr(call, "decode_fallback_from").str();
+      o["decode"] = std::move(d);
+    }
     kernels.push_back(std::move(o));
   }
   std::string kernelsJson = llvm::formatv("{0}", llvm::json::Value(std::move(kernels))).str();
@@ -333,8 +356,7 @@ void LowerToLLVMPass::runOnOperation() {
 
   // Ukernel declarations, with the C signature of ukernels.h.
   llvm::StringMap<LLVM::LLVMFuncOp> decls;
-  auto declare = [&](UKernelCallOp call) -> LLVM::LLVMFuncOp {
-    llvm::StringRef name = call.getCallee();
+  auto declareName = [&](llvm::StringRef name) -> LLVM::LLVMFuncOp {
     if (auto it = decls.find(name); it != decls.end())
       return it->second;
     llvm::SmallVector<Type> a{ptrTy, i64};
@@ -378,6 +400,7 @@ void LowerToLLVMPass::runOnOperation() {
     decls[name] = f;
     return f;
   };
+  auto declare = [&](UKernelCallOp call) { return declareName(call.getCallee()); };
 
   auto fnTy = LLVM::LLVMFunctionType::get(i32, {ptrTy, ptrTy});
   auto entry = LLVM::LLVMFuncOp::create(b, loc, "tern_model_forward", fnTy);
@@ -541,6 +564,9 @@ void LowerToLLVMPass::runOnOperation() {
       continue;
     LLVM::LLVMFuncOp callee = declare(call);
     llvm::SmallVector<Value> a{cctx, n};
+    // The decode copy's call (matmuls with a decode_callee): the same
+    // arguments but its packed bytes and tiles.
+    llvm::SmallVector<Value> decodeArgs;
     auto in = [&](unsigned i) { return ptrOf(call.getArgs()[i]); };
     auto out = [&](unsigned i) { return ptrOf(call.getResult(i)); };
     switch (kindOf(call.getCallee())) {
@@ -576,6 +602,13 @@ void LowerToLLVMPass::runOnOperation() {
           a.append({nullPtr, c64(0)});
         }
       }
+      if (!argStr(call, "decode_callee").empty()) {
+        const size_t packedAt = kindOf(call.getCallee()) == Kind::Matmul ? 4 : 3;
+        decodeArgs = a;
+        decodeArgs[packedAt] = weightPtr(argInt(call, "decode_packed_offset"));
+        decodeArgs[packedAt + 3] = c64(argInt(call, "decode_tile_m"));
+        decodeArgs[packedAt + 4] = c64(argInt(call, "decode_tile_k"));
+      }
       break;
     }
     case Kind::Rope:
@@ -599,7 +632,28 @@ void LowerToLLVMPass::runOnOperation() {
                          << call.getCallee() << "'";
       return signalPassFailure();
     }
+    if (decodeArgs.empty()) {
+      LLVM::CallOp::create(b, call.getLoc(), callee, a);
+      continue;
+    }
+    // n < decode_below: the decode copy; else the main layout. n is the
+    // same on every thread of the region, so all take the same branch.
+    LLVM::LLVMFuncOp decodeCallee = declareName(argStr(call, "decode_callee"));
+    if (kindOf(argStr(call, "decode_callee")) != kindOf(call.getCallee())) {
+      call.emitOpError() << "decode_callee '" << argStr(call, "decode_callee")
+                         << "' is not the same kind of ukernel as '" << call.getCallee() << "'";
+      return signalPassFailure();
+    }
+    Block *small = newBlock(false), *large = newBlock(false), *next = newBlock(false);
+    LLVM::CondBrOp::create(b, loc, icmp(P::slt, n, c64(argInt(call, "decode_below"))), small,
+                           ValueRange{}, large, ValueRange{});
+    b.setInsertionPointToEnd(small);
+    LLVM::CallOp::create(b, call.getLoc(), decodeCallee, decodeArgs);
+    LLVM::BrOp::create(b, loc, ValueRange{}, next);
+    b.setInsertionPointToEnd(large);
     LLVM::CallOp::create(b, call.getLoc(), callee, a);
+    LLVM::BrOp::create(b, loc, ValueRange{}, next);
+    b.setInsertionPointToEnd(next);
   }
   if (failed(emitHead()))
     return signalPassFailure();

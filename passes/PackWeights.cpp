@@ -50,6 +50,10 @@ struct Job {
   uint64_t offset = 0, bytes = 0;
   uint64_t checksum = 0; // results
   std::string error;     // the op's error message, if packing failed
+  // The decode copy (decode_kernel, ternc --decode-layout): packed from the
+  // same decoded codes right after the main one.
+  KernelAttr decodeKernel;
+  uint64_t decodeOffset = 0, decodeBytes = 0, decodeChecksum = 0;
 };
 
 struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass> {
@@ -223,39 +227,55 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       parts.push_back(std::move(*m));
       segs.push_back(w.getRows());
     }
-    const std::string layoutName = stringifyKernelLayout(j.kernel.getLayout()).str();
     absl::StatusOr<fmts::TernaryMatrix> stacked =
         parts.size() == 1 ? absl::StatusOr<fmts::TernaryMatrix>(std::move(parts.front()))
                           : pk::stackRows(parts);
     parts.clear();
     if (!stacked.ok()) {
-      j.error = "cannot pack " + j.info.names() + " into " + layoutName + ": " +
+      j.error = "cannot pack " + j.info.names() + " into " +
+                stringifyKernelLayout(j.kernel.getLayout()).str() + ": " +
                 std::string(stacked.status().message());
       return;
     }
-    pk::PackParams params{j.kernel.getLayout(), j.kernel.getTileM(), j.kernel.getTileK()};
-    absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(*stacked, segs, params);
+    if (!packTernaryInto(j, *stacked, segs, j.kernel, j.offset, j.bytes, j.checksum, write))
+      return;
+    if (j.decodeKernel)
+      packTernaryInto(j, *stacked, segs, j.decodeKernel, j.decodeOffset, j.decodeBytes,
+                      j.decodeChecksum, write);
+  }
+
+  // Packs the codes into `kernel`'s layout and writes them at `offset`;
+  // false with j.error set on failure.
+  bool packTernaryInto(Job &j, const fmts::TernaryMatrix &stacked, std::span<const int64_t> segs,
+                       KernelAttr kernel, uint64_t offset, uint64_t bytes, uint64_t &checksum,
+                       const Write &write) const {
+    const std::string layoutName = stringifyKernelLayout(kernel.getLayout()).str();
+    pk::PackParams params{kernel.getLayout(), kernel.getTileM(), kernel.getTileK()};
+    absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(stacked, segs, params);
     if (!packed.ok()) {
       j.error = "cannot pack " + j.info.names() + " into " + layoutName + ": " +
                 std::string(packed.status().message());
-      return;
+      return false;
     }
     if (verifyRoundTrip) {
-      auto back = pk::unpackTernary(*packed, stacked->rows, stacked->cols, segs, params);
-      if (!back.ok() || !pk::sameMatrix(*back, *stacked)) {
+      auto back = pk::unpackTernary(*packed, stacked.rows, stacked.cols, segs, params);
+      if (!back.ok() || !pk::sameMatrix(*back, stacked)) {
         j.error = "packing " + j.info.names() + " into " + layoutName + " does not round-trip" +
                   (back.ok() ? "" : ": " + std::string(back.status().message()));
-        return;
+        return false;
       }
     }
-    if (packed->size() != j.bytes) {
+    if (packed->size() != bytes) {
       j.error = "packing " + j.info.names() + " into " + layoutName + " gave " +
-                std::to_string(packed->size()) + " bytes, " + std::to_string(j.bytes) + " expected";
-      return;
+                std::to_string(packed->size()) + " bytes, " + std::to_string(bytes) + " expected";
+      return false;
     }
-    j.checksum = tern::contentHash(*packed);
-    if (absl::Status s = write(j.offset, *packed); !s.ok())
+    checksum = tern::contentHash(*packed);
+    if (absl::Status s = write(offset, *packed); !s.ok()) {
       j.error = "cannot write " + j.info.names() + ": " + std::string(s.message());
+      return false;
+    }
+    return true;
   }
 
   void runOnOperation() override {
@@ -302,6 +322,18 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       j.offset = (total + 63) / 64 * 64;
       j.bytes = packedSize(j);
       total = j.offset + j.bytes;
+      if (KernelAttr dk = tern::passes::decodeKernelOf(op)) {
+        if (!j.info.ternaryRole) {
+          op->emitOpError() << "has a decode_kernel but is not a ternary matrix";
+          ok = false;
+          return;
+        }
+        j.decodeKernel = dk;
+        j.decodeOffset = (total + 63) / 64 * 64;
+        j.decodeBytes = pk::packedBytes({dk.getLayout(), dk.getTileM(), dk.getTileK()}, j.info.rows,
+                                        j.info.cols, j.info.weights.size());
+        total = j.decodeOffset + j.decodeBytes;
+      }
       jobs.push_back(std::move(j));
     });
     if (!ok)
@@ -340,8 +372,9 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
     std::vector<size_t> order(jobs.size());
     for (size_t i = 0; i < order.size(); ++i)
       order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return jobs[a].bytes > jobs[b].bytes; });
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return jobs[a].bytes + jobs[a].decodeBytes > jobs[b].bytes + jobs[b].decodeBytes;
+    });
     std::atomic<size_t> done{0};
     mlir::parallelFor(&getContext(), 0, order.size(), [&](size_t k) {
       Job &j = jobs[order[k]];
@@ -364,6 +397,10 @@ struct PackWeightsPass : tern::passes::impl::PackWeightsPassBase<PackWeightsPass
       }
       j.op->setAttr("packed", PackedAttr::get(&getContext(), j.kernel.getLayout(), j.offset,
                                               j.bytes, j.checksum));
+      if (j.decodeKernel)
+        j.op->setAttr("decode_packed",
+                      PackedAttr::get(&getContext(), j.decodeKernel.getLayout(), j.decodeOffset,
+                                      j.decodeBytes, j.decodeChecksum));
     }
     if (outFd >= 0) {
       if (ok && ::ftruncate(outFd, off_t(total)) != 0) {

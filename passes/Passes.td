@@ -68,6 +68,11 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
     `tuning=FILE` (written by `ternc tune`) replaces the built-in rates of
     the layouts it measured; the module records which table chose each
     matrix (`tern.cost_table`, `tern.kernel_sources`).
+    `decode-layout=tl2v` also gives every ternary matrix whose layout is not
+    tl2v a `decode_kernel = #tern.kernel<tl2v, ...>`: the matrix is packed
+    twice and calls of fewer than `tern.decode_below` tokens (a module
+    attribute; `decode-below=`, else the built-in threshold) read the tl2v
+    copy. A target without a fast tl2v kernel, or act-quant=none, is an error.
   }];
   let options = [
     Option<"target", "target", "std::string", "\"avx2\"",
@@ -83,6 +88,10 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
            "f16 (the float LM head as stored, exact) | q8 (int8 rows, f32 scale per row)">,
     Option<"tuning", "tuning", "std::string", "\"\"",
            "tuning file from `ternc tune`: measured rates replace the built-in table">,
+    Option<"decodeLayout", "decode-layout", "std::string", "\"none\"",
+           "none | tl2v: also pack every ternary matrix in this layout for small batches">,
+    Option<"decodeBelow", "decode-below", "int64_t", "0",
+           "batches of fewer tokens read the decode layout (0: the built-in threshold)">,
   ];
 }
 

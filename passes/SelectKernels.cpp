@@ -97,6 +97,36 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       }
       ti->setTuning(std::make_shared<const tern::compiler::Tuning>(std::move(*t)));
     }
+    // --decode-layout: a second, decode-only copy of every ternary matrix.
+    std::optional<KernelLayout> decode;
+    if (decodeLayout != "none" && !decodeLayout.empty()) {
+      decode = symbolizeKernelLayout(decodeLayout);
+      if (!decode || *decode != KernelLayout::TL2V) {
+        module.emitError() << "invalid decode-layout= '" << decodeLayout << "' (none or tl2v)";
+        return signalPassFailure();
+      }
+      const llvm::StringRef layoutName = stringifyKernelLayout(*decode);
+      if (*act != ActQuant::Token ||
+          !tern::passes::hasUkernelVariant(layoutName, "i8", ti->name())) {
+        std::string with = tern::passes::ukernelIsas(layoutName, "i8");
+        module.emitError() << "decode-layout=" << layoutName << " needs a " << layoutName
+                           << " int8 kernel, which target " << ti->name()
+                           << (*act != ActQuant::Token ? " with act-quant none" : "")
+                           << " does not have (targets with one: "
+                           << (with.empty() ? std::string("none") : with) << ", act-quant token)";
+        return signalPassFailure();
+      }
+      if (decodeBelow < 0 || decodeBelow == 1) {
+        module.emitError() << "invalid decode-below= " << int64_t(decodeBelow)
+                           << " (0 for the default, or at least 2)";
+        return signalPassFailure();
+      }
+      const int64_t below =
+          decodeBelow > 0 ? int64_t(decodeBelow) : tern::passes::kDefaultDecodeBelow;
+      module->setAttr("tern.decode_below",
+                      IntegerAttr::get(IntegerType::get(&getContext(), 64), below));
+      module->setAttr("tern.decode_layout", StringAttr::get(&getContext(), layoutName));
+    }
     module->setAttr("tern.target", StringAttr::get(&getContext(), ti->name()));
     // Which table chose each matrix: the receipt the artifact's metadata
     // and `ternc inspect` show.
@@ -159,6 +189,31 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
         return;
       }
       op->setAttr("kernel", attr);
+      std::optional<KernelEstimate> decodeChoice;
+      if (decode && info->ternaryRole && choice->layout != *decode) {
+        // The decode copy's tiles: the best candidate of that layout when
+        // decode alone decides (max-batch 1).
+        for (const KernelEstimate &e : ti->candidates(info->rows, info->cols, format, true, *act,
+                                                      /*maxBatch=*/1, *headType))
+          if (e.layout == *decode) {
+            decodeChoice = e;
+            break;
+          }
+        if (!decodeChoice) {
+          op->emitOpError() << "no " << stringifyKernelLayout(*decode) << " candidate for "
+                            << info->names() << " on target " << ti->name();
+          ok = false;
+          return;
+        }
+        auto dattr = KernelAttr::getChecked([&] { return op->emitOpError(); }, &getContext(),
+                                            decodeChoice->layout, ti->isa(), decodeChoice->tileM,
+                                            decodeChoice->tileK);
+        if (!dattr) {
+          ok = false;
+          return;
+        }
+        op->setAttr("decode_kernel", dattr);
+      }
       if (isa<LmHeadOp>(op)) // what the head reads: f16, f32, q8_0, q8, or a ternary layout
         module->setAttr("tern.head",
                         StringAttr::get(&getContext(), stringifyKernelLayout(choice->layout)));
@@ -166,7 +221,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
       sources.set(info->weights.front().getName(),
                   StringAttr::get(&getContext(), choiceSource(*choice, forcedHere)));
       if (explain)
-        explainChoice(op, *info, *ti, *act, *choice, cands, forced->layout.has_value());
+        explainChoice(op, *info, *ti, *act, *choice, cands, forced->layout.has_value(),
+                      decodeChoice);
     });
     module->setAttr("tern.kernel_sources", sources.getDictionary(&getContext()));
     if (!ok)
@@ -185,7 +241,8 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
   // best other layout with how much worse it scores.
   void explainChoice(Operation *op, const tern::passes::MatrixInfo &info, const TargetInfo &ti,
                      ActQuant act, const KernelEstimate &choice,
-                     const std::vector<KernelEstimate> &cands, bool forcedLayout) {
+                     const std::vector<KernelEstimate> &cands, bool forcedLayout,
+                     const std::optional<KernelEstimate> &decodeChoice) {
     InFlightDiagnostic d = op->emitRemark();
     d << "kernel for " << info.names() << " [" << info.rows << "x" << info.cols << "] on "
       << ti.name();
@@ -220,6 +277,16 @@ struct SelectKernelsPass : tern::passes::impl::SelectKernelsPassBase<SelectKerne
                        : llvm::formatv(" ({0:f0}% lower score)", -pct).str());
         break;
       }
+    if (decodeChoice) {
+      int64_t below = tern::passes::kDefaultDecodeBelow;
+      if (auto a = op->getParentOfType<ModuleOp>()->getAttrOfType<IntegerAttr>("tern.decode_below"))
+        below = a.getInt();
+      d << "; decode copy (calls of fewer than " << below
+        << " tokens, --decode-layout): " << decodeChoice->describe()
+        << llvm::formatv(", decode {0:f0}% of the main layout's",
+                         decodeChoice->decodeUs / choice.decodeUs * 100)
+               .str();
+    }
   }
 };
 

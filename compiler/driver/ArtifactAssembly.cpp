@@ -160,6 +160,11 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
     meta["head"] = a.getValue().str();
   if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.kv_type"))
     meta["kv_type"] = a.getValue().str();
+  // ternc --decode-layout: every ternary matrix also packed in this layout,
+  // read by calls of fewer than `below` tokens (each kernel record's "decode").
+  if (auto a = m->getAttrOfType<mlir::StringAttr>("tern.decode_layout"))
+    meta["decode_layout"] = {{"layout", a.getValue().str()},
+                             {"below", intAttr(m, "tern.decode_below")}};
   meta["target"] = {{"name", in.target.name},
                     {"kernel_target", in.target.kernelTarget},
                     {"triple", in.target.triple},

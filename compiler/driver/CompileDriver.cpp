@@ -25,6 +25,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "passes/Common.h"
 #include "runtime/formats/ternary.h"
 #include "runtime/support/args.h"
 #include "llvm/IR/LLVMContext.h"
@@ -118,6 +119,15 @@ int runCompileCommand(int argc, char **argv) {
            "activations quantized to int8 per token, integer dot products)");
   p.integer("--max-batch", &popts.maxBatch, 1, INT32_MAX, "N",
             "most tokens one forward call takes (default 512)");
+  p.choice("--decode-layout", &popts.decodeLayout, {"none", "tl2v"}, "L",
+           "none (default) | tl2v: also pack every ternary matrix in the\n"
+           "1.67-bit tl2v layout, which calls of fewer than --decode-below\n"
+           "tokens (decode) read, while larger ones (prefill) keep the cost\n"
+           "model's layout and its GEMM; bit-identical logits, ~1.8x the\n"
+           "ternary bytes on disk. Needs a tl2v kernel (avx512_vnni)");
+  p.integer("--decode-below", &popts.decodeBelow, 2, INT32_MAX, "N",
+            "with --decode-layout: calls of fewer than N tokens read the\n"
+            "decode copy (default 6)");
   p.string("--ukernels", &ukernels, "FILE",
            "ukernel bitcode to link (default: the build's ukernels-<arch>.bc)");
   p.integer("-O", &optLevel, 0, 3, "N", "LLVM optimization level 0..3 (default 3; also -O2)");
@@ -175,6 +185,20 @@ int runCompileCommand(int argc, char **argv) {
     return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
+  if (popts.decodeBelow != 0 && popts.decodeLayout == "none")
+    return usageError("--decode-below needs --decode-layout tl2v");
+  if (popts.decodeLayout != "none") {
+    // Checked before the model is read (tern-select-kernels checks it
+    // again, for tern-opt): the decode copy needs a fast kernel.
+    const std::string kt = machine ? machine->kernelTarget : popts.target;
+    if (popts.actQuant != "token" || !passes::hasUkernelVariant(popts.decodeLayout, "i8", kt)) {
+      std::string with = passes::ukernelIsas(popts.decodeLayout, "i8");
+      return usageError(fmt::format(
+          "--decode-layout {}: target {} (kernels {}{}) has no {} kernel; targets with one: {}",
+          popts.decodeLayout, popts.target, kt, popts.actQuant != "token" ? ", act-quant none" : "",
+          popts.decodeLayout, with.empty() ? "none" : with + " (act-quant token)"));
+    }
+  }
   if (!popts.tuning.empty()) {
     // Checked before the model is read: a bad file fails fast (the pass
     // checks it again, for tern-opt).

@@ -178,7 +178,8 @@ OwningOpRef<ModuleOp> Importer::run() {
     auto wt = w(name, {m, k});
     if (!wt)
       return nullptr;
-    return ir::BitLinearOp::create(b, loc(name), act(m), x, *wt, nullptr, nullptr);
+    return ir::BitLinearOp::create(b, loc(name), act(m), x, *wt, nullptr, nullptr, nullptr,
+                                   nullptr);
   };
 
   auto embW = w("token_embd.weight", {vocab, hidden});

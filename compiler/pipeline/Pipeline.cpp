@@ -18,6 +18,8 @@ void buildTernPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts) {
   select.maxBatch = opts.maxBatch;
   select.head = opts.head;
   select.tuning = opts.tuning;
+  select.decodeLayout = opts.decodeLayout;
+  select.decodeBelow = opts.decodeBelow;
   pm.addPass(tern::passes::createSelectKernelsPass(select));
   tern::passes::PackWeightsPassOptions pack;
   pack.source = opts.source;

@@ -21,9 +21,11 @@ struct PipelineOptions {
   bool refKernels = false;        // --kernel=ref: every callee `_ref`
   bool lowerToLLVM = false;       // run tern-lower-to-llvm after lowering to kernels
   int64_t maxBatch = 512;
-  std::string head = "f16";   // f16 | q8 (select-kernels head=)
-  std::string kvType = "f16"; // f16 | f32 (lower-to-kernels kv-type=)
-  std::string tuning;         // tuning file (select-kernels tuning=); empty: built-in table
+  std::string head = "f16";          // f16 | q8 (select-kernels head=)
+  std::string kvType = "f16";        // f16 | f32 (lower-to-kernels kv-type=)
+  std::string tuning;                // tuning file (select-kernels tuning=); empty: built-in table
+  std::string decodeLayout = "none"; // none | tl2v (select-kernels decode-layout=)
+  int64_t decodeBelow = 0;           // select-kernels decode-below= (0: built-in threshold)
 };
 
 // verify-quant-mapping -> fuse -> select-kernels -> pack-weights

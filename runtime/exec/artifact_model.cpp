@@ -108,9 +108,12 @@ void collectKernels(const nlohmann::json &j, std::map<std::string, int> &out) {
       ++out[s];
   } else if (j.is_object()) {
     // ternc's records: {"callee": "tern_uk_...", "fallback_from": "...", ...}:
-    // only the callee runs.
+    // only the callee runs, and with ternc --decode-layout the record's
+    // "decode" {"callee": ...} for small batches.
     if (auto c = j.find("callee"); c != j.end() && c->is_string()) {
       collectKernels(*c, out);
+      if (auto d = j.find("decode"); d != j.end() && d->is_object())
+        collectKernels(*d, out);
       return;
     }
     for (const auto &[k, v] : j.items())
@@ -387,12 +390,15 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     std::map<std::string, int> fb;
     std::function<void(const nlohmann::json &)> walk = [&](const nlohmann::json &j) {
       if (j.is_object()) {
-        auto c = j.find("callee"), f = j.find("fallback_from");
-        if (c != j.end() && f != j.end() && c->is_string() && f->is_string())
+        auto c = j.find("callee"), f = j.find("fallback_from"), dec = j.find("decode");
+        if (c != j.end() && f != j.end() && c->is_string() && f->is_string()) {
           ++fb[f->get<std::string>() + " -> " + c->get<std::string>()];
-        else
+          if (dec != j.end())
+            walk(*dec);
+        } else {
           for (const auto &v : j)
             walk(v);
+        }
       } else if (j.is_array()) {
         for (const auto &v : j)
           walk(v);

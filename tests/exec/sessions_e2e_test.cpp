@@ -57,9 +57,15 @@ std::string compiled(const std::string &model, const std::string &target, const 
                                        actQuant, maxBatch, ::getpid());
   if (auto it = gCompiled->paths.find(name); it != gCompiled->paths.end())
     return it->second;
-  std::string path = e2e::compile(kModels + model + ".gguf", name,
-                                  {"--target", target, "--kernel", kernel, "--act-quant", actQuant,
-                                   "--max-batch", std::to_string(maxBatch)});
+  // "<layout>+decode-tl2v": --kernel <layout> --decode-layout tl2v (calls
+  // of fewer than 6 tokens read a tl2v copy of every ternary matrix).
+  const size_t plus = kernel.find("+decode-");
+  std::vector<std::string> flags = {
+      "--target",    target,   "--kernel",    kernel.substr(0, plus),
+      "--act-quant", actQuant, "--max-batch", std::to_string(maxBatch)};
+  if (plus != std::string::npos)
+    flags.insert(flags.end(), {"--decode-layout", kernel.substr(plus + 8)});
+  std::string path = e2e::compile(kModels + model + ".gguf", name, flags);
   gCompiled->paths[name] = path;
   return path;
 }
@@ -207,6 +213,8 @@ std::vector<Variant> variants() {
   v.push_back({"tiny-bitnet-tq2", "avx2", "ref", "none"});
   v.push_back({"gqa-bitnet-tq2", "avx512_vnni", "auto", "token"});
   v.push_back({"tiny-bitnet-tq2", "avx512_vnni", "tl2v", "token"});
+  v.push_back({"tiny-bitnet-tq2", "avx512_vnni", "i2s+decode-tl2v", "token"});
+  v.push_back({"gqa-bitnet-tq2", "avx512_vnni", "auto+decode-tl2v", "token"});
   return v;
 }
 

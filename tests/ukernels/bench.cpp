@@ -283,7 +283,8 @@ void runStream(benchmark::State &st, StreamCase sc) {
 
 // BM_stream/<layout>_<isa>_<tile>/n/threads for the int8 decode kernels
 // this host runs (i2s at the measured tile 32x256 and with whole-row K
-// tiles, tl2, tl2v).
+// tiles, tl2, tl2v); n = 2, 3 and 6 at 2 threads place ternc
+// --decode-layout's threshold (docs/cost-model.md, "Two layouts").
 void registerStream() {
   for (const Variant &v : kVariants) {
     const std::string layout = v.layout, isa = v.isa;
@@ -302,8 +303,11 @@ void registerStream() {
           ->ArgNames({"n", "threads"})
           ->Args({1, 1})
           ->Args({1, 2})
+          ->Args({2, 2})
+          ->Args({3, 2})
           ->Args({4, 1})
           ->Args({4, 2})
+          ->Args({6, 2})
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }

@@ -323,5 +323,81 @@ TEST(UkernelMatmulVariants, EveryFastVariantTheHostSupportsRuns) {
 #endif
 }
 
+// ternc --decode-layout: one matrix packed as i2s (prefill: VNNI blocks,
+// the AMX GEMM from 6 tokens) and as tl2v (calls of fewer than 6 tokens).
+// A token's outputs must not depend on which copy its call read: both are
+// exact integer sums scaled by float(sum) * scale / qs. Random shapes with
+// M and K tails and up to three segments; the i2s GEMM runs the whole batch,
+// tl2v runs it again in calls of 1 to 5 tokens; every output equal bit
+// for bit. Every pair of an i2s and a tl2v int8 variant the host runs.
+TEST(UkernelMatmulDecodeCopy, Tl2vEqualsI2sBitForBitAtAnyBatch) {
+  std::vector<const Variant *> i2s, tl2v;
+  for (const Variant &v : variants())
+    if (!v.f32 && hostSupport(v.isa).runs && v.fn && (v.layout == "i2s" || v.layout == "tl2v"))
+      (v.layout == "i2s" ? i2s : tl2v).push_back(&v);
+  ASSERT_FALSE(i2s.empty());
+  ASSERT_FALSE(tl2v.empty());
+  std::mt19937 rng(77);
+  for (int round = 0; round < 12; ++round) {
+    const int nseg = 1 + int(rng() % 3);
+    std::vector<int64_t> segs;
+    for (int i = 0; i < nseg; ++i)
+      segs.push_back(1 + int64_t(rng() % 90));
+    // K: a multiple of 128 (the AMX GEMM's condition) every other round,
+    // else any length with a tail.
+    const uint64_t cols = round % 2 == 0 ? 128 * (1 + rng() % 12) : 33 + rng() % 1400;
+    formats::TernaryMatrix m = randomMatrix(rng, "i2s", segs, cols);
+    const int64_t M = int64_t(m.rows), K = int64_t(cols);
+    const int64_t i2sTm = int64_t(16) << (rng() % 3), i2sTk = 128 * (1 + int64_t(rng() % 4));
+    const int64_t tlTm = int64_t(4) << (rng() % 4), tlTk = 64 * (1 + int64_t(rng() % 4));
+    pk::PackParams pi{KernelLayout::I2S, i2sTm, i2sTk}, pt{KernelLayout::TL2V, tlTm, tlTk};
+    absl::StatusOr<std::vector<uint8_t>> bi = pk::packTernary(m, segs, pi);
+    absl::StatusOr<std::vector<uint8_t>> bt = pk::packTernary(m, segs, pt);
+    ASSERT_TRUE(bi.ok()) << bi.status().message();
+    ASSERT_TRUE(bt.ok()) << bt.status().message();
+    std::vector<int64_t> s3 = segs;
+    s3.resize(3, 0);
+    const int64_t n = 1 + int64_t(rng() % 24);
+    std::vector<float> x = randomFloats(rng, size_t(n * K));
+    model::BitLinearInput in;
+    model::quantizeActivations(x.data(), uint32_t(n), uint32_t(K), ActQuant::PerToken, in);
+    // Runs `v` on tokens [t0, t0 + c) into outs (the batch's rows).
+    auto run = [&](const Variant &v, const std::vector<uint8_t> &packed, int64_t tm, int64_t tk,
+                   int64_t t0, int64_t c, std::vector<std::vector<float>> &outs) {
+      Ctx ctx(Split::Pool);
+      float *o[3];
+      for (int i = 0; i < 3; ++i)
+        o[i] = s3[i] ? outs[size_t(i)].data() + t0 * s3[i] : nullptr;
+      reinterpret_cast<MatmulI8>(v.fn)(&ctx.ctx, c, in.q.data() + t0 * K, in.scale.data() + t0,
+                                       packed.data(), M, K, tm, tk, o[0], s3[0], o[1], s3[1], o[2],
+                                       s3[2]);
+    };
+    auto fresh = [&] {
+      std::vector<std::vector<float>> outs(3);
+      for (int i = 0; i < 3; ++i)
+        outs[size_t(i)].assign(size_t(n * s3[i]), NAN);
+      return outs;
+    };
+    for (const Variant *vi : i2s) {
+      std::vector<std::vector<float>> gemm = fresh();
+      run(*vi, *bi, i2sTm, i2sTk, 0, n, gemm);
+      for (const Variant *vt : tl2v)
+        for (int64_t chunk : {1, 2, 3, 4, 5}) {
+          std::vector<std::vector<float>> small = fresh();
+          for (int64_t t0 = 0; t0 < n; t0 += chunk)
+            run(*vt, *bt, tlTm, tlTk, t0, std::min(chunk, n - t0), small);
+          for (int sg = 0; sg < 3; ++sg)
+            for (size_t i = 0; i < gemm[size_t(sg)].size(); ++i)
+              ASSERT_TRUE(sameBits(small[size_t(sg)][i], gemm[size_t(sg)][i]))
+                  << "i2s_" << vi->isa << " (n=" << n << ", tile " << i2sTm << "x" << i2sTk
+                  << ") vs tl2v_" << vt->isa << " (calls of " << chunk << ", tile " << tlTm << "x"
+                  << tlTk << "), M=" << M << " K=" << K << " segment " << sg << " token "
+                  << i / size_t(s3[sg]) << " row " << i % size_t(s3[sg]) << ": "
+                  << small[size_t(sg)][i] << " vs " << gemm[size_t(sg)][i];
+        }
+    }
+  }
+}
+
 } // namespace
 } // namespace tern::uktest

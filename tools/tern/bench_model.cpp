@@ -25,6 +25,14 @@ DecodeBytes decodeBytesPerToken(const exec::ArtifactModel &m, uint64_t nPrompt, 
             b.embedRowOnly = true;
           }
   }
+  // ternc --decode-layout: a matrix packed twice is read in its decode copy
+  // alone by a one-token step; its main copy (the record's packed_bytes) is
+  // not read.
+  if (auto ks = m.artifact().metadata().find("kernels");
+      ks != m.artifact().metadata().end() && ks->is_array())
+    for (const nlohmann::json &k : *ks)
+      if (auto d = k.find("decode"); d != k.end() && d->is_object() && d->value("below", 0) > 1)
+        b.weights -= double(k.value("packed_bytes", int64_t(0)));
   // Attention reads K and V (of the artifact's KV type: f16 or f32) of every
   // position up to the new one, in every layer: the mean over the decode
   // steps at positions nPrompt .. nPrompt + nGen - 1.

@@ -220,6 +220,9 @@ json artifactReport(const artifact::Artifact &a) {
   // The KV cache's element type (ternc --kv-type); artifacts made before it
   // was recorded attend over an f32 cache, which the runtime assumes.
   r["kv_type"] = meta.value("kv_type", "f32 (unrecorded)");
+  // ternc --decode-layout: {"layout": "tl2v", "below": N}; absent without it.
+  if (meta.contains("decode_layout"))
+    r["decode_layout"] = meta["decode_layout"];
   // Which cost table chose the kernels (tern-select-kernels): "built-in" or
   // "tuning FILE"; per matrix in kernel_sources (absent in artifacts made
   // before it was recorded).
@@ -251,7 +254,13 @@ void printArtifactText(std::ostream &os, const json &r) {
       t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
       r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
       r["kv_type"].get<std::string>(), r["max_batch"].dump());
-  os << fmt::format("cost table {}\n\n", r["cost_table"].get<std::string>());
+  os << fmt::format("cost table {}\n", r["cost_table"].get<std::string>());
+  if (r.contains("decode_layout") && r["decode_layout"].is_object())
+    os << fmt::format("decode     {} copy of every ternary matrix, read by calls of fewer than {} "
+                      "tokens (--decode-layout)\n",
+                      r["decode_layout"].value("layout", "?"),
+                      r["decode_layout"].value("below", int64_t(0)));
+  os << "\n";
   os << fmt::format("{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n", "matrix", "layout", "m", "k",
                     "tile", "callee", "chosen by");
   for (const json &m : r["matrices"]) {
@@ -263,6 +272,14 @@ void printArtifactText(std::ostream &os, const json &r) {
         m.value("m", int64_t(0)), m.value("k", int64_t(0)),
         fmt::format("{}x{}", m.value("tile_m", int64_t(0)), m.value("tile_k", int64_t(0))),
         m.value("callee", "?"), m["chosen_by"].get<std::string>());
+    if (m.contains("decode") && m["decode"].is_object()) {
+      const json &d = m["decode"];
+      os << fmt::format(
+          "{:<28} {:<6} {:>7} {:>7} {:>10}  {:<40} {}\n",
+          fmt::format("  n < {}:", d.value("below", int64_t(0))), d.value("layout", "?"), "", "",
+          fmt::format("{}x{}", d.value("tile_m", int64_t(0)), d.value("tile_k", int64_t(0))),
+          d.value("callee", "?"), "--decode-layout");
+    }
   }
 }
 
