@@ -75,7 +75,7 @@ TERN_UK_DECLARE_MATMUL(tl2v, ref)
  * f32-activation ones use FMA with lane-wise partial sums (close to ref, not
  * bit-identical). ISAs: avx2 = avx2,fma,f16c; avx512_vnni = + avx512f,bw,
  * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod; neon_i8mm
- * (pending) = + dotprod, i8mm. Preconditions
+ * = + dotprod, i8mm. Preconditions
  * of the fast variants (verified by #tern.kernel, no scalar fallback inside):
  * tl1 (neon) tile_m % 16 == 0; tl2 (x86) tile_m % 16 == 0, tile_m <= 1024;
  * the `ref` twins take any tile. */
