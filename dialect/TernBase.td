@@ -89,7 +89,10 @@ def Tern_Isa : I32EnumAttr<"Isa", "instruction set a kernel is chosen for", [
   I32EnumAttrCase<"AVX512VNNI",   1, "avx512_vnni">,
   I32EnumAttrCase<"NEON",         2, "neon">,
   I32EnumAttrCase<"NEONDotprod",  3, "neon_dotprod">,
-  I32EnumAttrCase<"CUDA",         4, "cuda">
+  I32EnumAttrCase<"CUDA",         4, "cuda">,
+  // NEON + dotprod + i8mm (smmla): the i2s GEMM's own ISA; its other ops
+  // and LM heads are neon_dotprod's (TERN_UK_OPS_FROM in variants.def).
+  I32EnumAttrCase<"NEONI8mm",     5, "neon_i8mm">
 ]> {
   let cppNamespace = "::tern::ir";
   let genSpecializedAttr = 0;

@@ -182,7 +182,8 @@ std::string tern::ir::kernelTileError(KernelLayout layout, Isa isa, int64_t tile
   if (tileK % kQuantum != 0)
     return str("kernel layout ", stringifyKernelLayout(layout).str(),
                " needs tile_k to be a multiple of ", kQuantum, ", got ", tileK);
-  if (layout == KernelLayout::TL1 && isa != Isa::NEON && isa != Isa::NEONDotprod)
+  if (layout == KernelLayout::TL1 && isa != Isa::NEON && isa != Isa::NEONDotprod &&
+      isa != Isa::NEONI8mm)
     return str("kernel layout tl1 (tbl lookup) needs an AArch64 target, got ",
                stringifyIsa(isa).str());
   if (layout == KernelLayout::TL2 && isa != Isa::AVX2 && isa != Isa::AVX512VNNI)

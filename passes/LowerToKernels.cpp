@@ -83,6 +83,22 @@ bool hasOpsVariant(llvm::StringRef isa) {
   return false;
 }
 
+// The ISA whose non-matmul ops and LM heads `isa` calls: its own, or the
+// one TERN_UK_OPS_FROM in variants.def names (neon_i8mm: neon_dotprod's).
+llvm::StringRef opsIsa(llvm::StringRef isa) {
+  static const char *const kFrom[][2] = {
+#define TERN_UK_VARIANT(l, a, i)
+#define TERN_UK_OPS_FROM(i, from) {#i, #from},
+#include "runtime/ukernels/variants.def"
+#undef TERN_UK_OPS_FROM
+#undef TERN_UK_VARIANT
+  };
+  for (const auto &f : kFrom)
+    if (isa == f[0])
+      return f[1];
+  return isa;
+}
+
 // How callees are named (runtime/ukernels/ukernels.h).
 struct Naming {
   bool f32act = false;        // --act-quant=none
@@ -93,15 +109,17 @@ struct Naming {
 };
 
 // tern_uk_<op>_<isa> for the ops of ops.h and attention.h (embedding, norms,
-// quantization, rope, attention, add, silu/relu2 mul) on the module's target ISA; `_ref` for
-// --kernel=ref or when no target is known; `wanted` gets the name asked for
-// when the ISA has no such variant (then `_ref`).
+// quantization, rope, attention, add, silu/relu2 mul) on the module's target
+// ISA (its opsIsa); `_ref` for --kernel=ref or when no target is known;
+// `wanted` gets the name asked for when the ISA has no such variant (then
+// `_ref`).
 std::string opCallee(const Naming &nm, llvm::StringRef base, std::string &wanted) {
   if (nm.ref || nm.isa.empty())
     return (base + "_ref").str();
-  if (hasOpsVariant(nm.isa))
-    return (base + "_" + nm.isa).str();
-  wanted = (base + "_" + nm.isa).str();
+  const llvm::StringRef isa = opsIsa(nm.isa);
+  if (hasOpsVariant(isa))
+    return (base + "_" + isa).str();
+  wanted = (base + "_" + isa).str();
   return (base + "_ref").str();
 }
 
@@ -320,7 +338,7 @@ struct LowerLmHead : Lower<LmHeadOp> {
     if (k.getLayout() != KernelLayout::F16 && k.getLayout() != KernelLayout::Q8)
       return op.emitOpError() << "lm_head layout '" << stringifyKernelLayout(k.getLayout())
                               << "' has no ukernel (only f16 and q8)";
-    llvm::StringRef isa = stringifyIsa(k.getIsa());
+    llvm::StringRef isa = opsIsa(stringifyIsa(k.getIsa()));
     const std::string base =
         std::string("tern_uk_lm_head_") + (k.getLayout() == KernelLayout::Q8 ? "q8_" : "f16_");
     std::string wanted, callee = base + "ref";

@@ -76,7 +76,7 @@ def SelectKernelsPass : Pass<"tern-select-kernels", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"target", "target", "std::string", "\"avx2\"",
-           "avx2 | avx512_vnni | neon | neon_dotprod | cuda">,
+           "avx2 | avx512_vnni | neon | neon_dotprod | neon_i8mm | cuda">,
     Option<"kernel", "kernel", "std::string", "\"auto\"",
            "auto, or a layout (i2s, tl1, tl2, tl2v, tq2, tq1) with optional tiles (i2s:32x256)">,
     Option<"explain", "explain", "bool", "false", "emit a remark explaining each choice">,

@@ -88,7 +88,8 @@ int runCompileCommand(int argc, char **argv) {
            "output file (the artifact; '-' = stdout, the default for --emit)");
   p.value("--target", "T",
           "avx2 | x86-64-v3 | avx512_vnni | x86-64-v4 | neon | aarch64 |\n"
-          "neon_dotprod | aarch64-dotprod | native | cuda:sm_80 | cuda:sm_90\n"
+          "neon_dotprod | aarch64-dotprod | neon_i8mm | aarch64-i8mm | native |\n"
+          "cuda:sm_80 | cuda:sm_90\n"
           "(default avx2; cuda = cuda:sm_90; cuda targets: --emit=import|tern|\n"
           "kernels|ptx only, untested on hardware: docs/cuda.md)",
           [&](std::string_view flag, const std::string &v) -> absl::Status {

@@ -350,17 +350,27 @@ std::vector<KernelCost> x86Table(llvm::StringRef isa) {
 // kernel is a GEMM for batches like the AVX2 one: scaled from the AVX2 GEMM
 // rates), smull + sadalp ~ a quarter and the tl1 tbl kernels in between,
 // scaled from the AVX2 one-row kernel (they do not block rows x tokens)
-// (docs/cost-model.md). The scalar twins use the x86 measurements, also
-// marked as estimates.
-std::vector<KernelCost> neonTable(bool dotprod) {
+// (docs/cost-model.md). The i8mm i2s kernel decodes like the sdot one (the
+// same one-row kernel for n = 1) and for batches runs the smmla GEMM: per
+// 16-column chunk, 8 rows x 4 tokens, it issues 24 non-load vector
+// instructions per 256 MACs where the sdot GEMM (4 x 4) issues 26: the
+// weight decode (shift, and, sub per row) dominates both, and the smmla's
+// doubled MACs per instruction go to the row and token zips. So its prefill
+// is priced at 1.1x the sdot GEMM's (26 / 24). Its tl1 is the dotprod body. The
+// scalar twins use the x86 measurements, also marked as estimates.
+enum class NeonLevel { Base, Dotprod, I8mm };
+std::vector<KernelCost> neonTable(NeonLevel level) {
   const ActQuant T = ActQuant::Token, N = ActQuant::None;
-  const char *isa = dotprod ? "neon_dotprod" : "neon";
-  auto scaled = [](Rates r, double f) {
-    return Rates{r.decode * f, r.prefill64 * f, r.prefill128 * f};
+  const bool dotprod = level != NeonLevel::Base;
+  const char *isa = level == NeonLevel::I8mm ? "neon_i8mm" : dotprod ? "neon_dotprod" : "neon";
+  auto scaled = [](Rates r, double f, double prefill = 1.0) {
+    return Rates{r.decode * f, r.prefill64 * f * prefill, r.prefill128 * f * prefill};
   };
+  const Rates i2s = level == NeonLevel::I8mm ? scaled(kI2sAvx2, 0.5, 1.1)
+                    : dotprod                ? scaled(kI2sAvx2, 0.5)
+                                             : scaled(kI2sAvx2Rowwise, 0.25);
   return {row(KernelLayout::TL1, T, isa, scaled(kI2sAvx2Rowwise, dotprod ? 0.35 : 0.3), false),
-          row(KernelLayout::I2S, T, isa,
-              dotprod ? scaled(kI2sAvx2, 0.5) : scaled(kI2sAvx2Rowwise, 0.25), false),
+          row(KernelLayout::I2S, T, isa, i2s, false),
           row(KernelLayout::TQ2, T, "ref", kTq2Ref, false),
           row(KernelLayout::TQ1, T, "ref", kTq1Ref, false),
           row(KernelLayout::I2S, N, "ref", kI2sF32Ref, false),
@@ -393,17 +403,21 @@ public:
 
 class NeonTarget : public TargetInfo {
 public:
-  explicit NeonTarget(bool dotprod) : dotprod(dotprod) {}
-  Isa isa() const override { return dotprod ? Isa::NEONDotprod : Isa::NEON; }
+  explicit NeonTarget(NeonLevel level) : level(level) {}
+  Isa isa() const override {
+    return level == NeonLevel::I8mm      ? Isa::NEONI8mm
+           : level == NeonLevel::Dotprod ? Isa::NEONDotprod
+                                         : Isa::NEON;
+  }
   int vectorBits() const override { return 128; }
   int cores() const override { return 8; }
   int64_t l1Bytes() const override { return 64 << 10; }
   int64_t l2Bytes() const override { return 1 << 20; }
-  double bandwidthGBs() const override { return dotprod ? 60 : 30; }
-  std::vector<KernelCost> costTable() const override { return neonTable(dotprod); }
+  double bandwidthGBs() const override { return level == NeonLevel::Base ? 30 : 60; }
+  std::vector<KernelCost> costTable() const override { return neonTable(level); }
 
 private:
-  bool dotprod;
+  NeonLevel level;
 };
 
 // The GPU targets (docs/cuda.md): one row, i2s with int8 activations (the
@@ -437,7 +451,7 @@ private:
 
 const char *targetNames() {
   return "avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, "
-         "cuda:sm_80, cuda:sm_90 (alias cuda), native";
+         "neon_i8mm, aarch64-i8mm, cuda:sm_80, cuda:sm_90 (alias cuda), native";
 }
 
 std::string MachineTarget::arch() const {
@@ -466,6 +480,8 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     m = {m.name, "neon", arm, "generic", "+neon", "+neon"};
   } else if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod") {
     m = {m.name, "neon_dotprod", arm, "generic", "+neon,+dotprod", "+neon,+dotprod"};
+  } else if (name == "neon_i8mm" || name == "neon-i8mm" || name == "aarch64-i8mm") {
+    m = {m.name, "neon_i8mm", arm, "generic", "+neon,+dotprod,+i8mm", "+neon,+dotprod,+i8mm"};
   } else if (name == "cuda" || name == "cuda:sm_90") {
     m = {m.name, "cuda:sm_90", "", "", "", ""};
     m.gpuArch = "sm_90";
@@ -487,7 +503,9 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     std::vector<const char *> key;
     if (llvm::StringRef(triple).starts_with("aarch64")) {
       m.triple = arm;
-      m.kernelTarget = has("dotprod") ? "neon_dotprod" : "neon";
+      m.kernelTarget = has("dotprod") && has("i8mm") ? "neon_i8mm"
+                       : has("dotprod")              ? "neon_dotprod"
+                                                     : "neon";
       m.refOnly = !has("neon");
       key = {"neon", "dotprod", "i8mm", "sve"};
     } else {
@@ -516,9 +534,11 @@ std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name) {
   if (name == "avx512_vnni" || name == "avx512" || name == "avx512-vnni")
     return std::make_unique<Avx512VnniTarget>();
   if (name == "neon" || name == "aarch64")
-    return std::make_unique<NeonTarget>(false);
+    return std::make_unique<NeonTarget>(NeonLevel::Base);
   if (name == "neon_dotprod" || name == "neon-dotprod" || name == "aarch64-dotprod")
-    return std::make_unique<NeonTarget>(true);
+    return std::make_unique<NeonTarget>(NeonLevel::Dotprod);
+  if (name == "neon_i8mm" || name == "neon-i8mm" || name == "aarch64-i8mm")
+    return std::make_unique<NeonTarget>(NeonLevel::I8mm);
   if (name == "cuda" || name == "cuda:sm_90")
     return std::make_unique<CudaTarget>(90);
   if (name == "cuda:sm_80")

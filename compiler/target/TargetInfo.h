@@ -139,6 +139,7 @@ private:
 //   x86-64-v4                 x86_64, cpu x86-64-v4 (no VNNI in v4), avx2 kernels
 //   neon | aarch64            aarch64, +neon
 //   neon_dotprod | aarch64-dotprod   aarch64, +neon,+dotprod
+//   neon_i8mm | aarch64-i8mm  aarch64, +neon,+dotprod,+i8mm (smmla i2s GEMM)
 //   native                    the host (getHostCPUName / getHostCPUFeatures)
 //   cuda:sm_80 | cuda:sm_90   no CPU code generation: GPU kernels (PTX) for that
 //                             architecture, docs/cuda.md; `cuda` = cuda:sm_90
@@ -157,7 +158,7 @@ struct MachineTarget {
 };
 std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
 
-// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "cuda:sm_80",
+// "avx2", "avx512_vnni" (alias "avx512"), "neon", "neon_dotprod", "neon_i8mm", "cuda:sm_80",
 // "cuda:sm_90" (alias "cuda"),
 // "native" (the host). Null for an unknown name.
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name);

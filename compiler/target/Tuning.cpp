@@ -124,7 +124,7 @@ absl::StatusOr<Tuning> parseTuning(std::string_view text, const std::string &pat
   std::unique_ptr<TargetInfo> ti = createTargetInfo(t.isa);
   if (!ti || t.isa == "native" || ti->name() != t.isa)
     return rd.error("isa", fmt::format("'{}' is not a kernel target (avx2, avx512_vnni, neon, "
-                                       "neon_dotprod, cuda)",
+                                       "neon_dotprod, neon_i8mm, cuda)",
                                        t.isa));
   TRY_ASSIGN(t.cpu, rd.str(j, "", "cpu"));
   TRY_ASSIGN(t.cpuModel, rd.str(j, "", "cpu_model", false));

@@ -11,12 +11,15 @@
 // of the runtime per process.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "runtime/include/tern/tern.h"
 #include "runtime/model/model.h"
+#include "runtime/sampling/sampler.h"
 
 namespace tern::capi {
 
@@ -43,5 +46,13 @@ model::Model &cxxModel(tern_model *m);
 absl::Status toStatus(tern_status code, std::string_view message);
 // toStatus of the calling thread's last C API error.
 absl::Status lastStatus(tern_status code);
+// The C API's sampler parameters for `s` (runtime/sampling/sampler.h): every
+// field of `s` but its seed, which is `seed` (each caller's rule: `tern
+// serve` passes the request's, TERN_SEED_RANDOM when it sent none or -1,
+// docs/server.md; the CLI its --seed or TERN_SEED_RANDOM, docs/sampling.md),
+// and `ignoreEos`. The params' logit_bias points into `bias` (refilled
+// here), which must outlive them.
+tern_sampler_params samplerParams(const sampling::SamplerParams &s, uint64_t seed, bool ignoreEos,
+                                  std::vector<tern_logit_bias> &bias);
 
 } // namespace tern::capi

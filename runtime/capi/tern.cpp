@@ -1254,6 +1254,28 @@ tern_status tern_chat_add_reply(tern_chat *c, const char *content, size_t len,
 
 namespace tern::capi {
 
+tern_sampler_params samplerParams(const sampling::SamplerParams &s, uint64_t seed, bool ignoreEos,
+                                  std::vector<tern_logit_bias> &bias) {
+  tern_sampler_params p;
+  tern_sampler_params_init(&p);
+  p.temperature = s.temperature;
+  p.top_k = s.topK;
+  p.top_p = s.topP;
+  p.min_p = s.minP;
+  p.repeat_last_n = s.repeatLastN;
+  p.repeat_penalty = s.repeatPenalty;
+  p.frequency_penalty = s.frequencyPenalty;
+  p.presence_penalty = s.presencePenalty;
+  p.seed = seed;
+  bias.clear();
+  for (const sampling::LogitBias &b : s.logitBias)
+    bias.push_back({b.token, b.bias});
+  p.logit_bias = bias.data();
+  p.n_logit_bias = bias.size();
+  p.ignore_eos = ignoreEos ? 1 : 0;
+  return p;
+}
+
 tern_status adoptModel(std::unique_ptr<model::Model> m, tern_model **out) {
   static constexpr const char *fn = "tern::capi::adoptModel";
   clearOut(out);

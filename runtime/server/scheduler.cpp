@@ -75,30 +75,6 @@ namespace {
 // entry point's name (capi::toStatus).
 absl::Status apiStatus(tern_status code) { return capi::lastStatus(code); }
 
-// The chain's parameters as the C API takes them; `bias` holds the logit
-// biases the result points to.
-tern_sampler_params samplerParams(const Work &w, std::vector<tern_logit_bias> &bias) {
-  tern_sampler_params p;
-  tern_sampler_params_init(&p);
-  const sampling::SamplerParams &s = w.sampler;
-  p.temperature = s.temperature;
-  p.top_k = s.topK;
-  p.top_p = s.topP;
-  p.min_p = s.minP;
-  p.repeat_last_n = s.repeatLastN;
-  p.repeat_penalty = s.repeatPenalty;
-  p.frequency_penalty = s.frequencyPenalty;
-  p.presence_penalty = s.presencePenalty;
-  p.seed = s.seed;
-  bias.clear();
-  for (const auto &b : s.logitBias)
-    bias.push_back({b.token, b.bias});
-  p.logit_bias = bias.data();
-  p.n_logit_bias = bias.size();
-  p.ignore_eos = w.ignoreEos ? 1 : 0;
-  return p;
-}
-
 } // namespace
 
 struct Scheduler::Active {
@@ -179,7 +155,10 @@ absl::StatusOr<std::shared_ptr<Handle>> Scheduler::submit(Work work) {
   work.maxTokens = work.maxTokens < 0 ? room : std::min(work.maxTokens, room);
   // The request's sampler, made now so that bad parameters are refused here.
   std::vector<tern_logit_bias> bias;
-  const tern_sampler_params sp = samplerParams(work, bias);
+  // The request's seed as parsed (TERN_SEED_RANDOM when none was sent:
+  // server.cpp).
+  const tern_sampler_params sp =
+      capi::samplerParams(work.sampler, work.sampler.seed, work.ignoreEos, bias);
   tern_sampler *smp = nullptr;
   if (tern_status st = tern_sampler_create(model_, &sp, &smp); st != TERN_OK)
     return apiStatus(st);

@@ -426,6 +426,9 @@ template <Layout L, bool kF32> struct MatmulBody;
   ctx, n, x, packed, m, k, tile_m, tile_k, out0, m0, out1, m1, out2, m2
 
 #define TERN_UK_LM_HEAD_NAMES ctx, n, x, w, logits, hidden, vocab, tile_m, tile_k
+// The names of TERN_UK_ATTENTION_ARGS, to forward them.
+#define TERN_UK_ATTENTION_NAMES                                                                    \
+  ctx, n, q, k, v, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, scale
 
 } // namespace
 } // namespace tern_uk

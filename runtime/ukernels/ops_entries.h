@@ -100,25 +100,16 @@ void TERN_UK_OPS_NAME(relu2_mul_f32)(const tern_ctx *ctx, int64_t n, const float
     tern_uk::Ops<tern_uk::OpsIsa>::relu2_mul(i1 - i0, gate + i0, up + i0, out + i0);
 }
 
-void TERN_UK_OPS_NAME(attention_gqa_f32)(const tern_ctx *ctx, int64_t n, const float *q,
-                                         const float *k, const float *v, const int32_t *pos,
-                                         const int32_t *seq, float *out, int64_t layer,
-                                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                                         float scale) {
-  tern_uk::OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  tern_uk::Attention<tern_uk::OpsIsa, float>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
-                                                  n_kv_heads, head_dim, scale);
-}
-
-void TERN_UK_OPS_NAME(attention_gqa_f16)(const tern_ctx *ctx, int64_t n, const float *q,
-                                         const float *k, const float *v, const int32_t *pos,
-                                         const int32_t *seq, float *out, int64_t layer,
-                                         int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                                         float scale) {
-  tern_uk::OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  tern_uk::Attention<tern_uk::OpsIsa, uint16_t>::run(ctx, n, q, k, v, pos, seq, out, layer, n_heads,
-                                                     n_kv_heads, head_dim, scale);
-}
+// attention_gqa_<kv> over a cache of element type T (f32: float, f16:
+// uint16_t IEEE halves).
+#define TERN_UK_OPS_ATTENTION(kv, T)                                                               \
+  void TERN_UK_OPS_NAME(attention_gqa_##kv)(TERN_UK_ATTENTION_ARGS) {                              \
+    tern_uk::OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);                              \
+    tern_uk::Attention<tern_uk::OpsIsa, T>::run(TERN_UK_ATTENTION_NAMES);                          \
+  }
+TERN_UK_OPS_ATTENTION(f32, float)
+TERN_UK_OPS_ATTENTION(f16, uint16_t)
+#undef TERN_UK_OPS_ATTENTION
 
 } // extern "C"
 

@@ -75,7 +75,7 @@ TERN_UK_DECLARE_MATMUL(tl2v, ref)
  * f32-activation ones use FMA with lane-wise partial sums (close to ref, not
  * bit-identical). ISAs: avx2 = avx2,fma,f16c; avx512_vnni = + avx512f,bw,
  * vl,vnni; neon = baseline aarch64; neon_dotprod = + dotprod; neon_i8mm
- * (pending) = + dotprod, i8mm. Preconditions
+ * = + dotprod, i8mm. Preconditions
  * of the fast variants (verified by #tern.kernel, no scalar fallback inside):
  * tl1 (neon) tile_m % 16 == 0; tl2 (x86) tile_m % 16 == 0, tile_m <= 1024;
  * the `ref` twins take any tile. */
@@ -97,25 +97,24 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, c
                                float *y, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
                                float freq_base);
 
-/* Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of
+/* The attention entries' parameters (f32 and f16 caches alike).
+ * Writes k[t], v[t] ([n][n_kv_heads*head_dim]) into layer `layer` of
  * sequence seq[t]'s pages (ctx->kv.page_tables[seq[t]]) at pos[t], then
  * causal grouped-query attention of q[t] over that sequence's positions
  * 0..pos[t]: head h reads KV head h / (n_heads / n_kv_heads). Every K/V row
  * is written before any is read, so tokens of one sequence in one call see
  * each other. A token's output depends only on its own q and its sequence's
  * K/V (batch invariance). */
-void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, const int32_t *seq,
-                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
-                                   int64_t head_dim, float scale);
+#define TERN_UK_ATTENTION_ARGS                                                                     \
+  const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,                  \
+      const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
+      int64_t n_kv_heads, int64_t head_dim, float scale
+void tern_uk_attention_gqa_f32_ref(TERN_UK_ATTENTION_ARGS);
 /* The same over an f16 cache (ctx->kv.pool holds IEEE halves): k and v are
  * rounded to nearest even as they are written (runtime/formats/half.h), and
  * every cached element is read as the float it represents, so the result is
  * the f32 kernel's over the rounded K/V, bit for bit. */
-void tern_uk_attention_gqa_f16_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, const int32_t *seq,
-                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
-                                   int64_t head_dim, float scale);
+void tern_uk_attention_gqa_f16_ref(TERN_UK_ATTENTION_ARGS);
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim);
@@ -155,14 +154,8 @@ void tern_uk_relu2_mul_f32_ref(const tern_ctx *ctx, int64_t n, const float *gate
                                   const float *up, float *out, int64_t dim);                       \
   void tern_uk_relu2_mul_f32_##isa(const tern_ctx *ctx, int64_t n, const float *gate,              \
                                    const float *up, float *out, int64_t dim);                      \
-  void tern_uk_attention_gqa_f32_##isa(                                                            \
-      const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,              \
-      const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
-      int64_t n_kv_heads, int64_t head_dim, float scale);                                          \
-  void tern_uk_attention_gqa_f16_##isa(                                                            \
-      const tern_ctx *ctx, int64_t n, const float *q, const float *k, const float *v,              \
-      const int32_t *pos, const int32_t *seq, float *out, int64_t layer, int64_t n_heads,          \
-      int64_t n_kv_heads, int64_t head_dim, float scale);
+  void tern_uk_attention_gqa_f32_##isa(TERN_UK_ATTENTION_ARGS);                                    \
+  void tern_uk_attention_gqa_f16_##isa(TERN_UK_ATTENTION_ARGS);
 #define TERN_UK_VARIANT(layout, act, isa)
 #define TERN_UK_OPS_VARIANT(isa) TERN_UK_DECLARE_OPS(isa)
 #include "runtime/ukernels/variants.def"

@@ -1,7 +1,8 @@
-// AArch64 NEON + dotprod + i8mm ukernels: the i2s int8 GEMM on smmla for
-// batches, the sdot kernel (arm_dotprod.h) for decode. Listed as a pending
-// variant (variants.def): tested against the ref under qemu, not offered to
-// the compiler (no neon_i8mm target yet). Scalar twin: ukernels_ref.cpp.
+// AArch64 NEON + dotprod + i8mm ukernels (`ternc compile --target
+// neon_i8mm`): the i2s int8 GEMM on smmla for batches, the sdot kernel
+// (arm_dotprod.h) for decode, and the neon_dotprod tl1 body compiled for
+// this target. The target's other ops and LM heads are neon_dotprod's
+// (TERN_UK_OPS_FROM in variants.def). Scalar twin: ukernels_ref.cpp.
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
@@ -138,7 +139,7 @@ struct I2sMmlaGemm : I2sI8<NeonDot> {
   }
 };
 
-template <Layout L, bool kF32> struct MatmulBody;
+template <Layout L, bool kF32> struct MatmulBody : ArmBody<L, kF32, NeonDot> {};
 template <> struct MatmulBody<kI2S, false> {
   using type = I2sMmlaGemm;
 };

@@ -270,22 +270,15 @@ void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, c
   }
 }
 
-void tern_uk_attention_gqa_f32_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, const int32_t *seq,
-                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
-                                   int64_t head_dim, float scale) {
-  OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  attention_gqa<float>(ctx, n, q, k, v, pos, seq, out, layer, n_heads, n_kv_heads, head_dim, scale);
-}
-
-void tern_uk_attention_gqa_f16_ref(const tern_ctx *ctx, int64_t n, const float *q, const float *k,
-                                   const float *v, const int32_t *pos, const int32_t *seq,
-                                   float *out, int64_t layer, int64_t n_heads, int64_t n_kv_heads,
-                                   int64_t head_dim, float scale) {
-  OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);
-  attention_gqa<uint16_t>(ctx, n, q, k, v, pos, seq, out, layer, n_heads, n_kv_heads, head_dim,
-                          scale);
-}
+// tern_uk_attention_gqa_<kv>_ref over a cache of element type T.
+#define TERN_UK_REF_ATTENTION(kv, T)                                                               \
+  void tern_uk_attention_gqa_##kv##_ref(TERN_UK_ATTENTION_ARGS) {                                  \
+    OpScope prof(ctx, TERN_OP_ATTENTION, n, n_heads, layer);                                       \
+    attention_gqa<T>(TERN_UK_ATTENTION_NAMES);                                                     \
+  }
+TERN_UK_REF_ATTENTION(f32, float)
+TERN_UK_REF_ATTENTION(f16, uint16_t)
+#undef TERN_UK_REF_ATTENTION
 
 void tern_uk_add_f32_ref(const tern_ctx *ctx, int64_t n, const float *a, const float *b, float *out,
                          int64_t dim) {

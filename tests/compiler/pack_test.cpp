@@ -184,7 +184,7 @@ TEST(Pack, RefusesBadTilesAndSizes) {
 }
 
 TEST(CostModel, EveryTargetChoosesForAnyShape) {
-  for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod", "cuda"}) {
+  for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod", "neon_i8mm", "cuda"}) {
     auto ti = tern::compiler::createTargetInfo(t);
     ASSERT_TRUE(ti) << t;
     for (auto [m, k] : {std::pair<int64_t, int64_t>{2560, 2560},
@@ -222,7 +222,7 @@ TEST(CostModel, EveryRowIsARealKernel) {
 #include "runtime/ukernels/variants.def"
 #undef TERN_UK_VARIANT
   };
-  for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod"}) {
+  for (const char *t : {"avx2", "avx512_vnni", "neon", "neon_dotprod", "neon_i8mm"}) {
     auto ti = tern::compiler::createTargetInfo(t);
     ASSERT_TRUE(ti) << t;
     std::set<std::pair<int, int>> seen;

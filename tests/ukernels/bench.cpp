@@ -38,11 +38,13 @@ struct Variant {
 #define UK_PTR_avx512_vnni(f) reinterpret_cast<void *>(&f)
 #define UK_PTR_neon(f) nullptr
 #define UK_PTR_neon_dotprod(f) nullptr
+#define UK_PTR_neon_i8mm(f) nullptr
 #else
 #define UK_PTR_avx2(f) nullptr
 #define UK_PTR_avx512_vnni(f) nullptr
 #define UK_PTR_neon(f) reinterpret_cast<void *>(&f)
 #define UK_PTR_neon_dotprod(f) reinterpret_cast<void *>(&f)
+#define UK_PTR_neon_i8mm(f) reinterpret_cast<void *>(&f)
 #endif
 #define UK_PTR_ref(f) reinterpret_cast<void *>(&f)
 #define UK_FN_i8(layout, isa) UK_PTR_##isa(tern_uk_matmul_##layout##_##isa)

@@ -120,8 +120,9 @@ void checkMatmul(std::mt19937 &rng, bool tl1, int64_t tm, int64_t tk, std::vecto
               {"neon_dotprod", &tern_uk_matmul_i2s_neon_dotprod},
               {"neon_i8mm", &tern_uk_matmul_i2s_neon_i8mm},
               {"neon", &tern_uk_matmul_tl1_neon},
-              {"neon_dotprod", &tern_uk_matmul_tl1_neon_dotprod}};
-  for (int fi = tl1 ? 3 : 0; fi < (tl1 ? 5 : 3); ++fi) {
+              {"neon_dotprod", &tern_uk_matmul_tl1_neon_dotprod},
+              {"neon_i8mm", &tern_uk_matmul_tl1_neon_i8mm}};
+  for (int fi = tl1 ? 3 : 0; fi < (tl1 ? 6 : 3); ++fi) {
     const auto &f = fast[fi];
     run(f.fn, got);
     for (int s = 0; s < 3; ++s)

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "fmt/format.h"
+#include "runtime/capi/bridge.h"
 
 namespace tern::cli {
 
@@ -68,23 +69,10 @@ void addSamplingFlags(args::Parser &p, SamplingFlags &f, bool withStops) {
 absl::StatusOr<SamplerHandle> makeSampler(const SamplingFlags &f, const tern_model *m,
                                           std::ostream &err) {
   const sampling::SamplerParams &s = f.params;
-  tern_sampler_params p;
-  tern_sampler_params_init(&p);
-  p.temperature = s.temperature;
-  p.top_k = s.topK;
-  p.top_p = s.topP;
-  p.min_p = s.minP;
-  p.repeat_last_n = s.repeatLastN;
-  p.repeat_penalty = s.repeatPenalty;
-  p.frequency_penalty = s.frequencyPenalty;
-  p.presence_penalty = s.presencePenalty;
-  p.seed = f.seed && *f.seed >= 0 ? uint64_t(*f.seed) : TERN_SEED_RANDOM;
+  // --seed N >= 0 as given; none (or a negative one) draws a random seed.
+  const uint64_t seed = f.seed && *f.seed >= 0 ? uint64_t(*f.seed) : TERN_SEED_RANDOM;
   std::vector<tern_logit_bias> bias;
-  for (const sampling::LogitBias &b : s.logitBias)
-    bias.push_back({b.token, b.bias});
-  p.logit_bias = bias.data();
-  p.n_logit_bias = bias.size();
-  p.ignore_eos = f.ignoreEos ? 1 : 0;
+  const tern_sampler_params p = capi::samplerParams(s, seed, f.ignoreEos, bias);
   tern_sampler *out = nullptr;
   if (tern_status st = tern_sampler_create(m, &p, &out))
     return apiStatus(st);

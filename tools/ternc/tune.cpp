@@ -49,16 +49,19 @@ using LmHead = void (*)(TERN_UK_LM_HEAD_ARGS);
 #define TUNE_PTR_avx512_vnni(f) reinterpret_cast<void *>(&f)
 #define TUNE_PTR_neon(f) nullptr
 #define TUNE_PTR_neon_dotprod(f) nullptr
+#define TUNE_PTR_neon_i8mm(f) nullptr
 #elif defined(__aarch64__)
 #define TUNE_PTR_avx2(f) nullptr
 #define TUNE_PTR_avx512_vnni(f) nullptr
 #define TUNE_PTR_neon(f) reinterpret_cast<void *>(&f)
 #define TUNE_PTR_neon_dotprod(f) reinterpret_cast<void *>(&f)
+#define TUNE_PTR_neon_i8mm(f) reinterpret_cast<void *>(&f)
 #else
 #define TUNE_PTR_avx2(f) nullptr
 #define TUNE_PTR_avx512_vnni(f) nullptr
 #define TUNE_PTR_neon(f) nullptr
 #define TUNE_PTR_neon_dotprod(f) nullptr
+#define TUNE_PTR_neon_i8mm(f) nullptr
 #endif
 #define TUNE_PTR_ref(f) reinterpret_cast<void *>(&f)
 #define TUNE_FN_i8(layout, isa) TUNE_PTR_##isa(tern_uk_matmul_##layout##_##isa)
@@ -99,6 +102,8 @@ bool hostRuns(const std::string &isa) {
     return has("neon");
   if (isa == "neon_dotprod")
     return has("neon") && has("dotprod");
+  if (isa == "neon_i8mm")
+    return has("neon") && has("dotprod") && has("i8mm");
   return false;
 }
 
@@ -462,7 +467,7 @@ chunks), and the f16 LM head; writes the rates as a tuning file for
   p.string("-o,--output", &o.out, "OUT", "the tuning file to write ('-' = stdout)");
   p.value("--target", "T",
           "native (default) or the host's kernel ISA: avx2 | avx512_vnni |\n"
-          "neon | neon_dotprod",
+          "neon | neon_dotprod | neon_i8mm",
           [&](std::string_view, const std::string &v) {
             o.target = v;
             targetGiven = true;

@@ -190,6 +190,37 @@ func.func @attention_neon_dotprod(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>,
 
 // -----
 
+// neon_i8mm (TERN_UK_OPS_FROM in variants.def): its matmuls are its own
+// (i2s: the smmla GEMM, tl1), its other ops and LM heads neon_dotprod's,
+// with no fallback recorded.
+// CHECK-LABEL: func.func @ops_neon_i8mm
+// CHECK: "tern_uk_embed_f32_neon_dotprod"
+// CHECK: "tern_uk_quantize_i8_neon_dotprod"
+// CHECK-NEXT: "tern_uk_matmul_i2s_neon_i8mm"
+// CHECK: "tern_uk_quantize_i8_neon_dotprod"
+// CHECK-NEXT: "tern_uk_matmul_tl1_neon_i8mm"
+// CHECK: "tern_uk_attention_gqa_f16_neon_dotprod"
+// CHECK: "tern_uk_lm_head_f16_neon_dotprod"
+// CHECK-NOT: fallback_from
+// CHECK: return
+// KV32-LABEL: func.func @ops_neon_i8mm
+// KV32: "tern_uk_attention_gqa_f32_neon_dotprod"
+// REF-LABEL: func.func @ops_neon_i8mm
+// REF-NOT: _neon_
+// REF: return
+module attributes {tern.target = "neon_i8mm"} {
+func.func @ops_neon_i8mm(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<?x16xf32> {
+  %h = tern.embed %tokens {weight = #tern.weight<"token_embd.weight", [16, 256], f32, offset = 0, bytes = 16384>} : tensor<?xi32> -> tensor<?x256xf32>
+  %o = tern.bitlinear %h {kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 32, tile_k = 256>, packed = #tern.packed<i2s, offset = 0, bytes = 16388, checksum = 2>, weight = #tern.weight<"blk.0.attn_output.weight", [256, 256], tq2_0, offset = 17408, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  %t = tern.bitlinear %o {kernel = #tern.kernel<tl1, neon_i8mm, tile_m = 32, tile_k = 256>, packed = #tern.packed<tl1, offset = 0, bytes = 16388, checksum = 2>, weight = #tern.weight<"blk.0.ffn_down.weight", [256, 256], tq2_0, offset = 17408, bytes = 16896>} : tensor<?x256xf32> -> tensor<?x256xf32>
+  %a = tern.attention %t, %o, %o, %pos {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 0.125 : f32} : tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>
+  %l = tern.lm_head %a {kernel = #tern.kernel<f16, neon_i8mm, tile_m = 16, tile_k = 256>, packed = #tern.packed<f16, offset = 46464, bytes = 8192, checksum = 3>, weight = #tern.weight<"output.weight", [16, 256], f16, offset = 0, bytes = 8192>} : tensor<?x256xf32> -> tensor<?x16xf32>
+  return %l : tensor<?x16xf32>
+}
+}
+
+// -----
+
 // CHECK-LABEL: func.func @attention_no_fast_ops
 // CHECK: "tern_uk_attention_gqa_f16_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_attention_gqa_f16_cuda", head_dim = 128
 // REF-LABEL: func.func @attention_no_fast_ops

@@ -11,7 +11,7 @@
 // RUN: not tern-opt %s "--tern-select-kernels=act-quant=int4" 2>&1 | FileCheck %s --check-prefix=ACT
 // RUN: not tern-opt %s "--tern-select-kernels=max-batch=0" 2>&1 | FileCheck %s --check-prefix=BATCH
 
-// TARGET: error: unknown target 'sparc' (known: avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, cuda:sm_80, cuda:sm_90 (alias cuda), native)
+// TARGET: error: unknown target 'sparc' (known: avx2, x86-64-v3, avx512_vnni, x86-64-v4, neon, aarch64, neon_dotprod, aarch64-dotprod, neon_i8mm, aarch64-i8mm, cuda:sm_80, cuda:sm_90 (alias cuda), native)
 // KERNEL: error: invalid kernel= '{{.*}}' (auto, i2s, tl1, tl2, tl2v, tq2 or tq1, optionally with :<tile_m>x<tile_k>)
 // TILE: error: kernel= 'i2s:32x100': kernel layout i2s needs tile_k to be a multiple of 128, got 100
 // TL2TILE: error: kernel= 'tl2:8x96': kernel tile 8x96 is refused: tl2 needs tile_m to be a multiple of 16 (16 rows per vector) and at most 1024, got 8

@@ -9,6 +9,10 @@
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni kernel=i2s" | FileCheck %s --check-prefix=VNNI-I2S
 // RUN: tern-opt %s --tern-select-kernels=target=neon | FileCheck %s --check-prefix=NEON
 // RUN: tern-opt %s --tern-select-kernels=target=neon_dotprod | FileCheck %s --check-prefix=DOT
+// RUN: tern-opt %s --tern-select-kernels=target=neon_i8mm | FileCheck %s --check-prefix=I8MM
+// RUN: tern-opt %s --tern-select-kernels="target=neon_i8mm explain=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=I8MM-EXPLAIN
+// RUN: tern-opt %s --tern-select-kernels="target=neon_i8mm act-quant=none explain=true" 2>&1 | FileCheck %s --check-prefix=I8MM-NONE
+// RUN: tern-opt %s --tern-select-kernels="target=neon_i8mm kernel=tl1" | FileCheck %s --check-prefix=I8MM-TL1
 // RUN: tern-opt %s --tern-select-kernels=target=cuda | FileCheck %s --check-prefix=CUDA
 // RUN: tern-opt %s --tern-select-kernels=target=cuda:sm_80 | FileCheck %s --check-prefix=CUDA
 // RUN: tern-opt %s --tern-select-kernels=target=cuda:sm_90 | FileCheck %s --check-prefix=CUDA
@@ -62,6 +66,23 @@
 // DOT: kernel = #tern.kernel<i2s, neon_dotprod, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 // DOT: kernel = #tern.kernel<i2s, neon_dotprod, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
 // DOT: kernel = #tern.kernel<i2s, neon_dotprod, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
+
+// On NEON with i8mm the i2s kernel is the smmla GEMM (prefill priced 1.1x the
+// sdot GEMM's from the two kernels' instruction counts, docs/cost-model.md;
+// decode and tl1 as neon_dotprod): i2s everywhere, the #tern.kernel ISA
+// neon_i8mm (callee tern_uk_matmul_i2s_neon_i8mm). act-quant none: the
+// scalar twins only (no NEON f32-activation kernel), estimated.
+// I8MM: tern.target = "neon_i8mm"
+// I8MM: kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// I8MM: kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
+// I8MM: kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
+// I8MM: kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// I8MM: kernel = #tern.kernel<f16, neon_i8mm, tile_m = 64, tile_k = 512>, weight = #tern.weight<"output.weight"
+// I8MM-EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on neon_i8mm, act-quant token, max-batch 512: i2s tile_m=128 tile_k=512 (neon_i8mm kernel, estimated 8.6/33.3 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode + 4 x prefill per token); best other layout tl1 tile_m={{[0-9]+}} tile_k={{[0-9]+}} (neon_i8mm kernel, estimated 6.0/13.0 G/s per core decode/prefill)
+// I8MM-NONE: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on neon_i8mm, act-quant none, max-batch 512: i2s tile_m=128 tile_k=512 (ref kernel, estimated 1.1/1.1 G/s per core decode/prefill)
+// I8MM-NONE: kernel = #tern.kernel<i2s, neon_i8mm, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// I8MM-TL1: kernel = #tern.kernel<tl1, neon_i8mm, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
+// I8MM-TL1: kernel = #tern.kernel<tl1, neon_i8mm, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 
 // On the cuda targets (docs/cuda.md): i2s rows with one K tile per row
 // (tile_k = K: a row's codes contiguous for the warp's dp4a loads).
