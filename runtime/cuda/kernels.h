@@ -525,4 +525,43 @@ TERN_GPU_FN void embed_f16_thread(const EmbedParams &p, const Thread &th) {
   p.out[i] = tok < 0 || tok >= p.vocab ? 0.0f : f16_to_f32(p.table[tok * p.hidden + c]);
 }
 
+// ---- attention over the paged KV cache, f16 cache: two launches ----
+// tern_uk_attention_gqa_f16_ref on the GPU, as two kernels launched in this
+// order on one stream, both with the same AttnF16Params (the stream order is
+// the ref's "every K/V row of the call is written before any is read"; no
+// grid-wide barrier, no cooperative launch):
+//  1. tern_gpu_kv_store_f16 (planKvStoreF16): one thread per element of
+//     [n][kvDim]; writes k and v of token t, rounded to f16 (the ref's
+//     f32_to_f16, bit-identical), at position pos[t] of sequence seq[t],
+//     layer `layer`;
+//  2. tern_gpu_attention_gqa_f16 (planAttentionF16): one warp per (token,
+//     query head), causal over positions 0..pos[t] of seq[t].
+//
+// How the runtime fills the page table: the GPU cannot follow tern_kv_view's
+// host pointer-to-pointer page_tables, so it uploads one flat int32 array
+//   pageIds[(s * nLayer + l) * maxPages + i] = tern_kv_view.page_tables[s][l][i]
+// for every sequence s of the call (s = seq[t] indexes it, as for the CPU
+// kernels), every layer l < nLayer and i < maxPages (pages per sequence and
+// layer: max_ctx / page_size rounded up). Entries past a sequence's held
+// pages are never read (-1 is fine). `pool` is the device address of the KV
+// pool: page id g starts at pool + g * pageElems halves and holds K
+// [pageSize][kvDim] then V [pageSize][kvDim] (kvDim = nKvHeads * headDim,
+// pageElems = 2 * pageSize * kvDim), tern_kv_view's layout.
+// A lane of the attention holds dims 2 lane + 64 i, 2 lane + 64 i + 1 of the
+// head: head_dim % 64 == 0, at most kAttnMaxHeadDim (launch plan).
+constexpr int kAttnMaxHeadDim = 256;
+constexpr int kAttnMaxPairs = kAttnMaxHeadDim / 64; // dim pairs per lane
+struct AttnF16Params {
+  int64_t n;                // tokens of the call
+  const float *q;           // [n][nHeads * headDim]
+  const float *k, *v;       // [n][nKvHeads * headDim]
+  const int32_t *pos, *seq; // [n]: position of token t, its sequence (row of pageIds)
+  float *out;               // [n][nHeads * headDim]
+  uint16_t *pool;           // device base of the KV pool (IEEE halves)
+  const int32_t *pageIds;   // [nSeq][nLayer][maxPages] page ids (above)
+  int64_t pageElems, pageSize, nLayer, maxPages;
+  int64_t layer, nHeads, nKvHeads, headDim;
+  float scale;
+};
+
 } // namespace tern::cuda
