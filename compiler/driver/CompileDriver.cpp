@@ -173,6 +173,10 @@ int runCompileCommand(int argc, char **argv) {
                       "--emit=import, tern, kernels or ptx");
   if (emit == "ptx" && (!machine || machine->gpuArch.empty()))
     return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
+  if (machine && !machine->gpuArch.empty() && codegen &&
+      (popts.refKernels || popts.actQuant == "none" || popts.kvType == "f32"))
+    return usageError("--target " + popts.target +
+                      ": the GPU kernels need --kernel auto, --act-quant token and --kv-type f16");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
   if (!popts.tuning.empty()) {
@@ -244,7 +248,8 @@ int runCompileCommand(int argc, char **argv) {
   std::unique_ptr<artifact::ArtifactOutput> output;
   popts.io.source = *source;
   if (artifact) {
-    auto created = artifact::ArtifactOutput::create(out, kArtifactSections);
+    auto created = artifact::ArtifactOutput::create(
+        out, machine->gpuArch.empty() ? kArtifactSections : kCudaArtifactSections);
     if (!created.ok()) {
       llvm::errs() << "ternc compile: " << created.status().ToString() << "\n";
       return 1;
@@ -294,6 +299,8 @@ int runCompileCommand(int argc, char **argv) {
     copts.target = *machine;
     copts.optLevel = optLevel;
     copts.ukernelBitcode = ukernels.empty() ? defaultUkernelBitcode(machine->arch()) : ukernels;
+    if (!machine->gpuArch.empty() && ukernels.empty())
+      copts.ukernelBitcode = defaultCudaLauncherBitcode(machine->arch());
     llvm::LLVMContext llctx;
     std::string err;
     std::unique_ptr<llvm::Module> llm = buildLLVMModule(*module, llctx, copts, err);
@@ -329,6 +336,10 @@ int runCompileCommand(int argc, char **argv) {
       in.kernelOption = popts.kernel;
       in.code = std::move(bytes);
       in.compilerVersion = std::string("ternc ") + TERN_COMPILER_VERSION;
+      if (!machine->gpuArch.empty() && !readCudaKernels(machine->gpuArch, in.ptx, in.cubin, err)) {
+        llvm::errs() << "ternc compile: " << err << "\n";
+        return 1;
+      }
       if (!writeArtifact(in, *output, err)) {
         llvm::errs() << "ternc compile: " << err << "\n";
         return 1;

@@ -1,6 +1,7 @@
 #include "compiler/driver/CudaEmit.h"
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "dialect/TernDialect.h"
@@ -19,6 +20,26 @@ std::string defaultCudaPtx(const std::string &gpuArch) {
   if (dir.empty() || gpuArch.empty())
     return "";
   return dir + "/tern-cuda-" + gpuArch + ".ptx";
+}
+
+bool readCudaKernels(const std::string &gpuArch, std::string &ptx, std::vector<uint8_t> &cubin,
+                     std::string &err) {
+  const std::string ptxPath = defaultCudaPtx(gpuArch);
+  std::ifstream in(ptxPath, std::ios::binary);
+  if (ptxPath.empty() || !in) {
+    err = fmt::format("no PTX for {} at '{}' (ternc's build makes it with clang-22: target "
+                      "tern_cuda_ptx)",
+                      gpuArch, ptxPath);
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  ptx = text.str();
+  cubin.clear();
+  std::string cubinPath = ptxPath.substr(0, ptxPath.size() - 4) + ".cubin";
+  if (std::ifstream cb(cubinPath, std::ios::binary); cb)
+    cubin.assign(std::istreambuf_iterator<char>(cb), std::istreambuf_iterator<char>());
+  return true;
 }
 
 namespace {

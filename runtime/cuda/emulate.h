@@ -152,6 +152,9 @@ inline void silu_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
 inline void rope_neox_f32(const LaunchDims &d, const RopeParams &p) {
   for_each_thread(d, [&](Thread th) { rope_thread(p, th); });
 }
+inline void gather_rows(const LaunchDims &d, const GatherParams &p) {
+  for_each_thread(d, [&](Thread th) { gather_rows_thread(p, th); });
+}
 inline void embed_f16(const LaunchDims &d, const EmbedParams &p) {
   for_each_thread(d, [&](Thread th) { embed_f16_thread(p, th); });
 }

@@ -117,3 +117,4 @@ TERN_GPU_KERNEL void tern_gpu_silu_mul_f32(ElementwiseParams p) {
 }
 TERN_GPU_KERNEL void tern_gpu_rope_neox_f32(RopeParams p) { rope_thread(p, thread_here()); }
 TERN_GPU_KERNEL void tern_gpu_embed_f16(EmbedParams p) { embed_f16_thread(p, thread_here()); }
+TERN_GPU_KERNEL void tern_gpu_gather_rows(GatherParams p) { gather_rows_thread(p, thread_here()); }

@@ -508,6 +508,26 @@ TERN_GPU_FN void rope_thread(const RopeParams &p, const Thread &th) {
   }
 }
 
+// ---- gather of output rows: one thread per 32-bit word ----
+// dst row j = src row rows[j] (the rows the lm_head reads; the CPU code's
+// memcpy loop, done on the device because src and dst are device scratch).
+// rowBytes % 4 == 0 (launch plan).
+struct GatherParams {
+  int64_t nOut;
+  const int32_t *rows; // [nOut]
+  const uint8_t *src;  // [*][rowBytes]
+  uint8_t *dst;        // [nOut][rowBytes]
+  int64_t rowBytes;
+};
+TERN_GPU_FN void gather_rows_thread(const GatherParams &p, const Thread &th) {
+  const int64_t words = p.rowBytes / 4, i = element_of(th);
+  if (i >= p.nOut * words)
+    return;
+  const int64_t j = i / words, w = i % words;
+  const uint32_t v = load_u32(p.src + int64_t(p.rows[j]) * p.rowBytes + 4 * w);
+  __builtin_memcpy(p.dst + j * p.rowBytes + 4 * w, &v, 4);
+}
+
 // ---- embedding, f16 table: one thread per output element ----
 struct EmbedParams {
   int64_t n;

@@ -105,4 +105,10 @@ LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t
   return d;
 }
 
+LaunchDims planGatherRows(int64_t nOut, int64_t rowBytes) {
+  if (rowBytes % 4 != 0)
+    return fail(fmt::format("gather row of {} bytes is not whole 32-bit words", rowBytes));
+  return planElementwise(nOut, rowBytes / 4);
+}
+
 } // namespace tern::cuda

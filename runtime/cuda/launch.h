@@ -35,5 +35,8 @@ LaunchDims planElementwise(int64_t n, int64_t dim);
 // head_dim % 64 == 0, head_dim <= 256 (a lane holds 2 dims per 64).
 LaunchDims planKvStoreF16(int64_t n, int64_t kvDim);
 LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim);
+// gather_rows: one thread per 32-bit word of the n_out rows. Needs
+// rowBytes % 4 == 0.
+LaunchDims planGatherRows(int64_t nOut, int64_t rowBytes);
 
 } // namespace tern::cuda
