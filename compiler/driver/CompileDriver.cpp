@@ -173,6 +173,9 @@ int runCompileCommand(int argc, char **argv) {
                       "--emit=import, tern, kernels or ptx");
   if (emit == "ptx" && (!machine || machine->gpuArch.empty()))
     return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
+  if (machine && !machine->gpuArch.empty() && popts.kvType == "f32")
+    return usageError("--kv-type f32: the cuda targets' attention reads an f16 KV cache only "
+                      "(use --kv-type f16, the default)");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
   if (!popts.tuning.empty()) {
