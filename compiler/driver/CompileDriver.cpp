@@ -173,10 +173,13 @@ int runCompileCommand(int argc, char **argv) {
                       "--emit=import, tern, kernels or ptx");
   if (emit == "ptx" && (!machine || machine->gpuArch.empty()))
     return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
+  if (machine && !machine->gpuArch.empty() && popts.kvType == "f32")
+    return usageError("--kv-type f32: the cuda targets' attention reads an f16 KV cache only "
+                      "(use --kv-type f16, the default)");
   if (machine && !machine->gpuArch.empty() && codegen &&
-      (popts.refKernels || popts.actQuant == "none" || popts.kvType == "f32"))
+      (popts.refKernels || popts.actQuant == "none"))
     return usageError("--target " + popts.target +
-                      ": the GPU kernels need --kernel auto, --act-quant token and --kv-type f16");
+                      ": the GPU kernels need --kernel auto and --act-quant token");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
   if (!popts.tuning.empty()) {

@@ -193,14 +193,12 @@ public:
     case TERN_GPU_GATHER_ROWS:
       emulate::gather_rows(d, *static_cast<const GatherParams *>(params));
       break;
-#ifdef TERN_CUDA_ATTENTION_KERNELS
     case TERN_GPU_KV_STORE_F16:
       emulate::kv_store_f16(d, *static_cast<const AttnF16Params *>(params));
       break;
     case TERN_GPU_ATTENTION_GQA_F16:
       emulate::attention_gqa_f16(d, *static_cast<const AttnF16Params *>(params));
       break;
-#endif
     default:
       return absl::UnimplementedError(
           fmt::format("cuda-emulated: no emulation of {}", kernelName(kernel)));
