@@ -243,6 +243,56 @@ TEST(CudaLaunchers, GatherRowsCopiesTheOutputRows) {
   EXPECT_EQ(h.launches, 1);
 }
 
+// The attention launcher: two launches (K/V store, attention) reading the
+// pool, page size and the flat page table from the ctx; the ref reads the
+// same pages through the host pointer tables. The pool after the call is
+// the ref's bit for bit; outputs within 1e-5 (h3's kernels test checks the
+// kernel's bound in detail).
+TEST(CudaLaunchers, AttentionWritesTheRefsPoolAndAttends) {
+  std::mt19937 rng(6);
+  const int64_t nSeq = 2, nLayer = 2, pageSize = 4, maxPages = 4, nHeads = 4, nKv = 2, hd = 64;
+  const int64_t kvDim = nKv * hd, pageElems = 2 * pageSize * kvDim,
+                nPages = nSeq * nLayer * maxPages;
+  // Page ids shuffled: sequence s, layer l, page i -> ids[(s * nLayer + l) * maxPages + i].
+  std::vector<int32_t> ids(static_cast<size_t>(nPages));
+  for (int64_t i = 0; i < nPages; ++i)
+    ids[size_t(i)] = int32_t((i * 5 + 3) % nPages);
+  std::vector<std::vector<const int32_t *>> perSeq(nSeq);
+  std::vector<const int32_t *const *> tables(nSeq);
+  for (int64_t s = 0; s < nSeq; ++s) {
+    for (int64_t l = 0; l < nLayer; ++l)
+      perSeq[s].push_back(&ids[size_t((s * nLayer + l) * maxPages)]);
+    tables[s] = perSeq[s].data();
+  }
+  std::vector<uint16_t> poolRef(size_t(nPages * pageElems)), poolGpu(poolRef.size());
+  // Sequence 0 gets positions 0..5, sequence 1 positions 0..2, interleaved.
+  const std::vector<int32_t> pos = {0, 0, 1, 2, 1, 3, 4, 2, 5}, seq = {0, 1, 0, 0, 1, 0, 0, 1, 0};
+  const int64_t n = int64_t(pos.size()), layer = 1;
+  const std::vector<float> q = randomFloats(rng, n * nHeads * hd), k = randomFloats(rng, n * kvDim),
+                           v = randomFloats(rng, n * kvDim);
+  std::vector<float> want(q.size()), got(q.size());
+  tern_ctx ref{};
+  ref.abi_version = TERN_ABI_VERSION;
+  ref.kv = {poolRef.data(), pageElems, pageSize, nSeq, tables.data()};
+  tern_uk_attention_gqa_f16_ref(&ref, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
+                                want.data(), layer, nHeads, nKv, hd, 0.125f);
+  Harness h;
+  std::vector<int32_t> posB = pos, seqB = seq;
+  h.mirror(posB);
+  h.mirror(seqB);
+  h.ctx.kv = {poolGpu.data(), pageElems, pageSize, nSeq, nullptr};
+  h.gpu.page_ids = ids.data();
+  h.gpu.n_layer = nLayer;
+  h.gpu.max_pages = maxPages;
+  tern_uk_attention_gqa_f16_cuda(&h.ctx, n, q.data(), k.data(), v.data(), posB.data(), seqB.data(),
+                                 got.data(), layer, nHeads, nKv, hd, 0.125f);
+  EXPECT_EQ(h.error, "");
+  EXPECT_EQ(h.launches, 2);
+  EXPECT_EQ(poolRef, poolGpu);
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
+}
+
 TEST(CudaLaunchers, PlanKernelRefusesWhatNoKernelRuns) {
   tc::I2sParams p{1, nullptr, nullptr, nullptr, 64, 100, 32, 128, {}, {}};
   EXPECT_NE(tc::planKernel(TERN_GPU_MATMUL_I2S_I8, &p, sizeof p).error.find("multiple of 128"),

@@ -7,13 +7,16 @@
 // each gives alone; the device errors. With a CUDA driver and a GPU present
 // the same goldens run on the GPU (DeviceCuda), else that test checks the
 // error message.
+#include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include "fmt/format.h"
 #include "runtime/exec/artifact_model.h"
 #include "runtime/model/eval.h"
 #include "runtime/support/status.h"
 #include "tests/exec/e2e_util.h"
+#include "tools/tern/cli.h"
 #include "gtest/gtest.h"
 
 namespace tern::exec {
@@ -238,6 +241,46 @@ TEST(CudaDevice, DriverRunsTheGoldensOrSaysWhyNot) {
   std::printf("  %s\n", (*m)->describe().c_str());
   const double worst = runGoldens(**m, {"tiny-bitnet-i2s", 0.05, 0.03});
   std::printf("MEASURED cuda (GPU) tiny-bitnet-i2s: max dp %.4f\n", worst);
+}
+
+// `tern eval ... --device`: the flag reaches the runtime, its errors are the
+// command's; a .gguf with --device cuda-emulated compiles for --target cuda.
+TEST(CudaCli, EvalWithDeviceFlag) {
+  const std::string gpu = cudaArtifact("tiny-bitnet-tq2");
+  const std::string cpu =
+      e2e::compile(fmt::format("{}/models/tiny-bitnet-tq2.gguf", kFixtures), "tiny-tq2-cpu", {});
+  ASSERT_FALSE(gpu.empty());
+  ASSERT_FALSE(cpu.empty());
+  auto eval = [](const std::string &model, std::vector<std::string> extra, std::string *errOut) {
+    std::vector<std::string> args = {
+        "eval", model, "--tokens", "354,111,110,97", "--json", "--greedy", "4", "-c", "64"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::ostringstream out, err;
+    const int rc = cli::ternMain(args, out, err);
+    *errOut = err.str();
+    return rc;
+  };
+  std::string err;
+  EXPECT_EQ(eval(gpu, {"--device", "cuda-emulated"}, &err), 0) << err;
+  EXPECT_NE(eval(cpu, {"--device", "cuda-emulated"}, &err), 0);
+  EXPECT_NE(err.find("compiled for the CPU"), std::string::npos) << err;
+  EXPECT_NE(eval(gpu, {"--device", "cpu"}, &err), 0);
+  EXPECT_NE(err.find("--device cuda"), std::string::npos) << err;
+  if (eval(gpu, {}, &err) != 0) // the default for a cuda artifact: the driver
+    EXPECT_NE(err.find("cuda-emulated"), std::string::npos) << err;
+  namespace fs = std::filesystem;
+  const fs::path cache = fs::path(TERN_E2E_DIR) / "cuda-cache";
+  fs::remove_all(cache);
+  ::setenv("TERNC", TERNC_PATH, 1);
+  ::setenv("TERN_CACHE_DIR", cache.c_str(), 1);
+  EXPECT_EQ(eval(kFixtures + "/models/tiny-bitnet-tq2.gguf",
+                 {"--compile", "--device", "cuda-emulated"}, &err),
+            0)
+      << err;
+  EXPECT_NE(eval(kFixtures + "/models/tiny-bitnet-tq2.gguf",
+                 {"--reference", "--device", "cuda-emulated"}, &err),
+            0);
+  EXPECT_NE(err.find("runs compiled code only"), std::string::npos) << err;
 }
 
 } // namespace
