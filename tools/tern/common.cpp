@@ -66,7 +66,9 @@ void addModelFlags(args::Parser &p, Common &c) {
            "GPU; UNTESTED ON HARDWARE) or cuda-emulated (the GPU\n"
            "kernels' code on the CPU, for tests); default: what the\n"
            "artifact was compiled for (ternc --target cuda:sm_XX)");
-  p.string("--target", &c.target, "T", "when compiling: ternc's --target (default native)");
+  p.string("--target", &c.target, "T",
+           "when compiling: ternc's --target (default native; cuda\nwith --device cuda or "
+           "cuda-emulated)");
   p.string("--kernel", &c.kernel, "K",
            "when compiling: ternc's --kernel (e.g. ref); on the\n"
            "reference path only `ref` is accepted");
@@ -200,8 +202,8 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
   }
   exec::CompileRequest req;
   req.target = c.target;
-  if (gpuDevice && req.target.empty())
-    req.target = "cuda";
+  if (gpuDevice && (req.target.empty() || req.target == "native"))
+    req.target = "cuda"; // native is the CPU; a GPU device needs the cuda target
   req.kernel = c.kernel;
   if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
     req.actQuant = "none";
