@@ -197,15 +197,17 @@ inline void attention_gqa_f16(const LaunchDims &d, const AttnF16Params &p) {
     int64_t t, h;
     if (!attn_work(p, th, &t, &h))
       return;
-    switch (p.headDim / 64) {
-    case 1:
+    switch (p.headDim) {
+    case 64:
       return attention_warp<1>(p, t, h);
-    case 2:
+    case 128:
       return attention_warp<2>(p, t, h);
-    case 3:
+    case 192:
       return attention_warp<3>(p, t, h);
-    default:
+    case 256:
       return attention_warp<4>(p, t, h);
+    default: // refused by planAttentionF16
+      return;
     }
   });
 }

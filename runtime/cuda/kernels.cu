@@ -156,14 +156,16 @@ TERN_GPU_KERNEL void tern_gpu_attention_gqa_f16(AttnF16Params p) {
   int64_t t, h;
   if (!attn_work(p, th, &t, &h))
     return;
-  switch (p.headDim / 64) {
-  case 1:
+  switch (p.headDim) {
+  case 64:
     return attention_warp<1>(p, t, h, lane_of(th));
-  case 2:
+  case 128:
     return attention_warp<2>(p, t, h, lane_of(th));
-  case 3:
+  case 192:
     return attention_warp<3>(p, t, h, lane_of(th));
-  default:
+  case 256:
     return attention_warp<4>(p, t, h, lane_of(th));
+  default: // refused by planAttentionF16
+    return;
   }
 }

@@ -570,7 +570,11 @@ TERN_GPU_FN void embed_f16_thread(const EmbedParams &p, const Thread &th) {
 // pages are never read (-1 is fine). `pool` is the device address of the KV
 // pool: page id g starts at pool + g * pageElems halves and holds K
 // [pageSize][kvDim] then V [pageSize][kvDim] (kvDim = nKvHeads * headDim,
-// pageElems = 2 * pageSize * kvDim), tern_kv_view's layout.
+// pageElems = 2 * pageSize * kvDim), tern_kv_view's layout; it must be
+// 16-byte aligned (the attention reads K rows with 16-byte loads; any
+// cuMemAlloc address is). The struct is passed by value as each kernel's only
+// parameter, like the other *Params.
+//
 // A lane of the attention holds dims 2 lane + 64 i, 2 lane + 64 i + 1 of the
 // head: head_dim % 64 == 0, at most kAttnMaxHeadDim (launch plan).
 constexpr int kAttnMaxHeadDim = 256;
