@@ -113,7 +113,22 @@ struct Naming {
 // ISA (its opsIsa); `_ref` for --kernel=ref or when no target is known;
 // `wanted` gets the name asked for when the ISA has no such variant (then
 // `_ref`).
+// The cuda targets (docs/cuda.md) call launchers tern_uk_<op>_cuda
+// (runtime/cuda/launchers.cpp) for every op with a GPU kernel; --kernel=ref
+// does not apply there (the CPU `_ref` ukernels cannot read device memory).
+bool isCuda(const Naming &nm) { return nm.isa == "cuda"; }
+// The ops of ops.h / attention.h with a GPU kernel (runtime/cuda/kernels.h).
+bool hasCudaLauncher(llvm::StringRef base) {
+  return llvm::is_contained({"tern_uk_embed_f16", "tern_uk_rms_norm_f32",
+                             "tern_uk_rms_norm_quantize_i8", "tern_uk_quantize_i8",
+                             "tern_uk_rope_neox_f32", "tern_uk_attention_gqa_f16",
+                             "tern_uk_add_f32", "tern_uk_silu_mul_f32", "tern_uk_relu2_mul_f32"},
+                            base);
+}
+
 std::string opCallee(const Naming &nm, llvm::StringRef base, std::string &wanted) {
+  if (isCuda(nm))
+    return (base + "_cuda").str();
   if (nm.ref || nm.isa.empty())
     return (base + "_ref").str();
   const llvm::StringRef isa = opsIsa(nm.isa);
@@ -129,6 +144,8 @@ std::string matmulCallee(const Naming &nm, KernelAttr k, std::string &wanted) {
   llvm::StringRef layout = stringifyKernelLayout(k.getLayout());
   llvm::StringRef isa = stringifyIsa(k.getIsa());
   std::string base = ("tern_uk_matmul_" + layout + (nm.f32act ? "_f32act" : "")).str();
+  if (isCuda(nm))
+    return base + "_cuda";
   if (nm.ref)
     return base + "_ref";
   if (tern::passes::hasUkernelVariant(layout, nm.f32act ? "f32" : "i8", isa))
@@ -164,6 +181,9 @@ template <typename Op> struct Lower : OpConversionPattern<Op> {
   // The op's callee on the target ISA (opCallee), recording a fallback.
   LogicalResult replaceOp(Op op, ConversionPatternRewriter &rw, llvm::StringRef base,
                           ValueRange args, Args &a) const {
+    if (isCuda(nm) && !hasCudaLauncher(base))
+      return op.emitOpError() << "has no GPU kernel on the cuda targets (" << base
+                              << "; docs/cuda.md)";
     std::string wanted, callee = opCallee(nm, base, wanted);
     return replace(op, rw, callee, args, a, wanted);
   }
@@ -235,6 +255,9 @@ struct LowerBitLinear : Lower<BitLinearOp> {
       return rw.notifyMatchFailure(op, "no kernel chosen");
     std::string wanted;
     std::string callee = matmulCallee(nm, k, wanted);
+    if (isCuda(nm) && (nm.f32act || k.getLayout() != KernelLayout::I2S))
+      return op.emitOpError() << "has no GPU kernel on the cuda targets (only i2s with int8 "
+                                 "activations; docs/cuda.md)";
     if (nm.f32act) {
       // Float activations: the matmul reads x itself.
       Args a(op.getContext());
@@ -276,6 +299,9 @@ struct LowerMatmul : Lower<TernaryMatmulOp> {
                                  "(run tern-fuse only with act-quant=token)";
     std::string wanted;
     std::string callee = matmulCallee(nm, k, wanted);
+    if (isCuda(nm) && k.getLayout() != KernelLayout::I2S)
+      return op.emitOpError() << "has no GPU kernel on the cuda targets (layout '"
+                              << stringifyKernelLayout(k.getLayout()) << "'; docs/cuda.md)";
     Args a(op.getContext());
     a.i("m", op.getTotalRows()).i("k", width(op.getInput()));
     a.i("segments", op.getWeights().size()).kernel(k, op.getPackedAttr());
@@ -342,7 +368,12 @@ struct LowerLmHead : Lower<LmHeadOp> {
     const std::string base =
         std::string("tern_uk_lm_head_") + (k.getLayout() == KernelLayout::Q8 ? "q8_" : "f16_");
     std::string wanted, callee = base + "ref";
-    if (!nm.ref) {
+    if (isCuda(nm)) {
+      if (k.getLayout() != KernelLayout::F16)
+        return op.emitOpError() << "lm_head layout '" << stringifyKernelLayout(k.getLayout())
+                                << "' has no GPU kernel on the cuda targets (only f16)";
+      callee = base + "cuda";
+    } else if (!nm.ref) {
       if (hasHeadVariant(isa))
         callee = base + isa.str();
       else

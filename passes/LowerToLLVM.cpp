@@ -354,6 +354,12 @@ void LowerToLLVMPass::runOnOperation() {
   auto f32 = b.getF32Type();
   auto voidTy = LLVM::LLVMVoidType::get(ctx);
 
+  // cuda targets (docs/cuda.md): the host code must not touch scratch.
+  const bool cudaTarget = [&] {
+    auto t = module->getAttrOfType<StringAttr>("tern.target");
+    return t && t.getValue() == "cuda";
+  }();
+
   // Ukernel declarations, with the C signature of ukernels.h.
   llvm::StringMap<LLVM::LLVMFuncOp> decls;
   auto declareName = [&](llvm::StringRef name) -> LLVM::LLVMFuncOp {
@@ -506,15 +512,33 @@ void LowerToLLVMPass::runOnOperation() {
         threads);
     LLVM::CondBrOp::create(b, loc, icmp(P::sgt, nOut, c64(0)), gHead, ValueRange{j0}, done,
                            ValueRange{});
-    // gather: row j of `gathered` = row out_rows[j] of the head's input
-    b.setInsertionPointToEnd(gHead);
-    Value j = gHead->getArgument(0);
-    LLVM::CondBrOp::create(b, loc, icmp(P::slt, j, j1), gBody, ValueRange{}, sync, ValueRange{});
-    b.setInsertionPointToEnd(gBody);
-    Value src = gep(ptrOf(headIn), LLVM::MulOp::create(b, loc, elem(outRows, j), c64(gatherRow)));
-    Value dst = gep(gathered, LLVM::MulOp::create(b, loc, j, c64(gatherRow)));
-    LLVM::MemcpyOp::create(b, loc, dst, src, c64(gatherRow), /*isVolatile=*/false);
-    LLVM::BrOp::create(b, loc, ValueRange{LLVM::AddOp::create(b, loc, j, c64(1))}, gHead);
+    if (cudaTarget) {
+      // cuda targets: scratch is device memory, so the rows are gathered by
+      // a GPU kernel (runtime/cuda/launchers.cpp), in one call (no region).
+      gBody->erase();
+      b.setInsertionPointToEnd(gHead);
+      LLVM::LLVMFuncOp gather;
+      {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(module.getBody());
+        gather = LLVM::LLVMFuncOp::create(
+            b, loc, "tern_uk_gather_rows_cuda",
+            LLVM::LLVMFunctionType::get(voidTy, {ptrTy, i64, ptrTy, ptrTy, ptrTy, i64}));
+      }
+      LLVM::CallOp::create(
+          b, loc, gather, ValueRange{cctx, nOut, outRows, ptrOf(headIn), gathered, c64(gatherRow)});
+      LLVM::BrOp::create(b, loc, ValueRange{}, sync);
+    } else {
+      // gather: row j of `gathered` = row out_rows[j] of the head's input
+      b.setInsertionPointToEnd(gHead);
+      Value j = gHead->getArgument(0);
+      LLVM::CondBrOp::create(b, loc, icmp(P::slt, j, j1), gBody, ValueRange{}, sync, ValueRange{});
+      b.setInsertionPointToEnd(gBody);
+      Value src = gep(ptrOf(headIn), LLVM::MulOp::create(b, loc, elem(outRows, j), c64(gatherRow)));
+      Value dst = gep(gathered, LLVM::MulOp::create(b, loc, j, c64(gatherRow)));
+      LLVM::MemcpyOp::create(b, loc, dst, src, c64(gatherRow), /*isVolatile=*/false);
+      LLVM::BrOp::create(b, loc, ValueRange{LLVM::AddOp::create(b, loc, j, c64(1))}, gHead);
+    }
     b.setInsertionPointToEnd(sync);
     LLVM::CondBrOp::create(b, loc, inRegion, wait, ValueRange{}, head, ValueRange{});
     b.setInsertionPointToEnd(wait);

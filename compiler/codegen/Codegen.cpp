@@ -84,6 +84,13 @@ std::string defaultUkernelBitcode(const std::string &arch) {
   return dir + "/ukernels-" + arch + ".bc";
 }
 
+std::string defaultCudaLauncherBitcode(const std::string &arch) {
+  std::string dir = TERN_UKERNEL_BC_DIR;
+  if (dir.empty() || arch.empty())
+    return "";
+  return dir + "/cuda-launchers-" + arch + ".bc";
+}
+
 std::unique_ptr<llvm::Module> buildLLVMModule(mlir::ModuleOp module, llvm::LLVMContext &ctx,
                                               const CodegenOptions &opts, std::string &err) {
   std::unique_ptr<llvm::TargetMachine> tm = makeTargetMachine(opts.target, opts.optLevel, err);

@@ -24,6 +24,9 @@ struct CodegenOptions {
 // The ukernel bitcode file built for `arch` ("x86_64", "aarch64"):
 // TERN_UKERNEL_BC_DIR/ukernels-<arch>.bc (the build's tern_ukernels_bc).
 std::string defaultUkernelBitcode(const std::string &arch);
+// The cuda targets' launcher bitcode for the host arch (runtime/cuda's
+// tern_cuda_launchers_bc): TERN_UKERNEL_BC_DIR/cuda-launchers-<arch>.bc.
+std::string defaultCudaLauncherBitcode(const std::string &arch);
 
 // Translates `module` (LLVM dialect, tern.* attributes ignored), sets the
 // triple / data layout / CPU / features, links the ukernel bitcode

@@ -209,6 +209,20 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
   meta["weights"] = {{"bytes", weightsBytes}, {"packed_bytes", packedBytes}, {"tensors", tensors}};
   meta["code"] = {{"bytes", in.code.size()},
                   {"entry_points", {TERN_SYM_FORWARD, TERN_SYM_DESCRIBE}}};
+  // cuda targets: GPU_CODE = the PTX, then (64-byte aligned) the cubin.
+  std::vector<uint8_t> gpuCode;
+  if (!in.ptx.empty()) {
+    gpuCode.assign(in.ptx.begin(), in.ptx.end());
+    nlohmann::json gpu = {{"arch", in.target.gpuArch},
+                          {"ptx", {{"offset", 0}, {"bytes", in.ptx.size()}}},
+                          {"untested_on_hardware", true}};
+    if (!in.cubin.empty()) {
+      gpuCode.resize((gpuCode.size() + 63) / 64 * 64, 0);
+      gpu["cubin"] = {{"offset", gpuCode.size()}, {"bytes", in.cubin.size()}};
+      gpuCode.insert(gpuCode.end(), in.cubin.begin(), in.cubin.end());
+    }
+    meta["gpu"] = gpu;
+  }
   std::string metaText = meta.dump(1);
 
   artifact::HeaderFields h;
@@ -226,6 +240,8 @@ bool writeArtifact(const ArtifactInputs &in, artifact::ArtifactOutput &out, std:
     s = out.addSection(TERN_SECTION_TOKENIZER, *tokBytes);
   if (s.ok())
     s = out.addSection(TERN_SECTION_CODE, in.code);
+  if (s.ok() && !gpuCode.empty())
+    s = out.addSection(TERN_SECTION_GPU_CODE, gpuCode);
   if (s.ok())
     s = out.commit(h);
   if (!s.ok()) {

@@ -27,6 +27,8 @@
 namespace tern::compiler {
 
 inline constexpr uint32_t kArtifactSections = 4;
+// cuda targets: + GPU_CODE (the kernels' PTX and cubins, docs/cuda.md).
+inline constexpr uint32_t kCudaArtifactSections = 5;
 
 struct ArtifactInputs {
   mlir::ModuleOp module;     // after tern-lower-to-llvm (reads its tern.* attributes)
@@ -35,6 +37,10 @@ struct ArtifactInputs {
   std::string kernelOption;  // --kernel as given
   std::vector<uint8_t> code; // the shared object
   std::string compilerVersion;
+  // cuda targets: the PTX of target.gpuArch and, where ptxas made one, its
+  // cubin (GPU_CODE section, metadata "gpu"); both empty for CPU targets.
+  std::string ptx;
+  std::vector<uint8_t> cubin;
 };
 
 // `out` (created with kArtifactSections) has the weights section open, its

@@ -184,6 +184,13 @@ int runCompileCommand(int argc, char **argv) {
                       "--emit=import, tern, kernels or ptx");
   if (emit == "ptx" && (!machine || machine->gpuArch.empty()))
     return usageError("--emit=ptx needs a GPU target (--target cuda:sm_80 or cuda:sm_90)");
+  if (machine && !machine->gpuArch.empty() && popts.kvType == "f32")
+    return usageError("--kv-type f32: the cuda targets' attention reads an f16 KV cache only "
+                      "(use --kv-type f16, the default)");
+  if (machine && !machine->gpuArch.empty() && codegen &&
+      (popts.refKernels || popts.actQuant == "none"))
+    return usageError("--target " + popts.target +
+                      ": the GPU kernels need --kernel auto and --act-quant token");
   if (machine && machine->refOnly)
     popts.refKernels = true; // the host cannot run any ISA ukernel
   if (popts.decodeBelow != 0 && popts.decodeLayout == "none")
@@ -269,7 +276,8 @@ int runCompileCommand(int argc, char **argv) {
   std::unique_ptr<artifact::ArtifactOutput> output;
   popts.io.source = *source;
   if (artifact) {
-    auto created = artifact::ArtifactOutput::create(out, kArtifactSections);
+    auto created = artifact::ArtifactOutput::create(
+        out, machine->gpuArch.empty() ? kArtifactSections : kCudaArtifactSections);
     if (!created.ok()) {
       llvm::errs() << "ternc compile: " << created.status().ToString() << "\n";
       return 1;
@@ -319,6 +327,8 @@ int runCompileCommand(int argc, char **argv) {
     copts.target = *machine;
     copts.optLevel = optLevel;
     copts.ukernelBitcode = ukernels.empty() ? defaultUkernelBitcode(machine->arch()) : ukernels;
+    if (!machine->gpuArch.empty() && ukernels.empty())
+      copts.ukernelBitcode = defaultCudaLauncherBitcode(machine->arch());
     llvm::LLVMContext llctx;
     std::string err;
     std::unique_ptr<llvm::Module> llm = buildLLVMModule(*module, llctx, copts, err);
@@ -354,6 +364,10 @@ int runCompileCommand(int argc, char **argv) {
       in.kernelOption = popts.kernel;
       in.code = std::move(bytes);
       in.compilerVersion = std::string("ternc ") + TERN_COMPILER_VERSION;
+      if (!machine->gpuArch.empty() && !readCudaKernels(machine->gpuArch, in.ptx, in.cubin, err)) {
+        llvm::errs() << "ternc compile: " << err << "\n";
+        return 1;
+      }
       if (!writeArtifact(in, *output, err)) {
         llvm::errs() << "ternc compile: " << err << "\n";
         return 1;

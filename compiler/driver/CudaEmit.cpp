@@ -1,6 +1,7 @@
 #include "compiler/driver/CudaEmit.h"
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "dialect/TernDialect.h"
@@ -21,6 +22,26 @@ std::string defaultCudaPtx(const std::string &gpuArch) {
   return dir + "/tern-cuda-" + gpuArch + ".ptx";
 }
 
+bool readCudaKernels(const std::string &gpuArch, std::string &ptx, std::vector<uint8_t> &cubin,
+                     std::string &err) {
+  const std::string ptxPath = defaultCudaPtx(gpuArch);
+  std::ifstream in(ptxPath, std::ios::binary);
+  if (ptxPath.empty() || !in) {
+    err = fmt::format("no PTX for {} at '{}' (ternc's build makes it with clang-22: target "
+                      "tern_cuda_ptx)",
+                      gpuArch, ptxPath);
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  ptx = text.str();
+  cubin.clear();
+  std::string cubinPath = ptxPath.substr(0, ptxPath.size() - 4) + ".cubin";
+  if (std::ifstream cb(cubinPath, std::ios::binary); cb)
+    cubin.assign(std::istreambuf_iterator<char>(cb), std::istreambuf_iterator<char>());
+  return true;
+}
+
 namespace {
 
 int64_t intArg(mlir::DictionaryAttr args, llvm::StringRef name) {
@@ -30,10 +51,14 @@ int64_t intArg(mlir::DictionaryAttr args, llvm::StringRef name) {
 }
 
 // The GPU kernel of one ukernel call and its launch plan for n tokens; empty
-// kernel name when runtime/cuda has none yet.
+// kernel name when runtime/cuda has none yet. The f16 attention is two
+// launches in order (kernels.h): the K/V store (kernel, plan), then the
+// attention (then, thenPlan).
 struct GpuCall {
   std::string kernel;
   cuda::LaunchDims plan;
+  std::string then;
+  cuda::LaunchDims thenPlan;
 };
 
 GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
@@ -70,6 +95,13 @@ GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
   } else if (callee.starts_with("tern_uk_embed_f16_")) {
     g.kernel = "tern_gpu_embed_f16";
     g.plan = cuda::planElementwise(n, intArg(a, "hidden"));
+  } else if (callee.starts_with("tern_uk_attention_gqa_f16_")) {
+    const int64_t heads = intArg(a, "n_heads"), kvHeads = intArg(a, "n_kv_heads"),
+                  headDim = intArg(a, "head_dim");
+    g.kernel = "tern_gpu_kv_store_f16";
+    g.plan = cuda::planKvStoreF16(n, kvHeads * headDim);
+    g.then = "tern_gpu_attention_gqa_f16";
+    g.thenPlan = cuda::planAttentionF16(n, heads, kvHeads, headDim);
   }
   return g;
 }
@@ -106,6 +138,9 @@ bool emitCudaPtx(mlir::ModuleOp module, const MachineTarget &target, int64_t max
     }
     out += fmt::format("//   {:<36} -> {} {} | {}\n", callee.str(), one.kernel, one.plan.describe(),
                        batch.plan.describe());
+    if (!one.then.empty())
+      out += fmt::format("//   {:<36}    then {} {} | {}\n", "", one.then, one.thenPlan.describe(),
+                         batch.thenPlan.describe());
   });
   out += fmt::format("// {} calls, {} with a GPU kernel, {} without one yet.\n", calls,
                      calls - missing, missing);

@@ -4,7 +4,9 @@
 // compile to for the target's architecture. UNTESTED ON HARDWARE.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "compiler/target/TargetInfo.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -13,6 +15,12 @@ namespace tern::compiler {
 
 // The PTX file of `gpuArch` built with ternc (runtime/cuda/CMakeLists.txt).
 std::string defaultCudaPtx(const std::string &gpuArch);
+
+// The PTX of `gpuArch` and its cubin (empty where the build found no ptxas)
+// for a cuda artifact's GPU_CODE section. False with `err` when the PTX is
+// missing.
+bool readCudaKernels(const std::string &gpuArch, std::string &ptx, std::vector<uint8_t> &cubin,
+                     std::string &err);
 
 // Appends to `out` the listing (PTX comments) and the PTX read from
 // `ptxPath`. False with `err` set when the PTX cannot be read.

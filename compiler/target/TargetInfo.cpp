@@ -482,12 +482,14 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
     m = {m.name, "neon_dotprod", arm, "generic", "+neon,+dotprod", "+neon,+dotprod"};
   } else if (name == "neon_i8mm" || name == "neon-i8mm" || name == "aarch64-i8mm") {
     m = {m.name, "neon_i8mm", arm, "generic", "+neon,+dotprod,+i8mm", "+neon,+dotprod,+i8mm"};
-  } else if (name == "cuda" || name == "cuda:sm_90") {
-    m = {m.name, "cuda:sm_90", "", "", "", ""};
-    m.gpuArch = "sm_90";
-  } else if (name == "cuda:sm_80") {
-    m = {m.name, "cuda:sm_80", "", "", "", ""};
-    m.gpuArch = "sm_80";
+  } else if (name == "cuda" || name == "cuda:sm_90" || name == "cuda:sm_80") {
+    // The host side of a cuda artifact (docs/cuda.md): the CPU code that
+    // validates the batch and calls the launchers, for the build host's arch
+    // at its baseline (no ISA ukernel runs on the host).
+    const bool armHost = llvm::StringRef(llvm::sys::getProcessTriple()).starts_with("aarch64");
+    const std::string gpu = name == "cuda:sm_80" ? "sm_80" : "sm_90";
+    m = {m.name, "cuda:" + gpu, armHost ? arm : x86, armHost ? "generic" : "x86-64", "", ""};
+    m.gpuArch = gpu;
   } else if (name == "native") {
     llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
     std::string triple = llvm::sys::getProcessTriple();

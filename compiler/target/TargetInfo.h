@@ -141,12 +141,13 @@ private:
 //   neon_dotprod | aarch64-dotprod   aarch64, +neon,+dotprod
 //   neon_i8mm | aarch64-i8mm  aarch64, +neon,+dotprod,+i8mm (smmla i2s GEMM)
 //   native                    the host (getHostCPUName / getHostCPUFeatures)
-//   cuda:sm_80 | cuda:sm_90   no CPU code generation: GPU kernels (PTX) for that
-//                             architecture, docs/cuda.md; `cuda` = cuda:sm_90
+//   cuda:sm_80 | cuda:sm_90   GPU kernels (PTX, cubins) for that architecture plus
+//                             host code (build host's arch, baseline CPU) calling
+//                             their launchers, docs/cuda.md; `cuda` = cuda:sm_90
 struct MachineTarget {
   std::string name;         // as asked
   std::string kernelTarget; // createTargetInfo name: avx2, avx512_vnni, neon, ...
-  std::string triple;       // empty for cuda
+  std::string triple;       // cuda: the host code's (build host arch)
   std::string cpu;
   std::string features;       // for the TargetMachine (may be long for native)
   std::string headerFeatures; // the ones the code may rely on, for the artifact header

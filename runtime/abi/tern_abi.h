@@ -23,8 +23,13 @@ extern "C" {
  * 4: one parallel region per forward call: tern_ctx.tid / nthreads /
  *    barrier; the runtime calls tern_model_forward on every thread of the
  *    region at once, each ukernel takes its static slice and ends with a
- *    barrier. */
-#define TERN_ABI_VERSION 4u
+ *    barrier.
+ * 5: tern_ctx.gpu: GPU backends (cuda targets, docs/cuda.md). The code of a
+ *    cuda artifact calls launchers (tern_uk_<op>_cuda) that hand the GPU
+ *    kernel's parameter struct (runtime/cuda/kernels.h, part of this ABI)
+ *    to ctx->gpu->launch; weights, scratch and the KV pool are device
+ *    memory there. CPU code ignores the field (NULL for CPU backends). */
+#define TERN_ABI_VERSION 5u
 
 /* ---- parallelism: the runtime's thread pool, called back by ukernels ---- */
 
@@ -81,6 +86,46 @@ typedef struct tern_kv_view {
   const int32_t *const *const *page_tables; /* [n_seq][n_layer][max_ctx / page_size] page ids */
 } tern_kv_view;
 
+/* ---- GPU backends (ABI 5; docs/cuda.md) ----
+ * The GPU kernels a launcher may ask for; each takes one parameter struct of
+ * runtime/cuda/kernels.h by value (named after the kernel). */
+typedef enum tern_gpu_kernel {
+  TERN_GPU_MATMUL_I2S_I8 = 0,        /* I2sParams */
+  TERN_GPU_LM_HEAD_F16 = 1,          /* LmHeadParams */
+  TERN_GPU_RMS_NORM_QUANTIZE_I8 = 2, /* RmsQuantParams */
+  TERN_GPU_RMS_NORM_F32 = 3,         /* RmsParams */
+  TERN_GPU_QUANTIZE_I8 = 4,          /* QuantParams */
+  TERN_GPU_ADD_F32 = 5,              /* ElementwiseParams */
+  TERN_GPU_RELU2_MUL_F32 = 6,        /* ElementwiseParams */
+  TERN_GPU_SILU_MUL_F32 = 7,         /* ElementwiseParams */
+  TERN_GPU_ROPE_NEOX_F32 = 8,        /* RopeParams */
+  TERN_GPU_EMBED_F16 = 9,            /* EmbedParams */
+  TERN_GPU_GATHER_ROWS = 10,         /* GatherParams */
+  TERN_GPU_KV_STORE_F16 = 11,        /* AttnF16Params */
+  TERN_GPU_ATTENTION_GQA_F16 = 12,   /* AttnF16Params */
+  TERN_GPU_KERNEL_COUNT = 13
+} tern_gpu_kernel;
+
+/* What a GPU backend gives the launchers for one forward call. Under a GPU
+ * backend ctx->weights, ctx->scratch and ctx->kv.pool are device addresses
+ * (never dereferenced by the host code); the batch's arrays stay host
+ * memory (the generated code validates them there) and the backend mirrors
+ * them to the device before the call (logits: copied back after it). */
+typedef struct tern_gpu {
+  void *arg; /* passed back to the functions below */
+  /* Queues `kernel` (tern_gpu_kernel) with its parameter struct (`bytes`
+   * bytes, copied before it returns) on the call's stream. A failure is
+   * recorded by the backend, which then skips the call's later launches and
+   * fails the forward call after it returns. */
+  void (*launch)(void *arg, int32_t kernel, const void *params, int64_t bytes);
+  /* The device mirror of a pointer into one of the batch's arrays (tokens,
+   * positions, seq, out_rows, logits); any other pointer is returned as is. */
+  void *(*batch_ptr)(void *arg, const void *host);
+  const int32_t *page_ids; /* device: [kv.n_seq][n_layer][max_pages], kv.page_tables flattened */
+  int64_t n_layer;         /* layers of page_ids */
+  int64_t max_pages;       /* pages per sequence and layer in page_ids */
+} tern_gpu;
+
 /* ---- the context every entry point and ukernel receives ----
  * One forward call runs either on one thread (nthreads 0 or 1: the ukernels
  * split their work through parallel_for, op by op) or as one parallel region
@@ -105,6 +150,7 @@ typedef struct tern_ctx {
   int32_t nthreads;        /* threads running this call together; 0 or 1: one */
   void *barrier_arg;       /* passed back to barrier */
   tern_barrier_fn barrier; /* used when nthreads > 1 */
+  const tern_gpu *gpu;     /* GPU backends only (ABI 5): the launchers' hooks; NULL on a CPU */
 } tern_ctx;
 
 /* ---- what the generated shared object exports ---- */
@@ -173,6 +219,7 @@ enum tern_section_kind {
   TERN_SECTION_TOKENIZER = 2, /* a GGUF holding only the source's tokenizer.* keys */
   TERN_SECTION_WEIGHTS = 3,   /* packed weights + norms/embeddings the code reads */
   TERN_SECTION_CODE = 4,      /* an ELF shared object exporting the entry points */
+  TERN_SECTION_GPU_CODE = 5,  /* cuda targets: the GPU kernels (PTX, cubins), docs/cuda.md */
 };
 
 typedef struct tern_artifact_header {
@@ -207,7 +254,7 @@ static_assert(sizeof(tern_artifact_header) == 8 + 4 * 4 + 8 + 8 + 64 + 32 + 256 
               "artifact header layout");
 static_assert(sizeof(tern_artifact_section) == 32, "artifact section layout");
 /* The generated code reads these fields at fixed offsets (LP64). */
-static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 120, "ctx layout");
+static_assert(sizeof(tern_kv_view) == 40 && sizeof(tern_ctx) == 128, "ctx layout");
 static_assert(sizeof(tern_batch) == 56, "batch layout");
 #endif
 

@@ -199,6 +199,8 @@ public:
   std::span<const uint8_t> metadataBytes() const { return section(TERN_SECTION_METADATA); }
   std::span<const uint8_t> weights() const { return section(TERN_SECTION_WEIGHTS); }
   std::span<const uint8_t> code() const { return section(TERN_SECTION_CODE); }
+  // cuda artifacts only (empty otherwise): the GPU kernels, as metadata "gpu" describes.
+  std::span<const uint8_t> gpuCode() const { return section(TERN_SECTION_GPU_CODE); }
   std::span<const uint8_t> tokenizerBytes() const { return section(TERN_SECTION_TOKENIZER); }
 
   // The metadata section, parsed (a JSON object).

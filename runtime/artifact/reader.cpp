@@ -158,13 +158,13 @@ absl::Status Artifact::validate(const OpenOptions &options) {
   std::memcpy(table_.data(), bytes_.data() + h.section_table_offset, tableBytes);
   const uint64_t tableEnd = h.section_table_offset + tableBytes;
 
-  int seen[5] = {-1, -1, -1, -1, -1};
+  int seen[6] = {-1, -1, -1, -1, -1, -1};
   for (uint32_t i = 0; i < h.section_count; ++i) {
     const tern_artifact_section &s = table_[i];
     const uint64_t entryOff = h.section_table_offset + uint64_t(i) * sizeof(tern_artifact_section);
     const std::string where = fmt::format("section {} ({}, table entry at byte {})", i,
                                           sectionKindName(s.kind), entryOff);
-    if (s.kind < TERN_SECTION_METADATA || s.kind > TERN_SECTION_CODE)
+    if (s.kind < TERN_SECTION_METADATA || s.kind > TERN_SECTION_GPU_CODE)
       return bad(where, fmt::format("unknown section kind {}", s.kind));
     if (seen[s.kind] >= 0)
       return bad(where, fmt::format("a second {} section (the first is section {})",

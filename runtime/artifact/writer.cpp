@@ -28,6 +28,8 @@ const char *sectionKindName(uint32_t kind) {
     return "weights";
   case TERN_SECTION_CODE:
     return "code";
+  case TERN_SECTION_GPU_CODE:
+    return "gpu_code";
   default:
     return "unknown";
   }

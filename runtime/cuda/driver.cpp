@@ -34,8 +34,28 @@ std::string cuResultName(int code) {
     return "CUDA_ERROR_STUB_LIBRARY";
   case 35:
     return "CUDA_ERROR_INSUFFICIENT_DRIVER";
+  case 1:
+    return "CUDA_ERROR_INVALID_VALUE";
+  case 2:
+    return "CUDA_ERROR_OUT_OF_MEMORY";
   case 100:
     return "CUDA_ERROR_NO_DEVICE";
+  case 200:
+    return "CUDA_ERROR_INVALID_IMAGE";
+  case 209:
+    return "CUDA_ERROR_NO_BINARY_FOR_GPU";
+  case 218:
+    return "CUDA_ERROR_INVALID_PTX";
+  case 222:
+    return "CUDA_ERROR_UNSUPPORTED_PTX_VERSION";
+  case 500:
+    return "CUDA_ERROR_NOT_FOUND";
+  case 700:
+    return "CUDA_ERROR_ILLEGAL_ADDRESS";
+  case 701:
+    return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
+  case 719:
+    return "CUDA_ERROR_LAUNCH_FAILED";
   case 101:
     return "CUDA_ERROR_INVALID_DEVICE";
   case 999:
@@ -88,6 +108,8 @@ absl::StatusOr<std::unique_ptr<Driver>> Driver::open(const std::string &library)
 }
 
 int Driver::deviceCount() const { return api_->count; }
+
+void *Driver::symbol(const char *name) const { return ::dlsym(handle_, name); }
 
 absl::StatusOr<std::string> Driver::describeDevice(int ordinal) const {
   const Api &a = *api_;

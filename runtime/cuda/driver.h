@@ -29,6 +29,9 @@ public:
   // "<name>, sm_XY, <N> MiB" of device `ordinal`.
   absl::StatusOr<std::string> describeDevice(int ordinal) const;
 
+  // An entry point of the opened library (dlsym), or null.
+  void *symbol(const char *name) const;
+
   struct Api; // the resolved entry points (driver.cpp)
 
 private:

@@ -6,7 +6,8 @@
 // scope: only full-warp (mask 0xffffffff) butterfly reductions -- sum and max
 // by __shfl_xor_sync with offsets 16, 8, 4, 2, 1 -- reproduced in that order
 // (lane l combines its value with lane l ^ off's), so float sums come out
-// bit-identical with the GPU's. Nothing else (no shared memory, barriers,
+// bit-identical with the GPU's; and the full-warp broadcast of one lane's
+// value (__shfl_sync idx: the attention's weights). Nothing else (no shared memory, barriers,
 // divergence or memory-ordering effects) is emulated: the kernels use none.
 #pragma once
 
@@ -152,8 +153,63 @@ inline void silu_mul_f32(const LaunchDims &d, const ElementwiseParams &p) {
 inline void rope_neox_f32(const LaunchDims &d, const RopeParams &p) {
   for_each_thread(d, [&](Thread th) { rope_thread(p, th); });
 }
+inline void gather_rows(const LaunchDims &d, const GatherParams &p) {
+  for_each_thread(d, [&](Thread th) { gather_rows_thread(p, th); });
+}
 inline void embed_f16(const LaunchDims &d, const EmbedParams &p) {
   for_each_thread(d, [&](Thread th) { embed_f16_thread(p, th); });
+}
+
+// The two launches of the f16 attention, in order (kernels.h); lane j's
+// weight broadcast to the warp (__shfl_sync idx on the GPU) is e[j].
+inline void kv_store_f16(const LaunchDims &d, const AttnF16Params &p) {
+  for_each_thread(d, [&](Thread th) { kv_store_f16_thread(p, th); });
+}
+template <int P> void attention_warp(const AttnF16Params &p, int64_t t, int64_t h) {
+  const int64_t np = int64_t(p.pos[t]) + 1;
+  float m = -__builtin_inff(), o[kWarp][2 * P] = {};
+  double l = 0.0;
+  for (int64_t c = 0; c < np; c += kWarp) {
+    float s[kWarp], mx[kWarp], e[kWarp];
+    double es[kWarp];
+    for (int lane = 0; lane < kWarp; ++lane)
+      mx[lane] = s[lane] = attn_lane_score<P>(p, t, h, c + lane);
+    warp_butterfly(mx, [](float x, float y) { return x < y ? y : x; });
+    const float mn = attn_max(m, mx[0]);
+    for (int lane = 0; lane < kWarp; ++lane)
+      es[lane] = double(e[lane] = attn_weight(s[lane], mn));
+    warp_butterfly(es, [](double x, double y) { return x + y; });
+    const float alpha = attn_weight(m, mn);
+    l = l * double(alpha) + es[0];
+    for (int lane = 0; lane < kWarp; ++lane)
+      attn_lane_rescale<P>(o[lane], alpha);
+    const int nj = np - c < kWarp ? int(np - c) : kWarp;
+    for (int j = 0; j < nj; ++j)
+      for (int lane = 0; lane < kWarp; ++lane)
+        attn_lane_add_v<P>(p, t, h, c + j, lane, e[j], o[lane]);
+    m = mn;
+  }
+  for (int lane = 0; lane < kWarp; ++lane)
+    attn_lane_store<P>(p, t, h, lane, o[lane], l);
+}
+inline void attention_gqa_f16(const LaunchDims &d, const AttnF16Params &p) {
+  for_each_warp(d, [&](Thread th) {
+    int64_t t, h;
+    if (!attn_work(p, th, &t, &h))
+      return;
+    switch (p.headDim) {
+    case 64:
+      return attention_warp<1>(p, t, h);
+    case 128:
+      return attention_warp<2>(p, t, h);
+    case 192:
+      return attention_warp<3>(p, t, h);
+    case 256:
+      return attention_warp<4>(p, t, h);
+    default: // refused by planAttentionF16
+      return;
+    }
+  });
 }
 
 } // namespace tern::cuda::emulate

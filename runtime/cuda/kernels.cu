@@ -46,6 +46,10 @@ __attribute__((device)) inline float warp_max(float v) {
   return v;
 }
 
+__attribute__((device)) inline float warp_broadcast(float v, int lane) {
+  return __nvvm_shfl_sync_idx_f32(0xffffffffu, v, lane, 31);
+}
+
 } // namespace
 
 TERN_GPU_KERNEL void tern_gpu_matmul_i2s_i8(I2sParams p) {
@@ -117,3 +121,51 @@ TERN_GPU_KERNEL void tern_gpu_silu_mul_f32(ElementwiseParams p) {
 }
 TERN_GPU_KERNEL void tern_gpu_rope_neox_f32(RopeParams p) { rope_thread(p, thread_here()); }
 TERN_GPU_KERNEL void tern_gpu_embed_f16(EmbedParams p) { embed_f16_thread(p, thread_here()); }
+TERN_GPU_KERNEL void tern_gpu_gather_rows(GatherParams p) { gather_rows_thread(p, thread_here()); }
+
+TERN_GPU_KERNEL void tern_gpu_kv_store_f16(AttnF16Params p) {
+  kv_store_f16_thread(p, thread_here());
+}
+
+namespace {
+template <int P> __attribute__((device)) inline void attention_warp(const AttnF16Params &p,
+                                                                    int64_t t, int64_t h,
+                                                                    int lane) {
+  const int64_t np = int64_t(p.pos[t]) + 1;
+  float m = -__builtin_inff(), o[2 * P] = {};
+  double l = 0.0;
+  for (int64_t c = 0; c < np; c += kWarp) {
+    const float s = attn_lane_score<P>(p, t, h, c + lane);
+    const float mn = attn_max(m, warp_max(s));
+    const float e = attn_weight(s, mn), alpha = attn_weight(m, mn);
+    l = l * double(alpha) + warp_sum(double(e));
+    attn_lane_rescale<P>(o, alpha);
+    const int nj = np - c < kWarp ? int(np - c) : kWarp;
+    for (int j = 0; j < nj; ++j)
+      attn_lane_add_v<P>(p, t, h, c + j, lane, warp_broadcast(e, j), o);
+    m = mn;
+  }
+  attn_lane_store<P>(p, t, h, lane, o, l);
+}
+} // namespace
+
+// Launched after tern_gpu_kv_store_f16 on the same stream (kernels.h);
+// head_dim in {64, 128, 192, 256} (planAttentionF16).
+TERN_GPU_KERNEL void tern_gpu_attention_gqa_f16(AttnF16Params p) {
+  const Thread th = thread_here();
+  int64_t t, h;
+  if (!attn_work(p, th, &t, &h))
+    return;
+  switch (p.headDim) {
+  case 64:
+    return attention_warp<1>(p, t, h, lane_of(th));
+  case 128:
+    return attention_warp<2>(p, t, h, lane_of(th));
+  case 192:
+    return attention_warp<3>(p, t, h, lane_of(th));
+  case 256:
+    return attention_warp<4>(p, t, h, lane_of(th));
+  default: // refused by planAttentionF16
+    return;
+  }
+}

@@ -18,8 +18,12 @@
 
 #if defined(__CUDA__)
 #define TERN_GPU_FN __attribute__((device)) inline __attribute__((always_inline))
+// Full unrolling of a constant-trip-count loop where clang's heuristics
+// would keep the loop (and its small array in local memory).
+#define TERN_GPU_UNROLL _Pragma("unroll")
 #else
 #define TERN_GPU_FN inline
+#define TERN_GPU_UNROLL
 #endif
 
 namespace tern::cuda {
@@ -508,6 +512,26 @@ TERN_GPU_FN void rope_thread(const RopeParams &p, const Thread &th) {
   }
 }
 
+// ---- gather of output rows: one thread per 32-bit word ----
+// dst row j = src row rows[j] (the rows the lm_head reads; the CPU code's
+// memcpy loop, done on the device because src and dst are device scratch).
+// rowBytes % 4 == 0 (launch plan).
+struct GatherParams {
+  int64_t nOut;
+  const int32_t *rows; // [nOut]
+  const uint8_t *src;  // [*][rowBytes]
+  uint8_t *dst;        // [nOut][rowBytes]
+  int64_t rowBytes;
+};
+TERN_GPU_FN void gather_rows_thread(const GatherParams &p, const Thread &th) {
+  const int64_t words = p.rowBytes / 4, i = element_of(th);
+  if (i >= p.nOut * words)
+    return;
+  const int64_t j = i / words, w = i % words;
+  const uint32_t v = load_u32(p.src + int64_t(p.rows[j]) * p.rowBytes + 4 * w);
+  __builtin_memcpy(p.dst + j * p.rowBytes + 4 * w, &v, 4);
+}
+
 // ---- embedding, f16 table: one thread per output element ----
 struct EmbedParams {
   int64_t n;
@@ -523,6 +547,191 @@ TERN_GPU_FN void embed_f16_thread(const EmbedParams &p, const Thread &th) {
   const int64_t t = i / p.hidden, c = i % p.hidden;
   const int64_t tok = p.tokens[t];
   p.out[i] = tok < 0 || tok >= p.vocab ? 0.0f : f16_to_f32(p.table[tok * p.hidden + c]);
+}
+
+// ---- attention over the paged KV cache, f16 cache: two launches ----
+// tern_uk_attention_gqa_f16_ref on the GPU, as two kernels launched in this
+// order on one stream, both with the same AttnF16Params (the stream order is
+// the ref's "every K/V row of the call is written before any is read"; no
+// grid-wide barrier, no cooperative launch):
+//  1. tern_gpu_kv_store_f16 (planKvStoreF16): one thread per element of
+//     [n][kvDim]; writes k and v of token t, rounded to f16 (the ref's
+//     f32_to_f16, bit-identical), at position pos[t] of sequence seq[t],
+//     layer `layer`;
+//  2. tern_gpu_attention_gqa_f16 (planAttentionF16): one warp per (token,
+//     query head), causal over positions 0..pos[t] of seq[t].
+//
+// How the runtime fills the page table: the GPU cannot follow tern_kv_view's
+// host pointer-to-pointer page_tables, so it uploads one flat int32 array
+//   pageIds[(s * nLayer + l) * maxPages + i] = tern_kv_view.page_tables[s][l][i]
+// for every sequence s of the call (s = seq[t] indexes it, as for the CPU
+// kernels), every layer l < nLayer and i < maxPages (pages per sequence and
+// layer: max_ctx / page_size rounded up). Entries past a sequence's held
+// pages are never read (-1 is fine). `pool` is the device address of the KV
+// pool: page id g starts at pool + g * pageElems halves and holds K
+// [pageSize][kvDim] then V [pageSize][kvDim] (kvDim = nKvHeads * headDim,
+// pageElems = 2 * pageSize * kvDim), tern_kv_view's layout; it must be
+// 16-byte aligned (the attention reads K rows with 16-byte loads; any
+// cuMemAlloc address is). The struct is passed by value as each kernel's only
+// parameter, like the other *Params.
+//
+// A lane of the attention holds dims 2 lane + 64 i, 2 lane + 64 i + 1 of the
+// head: head_dim % 64 == 0, at most kAttnMaxHeadDim (launch plan).
+constexpr int kAttnMaxHeadDim = 256;
+constexpr int kAttnMaxPairs = kAttnMaxHeadDim / 64; // dim pairs per lane
+struct AttnF16Params {
+  int64_t n;                // tokens of the call
+  const float *q;           // [n][nHeads * headDim]
+  const float *k, *v;       // [n][nKvHeads * headDim]
+  const int32_t *pos, *seq; // [n]: position of token t, its sequence (row of pageIds)
+  float *out;               // [n][nHeads * headDim]
+  uint16_t *pool;           // device base of the KV pool (IEEE halves)
+  const int32_t *pageIds;   // [nSeq][nLayer][maxPages] page ids (above)
+  int64_t pageElems, pageSize, nLayer, maxPages;
+  int64_t layer, nHeads, nKvHeads, headDim;
+  float scale;
+};
+
+// Round to nearest even float -> IEEE half: runtime/formats/half.h's
+// f32_to_f16 (the ref's K/V write) as a GPU function; cuda_kernels_test
+// compares the two over a sweep of float bit patterns.
+TERN_GPU_FN uint16_t f32_to_f16(float f) {
+  const uint32_t x = __builtin_bit_cast(uint32_t, f);
+  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx > 0x7f800000u) // NaN: quiet, payload's high bits kept
+    return uint16_t(sign | 0x7c00 | 0x200 | ((absx >> 13) & 0x3ff));
+  if (absx >= 0x477ff000u) // >= 65520: infinity
+    return uint16_t(sign | 0x7c00);
+  const int32_t exp = int32_t(absx >> 23) - 127;
+  if (exp >= -14) { // normal half; the rounding carry may bump the exponent (correct)
+    const uint32_t man = absx & 0x7fffff;
+    uint32_t h = (uint32_t(exp + 15) << 10) | (man >> 13);
+    const uint32_t rest = man & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+      ++h;
+    return uint16_t(sign | h);
+  }
+  if (exp < -25) // below half the smallest subnormal
+    return sign;
+  const uint32_t man = (absx & 0x7fffff) | 0x800000; // subnormal: round(|f| * 2^24)
+  const int shift = -exp - 1;
+  uint32_t m = man >> shift;
+  const uint32_t rest = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+  if (rest > halfway || (rest == halfway && (m & 1)))
+    ++m;
+  return uint16_t(sign | m);
+}
+
+// Row `ps` of sequence `sq`'s K (v = false) or V pages of p.layer.
+TERN_GPU_FN uint16_t *attn_kv_row(const AttnF16Params &p, int64_t sq, int64_t ps, bool v) {
+  const int64_t kvDim = p.nKvHeads * p.headDim;
+  const int64_t page = p.pageIds[(sq * p.nLayer + p.layer) * p.maxPages + ps / p.pageSize];
+  return p.pool + page * p.pageElems + (v ? p.pageSize * kvDim : 0) + (ps % p.pageSize) * kvDim;
+}
+
+// Launch 1: element i of [n][kvDim] of k and v into the cache (bit-identical
+// with the ref's write). Two tokens of one call must not share (seq, pos)
+// (the runtime never does that; the ref would keep the last one).
+TERN_GPU_FN void kv_store_f16_thread(const AttnF16Params &p, const Thread &th) {
+  const int64_t kvDim = p.nKvHeads * p.headDim, i = element_of(th);
+  if (i >= p.n * kvDim)
+    return;
+  const int64_t t = i / kvDim, d = i % kvDim;
+  attn_kv_row(p, p.seq[t], p.pos[t], false)[d] = f32_to_f16(p.k[i]);
+  attn_kv_row(p, p.seq[t], p.pos[t], true)[d] = f32_to_f16(p.v[i]);
+}
+
+// Launch 2: one warp per (token t, query head h), positions in chunks of 32
+// from 0 (chunk boundaries at multiples of 32: independent of the batch and
+// of the page size), an online softmax (flash attention) over the chunks:
+//  - lane j scores position c + j: (q . k) * scale, the dot summed over d in
+//    order in float, as the ref (so the scores are the ref's bit for bit);
+//    -inf past pos[t];
+//  - the chunk max (warp max) gives the running max m' = max(m, chunk max);
+//    weights e_j = exp_gpu(s_j - m'), their warp sum in double; the running
+//    sum l (double) and the lane's output accumulators are scaled by
+//    alpha = exp_gpu(m - m') (exactly 1 when the max did not grow; 0 on the
+//    first chunk);
+//  - for each position j of the chunk in order, e_j broadcast from lane j
+//    (__shfl_sync), o += e_j * v[c + j] on the lane's dims: 2 lane + 64 i and
+//    the next, i < head_dim / 64 (a warp reads a V row's 128 bytes per i);
+//  - out = o * float(1 / l).
+// Not the ref's order (libm expf, one max, weights normalised before the V
+// sum): within |gpu - ref| <= 1e-6 (1 + A) max|v| per element, the CPU fast
+// attention's bound (docs/ukernels.md, docs/cuda.md).
+TERN_GPU_FN bool attn_work(const AttnF16Params &p, const Thread &th, int64_t *t, int64_t *h) {
+  const int64_t w = warp_global(th);
+  *t = w / p.nHeads;
+  *h = w % p.nHeads;
+  return *t < p.n;
+}
+TERN_GPU_FN int64_t attn_kv_head(const AttnF16Params &p, int64_t h) {
+  return h / (p.nHeads / p.nKvHeads);
+}
+// Eight halves at a 16-byte aligned address (headDim % 64 == 0 keeps every
+// K row of a head 16-byte aligned): one ld.v4 on the GPU.
+TERN_GPU_FN void load_8h(const uint16_t *src, uint32_t *w) {
+#if defined(__CUDA__) && defined(__CUDA_ARCH__)
+  typedef unsigned int u32x4 __attribute__((ext_vector_type(4)));
+  const u32x4 v = *reinterpret_cast<const u32x4 *>(src);
+  w[0] = v.x;
+  w[1] = v.y;
+  w[2] = v.z;
+  w[3] = v.w;
+#else
+  __builtin_memcpy(w, src, 16);
+#endif
+}
+// The lane functions take P = head_dim / 64 as a template parameter (the
+// entries dispatch on it): loops of constant trip count, accumulators in
+// registers.
+template <int P>
+TERN_GPU_FN float attn_lane_score(const AttnF16Params &p, int64_t t, int64_t h, int64_t ps) {
+  if (ps > p.pos[t])
+    return -__builtin_inff();
+  const uint16_t *kr = attn_kv_row(p, p.seq[t], ps, false) + attn_kv_head(p, h) * p.headDim;
+  const float *qv = p.q + (t * p.nHeads + h) * p.headDim;
+  float dot = 0.0f;
+  for (int d = 0; d < 64 * P; d += 8) {
+    uint32_t w[4];
+    load_8h(kr + d, w);
+    TERN_GPU_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      dot = dot + qv[d + 2 * i] * f16_to_f32(uint16_t(w[i]));
+      dot = dot + qv[d + 2 * i + 1] * f16_to_f32(uint16_t(w[i] >> 16));
+    }
+  }
+  return dot * p.scale;
+}
+TERN_GPU_FN float attn_max(float m, float chunkMax) { return m < chunkMax ? chunkMax : m; }
+TERN_GPU_FN float attn_weight(float s, float m) { return exp_gpu(s - m); }
+template <int P> TERN_GPU_FN void attn_lane_rescale(float *o, float alpha) {
+  TERN_GPU_UNROLL
+  for (int i = 0; i < 2 * P; ++i)
+    o[i] = o[i] * alpha;
+}
+template <int P>
+TERN_GPU_FN void attn_lane_add_v(const AttnF16Params &p, int64_t t, int64_t h, int64_t ps, int lane,
+                                 float e, float *o) {
+  const uint16_t *vr = attn_kv_row(p, p.seq[t], ps, true) + attn_kv_head(p, h) * p.headDim;
+  TERN_GPU_UNROLL
+  for (int i = 0; i < P; ++i) {
+    const uint32_t two = load_u32(vr + 64 * i + 2 * lane);
+    o[2 * i] = o[2 * i] + e * f16_to_f32(uint16_t(two));
+    o[2 * i + 1] = o[2 * i + 1] + e * f16_to_f32(uint16_t(two >> 16));
+  }
+}
+template <int P>
+TERN_GPU_FN void attn_lane_store(const AttnF16Params &p, int64_t t, int64_t h, int lane,
+                                 const float *o, double l) {
+  const float inv = float(1.0 / l);
+  float *out = p.out + (t * p.nHeads + h) * p.headDim;
+  TERN_GPU_UNROLL
+  for (int i = 0; i < P; ++i) {
+    out[64 * i + 2 * lane] = o[2 * i] * inv;
+    out[64 * i + 2 * lane + 1] = o[2 * i + 1] * inv;
+  }
 }
 
 } // namespace tern::cuda

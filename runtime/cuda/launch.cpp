@@ -80,4 +80,35 @@ LaunchDims planElementwise(int64_t n, int64_t dim) {
   return d;
 }
 
+LaunchDims planKvStoreF16(int64_t n, int64_t kvDim) {
+  if (n < 1 || kvDim < 1)
+    return fail(fmt::format("empty K/V store (n={}, kv_dim={})", n, kvDim));
+  return planElementwise(n, kvDim);
+}
+
+LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim) {
+  if (n < 1 || nHeads < 1 || nKvHeads < 1 || headDim < 1)
+    return fail(fmt::format("empty attention (n={}, n_heads={}, n_kv_heads={}, head_dim={})", n,
+                            nHeads, nKvHeads, headDim));
+  if (nHeads % nKvHeads != 0)
+    return fail(fmt::format("n_heads={} is not a multiple of n_kv_heads={}", nHeads, nKvHeads));
+  if (headDim % 64 != 0 || headDim > kAttnMaxHeadDim)
+    return fail(fmt::format("head_dim={} is not a multiple of 64 up to {} (a lane of the GPU "
+                            "attention holds 2 dims of every 64)",
+                            headDim, kAttnMaxHeadDim));
+  LaunchDims d; // one warp per (token, head), kWarpsPerBlock per block
+  d.blockX = kBlockThreads;
+  const int64_t gx = (n * nHeads + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (gx > kMaxGridX)
+    return fail(fmt::format("{} tokens x {} heads exceed the grid limits", n, nHeads));
+  d.gridX = uint32_t(gx);
+  return d;
+}
+
+LaunchDims planGatherRows(int64_t nOut, int64_t rowBytes) {
+  if (rowBytes % 4 != 0)
+    return fail(fmt::format("gather row of {} bytes is not whole 32-bit words", rowBytes));
+  return planElementwise(nOut, rowBytes / 4);
+}
+
 } // namespace tern::cuda

@@ -29,5 +29,14 @@ LaunchDims planRmsNormQuantize(int64_t n, int64_t dim);
 // add, relu2_mul, silu_mul, embed: one thread per element of [n][dim]; rope:
 // dim = rope_threads_per_token.
 LaunchDims planElementwise(int64_t n, int64_t dim);
+// Attention over the f16 paged KV cache, two launches (kernels.h): the K/V
+// store, one thread per element of [n][kvDim]; then the attention, one warp
+// per (token, query head), 4 per block. Needs n_heads % n_kv_heads == 0 and
+// head_dim % 64 == 0, head_dim <= 256 (a lane holds 2 dims per 64).
+LaunchDims planKvStoreF16(int64_t n, int64_t kvDim);
+LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim);
+// gather_rows: one thread per 32-bit word of the n_out rows. Needs
+// rowBytes % 4 == 0.
+LaunchDims planGatherRows(int64_t nOut, int64_t rowBytes);
 
 } // namespace tern::cuda

@@ -413,6 +413,28 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
     fallbacks_.assign(fb.begin(), fb.end());
   }
 
+  // The device (docs/cuda.md): a cuda artifact (metadata "gpu", a GPU_CODE
+  // section) runs on the CUDA driver's GPU or the emulated device, a CPU
+  // artifact on the CPU.
+  const bool cudaArtifact = meta.contains("gpu");
+  device_ = options_.device.empty() ? (cudaArtifact ? "cuda" : "cpu") : options_.device;
+  const std::string target =
+      (meta.contains("target") ? metaStr(meta.at("target"), "name") : std::nullopt)
+          .value_or(artifact_->targetTriple());
+  if (device_ != "cpu" && device_ != "cuda" && device_ != "cuda-emulated")
+    return absl::InvalidArgumentError(
+        fmt::format("unknown device '{}' (cpu, cuda or cuda-emulated)", device_));
+  if (device_ == "cpu" && cudaArtifact)
+    return absl::FailedPreconditionError(fmt::format(
+        "this artifact was compiled for --target {} (GPU kernels): run it with --device cuda "
+        "(or cuda-emulated), or compile the model for a CPU target",
+        target));
+  if (device_ != "cpu" && !cudaArtifact)
+    return absl::FailedPreconditionError(
+        fmt::format("--device {}: this artifact was compiled for the CPU (--target {}); compile "
+                    "the model with --target cuda:sm_80 or cuda:sm_90 to run it on a GPU",
+                    device_, target));
+
   // Context, threads, scratch, KV pool.
   ctxLen_ = options_.contextLength ? options_.contextLength
                                    : uint32_t(std::min<int64_t>(d.max_ctx, 4096));
@@ -437,6 +459,60 @@ absl::Status ArtifactModel::load(const artifact::OpenOptions &) {
   if (!kv.ok())
     return kv.status();
   kv_ = std::move(*kv);
+  if (cudaArtifact)
+    return openGpu();
+  return absl::OkStatus();
+}
+
+absl::Status ArtifactModel::openGpu() {
+  const nlohmann::json &g = artifact_->metadata().at("gpu");
+  if (!g.is_object())
+    return absl::DataLossError("metadata gpu is not an object");
+  const std::span<const uint8_t> sec = artifact_->gpuCode();
+  auto part = [&](const char *key, std::span<const uint8_t> &out) -> absl::Status {
+    auto it = g.find(key);
+    if (it == g.end())
+      return absl::OkStatus();
+    const uint64_t off = it->value("offset", uint64_t(0)), bytes = it->value("bytes", uint64_t(0));
+    if (off > sec.size() || bytes > sec.size() - off)
+      return absl::DataLossError(
+          fmt::format("metadata gpu.{} [{}, {}) lies outside the {}-byte gpu_code section", key,
+                      off, off + bytes, sec.size()));
+    out = sec.subspan(off, bytes);
+    return absl::OkStatus();
+  };
+  cuda::GpuCode code;
+  code.arch = g.value("arch", std::string());
+  if (absl::Status s = part("ptx", code.ptx); !s.ok())
+    return s;
+  if (absl::Status s = part("cubin", code.cubin); !s.ok())
+    return s;
+  if (code.ptx.empty())
+    return absl::DataLossError("a cuda artifact without PTX (metadata gpu.ptx, gpu_code section)");
+  absl::StatusOr<std::unique_ptr<cuda::Device>> dev =
+      device_ == "cuda" ? cuda::openCudaDevice() : cuda::openEmulatedDevice();
+  if (!dev.ok())
+    return absl::Status(dev.status().code(),
+                        fmt::format("--device {}: {} (--device cuda-emulated runs the GPU "
+                                    "kernels' code on the CPU)",
+                                    device_, std::string(dev.status().message())));
+  const tern_model_desc &d = *desc_;
+  cuda::BackendShape shape;
+  shape.maxBatch = d.max_batch;
+  shape.vocab = d.vocab;
+  shape.nLayer = d.n_layer;
+  shape.maxPages = (d.max_ctx + kv_->options().pageSize - 1) / kv_->options().pageSize;
+  shape.scratchBytes = scratchBytes_;
+  shape.kvBytes = kv_->blockBytes() * kv_->totalBlocks();
+  absl::StatusOr<std::unique_ptr<cuda::GpuBackend>> b =
+      cuda::GpuBackend::create(std::move(*dev), code, artifact_->weights(), shape);
+  if (!b.ok())
+    return b.status();
+  gpu_ = std::move(*b);
+  kv_->setBlockCopier([this](uint64_t dst, uint64_t src, uint64_t bytes) {
+    if (absl::Status st = gpu_->copyKv(dst, src, bytes); !st.ok() && gpuKvError_.ok())
+      gpuKvError_ = st;
+  });
   return absl::OkStatus();
 }
 
@@ -453,11 +529,12 @@ std::string ArtifactModel::describe() const {
   const tern_model_desc &d = *desc_;
   return fmt::format(
       "{} ({}, {} layers, hidden {}, vocab {}): compiled artifact, {} / cpu {} [{}], {}, "
-      "act-quant {}, head {}, kv {}, max_batch {}, {} threads; ukernels: {}",
+      "act-quant {}, head {}, kv {}, max_batch {}, {} threads{}; ukernels: {}",
       artifact_->path(), config_.arch, d.n_layer, d.hidden, d.vocab, artifact_->targetTriple(),
       artifact_->cpu(), artifact_->cpuFeatures(), artifact_->compilerVersion(),
       d.act_quant ? "token" : "none", head_, model::kvTypeName(options_.kvType), d.max_batch,
-      threads_->size(), kernelSummary());
+      threads_->size(), gpu_ ? ", device " + gpu_->device().describe() : std::string(),
+      kernelSummary());
 }
 
 absl::StatusOr<std::unique_ptr<model::Session>> ArtifactModel::newSession() {
@@ -601,7 +678,18 @@ absl::Status ArtifactModel::forward(std::span<model::BatchItem> items) {
     ++forwardCalls_;
     int32_t rc;
     RegionCall call{forward_, &ctx, &b, regionRc.data()};
-    if (region && threads_->region(&runRegionThread, &call)) {
+    if (gpu_) {
+      absl::Status st = gpuKvError_;
+      if (st.ok())
+        st = gpu_->run(forward_, ctx, b, &rc);
+      if (!st.ok()) {
+        failed = absl::Status(st.code(), fmt::format("{} ({} tokens of {} sessions, device {})",
+                                                     std::string(st.message()), tokens.size(),
+                                                     seqs.back() - seqs.front() + 1, device_));
+        failFrom = firstItem;
+        break;
+      }
+    } else if (region && threads_->region(&runRegionThread, &call)) {
       rc = call.rc[0];
     } else {
       // One thread (or a forward() from inside this pool's work): op by op.

@@ -26,6 +26,7 @@
 
 #include "runtime/abi/tern_abi.h"
 #include "runtime/artifact/artifact.h"
+#include "runtime/cuda/backend.h"
 #include "runtime/exec/op_profile.h"
 #include "runtime/model/kv_cache.h"
 #include "runtime/model/model.h"
@@ -68,7 +69,11 @@ public:
   model::ThreadPool &threadPool() { return *threads_; }
   uint32_t contextLength() const { return ctxLen_; }
   // Whether forward calls run as one parallel region (ABI 4) or op by op.
-  bool usesRegion() const { return useRegion_ && threads_->size() > 1; }
+  bool usesRegion() const { return !gpu_ && useRegion_ && threads_->size() > 1; }
+  // "cpu", "cuda" or "cuda-emulated" (ModelOptions::device, resolved).
+  const std::string &device() const { return device_; }
+  // The GPU backend of a cuda artifact (null on the CPU).
+  cuda::GpuBackend *gpu() const { return gpu_.get(); }
   // Profiles the following forward calls into `p` (null: stop). Not
   // synchronised with forward(): set it while no forward call runs.
   void setProfile(OpProfile *p);
@@ -76,6 +81,7 @@ public:
 private:
   ArtifactModel() = default;
   absl::Status load(const artifact::OpenOptions &openOptions);
+  absl::Status openGpu();
 
   std::unique_ptr<artifact::Artifact> artifact_;
   model::ModelOptions options_;
@@ -102,6 +108,10 @@ private:
   std::vector<float> rowLogits_; // [max_batch][vocab]: output rows of one call
   std::atomic<uint64_t> forwardCalls_{0};
   OpProfile *profile_ = nullptr;
+  std::string device_ = "cpu";
+  // cuda artifacts: weights, scratch and KV pool on the device.
+  std::unique_ptr<cuda::GpuBackend> gpu_;
+  absl::Status gpuKvError_; // a failed device copy of a KV block (fails later calls)
 };
 
 // Opens a model by path: `.tern` runs the compiled artifact (ArtifactModel),

@@ -466,7 +466,10 @@ absl::Status KvSession::prepareWrite(uint64_t fromPos, uint64_t toPos) {
   for (size_t i : copy) {
     const uint32_t from = blocks_[i], to = got[g++];
     // `from` is shared, hence written by nobody: a stable source.
-    std::memcpy(p.data_.get() + to * blockBytes, p.data_.get() + from * blockBytes, blockBytes);
+    if (p.copier_)
+      p.copier_(to * blockBytes, from * blockBytes, blockBytes);
+    else
+      std::memcpy(p.data_.get() + to * blockBytes, p.data_.get() + from * blockBytes, blockBytes);
     setBlockLocked(i, to);
     p.releaseLocked(from);
     ++p.counters_.copies;

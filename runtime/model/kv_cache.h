@@ -28,6 +28,7 @@
 
 #include <cassert>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -131,6 +132,13 @@ public:
   }
   uint64_t pageElems() const { return pageElems_; } // 2 x pageSize x kvDim
 
+  // Where a block's bytes are copied when a shared block must become
+  // writable (copy-on-write): memcpy within the pool by default; a GPU
+  // backend, whose pool memory is on the device, copies there instead
+  // (offsets in bytes from the pool's start). Set before any session runs.
+  using BlockCopier = std::function<void(uint64_t dstOffset, uint64_t srcOffset, uint64_t bytes)>;
+  void setBlockCopier(BlockCopier copier) { copier_ = std::move(copier); }
+
   KvPoolStats stats() const;
   // Block ids the prefix cache holds (referenced or not), in no order.
   std::vector<uint32_t> cachedBlocks() const;
@@ -161,6 +169,7 @@ private:
   uint32_t findCachedLocked(uint64_t key, uint64_t parent, std::span<const int32_t> tokens) const;
 
   KvPoolOptions opts_;
+  BlockCopier copier_;
   uint32_t numBlocks_ = 0;
   uint64_t pageElems_ = 0;
   // The pool is one anonymous mapping: page-aligned (tern_abi.h asks for

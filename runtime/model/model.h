@@ -49,6 +49,11 @@ struct ModelOptions {
   // compiles (f16 by default); a .tern carries its own (metadata "kv_type",
   // f32 when absent: artifacts from before the option).
   KvType kvType = KvType::F16;
+  // --device: where a .tern runs. "" picks the artifact's kind (a CPU
+  // artifact on the CPU, a cuda artifact on the CUDA driver's GPU); "cpu",
+  // "cuda" (the CUDA driver, UNTESTED ON HARDWARE) or "cuda-emulated" (the
+  // GPU kernels' code run on the host, docs/cuda.md). GGUFs run on the CPU.
+  std::string device;
 };
 
 class Session {

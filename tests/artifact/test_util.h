@@ -50,7 +50,7 @@ inline HeaderFields tinyFields() {
 }
 
 inline std::string tinyMetadata() {
-  return R"({"arch": "bitnet-b1.58", "abi_version": 4, "act_quant": "token",
+  return R"({"arch": "bitnet-b1.58", "abi_version": 5, "act_quant": "token",
              "hparams": {"hidden": 8, "n_layer": 2, "n_head": 2, "n_kv_head": 1,
                          "head_dim": 4, "ffn": 16, "vocab": 32, "max_ctx": 64},
              "model_config": {"arch": "bitnet-b1.58", "name": "tiny", "ffn_act": "relu2",

@@ -3,6 +3,7 @@
 // takes the other branch and describes its device).
 #include <gtest/gtest.h>
 
+#include "runtime/cuda/device.h"
 #include "runtime/cuda/driver.h"
 
 namespace tc = tern::cuda;
@@ -52,3 +53,42 @@ TEST(CudaDriver, StubDriverReportsNoUsableGpu) {
       << d.status();
 }
 #endif
+
+// The device of the runtime's cuda backend (device.h) over the driver: the
+// same clear errors, whatever step fails.
+TEST(CudaDevice, MissingDriverIsAClearError) {
+  auto d = tc::openCudaDevice("libtern-no-such-cuda.so.1");
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(std::string(d.status().message()).find("no CUDA driver"), std::string::npos)
+      << d.status();
+}
+
+#ifdef TERN_CUDA_STUB_LIB
+TEST(CudaDevice, StubDriverReportsNoUsableGpu) {
+  auto d = tc::openCudaDevice(TERN_CUDA_STUB_LIB);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(std::string(d.status().message()).find("cuInit failed"), std::string::npos)
+      << d.status();
+}
+#endif
+
+TEST(CudaDevice, EmulatedDeviceCopiesAndRefusesUnknownKernels) {
+  auto d = tc::openEmulatedDevice();
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE((*d)->emulated());
+  auto p = (*d)->alloc(1000);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(*p) % 256, 0u);
+  const char msg[] = "device bytes";
+  char back[sizeof msg] = {};
+  ASSERT_TRUE((*d)->upload(*p, msg, sizeof msg).ok());
+  ASSERT_TRUE((*d)->copy(static_cast<char *>(*p) + 500, *p, sizeof msg).ok());
+  ASSERT_TRUE((*d)->download(back, static_cast<char *>(*p) + 500, sizeof msg).ok());
+  EXPECT_STREQ(back, msg);
+  tc::LaunchDims dims;
+  dims.gridX = dims.blockX = 1;
+  EXPECT_FALSE((*d)->launch(99, dims, msg, 4).ok());
+  tc::GpuCode none;
+  EXPECT_FALSE((*d)->loadKernels(none).ok());
+  (*d)->release(*p);
+}

@@ -3,8 +3,10 @@
 // twins; and the launch plans for the 2B4T shapes. No GPU is needed (and
 // none is used): this checks the kernels' index arithmetic and math, not
 // the GPU. See docs/cuda.md.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <set>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "runtime/cuda/emulate.h"
 #include "runtime/cuda/kernels.h"
 #include "runtime/cuda/launch.h"
+#include "runtime/formats/half.h"
 #include "runtime/ukernels/ukernels.h"
 
 namespace tc = tern::cuda;
@@ -280,6 +283,240 @@ TEST(CudaKernels, ElementwiseAndEmbedBitExact) {
   EXPECT_EQ(std::memcmp(eRef.data(), eGpu.data(), eRef.size() * 4), 0); // NaN payloads too
 }
 
+// The GPU's float -> half (the f16 KV write) is half.h's, bit for bit: every
+// 13th float bit pattern where halves are finite and nonzero (normal and
+// subnormal rounding, ties, the carry into the exponent, overflow to inf),
+// every 97th elsewhere (zeros, underflow, inf, NaN payloads), and the edges.
+TEST(CudaKernels, F32ToF16EqualsHalfH) {
+  auto check = [](uint32_t bits) {
+    const float f = __builtin_bit_cast(float, bits);
+    const uint16_t want = tern::half::f32_to_f16(f), got = tc::f32_to_f16(f);
+    if (want != got)
+      ADD_FAILURE() << "float bits 0x" << std::hex << bits << ": gpu 0x" << got << " half.h 0x"
+                    << want;
+    return want == got;
+  };
+  for (uint32_t sign : {0u, 0x80000000u}) {
+    for (uint32_t b = 0x32800000u; b < 0x47900000u; b += 13)
+      if (!check(sign | b))
+        return;
+    for (uint64_t b = 0; b <= 0x7fffffffu; b += 97)
+      if (!check(sign | uint32_t(b)))
+        return;
+    for (uint32_t b : {0x0u, 0x33000000u, 0x33000001u, 0x387fe000u, 0x387ff000u, 0x38800000u,
+                       0x477fefffu, 0x477ff000u, 0x7f800000u, 0x7f800001u, 0x7fffffffu})
+      if (!check(sign | b))
+        return;
+  }
+}
+
+// ---- attention over the paged f16 KV cache (two launches) ----
+//
+// The emulated tern_gpu_kv_store_f16 + tern_gpu_attention_gqa_f16 against
+// tern_uk_attention_gqa_f16_ref, call after call on two copies of a paged
+// cache (3 sequences x 2 layers, page ids shuffled, the ref through the
+// host pointer tables, the GPU through the flat [seq][layer][maxPages]
+// table of AttnF16Params):
+//  - the K/V pool after every call is bit-identical to the ref's;
+//  - every output within |gpu - ref| <= 1e-6 (1 + A) max|v| (the CPU fast
+//    attention's bound, docs/ukernels.md: A = scale * max_p sum_d |q_d k_pd|
+//    over the rounded K, max|v| over the rounded V the head reads); the
+//    worst ratio is printed;
+//  - batch invariance: the last call's tokens one at a time (in call order,
+//    from the cache before the call) give the same bits as the whole call.
+namespace attn {
+
+struct Shape {
+  int64_t nHeads, nKv, headDim, pageSize;
+};
+
+struct PagedF16 {
+  int64_t nSeq, nLayer = 2, maxPages, pageSize, pageElems;
+  std::vector<int32_t> flat;                // [seq][layer][maxPages]
+  std::vector<const int32_t *> layers;      // [seq][layer] -> row of flat
+  std::vector<const int32_t *const *> seqs; // [seq]
+  std::vector<uint16_t> pool;
+
+  PagedF16(const Shape &s, int64_t nSeq_, int64_t maxCtx, std::mt19937 &rng)
+      : nSeq(nSeq_), maxPages((maxCtx + s.pageSize - 1) / s.pageSize), pageSize(s.pageSize),
+        pageElems(2 * s.pageSize * s.nKv * s.headDim) {
+    flat.resize(nSeq * nLayer * maxPages);
+    std::iota(flat.begin(), flat.end(), 0);
+    std::shuffle(flat.begin(), flat.end(), rng);
+    pool.assign(flat.size() * pageElems, 0x7e00); // NaN: unwritten rows would show
+    for (int64_t i = 0; i < nSeq * nLayer; ++i)
+      layers.push_back(flat.data() + i * maxPages);
+    for (int64_t q = 0; q < nSeq; ++q)
+      seqs.push_back(layers.data() + q * nLayer);
+  }
+  PagedF16(const PagedF16 &) = delete;
+  tern_ctx ctx() {
+    tern_ctx c{};
+    c.abi_version = TERN_ABI_VERSION;
+    c.kv.pool = pool.data();
+    c.kv.page_elems = pageElems;
+    c.kv.page_size = pageSize;
+    c.kv.n_seq = nSeq;
+    c.kv.page_tables = seqs.data();
+    return c;
+  }
+};
+
+// Both launches, emulated, over `cache` (its flat page table).
+void gpuAttention(PagedF16 &cache, const Shape &s, int64_t n, const float *q, const float *k,
+                  const float *v, const int32_t *pos, const int32_t *seq, float *out, int64_t layer,
+                  float scale) {
+  tc::AttnF16Params p{n,
+                      q,
+                      k,
+                      v,
+                      pos,
+                      seq,
+                      out,
+                      cache.pool.data(),
+                      cache.flat.data(),
+                      cache.pageElems,
+                      cache.pageSize,
+                      cache.nLayer,
+                      cache.maxPages,
+                      layer,
+                      s.nHeads,
+                      s.nKv,
+                      s.headDim,
+                      scale};
+  const tc::LaunchDims store = tc::planKvStoreF16(n, s.nKv * s.headDim);
+  const tc::LaunchDims attn = tc::planAttentionF16(n, s.nHeads, s.nKv, s.headDim);
+  ASSERT_TRUE(store.ok()) << store.error;
+  ASSERT_TRUE(attn.ok()) << attn.error;
+  tc::emulate::kv_store_f16(store, p);
+  tc::emulate::attention_gqa_f16(attn, p);
+}
+
+float roundF16(float x) { return tern::half::f16_to_f32(tern::half::f32_to_f16(x)); }
+
+// calls[c][q]: tokens of sequence q in call c (interleaved in the call).
+void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &calls, double &worst) {
+  SCOPED_TRACE(::testing::Message() << "heads " << s.nHeads << "/" << s.nKv << " head_dim "
+                                    << s.headDim << " page " << s.pageSize);
+  std::mt19937 rng(uint32_t(s.nHeads * 1000 + s.headDim * 10 + s.pageSize));
+  const int64_t nSeq = int64_t(calls[0].size()), kvDim = s.nKv * s.headDim,
+                qDim = s.nHeads * s.headDim, layer = 1;
+  const float scale = 1.0f / std::sqrt(float(s.headDim));
+  std::vector<int64_t> len(nSeq, 0);
+  for (const auto &c : calls)
+    for (int64_t q = 0; q < nSeq; ++q)
+      len[q] += c[q];
+  const int64_t maxCtx = *std::max_element(len.begin(), len.end());
+  PagedF16 ref(s, nSeq, maxCtx, rng), gpu(s, nSeq, maxCtx, rng);
+  gpu.flat = ref.flat; // the same page ids (the pools are compared)
+  std::fill(len.begin(), len.end(), 0);
+  std::vector<std::vector<float>> kAll(nSeq), vAll(nSeq); // rounded, per sequence
+  for (size_t ci = 0; ci < calls.size(); ++ci) {
+    std::vector<int32_t> pos, seq;
+    for (int64_t i = 0;; ++i) {
+      bool any = false;
+      for (int64_t q = 0; q < nSeq; ++q)
+        if (i < calls[ci][q]) {
+          pos.push_back(int32_t(len[q] + i));
+          seq.push_back(int32_t(q));
+          any = true;
+        }
+      if (!any)
+        break;
+    }
+    const int64_t n = int64_t(pos.size());
+    std::normal_distribution<float> nq(0.0f, 1.5f), nk(0.0f, 1.0f), nv(0.0f, 2.0f);
+    std::vector<float> q(n * qDim), k(n * kvDim), v(n * kvDim);
+    for (float &x : q)
+      x = nq(rng);
+    for (float &x : k)
+      x = nk(rng);
+    for (float &x : v)
+      x = nv(rng);
+    const std::vector<uint16_t> poolBefore = gpu.pool;
+    std::vector<float> want(n * qDim), got(n * qDim, NAN);
+    tern_ctx ctx = ref.ctx();
+    tern_uk_attention_gqa_f16_ref(&ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
+                                  want.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
+    gpuAttention(gpu, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), got.data(), layer,
+                 scale);
+    ASSERT_EQ(std::memcmp(ref.pool.data(), gpu.pool.data(), ref.pool.size() * 2), 0)
+        << "call " << ci << ": the KV pool differs from the ref's";
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t d = 0; d < kvDim; ++d) {
+        kAll[seq[t]].push_back(roundF16(k[t * kvDim + d]));
+        vAll[seq[t]].push_back(roundF16(v[t * kvDim + d]));
+      }
+    for (int64_t qq = 0; qq < nSeq; ++qq)
+      len[qq] += calls[ci][qq];
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < s.nHeads; ++h) {
+        // Position p of sequence seq[t] is row p of kAll / vAll (a
+        // sequence's tokens arrive in position order).
+        const int64_t kvh = h / (s.nHeads / s.nKv), sq = seq[t];
+        double A = 0.0, vmax = 0.0;
+        for (int64_t ps = 0; ps <= pos[t]; ++ps) {
+          double dot = 0.0;
+          for (int64_t d = 0; d < s.headDim; ++d) {
+            dot += std::fabs(double(q[t * qDim + h * s.headDim + d]) *
+                             kAll[sq][ps * kvDim + kvh * s.headDim + d]);
+            vmax = std::max(vmax, double(std::fabs(vAll[sq][ps * kvDim + kvh * s.headDim + d])));
+          }
+          A = std::max(A, dot * scale);
+        }
+        for (int64_t d = 0; d < s.headDim; ++d) {
+          const int64_t i = t * qDim + h * s.headDim + d;
+          const double err = std::fabs(double(got[i]) - double(want[i])) / ((1.0 + A) * vmax);
+          worst = std::max(worst, err);
+          ASSERT_LE(err, 1e-6) << "call " << ci << " token " << t << " (pos " << pos[t] << ", seq "
+                               << sq << ") head " << h << " dim " << d << ": gpu " << got[i]
+                               << " ref " << want[i];
+        }
+      }
+    if (ci + 1 != calls.size())
+      continue;
+    PagedF16 alone(s, nSeq, maxCtx, rng);
+    alone.flat = gpu.flat;
+    alone.pool = poolBefore;
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<float> one(qDim, NAN);
+      gpuAttention(alone, s, 1, &q[t * qDim], &k[t * kvDim], &v[t * kvDim], &pos[t], &seq[t],
+                   one.data(), layer, scale);
+      ASSERT_EQ(std::memcmp(one.data(), &got[t * qDim], qDim * 4), 0)
+          << "token " << t << " of " << n << " alone differs (batch invariance)";
+    }
+  }
+}
+
+} // namespace attn
+
+TEST(CudaKernels, AttentionF16WithinToleranceOfRefAndBatchInvariant) {
+  // Ratios 1 and 4 (20/5 x 128: 2B4T), head_dim 64 / 128 / 192 / 256, pages
+  // of 1, 3, 7, 16 and 32 positions (boundaries inside and across the
+  // kernel's 32-position chunks).
+  const attn::Shape shapes[] = {{4, 4, 64, 16}, {20, 5, 128, 16}, {8, 2, 128, 7}, {4, 1, 64, 3},
+                                {3, 3, 192, 1}, {2, 2, 256, 32},  {8, 8, 128, 5}};
+  // Three sequences: prefill chunks of 37, single-token decode calls (n = 1),
+  // mixed calls; the last call mixed (batch invariance).
+  const std::vector<std::vector<int64_t>> calls = {{37, 5, 0}, {1, 0, 0},  {0, 37, 1}, {1, 1, 1},
+                                                   {0, 0, 37}, {37, 1, 0}, {0, 0, 1},  {3, 2, 4}};
+  double worst = 0.0;
+  for (const attn::Shape &s : shapes) {
+    attn::checkAttention(s, calls, worst);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+  // Longer contexts: 9 prefill chunks of 37 (333 positions, 11 chunks of 32)
+  // then decode steps.
+  std::vector<std::vector<int64_t>> longCalls(9, {37, 1});
+  longCalls.push_back({1, 1});
+  longCalls.push_back({1, 2});
+  attn::checkAttention({20, 5, 128, 16}, longCalls, worst);
+  std::printf("attention_gqa_f16 (GPU emulation): worst |gpu - ref| = %.3g x (1 + A) max|v| "
+              "(bound 1e-6)\n",
+              worst);
+}
+
 // Launch plans for the 2B4T shapes: grid and block sizes, and every (row,
 // token) of the output computed by exactly one warp.
 TEST(CudaLaunchPlan, Bitnet2B4TShapes) {
@@ -318,6 +555,29 @@ TEST(CudaLaunchPlan, Bitnet2B4TShapes) {
   tc::LaunchDims ew = tc::planElementwise(3, 2560);
   EXPECT_EQ(ew.gridX, 30u);
   EXPECT_EQ(ew.blockX, 256u);
+  // Attention, 20 heads / 5 KV heads x 128: every (token, head) by exactly
+  // one warp; the K/V store one thread per element of [n][640].
+  for (int64_t n : {1, 3, 37, 512}) {
+    tc::LaunchDims a = tc::planAttentionF16(n, 20, 5, 128);
+    ASSERT_TRUE(a.ok()) << a.error;
+    EXPECT_EQ(a.blockX, 128u);
+    EXPECT_EQ(a.gridX, uint32_t((n * 20 + 3) / 4));
+    EXPECT_EQ(a.gridY, 1u);
+    tc::AttnF16Params p{};
+    p.n = n;
+    p.nHeads = 20;
+    std::vector<uint8_t> seen(n * 20, 0);
+    tc::emulate::for_each_warp(a, [&](tc::Thread th) {
+      int64_t t, h;
+      if (tc::attn_work(p, th, &t, &h))
+        ++seen[t * 20 + h];
+    });
+    for (size_t i = 0; i < seen.size(); ++i)
+      ASSERT_EQ(seen[i], 1) << "(token, head) " << i << " n=" << n;
+    tc::LaunchDims st = tc::planKvStoreF16(n, 640);
+    ASSERT_TRUE(st.ok()) << st.error;
+    EXPECT_EQ(uint64_t(st.gridX) * st.blockX, uint64_t((n * 640 + 255) / 256 * 256));
+  }
 }
 
 TEST(CudaLaunchPlan, RejectsShapesTheKernelsCannotRun) {
@@ -329,4 +589,14 @@ TEST(CudaLaunchPlan, RejectsShapesTheKernelsCannotRun) {
   EXPECT_FALSE(tc::planMatmulI2s(8 * 65536, 64, 256, 32, 256).ok()); // grid.y limit
   EXPECT_NE(tc::planLmHead(1, 100, 2559).error.find("odd"), std::string::npos);
   EXPECT_FALSE(tc::planElementwise(0, 5).ok());
+  for (int64_t hd : {32, 100, 37, 320}) {
+    const std::string e = tc::planAttentionF16(1, 4, 4, hd).error;
+    EXPECT_NE(e.find("head_dim=" + std::to_string(hd) + " is not a multiple of 64"),
+              std::string::npos)
+        << e;
+  }
+  EXPECT_NE(tc::planAttentionF16(1, 6, 4, 64).error.find("not a multiple of n_kv_heads"),
+            std::string::npos);
+  EXPECT_FALSE(tc::planAttentionF16(0, 4, 4, 64).ok());
+  EXPECT_FALSE(tc::planKvStoreF16(0, 64).ok());
 }

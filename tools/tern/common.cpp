@@ -61,7 +61,14 @@ void addModelFlags(args::Parser &p, Common &c) {
       "--no-verify-weights", [&c] { c.opts.verifyWeightsHash = false; },
       ".tern only: skip hashing the weights section on open\n"
       "(every other check still runs)");
-  p.string("--target", &c.target, "T", "when compiling: ternc's --target (default native)");
+  p.string("--device", &c.opts.device, "D",
+           "where a compiled model runs: cpu, cuda (the CUDA driver's\n"
+           "GPU; UNTESTED ON HARDWARE) or cuda-emulated (the GPU\n"
+           "kernels' code on the CPU, for tests); default: what the\n"
+           "artifact was compiled for (ternc --target cuda:sm_XX)");
+  p.string("--target", &c.target, "T",
+           "when compiling: ternc's --target (default native; cuda\nwith --device cuda or "
+           "cuda-emulated)");
   p.string("--kernel", &c.kernel, "K",
            "when compiling: ternc's --kernel (e.g. ref); on the\n"
            "reference path only `ref` is accepted");
@@ -179,7 +186,13 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
       err << "tern: note: no ternc found ($TERNC, next to tern, $PATH): running " << c.modelPath
           << " on the scalar reference forward pass\n";
   }
+  const bool gpuDevice = c.opts.device == "cuda" || c.opts.device == "cuda-emulated";
   if (!compile) {
+    if (gpuDevice)
+      return absl::InvalidArgumentError(
+          fmt::format("--device {} runs compiled code only: compile the model with ternc "
+                      "--target cuda:sm_80|cuda:sm_90 (or pass --compile)",
+                      c.opts.device));
     if (!c.kernel.empty() && c.kernel != "ref")
       return absl::InvalidArgumentError(
           fmt::format("--kernel: '{}' needs --compile; the reference path runs only the reference "
@@ -189,6 +202,8 @@ absl::StatusOr<std::unique_ptr<model::Model>> openFor(Common &c, std::ostream &e
   }
   exec::CompileRequest req;
   req.target = c.target;
+  if (gpuDevice && (req.target.empty() || req.target == "native"))
+    req.target = "cuda"; // native is the CPU; a GPU device needs the cuda target
   req.kernel = c.kernel;
   if (c.actQuantGiven && c.opts.actQuant == ActQuant::None)
     req.actQuant = "none";

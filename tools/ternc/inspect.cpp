@@ -241,6 +241,12 @@ json artifactReport(const artifact::Artifact &a) {
     ms.push_back(e);
   }
   r["matrices"] = ms;
+  // cuda targets: the GPU kernels the artifact carries (GPU_CODE section).
+  if (meta.contains("gpu") && meta["gpu"].is_object()) {
+    json g = meta["gpu"];
+    g["section_bytes"] = a.gpuCode().size();
+    r["gpu"] = g;
+  }
   return r;
 }
 
@@ -254,6 +260,15 @@ void printArtifactText(std::ostream &os, const json &r) {
       t.value("name", "?"), t.value("kernel_target", "?"), t.value("cpu", "?"),
       r["act_quant"].get<std::string>(), r["head"].get<std::string>(),
       r["kv_type"].get<std::string>(), r["max_batch"].dump());
+  if (r.contains("gpu")) {
+    const json &g = r["gpu"];
+    auto bytesOf = [&](const char *k) {
+      return g.contains(k) ? fmt::format("{} bytes", g[k].value("bytes", uint64_t(0)))
+                           : std::string("none (no ptxas at build time)");
+    };
+    os << fmt::format("gpu code   {}: PTX {}, cubin {} (UNTESTED ON HARDWARE)\n",
+                      g.value("arch", "?"), bytesOf("ptx"), bytesOf("cubin"));
+  }
   os << fmt::format("cost table {}\n", r["cost_table"].get<std::string>());
   if (r.contains("decode_layout") && r["decode_layout"].is_object())
     os << fmt::format("decode     {} copy of every ternary matrix, read by calls of fewer than {} "
