@@ -29,10 +29,10 @@ struct CudaCase {
   double tolerance, gap;
 };
 
-std::string cudaArtifact(const std::string &model, const std::string &target = "cuda") {
+// `tag` keeps the artifacts of tests that ctest runs in parallel apart.
+std::string cudaArtifact(const std::string &model, const std::string &tag = "") {
   return e2e::compile(fmt::format("{}/models/{}.gguf", kFixtures, model),
-                      fmt::format("{}-{}", model, target == "cuda" ? "cuda" : "sm80"),
-                      {"--target", target == "cuda" ? "cuda" : "cuda:sm_80"});
+                      fmt::format("{}-cuda{}", model, tag), {"--target", "cuda"});
 }
 
 double runGoldens(model::Model &m, const CudaCase &c) {
@@ -133,7 +133,7 @@ runSessions(model::Model &m, const std::vector<std::vector<int32_t>> &prompts, b
 }
 
 TEST(CudaEmulatedSessions, BatchedSessionsGiveTheBitsOfEachAlone) {
-  const std::string tern = cudaArtifact("gqa-bitnet-tq2");
+  const std::string tern = cudaArtifact("gqa-bitnet-tq2", "-sessions");
   ASSERT_FALSE(tern.empty());
   // Two prompts share 20 tokens (one full 16-position page is shared by the
   // prefix cache, then written by both: copy-on-write on the device).
@@ -161,7 +161,7 @@ TEST(CudaEmulatedSessions, BatchedSessionsGiveTheBitsOfEachAlone) {
 // A fork shares every block, the partly filled last one included: the first
 // write to it copies the block on the device (KvPool's block copier).
 TEST(CudaEmulatedSessions, ForkCopiesSharedBlocksOnTheDevice) {
-  const std::string tern = cudaArtifact("tiny-bitnet-tq2");
+  const std::string tern = cudaArtifact("tiny-bitnet-tq2", "-fork");
   ASSERT_FALSE(tern.empty());
   model::ModelOptions o;
   o.contextLength = 64;
@@ -199,10 +199,10 @@ TEST(CudaEmulatedSessions, ForkCopiesSharedBlocksOnTheDevice) {
 }
 
 TEST(CudaDevice, WrongDeviceForTheArtifactIsAClearError) {
-  const std::string gpu = cudaArtifact("tiny-bitnet-i2s");
+  const std::string gpu = cudaArtifact("tiny-bitnet-i2s", "-wrong-device");
   ASSERT_FALSE(gpu.empty());
-  const std::string cpu =
-      e2e::compile(fmt::format("{}/models/tiny-bitnet-i2s.gguf", kFixtures), "tiny-i2s-cpu", {});
+  const std::string cpu = e2e::compile(fmt::format("{}/models/tiny-bitnet-i2s.gguf", kFixtures),
+                                       "tiny-i2s-cpu-wrong-device", {});
   ASSERT_FALSE(cpu.empty());
   model::ModelOptions o;
   o.contextLength = 64;
@@ -222,7 +222,7 @@ TEST(CudaDevice, WrongDeviceForTheArtifactIsAClearError) {
 
 // The CUDA driver: without one (CI) a clear error; with a GPU, the goldens.
 TEST(CudaDevice, DriverRunsTheGoldensOrSaysWhyNot) {
-  const std::string tern = cudaArtifact("tiny-bitnet-i2s");
+  const std::string tern = cudaArtifact("tiny-bitnet-i2s", "-driver");
   ASSERT_FALSE(tern.empty());
   model::ModelOptions o;
   o.contextLength = 128;
@@ -246,9 +246,9 @@ TEST(CudaDevice, DriverRunsTheGoldensOrSaysWhyNot) {
 // `tern eval ... --device`: the flag reaches the runtime, its errors are the
 // command's; a .gguf with --device cuda-emulated compiles for --target cuda.
 TEST(CudaCli, EvalWithDeviceFlag) {
-  const std::string gpu = cudaArtifact("tiny-bitnet-tq2");
-  const std::string cpu =
-      e2e::compile(fmt::format("{}/models/tiny-bitnet-tq2.gguf", kFixtures), "tiny-tq2-cpu", {});
+  const std::string gpu = cudaArtifact("tiny-bitnet-tq2", "-cli");
+  const std::string cpu = e2e::compile(fmt::format("{}/models/tiny-bitnet-tq2.gguf", kFixtures),
+                                       "tiny-tq2-cpu-cli", {});
   ASSERT_FALSE(gpu.empty());
   ASSERT_FALSE(cpu.empty());
   auto eval = [](const std::string &model, std::vector<std::string> extra, std::string *errOut) {

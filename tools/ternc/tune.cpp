@@ -226,7 +226,7 @@ absl::StatusOr<std::vector<uint8_t>> packedRandom(const Job &j, int64_t rows) {
 int runTune(const Options &o) {
   std::optional<compiler::MachineTarget> machine = compiler::resolveMachineTarget(o.target);
   std::unique_ptr<TargetInfo> ti = compiler::createTargetInfo(o.target);
-  if (!machine || !ti || machine->triple.empty()) {
+  if (!machine || !ti || machine->triple.empty() || !machine->gpuArch.empty()) {
     std::cerr << fmt::format("ternc tune: error: --target {}: not a CPU target (known: {})\n",
                              o.target, compiler::targetNames());
     return 2;

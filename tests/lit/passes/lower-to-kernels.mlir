@@ -134,9 +134,9 @@ func.func @ops_on_target(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<
 
 // -----
 
-// A target ISA without CPU op variants (cuda): `_ref`, recording the wish.
+// The cuda targets call their launchers (docs/cuda.md), no `_ref` fallback.
 // CHECK-LABEL: func.func @ops_no_variant
-// CHECK: "tern_uk_add_f32_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_add_f32_cuda", n = 256 : i64}}
+// CHECK: "tern_uk_add_f32_cuda"({{.*}}) {static_args = {n = 256 : i64}}
 module attributes {tern.target = "cuda"} {
 func.func @ops_no_variant(%x: tensor<?x256xf32>) -> tensor<?x256xf32> {
   %r = tern.add %x, %x : tensor<?x256xf32>
@@ -216,20 +216,6 @@ func.func @ops_neon_i8mm(%tokens: tensor<?xi32>, %pos: tensor<?xi32>) -> tensor<
   %a = tern.attention %t, %o, %o, %pos {head_dim = 64 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 4 : i64, n_kv_heads = 4 : i64, scale = 0.125 : f32} : tensor<?x256xf32>, tensor<?x256xf32>, tensor<?x256xf32>, tensor<?xi32>
   %l = tern.lm_head %a {kernel = #tern.kernel<f16, neon_i8mm, tile_m = 16, tile_k = 256>, packed = #tern.packed<f16, offset = 46464, bytes = 8192, checksum = 3>, weight = #tern.weight<"output.weight", [16, 256], f16, offset = 0, bytes = 8192>} : tensor<?x256xf32> -> tensor<?x16xf32>
   return %l : tensor<?x16xf32>
-}
-}
-
-// -----
-
-// CHECK-LABEL: func.func @attention_no_fast_ops
-// CHECK: "tern_uk_attention_gqa_f16_ref"({{.*}}) {static_args = {fallback_from = "tern_uk_attention_gqa_f16_cuda", head_dim = 128
-// REF-LABEL: func.func @attention_no_fast_ops
-// REF: "tern_uk_attention_gqa_f16_ref"
-// REF-NOT: fallback_from
-module attributes {tern.target = "cuda"} {
-func.func @attention_no_fast_ops(%q: tensor<?x2560xf32>, %k: tensor<?x640xf32>, %v: tensor<?x640xf32>, %pos: tensor<?xi32>) -> tensor<?x2560xf32> {
-  %a = tern.attention %q, %k, %v, %pos {head_dim = 128 : i64, layer = 0 : i64, max_ctx = 4096 : i64, n_heads = 20 : i64, n_kv_heads = 5 : i64, scale = 0.0883883461 : f32} : tensor<?x2560xf32>, tensor<?x640xf32>, tensor<?x640xf32>, tensor<?xi32>
-  return %a : tensor<?x2560xf32>
 }
 }
 

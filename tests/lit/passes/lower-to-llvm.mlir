@@ -71,7 +71,7 @@
 // CHECK: llvm.return
 // CHECK: llvm.mlir.global internal constant @tern_model_kernels("[{\22callee\22:\22tern_uk_embed_f16_ref\22
 // CHECK: llvm.mlir.global internal constant @tern_model_desc()
-// CHECK: llvm.mlir.constant(4 : i32)
+// CHECK: llvm.mlir.constant(5 : i32)
 // CHECK: llvm.func @tern_model_describe() -> !llvm.ptr
 // CHECK-NOT: func.func
 
