@@ -164,7 +164,11 @@ TEST(BenchProfileE2E, JsonKeysAreSane) {
     EXPECT_LE(sum, wall);
     EXPECT_NEAR(p.value("other_ms", -1.0), wall - sum, 1e-3 + 1e-6 * wall);
     EXPECT_GE(p.value("wait_ms", -1.0), 0.0);
-    EXPECT_LE(p.value("wait_ms", -1.0), sum);
+    // Waiting is summed over the region's threads (the pool's caller and
+    // every barrier arrival), so with -t 2 it is bounded by twice the wall
+    // time, not by thread 0's op time (a descheduled peer on a loaded
+    // machine makes the other thread wait longer than its own ops ran).
+    EXPECT_LE(p.value("wait_ms", -1.0), 2 * wall);
     // Every matmul has a role; each layer runs o and down once per call, the
     // head and the embedding once per call.
     EXPECT_EQ(p["ops"]["matmul_other"].value("calls", 99), 0);
