@@ -28,7 +28,8 @@ the first step whose greedy picks part; every dp must be within the tolerance,
 and a parting is an error only where the golden's top two differ by more than
 the gap. The results must list each golden id's probability at each step
 (`tern eval --top N` with N the vocabulary size lists them all) and be fed the
-golden's input. Exit status: 0 all entries within tolerance, 1 a mismatch,
+golden's input. Greedy results need no forced picks: up to the first parting
+they fed the golden's own tokens, and no later step is compared. Exit status: 0 all entries within tolerance, 1 a mismatch,
 2 unreadable files or results that cannot be compared.
 )";
 
