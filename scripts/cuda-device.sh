@@ -5,8 +5,8 @@
 # everything is built here and carried.
 #
 #   scripts/cuda-device.sh pack DIR [options]    (here)
-#       DIR: bin/tern, lib/ (its shared libraries and Debian's dynamic
-#       loader), fixtures/*.tern compiled with --target cuda:sm_90, golden/,
+#       DIR: bin/tern, lib/ (its shared libraries), glibc/ (Debian's dynamic
+#       loader and glibc's libraries), fixtures/*.tern compiled with --target cuda:sm_90, golden/,
 #       inputs/, synth/ (the largest generated model whose artifact fits the
 #       budget), manifest.tsv. Prints every part's size and the total.
 #   scripts/cuda-device.sh run DIR OUTDIR [--device cuda|cuda-emulated]  (there)
@@ -27,7 +27,7 @@ usage: scripts/cuda-device.sh pack DIR [--build B] [--fixtures "A B ..."]
                                 [--synth 2b4t|tiny|none] [--synth-max-layers N]
                                 [--budget-mib N] [--arch sm_90]
        scripts/cuda-device.sh run DIR OUTDIR [--device cuda|cuda-emulated]
-                                [--budget-s S] [--quick]
+                                [--budget-s S] [--quick] [--loader auto|carried|system]
        scripts/cuda-device.sh check OUTDIR [DIR] [--build B]
 
 pack (on the build machine; B defaults to the repository's build/):
@@ -47,6 +47,9 @@ run (on the GPU machine, or here):
   --budget-s    the whole run's time limit; each step's limit is cut to what
                 is left (default 300)
   --quick       a short bench (default with cuda-emulated)
+  --loader      carried (Debian's loader and glibc from the pack), system (the
+                device's loader and glibc, the pack's lib/), auto (default:
+                carried, system where the carried one cannot start tern)
 check (on the build machine): DIR defaults to the pack recorded in OUTDIR's
   manifest; B (for `tern compare`) to the repository's build/.
 EOF
@@ -142,41 +145,48 @@ pack() {
   note "working tree that travels with it: $(human "$tree"); DIR's budget: $(human "$budget")"
   (( budget > 0 )) || die "pack: no room left under 64 MiB"
 
-  rm -rf "${dir:?}"/{bin,lib,fixtures,golden,inputs,synth,manifest.tsv,PACKED}
-  mkdir -p "$dir"/{bin,lib,fixtures,golden,inputs,synth}
+  rm -rf "${dir:?}"/{bin,lib,glibc,fixtures,golden,inputs,synth,manifest.tsv,PACKED}
+  mkdir -p "$dir"/{bin,lib,glibc,fixtures,golden,inputs,synth}
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/cuda-device-pack.XXXXXX") || die "pack: mktemp failed"
   WORK=$work
 
   # tern, stripped of debug information, and what ldd says it loads. Debian's
-  # dynamic loader runs it there (`lib/ld-linux-x86-64.so.2 --library-path
-  # lib:<libcuda's folder> bin/tern`): the device's own glibc may be older.
-  # glibc's libdl/libpthread/librt stubs come too: the device's libcuda.so.1
-  # links them, and they must be this glibc's, not the device's.
+  # dynamic loader runs it there (`glibc/ld-linux-x86-64.so.2 --library-path
+  # glibc:lib:<libcuda's folder> bin/tern`): the device's own glibc may be
+  # older. glibc's libdl/libpthread/librt stubs come too: the device's
+  # libcuda.so.1 links them, and they must be this glibc's, not the device's.
+  # glibc's files go to glibc/, the others to lib/: run's fallback uses lib/
+  # alone with the device's loader and glibc.
   cp "$tern" "$dir/bin/tern" && chmod u+w "$dir/bin/tern"
   if command -v objcopy >/dev/null; then objcopy --strip-debug "$dir/bin/tern"; fi
   local loader="" libc=""
   while read -r line; do
     if [[ $line =~ ^([^[:space:]]+)\ =\>\ (/[^[:space:]]+) ]]; then
-      copy_lib "${BASH_REMATCH[2]}" "$dir/lib" "${BASH_REMATCH[1]}"
+      case "${BASH_REMATCH[1]}" in
+      libc.so.6 | libm.so.6 | libdl.so.2 | libpthread.so.0 | librt.so.1)
+        copy_lib "${BASH_REMATCH[2]}" "$dir/glibc" "${BASH_REMATCH[1]}"
+        ;;
+      *) copy_lib "${BASH_REMATCH[2]}" "$dir/lib" "${BASH_REMATCH[1]}" ;;
+      esac
       [[ ${BASH_REMATCH[1]} == libc.so.6 ]] && libc=${BASH_REMATCH[2]}
     elif [[ $line =~ ^(/[^[:space:]]*ld-linux-x86-64\.so\.2) ]]; then
       loader=${BASH_REMATCH[1]}
     fi
   done < <(ldd "$tern")
   [[ -n $loader && -n $libc ]] || die "pack: ldd $tern lists no libc.so.6 or ld-linux-x86-64.so.2 (a static tern? see docs/cuda.md)"
-  copy_lib "$loader" "$dir/lib" ld-linux-x86-64.so.2
+  copy_lib "$loader" "$dir/glibc" ld-linux-x86-64.so.2
   local glibcDir
   glibcDir=$(dirname "$(readlink -f "$libc")")
   for l in libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1; do
-    [[ -e $dir/lib/$l || ! -e $glibcDir/$l ]] || copy_lib "$glibcDir/$l" "$dir/lib" "$l"
+    [[ -e $dir/glibc/$l || ! -e $glibcDir/$l ]] || copy_lib "$glibcDir/$l" "$dir/glibc" "$l"
   done
   # The carried loader and libraries must run tern here, without the system's.
-  "$dir/lib/ld-linux-x86-64.so.2" --library-path "$dir/lib" "$dir/bin/tern" --help >/dev/null ||
+  "$dir/glibc/ld-linux-x86-64.so.2" --library-path "$dir/glibc:$dir/lib" "$dir/bin/tern" --help >/dev/null ||
     die "pack: the carried loader cannot run the carried tern"
   local glibcVersion
-  glibcVersion=$("$dir/lib/ld-linux-x86-64.so.2" --version 2>/dev/null | head -1)
-  note "tern + libraries + loader: $(human "$(bytes_of "$dir/bin" "$dir/lib")") ($(ls "$dir/lib" | wc -l) files in lib/; $glibcVersion)"
+  glibcVersion=$("$dir/glibc/ld-linux-x86-64.so.2" --version 2>/dev/null | head -1)
+  note "tern + libraries + loader: $(human "$(bytes_of "$dir/bin" "$dir/lib" "$dir/glibc")") ($(ls "$dir/lib" | wc -l) files in lib/, $(ls "$dir/glibc" | wc -l) in glibc/: $glibcVersion)"
 
   {
     printf 'pack_dir\t%s\n' "$dir"
@@ -295,10 +305,11 @@ pack_synth() {
 # run
 
 run() {
-  local dir="" out="" device=cuda budgetS=300 quick=0
+  local dir="" out="" device=cuda budgetS=300 quick=0 loader=auto
   while (($#)); do
     case "$1" in
     --device) device=${2:?}; shift 2 ;;
+    --loader) loader=${2:?}; shift 2 ;;
     --budget-s) budgetS=${2:?}; shift 2 ;;
     --quick) quick=1; shift ;;
     -*) die "run: unknown option '$1' (see help)" ;;
@@ -314,6 +325,7 @@ run() {
   [[ -f $dir/manifest.tsv && -x $dir/bin/tern ]] || die "run: $dir is not a pack (no manifest.tsv or bin/tern)"
   case "$device" in cuda) ;; cuda-emulated) quick=1 ;; *) die "run: --device '$device' is not cuda or cuda-emulated" ;; esac
   [[ $budgetS =~ ^[1-9][0-9]*$ ]] || die "run: --budget-s '$budgetS' is not a positive integer"
+  case "$loader" in auto | carried | system) ;; *) die "run: --loader '$loader' is not auto, carried or system" ;; esac
   dir=$(cd "$dir" && pwd)
   mkdir -p "$out" || die "run: cannot create $out"
   out=$(cd "$out" && pwd)
@@ -399,15 +411,27 @@ run() {
       echo "no nvidia-smi on PATH" | tee "$out/nvidia-smi.txt" >>"$log"
     fi
   fi
-  local ld=("$dir/lib/ld-linux-x86-64.so.2" --library-path "$dir/lib${cudaDir:+:$cudaDir}")
-  local tern=("${ld[@]}" "$dir/bin/tern")
+  # tern through the carried loader and glibc (the default), or, where that
+  # cannot start there, through the device's own loader and glibc with the
+  # carried lib/ (which needs a glibc at least as new as Debian 12's 2.36).
+  local carried=("$dir/glibc/ld-linux-x86-64.so.2" --library-path "$dir/glibc:$dir/lib${cudaDir:+:$cudaDir}")
+  local system=(env "LD_LIBRARY_PATH=$dir/lib${cudaDir:+:$cudaDir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+  local tern=()
   {
-    echo "tern: ${tern[*]}"
-    echo "its libraries as the carried loader resolves them:"
-    "${ld[@]}" --list "$dir/bin/tern" 2>&1
+    echo "carried loader: ${carried[*]}; its resolution of tern's libraries:"
+    "${carried[@]}" --list "$dir/bin/tern" 2>&1
   } >>"$log"
-
-  step preflight 30 "${tern[@]}" --help
+  if [[ $loader != system ]]; then
+    step preflight 30 "${carried[@]}" "$dir/bin/tern" --help
+    [[ $(awk -F'\t' '$1 == "preflight" { print $2 }' "$out/summary.tsv") == 0 ]] &&
+      tern=("${carried[@]}" "$dir/bin/tern")
+  fi
+  if [[ ${#tern[@]} == 0 && $loader != carried ]]; then
+    step preflight-system 30 "${system[@]}" "$dir/bin/tern" --help
+    tern=("${system[@]}" "$dir/bin/tern")
+  fi
+  [[ ${#tern[@]} == 0 ]] && tern=("${carried[@]}" "$dir/bin/tern")
+  echo "tern: ${tern[*]}" >>"$log"
   local kind name tol gap steps
   while IFS=$'\t' read -r kind name tol gap steps; do
     [[ $kind == fixture || $kind == synth ]] || continue

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/cuda-device.sh end to end without a GPU (docs/cuda.md, "Running on
 # a GPU"): pack two fixtures and a tiny generated model into the build tree,
-# run them through the carried loader and libraries on the emulated device,
+# run them through the carried loader and libraries on the emulated device
+# (and through the system's loader: --loader system, and auto's fallback),
 # check the results against the goldens; a tampered and a missing result fail
 # the check; `run --device cuda` without a driver records every step's
 # failure and goes on; given the CUDA toolkit's stub libcuda (a driver
@@ -40,16 +41,20 @@ bash "$script" pack "$pack" --build "$build" --fixtures "$fixtures" --synth tiny
 cat "$work/pack.log"
 grep -q "generated model synth-tiny-2l: 2 layers" "$work/pack.log" || fail "pack did not size the generated model to 2 layers"
 grep -q "^cuda-device.sh: total .* of a budget of 32.00 MiB" "$work/pack.log" || fail "pack printed no total"
-for f in bin/tern lib/ld-linux-x86-64.so.2 lib/libc.so.6 manifest.tsv synth/synth-tiny-2l.tern \
+for f in bin/tern glibc/ld-linux-x86-64.so.2 glibc/libc.so.6 lib/libstdc++.so.6 manifest.tsv synth/synth-tiny-2l.tern \
   golden/synth-tiny-2l.json inputs/gqa-bitnet-tq2.txt fixtures/tiny-bitnet-i2s.tern; do
   [[ -s $pack/$f ]] || fail "pack holds no $f"
 done
-# Every library the carried loader gives tern comes from the pack.
-listing=$("$pack/lib/ld-linux-x86-64.so.2" --library-path "$pack/lib" --list "$pack/bin/tern") ||
+# Every library the carried loader gives tern comes from the pack; lib/
+# holds no glibc (run's fallback loads lib/ with the device's glibc).
+listing=$("$pack/glibc/ld-linux-x86-64.so.2" --library-path "$pack/glibc:$pack/lib" --list "$pack/bin/tern") ||
   fail "the carried loader cannot list tern's libraries"
 echo "$listing"
-outside=$(echo "$listing" | awk '/=>/ { print $3 }' | grep -v "^$pack/lib/" || true)
+outside=$(echo "$listing" | awk '/=>/ { print $3 }' | grep -v "^$pack/glibc/\|^$pack/lib/" || true)
 [[ -z $outside ]] || fail "libraries resolved outside the pack: $outside"
+for l in libc.so.6 libm.so.6 ld-linux-x86-64.so.2; do
+  [[ ! -e $pack/lib/$l ]] || fail "lib/ holds glibc's $l"
+done
 
 echo "== run --device cuda-emulated"
 out=$work/out
@@ -73,6 +78,29 @@ echo "== check"
 bash "$script" check "$out" --build "$build" | tee "$work/check.log" || fail "check of the emulated run"
 [[ $(grep -c ' ok [0-9]*/[0-9]* entries within tolerance' "$work/check.log") == 3 ]] ||
   fail "check did not pass the three models"
+
+echo "== run --loader system (the device's loader and glibc, the pack's lib/)"
+bash "$script" run "$pack" "$work/system" --device cuda-emulated --loader system --budget-s 240 || {
+  cat "$work/system/log.txt"
+  fail "run --loader system on the emulated device"
+}
+grep -q "^tern: env LD_LIBRARY_PATH=$pack/lib " "$work/system/log.txt" || fail "--loader system did not run tern so"
+bash "$script" check "$work/system" --build "$build" >"$work/check-system.log" 2>&1 || {
+  cat "$work/check-system.log"
+  fail "check of the --loader system run"
+}
+
+echo "== run --loader auto where the carried loader cannot start: the system one takes over"
+mv "$pack/glibc/ld-linux-x86-64.so.2" "$pack/glibc/ld.moved"
+bash "$script" run "$pack" "$work/auto" --device cuda-emulated --budget-s 240
+rc=$?
+mv "$pack/glibc/ld.moved" "$pack/glibc/ld-linux-x86-64.so.2"
+((rc == 1)) || fail "run with a failed preflight exited $rc, not 1"
+awk -F'\t' '$1 == "preflight" && $2 != 0 { a = 1 } $1 == "preflight-system" && $2 == 0 { b = 1 }
+  $1 == "gqa-bitnet-tq2" && $2 == 0 { c = 1 } END { exit !(a && b && c) }' "$work/auto/summary.tsv" || {
+  cat "$work/auto/summary.tsv"
+  fail "the fallback to the system loader did not run the fixtures"
+}
 
 echo "== check of a tampered and of a missing result"
 t=$work/tampered
