@@ -39,6 +39,8 @@ const char *kernelName(int32_t kernel) {
     return "tern_gpu_kv_store_f16";
   case TERN_GPU_ATTENTION_GQA_F16:
     return "tern_gpu_attention_gqa_f16";
+  case TERN_GPU_MATMUL_I2S_I8_MMA:
+    return "tern_gpu_matmul_i2s_i8_mma";
   default:
     return nullptr;
   }
@@ -56,6 +58,7 @@ LaunchDims failDims(std::string why) {
 template <class F> auto withParams(int32_t kernel, const void *params, F f) {
   switch (kernel) {
   case TERN_GPU_MATMUL_I2S_I8:
+  case TERN_GPU_MATMUL_I2S_I8_MMA:
     return f(*static_cast<const I2sParams *>(params));
   case TERN_GPU_LM_HEAD_F16:
     return f(*static_cast<const LmHeadParams *>(params));
@@ -93,6 +96,8 @@ LaunchDims planKernel(int32_t kernel, const void *params, uint64_t bytes) {
                                   name, bytes, sizeof p));
     using P = std::decay_t<decltype(p)>;
     if constexpr (std::is_same_v<P, I2sParams>) {
+      if (kernel == TERN_GPU_MATMUL_I2S_I8_MMA)
+        return planMatmulI2sMma(p.n, p.m, p.k, p.tileM, p.tileK);
       return planMatmulI2s(p.n, p.m, p.k, p.tileM, p.tileK);
     } else if constexpr (std::is_same_v<P, LmHeadParams>) {
       return planLmHead(p.n, p.vocab, p.hidden);
@@ -198,6 +203,9 @@ public:
       break;
     case TERN_GPU_ATTENTION_GQA_F16:
       emulate::attention_gqa_f16(d, *static_cast<const AttnF16Params *>(params));
+      break;
+    case TERN_GPU_MATMUL_I2S_I8_MMA:
+      emulate::matmul_i2s_i8_mma(d, *static_cast<const I2sParams *>(params));
       break;
     default:
       return absl::UnimplementedError(
