@@ -20,6 +20,7 @@
 #include "runtime/formats/half.h"
 #include "runtime/ukernels/ukernels.h"
 #include "tests/cuda/built_ptx.h"
+#include "tests/ukernels/attention_check.h"
 
 namespace tc = tern::cuda;
 
@@ -453,19 +454,12 @@ void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &cal
         // Position p of sequence seq[t] is row p of kAll / vAll (a
         // sequence's tokens arrive in position order).
         const int64_t kvh = h / (s.nHeads / s.nKv), sq = seq[t];
-        double A = 0.0, vmax = 0.0;
-        for (int64_t ps = 0; ps <= pos[t]; ++ps) {
-          double dot = 0.0;
-          for (int64_t d = 0; d < s.headDim; ++d) {
-            dot += std::fabs(double(q[t * qDim + h * s.headDim + d]) *
-                             kAll[sq][ps * kvDim + kvh * s.headDim + d]);
-            vmax = std::max(vmax, double(std::fabs(vAll[sq][ps * kvDim + kvh * s.headDim + d])));
-          }
-          A = std::max(A, dot * scale);
-        }
+        const double bound = tern::uktest::attn::attnErrorScale(
+            &q[t * qDim + h * s.headDim], &kAll[sq][kvh * s.headDim], &vAll[sq][kvh * s.headDim],
+            pos[t] + 1, kvDim, s.headDim, scale);
         for (int64_t d = 0; d < s.headDim; ++d) {
           const int64_t i = t * qDim + h * s.headDim + d;
-          const double err = std::fabs(double(got[i]) - double(want[i])) / ((1.0 + A) * vmax);
+          const double err = std::fabs(double(got[i]) - double(want[i])) / bound;
           worst = std::max(worst, err);
           ASSERT_LE(err, 1e-6) << "call " << ci << " token " << t << " (pos " << pos[t] << ", seq "
                                << sq << ") head " << h << " dim " << d << ": gpu " << got[i]
