@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "runtime/formats/half.h"
+
 #if defined(__CUDA__)
 #define TERN_GPU_FN __attribute__((device)) inline __attribute__((always_inline))
 // Full unrolling of a constant-trip-count loop where clang's heuristics
@@ -47,26 +49,12 @@ TERN_GPU_FN int64_t warp_global(const Thread &th) {
   return int64_t(th.blockX) * (th.blockDimX / kWarp) + th.threadX / kWarp;
 }
 
-// Bit-exact IEEE half -> float (the same function as the CPU ukernels').
-TERN_GPU_FN float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {
-      float v = float(man) * 5.9604644775390625e-8f;
-      bits = sign | __builtin_bit_cast(uint32_t, v);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  return __builtin_bit_cast(float, bits);
-}
+// IEEE half <-> float: runtime/formats/half.h's functions, the CPU's (host
+// and device functions under -x cuda): f16_to_f32 exact, f32_to_f16 rounding
+// to nearest even (the ref's f16 K/V write, so the GPU's cache is the ref's
+// bit for bit).
+using half::f16_to_f32;
+using half::f32_to_f16;
 
 // A 32-bit load of 4-byte aligned memory of another type (codes, int8
 // activations, f16 pairs): one ld.u32 on the GPU; memcpy on the host (no
@@ -726,37 +714,6 @@ struct AttnF16Params {
   int64_t layer, nHeads, nKvHeads, headDim;
   float scale;
 };
-
-// Round to nearest even float -> IEEE half: runtime/formats/half.h's
-// f32_to_f16 (the ref's K/V write) as a GPU function; cuda_kernels_test
-// compares the two over a sweep of float bit patterns.
-TERN_GPU_FN uint16_t f32_to_f16(float f) {
-  const uint32_t x = __builtin_bit_cast(uint32_t, f);
-  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
-  const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) // NaN: quiet, payload's high bits kept
-    return uint16_t(sign | 0x7c00 | 0x200 | ((absx >> 13) & 0x3ff));
-  if (absx >= 0x477ff000u) // >= 65520: infinity
-    return uint16_t(sign | 0x7c00);
-  const int32_t exp = int32_t(absx >> 23) - 127;
-  if (exp >= -14) { // normal half; the rounding carry may bump the exponent (correct)
-    const uint32_t man = absx & 0x7fffff;
-    uint32_t h = (uint32_t(exp + 15) << 10) | (man >> 13);
-    const uint32_t rest = man & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-      ++h;
-    return uint16_t(sign | h);
-  }
-  if (exp < -25) // below half the smallest subnormal
-    return sign;
-  const uint32_t man = (absx & 0x7fffff) | 0x800000; // subnormal: round(|f| * 2^24)
-  const int shift = -exp - 1;
-  uint32_t m = man >> shift;
-  const uint32_t rest = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
-  if (rest > halfway || (rest == halfway && (m & 1)))
-    ++m;
-  return uint16_t(sign | m);
-}
 
 // Row `ps` of sequence `sq`'s K (v = false) or V pages of p.layer.
 TERN_GPU_FN uint16_t *attn_kv_row(const AttnF16Params &p, int64_t sq, int64_t ps, bool v) {

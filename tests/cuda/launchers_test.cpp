@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -16,6 +18,7 @@
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/kernels.h"
 #include "runtime/cuda/launchers.h"
+#include "tests/cuda/built_ptx.h"
 
 namespace tc = tern::cuda;
 
@@ -352,6 +355,31 @@ TEST(CudaLaunchers, PlanKernelRefusesWhatNoKernelRuns) {
   for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k)
     EXPECT_NE(tc::kernelName(k), nullptr) << k;
   EXPECT_EQ(tc::kernelName(TERN_GPU_KERNEL_COUNT), nullptr);
+}
+
+// device.cpp's kernel table names exactly the PTX's entry points (the CUDA
+// device looks every kernel up by that name when it loads the module): the
+// .entry names of each architecture's PTX, built by clang, are the set of
+// kernelName(0 .. TERN_GPU_KERNEL_COUNT - 1).
+TEST(CudaLaunchers, KernelNamesAreThePtxEntries) {
+  const std::vector<std::string> files = tern::cudatest::builtPtxFiles();
+  if (files.empty())
+    GTEST_SKIP() << "the PTX is not built here (TERN_CUDA_PTX off or no clang)";
+  std::set<std::string> names;
+  for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k)
+    names.insert(tc::kernelName(k));
+  EXPECT_EQ(names.size(), size_t(TERN_GPU_KERNEL_COUNT)) << "two ids share a name";
+  for (const std::string &path : files) {
+    std::string ptx;
+    ASSERT_TRUE(tern::cudatest::readText(path, ptx)) << "cannot read " << path;
+    std::set<std::string> entries;
+    const std::string tag = ".entry ";
+    for (size_t at = ptx.find(tag); at != std::string::npos; at = ptx.find(tag, at + 1)) {
+      const size_t from = at + tag.size(), to = ptx.find_first_of("( \t\n", from);
+      entries.insert(ptx.substr(from, to - from));
+    }
+    EXPECT_EQ(entries, names) << path;
+  }
 }
 
 } // namespace
