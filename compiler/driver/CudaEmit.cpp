@@ -6,6 +6,7 @@
 
 #include "dialect/TernDialect.h"
 #include "fmt/format.h"
+#include "runtime/cuda/kernels.h"
 #include "runtime/cuda/launch.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -64,9 +65,11 @@ struct GpuCall {
 GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
   GpuCall g;
   if (callee.starts_with("tern_uk_matmul_i2s_") && !callee.contains("f32act")) {
-    g.kernel = "tern_gpu_matmul_i2s_i8";
-    g.plan = cuda::planMatmulI2s(n, intArg(a, "m"), intArg(a, "k"), intArg(a, "tile_m"),
-                                 intArg(a, "tile_k"));
+    // The launcher's choice (runtime/cuda/launchers.cpp).
+    const bool mma = n >= cuda::kMmaMinTokens;
+    g.kernel = mma ? "tern_gpu_matmul_i2s_i8_mma" : "tern_gpu_matmul_i2s_i8";
+    g.plan = (mma ? cuda::planMatmulI2sMma : cuda::planMatmulI2s)(
+        n, intArg(a, "m"), intArg(a, "k"), intArg(a, "tile_m"), intArg(a, "tile_k"));
   } else if (callee.starts_with("tern_uk_lm_head_f16_")) {
     g.kernel = "tern_gpu_lm_head_f16";
     g.plan = cuda::planLmHead(n, intArg(a, "vocab"), intArg(a, "hidden"));
@@ -136,8 +139,12 @@ bool emitCudaPtx(mlir::ModuleOp module, const MachineTarget &target, int64_t max
       out += fmt::format("//   {:<36} -> no GPU kernel yet\n", callee.str());
       return;
     }
-    out += fmt::format("//   {:<36} -> {} {} | {}\n", callee.str(), one.kernel, one.plan.describe(),
-                       batch.plan.describe());
+    if (one.kernel == batch.kernel)
+      out += fmt::format("//   {:<36} -> {} {} | {}\n", callee.str(), one.kernel,
+                         one.plan.describe(), batch.plan.describe());
+    else // another kernel for prefill (the i2s matmul's tensor-core GEMM)
+      out += fmt::format("//   {:<36} -> {} {} | {} {}\n", callee.str(), one.kernel,
+                         one.plan.describe(), batch.kernel, batch.plan.describe());
     if (!one.then.empty())
       out += fmt::format("//   {:<36}    then {} {} | {}\n", "", one.then, one.thenPlan.describe(),
                          batch.thenPlan.describe());

@@ -103,7 +103,8 @@ typedef enum tern_gpu_kernel {
   TERN_GPU_GATHER_ROWS = 10,         /* GatherParams */
   TERN_GPU_KV_STORE_F16 = 11,        /* AttnF16Params */
   TERN_GPU_ATTENTION_GQA_F16 = 12,   /* AttnF16Params */
-  TERN_GPU_KERNEL_COUNT = 13
+  TERN_GPU_MATMUL_I2S_I8_MMA = 13,   /* I2sParams; n >= 16 (tensor cores, sm_80+) */
+  TERN_GPU_KERNEL_COUNT = 14
 } tern_gpu_kernel;
 
 /* What a GPU backend gives the launchers for one forward call. Under a GPU

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include "fmt/format.h"
@@ -11,40 +12,84 @@
 
 namespace tern::cuda {
 
-const char *kernelName(int32_t kernel) {
-  switch (kernel) {
-  case TERN_GPU_MATMUL_I2S_I8:
-    return "tern_gpu_matmul_i2s_i8";
-  case TERN_GPU_LM_HEAD_F16:
-    return "tern_gpu_lm_head_f16";
-  case TERN_GPU_RMS_NORM_QUANTIZE_I8:
-    return "tern_gpu_rms_norm_quantize_i8";
-  case TERN_GPU_RMS_NORM_F32:
-    return "tern_gpu_rms_norm_f32";
-  case TERN_GPU_QUANTIZE_I8:
-    return "tern_gpu_quantize_i8";
-  case TERN_GPU_ADD_F32:
-    return "tern_gpu_add_f32";
-  case TERN_GPU_RELU2_MUL_F32:
-    return "tern_gpu_relu2_mul_f32";
-  case TERN_GPU_SILU_MUL_F32:
-    return "tern_gpu_silu_mul_f32";
-  case TERN_GPU_ROPE_NEOX_F32:
-    return "tern_gpu_rope_neox_f32";
-  case TERN_GPU_EMBED_F16:
-    return "tern_gpu_embed_f16";
-  case TERN_GPU_GATHER_ROWS:
-    return "tern_gpu_gather_rows";
-  case TERN_GPU_KV_STORE_F16:
-    return "tern_gpu_kv_store_f16";
-  case TERN_GPU_ATTENTION_GQA_F16:
-    return "tern_gpu_attention_gqa_f16";
-  default:
-    return nullptr;
-  }
+namespace {
+
+// One entry per tern_gpu_kernel id (tern_abi.h), at the id's index: the PTX
+// entry point, the size of its parameter struct P (kernels.h), the launch
+// plan of P's shapes (launch.h) and the host emulation of a launch
+// (emulate.h). Adding a kernel is one entry here.
+struct KernelEntry {
+  int32_t id;
+  const char *name;
+  uint64_t paramBytes;
+  LaunchDims (*plan)(const void *params);
+  void (*emulate)(const LaunchDims &d, const void *params);
+};
+
+template <class P, void (*Emulate)(const LaunchDims &, const P &), auto Plan>
+constexpr KernelEntry entry(int32_t id, const char *name) {
+  return {id, name, sizeof(P),
+          [](const void *p) -> LaunchDims { return Plan(*static_cast<const P *>(p)); },
+          [](const LaunchDims &d, const void *p) { Emulate(d, *static_cast<const P *>(p)); }};
 }
 
-namespace {
+constexpr KernelEntry kKernels[] = {
+    entry<I2sParams, emulate::matmul_i2s_i8,
+          [](const I2sParams &p) { return planMatmulI2s(p.n, p.m, p.k, p.tileM, p.tileK); }>(
+        TERN_GPU_MATMUL_I2S_I8, "tern_gpu_matmul_i2s_i8"),
+    entry<LmHeadParams, emulate::lm_head_f16,
+          [](const LmHeadParams &p) { return planLmHead(p.n, p.vocab, p.hidden); }>(
+        TERN_GPU_LM_HEAD_F16, "tern_gpu_lm_head_f16"),
+    entry<RmsQuantParams, emulate::rms_norm_quantize_i8,
+          [](const RmsQuantParams &p) { return planRmsNormQuantize(p.n, p.dim); }>(
+        TERN_GPU_RMS_NORM_QUANTIZE_I8, "tern_gpu_rms_norm_quantize_i8"),
+    entry<RmsParams, emulate::rms_norm_f32,
+          [](const RmsParams &p) { return planRmsNormQuantize(p.n, p.dim); }>(
+        TERN_GPU_RMS_NORM_F32, "tern_gpu_rms_norm_f32"),
+    entry<QuantParams, emulate::quantize_i8,
+          [](const QuantParams &p) { return planRmsNormQuantize(p.n, p.dim); }>(
+        TERN_GPU_QUANTIZE_I8, "tern_gpu_quantize_i8"),
+    entry<ElementwiseParams, emulate::add_f32,
+          [](const ElementwiseParams &p) { return planElementwise(1, p.count); }>(
+        TERN_GPU_ADD_F32, "tern_gpu_add_f32"),
+    entry<ElementwiseParams, emulate::relu2_mul_f32,
+          [](const ElementwiseParams &p) { return planElementwise(1, p.count); }>(
+        TERN_GPU_RELU2_MUL_F32, "tern_gpu_relu2_mul_f32"),
+    entry<ElementwiseParams, emulate::silu_mul_f32,
+          [](const ElementwiseParams &p) { return planElementwise(1, p.count); }>(
+        TERN_GPU_SILU_MUL_F32, "tern_gpu_silu_mul_f32"),
+    entry<RopeParams, emulate::rope_neox_f32,
+          [](const RopeParams &p) { return planElementwise(p.n, rope_threads_per_token(p)); }>(
+        TERN_GPU_ROPE_NEOX_F32, "tern_gpu_rope_neox_f32"),
+    entry<EmbedParams, emulate::embed_f16,
+          [](const EmbedParams &p) { return planElementwise(p.n, p.hidden); }>(
+        TERN_GPU_EMBED_F16, "tern_gpu_embed_f16"),
+    entry<GatherParams, emulate::gather_rows,
+          [](const GatherParams &p) { return planGatherRows(p.nOut, p.rowBytes); }>(
+        TERN_GPU_GATHER_ROWS, "tern_gpu_gather_rows"),
+    entry<AttnF16Params, emulate::kv_store_f16,
+          [](const AttnF16Params &p) { return planKvStoreF16(p.n, p.nKvHeads * p.headDim); }>(
+        TERN_GPU_KV_STORE_F16, "tern_gpu_kv_store_f16"),
+    entry<AttnF16Params, emulate::attention_gqa_f16,
+          [](const AttnF16Params &p) {
+            return planAttentionF16(p.n, p.nHeads, p.nKvHeads, p.headDim);
+          }>(TERN_GPU_ATTENTION_GQA_F16, "tern_gpu_attention_gqa_f16"),
+    entry<I2sParams, emulate::matmul_i2s_i8_mma,
+          [](const I2sParams &p) { return planMatmulI2sMma(p.n, p.m, p.k, p.tileM, p.tileK); }>(
+        TERN_GPU_MATMUL_I2S_I8_MMA, "tern_gpu_matmul_i2s_i8_mma"),
+};
+
+constexpr bool everyIdAtItsIndex() {
+  for (size_t i = 0; i < std::size(kKernels); ++i)
+    if (kKernels[i].id != int32_t(i))
+      return false;
+  return std::size(kKernels) == size_t(TERN_GPU_KERNEL_COUNT);
+}
+static_assert(everyIdAtItsIndex(), "kKernels: one entry per tern_gpu_kernel id, in id order");
+
+const KernelEntry *entryOf(int32_t kernel) {
+  return kernel >= 0 && kernel < TERN_GPU_KERNEL_COUNT ? &kKernels[kernel] : nullptr;
+}
 
 LaunchDims failDims(std::string why) {
   LaunchDims d;
@@ -52,67 +97,22 @@ LaunchDims failDims(std::string why) {
   return d;
 }
 
-// The parameter struct of each kernel id.
-template <class F> auto withParams(int32_t kernel, const void *params, F f) {
-  switch (kernel) {
-  case TERN_GPU_MATMUL_I2S_I8:
-    return f(*static_cast<const I2sParams *>(params));
-  case TERN_GPU_LM_HEAD_F16:
-    return f(*static_cast<const LmHeadParams *>(params));
-  case TERN_GPU_RMS_NORM_QUANTIZE_I8:
-    return f(*static_cast<const RmsQuantParams *>(params));
-  case TERN_GPU_RMS_NORM_F32:
-    return f(*static_cast<const RmsParams *>(params));
-  case TERN_GPU_QUANTIZE_I8:
-    return f(*static_cast<const QuantParams *>(params));
-  case TERN_GPU_ADD_F32:
-  case TERN_GPU_RELU2_MUL_F32:
-  case TERN_GPU_SILU_MUL_F32:
-    return f(*static_cast<const ElementwiseParams *>(params));
-  case TERN_GPU_ROPE_NEOX_F32:
-    return f(*static_cast<const RopeParams *>(params));
-  case TERN_GPU_EMBED_F16:
-    return f(*static_cast<const EmbedParams *>(params));
-  case TERN_GPU_GATHER_ROWS:
-    return f(*static_cast<const GatherParams *>(params));
-  default: // TERN_GPU_KV_STORE_F16, TERN_GPU_ATTENTION_GQA_F16
-    return f(*static_cast<const AttnF16Params *>(params));
-  }
-}
-
 } // namespace
 
+const char *kernelName(int32_t kernel) {
+  const KernelEntry *e = entryOf(kernel);
+  return e ? e->name : nullptr;
+}
+
 LaunchDims planKernel(int32_t kernel, const void *params, uint64_t bytes) {
-  if (!kernelName(kernel))
+  const KernelEntry *e = entryOf(kernel);
+  if (!e)
     return failDims(fmt::format("unknown GPU kernel id {}", kernel));
-  const char *name = kernelName(kernel);
-  return withParams(kernel, params, [&](const auto &p) -> LaunchDims {
-    if (bytes != sizeof p)
-      return failDims(fmt::format("{}: parameters of {} bytes, expected {} (code built for "
-                                  "another kernels.h?)",
-                                  name, bytes, sizeof p));
-    using P = std::decay_t<decltype(p)>;
-    if constexpr (std::is_same_v<P, I2sParams>) {
-      return planMatmulI2s(p.n, p.m, p.k, p.tileM, p.tileK);
-    } else if constexpr (std::is_same_v<P, LmHeadParams>) {
-      return planLmHead(p.n, p.vocab, p.hidden);
-    } else if constexpr (std::is_same_v<P, RmsQuantParams> || std::is_same_v<P, RmsParams> ||
-                         std::is_same_v<P, QuantParams>) {
-      return planRmsNormQuantize(p.n, p.dim);
-    } else if constexpr (std::is_same_v<P, ElementwiseParams>) {
-      return planElementwise(1, p.count);
-    } else if constexpr (std::is_same_v<P, RopeParams>) {
-      return planElementwise(p.n, rope_threads_per_token(p));
-    } else if constexpr (std::is_same_v<P, EmbedParams>) {
-      return planElementwise(p.n, p.hidden);
-    } else if constexpr (std::is_same_v<P, GatherParams>) {
-      return planGatherRows(p.nOut, p.rowBytes);
-    } else {
-      if (kernel == TERN_GPU_KV_STORE_F16)
-        return planKvStoreF16(p.n, p.nKvHeads * p.headDim);
-      return planAttentionF16(p.n, p.nHeads, p.nKvHeads, p.headDim);
-    }
-  });
+  if (bytes != e->paramBytes)
+    return failDims(fmt::format("{}: parameters of {} bytes, expected {} (code built for "
+                                "another kernels.h?)",
+                                e->name, bytes, e->paramBytes));
+  return e->plan(params);
 }
 
 namespace {
@@ -159,50 +159,7 @@ public:
       return absl::InvalidArgumentError(
           fmt::format("cuda-emulated: cannot launch kernel {}: {}", kernel, d.describe()));
     (void)bytes; // checked by planKernel
-    switch (kernel) {
-    case TERN_GPU_MATMUL_I2S_I8:
-      emulate::matmul_i2s_i8(d, *static_cast<const I2sParams *>(params));
-      break;
-    case TERN_GPU_LM_HEAD_F16:
-      emulate::lm_head_f16(d, *static_cast<const LmHeadParams *>(params));
-      break;
-    case TERN_GPU_RMS_NORM_QUANTIZE_I8:
-      emulate::rms_norm_quantize_i8(d, *static_cast<const RmsQuantParams *>(params));
-      break;
-    case TERN_GPU_RMS_NORM_F32:
-      emulate::rms_norm_f32(d, *static_cast<const RmsParams *>(params));
-      break;
-    case TERN_GPU_QUANTIZE_I8:
-      emulate::quantize_i8(d, *static_cast<const QuantParams *>(params));
-      break;
-    case TERN_GPU_ADD_F32:
-      emulate::add_f32(d, *static_cast<const ElementwiseParams *>(params));
-      break;
-    case TERN_GPU_RELU2_MUL_F32:
-      emulate::relu2_mul_f32(d, *static_cast<const ElementwiseParams *>(params));
-      break;
-    case TERN_GPU_SILU_MUL_F32:
-      emulate::silu_mul_f32(d, *static_cast<const ElementwiseParams *>(params));
-      break;
-    case TERN_GPU_ROPE_NEOX_F32:
-      emulate::rope_neox_f32(d, *static_cast<const RopeParams *>(params));
-      break;
-    case TERN_GPU_EMBED_F16:
-      emulate::embed_f16(d, *static_cast<const EmbedParams *>(params));
-      break;
-    case TERN_GPU_GATHER_ROWS:
-      emulate::gather_rows(d, *static_cast<const GatherParams *>(params));
-      break;
-    case TERN_GPU_KV_STORE_F16:
-      emulate::kv_store_f16(d, *static_cast<const AttnF16Params *>(params));
-      break;
-    case TERN_GPU_ATTENTION_GQA_F16:
-      emulate::attention_gqa_f16(d, *static_cast<const AttnF16Params *>(params));
-      break;
-    default:
-      return absl::UnimplementedError(
-          fmt::format("cuda-emulated: no emulation of {}", kernelName(kernel)));
-    }
+    entryOf(kernel)->emulate(d, params);
     return absl::OkStatus();
   }
   absl::Status synchronize() override { return absl::OkStatus(); }

@@ -7,7 +7,9 @@
 // by __shfl_xor_sync with offsets 16, 8, 4, 2, 1 -- reproduced in that order
 // (lane l combines its value with lane l ^ off's), so float sums come out
 // bit-identical with the GPU's; and the full-warp broadcast of one lane's
-// value (__shfl_sync idx: the attention's weights). Nothing else (no shared memory, barriers,
+// value (__shfl_sync idx: the attention's weights); and the warp-wide int8
+// tensor-core product mma.sync m16n8k32 s8 (mma_m16n8k32_s8: the PTX ISA's
+// fragment layout, exact int32 arithmetic). Nothing else (no shared memory, barriers,
 // divergence or memory-ordering effects) is emulated: the kernels use none.
 #pragma once
 
@@ -65,6 +67,91 @@ inline void matmul_i2s_i8(const LaunchDims &d, const I2sParams &p) {
       s0[t] = sa[t][0];
     }
     i2s_finish(p, row, t0, nt, a0, s0);
+  });
+}
+
+// mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 over a warp: d = a * b + c
+// with the operands held as the PTX ISA's fragments (kernels.h lists the
+// layout: lane l, g = l >> 2, i = l & 3). The 32 lanes' registers are
+// scattered into A [16][32], B [32][8] and C [16][8] by the documented
+// layout, multiplied exactly in int32, and D gathered back the same way;
+// so a kernel whose fragment index arithmetic disagrees with the layout
+// computes wrong products here, as it would on the GPU. Scope: the
+// arithmetic and the register layout of this one shape and type; not the
+// instruction's timing, its .aligned/.sync requirements (the kernel keeps
+// the whole warp converged) or any other mma shape.
+inline void mma_m16n8k32_s8(const uint32_t (&a)[kWarp][4], const uint32_t (&b)[kWarp][2],
+                            int32_t (&c)[kWarp][4]) {
+  int32_t A[16][32], B[32][8], C[16][8];
+  auto s8 = [](uint32_t r, int byte) { return int32_t(int8_t(uint8_t(r >> (8 * byte)))); };
+  for (int lane = 0; lane < kWarp; ++lane) {
+    const int g = lane >> 2, i = lane & 3;
+    for (int e = 0; e < 16; ++e) { // a_e: register e / 4, byte e % 4
+      const int row = g + ((e < 4 || (e >= 8 && e < 12)) ? 0 : 8);
+      const int col = 4 * i + (e & 3) + (e >= 8 ? 16 : 0);
+      A[row][col] = s8(a[lane][e / 4], e % 4);
+    }
+    for (int e = 0; e < 8; ++e) { // b_e
+      const int row = 4 * i + (e & 3) + (e >= 4 ? 16 : 0);
+      B[row][g] = s8(b[lane][e / 4], e % 4);
+    }
+    for (int e = 0; e < 4; ++e) // c_e
+      C[g + (e >= 2 ? 8 : 0)][2 * i + (e & 1)] = c[lane][e];
+  }
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n) {
+      int32_t sum = C[r][n];
+      for (int kk = 0; kk < 32; ++kk)
+        sum += A[r][kk] * B[kk][n];
+      C[r][n] = sum;
+    }
+  for (int lane = 0; lane < kWarp; ++lane) {
+    const int g = lane >> 2, i = lane & 3;
+    for (int e = 0; e < 4; ++e)
+      c[lane][e] = C[g + (e >= 2 ? 8 : 0)][2 * i + (e & 1)];
+  }
+}
+
+// tern_gpu_matmul_i2s_i8_mma (kernels.cu) with the warp's loop run lane by
+// lane and each mma.sync by mma_m16n8k32_s8.
+inline void matmul_i2s_i8_mma(const LaunchDims &d, const I2sParams &p) {
+  for_each_warp(d, [&](Thread th) {
+    int64_t row0, t0;
+    if (!i2s_mma_work(p, th, &row0, &t0))
+      return;
+    int32_t c[kMmaRowTiles][kMmaTokenTiles][kWarp][4] = {};
+    for (int64_t blk = 0; blk < p.k / 128; ++blk) {
+      uint32_t w[kWarp][kMmaRowTiles][4];
+      for (int lane = 0; lane < kWarp; ++lane)
+        i2s_mma_lane_words(p, row0, blk, lane, w[lane]);
+      for (int s = 0; s < 4; ++s) {
+        uint32_t b[kWarp][kMmaTokenTiles][2];
+        for (int lane = 0; lane < kWarp; ++lane)
+          i2s_mma_lane_b(p, t0, blk * 128 + 32 * s, lane, b[lane]);
+        for (int mt = 0; mt < kMmaRowTiles; ++mt) {
+          uint32_t a[kWarp][4];
+          for (int lane = 0; lane < kWarp; ++lane)
+            for (int r = 0; r < 4; ++r)
+              a[lane][r] = i2s_mma_a(w[lane][mt][r], s);
+          for (int nt = 0; nt < kMmaTokenTiles; ++nt) {
+            uint32_t bt[kWarp][2];
+            for (int lane = 0; lane < kWarp; ++lane) {
+              bt[lane][0] = b[lane][nt][0];
+              bt[lane][1] = b[lane][nt][1];
+            }
+            mma_m16n8k32_s8(a, bt, c[mt][nt]);
+          }
+        }
+      }
+    }
+    for (int lane = 0; lane < kWarp; ++lane) {
+      int32_t cl[kMmaRowTiles][kMmaTokenTiles][4];
+      for (int mt = 0; mt < kMmaRowTiles; ++mt)
+        for (int nt = 0; nt < kMmaTokenTiles; ++nt)
+          for (int e = 0; e < 4; ++e)
+            cl[mt][nt][e] = c[mt][nt][lane][e];
+      i2s_mma_lane_store(p, row0, t0, lane, cl);
+    }
   });
 }
 

@@ -68,6 +68,48 @@ TERN_GPU_KERNEL void tern_gpu_matmul_i2s_i8(I2sParams p) {
     i2s_finish(p, row, t0, nt, acc, sa);
 }
 
+// The int8 tensor-core product (kernels.h: fragment layout, exactness):
+// d = a * b + c on one m16n8k32 tile, every lane of the warp together.
+namespace {
+__attribute__((device)) inline void mma_m16n8k32_s8(const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                                    int32_t (&c)[4]) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+               "{%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+} // namespace
+
+// Prefill GEMM on the tensor cores (n >= kMmaMinTokens; planMatmulI2sMma).
+// The whole warp takes the same path (i2s_mma_work is per warp), as
+// mma.sync requires.
+TERN_GPU_KERNEL void tern_gpu_matmul_i2s_i8_mma(I2sParams p) {
+  const Thread th = thread_here();
+  int64_t row0, t0;
+  if (!i2s_mma_work(p, th, &row0, &t0))
+    return;
+  const int lane = lane_of(th);
+  int32_t c[kMmaRowTiles][kMmaTokenTiles][4] = {};
+  for (int64_t blk = 0; blk < p.k / 128; ++blk) {
+    uint32_t w[kMmaRowTiles][4];
+    i2s_mma_lane_words(p, row0, blk, lane, w);
+    TERN_GPU_UNROLL
+    for (int s = 0; s < 4; ++s) {
+      uint32_t b[kMmaTokenTiles][2];
+      i2s_mma_lane_b(p, t0, blk * 128 + 32 * s, lane, b);
+      TERN_GPU_UNROLL
+      for (int mt = 0; mt < kMmaRowTiles; ++mt) {
+        const uint32_t a[4] = {i2s_mma_a(w[mt][0], s), i2s_mma_a(w[mt][1], s),
+                               i2s_mma_a(w[mt][2], s), i2s_mma_a(w[mt][3], s)};
+        TERN_GPU_UNROLL
+        for (int nt = 0; nt < kMmaTokenTiles; ++nt)
+          mma_m16n8k32_s8(a, b[nt], c[mt][nt]);
+      }
+    }
+  }
+  i2s_mma_lane_store(p, row0, t0, lane, c);
+}
+
 TERN_GPU_KERNEL void tern_gpu_lm_head_f16(LmHeadParams p) {
   const Thread th = thread_here();
   int64_t row, t0;

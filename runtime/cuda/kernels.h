@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "runtime/formats/half.h"
+
 #if defined(__CUDA__)
 #define TERN_GPU_FN __attribute__((device)) inline __attribute__((always_inline))
 // Full unrolling of a constant-trip-count loop where clang's heuristics
@@ -47,26 +49,12 @@ TERN_GPU_FN int64_t warp_global(const Thread &th) {
   return int64_t(th.blockX) * (th.blockDimX / kWarp) + th.threadX / kWarp;
 }
 
-// Bit-exact IEEE half -> float (the same function as the CPU ukernels').
-TERN_GPU_FN float f16_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {
-      float v = float(man) * 5.9604644775390625e-8f;
-      bits = sign | __builtin_bit_cast(uint32_t, v);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  return __builtin_bit_cast(float, bits);
-}
+// IEEE half <-> float: runtime/formats/half.h's functions, the CPU's (host
+// and device functions under -x cuda): f16_to_f32 exact, f32_to_f16 rounding
+// to nearest even (the ref's f16 K/V write, so the GPU's cache is the ref's
+// bit for bit).
+using half::f16_to_f32;
+using half::f32_to_f16;
 
 // A 32-bit load of 4-byte aligned memory of another type (codes, int8
 // activations, f16 pairs): one ld.u32 on the GPU; memcpy on the host (no
@@ -175,6 +163,141 @@ TERN_GPU_FN bool i2s_work(const I2sParams &p, const Thread &th, int64_t *row, in
   const int64_t left = p.n - *t0;
   *nt = int(left < kTokenTile ? left : kTokenTile);
   return *row < p.m && *nt > 0;
+}
+
+// ---- ternary matmul, i2s, int8 activations, tensor cores (prefill) ----
+//
+// tern_gpu_matmul_i2s_i8_mma: the same product as tern_gpu_matmul_i2s_i8 on
+// the int8 tensor cores, mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32
+// (sm_80+): D[16 rows][8 tokens] += A[16 rows][32 cols] * B[32 cols][8 tokens]
+// with A the weights w = c - 1 in {-1, 0, 1} as s8 and B the activations q.
+// The launchers use it for n >= kMmaMinTokens (a tile of 16 tokens is then at
+// least full; the dp4a kernel keeps decode and small batches).
+//
+// A warp computes kMmaWarpRows output rows x kMmaWarpTokens tokens
+// (kMmaRowTiles x kMmaTokenTiles mma tiles), 4 warps per block along the rows:
+// blockIdx.x covers 4 * kMmaWarpRows rows, blockIdx.y kMmaWarpTokens tokens.
+// No shared memory, no barriers: the fragments are loaded straight from
+// global memory. Per 128-column block a lane loads 4 code words per row
+// tile, and the same word gives the A fragment of all 4 k32 steps of the
+// block (shift 6 - 2s selects columns 32s + j .. 32s + j + 3, as for dp4a).
+//
+// Fragment layout of m16n8k32 with s8 inputs (PTX ISA, "Matrix Fragments for
+// mma.m16n8k32"): lane l, group g = l >> 2, thread-in-group i = l & 3; a
+// 32-bit register holds 4 consecutive s8 elements, the lowest byte first.
+//   A (row major 16x32): a0 = A[g][4i..4i+3],     a1 = A[g+8][4i..4i+3],
+//                        a2 = A[g][16+4i..+3],    a3 = A[g+8][16+4i..+3]
+//   B (col major 32x8):  b0 = B[4i..4i+3][g],     b1 = B[16+4i..16+4i+3][g]
+//   C/D (16x8 s32):      c0 = C[g][2i], c1 = C[g][2i+1], c2 = C[g+8][2i],
+//                        c3 = C[g+8][2i+1]
+// On the host, emulate.h's mma_m16n8k32_s8 implements exactly this layout
+// (it rebuilds the matrices from the 32 lanes' registers), so a wrong index
+// here gives wrong products in cuda_kernels_test.
+//
+// Exact: the int32 sums are Σ w q (|Σ| <= 128 k < 2^31 for k < 2^24), the
+// dp4a kernel's acc - sa; the epilogue is the ref's float(sum) * scale / qs,
+// so the result is bit-identical with tern_uk_matmul_i2s_ref. Rows past m
+// read no codes (A rows of zeros) and are not stored; tokens past n are zero
+// activations and are not stored: a token's sums depend on its own q only
+// (batch-invariant, whatever tile it falls in).
+constexpr int kMmaMinTokens = 16;
+constexpr int kMmaRowTiles = 2;   // m16 tiles per warp
+constexpr int kMmaTokenTiles = 2; // n8 tiles per warp
+constexpr int kMmaWarpRows = 16 * kMmaRowTiles;
+constexpr int kMmaWarpTokens = 8 * kMmaTokenTiles;
+
+// The warp's first row and first token; false for warps past the last row.
+TERN_GPU_FN bool i2s_mma_work(const I2sParams &p, const Thread &th, int64_t *row0, int64_t *t0) {
+  *row0 = warp_global(th) * kMmaWarpRows;
+  *t0 = int64_t(th.blockY) * kMmaWarpTokens;
+  return *row0 < p.m && *t0 < p.n;
+}
+
+// The 32-bit code word at byte j (0, 4, .., 28) of row `row`'s 32 bytes of
+// 128-column block `blk` (the i2s layout above); all codes 1 (w = 0) for a
+// row past m.
+TERN_GPU_FN uint32_t i2s_code_word(const I2sParams &p, int64_t row, int64_t blk, int j) {
+  if (row >= p.m)
+    return 0x55555555u;
+  const int64_t nkt = round_up64(p.k, p.tileK) / p.tileK;
+  const int64_t rt = row / p.tileM, rr = row % p.tileM, tileBytes = p.tileM * p.tileK / 4;
+  const int64_t col0 = blk * 128, kt = col0 / p.tileK, off = col0 % p.tileK;
+  return load_u32(p.packed + (rt * nkt + kt) * tileBytes + rr * (p.tileK / 4) + (off / 128) * 32 +
+                  j);
+}
+
+// The lane's code words of block blk, per row tile in A-register order:
+// rows g, g + 8 of the tile at bytes 4i (a0, a1) and 16 + 4i (a2, a3).
+TERN_GPU_FN void i2s_mma_lane_words(const I2sParams &p, int64_t row0, int64_t blk, int lane,
+                                    uint32_t (&w)[kMmaRowTiles][4]) {
+  const int g = lane >> 2, i = lane & 3;
+  TERN_GPU_UNROLL
+  for (int mt = 0; mt < kMmaRowTiles; ++mt) {
+    const int64_t r = row0 + 16 * mt + g;
+    w[mt][0] = i2s_code_word(p, r, blk, 4 * i);
+    w[mt][1] = i2s_code_word(p, r + 8, blk, 4 * i);
+    w[mt][2] = i2s_code_word(p, r, blk, 16 + 4 * i);
+    w[mt][3] = i2s_code_word(p, r + 8, blk, 16 + 4 * i);
+  }
+}
+
+// A register of k32 step s (columns 32s .. 32s + 31 of the block) from a code
+// word: the four codes c in {0, 1, 2} as bytes, then c - 1 per byte as s8
+// (each byte biased by 0x80 so the subtraction borrows nothing).
+TERN_GPU_FN uint32_t i2s_mma_a(uint32_t word, int s) {
+  const uint32_t codes = (word >> (6 - 2 * s)) & 0x03030303u;
+  return ((codes | 0x80808080u) - 0x01010101u) ^ 0x80808080u;
+}
+
+// The lane's B registers for the columns col .. col + 31 (one k32 step), per
+// token tile: token t0 + 8 nt + g, columns col + 4i (b0) and col + 16 + 4i
+// (b1); zeros for a token past n.
+TERN_GPU_FN void i2s_mma_lane_b(const I2sParams &p, int64_t t0, int64_t col, int lane,
+                                uint32_t (&b)[kMmaTokenTiles][2]) {
+  const int g = lane >> 2, i = lane & 3;
+  TERN_GPU_UNROLL
+  for (int nt = 0; nt < kMmaTokenTiles; ++nt) {
+    const int64_t t = t0 + 8 * nt + g;
+    const int8_t *qt = p.q + t * p.k + col + 4 * i;
+    b[nt][0] = t < p.n ? load_u32(qt) : 0u;
+    b[nt][1] = t < p.n ? load_u32(qt + 16) : 0u;
+  }
+}
+
+// out[row][t] = float(sum) * scale[seg] / qs[t], the ref's expression, for
+// row < m, t < n (the segment lookup as i2s_finish).
+TERN_GPU_FN void i2s_mma_store_one(const I2sParams &p, int64_t row, int64_t t, int32_t sum) {
+  if (row >= p.m || t >= p.n)
+    return;
+  const int64_t mp = round_up64(p.m, p.tileM), kp = round_up64(p.k, p.tileK);
+  const uint8_t *scales = p.packed + round_up64(mp * kp / 4, 64);
+  int seg = 0;
+  int64_t r = row;
+  while (seg < 2 && r >= p.ms[seg]) {
+    r -= p.ms[seg];
+    ++seg;
+  }
+  int present = 0;
+  for (int s = 0; s < seg; ++s)
+    present += p.ms[s] > 0;
+  const float scale = __builtin_bit_cast(float, load_u32(scales + 4 * present));
+  p.out[seg][t * p.ms[seg] + r] = float(sum) * scale / p.qs[t];
+}
+
+// The lane's accumulators (C layout above) to the outputs.
+TERN_GPU_FN void i2s_mma_lane_store(const I2sParams &p, int64_t row0, int64_t t0, int lane,
+                                    const int32_t (&c)[kMmaRowTiles][kMmaTokenTiles][4]) {
+  const int g = lane >> 2, i = lane & 3;
+  TERN_GPU_UNROLL
+  for (int mt = 0; mt < kMmaRowTiles; ++mt) {
+    TERN_GPU_UNROLL
+    for (int nt = 0; nt < kMmaTokenTiles; ++nt) {
+      TERN_GPU_UNROLL
+      for (int e = 0; e < 4; ++e)
+        i2s_mma_store_one(p, row0 + 16 * mt + g + (e >= 2 ? 8 : 0), t0 + 8 * nt + 2 * i + (e & 1),
+                          c[mt][nt][e]);
+    }
+  }
 }
 
 // ---- lm_head, f16 weights [vocab][hidden], f32 activations ----
@@ -591,37 +714,6 @@ struct AttnF16Params {
   int64_t layer, nHeads, nKvHeads, headDim;
   float scale;
 };
-
-// Round to nearest even float -> IEEE half: runtime/formats/half.h's
-// f32_to_f16 (the ref's K/V write) as a GPU function; cuda_kernels_test
-// compares the two over a sweep of float bit patterns.
-TERN_GPU_FN uint16_t f32_to_f16(float f) {
-  const uint32_t x = __builtin_bit_cast(uint32_t, f);
-  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
-  const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) // NaN: quiet, payload's high bits kept
-    return uint16_t(sign | 0x7c00 | 0x200 | ((absx >> 13) & 0x3ff));
-  if (absx >= 0x477ff000u) // >= 65520: infinity
-    return uint16_t(sign | 0x7c00);
-  const int32_t exp = int32_t(absx >> 23) - 127;
-  if (exp >= -14) { // normal half; the rounding carry may bump the exponent (correct)
-    const uint32_t man = absx & 0x7fffff;
-    uint32_t h = (uint32_t(exp + 15) << 10) | (man >> 13);
-    const uint32_t rest = man & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-      ++h;
-    return uint16_t(sign | h);
-  }
-  if (exp < -25) // below half the smallest subnormal
-    return sign;
-  const uint32_t man = (absx & 0x7fffff) | 0x800000; // subnormal: round(|f| * 2^24)
-  const int shift = -exp - 1;
-  uint32_t m = man >> shift;
-  const uint32_t rest = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
-  if (rest > halfway || (rest == halfway && (m & 1)))
-    ++m;
-  return uint16_t(sign | m);
-}
 
 // Row `ps` of sequence `sq`'s K (v = false) or V pages of p.layer.
 TERN_GPU_FN uint16_t *attn_kv_row(const AttnF16Params &p, int64_t sq, int64_t ps, bool v) {

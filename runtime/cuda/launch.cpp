@@ -47,6 +47,23 @@ LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t
   return warpPerRow(n, m);
 }
 
+LaunchDims planMatmulI2sMma(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK) {
+  LaunchDims d = planMatmulI2s(1, 1, k, tileM, tileK); // the shape checks of the dp4a kernel
+  if (n < 1 || m < 1 || k < 1)
+    return fail(fmt::format("empty matmul (n={}, m={}, k={})", n, m, k));
+  if (!d.ok())
+    return d;
+  constexpr int64_t rowsPerBlock = int64_t(kWarpsPerBlock) * kMmaWarpRows;
+  const int64_t gx = (m + rowsPerBlock - 1) / rowsPerBlock;
+  const int64_t gy = (n + kMmaWarpTokens - 1) / kMmaWarpTokens;
+  if (gx > kMaxGridX || gy > kMaxGridY)
+    return fail(fmt::format("{} rows x {} tokens exceed the grid limits of the mma matmul", m, n));
+  d.blockX = kBlockThreads;
+  d.gridX = uint32_t(gx);
+  d.gridY = uint32_t(gy);
+  return d;
+}
+
 LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden) {
   if (n < 1 || vocab < 1 || hidden < 1)
     return fail(fmt::format("empty lm_head (n={}, vocab={}, hidden={})", n, vocab, hidden));

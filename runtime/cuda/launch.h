@@ -22,6 +22,11 @@ constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
 // Ternary matmul, i2s, int8 activations: one warp per output row, 4 rows per
 // block, kTokenTile tokens per blockIdx.y. Needs k % 128 == 0.
 LaunchDims planMatmulI2s(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK);
+// The same on the int8 tensor cores (tern_gpu_matmul_i2s_i8_mma, kernels.h):
+// one warp per kMmaWarpRows rows x kMmaWarpTokens tokens, 4 warps per block
+// along the rows, no shared memory. Needs k % 128 == 0 and the same tiles;
+// the launchers choose it for n >= kMmaMinTokens (it runs any n >= 1).
+LaunchDims planMatmulI2sMma(int64_t n, int64_t m, int64_t k, int64_t tileM, int64_t tileK);
 // lm_head f16: one warp per vocab row, as the matmul. Needs hidden % 2 == 0.
 LaunchDims planLmHead(int64_t n, int64_t vocab, int64_t hidden);
 // rms_norm + quantize, quantize: one warp per token.

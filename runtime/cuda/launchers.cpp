@@ -60,7 +60,9 @@ void tern_uk_matmul_i2s_cuda(const tern_ctx *ctx, int64_t n, const int8_t *q, co
                              const uint8_t *packed, int64_t m, int64_t k, int64_t tile_m,
                              int64_t tile_k, float *out0, int64_t m0, float *out1, int64_t m1,
                              float *out2, int64_t m2) {
-  launch(ctx, TERN_GPU_MATMUL_I2S_I8,
+  // Prefill (n >= kMmaMinTokens) on the tensor cores, decode and small
+  // batches with dp4a (docs/cuda.md); both bit-identical with the ref.
+  launch(ctx, n >= kMmaMinTokens ? TERN_GPU_MATMUL_I2S_I8_MMA : TERN_GPU_MATMUL_I2S_I8,
          I2sParams{n, q, qs, packed, m, k, tile_m, tile_k, {out0, out1, out2}, {m0, m1, m2}});
 }
 

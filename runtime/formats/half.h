@@ -4,16 +4,27 @@
 // f16 KV write and reads). Freestanding: no libc, no STL, no globals, so the
 // ukernels can include it in their bitcode; internal linkage (static), as
 // in ternary_decode.h, so each ukernel file compiles its own copy under its
-// target attributes.
+// target attributes. The GPU kernels (runtime/cuda/kernels.h) use it too:
+// under clang's CUDA compilation (-x cuda, no CUDA headers) TERN_HD makes the
+// functions host and device functions; elsewhere it is empty. Only builtins,
+// no libc: the NVPTX device build has none.
 #ifndef TERN_FORMATS_HALF_H
 #define TERN_FORMATS_HALF_H
 
 #include <stdint.h>
 
+#ifndef TERN_HD
+#if defined(__CUDA__)
+#define TERN_HD __attribute__((host, device))
+#else
+#define TERN_HD
+#endif
+#endif
+
 namespace tern::half {
 
 // Exact (every half is a float); NaN payload kept.
-[[gnu::always_inline]] static inline float f16_to_f32(uint16_t h) {
+[[gnu::always_inline]] TERN_HD static inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   const uint32_t exp = (h >> 10) & 0x1f;
   const uint32_t man = h & 0x3ff;
@@ -35,7 +46,7 @@ namespace tern::half {
 
 // Round to nearest, ties to even (what F16C's vcvtps2ph with imm 0 and
 // NEON's vcvt_f16_f32 do); >= 65520 becomes infinity; NaN stays a quiet NaN.
-[[gnu::always_inline]] static inline uint16_t f32_to_f16(float f) {
+[[gnu::always_inline]] TERN_HD static inline uint16_t f32_to_f16(float f) {
   const uint32_t x = __builtin_bit_cast(uint32_t, f);
   const uint16_t sign = uint16_t((x >> 16) & 0x8000);
   const uint32_t absx = x & 0x7fffffffu;

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,8 @@
 #include "runtime/cuda/launch.h"
 #include "runtime/formats/half.h"
 #include "runtime/ukernels/ukernels.h"
+#include "tests/cuda/built_ptx.h"
+#include "tests/ukernels/attention_check.h"
 
 namespace tc = tern::cuda;
 
@@ -47,7 +50,8 @@ struct MatmulCase {
   std::vector<int64_t> segs;
 };
 
-void checkI2s(const MatmulCase &c) {
+// mma: the tensor-core kernel (tern_gpu_matmul_i2s_i8_mma) instead of dp4a.
+void checkI2s(const MatmulCase &c, bool mma = false) {
   std::mt19937 rng(uint32_t(c.n * 131 + c.k + c.tm * 7 + c.tk));
   int64_t m = 0;
   for (int64_t s : c.segs)
@@ -73,14 +77,19 @@ void checkI2s(const MatmulCase &c) {
                          p.ms[0] ? ref[0].data() : nullptr, p.ms[0],
                          p.ms[1] ? ref[1].data() : nullptr, p.ms[1],
                          p.ms[2] ? ref[2].data() : nullptr, p.ms[2]);
-  tc::LaunchDims d = tc::planMatmulI2s(c.n, m, c.k, c.tm, c.tk);
+  tc::LaunchDims d = mma ? tc::planMatmulI2sMma(c.n, m, c.k, c.tm, c.tk)
+                         : tc::planMatmulI2s(c.n, m, c.k, c.tm, c.tk);
   ASSERT_TRUE(d.ok()) << d.error;
-  tc::emulate::matmul_i2s_i8(d, p);
+  if (mma)
+    tc::emulate::matmul_i2s_i8_mma(d, p);
+  else
+    tc::emulate::matmul_i2s_i8(d, p);
   for (size_t s = 0; s < 3; ++s)
     for (size_t i = 0; i < ref[s].size(); ++i)
       ASSERT_EQ(std::memcmp(&ref[s][i], &gpu[s][i], 4), 0)
-          << "segment " << s << " element " << i << ": gpu " << gpu[s][i] << " ref " << ref[s][i]
-          << " (n=" << c.n << " k=" << c.k << " tile " << c.tm << "x" << c.tk << ")";
+          << (mma ? "mma " : "dp4a ") << "segment " << s << " element " << i << ": gpu "
+          << gpu[s][i] << " ref " << ref[s][i] << " (n=" << c.n << " k=" << c.k << " tile " << c.tm
+          << "x" << c.tk << ")";
 }
 
 } // namespace
@@ -97,6 +106,144 @@ TEST(CudaKernels, MatmulI2sEqualsRef) {
   };
   for (const MatmulCase &c : cases)
     checkI2s(c);
+}
+
+// The tensor-core kernel: bit-identical with the ref on random shapes with
+// row tails (m not a multiple of the warp's 32 rows or the block's 128) and
+// token tails (n = 16..70, not multiples of 16), k = 128..2560, fused
+// segments, the GPU tiling (tile_k = K) and CPU tilings.
+TEST(CudaKernels, MatmulI2sMmaEqualsRef) {
+  const std::vector<MatmulCase> cases = {
+      {16, 2560, 32, 2560, {200}},        // one full token tile
+      {17, 128, 32, 128, {37}},           // smallest k, row and token tails
+      {70, 2560, 32, 2560, {64, 16, 16}}, // fused q/k/v segments
+      {33, 640, 16, 512, {45, 19}},       // K not a multiple of tile_k, two segments
+      {48, 256, 64, 256, {0, 150, 3}},    // an empty first segment
+      {23, 1024, 32, 256, {129}},         // a CPU tiling, one row past a block
+  };
+  for (const MatmulCase &c : cases) {
+    checkI2s(c, true);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+  std::mt19937 rng(2026);
+  for (int i = 0; i < 8; ++i) { // random shapes
+    MatmulCase c;
+    c.n = 16 + int64_t(rng() % 55);
+    c.k = 128 * (1 + int64_t(rng() % 20));
+    c.tm = int64_t(16) << (rng() % 3);
+    c.tk = c.k;
+    const int segs = 1 + int(rng() % 3);
+    for (int s = 0; s < segs; ++s)
+      c.segs.push_back(1 + int64_t(rng() % 150));
+    checkI2s(c, true);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+}
+
+// Batch invariance of the tensor-core kernel: a token's outputs are the
+// same bits whatever the other tokens of the call and wherever the token
+// falls in the 16-token tiles (first, last, in a tail tile padded with
+// zeros) -- and the same as the dp4a kernel's.
+TEST(CudaKernels, MatmulI2sMmaIsBatchInvariant) {
+  std::mt19937 rng(99);
+  const int64_t m = 150, k = 384, tm = 32;
+  std::vector<uint8_t> packed = randomI2s(rng, m, k, tm, k, 1);
+  auto run = [&](const std::vector<int8_t> &q, const std::vector<float> &qs, bool mma) {
+    const int64_t n = int64_t(qs.size());
+    std::vector<float> out(n * m, -1.0f);
+    tc::I2sParams p{n, q.data(), qs.data(), packed.data(), m, k, tm, k, {out.data()}, {m, 0, 0}};
+    const tc::LaunchDims d =
+        mma ? tc::planMatmulI2sMma(n, m, k, tm, k) : tc::planMatmulI2s(n, m, k, tm, k);
+    EXPECT_TRUE(d.ok()) << d.error;
+    if (mma)
+      tc::emulate::matmul_i2s_i8_mma(d, p);
+    else
+      tc::emulate::matmul_i2s_i8(d, p);
+    return out;
+  };
+  // The token under test and 80 others.
+  std::vector<int8_t> pool(81 * k);
+  for (int8_t &v : pool)
+    v = int8_t(int(rng() % 256) - 128);
+  std::vector<float> poolQs(81);
+  for (float &v : poolQs)
+    v = 1.0f + float(rng() % 1000) / 7.0f;
+  const std::vector<float> alone = run(std::vector<int8_t>(pool.begin(), pool.begin() + k),
+                                       std::vector<float>(1, poolQs[0]), false);
+  for (int64_t n : {16, 17, 31, 32, 47, 70})
+    for (int64_t at : {int64_t(0), n / 2, n - 1}) {
+      std::vector<int8_t> q(n * k);
+      std::vector<float> qs(n);
+      for (int64_t t = 0, other = 1 + int64_t(rng() % 10); t < n; ++t) {
+        const int64_t src = t == at ? 0 : other++;
+        std::copy(pool.begin() + src * k, pool.begin() + (src + 1) * k, q.begin() + t * k);
+        qs[t] = poolQs[src];
+      }
+      const std::vector<float> out = run(q, qs, true);
+      ASSERT_EQ(std::memcmp(out.data() + at * m, alone.data(), m * 4), 0)
+          << "token at " << at << " of n=" << n;
+    }
+}
+
+// The host emulation of mma.sync m16n8k32 s8 against a plain product of
+// matrices distributed to the lanes by the PTX ISA's fragment tables (written
+// out here independently of emulate.h), and a wrong register order (a1 and
+// a2 swapped, a classic mistake) is caught: the emulation is not
+// layout-agnostic.
+TEST(CudaKernels, EmulatedMmaFollowsThePtxFragmentLayout) {
+  std::mt19937 rng(13);
+  int8_t A[16][32], B[32][8];
+  int32_t C[16][8];
+  for (auto &r : A)
+    for (int8_t &v : r)
+      v = int8_t(int(rng() % 256) - 128);
+  for (auto &r : B)
+    for (int8_t &v : r)
+      v = int8_t(int(rng() % 256) - 128);
+  for (auto &r : C)
+    for (int32_t &v : r)
+      v = int32_t(rng() % 100000) - 50000;
+  auto pack = [](int8_t b0, int8_t b1, int8_t b2, int8_t b3) {
+    return uint32_t(uint8_t(b0)) | uint32_t(uint8_t(b1)) << 8 | uint32_t(uint8_t(b2)) << 16 |
+           uint32_t(uint8_t(b3)) << 24;
+  };
+  uint32_t a[32][4], b[32][2];
+  int32_t c[32][4];
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane / 4, i = lane % 4;
+    const int8_t *r0 = A[g], *r1 = A[g + 8];
+    a[lane][0] = pack(r0[4 * i], r0[4 * i + 1], r0[4 * i + 2], r0[4 * i + 3]);
+    a[lane][1] = pack(r1[4 * i], r1[4 * i + 1], r1[4 * i + 2], r1[4 * i + 3]);
+    a[lane][2] = pack(r0[16 + 4 * i], r0[17 + 4 * i], r0[18 + 4 * i], r0[19 + 4 * i]);
+    a[lane][3] = pack(r1[16 + 4 * i], r1[17 + 4 * i], r1[18 + 4 * i], r1[19 + 4 * i]);
+    b[lane][0] = pack(B[4 * i][g], B[4 * i + 1][g], B[4 * i + 2][g], B[4 * i + 3][g]);
+    b[lane][1] = pack(B[16 + 4 * i][g], B[17 + 4 * i][g], B[18 + 4 * i][g], B[19 + 4 * i][g]);
+    c[lane][0] = C[g][2 * i];
+    c[lane][1] = C[g][2 * i + 1];
+    c[lane][2] = C[g + 8][2 * i];
+    c[lane][3] = C[g + 8][2 * i + 1];
+  }
+  uint32_t aSwapped[32][4];
+  int32_t cSwapped[32][4];
+  std::memcpy(aSwapped, a, sizeof a);
+  std::memcpy(cSwapped, c, sizeof c);
+  for (auto &r : aSwapped)
+    std::swap(r[1], r[2]);
+  tc::emulate::mma_m16n8k32_s8(a, b, c);
+  tc::emulate::mma_m16n8k32_s8(aSwapped, b, cSwapped);
+  int wrong = 0;
+  for (int lane = 0; lane < 32; ++lane)
+    for (int e = 0; e < 4; ++e) {
+      const int row = lane / 4 + (e >= 2 ? 8 : 0), col = 2 * (lane % 4) + (e & 1);
+      int32_t want = C[row][col];
+      for (int kk = 0; kk < 32; ++kk)
+        want += int32_t(A[row][kk]) * int32_t(B[kk][col]);
+      ASSERT_EQ(c[lane][e], want) << "lane " << lane << " c" << e;
+      wrong += cSwapped[lane][e] != want;
+    }
+  EXPECT_GT(wrong, 100) << "a wrong A register order must give wrong products";
 }
 
 TEST(CudaKernels, LmHeadCloseToRef) {
@@ -283,30 +430,27 @@ TEST(CudaKernels, ElementwiseAndEmbedBitExact) {
   EXPECT_EQ(std::memcmp(eRef.data(), eGpu.data(), eRef.size() * 4), 0); // NaN payloads too
 }
 
-// The GPU's float -> half (the f16 KV write) is half.h's, bit for bit: every
-// 13th float bit pattern where halves are finite and nonzero (normal and
-// subnormal rounding, ties, the carry into the exponent, overflow to inf),
-// every 97th elsewhere (zeros, underflow, inf, NaN payloads), and the edges.
-TEST(CudaKernels, F32ToF16EqualsHalfH) {
-  auto check = [](uint32_t bits) {
-    const float f = __builtin_bit_cast(float, bits);
-    const uint16_t want = tern::half::f32_to_f16(f), got = tc::f32_to_f16(f);
-    if (want != got)
-      ADD_FAILURE() << "float bits 0x" << std::hex << bits << ": gpu 0x" << got << " half.h 0x"
-                    << want;
-    return want == got;
-  };
-  for (uint32_t sign : {0u, 0x80000000u}) {
-    for (uint32_t b = 0x32800000u; b < 0x47900000u; b += 13)
-      if (!check(sign | b))
-        return;
-    for (uint64_t b = 0; b <= 0x7fffffffu; b += 97)
-      if (!check(sign | uint32_t(b)))
-        return;
-    for (uint32_t b : {0x0u, 0x33000000u, 0x33000001u, 0x387fe000u, 0x387ff000u, 0x38800000u,
-                       0x477fefffu, 0x477ff000u, 0x7f800000u, 0x7f800001u, 0x7fffffffu})
-      if (!check(sign | b))
-        return;
+// The GPU kernels' half <-> float conversions (the f16 weights and KV reads,
+// the f16 KV write) are half.h's, the CPU's (tests/formats checks them: every
+// half round-trips, floats round to nearest even): the host build names the
+// same functions, and the device build read half.h (the PTX rule's
+// dependency list, written by clang).
+constexpr float (*kGpuF16ToF32)(uint16_t) = &tc::f16_to_f32;
+constexpr uint16_t (*kGpuF32ToF16)(float) = &tc::f32_to_f16;
+static_assert(kGpuF16ToF32 == &tern::half::f16_to_f32 && kGpuF32ToF16 == &tern::half::f32_to_f16,
+              "kernels.h's half <-> float conversions are half.h's");
+
+TEST(CudaKernels, DeviceBuildUsesHalfH) {
+  const std::vector<std::string> files = tern::cudatest::builtPtxFiles(".d");
+  if (files.empty())
+    GTEST_SKIP() << "the PTX is not built here (TERN_CUDA_PTX off or no clang)";
+  for (const std::string &path : files) {
+    std::string deps;
+    ASSERT_TRUE(tern::cudatest::readText(path, deps)) << "cannot read " << path;
+    EXPECT_NE(deps.find("runtime/formats/half.h"), std::string::npos)
+        << path << " does not list runtime/formats/half.h";
+    EXPECT_NE(deps.find("runtime/cuda/kernels.h"), std::string::npos)
+        << path << " does not list runtime/cuda/kernels.h";
   }
 }
 
@@ -454,19 +598,12 @@ void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &cal
         // Position p of sequence seq[t] is row p of kAll / vAll (a
         // sequence's tokens arrive in position order).
         const int64_t kvh = h / (s.nHeads / s.nKv), sq = seq[t];
-        double A = 0.0, vmax = 0.0;
-        for (int64_t ps = 0; ps <= pos[t]; ++ps) {
-          double dot = 0.0;
-          for (int64_t d = 0; d < s.headDim; ++d) {
-            dot += std::fabs(double(q[t * qDim + h * s.headDim + d]) *
-                             kAll[sq][ps * kvDim + kvh * s.headDim + d]);
-            vmax = std::max(vmax, double(std::fabs(vAll[sq][ps * kvDim + kvh * s.headDim + d])));
-          }
-          A = std::max(A, dot * scale);
-        }
+        const double bound = tern::uktest::attn::attnErrorScale(
+            &q[t * qDim + h * s.headDim], &kAll[sq][kvh * s.headDim], &vAll[sq][kvh * s.headDim],
+            pos[t] + 1, kvDim, s.headDim, scale);
         for (int64_t d = 0; d < s.headDim; ++d) {
           const int64_t i = t * qDim + h * s.headDim + d;
-          const double err = std::fabs(double(got[i]) - double(want[i])) / ((1.0 + A) * vmax);
+          const double err = std::fabs(double(got[i]) - double(want[i])) / bound;
           worst = std::max(worst, err);
           ASSERT_LE(err, 1e-6) << "call " << ci << " token " << t << " (pos " << pos[t] << ", seq "
                                << sq << ") head " << h << " dim " << d << ": gpu " << got[i]
@@ -578,6 +715,57 @@ TEST(CudaLaunchPlan, Bitnet2B4TShapes) {
     ASSERT_TRUE(st.ok()) << st.error;
     EXPECT_EQ(uint64_t(st.gridX) * st.blockX, uint64_t((n * 640 + 255) / 256 * 256));
   }
+}
+
+// The tensor-core matmul's plans for the 2B4T shapes: 128 threads, 128 rows
+// per blockIdx.x, 16 tokens per blockIdx.y, no shared memory (the kernel
+// declares none: ptxas -v checks), and every (row, token) of the output
+// stored by exactly one lane of one warp (the C fragment layout).
+TEST(CudaLaunchPlan, MatmulI2sMmaShapes) {
+  const int64_t ms[] = {2560 + 640 + 640, 2560, 6912 * 2, 37, 129};
+  for (int64_t n : {16, 17, 70, 512})
+    for (int64_t m : ms) {
+      tc::LaunchDims d = tc::planMatmulI2sMma(n, m, 2560, 32, 2560);
+      ASSERT_TRUE(d.ok()) << d.error;
+      EXPECT_EQ(d.blockX, 128u);
+      EXPECT_EQ(d.gridX, uint32_t((m + 127) / 128));
+      EXPECT_EQ(d.gridY, uint32_t((n + 15) / 16));
+      std::vector<uint8_t> seen(m * n, 0);
+      tc::I2sParams p{};
+      p.n = n;
+      p.m = m;
+      tc::emulate::for_each_warp(d, [&](tc::Thread th) {
+        int64_t row0, t0;
+        if (!tc::i2s_mma_work(p, th, &row0, &t0))
+          return;
+        for (int lane = 0; lane < 32; ++lane)
+          for (int mt = 0; mt < tc::kMmaRowTiles; ++mt)
+            for (int nt = 0; nt < tc::kMmaTokenTiles; ++nt)
+              for (int e = 0; e < 4; ++e) {
+                const int64_t row = row0 + 16 * mt + lane / 4 + (e >= 2 ? 8 : 0);
+                const int64_t t = t0 + 8 * nt + 2 * (lane % 4) + (e & 1);
+                if (row < m && t < n)
+                  ++seen[t * m + row];
+              }
+      });
+      for (size_t i = 0; i < seen.size(); ++i)
+        ASSERT_EQ(seen[i], 1) << "output " << i << " m=" << m << " n=" << n;
+    }
+  EXPECT_EQ(tc::kMmaMinTokens, 16); // docs/cuda.md records the threshold
+}
+
+TEST(CudaLaunchPlan, MatmulI2sMmaRefusals) {
+  EXPECT_NE(tc::planMatmulI2sMma(16, 64, 200, 32, 256).error.find("k=200 is not a multiple of 128"),
+            std::string::npos);
+  EXPECT_NE(tc::planMatmulI2sMma(16, 64, 256, 32, 96).error.find("tile_k must be a multiple"),
+            std::string::npos);
+  EXPECT_NE(tc::planMatmulI2sMma(0, 64, 256, 32, 256).error.find("empty matmul"),
+            std::string::npos);
+  EXPECT_NE(tc::planMatmulI2sMma(16, 0, 256, 32, 256).error.find("empty matmul"),
+            std::string::npos);
+  EXPECT_NE(tc::planMatmulI2sMma(16 * 65536, 64, 256, 32, 256).error.find("grid limits"),
+            std::string::npos);
+  EXPECT_TRUE(tc::planMatmulI2sMma(16 * 65535, 64, 256, 32, 256).ok());
 }
 
 TEST(CudaLaunchPlan, RejectsShapesTheKernelsCannotRun) {

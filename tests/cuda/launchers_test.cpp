@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -16,6 +18,7 @@
 #include "runtime/cuda/device.h"
 #include "runtime/cuda/kernels.h"
 #include "runtime/cuda/launchers.h"
+#include "tests/cuda/built_ptx.h"
 
 namespace tc = tern::cuda;
 
@@ -33,6 +36,7 @@ struct Harness {
   tern_ctx ctx{};
   std::string error;
   int launches = 0;
+  std::vector<int32_t> kernels; // the ids launched, in order
   struct Mirror {
     const uint8_t *host;
     size_t bytes;
@@ -50,6 +54,7 @@ struct Harness {
         return;
       }
       ++h->launches;
+      h->kernels.push_back(k);
       absl::Status s = h->dev->launch(k, d, p, uint64_t(bytes));
       if (!s.ok())
         h->error = std::string(s.message());
@@ -198,6 +203,41 @@ TEST(CudaLaunchers, MatmulI2sMatchesRefBitForBit) {
   EXPECT_EQ(h.error, "");
 }
 
+// n >= kMmaMinTokens: the launcher picks the tensor-core kernel (below it,
+// dp4a); both bit-identical with the ref.
+TEST(CudaLaunchers, MatmulI2sPicksTheMmaKernelForPrefill) {
+  std::mt19937 rng(40);
+  const int64_t k = 512, tm = 32, tk = 512, m = 100;
+  const int64_t codes = roundUp(m, tm) * roundUp(k, tk) / 4;
+  std::vector<uint8_t> packed(roundUp(codes, 64) + 8);
+  std::uniform_int_distribution<int> c(0, 2);
+  for (int64_t i = 0; i < codes; ++i)
+    packed[i] = uint8_t(c(rng) << 6 | c(rng) << 4 | c(rng) << 2 | c(rng));
+  for (int i = 0; i < 2; ++i) {
+    const float s = 0.75f + float(i);
+    std::memcpy(packed.data() + roundUp(codes, 64) + 4 * i, &s, 4);
+  }
+  for (int64_t n : {15, 16, 41}) {
+    std::vector<int8_t> q(n * k);
+    for (int8_t &v : q)
+      v = int8_t(int(rng() % 256) - 128);
+    std::vector<float> qs = randomFloats(rng, n, 1.0f, 100.0f);
+    std::vector<float> w0(n * 60), w1(n * 40), g0(n * 60, -1.0f), g1(n * 40, -1.0f);
+    Harness h;
+    tern_uk_matmul_i2s_ref(nullptr, n, q.data(), qs.data(), packed.data(), m, k, tm, tk, w0.data(),
+                           60, w1.data(), 40, nullptr, 0);
+    tern_uk_matmul_i2s_cuda(&h.ctx, n, q.data(), qs.data(), packed.data(), m, k, tm, tk, g0.data(),
+                            60, g1.data(), 40, nullptr, 0);
+    EXPECT_EQ(h.error, "");
+    ASSERT_EQ(h.kernels.size(), 1u);
+    EXPECT_EQ(h.kernels[0],
+              n >= tc::kMmaMinTokens ? TERN_GPU_MATMUL_I2S_I8_MMA : TERN_GPU_MATMUL_I2S_I8)
+        << "n=" << n;
+    EXPECT_EQ(w0, g0) << "n=" << n;
+    EXPECT_EQ(w1, g1) << "n=" << n;
+  }
+}
+
 TEST(CudaLaunchers, LmHeadWritesTheLogitsMirror) {
   std::mt19937 rng(5);
   const int64_t n = 3, hidden = 128, vocab = 70;
@@ -307,9 +347,39 @@ TEST(CudaLaunchers, PlanKernelRefusesWhatNoKernelRuns) {
   tc::I2sParams ok{20, nullptr, nullptr, nullptr, 2560, 2560, 32, 2560, {}, {}};
   const tc::LaunchDims d = tc::planKernel(TERN_GPU_MATMUL_I2S_I8, &ok, sizeof ok);
   EXPECT_EQ(d.describe(), "grid=(640,3) block=128");
+  // The tensor-core kernel: 128 rows per block, 16 tokens per blockIdx.y.
+  EXPECT_EQ(tc::planKernel(TERN_GPU_MATMUL_I2S_I8_MMA, &ok, sizeof ok).describe(),
+            "grid=(20,2) block=128");
+  EXPECT_NE(tc::planKernel(TERN_GPU_MATMUL_I2S_I8_MMA, &p, sizeof p).error.find("multiple of 128"),
+            std::string::npos);
   for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k)
     EXPECT_NE(tc::kernelName(k), nullptr) << k;
   EXPECT_EQ(tc::kernelName(TERN_GPU_KERNEL_COUNT), nullptr);
+}
+
+// device.cpp's kernel table names exactly the PTX's entry points (the CUDA
+// device looks every kernel up by that name when it loads the module): the
+// .entry names of each architecture's PTX, built by clang, are the set of
+// kernelName(0 .. TERN_GPU_KERNEL_COUNT - 1).
+TEST(CudaLaunchers, KernelNamesAreThePtxEntries) {
+  const std::vector<std::string> files = tern::cudatest::builtPtxFiles();
+  if (files.empty())
+    GTEST_SKIP() << "the PTX is not built here (TERN_CUDA_PTX off or no clang)";
+  std::set<std::string> names;
+  for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k)
+    names.insert(tc::kernelName(k));
+  EXPECT_EQ(names.size(), size_t(TERN_GPU_KERNEL_COUNT)) << "two ids share a name";
+  for (const std::string &path : files) {
+    std::string ptx;
+    ASSERT_TRUE(tern::cudatest::readText(path, ptx)) << "cannot read " << path;
+    std::set<std::string> entries;
+    const std::string tag = ".entry ";
+    for (size_t at = ptx.find(tag); at != std::string::npos; at = ptx.find(tag, at + 1)) {
+      const size_t from = at + tag.size(), to = ptx.find_first_of("( \t\n", from);
+      entries.insert(ptx.substr(from, to - from));
+    }
+    EXPECT_EQ(entries, names) << path;
+  }
 }
 
 } // namespace

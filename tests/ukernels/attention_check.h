@@ -1,7 +1,9 @@
 // Check of a fast tern_uk_attention_gqa_{f32,f16}_<isa>
 // (runtime/ukernels/attention.h) against its `_ref` twin, shared by the gtest driver
 // (fast_ops_test.cpp, x86) and the standalone NEON checker under qemu
-// (neon_main.cpp). Plain C++ only: returns "" or the first mismatch.
+// (neon_main.cpp). Plain C++ only: returns "" or the first mismatch. The
+// tolerance's scale (attnErrorScale) also serves the GPU attention's test
+// (tests/cuda/kernels_test.cpp).
 //
 // Cases: GQA ratios 1, 3, 4 (the 2B4T shape, head_dim 128) and 8 (more than
 // one item per KV head), head_dim 5 / 37 / 100 (tails of every vector
@@ -111,6 +113,25 @@ struct Batch {
   int64_t n() const { return int64_t(pos.size()); }
 };
 
+// The scale of the attention tolerance for one (token, query head):
+// (1 + A) max|v|, A = scale * max over positions p < nPos of sum_d |q_d k_pd|,
+// max|v| over those positions' V rows. q: the head's headDim query values;
+// k, v: position 0's K and V rows of the head's KV head, position p at
+// p * rowStride further (a sequence's rows in position order).
+inline double attnErrorScale(const float *q, const float *k, const float *v, int64_t nPos,
+                             int64_t rowStride, int64_t headDim, float scale) {
+  double A = 0.0, vmax = 0.0;
+  for (int64_t p = 0; p < nPos; ++p) {
+    double dot = 0.0;
+    for (int64_t d = 0; d < headDim; ++d) {
+      dot += std::fabs(double(q[d]) * k[p * rowStride + d]);
+      vmax = std::max(vmax, double(std::fabs(v[p * rowStride + d])));
+    }
+    A = std::max(A, dot * scale);
+  }
+  return (1.0 + A) * vmax;
+}
+
 inline std::string attnFail(const KvKind &kv, const char *isa, const Shape &s, const char *what,
                             double a = 0, double b = 0, double c = 0) {
   char buf[320];
@@ -193,19 +214,12 @@ inline std::string checkAttention(const KvKind &kv, AttnFn fast, const char *isa
       for (int64_t t = 0; t < n; ++t)
         for (int64_t h = 0; h < s.nHeads; ++h) {
           const int64_t kvh = h / (s.nHeads / s.nKv), q = b.seq[t];
-          double A = 0.0, vmax = 0.0;
-          for (int64_t p = 0; p <= b.pos[t]; ++p) {
-            double dot = 0.0;
-            for (int64_t d = 0; d < s.headDim; ++d) {
-              dot += std::fabs(double(b.q[t * qDim + h * s.headDim + d]) *
-                               kAll[q][p * kvDim + kvh * s.headDim + d]);
-              vmax = std::max(vmax, double(std::fabs(vAll[q][p * kvDim + kvh * s.headDim + d])));
-            }
-            A = std::max(A, dot * scale);
-          }
+          const double bound =
+              attnErrorScale(&b.q[t * qDim + h * s.headDim], &kAll[q][kvh * s.headDim],
+                             &vAll[q][kvh * s.headDim], b.pos[t] + 1, kvDim, s.headDim, scale);
           for (int64_t d = 0; d < s.headDim; ++d) {
             const int64_t i = t * qDim + h * s.headDim + d;
-            const double err = std::fabs(double(out[i]) - double(want[i])) / ((1.0 + A) * vmax);
+            const double err = std::fabs(double(out[i]) - double(want[i])) / bound;
             worst = std::max(worst, err);
             if (!(err <= kAttnTol))
               return attnFail(kv, isa, s, "call %g token %g: %g from ref (relative)", double(ci),
