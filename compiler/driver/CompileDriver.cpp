@@ -125,7 +125,7 @@ int runCompileCommand(int argc, char **argv) {
            "1.67-bit tl2v layout, which calls of fewer than --decode-below\n"
            "tokens (decode) read, while larger ones (prefill) keep the cost\n"
            "model's layout and its GEMM; bit-identical logits, ~1.8x the\n"
-           "ternary bytes on disk. Needs a tl2v kernel (avx512_vnni)");
+           "ternary bytes on disk. Needs a tl2v kernel (avx2, avx512_vnni)");
   p.integer("--decode-below", &popts.decodeBelow, 2, INT32_MAX, "N",
             "with --decode-layout: calls of fewer than N tokens read the\n"
             "decode copy (default 6)");

@@ -310,6 +310,12 @@ constexpr Rates kI2sAvx2Rowwise{17.1, 36.8, 37.1};
 // Remeasured 2026-12-02 in one run (docs/cost-model.md): i2s VNNI (n >= 6
 // tokens run the AMX GEMM: the old 76/81 G/s predate it) and tl2v VNNI.
 constexpr Rates kI2sVnni{21.5, 377.0, 315.4}, kTl2vVnni{48.2, 76.7, 78.8};
+// tl2v avx2 (Tl2vAvx2, 2026-12-02, loaded machine): measured in one run with
+// i2s avx2 (tl2v / i2s = 28.3 / 29.5 G/s at n = 1, 53.6 / 68.4 at n = 64,
+// 54.2 / 67.0 at n = 128; docs/cost-model.md) and entered as those ratios
+// times kI2sAvx2's rates, which predate the prefetching i2s decode body:
+// the table stays consistent until scripts/cost-table.py remeasures both.
+constexpr Rates kTl2vAvx2{16.4, 48.3, 49.0};
 constexpr Rates kI2sF32Avx2{6.1, 14.9, 13.9}, kI2sF32Avx512{9.9, 28.5, 26.6};
 // Scalar twins, measured at 2560x2560 (n = 64 stands for 128 too).
 constexpr Rates kTl2Ref{0.29, 1.65, 1.65}, kTq2Ref{4.08, 4.84, 4.84}, kTq1Ref{0.65, 2.67, 2.67},
@@ -332,7 +338,7 @@ std::vector<KernelCost> x86Table(llvm::StringRef isa) {
   std::vector<KernelCost> t;
   if (isa == "avx2")
     t = {row(TL2, T, "avx2", kTl2Avx2, true), row(I2S, T, "avx2", kI2sAvx2, true),
-         row(I2S, N, "avx2", kI2sF32Avx2, true), row(TL2V, T, "ref", kTl2vRef, true)};
+         row(I2S, N, "avx2", kI2sF32Avx2, true), row(TL2V, T, "avx2", kTl2vAvx2, true)};
   else
     t = {row(I2S, T, "avx512_vnni", kI2sVnni, true), row(TL2V, T, "avx512_vnni", kTl2vVnni, true),
          row(TL2, T, "ref", kTl2Ref, true), row(I2S, N, "avx512_vnni", kI2sF32Avx512, true)};

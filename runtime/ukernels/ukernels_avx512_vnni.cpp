@@ -132,10 +132,15 @@ struct I2sF32Zmm {
 // byte subtract (c = 2 - c where the triple is negative); vpdpbusd dots them
 // with the 64 activations of columns 64 i .. 64 i + 63 of the group (u8 x s8,
 // the offset trick: sum q is subtracted at the end). 11 vector uops per 192
-// weights and no loop-carried chain longer than three vpdpbusd per row: up to
-// 4 rows (one token) or 2 rows (two tokens) run side by side. Integer sums
-// are exact: the ref's bits, whatever the token blocking (batch-invariant).
+// weights and no loop-carried chain longer than three vpdpbusd per row: 8
+// rows (one token) or 4 rows (two tokens) run side by side, and, as in the
+// i2s decode body (matmul_i2s.h), every second group prefetches the same
+// columns of the next step's rows (two lines per row: 80 bytes per 2
+// groups), without which one core read ~5 GB/s of codes (docs/ukernels.md).
+// 3-4 tokens: one row per step. Integer sums are exact: the ref's bits,
+// whatever the token blocking (batch-invariant).
 struct Tl2vVnni {
+  static constexpr int kRows1 = 8; // rows in flight at one token
   static TERN_UK_INLINE __m512i table(int digit) {
     // balanced-ternary digits of m = 0..13 (9 d0 + 3 d1 + d2 = m), plus 1; 14, 15 unused
     const __m128i t = digit == 0   ? _mm_setr_epi8(1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1)
@@ -158,7 +163,7 @@ struct Tl2vVnni {
   }
 
   // Rows r .. r + R of tokens t0 .. t0 + NT (qt, sums of q in sq).
-  template <int NT, int R>
+  template <int NT, int R, bool kPf>
   static TERN_UK_INLINE void step(const MatmulArgs &a, int64_t r, int64_t t0,
                                   const int8_t *const *qt, const int32_t *sq) {
     namespace ly = tern::layouts;
@@ -173,6 +178,13 @@ struct Tl2vVnni {
       for (int tt = 0; tt < NT; ++tt)
         acc[ri][tt] = _mm512_setzero_si512();
     for (int64_t g = 0; g < ng; ++g) {
+      if constexpr (kPf)
+        if ((g & 1) == 0) // the next step's R rows, same columns: 80 bytes per row per 2 groups
+          for (int ri = 0; ri < R; ++ri) {
+            const uint8_t *nx = row + (R + ri) * rb + g * ly::kTl2vGroupBytes;
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 64);
+          }
       __m512i q[NT][3];
       for (int tt = 0; tt < NT; ++tt)
         for (int i = 0; i < 3; ++i)
@@ -228,7 +240,7 @@ struct Tl2vVnni {
   }
 
   template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
-    constexpr int R = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    constexpr int R = NT == 1 ? kRows1 : NT == 2 ? 4 : 1;
     const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
     const int8_t *qt[NT];
     int32_t sq[NT];
@@ -238,9 +250,9 @@ struct Tl2vVnni {
     }
     int64_t r = r0;
     for (; r + R <= r1; r += R)
-      step<NT, R>(a, r, t0, qt, sq);
+      step<NT, R, (R > 1)>(a, r, t0, qt, sq);
     for (; r < r1; ++r)
-      step<NT, 1>(a, r, t0, qt, sq);
+      step<NT, 1, false>(a, r, t0, qt, sq);
   }
   static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
     token_blocks<Tl2vVnni, 4>(a, rt);

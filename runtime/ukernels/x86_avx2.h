@@ -446,6 +446,150 @@ struct Avx2Ops {
   }
 };
 
+// tl2v int8 on AVX2 (layout: compiler/pack/Pack.h; the VNNI body is
+// Tl2vVnni): no mask registers and no vpdpbusd. Per 192-column group and
+// row: the 32 magnitude bytes give two index vectors (low nibbles: triples
+// 0..31, high nibbles: 32..63); each half's 32 sign bits become a vpsignb
+// operand (the sign dword broadcast, vpshufb spreads byte j over 8 lanes,
+// `and` with 1 << lane, `+ 0x7f`: bit 7 set where the triple is negative,
+// never zero); per digit i, vpshufb of the signed digit table, vpsignb by
+// the triple's sign and `+ 1` give the codes c = w + 1, vpmaddubsw dots them
+// with the 32 activations of columns 64 i + (0..31 | 32..63) into i16 pairs
+// (the offset trick: sum q subtracted at the end). A group's six products
+// sum in i16 (<= 6 * 512), vpmaddwd by ones widens them per group. Tail
+// chunks: 16 bytes broadcast to both lanes, vpsrlvd by 0 / 2 and 4 / 6,
+// `and 3`; the activations of the last (partial) chunks come from a
+// zero-padded copy (never read past column k). One token: 2 rows side by
+// side and the next rows prefetched; 2-4 tokens: one row. Integer sums are
+// exact: the ref's bits, whatever the batch.
+struct Tl2vAvx2 {
+  static constexpr int kTailMax = 192; // K tail columns (< 192) rounded up to 64
+
+  static TERN_UK_INLINE __m256i table(int digit) {
+    // balanced-ternary digit i of m = 0..13 (9 d0 + 3 d1 + d2 = m); 14, 15 unused
+    const __m128i t = digit == 0 ? _mm_setr_epi8(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0)
+                      : digit == 1
+                          ? _mm_setr_epi8(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0)
+                          : _mm_setr_epi8(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
+    return _mm256_broadcastsi128_si256(t);
+  }
+
+  // vpsignb operands of 32 triples from their 32 sign bits at p (little endian).
+  static TERN_UK_INLINE __m256i signs(const uint8_t *p) {
+    int32_t bits;
+    __builtin_memcpy(&bits, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i lane_bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    const __m256i b =
+        _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(bits), spread), lane_bit);
+    return _mm256_add_epi8(b, _mm256_set1_epi8(0x7f));
+  }
+
+  // Rows r .. r + R of tokens t0 .. t0 + NT (qt, zero-padded K tails in qtail, sums of q in sq).
+  template <int NT, int R, bool kPf>
+  static TERN_UK_INLINE void step(const MatmulArgs &a, int64_t r, int64_t t0,
+                                  const int8_t *const *qt, const int8_t (*qtail)[kTailMax],
+                                  const int32_t *sq) {
+    namespace ly = tern::layouts;
+    const int64_t rb = ly::tl2v_row_bytes(a.k), ng = a.k / ly::kTl2vGroupCols;
+    const int64_t tail0 = ng * ly::kTl2vGroupCols;
+    const uint8_t *row = a.packed + r * rb;
+    const __m256i m15 = _mm256_set1_epi8(15), one8 = _mm256_set1_epi8(1),
+                  one16 = _mm256_set1_epi16(1);
+    const __m256i tb[3] = {table(0), table(1), table(2)};
+    __m256i acc[R][NT];
+    for (int ri = 0; ri < R; ++ri)
+      for (int tt = 0; tt < NT; ++tt)
+        acc[ri][tt] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < ng; ++g) {
+      if constexpr (kPf)
+        if ((g & 1) == 0) // the next step's R rows, same columns: 80 bytes per row per 2 groups
+          for (int ri = 0; ri < R; ++ri) {
+            const uint8_t *nx = row + (R + ri) * rb + g * ly::kTl2vGroupBytes;
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 64);
+          }
+      for (int ri = 0; ri < R; ++ri) {
+        const uint8_t *p = row + ri * rb + g * ly::kTl2vGroupBytes;
+        const __m256i raw = load256(p);
+        const __m256i idx[2] = {_mm256_and_si256(raw, m15),
+                                _mm256_and_si256(_mm256_srli_epi16(raw, 4), m15)};
+        const __m256i sg[2] = {signs(p + 32), signs(p + 36)};
+        __m256i s[NT];
+        for (int tt = 0; tt < NT; ++tt)
+          s[tt] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; ++h)
+          for (int i = 0; i < 3; ++i) {
+            const __m256i c =
+                _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(tb[i], idx[h]), sg[h]), one8);
+            for (int tt = 0; tt < NT; ++tt) {
+              const __m256i prod = _mm256_maddubs_epi16(
+                  c, load256(qt[tt] + g * ly::kTl2vGroupCols + 64 * i + 32 * h));
+              s[tt] = _mm256_add_epi16(s[tt], prod);
+            }
+          }
+        for (int tt = 0; tt < NT; ++tt)
+          acc[ri][tt] = _mm256_add_epi32(acc[ri][tt], _mm256_madd_epi16(s[tt], one16));
+      }
+    }
+    // Tail chunks: byte j of a chunk holds columns j, 16 + j, 32 + j, 48 + j
+    // (bits 0-1, 2-3, 4-5, 6-7).
+    const __m256i sh_lo = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2),
+                  sh_hi = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6), m3 = _mm256_set1_epi8(3);
+    for (int64_t c0 = tail0, ch = 0; c0 < a.k; c0 += ly::kTl2vTailCols, ++ch) {
+      for (int ri = 0; ri < R; ++ri) {
+        const uint8_t *p = row + ri * rb + ng * ly::kTl2vGroupBytes + ch * ly::kTl2vTailBytes;
+        const __m256i b =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+        const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(b, sh_lo), m3),
+                      hi = _mm256_and_si256(_mm256_srlv_epi32(b, sh_hi), m3);
+        for (int tt = 0; tt < NT; ++tt) {
+          const int8_t *qp = qtail[tt] + 64 * ch;
+          const __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(qp)),
+                                             _mm256_maddubs_epi16(hi, load256(qp + 32)));
+          acc[ri][tt] = _mm256_add_epi32(acc[ri][tt], _mm256_madd_epi16(s, one16));
+        }
+      }
+    }
+    for (int ri = 0; ri < R; ++ri) {
+      const int seg = segment_of(a, r + ri);
+      for (int tt = 0; tt < NT; ++tt) {
+        const int32_t tot = hsum_epi32(acc[ri][tt]) - sq[tt];
+        store(a, seg, r + ri, t0 + tt, float(tot) * a.scale[seg] / a.qs[t0 + tt]);
+      }
+    }
+  }
+
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    namespace ly = tern::layouts;
+    constexpr int R = NT == 1 ? 2 : 1;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const int64_t tail0 = a.k / ly::kTl2vGroupCols * ly::kTl2vGroupCols;
+    const int8_t *qt[NT];
+    int8_t qtail[NT][kTailMax];
+    int32_t sq[NT];
+    for (int tt = 0; tt < NT; ++tt) {
+      qt[tt] = a.q + (t0 + tt) * a.k;
+      int32_t s = Avx2::sum_q(qt[tt], tail0); // tail0: a multiple of 64
+      for (int64_t c = tail0; c < a.k; ++c)
+        s += qt[tt][c];
+      sq[tt] = s;
+      __builtin_memset(qtail[tt], 0, kTailMax);
+      if (a.k > tail0)
+        __builtin_memcpy(qtail[tt], qt[tt] + tail0, uint64_t(a.k - tail0));
+    }
+    int64_t r = r0;
+    for (; r + R <= r1; r += R)
+      step<NT, R, (R > 1)>(a, r, t0, qt, qtail, sq);
+    for (; r < r1; ++r)
+      step<NT, 1, false>(a, r, t0, qt, qtail, sq);
+  }
+  static TERN_UK_INLINE void tile(const MatmulArgs &a, int64_t rt) {
+    token_blocks<Tl2vAvx2, 4>(a, rt);
+  }
+};
+
 // The x86 files' MatmulBody table: i2s int8 with I2s, the rest AVX2-level.
 template <Layout L, bool kF32, class I2s> struct X86Body;
 template <class I2s> struct X86Body<kI2S, false, I2s> {
@@ -456,6 +600,9 @@ template <class I2s> struct X86Body<kI2S, true, I2s> {
 };
 template <class I2s> struct X86Body<kTL2, false, I2s> {
   using type = Tl2I8<Avx2>;
+};
+template <class I2s> struct X86Body<kTL2V, false, I2s> {
+  using type = Tl2vAvx2;
 };
 
 } // namespace

@@ -336,63 +336,70 @@ TEST(CodegenRun, ActQuantNoneAndRefKernelsRun) {
 // prompt is fed in chunks of 1, 2, 3, 5, 6 and all at once (every token's logits, n_out = n) to
 // both artifacts, and every run must equal the plain artifact's run of the whole prompt in one
 // call.
+// Both x86 targets with a tl2v kernel (avx2: the AVX2 i2s GEMM from 4 tokens).
 TEST(CodegenRun, DecodeLayoutTl2vIsBitIdenticalToI2s) {
   __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512vnni"))
-    GTEST_SKIP() << "tl2v has a kernel only on avx512_vnni, which this host lacks";
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    GTEST_SKIP() << "tl2v has kernels only on avx2 and avx512_vnni, which this host lacks";
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   const std::string dir = std::string(TERN_SHARED_DIR) + "/fixtures/models/";
-  for (const char *model : {"tiny-bitnet-i2s", "gqa-bitnet-tq2"}) {
-    SCOPED_TRACE(model);
-    Loaded plain, dual;
-    const std::string gguf = dir + model + ".gguf";
-    ASSERT_NO_FATAL_FAILURE(compileAndLoad(gguf, "--target avx512_vnni --kernel i2s", plain));
-    ASSERT_NO_FATAL_FAILURE(
-        compileAndLoad(gguf, "--target avx512_vnni --kernel i2s --decode-layout tl2v", dual));
-    // The kernel list names both kernels of every ternary matrix.
-    const nlohmann::json kernels = nlohmann::json::parse(dual.desc->kernels);
-    int withDecode = 0;
-    for (const nlohmann::json &k : kernels)
-      if (k.contains("decode")) {
-        ++withDecode;
-        EXPECT_EQ(k.value("layout", ""), "i2s");
-        EXPECT_EQ(k["decode"].value("layout", ""), "tl2v");
-        EXPECT_EQ(k["decode"].value("callee", ""), "tern_uk_matmul_tl2v_avx512_vnni");
-        EXPECT_EQ(k["decode"].value("below", 0), 6);
+  for (const char *target : {"avx2", "avx512_vnni"})
+    for (const char *model : {"tiny-bitnet-i2s", "gqa-bitnet-tq2"}) {
+      if (std::string(target) == "avx512_vnni" && !vnni) {
+        std::printf("skipped: --target avx512_vnni (the host lacks avx512 vnni)\n");
+        continue;
       }
-    EXPECT_EQ(withDecode, 4 * int(plain.desc->n_layer)) << "qkv, o, gate+up, down per layer";
-    EXPECT_GT(dual.art->weights().size(), plain.art->weights().size());
-
-    const std::vector<int32_t> prompt = {1, 17, 42, 5, 99, 3, 250, 7, 64, 128, 11, 2, 33};
-    const int64_t vocab = plain.desc->vocab, n = int64_t(prompt.size());
-    // Every token's logits, the prompt fed `chunk` tokens per call.
-    auto feed = [&](Loaded &m, int64_t chunk) {
-      std::vector<float> all(size_t(n * vocab), NAN);
-      Session s(*m.desc, m.art->weights().data());
-      for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-        const int64_t c = std::min(chunk, n - t0);
-        std::vector<int32_t> pos, seq(size_t(c), 0), rows;
-        for (int64_t i = 0; i < c; ++i) {
-          pos.push_back(int32_t(t0 + i));
-          rows.push_back(int32_t(i));
+      SCOPED_TRACE(std::string(model) + " --target " + target);
+      Loaded plain, dual;
+      const std::string gguf = dir + model + ".gguf";
+      const std::string flags = std::string("--target ") + target + " --kernel i2s";
+      ASSERT_NO_FATAL_FAILURE(compileAndLoad(gguf, flags, plain));
+      ASSERT_NO_FATAL_FAILURE(compileAndLoad(gguf, flags + " --decode-layout tl2v", dual));
+      // The kernel list names both kernels of every ternary matrix.
+      const nlohmann::json kernels = nlohmann::json::parse(dual.desc->kernels);
+      int withDecode = 0;
+      for (const nlohmann::json &k : kernels)
+        if (k.contains("decode")) {
+          ++withDecode;
+          EXPECT_EQ(k.value("layout", ""), "i2s");
+          EXPECT_EQ(k["decode"].value("layout", ""), "tl2v");
+          EXPECT_EQ(k["decode"].value("callee", ""), std::string("tern_uk_matmul_tl2v_") + target);
+          EXPECT_EQ(k["decode"].value("below", 0), 6);
         }
-        tern_batch b{c,           prompt.data() + t0,     pos.data(), seq.data(), c,
-                     rows.data(), all.data() + t0 * vocab};
-        EXPECT_EQ(m.forward(&s.c, &b), 0);
-      }
-      return all;
-    };
-    const std::vector<float> want = feed(plain, n);
-    for (int64_t chunk : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(6), n})
-      for (Loaded *m : {&plain, &dual}) {
-        const std::vector<float> got = feed(*m, chunk);
-        int64_t differ = 0, first = -1;
-        for (size_t i = 0; i < got.size(); ++i)
-          if (std::memcmp(&got[i], &want[i], 4) != 0 && differ++ == 0)
-            first = int64_t(i);
-        EXPECT_EQ(differ, 0) << (m == &dual ? "--decode-layout tl2v" : "plain i2s")
-                             << ", chunks of " << chunk << ": first difference at token "
-                             << first / vocab << " logit " << first % vocab;
-      }
-  }
+      EXPECT_EQ(withDecode, 4 * int(plain.desc->n_layer)) << "qkv, o, gate+up, down per layer";
+      EXPECT_GT(dual.art->weights().size(), plain.art->weights().size());
+
+      const std::vector<int32_t> prompt = {1, 17, 42, 5, 99, 3, 250, 7, 64, 128, 11, 2, 33};
+      const int64_t vocab = plain.desc->vocab, n = int64_t(prompt.size());
+      // Every token's logits, the prompt fed `chunk` tokens per call.
+      auto feed = [&](Loaded &m, int64_t chunk) {
+        std::vector<float> all(size_t(n * vocab), NAN);
+        Session s(*m.desc, m.art->weights().data());
+        for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+          const int64_t c = std::min(chunk, n - t0);
+          std::vector<int32_t> pos, seq(size_t(c), 0), rows;
+          for (int64_t i = 0; i < c; ++i) {
+            pos.push_back(int32_t(t0 + i));
+            rows.push_back(int32_t(i));
+          }
+          tern_batch b{c,           prompt.data() + t0,     pos.data(), seq.data(), c,
+                       rows.data(), all.data() + t0 * vocab};
+          EXPECT_EQ(m.forward(&s.c, &b), 0);
+        }
+        return all;
+      };
+      const std::vector<float> want = feed(plain, n);
+      for (int64_t chunk : {int64_t(1), int64_t(2), int64_t(3), int64_t(5), int64_t(6), n})
+        for (Loaded *m : {&plain, &dual}) {
+          const std::vector<float> got = feed(*m, chunk);
+          int64_t differ = 0, first = -1;
+          for (size_t i = 0; i < got.size(); ++i)
+            if (std::memcmp(&got[i], &want[i], 4) != 0 && differ++ == 0)
+              first = int64_t(i);
+          EXPECT_EQ(differ, 0) << (m == &dual ? "--decode-layout tl2v" : "plain i2s")
+                               << ", chunks of " << chunk << ": first difference at token "
+                               << first / vocab << " logit " << first % vocab;
+        }
+    }
 }

@@ -215,6 +215,8 @@ std::vector<Variant> variants() {
   v.push_back({"tiny-bitnet-tq2", "avx512_vnni", "tl2v", "token"});
   v.push_back({"tiny-bitnet-tq2", "avx512_vnni", "i2s+decode-tl2v", "token"});
   v.push_back({"gqa-bitnet-tq2", "avx512_vnni", "auto+decode-tl2v", "token"});
+  v.push_back({"tiny-bitnet-tq2", "avx2", "tl2v", "token"});
+  v.push_back({"tiny-bitnet-tq2", "avx2", "i2s+decode-tl2v", "token"});
   return v;
 }
 

@@ -41,6 +41,7 @@ commands:
   chat   chat with a model (its chat template), one user turn per line
   bench  prompt-processing and decode speed (tokens/s); --sampling: the sampler
   serve  OpenAI-compatible HTTP server (docs/server.md)
+  compare `tern eval --json` output against a golden file (the fixtures' rule)
   help   this text
 
 `tern <command> --help` describes each command's options.
@@ -845,6 +846,8 @@ int ternMain(const std::vector<std::string> &args, std::istream &in, bool inIsTe
     return cmdBench(a, out, err);
   if (cmd == "serve")
     return cmdServe(a, out, err);
+  if (cmd == "compare")
+    return cmdCompare(a, out, err);
   err << fmt::format("tern: unknown command '{}' (try tern --help)\n", cmd);
   return 2;
 }

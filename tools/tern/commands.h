@@ -18,6 +18,10 @@ namespace tern::cli {
 int cmdChat(const std::vector<std::string> &args, std::istream &in, bool inIsTerminal,
             std::ostream &out, std::ostream &err);
 
+// `tern compare GOLDEN RESULTS`: `tern eval --json` output against a
+// golden file by model::compareWithGolden's rule. compare_cmd.cpp.
+int cmdCompare(const std::vector<std::string> &args, std::ostream &out, std::ostream &err);
+
 // `tern bench --sampling`: samples/s of the sampling chain on synthetic
 // logits over `vocab` tokens, each rate the best of 3 runs of at least
 // `minCpuSeconds`. bench_sampling.cpp.

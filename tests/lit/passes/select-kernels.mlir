@@ -121,7 +121,7 @@
 
 // The remark names the kernel that runs, its measured rates, the estimate
 // and the score rule, and the best other layout with its cost.
-// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/60.6 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + 4 x prefill per token); best other layout tl2 {{.*}}(avx2 kernel, measured 10.9/11.8 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
+// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/60.6 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + 4 x prefill per token); best other layout tl2v {{.*}}(avx2 kernel, measured 16.4/49.0 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
 // EXPLAIN: remark: kernel for 'blk.0.attn_k.weight' [640x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] on avx2, act-quant token, max-batch 512: i2s
