@@ -177,11 +177,17 @@ public:
     }
     if (absl::Status s = check(rc, "cuModuleLoadData (" + from + ")"); !s.ok())
       return s;
+    // A kernel the module lacks (an artifact compiled before that kernel
+    // existed: its launchers never ask for it) stays null; launching it is
+    // an error naming the kernel.
+    constexpr CUresult kNotFound = 500; // CUDA_ERROR_NOT_FOUND
     for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k) {
       CUfunction f = nullptr;
-      if (absl::Status s = check(api_.cuModuleGetFunction(&f, module_, kernelName(k)),
-                                 fmt::format("cuModuleGetFunction({})", kernelName(k)));
-          !s.ok())
+      const CUresult got = api_.cuModuleGetFunction(&f, module_, kernelName(k));
+      if (got == kNotFound)
+        f = nullptr;
+      else if (absl::Status s = check(got, fmt::format("cuModuleGetFunction({})", kernelName(k)));
+               !s.ok())
         return s;
       functions_.push_back(f);
     }
@@ -194,6 +200,11 @@ public:
     if (kernel < 0 || size_t(kernel) >= functions_.size())
       return absl::FailedPreconditionError(
           fmt::format("CUDA: kernel {} launched before the kernels were loaded", kernel));
+    if (functions_[size_t(kernel)] == nullptr)
+      return absl::FailedPreconditionError(
+          fmt::format("CUDA: the artifact's GPU code has no kernel {}: recompile it with this "
+                      "ternc",
+                      kernelName(kernel)));
     if (!d.ok())
       return absl::InvalidArgumentError(
           fmt::format("CUDA: {}: {}", kernelName(kernel), d.describe()));
