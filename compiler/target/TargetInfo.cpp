@@ -300,22 +300,25 @@ struct Rates {
 // x86, measured 2026-12-01 on an Intel Xeon (Emerald Rapids, AVX-512 VNNI,
 // AMX) KVM guest by scripts/cost-table.py; docs/cost-model.md has the
 // per-shape table. G weight x token MACs / s, one core: decode, n=64, n=128.
-// i2s avx2 prefill: the AVX2 GEMM (x86_avx2.h), measured 2026-12-02 (its
-// decode path, n < 4, is the unchanged one-row kernel: the decode rate stays).
-constexpr Rates kI2sAvx2{17.1, 61.7, 60.6}, kTl2Avx2{10.9, 14.0, 11.8};
+// i2s avx2 prefill: the AVX2 GEMM (x86_avx2.h), measured 2026-12-02.
+// Decode rates (n = 1) of i2s, tl2, tl2v on avx2 and avx512_vnni remeasured
+// 2026-12-02 08:03 UTC on the quiet machine after the prefetching decode
+// bodies (docs/cost-model.md, "Decode rates remeasured").
+constexpr Rates kI2sAvx2{43.7, 61.7, 60.6}, kTl2Avx2{14.9, 14.0, 11.8};
+// The avx2 i2s rates before that remeasure, the basis the NEON rows are
+// scaled from (no NEON hardware here: kept as they were, not remeasured).
+constexpr Rates kNeonBasis{17.1, 61.7, 60.6};
 // The AVX2 one-row kernel before the GEMM (decode and prefill alike: it
 // blocked 4 tokens per decoded block), the basis of the NEON estimates of
 // the kernels that have no GEMM (plain neon i2s, tl1).
 constexpr Rates kI2sAvx2Rowwise{17.1, 36.8, 37.1};
 // Remeasured 2026-12-02 in one run (docs/cost-model.md): i2s VNNI (n >= 6
 // tokens run the AMX GEMM: the old 76/81 G/s predate it) and tl2v VNNI.
-constexpr Rates kI2sVnni{21.5, 377.0, 315.4}, kTl2vVnni{48.2, 76.7, 78.8};
-// tl2v avx2 (Tl2vAvx2, 2026-12-02, loaded machine): measured in one run with
-// i2s avx2 (tl2v / i2s = 28.3 / 29.5 G/s at n = 1, 53.6 / 68.4 at n = 64,
-// 54.2 / 67.0 at n = 128; docs/cost-model.md) and entered as those ratios
-// times kI2sAvx2's rates, which predate the prefetching i2s decode body:
-// the table stays consistent until scripts/cost-table.py remeasures both.
-constexpr Rates kTl2vAvx2{16.4, 48.3, 49.0};
+constexpr Rates kI2sVnni{71.1, 377.0, 315.4}, kTl2vVnni{62.9, 76.7, 78.8};
+// tl2v avx2 (Tl2vAvx2): decode remeasured with the others above; prefill
+// (loaded machine, one run with i2s avx2: tl2v / i2s = 53.6 / 68.4 G/s at
+// n = 64, 54.2 / 67.0 at n = 128) entered as those ratios times kI2sAvx2's.
+constexpr Rates kTl2vAvx2{30.7, 48.3, 49.0};
 constexpr Rates kI2sF32Avx2{6.1, 14.9, 13.9}, kI2sF32Avx512{9.9, 28.5, 26.6};
 // Scalar twins, measured at 2560x2560 (n = 64 stands for 128 too).
 constexpr Rates kTl2Ref{0.29, 1.65, 1.65}, kTq2Ref{4.08, 4.84, 4.84}, kTq1Ref{0.65, 2.67, 2.67},
@@ -372,8 +375,8 @@ std::vector<KernelCost> neonTable(NeonLevel level) {
   auto scaled = [](Rates r, double f, double prefill = 1.0) {
     return Rates{r.decode * f, r.prefill64 * f * prefill, r.prefill128 * f * prefill};
   };
-  const Rates i2s = level == NeonLevel::I8mm ? scaled(kI2sAvx2, 0.5, 1.1)
-                    : dotprod                ? scaled(kI2sAvx2, 0.5)
+  const Rates i2s = level == NeonLevel::I8mm ? scaled(kNeonBasis, 0.5, 1.1)
+                    : dotprod                ? scaled(kNeonBasis, 0.5)
                                              : scaled(kI2sAvx2Rowwise, 0.25);
   return {row(KernelLayout::TL1, T, isa, scaled(kI2sAvx2Rowwise, dotprod ? 0.35 : 0.3), false),
           row(KernelLayout::I2S, T, isa, i2s, false),

@@ -42,9 +42,9 @@
 // EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: tl2 tile_m=64 tile_k=384 (avx2 kernel, tuned 90.0/200.0 G/s per core decode/prefill){{.*}} (tuning {{.*}}tuning-avx2.json: lowest score = decode + 4 x prefill per token); best other layout tl2v tile_m={{[0-9]+}} tile_k=2560 (avx2 kernel, measured
 // The 6912-row entry is the nearest measured shape for ffn_up at 128x1024.
 // tl2v, which the file does not list, is priced from the built-in table;
-// for ffn_down the tuned i2s entry is the runner-up.
-// EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] {{.*}}: tl2 tile_m=64 tile_k=384 {{.*}}best other layout tl2v tile_m=128 tile_k=2560 (avx2 kernel, measured 16.4/49.0 G/s
-// EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] {{.*}}: tl2 tile_m=64 tile_k=384 {{.*}}best other layout i2s tile_m=128 tile_k=1024 (avx2 kernel, tuned 25.0/50.0 G/s
+// for ffn_down too (memory-bound at decode, fewer bytes than the tuned i2s).
+// EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] {{.*}}: tl2 tile_m=64 tile_k=384 {{.*}}best other layout tl2v tile_m=128 tile_k=2560 (avx2 kernel, measured 30.7/49.0 G/s
+// EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] {{.*}}: tl2 tile_m=64 tile_k=384 {{.*}}best other layout tl2v tile_m=128 tile_k=6912 (avx2 kernel, measured 30.7/49.0 G/s
 // The head's measured rate (0.5 G/s) makes it compute bound.
 // EXPLAIN: remark: kernel for 'output.weight' [128256x2560] on avx2: f16 (the only kernel for f16 weights), memory {{[0-9.]+}} us/token, compute {{[0-9.]+}} us/token (avx2 kernel, tuned 0.5 G/s per core; tuning {{.*}}tuning-avx2.json)
 

@@ -26,26 +26,26 @@
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni max-batch=1 explain=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=EXPLAIN1
 // RUN: tern-opt %s --tern-select-kernels="target=avx512_vnni kernel=tl2 explain=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=FORCETL2
 
-// On AVX2 the i2s ukernel (pmaddubsw) outruns the tl2 one (measured 17.1 vs
-// 10.9 G/s per core at decode, 61 (the GEMM) vs 12-14 at prefill): its 20% more bytes
+// On AVX2 the i2s ukernel (pmaddubsw) outruns the tl2 one (measured 43.7 vs
+// 14.9 G/s per core at decode, 61 (the GEMM) vs 12-14 at prefill): its 20% more bytes
 // do not make up for it, so i2s wins everything; tiles follow the shape.
 // AVX2: module attributes {tern.cost_table = "built-in", tern.head = "f16", tern.kernel_sources = {{{.*}}blk.0.attn_q.weight = "built-in"{{.*}}}, tern.target = "avx2"}
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 // AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
-// AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 64, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// AVX2: kernel = #tern.kernel<i2s, avx2, tile_m = 128, tile_k = 256>, weight = #tern.weight<"blk.0.ffn_down.weight"
 // AVX2: kernel = #tern.kernel<f16, avx2,{{.*}}weight = #tern.weight<"output.weight"
 
 // On VNNI there is no tl2 kernel with VNNI instructions (tl2 runs only as
-// its scalar twin there). tl2v (1.67 bits, measured 48.2 G/s at decode
-// against i2s's 21.5) reads 17% fewer bytes and decodes faster, but has no
+// its scalar twin there). tl2v (1.67 bits, measured 62.9 G/s at decode
+// against i2s's 71.1) reads 17% fewer bytes (decode is memory-bound), but has no
 // GEMM: with prompts weighted as llama-bench's pp512 + tg128 (max-batch 512)
 // i2s's AMX prefill (315 vs 79 G/s) wins; when decode alone decides
 // (max-batch 1) tl2v does. tl2v does not tile K: tile_k is K (rounded up to 64).
 // VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.attn_q.weight"
 // VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 32, tile_k = 512>, weight = #tern.weight<"blk.0.attn_k.weight"
 // VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 512>, weight = #tern.weight<"blk.0.ffn_up.weight"
-// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 64, tile_k = 1024>, weight = #tern.weight<"blk.0.ffn_down.weight"
+// VNNI: kernel = #tern.kernel<i2s, avx512_vnni, tile_m = 128, tile_k = 256>, weight = #tern.weight<"blk.0.ffn_down.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_q.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.attn_k.weight"
 // VNNI1: kernel = #tern.kernel<tl2v, avx512_vnni, tile_m = 16, tile_k = 2560>, weight = #tern.weight<"blk.0.ffn_up.weight"
@@ -121,12 +121,12 @@
 
 // The remark names the kernel that runs, its measured rates, the estimate
 // and the score rule, and the best other layout with its cost.
-// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 17.1/60.6 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + 4 x prefill per token); best other layout tl2v {{.*}}(avx2 kernel, measured 16.4/49.0 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
+// EXPLAIN: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx2, act-quant token, max-batch 512: i2s tile_m=64 tile_k=512 (avx2 kernel, measured 43.7/60.6 G/s per core decode/prefill): decode {{[0-9.]+}} us (memory {{[0-9.]+}}, compute {{[0-9.]+}}), prefill {{[0-9.]+}} us/token, padding 0.0%, score {{[0-9.]+}} (built-in table: lowest score = decode + 4 x prefill per token); best other layout tl2v {{.*}}(avx2 kernel, measured 30.7/49.0 G/s per core decode/prefill){{.*}} (+{{[0-9]+}}%)
 // EXPLAIN: remark: kernel for 'blk.0.attn_k.weight' [640x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'blk.0.ffn_down.weight' [2560x6912] on avx2, act-quant token, max-batch 512: i2s
 // EXPLAIN: remark: kernel for 'output.weight' [128256x2560] on avx2: f16 (the only kernel for f16 weights), memory {{[0-9.]+}} us/token
-// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: tl2v tile_m=16 tile_k=2560 (avx512_vnni kernel, measured 48.2/76.7 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout i2s {{.*}}(avx512_vnni kernel, measured 21.5/377.0 G/s
+// EXPLAIN1: remark: kernel for 'blk.0.ffn_up.weight' [6912x2560] on avx512_vnni, act-quant token, max-batch 1: tl2v tile_m=16 tile_k=2560 (avx512_vnni kernel, measured 62.9/76.7 G/s per core decode/prefill){{.*}}(built-in table: lowest score = decode); best other layout i2s {{.*}}(avx512_vnni kernel, measured 71.1/377.0 G/s
 // FORCETL2: remark: kernel for 'blk.0.attn_q.weight' [2560x2560] on avx512_vnni, act-quant token, max-batch 512: tl2 {{.*}}(ref kernel, measured 0.3/1.6 G/s per core decode/prefill){{.*}} (forced; rates from built-in table); best other layout i2s {{.*}}(avx512_vnni kernel, {{.*}}% lower score)
 
 func.func @b2b4t(%x2560: tensor<?x2560xf32>, %x6912: tensor<?x6912xf32>) {
