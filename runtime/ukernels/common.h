@@ -344,6 +344,22 @@ TERN_UK_INLINE int32_t i2s_tail(const MatmulArgs &a, int64_t r, int64_t kfull, c
   return acc;
 }
 
+// The tl2v decode bodies' prefetch (Tl2vAvx2, Tl2vVnni, Tl2vVbmi): at every
+// second group g, the same columns of the next step's R rows (`row` is this
+// step's first row, `rb` the row bytes; rows are contiguous, so past a
+// tile's end that is the next tile): two lines per row, 80 bytes per two
+// 40-byte groups. Without it one core read ~5 GB/s of codes
+// (docs/ukernels.md, "tl2v decode, measured").
+template <int R> TERN_UK_INLINE void tl2v_prefetch_next(const uint8_t *row, int64_t rb, int64_t g) {
+  if ((g & 1) != 0)
+    return;
+  for (int ri = 0; ri < R; ++ri) {
+    const uint8_t *nx = row + (R + ri) * rb + g * tern::layouts::kTl2vGroupBytes;
+    __builtin_prefetch(nx);
+    __builtin_prefetch(nx + 64);
+  }
+}
+
 // Token blocking: Body::rows<NT>(a, rt, t0) over the batch, kMaxNT tokens at
 // a time (kMaxNT <= 4), then the remaining 1..kMaxNT-1 tokens in one call.
 // Each token's result depends only on its own activations, never on NT.

@@ -91,6 +91,19 @@ TERN_UK_DECLARE_MATMUL(tl2v, ref)
 #undef TERN_UK_DECLARE_f32
 #undef TERN_UK_DECLARE_i8
 
+#if defined(__x86_64__)
+/* tern_uk_matmul_tl2v_avx512_vnni runs one of two bodies, chosen once per
+ * copy of the ukernels (this library; each compiled artifact has its own)
+ * by cpuid: "vbmi" (AVX512-VBMI + GFNI, e.g. Ice Lake and later, Zen 4 and
+ * later) or "vnni" (the fallback); same results bit for bit.
+ * tern_uk_tl2v_avx512_body says which one this copy runs.
+ * tern_uk_tl2v_vbmi_enable(0) forces "vnni", (1) goes back to the cpuid
+ * choice; returns whether "vbmi" runs now. For tests and A/B benches: not
+ * thread-safe against running matmuls (a call in flight keeps its body). */
+int tern_uk_tl2v_vbmi_enable(int on);
+const char *tern_uk_tl2v_avx512_body(void);
+#endif
+
 /* RoPE NEOX (rotate-half) on n_heads heads of head_dim, first rot_dim dims:
  * pairs (i, i + rot_dim/2), angle pos * freq_base^(-2i/rot_dim). y may be x. */
 void tern_uk_rope_neox_f32_ref(const tern_ctx *ctx, int64_t n, const float *x, const int32_t *pos,

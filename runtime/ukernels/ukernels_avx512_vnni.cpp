@@ -168,9 +168,8 @@ struct Tl2vVnni {
                                   const int8_t *const *qt, const int32_t *sq) {
     namespace ly = tern::layouts;
     const int64_t rb = ly::tl2v_row_bytes(a.k), ng = a.k / ly::kTl2vGroupCols;
-    const int64_t tail0 = ng * ly::kTl2vGroupCols;
     const uint8_t *row = a.packed + r * rb;
-    const __m512i m15 = _mm512_set1_epi8(15), two = _mm512_set1_epi8(2), m3 = _mm512_set1_epi8(3);
+    const __m512i m15 = _mm512_set1_epi8(15), two = _mm512_set1_epi8(2);
     const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512i t0v = table(0), t1v = table(1), t2v = table(2);
     __m512i acc[R][NT];
@@ -179,12 +178,7 @@ struct Tl2vVnni {
         acc[ri][tt] = _mm512_setzero_si512();
     for (int64_t g = 0; g < ng; ++g) {
       if constexpr (kPf)
-        if ((g & 1) == 0) // the next step's R rows, same columns: 80 bytes per row per 2 groups
-          for (int ri = 0; ri < R; ++ri) {
-            const uint8_t *nx = row + (R + ri) * rb + g * ly::kTl2vGroupBytes;
-            __builtin_prefetch(nx);
-            __builtin_prefetch(nx + 64);
-          }
+        tl2v_prefetch_next<R>(row, rb, g);
       __m512i q[NT][3];
       for (int tt = 0; tt < NT; ++tt)
         for (int i = 0; i < 3; ++i)
@@ -208,8 +202,20 @@ struct Tl2vVnni {
         }
       }
     }
-    // Tail chunks: 16 bytes broadcast to the four 128-bit lanes, lane l
-    // shifted by 2 l: byte 16 l + j = code of column 16 l + j.
+    tail<NT, R>(a, row, qt, acc);
+    finish<NT, R>(a, r, t0, sq, acc);
+  }
+
+  // The tail chunks of rows row .. row + R (row bytes tl2v_row_bytes(a.k))
+  // into acc: 16 bytes broadcast to the four 128-bit lanes, lane l shifted
+  // by 2 l: byte 16 l + j = code of column 16 l + j. Shared by Tl2vVbmi.
+  template <int NT, int R>
+  static TERN_UK_INLINE void tail(const MatmulArgs &a, const uint8_t *row, const int8_t *const *qt,
+                                  __m512i (&acc)[R][NT]) {
+    namespace ly = tern::layouts;
+    const int64_t rb = ly::tl2v_row_bytes(a.k), ng = a.k / ly::kTl2vGroupCols;
+    const int64_t tail0 = ng * ly::kTl2vGroupCols;
+    const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i tail_shift =
         _mm512_set_epi64(0x0006000600060006, 0x0006000600060006, 0x0004000400040004,
                          0x0004000400040004, 0x0002000200020002, 0x0002000200020002, 0, 0);
@@ -230,6 +236,13 @@ struct Tl2vVnni {
           acc[ri][tt] = _mm512_dpbusd_epi32(acc[ri][tt], codes, q[tt]);
       }
     }
+  }
+
+  // Rows r .. r + R, tokens t0 .. t0 + NT: sum of the lanes minus sum q
+  // (the offset), scaled, stored. Shared by Tl2vVbmi.
+  template <int NT, int R>
+  static TERN_UK_INLINE void finish(const MatmulArgs &a, int64_t r, int64_t t0, const int32_t *sq,
+                                    const __m512i (&acc)[R][NT]) {
     for (int ri = 0; ri < R; ++ri) {
       const int seg = segment_of(a, r + ri);
       for (int tt = 0; tt < NT; ++tt) {
@@ -350,6 +363,130 @@ TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-til
 #include "runtime/ukernels/x86_amx.h"
 TERN_UK_TARGET_END()
 
+// The tl2v int8 body on AVX512-VBMI + GFNI (Tl2vVbmi): its own region, the
+// VNNI features plus avx512vbmi,gfni. Nothing here is inlined into the VNNI
+// functions: the avx512_vnni tl2v entry hands its row tiles to
+// tl2v_vbmi_task only where tl2v_vbmi_on() (cpuid, once) said yes.
+TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni",
+                     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni")
+
+namespace tern_uk {
+namespace {
+
+// tl2v int8 on VBMI + GFNI: Tl2vVnni's layout, blocking, prefetch, tails and
+// offset trick, a cheaper group decode. Per group and row: the 32 nibble
+// bytes broadcast to both halves of a zmm; one `vgf2p8affineqb` (an 8x8 bit
+// matrix per qword: low 4 qwords keep bits 0-3, high 4 move bits 4-7 down)
+// gives byte p = magnitude of triple p, bits 4-7 zero; one masked `vpaddb`
+// adds 16 where the triple is negative (the sign bits in a mask register);
+// per digit one `vpermb` of a 32-entry table (entries 0..13: d_i(m) + 1,
+// 16..29: 1 - d_i(m), the negated digit plus 1; bit 5 of the index is never
+// set) gives the codes c = w + 1, and `vpdpbusd` dots them. 8 vector uops
+// per row and 192 weights (1 + 1 + 3 + 3) against Tl2vVnni's 11 (shift,
+// and, 3 vpshufb, 3 masked vpsubb, 3 vpdpbusd). Same integer sums as the
+// ref, bit for bit, at any token blocking.
+struct Tl2vVbmi {
+  // Tl2vVnni::table(digit) in the 16-byte lanes 0 and 2, 2 - it in lanes 1
+  // and 3 (lanes 2-3: index bit 5, never set).
+  static TERN_UK_INLINE __m512i table(int digit) {
+    const __m512i pos = Tl2vVnni::table(digit);
+    return _mm512_mask_sub_epi8(pos, __mmask64(0xffff0000ffff0000ull), _mm512_set1_epi8(2), pos);
+  }
+
+  // Rows r .. r + R of tokens t0 .. t0 + NT (qt, sums of q in sq).
+  template <int NT, int R, bool kPf>
+  static TERN_UK_INLINE void step(const MatmulArgs &a, int64_t r, int64_t t0,
+                                  const int8_t *const *qt, const int32_t *sq) {
+    namespace ly = tern::layouts;
+    const int64_t rb = ly::tl2v_row_bytes(a.k), ng = a.k / ly::kTl2vGroupCols;
+    const uint8_t *row = a.packed + r * rb;
+    // vgf2p8affineqb: result bit i of a byte = parity(matrix byte 7 - i & x).
+    // Low nibble: bit i <- bit i (i < 4); high nibble: bit i <- bit i + 4.
+    const __m512i nib = _mm512_set_epi64(0x1020408000000000, 0x1020408000000000, 0x1020408000000000,
+                                         0x1020408000000000, 0x0102040800000000, 0x0102040800000000,
+                                         0x0102040800000000, 0x0102040800000000);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i t0v = table(0), t1v = table(1), t2v = table(2);
+    __m512i acc[R][NT];
+    for (int ri = 0; ri < R; ++ri)
+      for (int tt = 0; tt < NT; ++tt)
+        acc[ri][tt] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < ng; ++g) {
+      if constexpr (kPf)
+        tl2v_prefetch_next<R>(row, rb, g);
+      __m512i q[NT][3];
+      for (int tt = 0; tt < NT; ++tt)
+        for (int i = 0; i < 3; ++i)
+          q[tt][i] = _mm512_loadu_si512(qt[tt] + g * ly::kTl2vGroupCols + 64 * i);
+      for (int ri = 0; ri < R; ++ri) {
+        const uint8_t *p = row + ri * rb + g * ly::kTl2vGroupBytes;
+        uint64_t bits;
+        __builtin_memcpy(&bits, p + 32, 8);
+        const __m512i mag =
+            _mm512_gf2p8affine_epi64_epi8(_mm512_broadcast_i64x4(load256(p)), nib, 0);
+        const __m512i idx = _mm512_mask_add_epi8(mag, _cvtu64_mask64(bits), mag, sixteen);
+        const __m512i c0 = _mm512_permutexvar_epi8(idx, t0v),
+                      c1 = _mm512_permutexvar_epi8(idx, t1v),
+                      c2 = _mm512_permutexvar_epi8(idx, t2v);
+        for (int tt = 0; tt < NT; ++tt) {
+          __m512i s = _mm512_dpbusd_epi32(acc[ri][tt], c0, q[tt][0]);
+          s = _mm512_dpbusd_epi32(s, c1, q[tt][1]);
+          acc[ri][tt] = _mm512_dpbusd_epi32(s, c2, q[tt][2]);
+        }
+      }
+    }
+    Tl2vVnni::tail<NT, R>(a, row, qt, acc);
+    Tl2vVnni::finish<NT, R>(a, r, t0, sq, acc);
+  }
+
+  // As Tl2vVnni::rows: 8 rows per step at one token, 4 at two, 1 at 3-4.
+  template <int NT> static TERN_UK_INLINE void rows(const MatmulArgs &a, int64_t rt, int64_t t0) {
+    constexpr int R = NT == 1 ? Tl2vVnni::kRows1 : NT == 2 ? 4 : 1;
+    const int64_t r0 = rt * a.tm, r1 = min64(r0 + a.tm, a.m);
+    const int8_t *qt[NT];
+    int32_t sq[NT];
+    for (int tt = 0; tt < NT; ++tt) {
+      qt[tt] = a.q + (t0 + tt) * a.k;
+      sq[tt] = Tl2vVnni::sum_q(qt[tt], a.k);
+    }
+    int64_t r = r0;
+    for (; r + R <= r1; r += R)
+      step<NT, R, (R > 1)>(a, r, t0, qt, sq);
+    for (; r < r1; ++r)
+      step<NT, 1, false>(a, r, t0, qt, sq);
+  }
+};
+
+// The parallel_for task of the VBMI body: row tiles [begin, end), tokens
+// as token_blocks<Body, 4> (written out: that template is compiled for the
+// VNNI region and cannot inline this region's code).
+void tl2v_vbmi_task(void *arg, int64_t begin, int64_t end) {
+  const MatmulArgs &a = *static_cast<const MatmulArgs *>(arg);
+  for (int64_t rt = begin; rt < end; ++rt) {
+    int64_t t0 = 0;
+    for (; t0 + 4 <= a.n; t0 += 4)
+      Tl2vVbmi::rows<4>(a, rt, t0);
+    switch (a.n - t0) {
+    case 3:
+      Tl2vVbmi::rows<3>(a, rt, t0);
+      break;
+    case 2:
+      Tl2vVbmi::rows<2>(a, rt, t0);
+      break;
+    case 1:
+      Tl2vVbmi::rows<1>(a, rt, t0);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+} // namespace
+} // namespace tern_uk
+
+TERN_UK_TARGET_END()
+
 TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
                      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 
@@ -368,6 +505,42 @@ struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
   }
 };
 
+// Which tl2v int8 body the avx512_vnni entry runs: 0 not decided yet, 1
+// Tl2vVnni, 2 Tl2vVbmi. Decided once per copy of this code (the host
+// library, each compiled artifact) by cpuid; tern_uk_tl2v_vbmi_enable
+// overrides it (tests). Racing first calls store the same answer.
+int g_tl2v_body = 0;
+
+// AVX512-VBMI (cpuid 7.0 ecx bit 1) and GFNI (bit 8): the AVX-512 state
+// itself is enabled, or the avx512_vnni entry would not run.
+inline bool cpu_has_vbmi_gfni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) < 7)
+    return false;
+  __cpuid_count(7, 0, a, b, c, d);
+  return (c & (1u << 1)) && (c & (1u << 8));
+}
+
+inline bool tl2v_vbmi_on() {
+  int b = __atomic_load_n(&g_tl2v_body, __ATOMIC_RELAXED);
+  if (b == 0) {
+    b = cpu_has_vbmi_gfni() ? 2 : 1;
+    __atomic_store_n(&g_tl2v_body, b, __ATOMIC_RELAXED);
+  }
+  return b == 2;
+}
+
+// tl2v int8: Tl2vVnni, or the VBMI body's task where this CPU has VBMI and
+// GFNI (the batch hook of matmul_i8: it takes every call then).
+struct Tl2vVnniVbmi : Tl2vVnni {
+  static TERN_UK_INLINE bool batch(MatmulArgs &a) {
+    if (!tl2v_vbmi_on())
+      return false;
+    run_parallel(a.ctx, a.mp / a.tm, &tl2v_vbmi_task, &a);
+    return true;
+  }
+};
+
 // i2s int8 over the VNNI traits (and AMX for batches), i2s f32 on zmm, tl2v
 // int8 (Tl2vVnni); no tl2 here (the tl2 kernel is an AVX2 pshufb body: it is offered as tl2_avx2
 // only).
@@ -376,7 +549,7 @@ template <> struct MatmulBody<kI2S, true> {
   using type = I2sF32Zmm;
 };
 template <> struct MatmulBody<kTL2V, false> {
-  using type = Tl2vVnni;
+  using type = Tl2vVnniVbmi;
 };
 
 // The q8 head (lm_head.h): 64 columns per step, 4 rows x 4 tokens. vpdpbusd
@@ -443,6 +616,15 @@ extern "C" void tern_uk_lm_head_f16_avx512_vnni(TERN_UK_LM_HEAD_ARGS) {
 }
 extern "C" void tern_uk_lm_head_q8_avx512_vnni(TERN_UK_LM_HEAD_Q8_ARGS) {
   tern_uk::lm_head_q8<tern_uk::HeadQ8Avx512>(TERN_UK_LM_HEAD_Q8_NAMES);
+}
+
+extern "C" int tern_uk_tl2v_vbmi_enable(int on) {
+  const int b = on && tern_uk::cpu_has_vbmi_gfni() ? 2 : 1;
+  __atomic_store_n(&tern_uk::g_tl2v_body, b, __ATOMIC_RELAXED);
+  return b == 2;
+}
+extern "C" const char *tern_uk_tl2v_avx512_body(void) {
+  return tern_uk::tl2v_vbmi_on() ? "vbmi" : "vnni";
 }
 
 #define TERN_UK_OPS_ISA avx512_vnni

@@ -504,12 +504,7 @@ struct Tl2vAvx2 {
         acc[ri][tt] = _mm256_setzero_si256();
     for (int64_t g = 0; g < ng; ++g) {
       if constexpr (kPf)
-        if ((g & 1) == 0) // the next step's R rows, same columns: 80 bytes per row per 2 groups
-          for (int ri = 0; ri < R; ++ri) {
-            const uint8_t *nx = row + (R + ri) * rb + g * ly::kTl2vGroupBytes;
-            __builtin_prefetch(nx);
-            __builtin_prefetch(nx + 64);
-          }
+        tl2v_prefetch_next<R>(row, rb, g);
       for (int ri = 0; ri < R; ++ri) {
         const uint8_t *p = row + ri * rb + g * ly::kTl2vGroupBytes;
         const __m256i raw = load256(p);

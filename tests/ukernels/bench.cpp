@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -741,6 +742,15 @@ BENCHMARK(peakDpbusd)->Name("BM_peak/avx512_vpdpbusd_zmm")->Unit(benchmark::kMic
 } // namespace
 
 int main(int argc, char **argv) {
+#if defined(__x86_64__)
+  // TERN_BENCH_TL2V_BODY=vnni: tern_uk_matmul_tl2v_avx512_vnni runs its VNNI
+  // fallback body even where the CPU has AVX512-VBMI + GFNI (A/B of the two
+  // bodies); the context line "tl2v_avx512_vnni body" says which one ran.
+  if (const char *b = std::getenv("TERN_BENCH_TL2V_BODY"); b && std::string(b) == "vnni")
+    tern_uk_tl2v_vbmi_enable(0);
+  if (hostRuns("avx512_vnni"))
+    benchmark::AddCustomContext("tl2v_avx512_vnni body", tern_uk_tl2v_avx512_body());
+#endif
   registerMatmuls();
   registerGemm();
   registerStream();

@@ -399,5 +399,89 @@ TEST(UkernelMatmulDecodeCopy, Tl2vEqualsI2sBitForBitAtAnyBatch) {
   }
 }
 
+#if defined(__x86_64__)
+// tern_uk_matmul_tl2v_avx512_vnni has two bodies (AVX512-VBMI + GFNI, and
+// the VNNI fallback), chosen by cpuid inside the entry; the hook
+// tern_uk_tl2v_vbmi_enable forces the fallback. Each body against
+// tern_uk_matmul_tl2v_ref bit for bit on random shapes: K with and without
+// whole 192-column groups, full and partial 64-column tail chunks; M tails
+// of the 8-, 4- and 1-row steps; tile_m 4..64; 1 to 8 tokens in one call
+// (the 4/3/2/1-token blocks), and every token alone (batch invariance).
+class UkernelTl2vBody : public ::testing::TestWithParam<std::string> {
+protected:
+  void TearDown() override { tern_uk_tl2v_vbmi_enable(1); } // back to the cpuid choice
+};
+
+TEST_P(UkernelTl2vBody, MatchesRefBitForBitAtAnyBatch) {
+  if (Support s = hostSupport("avx512_vnni"); !s.runs)
+    GTEST_SKIP() << "tl2v avx512_vnni: " << s.why;
+  const bool vbmi = GetParam() == "vbmi";
+  const bool on = tern_uk_tl2v_vbmi_enable(vbmi ? 1 : 0) != 0;
+  if (vbmi && !on)
+    GTEST_SKIP() << "the tl2v VBMI body: the host CPU lacks avx512vbmi or gfni";
+  ASSERT_EQ(on, vbmi);
+  ASSERT_STREQ(tern_uk_tl2v_avx512_body(), vbmi ? "vbmi" : "vnni");
+  std::mt19937 rng(vbmi ? 191 : 192);
+  // K: groups only, groups + a full or partial tail, tails only, the model sizes.
+  const std::vector<uint64_t> fixedK = {192, 256, 200, 448, 130, 60, 2560, 6912};
+  for (int round = 0; round < 16; ++round) {
+    const uint64_t cols = round < int(fixedK.size()) ? fixedK[size_t(round)] : 1 + rng() % 1500;
+    const int nseg = 1 + int(rng() % 3);
+    std::vector<int64_t> segs;
+    for (int i = 0; i < nseg; ++i)
+      segs.push_back(1 + int64_t(rng() % (cols > 3000 ? 20 : 70)));
+    formats::TernaryMatrix m = randomMatrix(rng, "tl2v", segs, cols);
+    const int64_t M = int64_t(m.rows), K = int64_t(cols);
+    const int64_t tm = int64_t(4) << (rng() % 5), tk = 64;
+    pk::PackParams p{KernelLayout::TL2V, tm, tk};
+    absl::StatusOr<std::vector<uint8_t>> packed = pk::packTernary(m, segs, p);
+    ASSERT_TRUE(packed.ok()) << packed.status().message();
+    std::vector<int64_t> s3 = segs;
+    s3.resize(3, 0);
+    const int64_t n = 1 + round % 8;
+    std::vector<float> x = randomFloats(rng, size_t(n * K));
+    model::BitLinearInput in;
+    model::quantizeActivations(x.data(), uint32_t(n), uint32_t(K), ActQuant::PerToken, in);
+    auto fresh = [&] {
+      std::vector<std::vector<float>> outs(3);
+      for (int i = 0; i < 3; ++i)
+        outs[size_t(i)].assign(size_t(n * s3[i]), NAN);
+      return outs;
+    };
+    // Tokens [t0, t0 + c) into outs (the batch's rows).
+    auto run = [&](MatmulI8 fn, Split sp, int64_t t0, int64_t c,
+                   std::vector<std::vector<float>> &outs) {
+      Ctx ctx(sp);
+      float *o[3];
+      for (int i = 0; i < 3; ++i)
+        o[i] = s3[i] ? outs[size_t(i)].data() + t0 * s3[i] : nullptr;
+      fn(&ctx.ctx, c, in.q.data() + t0 * K, in.scale.data() + t0, packed->data(), M, K, tm, tk,
+         o[0], s3[0], o[1], s3[1], o[2], s3[2]);
+    };
+    std::vector<std::vector<float>> want = fresh(), batch = fresh(), alone = fresh();
+    run(&tern_uk_matmul_tl2v_ref, Split::None, 0, n, want);
+    run(&tern_uk_matmul_tl2v_avx512_vnni, round % 2 ? Split::Pool : Split::Reverse, 0, n, batch);
+    for (int64_t t = 0; t < n; ++t)
+      run(&tern_uk_matmul_tl2v_avx512_vnni, Split::None, t, 1, alone);
+    for (int sg = 0; sg < 3; ++sg)
+      for (size_t i = 0; i < want[size_t(sg)].size(); ++i) {
+        const std::string where = GetParam() + " body, M=" + std::to_string(M) +
+                                  " K=" + std::to_string(K) + " tile_m=" + std::to_string(tm) +
+                                  " n=" + std::to_string(n) + " segment " + std::to_string(sg) +
+                                  " token " + std::to_string(i / size_t(s3[sg])) + " row " +
+                                  std::to_string(i % size_t(s3[sg]));
+        ASSERT_TRUE(sameBits(batch[size_t(sg)][i], want[size_t(sg)][i]))
+            << where << ": " << batch[size_t(sg)][i] << " vs ref " << want[size_t(sg)][i];
+        ASSERT_TRUE(sameBits(alone[size_t(sg)][i], want[size_t(sg)][i]))
+            << where << " (one token per call): " << alone[size_t(sg)][i] << " vs ref "
+            << want[size_t(sg)][i];
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bodies, UkernelTl2vBody, ::testing::Values("vbmi", "vnni"),
+                         [](const auto &info) { return info.param; });
+#endif
+
 } // namespace
 } // namespace tern::uktest
