@@ -18,6 +18,7 @@
 #include "runtime/model/reference_model.h"
 #include "runtime/model/session.h"
 #include "runtime/support/status.h"
+#include "runtime/ukernels/x86_cpu.h"
 
 namespace tern::exec {
 
@@ -520,8 +521,15 @@ std::string ArtifactModel::kernelSummary() const {
   if (kernelUse_.empty())
     return "(the code lists no ukernels)";
   std::string s;
-  for (const auto &[k, n] : kernelUse_)
+  for (const auto &[k, n] : kernelUse_) {
     s += fmt::format("{}{} x{}", s.empty() ? "" : ", ", k, n);
+#if defined(__x86_64__)
+    // The entry picks one of two bodies by cpuid (ukernels_avx512_vnni.cpp,
+    // the same check): say which one runs here.
+    if (k == "tern_uk_matmul_tl2v_avx512_vnni")
+      s += tern_uk_cpu_has_vbmi_gfni() ? " (tl2v body: vbmi)" : " (tl2v body: vnni)";
+#endif
+  }
   return s;
 }
 

@@ -9,6 +9,7 @@
 
 #include "runtime/ukernels/target.h"
 #include "runtime/ukernels/ukernels.h"
+#include "runtime/ukernels/x86_cpu.h"
 
 TERN_UK_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
                      "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
@@ -511,20 +512,10 @@ struct I2sVnniAmx : I2sI8<Vnni512, Vnni256> {
 // overrides it (tests). Racing first calls store the same answer.
 int g_tl2v_body = 0;
 
-// AVX512-VBMI (cpuid 7.0 ecx bit 1) and GFNI (bit 8): the AVX-512 state
-// itself is enabled, or the avx512_vnni entry would not run.
-inline bool cpu_has_vbmi_gfni() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0, nullptr) < 7)
-    return false;
-  __cpuid_count(7, 0, a, b, c, d);
-  return (c & (1u << 1)) && (c & (1u << 8));
-}
-
 inline bool tl2v_vbmi_on() {
   int b = __atomic_load_n(&g_tl2v_body, __ATOMIC_RELAXED);
   if (b == 0) {
-    b = cpu_has_vbmi_gfni() ? 2 : 1;
+    b = tern_uk_cpu_has_vbmi_gfni() ? 2 : 1;
     __atomic_store_n(&g_tl2v_body, b, __ATOMIC_RELAXED);
   }
   return b == 2;
@@ -619,7 +610,7 @@ extern "C" void tern_uk_lm_head_q8_avx512_vnni(TERN_UK_LM_HEAD_Q8_ARGS) {
 }
 
 extern "C" int tern_uk_tl2v_vbmi_enable(int on) {
-  const int b = on && tern_uk::cpu_has_vbmi_gfni() ? 2 : 1;
+  const int b = on && tern_uk_cpu_has_vbmi_gfni() ? 2 : 1;
   __atomic_store_n(&tern_uk::g_tl2v_body, b, __ATOMIC_RELAXED);
   return b == 2;
 }
