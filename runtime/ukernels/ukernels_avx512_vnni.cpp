@@ -384,7 +384,9 @@ namespace {
 // 16..29: 1 - d_i(m), the negated digit plus 1; bit 5 of the index is never
 // set) gives the codes c = w + 1, and `vpdpbusd` dots them. 8 vector uops
 // per row and 192 weights (1 + 1 + 3 + 3) against Tl2vVnni's 11 (shift,
-// and, 3 vpshufb, 3 masked vpsubb, 3 vpdpbusd). Same integer sums as the
+// and, 3 vpshufb, 3 masked vpsubb, 3 vpdpbusd): fewer port-0/5 uops on
+// Intel; on Zen 5 measured no faster (vpermb competes with vpdpbusd there:
+// docs/ukernels.md, "tl2v VBMI body, measured"). Same integer sums as the
 // ref, bit for bit, at any token blocking.
 struct Tl2vVbmi {
   // Tl2vVnni::table(digit) in the 16-byte lanes 0 and 2, 2 - it in lanes 1
