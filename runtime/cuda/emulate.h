@@ -9,8 +9,11 @@
 // bit-identical with the GPU's; and the full-warp broadcast of one lane's
 // value (__shfl_sync idx: the attention's weights); and the warp-wide int8
 // tensor-core product mma.sync m16n8k32 s8 (mma_m16n8k32_s8: the PTX ISA's
-// fragment layout, exact int32 arithmetic). Nothing else (no shared memory, barriers,
-// divergence or memory-ordering effects) is emulated: the kernels use none.
+// fragment layout, exact int32 arithmetic). At block level, for the split
+// attention only: whole-block barriers between phases that communicate
+// through shared memory (for_each_block_phased, below, with its scope).
+// Nothing else (no divergence or memory-ordering effects, no shared-memory
+// atomics) is emulated: the kernels use none.
 #pragma once
 
 #include <cstdint>

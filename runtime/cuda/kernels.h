@@ -10,7 +10,10 @@
 // the GPU with __shfl_xor_sync's butterfly; emulated on the host in the same
 // order, see warp_sum_emulated) and a finish function run by lane 0 writes the
 // result. No shared memory, no block-level barriers: every warp is
-// independent. Every kernel is batch-invariant (a token's result depends on
+// independent -- except in the split attention (tern_gpu_attention_gqa_f16_
+// split, at the end), whose 4 warps per block combine through shared memory
+// after one __syncthreads (emulated by emulate.h's for_each_block_phased).
+// Every kernel is batch-invariant (a token's result depends on
 // its own row of activations only).
 #pragma once
 
