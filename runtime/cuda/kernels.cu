@@ -174,9 +174,9 @@ namespace {
 // positions 0..pos[t] (both attention kernels): the running max m, sum l
 // and the lane's accumulators o (kernels.h).
 template <int P>
-__attribute__((device)) inline void attention_chunks(const AttnF16Params &p, int64_t t, int64_t h,
-                                                     int lane, int64_t c0, int64_t stride, float &m,
-                                                     double &l, float (&o)[2 * P]) {
+__attribute__((device)) inline __attribute__((always_inline)) void
+attention_chunks(const AttnF16Params &p, int64_t t, int64_t h, int lane, int64_t c0, int64_t stride,
+                 float &m, double &l, float (&o)[2 * P]) {
   const int64_t np = int64_t(p.pos[t]) + 1;
   for (int64_t c = c0; c < np; c += stride) {
     const float s = attn_lane_score<P>(p, t, h, c + lane);

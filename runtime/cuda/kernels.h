@@ -853,9 +853,10 @@ constexpr int kAttnChunk = kWarp;               // positions per chunk, both ker
 constexpr int kAttnSplitWarps = kWarpsPerBlock; // warps per (token, head)
 // The launchers' choice (tern_uk_attention_gqa_f16_cuda, host code reading
 // the call's host positions): the split kernel once a position of the call
-// is >= kAttnSplitMinPos, the one-warp kernel below that. At kAttnChunk
-// both kernels give the same bits (above), so the per-call choice cannot
-// make a token's result depend on the other tokens of its call.
+// is >= kAttnSplitMinPos, the one-warp kernel below that. For positions
+// below kAttnChunk both kernels give the same bits (above), so the per-call
+// choice cannot make a token's result depend on the other tokens of its
+// call (a higher threshold could).
 constexpr int32_t kAttnSplitMinPos = kAttnChunk;
 TERN_GPU_FN bool attn_use_split(int64_t n, const int32_t *pos) {
   for (int64_t t = 0; t < n; ++t)
