@@ -60,6 +60,8 @@ struct GpuCall {
   cuda::LaunchDims plan;
   std::string then;
   cuda::LaunchDims thenPlan;
+  std::string orThen; // the launcher's alternative to `then` (the split attention)
+  cuda::LaunchDims orThenPlan;
 };
 
 GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
@@ -105,6 +107,9 @@ GpuCall gpuCallFor(llvm::StringRef callee, mlir::DictionaryAttr a, int64_t n) {
     g.plan = cuda::planKvStoreF16(n, kvHeads * headDim);
     g.then = "tern_gpu_attention_gqa_f16";
     g.thenPlan = cuda::planAttentionF16(n, heads, kvHeads, headDim);
+    // The launcher's choice by the call's positions (attn_use_split).
+    g.orThen = "tern_gpu_attention_gqa_f16_split";
+    g.orThenPlan = cuda::planAttentionF16Split(n, heads, kvHeads, headDim);
   }
   return g;
 }
@@ -148,6 +153,10 @@ bool emitCudaPtx(mlir::ModuleOp module, const MachineTarget &target, int64_t max
     if (!one.then.empty())
       out += fmt::format("//   {:<36}    then {} {} | {}\n", "", one.then, one.thenPlan.describe(),
                          batch.thenPlan.describe());
+    if (!one.orThen.empty())
+      out += fmt::format("//   {:<36}    or, once a position >= {}, {} {} | {}\n", "",
+                         cuda::kAttnSplitMinPos, one.orThen, one.orThenPlan.describe(),
+                         batch.orThenPlan.describe());
   });
   out += fmt::format("// {} calls, {} with a GPU kernel, {} without one yet.\n", calls,
                      calls - missing, missing);

@@ -90,21 +90,22 @@ typedef struct tern_kv_view {
  * The GPU kernels a launcher may ask for; each takes one parameter struct of
  * runtime/cuda/kernels.h by value (named after the kernel). */
 typedef enum tern_gpu_kernel {
-  TERN_GPU_MATMUL_I2S_I8 = 0,        /* I2sParams */
-  TERN_GPU_LM_HEAD_F16 = 1,          /* LmHeadParams */
-  TERN_GPU_RMS_NORM_QUANTIZE_I8 = 2, /* RmsQuantParams */
-  TERN_GPU_RMS_NORM_F32 = 3,         /* RmsParams */
-  TERN_GPU_QUANTIZE_I8 = 4,          /* QuantParams */
-  TERN_GPU_ADD_F32 = 5,              /* ElementwiseParams */
-  TERN_GPU_RELU2_MUL_F32 = 6,        /* ElementwiseParams */
-  TERN_GPU_SILU_MUL_F32 = 7,         /* ElementwiseParams */
-  TERN_GPU_ROPE_NEOX_F32 = 8,        /* RopeParams */
-  TERN_GPU_EMBED_F16 = 9,            /* EmbedParams */
-  TERN_GPU_GATHER_ROWS = 10,         /* GatherParams */
-  TERN_GPU_KV_STORE_F16 = 11,        /* AttnF16Params */
-  TERN_GPU_ATTENTION_GQA_F16 = 12,   /* AttnF16Params */
-  TERN_GPU_MATMUL_I2S_I8_MMA = 13,   /* I2sParams; n >= 16 (tensor cores, sm_80+) */
-  TERN_GPU_KERNEL_COUNT = 14
+  TERN_GPU_MATMUL_I2S_I8 = 0,            /* I2sParams */
+  TERN_GPU_LM_HEAD_F16 = 1,              /* LmHeadParams */
+  TERN_GPU_RMS_NORM_QUANTIZE_I8 = 2,     /* RmsQuantParams */
+  TERN_GPU_RMS_NORM_F32 = 3,             /* RmsParams */
+  TERN_GPU_QUANTIZE_I8 = 4,              /* QuantParams */
+  TERN_GPU_ADD_F32 = 5,                  /* ElementwiseParams */
+  TERN_GPU_RELU2_MUL_F32 = 6,            /* ElementwiseParams */
+  TERN_GPU_SILU_MUL_F32 = 7,             /* ElementwiseParams */
+  TERN_GPU_ROPE_NEOX_F32 = 8,            /* RopeParams */
+  TERN_GPU_EMBED_F16 = 9,                /* EmbedParams */
+  TERN_GPU_GATHER_ROWS = 10,             /* GatherParams */
+  TERN_GPU_KV_STORE_F16 = 11,            /* AttnF16Params */
+  TERN_GPU_ATTENTION_GQA_F16 = 12,       /* AttnF16Params */
+  TERN_GPU_MATMUL_I2S_I8_MMA = 13,       /* I2sParams; n >= 16 (tensor cores, sm_80+) */
+  TERN_GPU_ATTENTION_GQA_F16_SPLIT = 14, /* AttnF16Params; a position >= 32 (block per head) */
+  TERN_GPU_KERNEL_COUNT = 15
 } tern_gpu_kernel;
 
 /* What a GPU backend gives the launchers for one forward call. Under a GPU

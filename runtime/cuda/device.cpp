@@ -77,6 +77,10 @@ constexpr KernelEntry kKernels[] = {
     entry<I2sParams, emulate::matmul_i2s_i8_mma,
           [](const I2sParams &p) { return planMatmulI2sMma(p.n, p.m, p.k, p.tileM, p.tileK); }>(
         TERN_GPU_MATMUL_I2S_I8_MMA, "tern_gpu_matmul_i2s_i8_mma"),
+    entry<AttnF16Params, emulate::attention_gqa_f16_split,
+          [](const AttnF16Params &p) {
+            return planAttentionF16Split(p.n, p.nHeads, p.nKvHeads, p.headDim);
+          }>(TERN_GPU_ATTENTION_GQA_F16_SPLIT, "tern_gpu_attention_gqa_f16_split"),
 };
 
 constexpr bool everyIdAtItsIndex() {

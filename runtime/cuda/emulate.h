@@ -9,11 +9,15 @@
 // bit-identical with the GPU's; and the full-warp broadcast of one lane's
 // value (__shfl_sync idx: the attention's weights); and the warp-wide int8
 // tensor-core product mma.sync m16n8k32 s8 (mma_m16n8k32_s8: the PTX ISA's
-// fragment layout, exact int32 arithmetic). Nothing else (no shared memory, barriers,
-// divergence or memory-ordering effects) is emulated: the kernels use none.
+// fragment layout, exact int32 arithmetic). At block level, for the split
+// attention only: whole-block barriers between phases that communicate
+// through shared memory (for_each_block_phased, below, with its scope).
+// Nothing else (no divergence or memory-ordering effects, no shared-memory
+// atomics) is emulated: the kernels use none.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "runtime/cuda/kernels.h"
 #include "runtime/cuda/launch.h"
@@ -252,11 +256,14 @@ inline void embed_f16(const LaunchDims &d, const EmbedParams &p) {
 inline void kv_store_f16(const LaunchDims &d, const AttnF16Params &p) {
   for_each_thread(d, [&](Thread th) { kv_store_f16_thread(p, th); });
 }
-template <int P> void attention_warp(const AttnF16Params &p, int64_t t, int64_t h) {
+// The chunk loop of one warp (kernels.cu's attention_chunks), lane by lane:
+// chunks c0, c0 + stride, ... of positions 0..pos[t]; m, l and the 32
+// lanes' accumulators o carried in and out.
+template <int P>
+void attention_chunks(const AttnF16Params &p, int64_t t, int64_t h, int64_t c0, int64_t stride,
+                      float &m, double &l, float (&o)[kWarp][2 * P]) {
   const int64_t np = int64_t(p.pos[t]) + 1;
-  float m = -__builtin_inff(), o[kWarp][2 * P] = {};
-  double l = 0.0;
-  for (int64_t c = 0; c < np; c += kWarp) {
+  for (int64_t c = c0; c < np; c += stride) {
     float s[kWarp], mx[kWarp], e[kWarp];
     double es[kWarp];
     for (int lane = 0; lane < kWarp; ++lane)
@@ -270,12 +277,17 @@ template <int P> void attention_warp(const AttnF16Params &p, int64_t t, int64_t 
     l = l * double(alpha) + es[0];
     for (int lane = 0; lane < kWarp; ++lane)
       attn_lane_rescale<P>(o[lane], alpha);
-    const int nj = np - c < kWarp ? int(np - c) : kWarp;
+    const int nj = np - c < kAttnChunk ? int(np - c) : kAttnChunk;
     for (int j = 0; j < nj; ++j)
       for (int lane = 0; lane < kWarp; ++lane)
         attn_lane_add_v<P>(p, t, h, c + j, lane, e[j], o[lane]);
     m = mn;
   }
+}
+template <int P> void attention_warp(const AttnF16Params &p, int64_t t, int64_t h) {
+  float m = -__builtin_inff(), o[kWarp][2 * P] = {};
+  double l = 0.0;
+  attention_chunks<P>(p, t, h, 0, kAttnChunk, m, l, o);
   for (int lane = 0; lane < kWarp; ++lane)
     attn_lane_store<P>(p, t, h, lane, o[lane], l);
 }
@@ -297,6 +309,78 @@ inline void attention_gqa_f16(const LaunchDims &d, const AttnF16Params &p) {
       return;
     }
   });
+}
+
+// ---- block-level emulation (kernels with shared memory and barriers) ----
+//
+// A kernel written as phases separated by __syncthreads(), whose phases
+// communicate only through the block's shared memory S (no per-thread state
+// crosses a barrier; each phase recomputes what it needs from the thread's
+// coordinates), runs here block by block: a fresh S filled with 0xff bytes
+// (NaN in every float and double: a read of shared memory no phase wrote
+// shows in the results, as the GPU's uninitialized shared memory would),
+// then phase 0 of every warp of the block, then phase 1 of every warp, ...
+// -- the barrier's guarantee, nothing more. Within a phase the warps run in
+// DESCENDING index order (warp 3 before warp 0), so a phase that read
+// another warp's shared data without a barrier in between would read poison
+// or stale data instead of the value a lockstep run in index order happens
+// to give. Each phase(Thread, S &) is called once per warp with lane 0's
+// coordinates and emulates that warp's 32 lanes itself, as for_each_warp's
+// bodies do. Scope: barriers over the whole block (__syncthreads) reached by
+// every thread (or by none: a block that returns before its first barrier);
+// not named barriers, partial-block or conditional barriers, shared-memory
+// atomics, bank conflicts or any timing.
+template <class S, class... Phase> void for_each_block_phased(const LaunchDims &d, Phase... phase) {
+  for (uint32_t by = 0; by < d.gridY; ++by)
+    for (uint32_t bx = 0; bx < d.gridX; ++bx) {
+      S sh;
+      std::memset(static_cast<void *>(&sh), 0xff, sizeof sh);
+      auto run = [&](auto &ph) {
+        for (uint32_t w = d.blockX / kWarp; w-- > 0;)
+          ph(Thread{bx, by, w * kWarp, d.blockX}, sh);
+      };
+      (run(phase), ...);
+    }
+}
+
+// tern_gpu_attention_gqa_f16_split: phase 0, each warp's chunks published
+// to shared memory; barrier; phase 1, warp 0's combine (kernels.h).
+template <int P> void attention_split(const LaunchDims &d, const AttnF16Params &p) {
+  for_each_block_phased<AttnSplitShared>(
+      d,
+      [&](Thread th, AttnSplitShared &sh) {
+        int64_t t, h;
+        if (!attn_split_work(p, th, &t, &h))
+          return;
+        const int w = attn_split_warp(th);
+        float m = -__builtin_inff(), o[kWarp][2 * P] = {};
+        double l = 0.0;
+        attention_chunks<P>(p, t, h, int64_t(w) * kAttnChunk, int64_t(kAttnSplitWarps) * kAttnChunk,
+                            m, l, o);
+        for (int lane = 0; lane < kWarp; ++lane)
+          attn_split_lane_publish<P>(sh, w, lane, m, l, o[lane]);
+      },
+      [&](Thread th, AttnSplitShared &sh) {
+        int64_t t, h;
+        if (!attn_split_work(p, th, &t, &h) || attn_split_warp(th) != 0)
+          return;
+        for (int lane = 0; lane < kWarp; ++lane)
+          attn_split_lane_combine<P>(p, t, h, lane, sh);
+      });
+}
+inline void attention_gqa_f16_split(const LaunchDims &d, const AttnF16Params &p) {
+  switch (p.headDim) {
+  case 64:
+    return attention_split<1>(d, p);
+  case 128:
+    return attention_split<2>(d, p);
+  case 192:
+    return attention_split<3>(d, p);
+  case 256:
+    return attention_split<4>(d, p);
+  default: // refused by planAttentionF16Split
+    return;
+  }
 }
 
 } // namespace tern::cuda::emulate

@@ -170,24 +170,49 @@ TERN_GPU_KERNEL void tern_gpu_kv_store_f16(AttnF16Params p) {
 }
 
 namespace {
-template <int P> __attribute__((device)) inline void attention_warp(const AttnF16Params &p,
-                                                                    int64_t t, int64_t h,
-                                                                    int lane) {
+// The chunk loop of one warp over the chunks c = c0, c0 + stride, ... of
+// positions 0..pos[t] (both attention kernels): the running max m, sum l
+// and the lane's accumulators o (kernels.h).
+template <int P>
+__attribute__((device)) inline __attribute__((always_inline)) void
+attention_chunks(const AttnF16Params &p, int64_t t, int64_t h, int lane, int64_t c0, int64_t stride,
+                 float &m, double &l, float (&o)[2 * P]) {
   const int64_t np = int64_t(p.pos[t]) + 1;
-  float m = -__builtin_inff(), o[2 * P] = {};
-  double l = 0.0;
-  for (int64_t c = 0; c < np; c += kWarp) {
+  for (int64_t c = c0; c < np; c += stride) {
     const float s = attn_lane_score<P>(p, t, h, c + lane);
     const float mn = attn_max(m, warp_max(s));
     const float e = attn_weight(s, mn), alpha = attn_weight(m, mn);
     l = l * double(alpha) + warp_sum(double(e));
     attn_lane_rescale<P>(o, alpha);
-    const int nj = np - c < kWarp ? int(np - c) : kWarp;
+    const int nj = np - c < kAttnChunk ? int(np - c) : kAttnChunk;
     for (int j = 0; j < nj; ++j)
       attn_lane_add_v<P>(p, t, h, c + j, lane, warp_broadcast(e, j), o);
     m = mn;
   }
+}
+template <int P>
+__attribute__((device)) inline void attention_warp(const AttnF16Params &p, int64_t t, int64_t h,
+                                                   int lane) {
+  float m = -__builtin_inff(), o[2 * P] = {};
+  double l = 0.0;
+  attention_chunks<P>(p, t, h, lane, 0, kAttnChunk, m, l, o);
   attn_lane_store<P>(p, t, h, lane, o, l);
+}
+// The split kernel's block (kernels.h): warp w's chunks, publish, barrier,
+// warp 0 combines. Every thread of the block reaches the barrier (the
+// block's (t, h) is uniform; the early return in the entry is per block).
+template <int P>
+__attribute__((device)) inline void attention_split_block(const AttnF16Params &p, int64_t t,
+                                                          int64_t h, int w, int lane,
+                                                          AttnSplitShared &sh) {
+  float m = -__builtin_inff(), o[2 * P] = {};
+  double l = 0.0;
+  attention_chunks<P>(p, t, h, lane, int64_t(w) * kAttnChunk, int64_t(kAttnSplitWarps) * kAttnChunk,
+                      m, l, o);
+  attn_split_lane_publish<P>(sh, w, lane, m, l, o);
+  __syncthreads();
+  if (w == 0)
+    attn_split_lane_combine<P>(p, t, h, lane, sh);
 }
 } // namespace
 
@@ -208,6 +233,30 @@ TERN_GPU_KERNEL void tern_gpu_attention_gqa_f16(AttnF16Params p) {
   case 256:
     return attention_warp<4>(p, t, h, lane_of(th));
   default: // refused by planAttentionF16
+    return;
+  }
+}
+
+// One block of kAttnSplitWarps warps per (token, head), kAttnSplitWarps *
+// kWarp threads (planAttentionF16Split); the launcher's choice once a
+// position of the call is >= kAttnChunk (docs/cuda.md).
+TERN_GPU_KERNEL void tern_gpu_attention_gqa_f16_split(AttnF16Params p) {
+  __attribute__((shared)) AttnSplitShared sh;
+  const Thread th = thread_here();
+  int64_t t, h;
+  if (!attn_split_work(p, th, &t, &h))
+    return;
+  const int w = attn_split_warp(th), lane = lane_of(th);
+  switch (p.headDim) {
+  case 64:
+    return attention_split_block<1>(p, t, h, w, lane, sh);
+  case 128:
+    return attention_split_block<2>(p, t, h, w, lane, sh);
+  case 192:
+    return attention_split_block<3>(p, t, h, w, lane, sh);
+  case 256:
+    return attention_split_block<4>(p, t, h, w, lane, sh);
+  default: // refused by planAttentionF16Split
     return;
   }
 }

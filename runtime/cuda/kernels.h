@@ -10,7 +10,10 @@
 // the GPU with __shfl_xor_sync's butterfly; emulated on the host in the same
 // order, see warp_sum_emulated) and a finish function run by lane 0 writes the
 // result. No shared memory, no block-level barriers: every warp is
-// independent. Every kernel is batch-invariant (a token's result depends on
+// independent -- except in the split attention (tern_gpu_attention_gqa_f16_
+// split, at the end), whose 4 warps per block combine through shared memory
+// after one __syncthreads (emulated by emulate.h's for_each_block_phased).
+// Every kernel is batch-invariant (a token's result depends on
 // its own row of activations only).
 #pragma once
 
@@ -824,6 +827,104 @@ TERN_GPU_FN void attn_lane_store(const AttnF16Params &p, int64_t t, int64_t h, i
     out[64 * i + 2 * lane] = o[2 * i] * inv;
     out[64 * i + 2 * lane + 1] = o[2 * i + 1] * inv;
   }
+}
+
+// ---- the split attention: one block of 4 warps per (token, head) ----
+// tern_gpu_attention_gqa_f16_split (planAttentionF16Split), the same
+// AttnF16Params, launched after tern_gpu_kv_store_f16 like the one-warp
+// kernel. Flash-decoding inside a block: block b = (token b / nHeads, head
+// b % nHeads); warp w of the block runs the one-warp kernel's chunk loop
+// (chunks of kAttnChunk positions, the same functions above) over the chunks
+// c = kAttnChunk * (w + kAttnSplitWarps * i) only, keeping its own running
+// max m_w, sum l_w (double) and f32 accumulators o_w; publishes them to
+// shared memory (attn_split_lane_publish); __syncthreads; then warp 0
+// combines the non-empty warps in the fixed order w = 0, 1, 2, 3
+// (attn_split_lane_combine):
+//   M = max_w m_w, f_w = exp_gpu(m_w - M), l = sum_w l_w f_w,
+//   o = sum_w o_w f_w, out = o * float(1 / l).
+// Warp w is empty (skipped) when kAttnChunk * w > pos[t]; so for pos[t] <
+// kAttnChunk only warp 0 contributes, f_0 = exp_gpu(0) = 1 exactly, and the
+// output is the one-warp kernel's bit for bit (tested): the launcher may pick
+// either kernel for a call whose every position is < kAttnChunk without a
+// token's bits depending on the call. A block's arithmetic depends only on
+// its token's q, position and sequence: batch- and grid-invariant, the same
+// bits run to run (fixed order everywhere, no atomics).
+constexpr int kAttnChunk = kWarp;               // positions per chunk, both kernels
+constexpr int kAttnSplitWarps = kWarpsPerBlock; // warps per (token, head)
+// The launchers' choice (tern_uk_attention_gqa_f16_cuda, host code reading
+// the call's host positions): the split kernel once a position of the call
+// is >= kAttnSplitMinPos, the one-warp kernel below that. For positions
+// below kAttnChunk both kernels give the same bits (above), so the per-call
+// choice cannot make a token's result depend on the other tokens of its
+// call (a higher threshold could).
+constexpr int32_t kAttnSplitMinPos = kAttnChunk;
+TERN_GPU_FN bool attn_use_split(int64_t n, const int32_t *pos) {
+  for (int64_t t = 0; t < n; ++t)
+    if (pos[t] >= kAttnSplitMinPos)
+      return true;
+  return false;
+}
+struct AttnSplitShared {
+  double l[kAttnSplitWarps];                 // running sums
+  float m[kAttnSplitWarps];                  // running maxima
+  float o[kAttnSplitWarps][kAttnMaxHeadDim]; // accumulators, head dims in order
+};
+static_assert(sizeof(AttnSplitShared) <= 48 * 1024, "static shared memory limit");
+
+// Block b -> (token, head); false past the call's tokens (the whole block
+// returns before its barrier).
+TERN_GPU_FN bool attn_split_work(const AttnF16Params &p, const Thread &th, int64_t *t, int64_t *h) {
+  const int64_t b = int64_t(th.blockX);
+  *t = b / p.nHeads;
+  *h = b % p.nHeads;
+  return *t < p.n;
+}
+TERN_GPU_FN int attn_split_warp(const Thread &th) { return int(th.threadX / kWarp); }
+// Warps holding at least one chunk of token t's positions 0..pos[t].
+TERN_GPU_FN int attn_split_busy_warps(const AttnF16Params &p, int64_t t) {
+  const int64_t chunks = (int64_t(p.pos[t]) + kAttnChunk) / kAttnChunk;
+  return chunks < kAttnSplitWarps ? int(chunks) : kAttnSplitWarps;
+}
+// Warp w's state into shared memory: every lane its dims, lane 0 m and l.
+template <int P>
+TERN_GPU_FN void attn_split_lane_publish(AttnSplitShared &sh, int w, int lane, float m, double l,
+                                         const float *o) {
+  TERN_GPU_UNROLL
+  for (int i = 0; i < P; ++i) {
+    sh.o[w][64 * i + 2 * lane] = o[2 * i];
+    sh.o[w][64 * i + 2 * lane + 1] = o[2 * i + 1];
+  }
+  if (lane == 0) {
+    sh.m[w] = m;
+    sh.l[w] = l;
+  }
+}
+// After the barrier, warp 0's lane `lane`: the fixed-order combine, then the
+// one-warp kernel's store.
+template <int P>
+TERN_GPU_FN void attn_split_lane_combine(const AttnF16Params &p, int64_t t, int64_t h, int lane,
+                                         const AttnSplitShared &sh) {
+  const int nw = attn_split_busy_warps(p, t);
+  float mx = sh.m[0];
+  for (int w = 1; w < nw; ++w)
+    mx = attn_max(mx, sh.m[w]);
+  float f = attn_weight(sh.m[0], mx), o[2 * P];
+  double l = sh.l[0] * double(f);
+  TERN_GPU_UNROLL
+  for (int i = 0; i < P; ++i) {
+    o[2 * i] = sh.o[0][64 * i + 2 * lane] * f;
+    o[2 * i + 1] = sh.o[0][64 * i + 2 * lane + 1] * f;
+  }
+  for (int w = 1; w < nw; ++w) {
+    f = attn_weight(sh.m[w], mx);
+    l = l + sh.l[w] * double(f);
+    TERN_GPU_UNROLL
+    for (int i = 0; i < P; ++i) {
+      o[2 * i] = o[2 * i] + sh.o[w][64 * i + 2 * lane] * f;
+      o[2 * i + 1] = o[2 * i + 1] + sh.o[w][64 * i + 2 * lane + 1] * f;
+    }
+  }
+  attn_lane_store<P>(p, t, h, lane, o, l);
 }
 
 } // namespace tern::cuda

@@ -103,22 +103,42 @@ LaunchDims planKvStoreF16(int64_t n, int64_t kvDim) {
   return planElementwise(n, kvDim);
 }
 
-LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim) {
+namespace {
+// The shape checks of both attention kernels; "" when they can run it.
+std::string attentionShapeError(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim) {
   if (n < 1 || nHeads < 1 || nKvHeads < 1 || headDim < 1)
-    return fail(fmt::format("empty attention (n={}, n_heads={}, n_kv_heads={}, head_dim={})", n,
-                            nHeads, nKvHeads, headDim));
+    return (fmt::format("empty attention (n={}, n_heads={}, n_kv_heads={}, head_dim={})", n, nHeads,
+                        nKvHeads, headDim));
   if (nHeads % nKvHeads != 0)
-    return fail(fmt::format("n_heads={} is not a multiple of n_kv_heads={}", nHeads, nKvHeads));
+    return (fmt::format("n_heads={} is not a multiple of n_kv_heads={}", nHeads, nKvHeads));
   if (headDim % 64 != 0 || headDim > kAttnMaxHeadDim)
-    return fail(fmt::format("head_dim={} is not a multiple of 64 up to {} (a lane of the GPU "
-                            "attention holds 2 dims of every 64)",
-                            headDim, kAttnMaxHeadDim));
+    return (fmt::format("head_dim={} is not a multiple of 64 up to {} (a lane of the GPU "
+                        "attention holds 2 dims of every 64)",
+                        headDim, kAttnMaxHeadDim));
+  return "";
+}
+} // namespace
+
+LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim) {
+  if (std::string e = attentionShapeError(n, nHeads, nKvHeads, headDim); !e.empty())
+    return fail(std::move(e));
   LaunchDims d; // one warp per (token, head), kWarpsPerBlock per block
   d.blockX = kBlockThreads;
   const int64_t gx = (n * nHeads + kWarpsPerBlock - 1) / kWarpsPerBlock;
   if (gx > kMaxGridX)
     return fail(fmt::format("{} tokens x {} heads exceed the grid limits", n, nHeads));
   d.gridX = uint32_t(gx);
+  return d;
+}
+
+LaunchDims planAttentionF16Split(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim) {
+  if (std::string e = attentionShapeError(n, nHeads, nKvHeads, headDim); !e.empty())
+    return fail(std::move(e));
+  LaunchDims d; // one block of kAttnSplitWarps warps per (token, head)
+  d.blockX = kAttnSplitWarps * kWarp;
+  if (n > kMaxGridX / nHeads)
+    return fail(fmt::format("{} tokens x {} heads exceed the grid limits", n, nHeads));
+  d.gridX = uint32_t(n * nHeads);
   return d;
 }
 

@@ -40,6 +40,12 @@ LaunchDims planElementwise(int64_t n, int64_t dim);
 // head_dim % 64 == 0, head_dim <= 256 (a lane holds 2 dims per 64).
 LaunchDims planKvStoreF16(int64_t n, int64_t kvDim);
 LaunchDims planAttentionF16(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim);
+// The split attention (tern_gpu_attention_gqa_f16_split, kernels.h): one
+// block of kAttnSplitWarps warps per (token, head), grid n * n_heads, 4144 B
+// of static shared memory (AttnSplitShared; no dynamic shared memory). The
+// same shape checks. The launcher picks it when a position of the call is
+// >= kAttnSplitMinPos (attn_use_split).
+LaunchDims planAttentionF16Split(int64_t n, int64_t nHeads, int64_t nKvHeads, int64_t headDim);
 // gather_rows: one thread per 32-bit word of the n_out rows. Needs
 // rowBytes % 4 == 0.
 LaunchDims planGatherRows(int64_t nOut, int64_t rowBytes);

@@ -97,8 +97,12 @@ void tern_uk_attention_gqa_f16_cuda(const tern_ctx *ctx, int64_t n, const float 
   p.headDim = head_dim;
   p.scale = scale;
   // Stream order: every K/V row of the call is written before any is read.
+  // The one-warp kernel while every position is < kAttnSplitMinPos (one
+  // chunk: both kernels give the same bits there), then one block of 4
+  // warps per (token, head) (docs/cuda.md). `pos` is the host array.
   launch(ctx, TERN_GPU_KV_STORE_F16, p);
-  launch(ctx, TERN_GPU_ATTENTION_GQA_F16, p);
+  launch(ctx,
+         attn_use_split(n, pos) ? TERN_GPU_ATTENTION_GQA_F16_SPLIT : TERN_GPU_ATTENTION_GQA_F16, p);
 }
 
 void tern_uk_add_f32_cuda(const tern_ctx *ctx, int64_t n, const float *a, const float *b,

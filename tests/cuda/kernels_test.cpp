@@ -506,10 +506,18 @@ struct PagedF16 {
   }
 };
 
+// Which attention kernel runs after the K/V store: the one-warp kernel, the
+// split kernel (one block of 4 warps per (token, head)), or the launcher's
+// choice by the call's positions (attn_use_split).
+enum class Kernel { OneWarp, Split, Launcher };
+const char *kernelLabel(Kernel k) {
+  return k == Kernel::OneWarp ? "one-warp" : k == Kernel::Split ? "split" : "launcher's choice";
+}
+
 // Both launches, emulated, over `cache` (its flat page table).
 void gpuAttention(PagedF16 &cache, const Shape &s, int64_t n, const float *q, const float *k,
                   const float *v, const int32_t *pos, const int32_t *seq, float *out, int64_t layer,
-                  float scale) {
+                  float scale, Kernel kernel) {
   tc::AttnF16Params p{n,
                       q,
                       k,
@@ -529,19 +537,26 @@ void gpuAttention(PagedF16 &cache, const Shape &s, int64_t n, const float *q, co
                       s.headDim,
                       scale};
   const tc::LaunchDims store = tc::planKvStoreF16(n, s.nKv * s.headDim);
-  const tc::LaunchDims attn = tc::planAttentionF16(n, s.nHeads, s.nKv, s.headDim);
+  const bool split =
+      kernel == Kernel::Split || (kernel == Kernel::Launcher && tc::attn_use_split(n, pos));
+  const tc::LaunchDims attn = split ? tc::planAttentionF16Split(n, s.nHeads, s.nKv, s.headDim)
+                                    : tc::planAttentionF16(n, s.nHeads, s.nKv, s.headDim);
   ASSERT_TRUE(store.ok()) << store.error;
   ASSERT_TRUE(attn.ok()) << attn.error;
   tc::emulate::kv_store_f16(store, p);
-  tc::emulate::attention_gqa_f16(attn, p);
+  if (split)
+    tc::emulate::attention_gqa_f16_split(attn, p);
+  else
+    tc::emulate::attention_gqa_f16(attn, p);
 }
 
 float roundF16(float x) { return tern::half::f16_to_f32(tern::half::f32_to_f16(x)); }
 
 // calls[c][q]: tokens of sequence q in call c (interleaved in the call).
-void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &calls, double &worst) {
-  SCOPED_TRACE(::testing::Message() << "heads " << s.nHeads << "/" << s.nKv << " head_dim "
-                                    << s.headDim << " page " << s.pageSize);
+void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &calls, double &worst,
+                    Kernel kernel) {
+  SCOPED_TRACE(::testing::Message() << kernelLabel(kernel) << ": heads " << s.nHeads << "/" << s.nKv
+                                    << " head_dim " << s.headDim << " page " << s.pageSize);
   std::mt19937 rng(uint32_t(s.nHeads * 1000 + s.headDim * 10 + s.pageSize));
   const int64_t nSeq = int64_t(calls[0].size()), kvDim = s.nKv * s.headDim,
                 qDim = s.nHeads * s.headDim, layer = 1;
@@ -583,7 +598,7 @@ void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &cal
     tern_uk_attention_gqa_f16_ref(&ctx, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
                                   want.data(), layer, s.nHeads, s.nKv, s.headDim, scale);
     gpuAttention(gpu, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), got.data(), layer,
-                 scale);
+                 scale, kernel);
     ASSERT_EQ(std::memcmp(ref.pool.data(), gpu.pool.data(), ref.pool.size() * 2), 0)
         << "call " << ci << ": the KV pool differs from the ref's";
     for (int64_t t = 0; t < n; ++t)
@@ -618,7 +633,7 @@ void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &cal
     for (int64_t t = 0; t < n; ++t) {
       std::vector<float> one(qDim, NAN);
       gpuAttention(alone, s, 1, &q[t * qDim], &k[t * kvDim], &v[t * kvDim], &pos[t], &seq[t],
-                   one.data(), layer, scale);
+                   one.data(), layer, scale, kernel);
       ASSERT_EQ(std::memcmp(one.data(), &got[t * qDim], qDim * 4), 0)
           << "token " << t << " of " << n << " alone differs (batch invariance)";
     }
@@ -627,31 +642,171 @@ void checkAttention(const Shape &s, const std::vector<std::vector<int64_t>> &cal
 
 } // namespace attn
 
+// Each attention kernel, and the launcher's choice between them, on the same
+// cases (the choice's batch invariance: a token alone may get the one-warp
+// kernel where its call got the split one).
 TEST(CudaKernels, AttentionF16WithinToleranceOfRefAndBatchInvariant) {
   // Ratios 1 and 4 (20/5 x 128: 2B4T), head_dim 64 / 128 / 192 / 256, pages
   // of 1, 3, 7, 16 and 32 positions (boundaries inside and across the
-  // kernel's 32-position chunks).
+  // kernels' 32-position chunks).
   const attn::Shape shapes[] = {{4, 4, 64, 16}, {20, 5, 128, 16}, {8, 2, 128, 7}, {4, 1, 64, 3},
                                 {3, 3, 192, 1}, {2, 2, 256, 32},  {8, 8, 128, 5}};
   // Three sequences: prefill chunks of 37, single-token decode calls (n = 1),
   // mixed calls; the last call mixed (batch invariance).
   const std::vector<std::vector<int64_t>> calls = {{37, 5, 0}, {1, 0, 0},  {0, 37, 1}, {1, 1, 1},
                                                    {0, 0, 37}, {37, 1, 0}, {0, 0, 1},  {3, 2, 4}};
-  double worst = 0.0;
-  for (const attn::Shape &s : shapes) {
-    attn::checkAttention(s, calls, worst);
-    if (::testing::Test::HasFatalFailure())
-      return;
-  }
   // Longer contexts: 9 prefill chunks of 37 (333 positions, 11 chunks of 32)
   // then decode steps.
   std::vector<std::vector<int64_t>> longCalls(9, {37, 1});
   longCalls.push_back({1, 1});
   longCalls.push_back({1, 2});
-  attn::checkAttention({20, 5, 128, 16}, longCalls, worst);
-  std::printf("attention_gqa_f16 (GPU emulation): worst |gpu - ref| = %.3g x (1 + A) max|v| "
-              "(bound 1e-6)\n",
+  for (attn::Kernel kernel : {attn::Kernel::OneWarp, attn::Kernel::Split, attn::Kernel::Launcher}) {
+    double worst = 0.0;
+    for (const attn::Shape &s : shapes) {
+      attn::checkAttention(s, calls, worst, kernel);
+      if (::testing::Test::HasFatalFailure())
+        return;
+    }
+    attn::checkAttention({20, 5, 128, 16}, longCalls, worst, kernel);
+    if (::testing::Test::HasFatalFailure())
+      return;
+    std::printf("attention_gqa_f16 %s (GPU emulation): worst |gpu - ref| = %.3g x (1 + A) "
+                "max|v| (bound 1e-6)\n",
+                attn::kernelLabel(kernel), worst);
+  }
+}
+
+// The split kernel at long contexts: about 1200 positions over 75 pages of
+// 16 (and 172 pages of 7), every one of the 4 warps with 9+ chunks; prefill
+// chunks of 300 with a second sequence decoding alongside, then decode
+// steps; GQA 4 and 2. Within the bound, pool bit-identical, the last call
+// batch-invariant.
+TEST(CudaKernels, AttentionF16SplitLongContexts) {
+  std::vector<std::vector<int64_t>> calls(4, {300, 1});
+  calls.push_back({1, 1});
+  calls.push_back({1, 1});
+  double worst = 0.0;
+  for (const attn::Shape &s : {attn::Shape{4, 1, 64, 16}, attn::Shape{4, 2, 128, 7}}) {
+    attn::checkAttention(s, calls, worst, attn::Kernel::Split);
+    if (::testing::Test::HasFatalFailure())
+      return;
+  }
+  std::printf("attention_gqa_f16 split, ~1200 positions: worst |gpu - ref| = %.3g x (1 + A) "
+              "max|v| (bound 1e-6)\n",
               worst);
+}
+
+// Below kAttnChunk positions only warp 0 of the split kernel holds chunks
+// and its combine multiplies by exp_gpu(0) = 1: the one-warp kernel's bits
+// (what lets the launcher choose per call). Positions 0..31 of one
+// sequence in one call, every head_dim; from position 32 on the kernels'
+// bits may differ (both within the bound, above).
+TEST(CudaKernels, AttentionF16SplitEqualsOneWarpBelowOneChunk) {
+  for (const attn::Shape &s : {attn::Shape{4, 4, 64, 16}, attn::Shape{20, 5, 128, 7},
+                               attn::Shape{3, 3, 192, 1}, attn::Shape{2, 1, 256, 32}}) {
+    SCOPED_TRACE(::testing::Message() << "head_dim " << s.headDim);
+    std::mt19937 rng(uint32_t(s.headDim));
+    const int64_t n = tc::kAttnChunk, kvDim = s.nKv * s.headDim, qDim = s.nHeads * s.headDim;
+    std::vector<int32_t> pos(n), seq(n, 0);
+    std::iota(pos.begin(), pos.end(), 0);
+    ASSERT_FALSE(tc::attn_use_split(n, pos.data()));
+    std::normal_distribution<float> nd(0.0f, 2.0f);
+    std::vector<float> q(n * qDim), k(n * kvDim), v(n * kvDim);
+    for (std::vector<float> *x : {&q, &k, &v})
+      for (float &e : *x)
+        e = nd(rng);
+    attn::PagedF16 a(s, 1, n, rng), b(s, 1, n, rng);
+    b.flat = a.flat;
+    std::vector<float> one(n * qDim, NAN), split(n * qDim, NAN);
+    const float scale = 1.0f / std::sqrt(float(s.headDim));
+    attn::gpuAttention(a, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), one.data(), 0,
+                       scale, attn::Kernel::OneWarp);
+    attn::gpuAttention(b, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(), split.data(),
+                       0, scale, attn::Kernel::Split);
+    for (int64_t i = 0; i < n * qDim; ++i)
+      ASSERT_EQ(std::memcmp(&one[i], &split[i], 4), 0)
+          << "element " << i << " (token " << i / qDim << "): one-warp " << one[i] << " split "
+          << split[i];
+    pos.push_back(tc::kAttnSplitMinPos);
+    EXPECT_TRUE(tc::attn_use_split(n + 1, pos.data()));
+  }
+}
+
+// The split kernel is the same bits run to run and whatever the grid: a
+// token's heads in a call of 5 tokens (other positions, other sequences)
+// equal the same token run alone (checked in checkAttention too) and a
+// second run of the same call.
+TEST(CudaKernels, AttentionF16SplitDeterministic) {
+  const attn::Shape s{8, 2, 128, 16};
+  std::mt19937 rng(77);
+  const int64_t n = 5, kvDim = s.nKv * s.headDim, qDim = s.nHeads * s.headDim, ctx = 400;
+  attn::PagedF16 cache(s, 3, ctx, rng);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (uint16_t &x : cache.pool) // every cached row random
+    x = tern::half::f32_to_f16(nd(rng));
+  const std::vector<int32_t> pos = {399, 3, 250, 31, 32}, seq = {0, 1, 2, 1, 0};
+  std::vector<float> q(n * qDim), k(n * kvDim), v(n * kvDim);
+  for (std::vector<float> *x : {&q, &k, &v})
+    for (float &e : *x)
+      e = nd(rng);
+  const std::vector<uint16_t> pool0 = cache.pool;
+  std::vector<float> first(n * qDim, NAN), second(n * qDim, NAN);
+  attn::gpuAttention(cache, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
+                     first.data(), 0, 0.1f, attn::Kernel::Split);
+  cache.pool = pool0;
+  attn::gpuAttention(cache, s, n, q.data(), k.data(), v.data(), pos.data(), seq.data(),
+                     second.data(), 0, 0.1f, attn::Kernel::Split);
+  ASSERT_EQ(std::memcmp(first.data(), second.data(), first.size() * 4), 0);
+  for (int64_t i = 0; i < n * qDim; ++i)
+    ASSERT_TRUE(std::isfinite(first[i])) << i;
+  // Alone from the pool after the call (tokens 0 and 4 share sequence 0:
+  // token 0 reads the row token 4 writes).
+  const std::vector<uint16_t> pool1 = cache.pool;
+  for (int64_t t = 0; t < n; ++t) {
+    cache.pool = pool1;
+    std::vector<float> one(qDim, NAN);
+    attn::gpuAttention(cache, s, 1, &q[t * qDim], &k[t * kvDim], &v[t * kvDim], &pos[t], &seq[t],
+                       one.data(), 0, 0.1f, attn::Kernel::Split);
+    ASSERT_EQ(std::memcmp(one.data(), &first[t * qDim], qDim * 4), 0) << "token " << t;
+  }
+}
+
+// The block-level emulation (for_each_block_phased) catches a missing
+// barrier: shared memory starts as NaN, and within a phase the warps run in
+// descending order, so warp w reading warp w - 1's slot in the same phase
+// reads poison; after the barrier (next phase) it reads the value.
+TEST(CudaEmulation, BlockPhasesPoisonSharedMemoryAndOrderWarps) {
+  struct S {
+    float slot[4];
+  };
+  tc::LaunchDims d;
+  d.gridX = 2;
+  d.blockX = 128;
+  std::vector<float> sameP(8, 0.0f), nextP(8, 0.0f);
+  std::vector<int> order;
+  tc::emulate::for_each_block_phased<S>(
+      d,
+      [&](tc::Thread th, S &sh) {
+        const int w = int(th.threadX / 32);
+        order.push_back(int(th.blockX) * 4 + w);
+        sh.slot[w] = float(w + 1);
+        sameP[th.blockX * 4 + w] = sh.slot[(w + 3) % 4]; // no barrier: a race
+      },
+      [&](tc::Thread th, S &sh) {
+        const int w = int(th.threadX / 32);
+        nextP[th.blockX * 4 + w] = sh.slot[(w + 3) % 4];
+      });
+  EXPECT_EQ(order, (std::vector<int>{3, 2, 1, 0, 7, 6, 5, 4}));
+  for (int b = 0; b < 2; ++b)
+    for (int w = 0; w < 4; ++w) {
+      // Warp 0 reads warp 3's slot, written before it in this order; warps
+      // 1..3 read a lower warp's slot, not yet written: poison.
+      if (w == 0)
+        EXPECT_EQ(sameP[b * 4 + w], 4.0f);
+      else
+        EXPECT_TRUE(std::isnan(sameP[b * 4 + w])) << b << " " << w;
+      EXPECT_EQ(nextP[b * 4 + w], float((w + 3) % 4 + 1)) << b << " " << w;
+    }
 }
 
 // Launch plans for the 2B4T shapes: grid and block sizes, and every (row,
@@ -711,6 +866,24 @@ TEST(CudaLaunchPlan, Bitnet2B4TShapes) {
     });
     for (size_t i = 0; i < seen.size(); ++i)
       ASSERT_EQ(seen[i], 1) << "(token, head) " << i << " n=" << n;
+    // The split kernel: one block of 4 warps per (token, head).
+    tc::LaunchDims sp = tc::planAttentionF16Split(n, 20, 5, 128);
+    ASSERT_TRUE(sp.ok()) << sp.error;
+    EXPECT_EQ(sp.blockX, uint32_t(tc::kAttnSplitWarps * 32));
+    EXPECT_EQ(sp.gridX, uint32_t(n * 20));
+    EXPECT_EQ(sp.gridY, 1u);
+    std::vector<uint8_t> blocks(n * 20, 0), warps(n * 20 * 4, 0);
+    tc::emulate::for_each_warp(sp, [&](tc::Thread th) {
+      int64_t t, h;
+      if (tc::attn_split_work(p, th, &t, &h))
+        ++warps[(t * 20 + h) * 4 + tc::attn_split_warp(th)];
+      if (tc::attn_split_work(p, th, &t, &h) && tc::attn_split_warp(th) == 0)
+        ++blocks[t * 20 + h];
+    });
+    for (size_t i = 0; i < blocks.size(); ++i)
+      ASSERT_EQ(blocks[i], 1) << "(token, head) " << i << " n=" << n;
+    for (size_t i = 0; i < warps.size(); ++i)
+      ASSERT_EQ(warps[i], 1) << "(token, head, warp) " << i << " n=" << n;
     tc::LaunchDims st = tc::planKvStoreF16(n, 640);
     ASSERT_TRUE(st.ok()) << st.error;
     EXPECT_EQ(uint64_t(st.gridX) * st.blockX, uint64_t((n * 640 + 255) / 256 * 256));
@@ -786,5 +959,17 @@ TEST(CudaLaunchPlan, RejectsShapesTheKernelsCannotRun) {
   EXPECT_NE(tc::planAttentionF16(1, 6, 4, 64).error.find("not a multiple of n_kv_heads"),
             std::string::npos);
   EXPECT_FALSE(tc::planAttentionF16(0, 4, 4, 64).ok());
+  // The split kernel: the same refusals, and the grid's x limit.
+  for (int64_t hd : {32, 100, 320})
+    EXPECT_NE(tc::planAttentionF16Split(1, 4, 4, hd).error.find("is not a multiple of 64"),
+              std::string::npos);
+  EXPECT_NE(tc::planAttentionF16Split(1, 6, 4, 64).error.find("not a multiple of n_kv_heads"),
+            std::string::npos);
+  EXPECT_FALSE(tc::planAttentionF16Split(0, 4, 4, 64).ok());
+  EXPECT_NE(tc::planAttentionF16Split(int64_t(1) << 28, 20, 5, 128).error.find("grid limits"),
+            std::string::npos);
+  // Its shared memory: the static AttnSplitShared (4144 B; ptxas -v reports
+  // it, check-ptxas.sh holds it under 48 KiB), no dynamic shared memory.
+  EXPECT_EQ(sizeof(tc::AttnSplitShared), 4144u);
   EXPECT_FALSE(tc::planKvStoreF16(0, 64).ok());
 }

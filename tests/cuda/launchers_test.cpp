@@ -7,6 +7,7 @@
 // parameter struct of the wrong size, an unknown kernel id).
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -286,11 +287,13 @@ TEST(CudaLaunchers, GatherRowsCopiesTheOutputRows) {
 // The attention launcher: two launches (K/V store, attention) reading the
 // pool, page size and the flat page table from the ctx; the ref reads the
 // same pages through the host pointer tables. The pool after the call is
-// the ref's bit for bit; outputs within 1e-5 (h3's kernels test checks the
-// kernel's bound in detail).
-TEST(CudaLaunchers, AttentionWritesTheRefsPoolAndAttends) {
+// the ref's bit for bit; outputs within 1e-5 (kernels_test.cpp checks the
+// kernels' bound in detail). Every position < 32: the one-warp attention
+// kernel; a call with a position >= 32: the split kernel.
+void attentionThroughLauncher(const std::vector<int32_t> &pos, const std::vector<int32_t> &seq,
+                              int64_t maxPages, int32_t wantKernel) {
   std::mt19937 rng(6);
-  const int64_t nSeq = 2, nLayer = 2, pageSize = 4, maxPages = 4, nHeads = 4, nKv = 2, hd = 64;
+  const int64_t nSeq = 2, nLayer = 2, pageSize = 4, nHeads = 4, nKv = 2, hd = 64;
   const int64_t kvDim = nKv * hd, pageElems = 2 * pageSize * kvDim,
                 nPages = nSeq * nLayer * maxPages;
   // Page ids shuffled: sequence s, layer l, page i -> ids[(s * nLayer + l) * maxPages + i].
@@ -305,8 +308,6 @@ TEST(CudaLaunchers, AttentionWritesTheRefsPoolAndAttends) {
     tables[s] = perSeq[s].data();
   }
   std::vector<uint16_t> poolRef(size_t(nPages * pageElems)), poolGpu(poolRef.size());
-  // Sequence 0 gets positions 0..5, sequence 1 positions 0..2, interleaved.
-  const std::vector<int32_t> pos = {0, 0, 1, 2, 1, 3, 4, 2, 5}, seq = {0, 1, 0, 0, 1, 0, 0, 1, 0};
   const int64_t n = int64_t(pos.size()), layer = 1;
   const std::vector<float> q = randomFloats(rng, n * nHeads * hd), k = randomFloats(rng, n * kvDim),
                            v = randomFloats(rng, n * kvDim);
@@ -327,10 +328,29 @@ TEST(CudaLaunchers, AttentionWritesTheRefsPoolAndAttends) {
   tern_uk_attention_gqa_f16_cuda(&h.ctx, n, q.data(), k.data(), v.data(), posB.data(), seqB.data(),
                                  got.data(), layer, nHeads, nKv, hd, 0.125f);
   EXPECT_EQ(h.error, "");
-  EXPECT_EQ(h.launches, 2);
+  EXPECT_EQ(h.kernels, (std::vector<int32_t>{TERN_GPU_KV_STORE_F16, wantKernel}));
   EXPECT_EQ(poolRef, poolGpu);
   for (size_t i = 0; i < want.size(); ++i)
     ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
+}
+
+TEST(CudaLaunchers, AttentionWritesTheRefsPoolAndAttends) {
+  // Sequence 0 gets positions 0..5, sequence 1 positions 0..2, interleaved.
+  attentionThroughLauncher({0, 0, 1, 2, 1, 3, 4, 2, 5}, {0, 1, 0, 0, 1, 0, 0, 1, 0}, 4,
+                           TERN_GPU_ATTENTION_GQA_F16);
+  // Positions 0..31 of sequence 0: still one chunk.
+  std::vector<int32_t> pos(32), seq(32, 0);
+  std::iota(pos.begin(), pos.end(), 0);
+  attentionThroughLauncher(pos, seq, 20, TERN_GPU_ATTENTION_GQA_F16);
+  // Sequence 0 positions 0..69 (18 pages), sequence 1 positions 0..2.
+  pos.resize(70);
+  std::iota(pos.begin(), pos.end(), 0);
+  seq.assign(70, 0);
+  for (int32_t p : {0, 1, 2}) {
+    pos.push_back(p);
+    seq.push_back(1);
+  }
+  attentionThroughLauncher(pos, seq, 20, TERN_GPU_ATTENTION_GQA_F16_SPLIT);
 }
 
 TEST(CudaLaunchers, PlanKernelRefusesWhatNoKernelRuns) {
@@ -352,6 +372,18 @@ TEST(CudaLaunchers, PlanKernelRefusesWhatNoKernelRuns) {
             "grid=(20,2) block=128");
   EXPECT_NE(tc::planKernel(TERN_GPU_MATMUL_I2S_I8_MMA, &p, sizeof p).error.find("multiple of 128"),
             std::string::npos);
+  // The split attention: one block of 128 threads per (token, head).
+  tc::AttnF16Params a{};
+  a.n = 3;
+  a.nHeads = 20;
+  a.nKvHeads = 5;
+  a.headDim = 128;
+  EXPECT_EQ(tc::planKernel(TERN_GPU_ATTENTION_GQA_F16_SPLIT, &a, sizeof a).describe(),
+            "grid=(60,1) block=128");
+  EXPECT_EQ(tc::planKernel(TERN_GPU_ATTENTION_GQA_F16, &a, sizeof a).describe(),
+            "grid=(15,1) block=128");
+  EXPECT_STREQ(tc::kernelName(TERN_GPU_ATTENTION_GQA_F16_SPLIT),
+               "tern_gpu_attention_gqa_f16_split");
   for (int32_t k = 0; k < TERN_GPU_KERNEL_COUNT; ++k)
     EXPECT_NE(tc::kernelName(k), nullptr) << k;
   EXPECT_EQ(tc::kernelName(TERN_GPU_KERNEL_COUNT), nullptr);

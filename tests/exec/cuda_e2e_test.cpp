@@ -140,9 +140,15 @@ TEST(CudaEmulatedSessions, BatchedSessionsGiveTheBitsOfEachAlone) {
   std::vector<int32_t> common;
   for (int i = 0; i < 20; ++i)
     common.push_back(int32_t(10 + 7 * i % 300));
-  std::vector<int32_t> a = common, b = common, c = {354, 1, 2, 3};
+  std::vector<int32_t> a = common, b = common, c = {354, 1, 2, 3}, d;
   a.insert(a.end(), {5, 6, 7});
   b.insert(b.end(), {8, 9});
+  // A 40-token prompt: its calls reach position 32, where the attention
+  // launcher switches to the split kernel for the whole call; the short
+  // sessions' tokens in those calls must keep the one-warp kernel's bits
+  // they get alone (docs/cuda.md, the split attention).
+  for (int i = 0; i < 40; ++i)
+    d.push_back(int32_t(5 + 13 * i % 330));
   model::ModelOptions o;
   o.contextLength = 64;
   o.parallel = 4;
@@ -151,8 +157,8 @@ TEST(CudaEmulatedSessions, BatchedSessionsGiveTheBitsOfEachAlone) {
   ASSERT_TRUE(alone.ok()) << statusMessage(alone.status());
   auto together = ArtifactModel::open(tern, o);
   ASSERT_TRUE(together.ok()) << statusMessage(together.status());
-  const auto la = runSessions(**alone, {a, b, c}, false);
-  const auto lt = runSessions(**together, {a, b, c}, true);
+  const auto la = runSessions(**alone, {a, b, c, d}, false);
+  const auto lt = runSessions(**together, {a, b, c, d}, true);
   ASSERT_EQ(la.size(), lt.size());
   for (size_t i = 0; i < la.size(); ++i)
     EXPECT_EQ(la[i], lt[i]) << "logits " << i;
