@@ -1,6 +1,9 @@
 // The CUDA driver device (device.h). UNTESTED ON HARDWARE: no GPU has run
 // this file; what CI tests is that without a driver (or with the toolkit's
-// stub, a driver without a GPU) it fails with a clear message.
+// stub, a driver without a GPU) it fails with a clear message, and the whole
+// file against the tests' driver double (tests/cuda/fake_libcuda.cpp:
+// exec_cuda_fake_driver_test), which checks the calls as a driver would but
+// runs the kernels as their host emulation.
 #include <cstring>
 #include <map>
 #include <mutex>
