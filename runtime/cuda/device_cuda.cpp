@@ -253,7 +253,16 @@ private:
   absl::Status check(CUresult rc, const std::string &what) const {
     if (rc == 0)
       return absl::OkStatus();
-    return absl::InternalError(fmt::format("CUDA: {} failed: {} ({})", what, cuResultName(rc), rc));
+    // Errors a kernel leaves in the context (illegal address, misaligned
+    // address, launch failure, ...: 700-799 and 999): every later call
+    // fails with them until the context is destroyed.
+    const bool sticky = (rc >= 700 && rc < 800 && rc != 701) || rc == 999;
+    return absl::InternalError(
+        fmt::format("CUDA: {} failed: {} ({}){}", what, cuResultName(rc), rc,
+                    sticky ? " -- a kernel fault, in this or an earlier launch "
+                             "(CUDA_LAUNCH_BLOCKING=1 reports it at the faulting one): the GPU "
+                             "context is unusable until the model is reopened"
+                           : ""));
   }
 
   std::unique_ptr<Driver> driver_;

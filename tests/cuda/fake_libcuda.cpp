@@ -49,6 +49,10 @@
 //                                 (default 143771, an H200's);
 //                                 cuMemAlloc beyond it: CUDA_ERROR_OUT_OF_MEMORY
 //  TERN_FAKE_CUDA_MISSING=a,b     kernels cuModuleGetFunction does not find
+//  TERN_FAKE_CUDA_FAULT=name[:N]  launch N (from 0) of kernel `name` faults:
+//                                 the next calls of the context fail with
+//                                 CUDA_ERROR_ILLEGAL_ADDRESS (sticky, as a
+//                                 GPU's) until its last release
 //  TERN_FAKE_CUDA_LOG=path        appends one line per call ("cuLaunchKernel
 //                                 tern_gpu_add_f32 grid=(..) block=..")
 #include <algorithm>
@@ -91,6 +95,7 @@ enum : CUresult {
   kUnsupportedPtxVersion = 222,
   kInvalidHandle = 400,
   kNotFound = 500,
+  kIllegalAddress = 700,
   kLaunchOutOfResources = 701,
   kNotSupported = 801,
 };
@@ -123,6 +128,8 @@ const char *errorName(CUresult rc) {
     return "CUDA_ERROR_INVALID_HANDLE";
   case kNotFound:
     return "CUDA_ERROR_NOT_FOUND";
+  case kIllegalAddress:
+    return "CUDA_ERROR_ILLEGAL_ADDRESS";
   case kLaunchOutOfResources:
     return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
   case kNotSupported:
@@ -172,6 +179,11 @@ struct State {
   uint64_t used = 0;
   std::set<std::string> missing;
   std::string logPath;
+  // TERN_FAKE_CUDA_FAULT: the kernel whose launch number faultAt (from 0)
+  // faults; the context's sticky error after it.
+  std::string faultKernel;
+  long faultAt = 0, faultSeen = 0;
+  CUresult sticky = kSuccess;
   int primaryRefs = 0;
   std::map<uintptr_t, Allocation> allocs; // by base
   std::map<Module *, std::unique_ptr<Module>> modules;
@@ -208,6 +220,8 @@ CUresult needContext(State &s, const char *call) {
     return fail(kInvalidContext, call,
                 "no current context on this thread (cuCtxSetCurrent with a retained primary "
                 "context first)");
+  if (s.sticky != kSuccess)
+    return fail(s.sticky, call, "the context has a sticky error from an earlier kernel fault");
   return kSuccess;
 }
 
@@ -495,6 +509,15 @@ TERN_CU CUresult cuInit(unsigned flags) {
   }
   if (const char *e = std::getenv("TERN_FAKE_CUDA_LOG"); e)
     s.logPath = e;
+  s.faultKernel.clear();
+  s.faultAt = s.faultSeen = 0;
+  if (const char *e = std::getenv("TERN_FAKE_CUDA_FAULT"); e && *e) {
+    s.faultKernel = e;
+    if (const size_t c = s.faultKernel.find(':'); c != std::string::npos) {
+      s.faultAt = std::atol(s.faultKernel.c_str() + c + 1);
+      s.faultKernel.resize(c);
+    }
+  }
   s.initialized = true;
   logCall(s, "cuInit sm_%d %llu MiB", s.sm, (unsigned long long)(s.memBytes >> 20));
   return kSuccess;
@@ -631,6 +654,7 @@ TERN_CU CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
     while (!s.allocs.empty())
       freeAllocation(s, s.allocs.begin());
     s.modules.clear();
+    s.sticky = kSuccess; // a new context starts clean
   }
   return kSuccess;
 }
@@ -892,6 +916,18 @@ TERN_CU CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz,
   d.gridY = gy;
   d.blockX = bx;
   logCall(s, "cuLaunchKernel %s grid=(%u,%u) block=%u", n, gx, gy, bx);
+  if (f->name == s.faultKernel && s.faultSeen++ == s.faultAt) {
+    // An asynchronous fault: the launch is accepted, the error shows at the
+    // next call and stays (sticky) until the context is destroyed.
+    std::fprintf(stderr,
+                 "fake libcuda: %s faults (TERN_FAKE_CUDA_FAULT): the context's sticky "
+                 "error is now CUDA_ERROR_ILLEGAL_ADDRESS\n",
+                 n);
+    s.sticky = kIllegalAddress;
+    // With CUDA_LAUNCH_BLOCKING=1 a driver reports it at the faulting launch.
+    const char *blocking = std::getenv("CUDA_LAUNCH_BLOCKING");
+    return blocking && std::strcmp(blocking, "1") == 0 ? kIllegalAddress : kSuccess;
+  }
   // The parameter struct is copied at launch, as the driver copies it.
   std::vector<uint64_t> copy((want + 7) / 8);
   std::memcpy(copy.data(), params[0], want);

@@ -230,6 +230,44 @@ TEST(FakeDriverFaults, MissingKernelFailsOnlyTheShapesThatNeedIt) {
   EXPECT_EQ(a, b);
 }
 
+// A kernel fault (asynchronous, sticky, as on a GPU): the call fails with the
+// driver's code at the next driver call, saying the context is unusable;
+// the next call fails so too; nothing crashes, the model closes cleanly.
+TEST(FakeDriverFaults, KernelFaultIsStickyAndClear) {
+  const std::string tern = cudaArtifact("tiny-bitnet-tq2", "-fake-fault");
+  ASSERT_FALSE(tern.empty());
+  fakeEnv("TERN_FAKE_CUDA_FAULT", "tern_gpu_attention_gqa_f16:1");
+  auto drv = openOn(tern, "cuda");
+  ASSERT_TRUE(drv.ok()) << statusMessage(drv.status());
+  const size_t vocab = size_t((*drv)->config().nVocab);
+  std::vector<int32_t> few = {354, 111, 110, 97};
+  std::vector<float> l(vocab);
+  auto s = (*drv)->newSession();
+  ASSERT_TRUE(s.ok());
+  absl::Status st = (*drv)->decode(**s, few, l);
+  ASSERT_FALSE(st.ok());
+  std::string msg(st.message());
+  EXPECT_NE(msg.find("CUDA_ERROR_ILLEGAL_ADDRESS"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unusable until the model is reopened"), std::string::npos) << msg;
+  auto t = (*drv)->newSession();
+  ASSERT_TRUE(t.ok());
+  st = (*drv)->decode(**t, few, l);
+  ASSERT_FALSE(st.ok());
+  msg = std::string(st.message());
+  EXPECT_NE(msg.find("CUDA_ERROR_ILLEGAL_ADDRESS"), std::string::npos) << msg;
+  drv->reset(); // releases memory and the context with a sticky error
+  // With CUDA_LAUNCH_BLOCKING=1 the error names the faulting kernel.
+  fakeEnv("CUDA_LAUNCH_BLOCKING", "1");
+  drv = openOn(tern, "cuda");
+  ASSERT_TRUE(drv.ok()) << statusMessage(drv.status());
+  auto u = (*drv)->newSession();
+  ASSERT_TRUE(u.ok());
+  st = (*drv)->decode(**u, few, l);
+  ASSERT_FALSE(st.ok());
+  msg = std::string(st.message());
+  EXPECT_NE(msg.find("cuLaunchKernel(tern_gpu_attention_gqa_f16"), std::string::npos) << msg;
+}
+
 // Runs `tern ARGS` (the binary, this test's environment); its exit status
 // (128: killed by a signal) and output.
 int ternCli(const std::vector<std::string> &args, const std::string &tag, std::string *out) {
