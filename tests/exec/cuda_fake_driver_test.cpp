@@ -51,15 +51,15 @@ absl::StatusOr<std::unique_ptr<ArtifactModel>> openOn(const std::string &tern,
   return ArtifactModel::open(tern, o);
 }
 
-// A 20-token prefill (n >= 16: the tensor-core GEMM) then 3 decode steps
-// (the dp4a GEMV): every step's logits.
+// A 36-token prefill (n >= 16: the tensor-core GEMM) then 3 decode steps
+// (the dp4a GEMV, positions past 32): every step's logits.
 absl::StatusOr<std::vector<std::vector<float>>> prefillAndDecode(model::Model &m) {
   const size_t vocab = size_t(m.config().nVocab);
   auto s = m.newSession();
   if (!s.ok())
     return s.status();
   std::vector<int32_t> prompt;
-  for (int i = 0; i < 20; ++i)
+  for (int i = 0; i < 36; ++i)
     prompt.push_back(int32_t(5 + 13 * i % 300));
   std::vector<std::vector<float>> out;
   out.emplace_back(vocab);
