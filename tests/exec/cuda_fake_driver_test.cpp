@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "fmt/format.h"
 #include "runtime/abi/tern_abi.h"
@@ -181,6 +182,27 @@ TEST(FakeDriverPaths, ForkCopiesBlocksWithTheDriver) {
   EXPECT_EQ(run(**drv), run(**emu));
   EXPECT_GT((*drv)->kvPool().stats().copies, copiesBefore);
   EXPECT_NE(readFile(log).find("cuMemcpyDtoD_v2"), std::string::npos);
+}
+
+// A model opened on one thread and run on others (as the server's workers
+// do): the double's current context is per thread, as CUDA's, so a call
+// without its own cuCtxSetCurrent would fail.
+TEST(FakeDriverPaths, OtherHostThreadsDriveTheDevice) {
+  const std::string tern = cudaArtifact("tiny-bitnet-i2s", "-fake-threads");
+  ASSERT_FALSE(tern.empty());
+  auto drv = openOn(tern, "cuda");
+  ASSERT_TRUE(drv.ok()) << statusMessage(drv.status());
+  auto emu = openOn(tern, "cuda-emulated");
+  ASSERT_TRUE(emu.ok()) << statusMessage(emu.status());
+  absl::StatusOr<std::vector<std::vector<float>>> a = absl::UnknownError("not run"), b = a;
+  std::thread([&] { a = prefillAndDecode(**drv); }).join();
+  std::thread([&] { b = prefillAndDecode(**drv); }).join();
+  ASSERT_TRUE(a.ok()) << statusMessage(a.status());
+  ASSERT_TRUE(b.ok()) << statusMessage(b.status());
+  auto want = prefillAndDecode(**emu);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(*a, *want);
+  EXPECT_EQ(*b, *want);
 }
 
 // An sm_90 artifact on an sm_80 GPU: refused before any module is loaded.
