@@ -33,11 +33,11 @@
 //    cuModuleGetFunction finds only those (CUDA_ERROR_NOT_FOUND);
 //  - cuLaunchKernel: a function of a loaded module, grid <= (2^31-1, 65535,
 //    65535), block <= (1024, 1024, 64) and <= 1024 threads, <= .maxntid
-//    (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES), dynamic shared memory <= 48 KiB
-//    unless raised by cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES), the
-//    default stream only, kernelParams given; the image's parameter size must
-//    equal the kernel table's struct size (a real driver would copy the
-//    image's size silently: the double says kernels.cu and kernels.h
+//    (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES), static (the PTX body's .shared,
+//    a cubin's .nv.shared.<k>) plus dynamic shared memory <= 48 KiB unless the dynamic part is
+//    raised by cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES), the default stream only,
+//    kernelParams given; the image's parameter size must equal the kernel table's struct size (a
+//    real driver would copy the image's size silently: the double says kernels.cu and kernels.h
 //    disagree).
 // Limits of the double (it fails loudly rather than pretend): 3-D grids and
 // 2-D blocks, `extra` launch parameters, streams (CUDA_ERROR_NOT_SUPPORTED).
@@ -153,10 +153,11 @@ __attribute__((format(printf, 3, 4))) CUresult fail(CUresult rc, const char *cal
 
 struct Function {
   std::string name;
-  int32_t kernel = -1;     // tern_gpu_kernel id, -1: not in the runtime's table
-  int params = -1;         // parameters the image declares (-1: unknown)
-  int64_t paramBytes = -1; // their total size (-1: unknown)
-  int maxThreads = 0;      // .maxntid product (0: none)
+  int32_t kernel = -1;       // tern_gpu_kernel id, -1: not in the runtime's table
+  int params = -1;           // parameters the image declares (-1: unknown)
+  int64_t paramBytes = -1;   // their total size (-1: unknown)
+  int maxThreads = 0;        // .maxntid product (0: none)
+  uint64_t staticShared = 0; // .shared in the PTX body / the cubin's .nv.shared.<name>
   int maxDynamicShared = 48 << 10;
   struct Module *module = nullptr;
 };
@@ -378,6 +379,21 @@ CUresult loadPtx(State &s, std::string_view text, Module &m) {
       std::sscanf(std::string(head.substr(mx)).c_str(), ".maxntid %d, %d, %d", &x, &y, &z);
       f->maxThreads = x * y * z;
     }
+    // Static shared memory: the `.shared ... [N]` declarations of the body
+    // (clang demotes a kernel's __shared__ variables into it), up to the
+    // next function.
+    std::string_view body = after.substr(brace + 1);
+    body = body.substr(0, std::min(body.find(".entry"), body.find(".func")));
+    for (size_t l = 0; l < body.size();) {
+      size_t e = body.find('\n', l);
+      if (e == std::string_view::npos)
+        e = body.size();
+      std::string_view line = skipSpaceAndComments(body.substr(l, e - l));
+      if (line.substr(0, 7) == ".shared")
+        if (const size_t lb = line.find('['); lb != std::string_view::npos)
+          f->staticShared += uint64_t(std::atoll(std::string(line.substr(lb + 1)).c_str()));
+      l = e + 1;
+    }
     f->kernel = tern::cuda::kernelId(f->name.c_str());
     f->module = &m;
     m.functions[f->name] = std::move(f);
@@ -411,9 +427,13 @@ CUresult loadCubin(State &s, const uint8_t *img, Module &m) {
     return reinterpret_cast<const char *>(img + sh[eh.e_shstrndx].sh_offset + h.sh_name);
   };
   std::map<std::string, const Elf64_Shdr *> infos;
-  for (const Elf64_Shdr &h : sh)
+  std::map<std::string, uint64_t> shared; // static shared memory per kernel
+  for (const Elf64_Shdr &h : sh) {
     if (std::strncmp(secName(h), ".nv.info.", 9) == 0)
       infos[secName(h) + 9] = &h;
+    if (std::strncmp(secName(h), ".nv.shared.", 11) == 0)
+      shared[secName(h) + 11] = h.sh_size;
+  }
   for (const Elf64_Shdr &h : sh) {
     if (h.sh_type != SHT_SYMTAB)
       continue;
@@ -425,6 +445,8 @@ CUresult loadCubin(State &s, const uint8_t *img, Module &m) {
         continue;
       auto f = std::make_unique<Function>();
       f->name = strtab + sym.st_name;
+      if (auto it = shared.find(f->name); it != shared.end())
+        f->staticShared = it->second;
       if (auto it = infos.find(f->name); it != infos.end()) {
         const uint8_t *b = img + it->second->sh_offset;
         const uint64_t n = it->second->sh_size;
@@ -886,11 +908,15 @@ TERN_CU CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz,
   if (f->maxThreads && uint64_t(bx) * by * bz > uint64_t(f->maxThreads))
     return fail(kLaunchOutOfResources, call, "%s: %u threads per block, .maxntid %d", n,
                 bx * by * bz, f->maxThreads);
-  if (sharedBytes > unsigned(f->maxDynamicShared))
+  // Static + dynamic shared memory: <= 48 KiB, unless the dynamic part was
+  // raised with cuFuncSetAttribute (then <= it, and the sum <= 227 KiB).
+  if (sharedBytes > unsigned(f->maxDynamicShared) ||
+      f->staticShared + sharedBytes >
+          std::max<uint64_t>(48 << 10, f->maxDynamicShared > (48 << 10) ? 227 << 10 : 0))
     return fail(kInvalidValue, call,
-                "%s: %u bytes of dynamic shared memory, %d allowed (over 48 KiB needs "
-                "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES))",
-                n, sharedBytes, f->maxDynamicShared);
+                "%s: %llu bytes of static and %u of dynamic shared memory, %d dynamic allowed "
+                "(over 48 KiB in all needs cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES))",
+                n, (unsigned long long)f->staticShared, sharedBytes, f->maxDynamicShared);
   // The legacy default stream, CU_STREAM_LEGACY (1) or CU_STREAM_PER_THREAD (2).
   if (stream && stream != reinterpret_cast<void *>(1) && stream != reinterpret_cast<void *>(2))
     return fail(kInvalidHandle, call, "%s: stream %p (the double has no created streams)", n,
@@ -915,7 +941,8 @@ TERN_CU CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz,
   d.gridX = gx;
   d.gridY = gy;
   d.blockX = bx;
-  logCall(s, "cuLaunchKernel %s grid=(%u,%u) block=%u", n, gx, gy, bx);
+  logCall(s, "cuLaunchKernel %s grid=(%u,%u) block=%u static_shared=%llu", n, gx, gy, bx,
+          (unsigned long long)f->staticShared);
   if (f->name == s.faultKernel && s.faultSeen++ == s.faultAt) {
     // An asynchronous fault: the launch is accepted, the error shows at the
     // next call and stays (sticky) until the context is destroyed.
