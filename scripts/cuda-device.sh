@@ -400,6 +400,12 @@ run() {
       done
     fi
     echo "libcuda.so.1: ${cudaDir:-NOT FOUND (ldconfig -p, \$LD_LIBRARY_PATH, /usr/local/nvidia/lib*, /usr/lib/x86_64-linux-gnu, /usr/lib64, /usr/lib/wsl/lib, /usr/local/cuda*/compat)}" >>"$log"
+    # tests/cuda/fake_libcuda.cpp (the tests' driver double, named so in
+    # its device name): a rehearsal of this run without a GPU, never a result.
+    if [[ -n $cudaDir ]] && grep -aq "tern fake libcuda" "$cudaDir/libcuda.so.1" 2>/dev/null; then
+      echo "libcuda.so.1 is tern's CUDA driver TEST DOUBLE (tests/cuda/fake_libcuda.cpp), not an NVIDIA driver: a rehearsal, no GPU ran" |
+        tee -a "$log" >&2
+    fi
     if command -v nvidia-smi >/dev/null; then
       {
         timeout 20 nvidia-smi
@@ -509,6 +515,10 @@ check() {
     printf '%-26s %-8s %-6s %-10s %s\n' "$name" "$kind" "${rc:--}" "${secs:--}" "$verdict"
   done <"$work/manifest.tsv"
   echo
+  if grep -q "driver TEST DOUBLE" "$out/log.txt" 2>/dev/null; then
+    echo "TEST DOUBLE: this run's libcuda.so.1 was tern's driver double (tests/cuda/fake_libcuda.cpp): the"
+    echo "  kernels ran as their host emulation; the results say nothing about a GPU"
+  fi
   if [[ -s $out/nvidia-smi.txt ]]; then
     echo "GPU (nvidia-smi):"
     tail -n 2 "$out/nvidia-smi.txt" | sed 's/^/  /'

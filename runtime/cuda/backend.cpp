@@ -37,14 +37,25 @@ absl::StatusOr<std::unique_ptr<GpuBackend>> GpuBackend::create(std::unique_ptr<D
     return absl::OkStatus();
   };
   const uint64_t nb = uint64_t(shape.maxBatch);
-  for (absl::Status s :
-       {get(b->weights_, weights.size(), "weights"),
-        get(b->scratch_, shape.scratchBytes, "scratch"), get(b->kv_, shape.kvBytes, "KV pool"),
-        get(b->dTokens_, nb * 4, "tokens"), get(b->dPositions_, nb * 4, "positions"),
-        get(b->dSeq_, nb * 4, "seq"), get(b->dOutRows_, nb * 4, "out_rows"),
-        get(b->dLogits_, nb * uint64_t(shape.vocab) * 4, "logits")})
-    if (!s.ok())
-      return s;
+  // One after the other, stopping at the first failure (an initializer list
+  // of the calls would make every allocation, even after one ran out).
+  absl::Status st = get(b->weights_, weights.size(), "weights");
+  if (st.ok())
+    st = get(b->scratch_, shape.scratchBytes, "scratch");
+  if (st.ok())
+    st = get(b->kv_, shape.kvBytes, "KV pool");
+  if (st.ok())
+    st = get(b->dTokens_, nb * 4, "tokens");
+  if (st.ok())
+    st = get(b->dPositions_, nb * 4, "positions");
+  if (st.ok())
+    st = get(b->dSeq_, nb * 4, "seq");
+  if (st.ok())
+    st = get(b->dOutRows_, nb * 4, "out_rows");
+  if (st.ok())
+    st = get(b->dLogits_, nb * uint64_t(shape.vocab) * 4, "logits");
+  if (!st.ok())
+    return st;
   // Weights once, at load.
   if (absl::Status s = d.upload(b->weights_, weights.data(), weights.size()); !s.ok())
     return s;

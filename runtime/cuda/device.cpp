@@ -108,6 +108,26 @@ const char *kernelName(int32_t kernel) {
   return e ? e->name : nullptr;
 }
 
+int32_t kernelId(const char *name) {
+  for (const KernelEntry &e : kKernels)
+    if (name && std::strcmp(e.name, name) == 0)
+      return e.id;
+  return -1;
+}
+
+uint64_t kernelParamBytes(int32_t kernel) {
+  const KernelEntry *e = entryOf(kernel);
+  return e ? e->paramBytes : 0;
+}
+
+bool emulateKernel(int32_t kernel, const LaunchDims &dims, const void *params) {
+  const KernelEntry *e = entryOf(kernel);
+  if (!e)
+    return false;
+  e->emulate(dims, params);
+  return true;
+}
+
 LaunchDims planKernel(int32_t kernel, const void *params, uint64_t bytes) {
   const KernelEntry *e = entryOf(kernel);
   if (!e)
@@ -163,7 +183,7 @@ public:
       return absl::InvalidArgumentError(
           fmt::format("cuda-emulated: cannot launch kernel {}: {}", kernel, d.describe()));
     (void)bytes; // checked by planKernel
-    entryOf(kernel)->emulate(d, params);
+    emulateKernel(kernel, d, params);
     return absl::OkStatus();
   }
   absl::Status synchronize() override { return absl::OkStatus(); }

@@ -62,5 +62,15 @@ const char *kernelName(int32_t kernel);
 // The launch plan of kernel `kernel` for its parameter struct (`bytes` must
 // be its size): launch.h's plan of the struct's shapes, or an error.
 LaunchDims planKernel(int32_t kernel, const void *params, uint64_t bytes);
+// The tern_gpu_kernel id of PTX entry point `name`, or -1.
+int32_t kernelId(const char *name);
+// The size of kernel `kernel`'s parameter struct (kernels.h), or 0 for an id
+// outside the enum.
+uint64_t kernelParamBytes(int32_t kernel);
+// Runs a launch of kernel `kernel` over `dims` (grid x/y, block x; `params`:
+// its parameter struct, kernelParamBytes(kernel) bytes) with the host
+// emulation (emulate.h): what the emulated device runs, and the tests' CUDA
+// driver double (tests/cuda/fake_libcuda.cpp). False for an unknown id.
+bool emulateKernel(int32_t kernel, const LaunchDims &dims, const void *params);
 
 } // namespace tern::cuda

@@ -1,7 +1,11 @@
 // The CUDA driver device (device.h). UNTESTED ON HARDWARE: no GPU has run
 // this file; what CI tests is that without a driver (or with the toolkit's
-// stub, a driver without a GPU) it fails with a clear message.
+// stub, a driver without a GPU) it fails with a clear message, and the whole
+// file against the tests' driver double (tests/cuda/fake_libcuda.cpp:
+// exec_cuda_fake_driver_test), which checks the calls as a driver would but
+// runs the kernels as their host emulation.
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -104,7 +108,8 @@ public:
         !s.ok())
       return s;
     absl::StatusOr<std::string> desc = d->driver_->describeDevice(ordinal);
-    d->desc_ = fmt::format("CUDA: {} (UNTESTED ON HARDWARE)", desc.ok() ? *desc : "device");
+    d->gpu_ = desc.ok() ? *desc : "device";
+    d->desc_ = fmt::format("CUDA: {} (UNTESTED ON HARDWARE)", d->gpu_);
     return std::unique_ptr<Device>(std::move(d));
   }
 
@@ -116,18 +121,33 @@ public:
     if (absl::Status s = current(); !s.ok())
       return s;
     CUdeviceptr p = 0;
+    // The size in bytes (a MiB count says 0 for most of a small model's
+    // buffers) and what this device already holds: an out-of-memory error
+    // says how much was asked of how much.
     if (absl::Status s = check(api_.cuMemAlloc(&p, size_t(bytes ? bytes : 1)),
-                               fmt::format("cuMemAlloc of {} MiB", bytes >> 20));
+                               fmt::format("cuMemAlloc of {} bytes ({:.1f} MiB; {:.1f} MiB "
+                                           "already allocated, {})",
+                                           bytes, double(bytes) / (1 << 20),
+                                           double(allocated_) / (1 << 20), gpu_));
         !s.ok())
       return s;
-    if (absl::Status s = check(api_.cuMemsetD8(p, 0, size_t(bytes)), "cuMemsetD8"); !s.ok())
+    if (absl::Status s = check(api_.cuMemsetD8(p, 0, size_t(bytes)), "cuMemsetD8"); !s.ok()) {
+      api_.cuMemFree(p);
       return s;
+    }
+    sizes_[p] = bytes;
+    allocated_ += bytes;
     return reinterpret_cast<void *>(uintptr_t(p));
   }
   void release(void *p) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (p && current().ok())
-      api_.cuMemFree(dptr(p));
+    if (!p || !current().ok())
+      return;
+    api_.cuMemFree(dptr(p));
+    if (auto it = sizes_.find(dptr(p)); it != sizes_.end()) {
+      allocated_ -= it->second;
+      sizes_.erase(it);
+    }
   }
   absl::Status upload(void *dst, const void *src, uint64_t bytes) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -233,7 +253,16 @@ private:
   absl::Status check(CUresult rc, const std::string &what) const {
     if (rc == 0)
       return absl::OkStatus();
-    return absl::InternalError(fmt::format("CUDA: {} failed: {} ({})", what, cuResultName(rc), rc));
+    // Errors a kernel leaves in the context (illegal address, misaligned
+    // address, launch failure, ...: 700-799 and 999): every later call
+    // fails with them until the context is destroyed.
+    const bool sticky = (rc >= 700 && rc < 800 && rc != 701) || rc == 999;
+    return absl::InternalError(
+        fmt::format("CUDA: {} failed: {} ({}){}", what, cuResultName(rc), rc,
+                    sticky ? " -- a kernel fault, in this or an earlier launch "
+                             "(CUDA_LAUNCH_BLOCKING=1 reports it at the faulting one): the GPU "
+                             "context is unusable until the model is reopened"
+                           : ""));
   }
 
   std::unique_ptr<Driver> driver_;
@@ -244,7 +273,9 @@ private:
   CUmodule module_ = nullptr;
   std::vector<CUfunction> functions_; // by tern_gpu_kernel
   std::vector<char> ptx_;
-  std::string desc_;
+  std::string gpu_, desc_;                // "<name>, sm_XY, N MiB"; describe()
+  std::map<CUdeviceptr, uint64_t> sizes_; // live allocations
+  uint64_t allocated_ = 0;
   std::mutex mu_;
 };
 

@@ -7,11 +7,16 @@
 # the check; `run --device cuda` without a driver records every step's
 # failure and goes on; given the CUDA toolkit's stub libcuda (a driver
 # without a GPU), run finds it as libcuda.so.1 on $LD_LIBRARY_PATH and the
-# carried loader loads it (tern then fails at cuInit).
+# carried loader loads it (tern then fails at cuInit); given the tests' CUDA
+# driver double (tests/cuda/fake_libcuda.cpp), `run --device cuda` through it
+# end to end -- the GPU run rehearsed: the carried loader loads it, every
+# step runs on the CUDA driver device, check passes and says it was the
+# double.
 #
-# usage: device_script_test.sh BUILD_DIR WORK_DIR [STUB_LIBCUDA]  (exit 77: skipped)
+# usage: device_script_test.sh BUILD_DIR WORK_DIR [STUB_LIBCUDA] [FAKE_LIBCUDA_DIR]
+#        (exit 77: skipped)
 set -uo pipefail
-build=${1:?BUILD_DIR} work=${2:?WORK_DIR} stub=${3:-}
+build=${1:?BUILD_DIR} work=${2:?WORK_DIR} stub=${3:-} fake=${4:-}
 script=$(cd "$(dirname "$0")/../.." && pwd)/scripts/cuda-device.sh
 
 skip() {
@@ -158,5 +163,23 @@ else
   else
     echo "no stub libcuda (CUDA toolkit): its part is skipped"
   fi
+fi
+if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; then
+  echo "a CUDA driver is installed here (run would find it before the test double): the double's part is skipped"
+elif [[ -n $fake && -e $fake/libcuda.so.1 ]]; then
+  echo "== run --device cuda with the driver test double on LD_LIBRARY_PATH (the GPU run rehearsed)"
+  LD_LIBRARY_PATH=$fake bash "$script" run "$pack" "$work/fake" --device cuda --quick --budget-s 240 || {
+    cat "$work/fake/log.txt"
+    fail "run --device cuda through the driver double"
+  }
+  grep -q "^libcuda.so.1: $fake\$" "$work/fake/log.txt" || fail "run did not find the double on LD_LIBRARY_PATH"
+  grep -q "driver TEST DOUBLE" "$work/fake/log.txt" || fail "run did not say the driver is the test double"
+  bash "$script" check "$work/fake" --build "$build" | tee "$work/check-fake.log" ||
+    fail "check of the run through the driver double"
+  [[ $(grep -c ' ok [0-9]*/[0-9]* entries within tolerance' "$work/check-fake.log") == 3 ]] ||
+    fail "check did not pass the three models run through the driver double"
+  grep -q "^TEST DOUBLE:" "$work/check-fake.log" || fail "check did not say the run used the test double"
+else
+  echo "no driver test double given: its part is skipped"
 fi
 echo "PASSED"
