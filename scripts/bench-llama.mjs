@@ -5,14 +5,18 @@
 // token to the last. Prints one JSON object per repetition on stdout.
 //
 //   node scripts/bench-llama.mjs --node-dir DIR --model GGUF [--threads T]
-//        [--prompt N] [--gen M] [--reps R]
+//        [--prompt N] [--gen M] [--reps R] [--weights map|mlock|no-mmap]
+//
+// --weights: how llama.cpp holds the GGUF's bytes (node-llama-cpp's useMmap /
+// useMlock), to match `tern bench --mlock / --no-mmap` (scripts/bench.sh
+// WEIGHTS=...).
 //
 // DIR must hold node_modules/node-llama-cpp (scripts/bench.sh installs it
 // there with the same npm command as the crossval label).
 import path from "node:path";
 import {pathToFileURL} from "node:url";
 
-const args = {threads: 1, prompt: 128, gen: 64, reps: 1};
+const args = {threads: 1, prompt: 128, gen: 64, reps: 1, weights: "map"};
 {
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i += 2) {
@@ -33,7 +37,15 @@ const args = {threads: 1, prompt: 128, gen: 64, reps: 1};
 const entry = path.join(args.nodeDir, "node_modules/node-llama-cpp/dist/index.js");
 const {getLlama} = await import(pathToFileURL(entry).href);
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
-const model = await llama.loadModel({modelPath: args.model});
+if (!["map", "mlock", "no-mmap"].includes(args.weights)) {
+  console.error(`bench-llama: --weights must be map, mlock or no-mmap, not '${args.weights}'`);
+  process.exit(2);
+}
+const model = await llama.loadModel({
+  modelPath: args.model,
+  useMmap: args.weights !== "no-mmap",
+  useMlock: args.weights === "mlock",
+});
 // The same deterministic ids `tern bench` feeds: (i * 7919 + 13) % vocab.
 const nVocab = model.tokens.getVocabSize ? model.tokens.getVocabSize() : model.fileInsights.tokens?.length;
 const prompt = [];

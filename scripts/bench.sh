@@ -12,7 +12,14 @@
 #
 #   bash scripts/bench.sh [OUT.json]     env: REPS (default 3), THREADS ("1 2"),
 #                                        PROMPTS ("128 512"; PROMPT=N for one
-#                                        size), GEN (64), BUILD (build)
+#                                        size), GEN (64), BUILD (build),
+#                                        WEIGHTS (how both engines hold the
+#                                        weights: default = each engine's
+#                                        own default (llama.cpp maps the
+#                                        GGUF, tern copies the artifact
+#                                        into anonymous memory when it
+#                                        fits), or map | mlock | no-mmap
+#                                        for both)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,6 +28,15 @@ REPS=${REPS:-3}
 THREADS=${THREADS:-"1 2"}
 PROMPTS=${PROMPTS:-${PROMPT:-"128 512"}}
 GEN=${GEN:-64}
+export WEIGHTS=${WEIGHTS:-default}
+llama_weights=$WEIGHTS
+case "$WEIGHTS" in
+  default) tern_weights=(); llama_weights=map ;;
+  map) tern_weights=(--mmap) ;;
+  mlock) tern_weights=(--mlock) ;;
+  no-mmap) tern_weights=(--no-mmap) ;;
+  *) echo "bench: WEIGHTS must be default, map, mlock or no-mmap, not '$WEIGHTS'" >&2; exit 2 ;;
+esac
 out_json=${1:-$BUILD/bench/bench.json}
 work=$BUILD/bench
 mkdir -p "$work"
@@ -65,9 +81,9 @@ for p in $PROMPTS; do
     for r in $(seq 1 "$REPS"); do
       echo "bench: pp$p, threads $t, repetition $r: llama.cpp" >&2
       node scripts/bench-llama.mjs --node-dir "$work/node" --model "$model" --threads "$t" \
-        --prompt "$p" --gen "$GEN" --reps 1 | tag llama.cpp "$p" >> "$lines"
+        --prompt "$p" --gen "$GEN" --reps 1 --weights "$llama_weights" | tag llama.cpp "$p" >> "$lines"
       echo "bench: pp$p, threads $t, repetition $r: tern" >&2
-      "$BUILD/bin/tern" bench "$art" -t "$t" -p "$p" -n "$GEN" -r 2 --json |
+      "$BUILD/bin/tern" bench "$art" -t "$t" -p "$p" -n "$GEN" -r 2 --json ${tern_weights[@]+"${tern_weights[@]}"} |
         tag tern "$p" >> "$lines"
     done
   done
@@ -77,7 +93,7 @@ python3 - "$lines" "$out_json" <<'PY'
 import json, statistics, sys, platform
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-rows, summary = [], {"cpu": cpu, "runs": runs, "table": []}
+rows, summary = [], {"cpu": cpu, "weights": __import__("os").environ.get("WEIGHTS", "default"), "runs": runs, "table": []}
 for p in sorted({r["prompt"] for r in runs}):
   for t in sorted({r["threads"] for r in runs}):
     for metric in ("pp_tokens_per_s", "tg_tokens_per_s"):
@@ -93,7 +109,8 @@ for p in sorted({r["prompt"] for r in runs}):
             rows.append(f"| {eng:9} | {t} | {test} | {med[eng]:8.2f} | {min(v):8.2f} | {max(v):8.2f} | {len(v)} |")
         if len(med) == 2:
             rows.append(f"| tern / llama.cpp | {t} | {test} | {med['tern'] / med['llama.cpp']:.2f}x | | | |")
-print(f"CPU: {cpu}; model: 2B4T shape, TQ2_0, LLaMA-3 vocabulary; tokens/s")
+import os
+print(f"CPU: {cpu}; model: 2B4T shape, TQ2_0, LLaMA-3 vocabulary; weights held: {os.environ.get('WEIGHTS', 'default')}; tokens/s")
 print("| engine | threads | test | median | min | max | runs |\n|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 json.dump(summary, open(sys.argv[2], "w"), indent=1)

@@ -168,6 +168,16 @@ struct OpenOptions {
   bool checkCpuFeatures = true;
   // The ELF machine the code section must be for (0: this host's).
   uint16_t elfMachine = 0;
+  // How the file's bytes are held (docs/runtime.md "Weights in memory"):
+  // Map shares the page cache (this reader's default: inspection and
+  // validation touch little of the file); Mlock maps and locks the pages so
+  // the kernel cannot drop them; Copy reads the file into anonymous memory
+  // (advised for transparent huge pages) that page-cache reclaim cannot
+  // touch (llama.cpp's --no-mmap); Auto is Copy when the file takes at most
+  // half of the memory the kernel reports available, else Map (what a model
+  // opened to run uses).
+  enum class Memory { Map, Mlock, Copy, Auto };
+  Memory memory = Memory::Map;
 };
 
 class Artifact {
@@ -185,6 +195,13 @@ public:
 
   const std::string &path() const { return path_; }
   std::span<const uint8_t> bytes() const { return bytes_; }
+  // How the bytes are held: Map, Mlock or Copy (Auto resolved; a buffer: Map).
+  OpenOptions::Memory memory() const { return memory_; }
+  // "map" | "mlock" | "copy".
+  const char *memoryName() const;
+  // Bytes of the file's memory that the kernel backs with huge pages now
+  // (/proc/self/smaps; 0 where unknown).
+  uint64_t hugePageBytes() const;
   const tern_artifact_header &header() const { return header_; }
   const std::vector<tern_artifact_section> &sections() const { return table_; }
 
@@ -215,6 +232,7 @@ private:
   std::string path_;
   void *map_ = nullptr;
   size_t mapBytes_ = 0;
+  OpenOptions::Memory memory_ = OpenOptions::Memory::Map;
   std::span<const uint8_t> bytes_;
   tern_artifact_header header_{};
   std::vector<tern_artifact_section> table_;

@@ -740,6 +740,11 @@ absl::StatusOr<std::unique_ptr<model::Model>> openModel(const std::string &path,
   if (endsWith(".tern")) {
     artifact::OpenOptions oo;
     oo.verifyWeightsHash = options.verifyWeightsHash;
+    using WM = model::ModelOptions::WeightsMemory;
+    oo.memory = options.weightsMemory == WM::Mlock  ? artifact::OpenOptions::Memory::Mlock
+                : options.weightsMemory == WM::Copy ? artifact::OpenOptions::Memory::Copy
+                : options.weightsMemory == WM::Map  ? artifact::OpenOptions::Memory::Map
+                                                    : artifact::OpenOptions::Memory::Auto;
     absl::StatusOr<std::unique_ptr<ArtifactModel>> m = ArtifactModel::open(path, options, oo);
     if (!m.ok())
       return m.status();

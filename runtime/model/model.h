@@ -41,6 +41,12 @@ struct ModelOptions {
   bool prefixCache = true;    // share full pages of common prompt prefixes between sessions
   formats::I2SLayout i2sLayout = formats::I2SLayout::X86_QK128;
   bool verifyWeightsHash = true; // .tern: hash the weights section on open
+  // .tern: how the artifact's bytes are held in memory (--mmap, --mlock,
+  // --no-mmap; artifact::OpenOptions::Memory, docs/runtime.md "Weights in
+  // memory"). Auto: an anonymous copy when it fits in half the available
+  // memory, else mapped.
+  enum class WeightsMemory { Auto, Map, Mlock, Copy };
+  WeightsMemory weightsMemory = WeightsMemory::Auto;
   // --head q8: the LM head as int8 rows with one f32 scale per row
   // (formats/q8_rows.h), what `ternc compile --head q8` packs; a .tern
   // carries its own choice (metadata "head").

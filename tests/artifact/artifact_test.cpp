@@ -579,6 +579,43 @@ TEST(ArtifactCode, NotASharedObject) {
   EXPECT_ERR_HAS(check(*w.writeToBuffer()), "ET_DYN");
 }
 
+// --mlock and --no-mmap hold the same bytes as the mapping, and validate the
+// same way (a corrupt file is refused by every mode).
+TEST(ArtifactOpen, EveryMemoryModeHoldsTheSameBytes) {
+  const std::string path = ::testing::TempDir() + "/modes.tern";
+  ASSERT_TRUE(tinyWriter(TINY_MODEL_SO).write(path).ok());
+  auto mapped = Artifact::open(path);
+  ASSERT_TRUE(mapped.ok()) << statusMessage(mapped.status());
+  for (OpenOptions::Memory how : {OpenOptions::Memory::Mlock, OpenOptions::Memory::Copy}) {
+    OpenOptions o;
+    o.memory = how;
+    auto a = Artifact::open(path, o);
+    if (how == OpenOptions::Memory::Mlock && !a.ok() &&
+        a.status().code() == absl::StatusCode::kResourceExhausted) {
+      // An unprivileged user with a small RLIMIT_MEMLOCK: the error must say so.
+      EXPECT_ERR_HAS(a.status(), "--mlock");
+      EXPECT_ERR_HAS(a.status(), path);
+      continue;
+    }
+    ASSERT_TRUE(a.ok()) << statusMessage(a.status());
+    ASSERT_EQ((*a)->bytes().size(), (*mapped)->bytes().size());
+    EXPECT_TRUE(std::equal((*a)->bytes().begin(), (*a)->bytes().end(), (*mapped)->bytes().begin()));
+    EXPECT_NE((*a)->bytes().data(), (*mapped)->bytes().data());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>((*a)->weights().data()) % 64, 0u);
+  }
+  // A file cut short is refused in Copy mode as when mapped.
+  {
+    std::vector<uint8_t> bytes = testing::readFile(path);
+    bytes.resize(bytes.size() / 2);
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
+  }
+  OpenOptions o;
+  o.memory = OpenOptions::Memory::Copy;
+  EXPECT_FALSE(Artifact::open(path, o).ok());
+  std::filesystem::remove(path);
+}
+
 TEST(ArtifactOpen, MissingAndEmptyFiles) {
   EXPECT_ERR_HAS(Artifact::open("/nonexistent/x.tern").status(), "/nonexistent/x.tern");
   const std::string path = ::testing::TempDir() + "/empty.tern";

@@ -74,6 +74,20 @@ TEST_F(CliExec, EvalRunBenchOnArtifact) {
   EXPECT_NE(r.err.find("already compiled"), std::string::npos) << r.err;
 }
 
+// --no-mmap and --mlock change where the weights live, never the numbers.
+TEST_F(CliExec, WeightsMemoryModesGiveTheSameLogits) {
+  Result base = run({"eval", tern_, "--tokens", "1,2,3", "--json"});
+  ASSERT_EQ(base.rc, 0) << base.err;
+  for (const char *flag : {"--no-mmap", "--mlock"}) {
+    Result r = run({"eval", tern_, "--tokens", "1,2,3", "--json", flag});
+    if (std::string(flag) == "--mlock" && r.rc != 0 &&
+        r.err.find("cannot lock") != std::string::npos)
+      continue; // unprivileged, small `ulimit -l`: the error names the flag
+    ASSERT_EQ(r.rc, 0) << flag << ": " << r.err;
+    EXPECT_EQ(r.out, base.out) << flag;
+  }
+}
+
 TEST_F(CliExec, NoVerifyWeightsSkipsOnlyTheWeightsHash) {
   auto a = artifact::Artifact::open(tern_);
   ASSERT_TRUE(a.ok());

@@ -762,6 +762,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     }
     j["read_bandwidth_gbps"] = bw;
     if (am) {
+      j["weights_memory"] = {{"mode", am->artifact().memoryName()},
+                             {"huge_page_bytes", am->artifact().hugePageBytes()}};
       j["weights_bytes"] = am->artifact().weights().size();
       j["decode_weight_gbps"] = decodeGbps;
       j["decode_bytes_per_token"] = readPerToken.total;
@@ -807,6 +809,10 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
       out << fmt::format("measured read bandwidth: {:.2f} GB/s ({} threads)\n", bw, threads);
     out << "ukernels run: " << (kernels.empty() ? "none (scalar reference forward pass)" : kernels)
         << "\n";
+    if (am)
+      out << fmt::format("weights in memory: {} ({:.0f} of {:.0f} MiB in huge pages)\n",
+                         am->artifact().memoryName(), am->artifact().hugePageBytes() / 1048576.0,
+                         am->artifact().bytes().size() / 1048576.0);
     warnFallbacks(capi::cxxModel(m->get()), out);
     if (profiled) {
       const model::ThreadPool::Stats ps = profiled->threadPool().stats();

@@ -61,6 +61,21 @@ void addModelFlags(args::Parser &p, Common &c) {
       "--no-verify-weights", [&c] { c.opts.verifyWeightsHash = false; },
       ".tern only: skip hashing the weights section on open\n"
       "(every other check still runs)");
+  p.flag(
+      "--no-mmap", [&c] { c.opts.weightsMemory = model::ModelOptions::WeightsMemory::Copy; },
+      "compiled model: read the artifact into anonymous memory\n"
+      "(huge pages where the kernel gives them; page-cache\n"
+      "reclaim cannot drop it). Default when it takes at most\n"
+      "half the available memory");
+  p.flag(
+      "--mmap", [&c] { c.opts.weightsMemory = model::ModelOptions::WeightsMemory::Map; },
+      "compiled model: map the artifact (shares the page cache\n"
+      "with other processes; opens faster; the kernel may drop\n"
+      "and re-read weight pages). Default when it does not fit");
+  p.flag(
+      "--mlock", [&c] { c.opts.weightsMemory = model::ModelOptions::WeightsMemory::Mlock; },
+      "compiled model: map the artifact and lock it in memory\n"
+      "(needs `ulimit -l` or CAP_IPC_LOCK)");
   p.string("--device", &c.opts.device, "D",
            "where a compiled model runs: cpu, cuda (the CUDA driver's\n"
            "GPU; UNTESTED ON HARDWARE) or cuda-emulated (the GPU\n"
