@@ -90,10 +90,10 @@ for p in $PROMPTS; do
 done
 
 python3 - "$lines" "$out_json" <<'PY'
-import json, statistics, sys, platform
+import json, os, statistics, sys, platform
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-rows, summary = [], {"cpu": cpu, "weights": __import__("os").environ.get("WEIGHTS", "default"), "runs": runs, "table": []}
+rows, summary = [], {"cpu": cpu, "weights": os.environ.get("WEIGHTS", "default"), "runs": runs, "table": []}
 for p in sorted({r["prompt"] for r in runs}):
   for t in sorted({r["threads"] for r in runs}):
     for metric in ("pp_tokens_per_s", "tg_tokens_per_s"):
@@ -109,7 +109,6 @@ for p in sorted({r["prompt"] for r in runs}):
             rows.append(f"| {eng:9} | {t} | {test} | {med[eng]:8.2f} | {min(v):8.2f} | {max(v):8.2f} | {len(v)} |")
         if len(med) == 2:
             rows.append(f"| tern / llama.cpp | {t} | {test} | {med['tern'] / med['llama.cpp']:.2f}x | | | |")
-import os
 print(f"CPU: {cpu}; model: 2B4T shape, TQ2_0, LLaMA-3 vocabulary; weights held: {os.environ.get('WEIGHTS', 'default')}; tokens/s")
 print("| engine | threads | test | median | min | max | runs |\n|---|---|---|---|---|---|---|")
 print("\n".join(rows))

@@ -118,7 +118,7 @@ uint64_t Artifact::hugePageBytes() const {
   uint64_t total = 0;
   while (std::fgets(line, sizeof line, f)) {
     uintptr_t a = 0, b = 0;
-    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2 && std::strchr(line, ' ')) {
+    if (std::sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2) {
       inside = a < hi && b > lo; // a mapping of ours (the kernel may split it)
       continue;
     }

@@ -43,19 +43,7 @@ TEST_P(CudaEmulated, MatchesGoldens) {
   RecordProperty("max_delta_p", fmt::format("{:.5f}", worst));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaEmulated,
-                         ::testing::Values(CudaCase{"tiny-bitnet-i2s", 0.05, 0.03},
-                                           CudaCase{"tiny-bitnet-tq2", 0.10, 0.05},
-                                           CudaCase{"tiny-bitnet-tq1", 0.10, 0.05},
-                                           CudaCase{"tiny-bitnet-f16", 0.10, 0.05},
-                                           CudaCase{"gqa-bitnet-tq2", 0.10, 0.05}),
-                         [](const auto &info) {
-                           std::string n = info.param.model;
-                           for (char &ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch)))
-                               ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaEmulated, cudaFixtureCases(), cudaCaseName);
 
 // Logits of `prompts` fed as sessions: all in shared calls, or each alone.
 std::vector<std::vector<float>>

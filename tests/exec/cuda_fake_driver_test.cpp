@@ -108,19 +108,7 @@ TEST_P(FakeDriver, GoldensAndTheEmulatedDevicesBits) {
               c.model, worst, c.tolerance, (unsigned long long)(*drv)->gpu()->launches());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FakeDriver,
-                         ::testing::Values(CudaCase{"tiny-bitnet-i2s", 0.05, 0.03},
-                                           CudaCase{"tiny-bitnet-tq2", 0.10, 0.05},
-                                           CudaCase{"tiny-bitnet-tq1", 0.10, 0.05},
-                                           CudaCase{"tiny-bitnet-f16", 0.10, 0.05},
-                                           CudaCase{"gqa-bitnet-tq2", 0.10, 0.05}),
-                         [](const auto &info) {
-                           std::string n = info.param.model;
-                           for (char &ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch)))
-                               ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, FakeDriver, cudaFixtureCases(), cudaCaseName);
 
 // A GPU of another major architecture (sm_100) gets the PTX (JIT), not the
 // sm_90 cubin; the same bits.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,22 @@ struct CudaCase {
   const char *model;
   double tolerance, gap;
 };
+
+// The five fixtures and their tolerances, as a test suite's parameters, and
+// the test names they get (cuda_e2e_test.cpp and cuda_fake_driver_test.cpp).
+inline auto cudaFixtureCases() {
+  return ::testing::Values(
+      CudaCase{"tiny-bitnet-i2s", 0.05, 0.03}, CudaCase{"tiny-bitnet-tq2", 0.10, 0.05},
+      CudaCase{"tiny-bitnet-tq1", 0.10, 0.05}, CudaCase{"tiny-bitnet-f16", 0.10, 0.05},
+      CudaCase{"gqa-bitnet-tq2", 0.10, 0.05});
+}
+inline std::string cudaCaseName(const ::testing::TestParamInfo<CudaCase> &info) {
+  std::string n = info.param.model;
+  for (char &ch : n)
+    if (!isalnum(static_cast<unsigned char>(ch)))
+      ch = '_';
+  return n;
+}
 
 // `tag` keeps the artifacts of tests that ctest runs in parallel apart.
 inline std::string cudaArtifact(const std::string &model, const std::string &tag = "") {
