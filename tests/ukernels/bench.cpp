@@ -5,13 +5,18 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <sys/mman.h>
 
 #if defined(__aarch64__)
 #include <asm/hwcap.h>
@@ -228,60 +233,151 @@ struct SpinPool {
   }
 };
 
+// Anonymous memory advised to huge pages (2 MiB aligned), zero-filled.
+struct HugeArena {
+  uint8_t *data = nullptr;
+  size_t size = 0;
+  explicit HugeArena(size_t n) : size((n + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1)) {
+    void *m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      std::perror("mmap");
+      std::abort();
+    }
+#ifdef MADV_HUGEPAGE
+    ::madvise(m, size, MADV_HUGEPAGE);
+#endif
+    data = static_cast<uint8_t *>(m);
+  }
+  ~HugeArena() { ::munmap(data, size); }
+  HugeArena(const HugeArena &) = delete;
+  HugeArena &operator=(const HugeArena &) = delete;
+};
+
 struct StreamCase {
   const Variant *v;
-  int64_t tileM, tileK; // tileK 0: K rounded up to 128 (whole rows per K tile)
+  int64_t tileM, tileK; // tileK 0: K rounded up to 128 (whole rows per K tile);
+                        // -1: 512 where it divides K, else 256 (ternc's i2s
+                        // tiles for the 2B4T shape on AVX-512 hosts)
+};
+
+// Every 2B4T ternary matrix of one StreamCase, 30 layers, packed once per
+// shape and copied into one arena, 64-byte aligned each, in huge pages where
+// the kernel allows them: how the runtime holds a compiled model's weights
+// by default (docs/cli.md, "Weights in memory"), so the rates are the
+// kernels' in situ, not those of 4 KiB pages.
+class StreamSet {
+public:
+  StreamSet(StreamCase sc, int64_t nMax) : sc_(sc) {
+    const int64_t layers = 30;
+    const std::string layout = sc.v->layout;
+    const std::pair<int64_t, int64_t> shapes[] = {
+        {3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
+    std::vector<std::vector<uint8_t>> ones;
+    size_t arenaSize = 0;
+    for (auto [m, k] : shapes) {
+      const int64_t tk = sc.tileK > 0    ? sc.tileK
+                         : sc.tileK == 0 ? (k + 127) / 128 * 128
+                                         : (k % 512 == 0 ? 512 : 256);
+      std::vector<uint8_t> one = packedFor(layout, m, k);
+      if (layout == "i2s" && tk != 256) { // repack the codes at this K tile: any valid bytes do
+        const int64_t mp = (m + sc.tileM - 1) / sc.tileM * sc.tileM, kp = (k + tk - 1) / tk * tk;
+        one.resize((mp * kp / 4 + 63) / 64 * 64 + 4, 0x55);
+        const float s = 1.0f;
+        std::memcpy(one.data() + one.size() - 4, &s, 4);
+      }
+      for (int64_t l = 0; l < layers; ++l) {
+        mats_.push_back({m, k, tk, arenaSize, ones.size()});
+        arenaSize += (one.size() + 63) / 64 * 64;
+        bytes_ += double(one.size());
+        weights_ += double(m) * double(k);
+      }
+      ones.push_back(std::move(one));
+    }
+    arena_ = std::make_unique<HugeArena>(arenaSize);
+    for (const Mat &mt : mats_)
+      std::memcpy(arena_->data + mt.at, ones[mt.one].data(), ones[mt.one].size());
+    std::mt19937 rng(2);
+    q_.resize(nMax * 13824);
+    for (auto &x : q_)
+      x = int8_t(int(rng() % 256) - 128);
+    qs_.assign(nMax, 10.0f);
+    out_.resize(nMax * 13824);
+  }
+  // One decode step's matrices, n tokens.
+  void run(tern_ctx *ctx, int64_t n) {
+    for (const Mat &mt : mats_)
+      reinterpret_cast<MatmulI8>(sc_.v->fn)(ctx, n, q_.data(), qs_.data(), arena_->data + mt.at,
+                                            mt.m, mt.k, sc_.tileM, mt.tk, out_.data(), mt.m,
+                                            nullptr, 0, nullptr, 0);
+  }
+  double bytes() const { return bytes_; }
+  double weights() const { return weights_; }
+
+private:
+  struct Mat {
+    int64_t m, k, tk;
+    size_t at, one; // offset in the arena, index of the packed shape
+  };
+  StreamCase sc_;
+  std::vector<Mat> mats_;
+  std::unique_ptr<HugeArena> arena_;
+  std::vector<int8_t> q_;
+  std::vector<float> qs_, out_;
+  double bytes_ = 0, weights_ = 0;
+};
+
+// The benchmark context for 1 thread (no pool) or 2 (SpinPool).
+struct StreamCtx {
+  SpinPool pool;
+  tern_ctx ctx{};
+  explicit StreamCtx(int64_t threads) {
+    ctx.abi_version = TERN_ABI_VERSION;
+    if (threads > 1) {
+      ctx.pool = &pool;
+      ctx.parallel_for = &SpinPool::parallelFor;
+    }
+  }
 };
 
 void runStream(benchmark::State &st, StreamCase sc) {
-  const int64_t n = st.range(0), threads = st.range(1), layers = 30;
-  const std::string layout = sc.v->layout;
-  const std::pair<int64_t, int64_t> shapes[] = {
-      {3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
-  // Packed bytes: one random matrix per shape, copied into every layer.
-  struct Mat {
-    int64_t m, k, tk;
-    std::vector<uint8_t> bytes;
-  };
-  std::vector<Mat> mats;
-  double totalBytes = 0, totalWeights = 0;
-  for (auto [m, k] : shapes) {
-    const int64_t tk = sc.tileK ? sc.tileK : (k + 127) / 128 * 128;
-    std::vector<uint8_t> one = packedFor(layout, m, k);
-    if (layout == "i2s" && tk != 256) { // repack the codes at this K tile: any valid bytes do
-      const int64_t mp = (m + sc.tileM - 1) / sc.tileM * sc.tileM, kp = (k + tk - 1) / tk * tk;
-      one.resize((mp * kp / 4 + 63) / 64 * 64 + 4, 0x55);
-      const float s = 1.0f;
-      std::memcpy(one.data() + one.size() - 4, &s, 4);
-    }
-    for (int64_t l = 0; l < layers; ++l) {
-      mats.push_back({m, k, tk, one});
-      totalBytes += double(one.size());
-      totalWeights += double(m) * double(k);
-    }
-  }
-  std::mt19937 rng(2);
-  std::vector<int8_t> q(n * 13824);
-  for (auto &x : q)
-    x = int8_t(int(rng() % 256) - 128);
-  std::vector<float> qs(n, 10.0f), out(n * 13824);
-  SpinPool pool;
-  tern_ctx ctx{};
-  ctx.abi_version = TERN_ABI_VERSION;
-  if (threads > 1) {
-    ctx.pool = &pool;
-    ctx.parallel_for = &SpinPool::parallelFor;
-  }
+  const int64_t n = st.range(0), threads = st.range(1);
+  StreamSet set(sc, n);
+  StreamCtx c(threads);
   for (auto _ : st)
-    for (const Mat &mt : mats)
-      reinterpret_cast<MatmulI8>(sc.v->fn)(&ctx, n, q.data(), qs.data(), mt.bytes.data(), mt.m,
-                                           mt.k, sc.tileM, mt.tk, out.data(), mt.m, nullptr, 0,
-                                           nullptr, 0);
+    set.run(&c.ctx, n);
   st.counters["Gweights/s"] =
-      benchmark::Counter(totalWeights * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+      benchmark::Counter(set.weights() * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
   st.counters["GB/s"] =
-      benchmark::Counter(totalBytes * st.iterations() / 1e9, benchmark::Counter::kIsRate);
-  st.counters["MB"] = totalBytes / 1e6;
+      benchmark::Counter(set.bytes() * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  st.counters["MB"] = set.bytes() / 1e6;
+}
+
+// BM_stream_ab/<A>_vs_<B>/n/threads: the two layouts' decode steps
+// alternated inside every iteration (A's matrices, then B's), each timed on
+// its own: this machine's read bandwidth wanders by tens of percent within
+// seconds, so separate runs of A and B cannot resolve a 10-20 % difference;
+// alternating at ~20 ms does. Counters: each side's GB/s and G weights/s
+// over the whole run, and B_over_A = A's time / B's time (> 1: B faster).
+void runStreamAb(benchmark::State &st, StreamCase a, StreamCase b) {
+  const int64_t n = st.range(0), threads = st.range(1);
+  StreamSet sa(a, n), sb(b, n);
+  StreamCtx c(threads);
+  double ta = 0, tb = 0;
+  for (auto _ : st) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sa.run(&c.ctx, n);
+    const auto t1 = std::chrono::steady_clock::now();
+    sb.run(&c.ctx, n);
+    const auto t2 = std::chrono::steady_clock::now();
+    ta += std::chrono::duration<double>(t1 - t0).count();
+    tb += std::chrono::duration<double>(t2 - t1).count();
+  }
+  const double it = double(st.iterations());
+  st.counters["A_GB/s"] = sa.bytes() * it / ta / 1e9;
+  st.counters["B_GB/s"] = sb.bytes() * it / tb / 1e9;
+  st.counters["A_Gw/s"] = sa.weights() * n * it / ta / 1e9;
+  st.counters["B_Gw/s"] = sb.weights() * n * it / tb / 1e9;
+  st.counters["B_over_A"] = ta / tb;
 }
 
 // BM_stream/<layout>_<isa>_<tile>/n/threads for the int8 decode kernels
@@ -294,14 +390,32 @@ void registerStream() {
     if (!v.fn || !hostRuns(isa) || std::string(v.act) != "i8" || isa == "ref" ||
         (layout != "i2s" && layout != "tl2v" && layout != "tl2"))
       continue;
+    if (layout == "i2s") // A/B against tl2v of the same ISA, both at ternc's tiles
+      for (const Variant &w : kVariants)
+        if (w.fn && std::string(w.layout) == "tl2v" && std::string(w.act) == "i8" &&
+            std::string(w.isa) == isa) {
+          const StreamCase a{&v, 128, -1}, b{&w, 128, 64};
+          const std::string name = "BM_stream_ab/i2s_vs_tl2v_" + isa;
+          benchmark::RegisterBenchmark(name.c_str(),
+                                       [a, b](benchmark::State &st) { runStreamAb(st, a, b); })
+              ->ArgNames({"n", "threads"})
+              ->Args({1, 1})
+              ->Args({1, 2})
+              ->Args({2, 2})
+              ->Args({4, 2})
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
     std::vector<StreamCase> cases;
     if (layout == "i2s")
       cases = {{&v, 32, 256}, {&v, 32, 0}};
+    else if (layout == "tl2")
+      cases = {{&v, 32, 240}};
     else
-      cases = {{&v, 32, layout == "tl2" ? 240 : 64}};
+      cases = {{&v, 32, 64}, {&v, 128, 64}};
     for (StreamCase sc : cases) {
-      const std::string name = "BM_stream/" + layout + "_" + isa + "_32x" +
-                               (sc.tileK ? std::to_string(sc.tileK) : std::string("K"));
+      const std::string name = "BM_stream/" + layout + "_" + isa + "_" + std::to_string(sc.tileM) +
+                               "x" + (sc.tileK ? std::to_string(sc.tileK) : std::string("K"));
       benchmark::RegisterBenchmark(name.c_str(), [sc](benchmark::State &st) { runStream(st, sc); })
           ->ArgNames({"n", "threads"})
           ->Args({1, 1})
