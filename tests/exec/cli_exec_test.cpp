@@ -1,9 +1,11 @@
 // `tern eval/run/bench` on a .tern, and `--compile` through the artifact
 // cache with a stand-in ternc (a shell script copying a prebuilt artifact).
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "runtime/artifact/artifact.h"
@@ -218,6 +220,55 @@ TEST_F(CliExec, BenchParallelReportsAggregateAndPerSession) {
   r = run({"bench", tern_, "--json", "-p", "5", "-n", "2", "-r", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_FALSE(nlohmann::json::parse(r.out).contains("aggregate_tg_tokens_per_s"));
+}
+
+// `tern bench A --versus B`: both models' prompts and decode steps
+// alternated in the same repetitions; each side's medians and B / A per
+// repetition. Wrong combinations and a missing B are errors naming them.
+TEST_F(CliExec, BenchVersusAlternatesTwoModels) {
+  Result r = run({"bench", tern_, "--versus", tern_, "--json", "-p", "4", "-n", "3", "-r", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("versus")) << r.out;
+  const nlohmann::json &v = j["versus"];
+  EXPECT_EQ(v["a"]["model"], tern_);
+  EXPECT_EQ(v["b"]["model"], tern_);
+  for (const char *side : {"a", "b"}) {
+    EXPECT_GT(v[side]["pp_tokens_per_s"].get<double>(), 0) << side;
+    EXPECT_GT(v[side]["tg_tokens_per_s"].get<double>(), 0) << side;
+  }
+  for (const char *key : {"pp_b_over_a_runs", "tg_b_over_a_runs"}) {
+    ASSERT_TRUE(v[key].is_array()) << key;
+    ASSERT_EQ(v[key].size(), 3u) << key;
+    std::vector<double> runs;
+    for (const auto &x : v[key])
+      runs.push_back(x.get<double>());
+    std::sort(runs.begin(), runs.end());
+    const std::string agg = std::string(key).substr(0, 2) + "_b_over_a";
+    EXPECT_GT(runs[0], 0) << key;
+    EXPECT_DOUBLE_EQ(v[agg]["median"].get<double>(), runs[1]) << agg;
+    EXPECT_DOUBLE_EQ(v[agg]["min"].get<double>(), runs[0]) << agg;
+    EXPECT_DOUBLE_EQ(v[agg]["max"].get<double>(), runs[2]) << agg;
+  }
+  r = run({"bench", tern_, "--versus", tern_, "-p", "4", "-n", "2", "-r", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("decode: 2 tokens: A "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("B / A "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ukernels run, B: "), std::string::npos) << r.out;
+
+  for (const char *flag : {"--profile", "--parallel"}) {
+    std::vector<std::string> args = {"bench", tern_, "--versus", tern_, flag};
+    if (std::string(flag) == "--parallel")
+      args.push_back("2");
+    r = run(args);
+    EXPECT_EQ(r.rc, 2) << flag;
+    EXPECT_NE(r.err.find(std::string(flag) + " and --versus"), std::string::npos) << r.err;
+  }
+  const std::string missing = (dir_ / "missing.tern").string();
+  r = run({"bench", tern_, "--versus", missing, "-p", "4", "-n", "1", "-r", "1"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("bench --versus"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("missing.tern"), std::string::npos) << r.err;
 }
 
 } // namespace

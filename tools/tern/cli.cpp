@@ -430,6 +430,15 @@ gate_up, down), head, embed, norm, quantize, rope, attention, add, act_mul,
 runtime's batch bookkeeping), and the time the forward thread waited for
 the pool's workers (part of the ops' times). With --json: key "profile".
 
+--versus MODEL2 (A/B): opens MODEL2 with the same options beside MODEL and
+runs both in the same repetitions, alternately: the two prompts one after
+the other, then one decode step of each in turn (the order swapped every
+repetition and step), each step timed on its own. A machine whose read
+bandwidth wanders by tens of percent within seconds cannot resolve a 10 %
+difference between two separate runs; alternating steps of ~30 ms can.
+Prints both engines' tokens/s (median over the repetitions) and MODEL2 /
+MODEL per repetition (median, min, max). With --json: key "versus".
+
 --sampling measures the sampler alone (no model), one thread, on synthetic
 logits (normal(0, 1) x 3, seeded) over a 128256-entry vocabulary: the default
 chain, the chain with top-k 0 (top-p 0.95 + min-p 0.05 over the whole
@@ -613,6 +622,128 @@ absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int
   return absl::OkStatus();
 }
 
+// One model of an A/B run: its session of the current repetition and the
+// times of that repetition's prompt and steps.
+struct VersusSide {
+  tern_model *m = nullptr;
+  SessionHandle s;
+  double pp = 0, tg = 0;
+};
+
+// Prefill of one side (timed into side.pp).
+absl::Status versusPrefill(VersusSide &side, const std::vector<int32_t> &prompt) {
+  tern_session *raw = nullptr;
+  if (tern_status st = tern_session_create(side.m, &raw))
+    return apiStatus(st);
+  side.s.reset(raw);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (tern_status st = tern_decode(side.s.get(), prompt.data(), prompt.size()))
+    return apiStatus(st);
+  side.pp = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  side.tg = 0;
+  return absl::OkStatus();
+}
+
+// One greedy decode step of one side (its time added to side.tg).
+absl::Status versusStep(VersusSide &side) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const float *logits = nullptr;
+  size_t n = 0;
+  int32_t next = 0;
+  if (tern_status st = tern_session_logits(side.s.get(), &logits, &n))
+    return apiStatus(st);
+  if (tern_status st = tern_logits_argmax(logits, n, &next))
+    return apiStatus(st);
+  if (tern_status st = tern_decode(side.s.get(), &next, 1))
+    return apiStatus(st);
+  side.tg += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return absl::OkStatus();
+}
+
+// Median, min and max of a non-empty list.
+struct Spread {
+  double median, min, max;
+};
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
+}
+
+// tern bench MODEL --versus MODEL2: both models' prompts and decode steps
+// alternated within every repetition (see kBenchUsage).
+int benchVersus(tern_model *a, tern_model *b, const std::string &pathA, const std::string &pathB,
+                const std::vector<int32_t> &prompt, int nGen, int reps, int threads, bool json,
+                std::ostream &out, std::ostream &err) {
+  std::vector<double> ppA, ppB, tgA, tgB, ppRatio, tgRatio;
+  VersusSide sa, sb;
+  sa.m = a;
+  sb.m = b;
+  for (int r = 0; r < reps; ++r) {
+    VersusSide *first = r % 2 ? &sb : &sa, *second = r % 2 ? &sa : &sb;
+    for (VersusSide *side : {first, second})
+      if (absl::Status e = versusPrefill(*side, prompt); !e.ok())
+        return fail(err, "bench --versus", e);
+    for (int i = 0; i < nGen; ++i) {
+      VersusSide *order[2] = {&sa, &sb};
+      if ((i + r) % 2)
+        std::swap(order[0], order[1]);
+      for (VersusSide *side : order)
+        if (absl::Status e = versusStep(*side); !e.ok())
+          return fail(err, "bench --versus", e);
+    }
+    ppA.push_back(double(prompt.size()) / std::max(1e-9, sa.pp));
+    ppB.push_back(double(prompt.size()) / std::max(1e-9, sb.pp));
+    ppRatio.push_back(ppB.back() / ppA.back());
+    if (nGen > 0) {
+      tgA.push_back(nGen / std::max(1e-9, sa.tg));
+      tgB.push_back(nGen / std::max(1e-9, sb.tg));
+      tgRatio.push_back(tgB.back() / tgA.back());
+    }
+    sa.s.reset();
+    sb.s.reset();
+  }
+  const Spread pa = spread(ppA), pb = spread(ppB), pr = spread(ppRatio);
+  const Spread ta = nGen > 0 ? spread(tgA) : Spread{}, tb = nGen > 0 ? spread(tgB) : Spread{},
+               tr = nGen > 0 ? spread(tgRatio) : Spread{};
+  if (json) {
+    auto side = [](const std::string &path, const Spread &pp, const Spread &tg) {
+      return nlohmann::ordered_json{
+          {"model", path}, {"pp_tokens_per_s", pp.median}, {"tg_tokens_per_s", tg.median}};
+    };
+    nlohmann::ordered_json j;
+    j["threads"] = threads;
+    j["machine"] = {{"cpu", cpuModelName()},
+                    {"hardware_threads", std::thread::hardware_concurrency()}};
+    j["n_prompt"] = prompt.size();
+    j["n_gen"] = nGen;
+    j["repetitions"] = reps;
+    j["versus"] = {{"a", side(pathA, pa, ta)},
+                   {"b", side(pathB, pb, tb)},
+                   {"pp_b_over_a", {{"median", pr.median}, {"min", pr.min}, {"max", pr.max}}},
+                   {"tg_b_over_a", {{"median", tr.median}, {"min", tr.min}, {"max", tr.max}}},
+                   {"pp_b_over_a_runs", ppRatio},
+                   {"tg_b_over_a_runs", tgRatio}};
+    out << j.dump() << "\n";
+    return 0;
+  }
+  out << fmt::format("A: {}\n   {}\n", pathA, tern_model_describe(a));
+  out << fmt::format("B: {}\n   {}\n", pathB, tern_model_describe(b));
+  out << fmt::format("machine: {} ({} hardware threads), {} threads; {} repetitions, prompts and "
+                     "decode steps alternated\n",
+                     cpuModelName(), std::thread::hardware_concurrency(), threads, reps);
+  out << fmt::format("prompt processing: {} tokens: A {:.2f}, B {:.2f} tokens/s (medians); B / A "
+                     "{:.3f}x (median; min {:.3f}, max {:.3f})\n",
+                     prompt.size(), pa.median, pb.median, pr.median, pr.min, pr.max);
+  if (nGen > 0)
+    out << fmt::format("decode: {} tokens: A {:.2f}, B {:.2f} tokens/s (medians); B / A {:.3f}x "
+                       "(median; min {:.3f}, max {:.3f})\n",
+                       nGen, ta.median, tb.median, tr.median, tr.min, tr.max);
+  out << "ukernels run, A: " << kernelsLine(capi::cxxModel(a)) << "\n";
+  out << "ukernels run, B: " << kernelsLine(capi::cxxModel(b)) << "\n";
+  return 0;
+}
+
 int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream &err) {
   Common c;
   bool json = false, sampling = false, profile = false;
@@ -629,6 +760,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   p.integer("-r,--repetitions", &reps, 1, 1 << 20, "N", "repetitions, best kept (default 3)");
   p.flag("--json", &json, "one JSON object");
   p.flag("--profile", &profile, "time per op kind of prefill and decode (see above)");
+  std::string versus;
+  p.string("--versus", &versus, "MODEL2", "A/B: MODEL2 alternated with MODEL (see above)");
   addModelFlags(p, c);
   if (std::optional<int> rc = parseCommand(p, c, a, out, err, /*needModel=*/false))
     return *rc;
@@ -644,6 +777,12 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
               "--sampling measures the sampler alone; it takes no model (got '{}')", c.modelPath)));
     return benchSampling(vocab, minTime, json, out, err);
   }
+  if (!versus.empty())
+    for (const char *f : {"--profile", "--parallel"})
+      if (p.given(f))
+        return fail(err, "bench",
+                    absl::InvalidArgumentError(
+                        fmt::format("{} and --versus: measure one model at a time with {}", f, f)));
   for (const char *f : {"--vocab", "--min-time"}) // (--profile: checked after the model opens)
     if (p.given(f))
       return fail(err, "bench",
@@ -678,6 +817,26 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   std::vector<int32_t> prompt(size_t(std::max(nPrompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)
     prompt[i] = int32_t((i * 7919 + 13) % uint32_t(info.n_vocab));
+  if (!versus.empty()) {
+    Common c2 = c;
+    c2.modelPath = versus;
+    absl::StatusOr<ModelHandle> m2 = openHandle(c2, err);
+    if (!m2.ok())
+      return fail(err, "bench --versus", m2.status());
+    tern_model_info info2;
+    if (tern_status st = tern_model_get_info(m2->get(), &info2))
+      return fail(err, "bench --versus", apiStatus(st));
+    if (info2.n_vocab != info.n_vocab)
+      return fail(err, "bench --versus",
+                  absl::InvalidArgumentError(fmt::format(
+                      "'{}' has a vocabulary of {} tokens, '{}' one of {}: the prompt ids must "
+                      "mean the same in both",
+                      c.modelPath, info.n_vocab, versus, info2.n_vocab)));
+    const int threads =
+        info.threads > 0 ? int(info.threads) : int(std::thread::hardware_concurrency());
+    return benchVersus(m->get(), m2->get(), c.modelPath, versus, prompt, nGen, reps, threads, json,
+                       out, err);
+  }
   double bestPp = 0, bestTg = 0;
   const int nParallel = int(c.opts.parallel);
   ParallelBench par;
