@@ -569,6 +569,8 @@ model::KvUsage ArtifactModel::kvUsage() const { return model::kvUsageOf(*kv_); }
 
 void ArtifactModel::setProfile(OpProfile *p) {
   profile_ = p;
+  if (p)
+    p->setWaitCounter(&barrier_.waitNsCounter()); // thread 0's waits in a region
   threads_->setTiming(p != nullptr);
 }
 

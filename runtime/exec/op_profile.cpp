@@ -56,9 +56,12 @@ void OpProfile::hook(void *self, int32_t op, int32_t end, int64_t a, int64_t b, 
   OpProfile &p = *static_cast<OpProfile *>(self);
   if (!end) {
     p.startNs_ = nowNs();
+    p.startWait_ = p.waitCounter_ ? p.waitCounter_->load(std::memory_order_relaxed) : 0;
     return;
   }
   const uint64_t dt = uint64_t(std::max<int64_t>(0, nowNs() - p.startNs_));
+  const uint64_t waited =
+      p.waitCounter_ ? p.waitCounter_->load(std::memory_order_relaxed) - p.startWait_ : 0;
   int kind;
   switch (op) {
   case TERN_OP_MATMUL:
@@ -94,6 +97,7 @@ void OpProfile::hook(void *self, int32_t op, int32_t end, int64_t a, int64_t b, 
     return;
   }
   p.ops_[size_t(kind)].ns += dt;
+  p.ops_[size_t(kind)].waitNs += waited;
   ++p.ops_[size_t(kind)].calls;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ public:
 
   struct Entry {
     uint64_t ns = 0, calls = 0;
+    uint64_t waitNs = 0; // of ns: the forward thread waiting for the others at the op's barriers
   };
   const std::array<Entry, kOpKinds> &ops() const { return ops_; }
   uint64_t opsNs() const; // sum of ops()
@@ -50,6 +52,11 @@ public:
   uint64_t otherNs() const; // forwardNs - opsNs (>= 0)
   uint64_t waitNs() const { return waitNs_; }
   uint64_t unknownOps() const { return unknown_; } // hook calls with an unknown op kind
+
+  // Where the forward thread's waiting is counted (a running total in ns,
+  // e.g. the region barrier's), read at each op's start and end to charge
+  // each op kind its waiting. nullptr: no per-op waiting.
+  void setWaitCounter(const std::atomic<uint64_t> *c) { waitCounter_ = c; }
 
   // The hook (tern_profile_fn) over an OpProfile* as arg.
   static void hook(void *self, int32_t op, int32_t end, int64_t a, int64_t b, int64_t c);
@@ -67,6 +74,8 @@ private:
   std::array<Entry, kOpKinds> ops_{};
   uint64_t forwardNs_ = 0, forwardCalls_ = 0, waitNs_ = 0, unknown_ = 0;
   int64_t startNs_ = 0;
+  const std::atomic<uint64_t> *waitCounter_ = nullptr;
+  uint64_t startWait_ = 0;
   bool afterAttention_ = false; // the next hidden x q_dim matmul is o
 };
 

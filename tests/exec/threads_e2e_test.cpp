@@ -151,7 +151,7 @@ TEST(BenchProfileE2E, JsonKeysAreSane) {
     EXPECT_GT(wall, 0.0);
     const uint64_t calls = p.value("forward_calls", uint64_t(0));
     EXPECT_EQ(calls, std::string(phase) == "decode" ? uint64_t(nGen) : 1u);
-    double sum = 0;
+    double sum = 0, opWaits = 0;
     for (const char *op :
          {"matmul_qkv", "matmul_o", "matmul_gate_up", "matmul_down", "matmul_other", "head",
           "embed", "norm", "quantize", "rope", "attention", "add", "act_mul"}) {
@@ -159,7 +159,13 @@ TEST(BenchProfileE2E, JsonKeysAreSane) {
       const double ms = p["ops"][op].value("ms", -1.0);
       EXPECT_GE(ms, 0.0) << op;
       sum += ms;
+      // The forward thread's waiting at the op's barriers is part of its time.
+      const double waited = p["ops"][op].value("wait_ms", -1.0);
+      EXPECT_GE(waited, 0.0) << op;
+      EXPECT_LE(waited, ms + 1e-6) << op;
+      opWaits += waited;
     }
+    EXPECT_LE(opWaits, p.value("wait_ms", -1.0) + 1e-6);
     EXPECT_NEAR(sum, p.value("ops_ms", -1.0), 1e-6 * std::max(1.0, sum));
     EXPECT_LE(sum, wall);
     EXPECT_NEAR(p.value("other_ms", -1.0), wall - sum, 1e-3 + 1e-6 * wall);

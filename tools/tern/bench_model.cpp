@@ -54,7 +54,8 @@ nlohmann::ordered_json profileJson(const exec::OpProfile &p, uint64_t tokens) {
   nlohmann::ordered_json ops = nlohmann::ordered_json::object();
   for (int k = 0; k < exec::OpProfile::kOpKinds; ++k) {
     const exec::OpProfile::Entry &e = p.ops()[size_t(k)];
-    ops[exec::OpProfile::name(k)] = {{"ms", ms(e.ns)}, {"calls", e.calls}};
+    ops[exec::OpProfile::name(k)] = {
+        {"ms", ms(e.ns)}, {"calls", e.calls}, {"wait_ms", ms(e.waitNs)}};
   }
   j["ops"] = ops;
   j["ops_ms"] = ms(p.opsNs());
@@ -69,18 +70,22 @@ void printProfile(const exec::OpProfile &p, const char *phase, uint64_t tokens, 
   const double wall = ms(p.forwardNs()) / div;
   out << fmt::format("profile, {}: {} tokens in {} forward calls, {:.3f} ms{}\n", phase, tokens,
                      p.forwardCalls(), wall, perToken ? " per token" : "");
-  auto row = [&](const char *name, uint64_t ns, uint64_t calls) {
+  auto row = [&](const char *name, uint64_t ns, uint64_t calls, uint64_t waitNs) {
     const double v = ms(ns) / div;
     out << fmt::format("  {:<16} {:>10.3f} ms {:>5.1f}%", name, v,
                        wall > 0 ? 100.0 * v / wall : 0.0);
     if (calls)
-      out << fmt::format("  ({} calls)", calls);
+      out << fmt::format("  ({} calls", calls);
+    if (calls && waitNs)
+      out << fmt::format(", {:.3f} ms waiting", ms(waitNs) / div);
+    if (calls)
+      out << ")";
     out << "\n";
   };
   for (int k = 0; k < exec::OpProfile::kOpKinds; ++k)
-    if (p.ops()[size_t(k)].calls)
-      row(exec::OpProfile::name(k), p.ops()[size_t(k)].ns, p.ops()[size_t(k)].calls);
-  row("other (glue)", p.otherNs(), 0);
+    if (const exec::OpProfile::Entry &e = p.ops()[size_t(k)]; e.calls)
+      row(exec::OpProfile::name(k), e.ns, e.calls, e.waitNs);
+  row("other (glue)", p.otherNs(), 0, 0);
   const double wait = ms(p.waitNs()) / div;
   out << fmt::format("  waiting for workers (part of the ops above): {:.3f} ms {:.1f}%\n", wait,
                      wall > 0 ? 100.0 * wait / wall : 0.0);
