@@ -254,15 +254,20 @@ void RegionBarrier::wait(bool timed) {
     noSpin_.store(noSpin - 1, std::memory_order_relaxed); // racy decrement: a hint only
   int64_t deadline = 0;
   for (uint32_t i = 1; noSpin == 0; ++i) {
-    if (generation_.load(std::memory_order_acquire) != gen)
+    if (generation_.load(std::memory_order_acquire) != gen) {
+      timeouts_.store(0, std::memory_order_relaxed);
       break;
+    }
     cpuRelax();
     if ((i & 63) == 0) {
       const int64_t now = nowNs();
       if (deadline == 0) {
         deadline = now + kSpinNs;
       } else if (now >= deadline) {
-        noSpin_.store(kBackoffWaits, std::memory_order_relaxed);
+        if (timeouts_.fetch_add(1, std::memory_order_relaxed) + 1 >= kTimeoutsToBackoff) {
+          timeouts_.store(0, std::memory_order_relaxed);
+          noSpin_.store(kBackoffWaits, std::memory_order_relaxed);
+        }
         break;
       }
     }

@@ -148,10 +148,14 @@ private:
 // A barrier for the threads of one ThreadPool::region: a central arrival
 // counter and a generation (each on its own cache line). A thread spins on
 // the generation for a bounded time, then sleeps on it (a futex); the last
-// arrival wakes sleepers only when there are some. When a spin times out
-// (the thread it waits for is not running: more threads than cores, or a
-// loaded machine), the next kBackoffWaits waits (of any thread) sleep at
-// once; then spinning is tried again.
+// arrival wakes sleepers only when there are some. When kTimeoutsToBackoff
+// spins in a row time out (the threads waited for are not running: more
+// threads than cores, or a loaded machine), the next kBackoffWaits waits (of
+// any thread) sleep at once; then spinning is tried again. A spin that ends
+// in time resets the count: one long wait (an op whose slices took unequal
+// times, e.g. the LM head once per decode step) is not a loaded machine, and
+// the ~450 barriers of a decode step must not sleep after it (a futex
+// wake-up per barrier cost a 2-thread decode step ~15 %: docs/runtime.md).
 class RegionBarrier {
 public:
   explicit RegionBarrier(int threads = 1) { reset(threads); }
@@ -166,18 +170,23 @@ public:
   // waiting to waitNs() when `timed`.
   void wait(bool timed = false);
   uint64_t waitNs() const { return waitNs_.load(std::memory_order_relaxed); }
+  const std::atomic<uint64_t> &waitNsCounter() const { return waitNs_; }
   uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
   uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
 
   static constexpr int64_t kSpinNs = 50'000; // 50 us
+  static constexpr uint32_t kTimeoutsToBackoff = 4;
   static constexpr uint32_t kBackoffWaits = 256;
+  // Waits left that sleep without spinning (0: spinning on).
+  uint32_t noSpinLeft() const { return noSpin_.load(std::memory_order_relaxed); }
 
 private:
   uint32_t n_ = 1;
   alignas(64) std::atomic<uint32_t> arrived_{0};
   alignas(64) std::atomic<uint32_t> generation_{0};
   alignas(64) std::atomic<uint32_t> sleepers_{0};
-  std::atomic<uint32_t> noSpin_{0}; // waits left without spinning
+  std::atomic<uint32_t> noSpin_{0};   // waits left without spinning
+  std::atomic<uint32_t> timeouts_{0}; // spins timed out in a row (a hint: racy)
   std::atomic<uint64_t> waitNs_{0}, waits_{0}, sleeps_{0};
 };
 

@@ -208,5 +208,30 @@ TEST(ThreadPoolSpin, BackoffGrowsWhenLateAndDecaysWhenOnTime) {
   EXPECT_EQ(pool.stats().backoff, ThreadPool::kMinBackoff);
 }
 
+// RegionBarrier's backoff: one wait whose spin times out (the other thread
+// arrives 2 ms late, far past kSpinNs) leaves spinning on; kTimeoutsToBackoff
+// of them in a row switch it off for kBackoffWaits waits. (Only the late
+// thread's sleeps decide which waits time out, so this does not depend on
+// the machine's load.)
+TEST(RegionBarrierSpin, OneLongWaitKeepsSpinningTimeoutsInARowBackOff) {
+  for (uint32_t slowRounds : {1u, RegionBarrier::kTimeoutsToBackoff}) {
+    RegionBarrier b(2);
+    std::thread late([&] {
+      for (uint32_t i = 0; i < slowRounds; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        b.wait();
+      }
+    });
+    for (uint32_t i = 0; i < slowRounds; ++i)
+      b.wait();
+    late.join();
+    if (slowRounds < RegionBarrier::kTimeoutsToBackoff)
+      EXPECT_EQ(b.noSpinLeft(), 0u) << slowRounds << " long wait(s) switched spinning off";
+    else
+      EXPECT_EQ(b.noSpinLeft(), RegionBarrier::kBackoffWaits)
+          << slowRounds << " timed-out spins in a row left spinning on";
+  }
+}
+
 } // namespace
 } // namespace tern::model
