@@ -315,6 +315,14 @@ constexpr Rates kI2sAvx2Rowwise{17.1, 36.8, 37.1};
 // Remeasured 2026-12-02 in one run (docs/cost-model.md): i2s VNNI (n >= 6
 // tokens run the AMX GEMM: the old 76/81 G/s predate it) and tl2v VNNI.
 constexpr Rates kI2sVnni{71.1, 377.0, 315.4}, kTl2vVnni{62.9, 76.7, 78.8};
+// i2s VNNI on a CPU without AMX-INT8 (--target native on e.g. AMD Zen 4/5):
+// batches of 6+ tokens run the VNNI body, not the AMX GEMM. Not measured
+// on Intel (AMX always runs there); on AMD EPYC Zen 5 (2026-12-02, in cache,
+// 2560x2560 and 13824x2560) the VNNI body prefills at 0.87x tl2v's rate at
+// n = 64 (137.7 / 158.1 G/s) and 0.85x at n = 128 (141.0 / 165.5), decodes
+// level with it (117.6 / 116.6): entered as those prefill ratios times
+// kTl2vVnni's, decode as kI2sVnni's (docs/cost-model.md, "Hosts without AMX").
+constexpr Rates kI2sVnniNoAmx{71.1, 0.87 * 76.7, 0.85 * 78.8};
 // tl2v avx2 (Tl2vAvx2): decode remeasured with the others above; prefill
 // (loaded machine, one run with i2s avx2: tl2v / i2s = 53.6 / 68.4 G/s at
 // n = 64, 54.2 / 67.0 at n = 128) entered as those ratios times kI2sAvx2's.
@@ -334,7 +342,7 @@ KernelCost row(KernelLayout l, ActQuant a, const char *variant, Rates r, bool me
 // that have no kernel with this ISA's instructions. tl2 on avx512_vnni is
 // the scalar twin: the tl2 kernel is an AVX2 pshufb body, and #tern.kernel's
 // ISA names the callee (a VNNI target never calls an avx2 variant).
-std::vector<KernelCost> x86Table(llvm::StringRef isa) {
+std::vector<KernelCost> x86Table(llvm::StringRef isa, bool amx = true) {
   const ActQuant T = ActQuant::Token, N = ActQuant::None;
   const KernelLayout I2S = KernelLayout::I2S, TL2 = KernelLayout::TL2, TQ2 = KernelLayout::TQ2,
                      TQ1 = KernelLayout::TQ1, TL2V = KernelLayout::TL2V;
@@ -343,8 +351,10 @@ std::vector<KernelCost> x86Table(llvm::StringRef isa) {
     t = {row(TL2, T, "avx2", kTl2Avx2, true), row(I2S, T, "avx2", kI2sAvx2, true),
          row(I2S, N, "avx2", kI2sF32Avx2, true), row(TL2V, T, "avx2", kTl2vAvx2, true)};
   else
-    t = {row(I2S, T, "avx512_vnni", kI2sVnni, true), row(TL2V, T, "avx512_vnni", kTl2vVnni, true),
-         row(TL2, T, "ref", kTl2Ref, true), row(I2S, N, "avx512_vnni", kI2sF32Avx512, true)};
+    t = {amx ? row(I2S, T, "avx512_vnni", kI2sVnni, true)
+             : row(I2S, T, "avx512_vnni", kI2sVnniNoAmx, false),
+         row(TL2V, T, "avx512_vnni", kTl2vVnni, true), row(TL2, T, "ref", kTl2Ref, true),
+         row(I2S, N, "avx512_vnni", kI2sF32Avx512, true)};
   for (KernelCost c :
        {row(TQ2, T, "ref", kTq2Ref, true), row(TQ1, T, "ref", kTq1Ref, true),
         row(TL2, N, "ref", kTl2F32Ref, true), row(TQ2, N, "ref", kTq2F32Ref, true),
@@ -399,15 +409,22 @@ public:
   std::vector<KernelCost> costTable() const override { return x86Table("avx2"); }
 };
 
+// `amx`: whether the target CPU has AMX-INT8, which the i2s entry's prefill
+// GEMM uses (the named target avx512_vnni assumes it; --target native asks
+// the host).
 class Avx512VnniTarget : public TargetInfo {
 public:
+  explicit Avx512VnniTarget(bool amx = true) : amx_(amx) {}
   Isa isa() const override { return Isa::AVX512VNNI; }
   int vectorBits() const override { return 512; }
   int cores() const override { return 16; }
   int64_t l1Bytes() const override { return 48 << 10; }
   int64_t l2Bytes() const override { return 2 << 20; }
   double bandwidthGBs() const override { return 120; }
-  std::vector<KernelCost> costTable() const override { return x86Table("avx512_vnni"); }
+  std::vector<KernelCost> costTable() const override { return x86Table("avx512_vnni", amx_); }
+
+private:
+  bool amx_;
 };
 
 class NeonTarget : public TargetInfo {
@@ -535,9 +552,15 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name) {
   return m;
 }
 
+std::unique_ptr<TargetInfo> createAvx512VnniTargetInfo(bool amx) {
+  return std::make_unique<Avx512VnniTarget>(amx);
+}
+
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name) {
   if (name == "native" || name == "x86-64-v3" || name == "x86-64-v4") {
     std::optional<MachineTarget> m = resolveMachineTarget(name);
+    if (name == "native" && m->kernelTarget == "avx512_vnni")
+      return createAvx512VnniTargetInfo(llvm::StringRef(m->headerFeatures).contains("+amx-int8"));
     return createTargetInfo(m->kernelTarget);
   }
   if (name == "avx2" || name == "x86-64-avx2")

@@ -163,6 +163,10 @@ std::optional<MachineTarget> resolveMachineTarget(llvm::StringRef name);
 // "cuda:sm_90" (alias "cuda"),
 // "native" (the host). Null for an unknown name.
 std::unique_ptr<TargetInfo> createTargetInfo(llvm::StringRef name);
+// The avx512_vnni target for a CPU with or without AMX-INT8 (the i2s prefill
+// GEMM's engine: its rate decides i2s vs tl2v). createTargetInfo gives the
+// named target `amx` = true and `native` the host's answer.
+std::unique_ptr<TargetInfo> createAvx512VnniTargetInfo(bool amx);
 // Names accepted by createTargetInfo, for messages.
 const char *targetNames();
 

@@ -244,4 +244,28 @@ TEST(CostModel, EveryRowIsARealKernel) {
   }
 }
 
+// avx512_vnni with and without AMX-INT8 (--target native asks the host):
+// with AMX the i2s prefill GEMM makes i2s the default for every 2B4T matrix;
+// without it (e.g. AMD Zen 4/5) i2s prefills on its VNNI body, slower than
+// tl2v's batch body, and decodes level with it, so tl2v (1.67 bits, fewer
+// bytes per step) wins every matrix -- as measured end to end on Zen 5
+// (docs/performance.md, 8th session).
+TEST(CostModel, Avx512WithoutAmxPrefersTl2v) {
+  for (bool amx : {true, false}) {
+    auto ti = tern::compiler::createAvx512VnniTargetInfo(amx);
+    ASSERT_TRUE(ti);
+    EXPECT_EQ(ti->name(), "avx512_vnni");
+    const auto i2s = ti->cost(tern::ir::KernelLayout::I2S, tern::compiler::ActQuant::Token);
+    ASSERT_TRUE(i2s);
+    EXPECT_EQ(i2s->measured, amx) << "the no-AMX i2s row is derived, not measured";
+    for (auto [m, k] :
+         {std::pair<int64_t, int64_t>{3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}}) {
+      auto c = ti->candidates(m, k, tern::ir::WeightFormat::TQ2_0, true);
+      ASSERT_FALSE(c.empty());
+      EXPECT_EQ(c.front().layout, amx ? tern::ir::KernelLayout::I2S : tern::ir::KernelLayout::TL2V)
+          << "amx " << amx << " " << m << "x" << k << ": " << c.front().describe();
+    }
+  }
+}
+
 } // namespace
