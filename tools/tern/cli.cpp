@@ -579,6 +579,30 @@ absl::StatusOr<ParallelBench> benchParallel(tern_model *m, int nSessions, size_t
   return best;
 }
 
+// One greedy decode step: the session's argmax token decoded.
+absl::Status greedyStep(tern_session *s) {
+  const float *logits = nullptr;
+  size_t n = 0;
+  int32_t next = 0;
+  if (tern_status st = tern_session_logits(s, &logits, &n))
+    return apiStatus(st);
+  if (tern_status st = tern_logits_argmax(logits, n, &next))
+    return apiStatus(st);
+  if (tern_status st = tern_decode(s, &next, 1))
+    return apiStatus(st);
+  return absl::OkStatus();
+}
+
+// The run's keys every `tern bench MODEL --json` object starts with.
+void addRunJson(nlohmann::ordered_json &j, int threads, size_t nPrompt, int nGen, int reps) {
+  j["threads"] = threads;
+  j["machine"] = {{"cpu", cpuModelName()},
+                  {"hardware_threads", std::thread::hardware_concurrency()}};
+  j["n_prompt"] = nPrompt;
+  j["n_gen"] = nGen;
+  j["repetitions"] = reps;
+}
+
 // One session: the prompt, then nGen greedy single-token steps. The times of
 // the prompt and of the steps go to *pp and *tg (seconds) when not NULL;
 // `prefillHook` / `decodeHook` run before each phase (--profile). The
@@ -603,17 +627,9 @@ absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int
   auto t1 = Clock::now();
   if (decodeHook)
     decodeHook();
-  for (int i = 0; i < nGen; ++i) {
-    const float *logits = nullptr;
-    size_t n = 0;
-    int32_t next = 0;
-    if (tern_status st = tern_session_logits(s.get(), &logits, &n))
-      return apiStatus(st);
-    if (tern_status st = tern_logits_argmax(logits, n, &next))
-      return apiStatus(st);
-    if (tern_status st = tern_decode(s.get(), &next, 1))
-      return apiStatus(st);
-  }
+  for (int i = 0; i < nGen; ++i)
+    if (absl::Status e = greedyStep(s.get()); !e.ok())
+      return e;
   auto t2 = Clock::now();
   if (pp)
     *pp = std::chrono::duration<double>(t1 - t0).count();
@@ -647,15 +663,8 @@ absl::Status versusPrefill(VersusSide &side, const std::vector<int32_t> &prompt)
 // One greedy decode step of one side (its time added to side.tg).
 absl::Status versusStep(VersusSide &side) {
   const auto t0 = std::chrono::steady_clock::now();
-  const float *logits = nullptr;
-  size_t n = 0;
-  int32_t next = 0;
-  if (tern_status st = tern_session_logits(side.s.get(), &logits, &n))
-    return apiStatus(st);
-  if (tern_status st = tern_logits_argmax(logits, n, &next))
-    return apiStatus(st);
-  if (tern_status st = tern_decode(side.s.get(), &next, 1))
-    return apiStatus(st);
+  if (absl::Status e = greedyStep(side.s.get()); !e.ok())
+    return e;
   side.tg += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return absl::OkStatus();
 }
@@ -712,12 +721,7 @@ int benchVersus(tern_model *a, tern_model *b, const std::string &pathA, const st
           {"model", path}, {"pp_tokens_per_s", pp.median}, {"tg_tokens_per_s", tg.median}};
     };
     nlohmann::ordered_json j;
-    j["threads"] = threads;
-    j["machine"] = {{"cpu", cpuModelName()},
-                    {"hardware_threads", std::thread::hardware_concurrency()}};
-    j["n_prompt"] = prompt.size();
-    j["n_gen"] = nGen;
-    j["repetitions"] = reps;
+    addRunJson(j, threads, prompt.size(), nGen, reps);
     j["versus"] = {{"a", side(pathA, pa, ta)},
                    {"b", side(pathB, pb, tb)},
                    {"pp_b_over_a", {{"median", pr.median}, {"min", pr.min}, {"max", pr.max}}},
@@ -905,12 +909,7 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
         fb[what] = n;
       j["fallbacks"] = fb;
     }
-    j["threads"] = threads;
-    j["machine"] = {{"cpu", cpuModelName()},
-                    {"hardware_threads", std::thread::hardware_concurrency()}};
-    j["n_prompt"] = prompt.size();
-    j["n_gen"] = nGen;
-    j["repetitions"] = reps;
+    addRunJson(j, threads, prompt.size(), nGen, reps);
     j["pp_tokens_per_s"] = bestPp;
     j["tg_tokens_per_s"] = bestTg;
     if (nParallel > 1) {
