@@ -322,7 +322,8 @@ constexpr Rates kI2sVnni{71.1, 377.0, 315.4}, kTl2vVnni{62.9, 76.7, 78.8};
 // n = 64 (137.7 / 158.1 G/s) and 0.85x at n = 128 (141.0 / 165.5), decodes
 // level with it (117.6 / 116.6): entered as those prefill ratios times
 // kTl2vVnni's, decode as kI2sVnni's (docs/cost-model.md, "Hosts without AMX").
-constexpr Rates kI2sVnniNoAmx{71.1, 0.87 * 76.7, 0.85 * 78.8};
+constexpr Rates kI2sVnniNoAmx{kI2sVnni.decode, 0.87 * kTl2vVnni.prefill64,
+                              0.85 * kTl2vVnni.prefill128};
 // tl2v avx2 (Tl2vAvx2): decode remeasured with the others above; prefill
 // (loaded machine, one run with i2s avx2: tl2v / i2s = 53.6 / 68.4 G/s at
 // n = 64, 54.2 / 67.0 at n = 128) entered as those ratios times kI2sAvx2's.

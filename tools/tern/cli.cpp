@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -603,6 +605,24 @@ void addRunJson(nlohmann::ordered_json &j, int threads, size_t nPrompt, int nGen
   j["repetitions"] = reps;
 }
 
+// A new session of m in *s with the prompt decoded, the prompt's time
+// (seconds) in *secs; `hook` runs between the session's creation and the
+// timed prompt.
+absl::Status timedPrompt(tern_model *m, const std::vector<int32_t> &prompt, SessionHandle *s,
+                         double *secs, const std::function<void()> &hook = {}) {
+  tern_session *raw = nullptr;
+  if (tern_status st = tern_session_create(m, &raw))
+    return apiStatus(st);
+  s->reset(raw);
+  if (hook)
+    hook();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (tern_status st = tern_decode(s->get(), prompt.data(), prompt.size()))
+    return apiStatus(st);
+  *secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return absl::OkStatus();
+}
+
 // One session: the prompt, then nGen greedy single-token steps. The times of
 // the prompt and of the steps go to *pp and *tg (seconds) when not NULL;
 // `prefillHook` / `decodeHook` run before each phase (--profile). The
@@ -613,28 +633,19 @@ absl::Status benchSession(tern_model *m, const std::vector<int32_t> &prompt, int
                           SessionHandle *keep, double *pp, double *tg,
                           const std::function<void()> &prefillHook = {},
                           const std::function<void()> &decodeHook = {}) {
-  using Clock = std::chrono::steady_clock;
-  tern_session *raw = nullptr;
-  if (tern_status st = tern_session_create(m, &raw))
-    return apiStatus(st);
-  SessionHandle &s = *keep;
-  s.reset(raw);
-  if (prefillHook)
-    prefillHook();
-  auto t0 = Clock::now();
-  if (tern_status st = tern_decode(s.get(), prompt.data(), prompt.size()))
-    return apiStatus(st);
-  auto t1 = Clock::now();
+  double promptS = 0;
+  if (absl::Status e = timedPrompt(m, prompt, keep, &promptS, prefillHook); !e.ok())
+    return e;
+  const auto t1 = std::chrono::steady_clock::now();
   if (decodeHook)
     decodeHook();
   for (int i = 0; i < nGen; ++i)
-    if (absl::Status e = greedyStep(s.get()); !e.ok())
+    if (absl::Status e = greedyStep(keep->get()); !e.ok())
       return e;
-  auto t2 = Clock::now();
   if (pp)
-    *pp = std::chrono::duration<double>(t1 - t0).count();
+    *pp = promptS;
   if (tg)
-    *tg = std::chrono::duration<double>(t2 - t1).count();
+    *tg = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   return absl::OkStatus();
 }
 
@@ -645,20 +656,6 @@ struct VersusSide {
   SessionHandle s;
   double pp = 0, tg = 0;
 };
-
-// Prefill of one side (timed into side.pp).
-absl::Status versusPrefill(VersusSide &side, const std::vector<int32_t> &prompt) {
-  tern_session *raw = nullptr;
-  if (tern_status st = tern_session_create(side.m, &raw))
-    return apiStatus(st);
-  side.s.reset(raw);
-  const auto t0 = std::chrono::steady_clock::now();
-  if (tern_status st = tern_decode(side.s.get(), prompt.data(), prompt.size()))
-    return apiStatus(st);
-  side.pp = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  side.tg = 0;
-  return absl::OkStatus();
-}
 
 // One greedy decode step of one side (its time added to side.tg).
 absl::Status versusStep(VersusSide &side) {
@@ -688,19 +685,20 @@ int benchVersus(tern_model *a, tern_model *b, const std::string &pathA, const st
   VersusSide sa, sb;
   sa.m = a;
   sb.m = b;
+  // Who goes first: A on even turns, B on odd ones.
+  auto inTurn = [&](int turn) {
+    return turn % 2 ? std::array<VersusSide *, 2>{&sb, &sa} : std::array<VersusSide *, 2>{&sa, &sb};
+  };
   for (int r = 0; r < reps; ++r) {
-    VersusSide *first = r % 2 ? &sb : &sa, *second = r % 2 ? &sa : &sb;
-    for (VersusSide *side : {first, second})
-      if (absl::Status e = versusPrefill(*side, prompt); !e.ok())
+    for (VersusSide *side : inTurn(r)) {
+      side->tg = 0;
+      if (absl::Status e = timedPrompt(side->m, prompt, &side->s, &side->pp); !e.ok())
         return fail(err, "bench --versus", e);
-    for (int i = 0; i < nGen; ++i) {
-      VersusSide *order[2] = {&sa, &sb};
-      if ((i + r) % 2)
-        std::swap(order[0], order[1]);
-      for (VersusSide *side : order)
+    }
+    for (int i = 0; i < nGen; ++i)
+      for (VersusSide *side : inTurn(i + r))
         if (absl::Status e = versusStep(*side); !e.ok())
           return fail(err, "bench --versus", e);
-    }
     ppA.push_back(double(prompt.size()) / std::max(1e-9, sa.pp));
     ppB.push_back(double(prompt.size()) / std::max(1e-9, sb.pp));
     ppRatio.push_back(ppB.back() / ppA.back());
@@ -821,6 +819,8 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
   std::vector<int32_t> prompt(size_t(std::max(nPrompt, 1)));
   for (size_t i = 0; i < prompt.size(); ++i)
     prompt[i] = int32_t((i * 7919 + 13) % uint32_t(info.n_vocab));
+  const int threads =
+      info.threads > 0 ? int(info.threads) : int(std::thread::hardware_concurrency());
   if (!versus.empty()) {
     Common c2 = c;
     c2.modelPath = versus;
@@ -836,8 +836,6 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
                       "'{}' has a vocabulary of {} tokens, '{}' one of {}: the prompt ids must "
                       "mean the same in both",
                       c.modelPath, info.n_vocab, versus, info2.n_vocab)));
-    const int threads =
-        info.threads > 0 ? int(info.threads) : int(std::thread::hardware_concurrency());
     return benchVersus(m->get(), m2->get(), c.modelPath, versus, prompt, nGen, reps, threads, json,
                        out, err);
   }
@@ -878,8 +876,6 @@ int cmdBench(const std::vector<std::string> &a, std::ostream &out, std::ostream 
     if (!e.ok())
       return fail(err, "bench --profile", e);
   }
-  const int threads =
-      info.threads > 0 ? int(info.threads) : int(std::thread::hardware_concurrency());
   const std::string kernels = kernelsLine(capi::cxxModel(m->get()));
   const exec::ArtifactModel *am = profiled;
   // Decode reads every weight once per token: effective weight bandwidth vs
